@@ -1,0 +1,3 @@
+from b24kit.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The b24kit command line: a thin layer over the library."""

@@ -1,0 +1,126 @@
+"""``b24kit sandbox``: run and manage the local rehearsal portal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from b24kit.cli.output import console, emit_json, err, fail
+from b24kit.sandbox import DEFAULT_DB, FaultSpecError, Sandbox, SandboxConfig
+from b24kit.sandbox.seed import SeedError, apply_seed, load_seed
+
+app = typer.Typer(
+    help=(
+        "A local Bitrix24 portal for rehearsals and tests. It speaks the real REST protocol "
+        "(webhook URLs, the JSON envelope, batch, paging, errors, rate limits) over HTTP and "
+        "keeps its data in SQLite."
+    ),
+    no_args_is_help=True,
+)
+
+DbOption = Annotated[
+    str, typer.Option("--db", help="SQLite file of the portal (':memory:' for a throwaway one).")
+]
+
+
+def _open(db: str, **kwargs: object) -> Sandbox:
+    try:
+        return Sandbox(SandboxConfig(db=db), **kwargs)
+    except (FaultSpecError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 8765,
+    db: DbOption = DEFAULT_DB,
+    user_id: Annotated[int, typer.Option("--user-id", help="User the webhook acts as.")] = 1,
+    token: Annotated[
+        str | None,
+        typer.Option(help="Webhook secret; by default one is generated once and kept in the db."),
+    ] = None,
+    limits: Annotated[
+        str,
+        typer.Option(help="Rate limits: standard (50 burst, 2/s), enterprise (250, 5/s) or off."),
+    ] = "standard",
+    latency_ms: Annotated[
+        float, typer.Option("--latency-ms", help="Delay added to every request, in ms.")
+    ] = 0.0,
+    faults: Annotated[
+        str | None,
+        typer.Option(
+            help='Injected faults, e.g. "500=0.05,503=0.05,drop=0.05,lost=0.05,seed=1". '
+            "drop: connection cut before the call runs; lost: the call runs, its answer is lost."
+        ),
+    ] = None,
+) -> None:
+    """Serve the sandbox portal over HTTP and print its inbound webhook URL.
+
+    Example: b24kit sandbox serve --port 8765 --faults "503=0.1,lost=0.02"
+    """
+    if limits not in ("standard", "enterprise", "off"):
+        raise fail(f"--limits must be standard, enterprise or off, not {limits!r}")
+    sandbox = _open(
+        db, user_id=user_id, token=token, limits=limits, latency_ms=latency_ms, faults=faults
+    )
+    from b24kit.sandbox.server import serve as run
+
+    def ready(base: str) -> None:
+        console.print(f"Sandbox portal on {base}  (db: {db}, limits: {limits})", highlight=False)
+        console.print(
+            f"Inbound webhook URL: {sandbox.webhook_url(base)}", highlight=False, soft_wrap=True
+        )
+        console.print("Press Ctrl+C to stop.", style="dim")
+
+    try:
+        run(sandbox, host, port, ready)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.close()
+
+
+@app.command()
+def reset(
+    db: DbOption = DEFAULT_DB,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete every entity of the sandbox portal (the webhook token is kept)."""
+    path = Path(db)
+    if db != ":memory:" and not path.exists():
+        err.print(f"Nothing to reset: {db} does not exist.")
+        return
+    if not yes and not typer.confirm(f"Delete all data of the sandbox portal in {db}?"):
+        raise typer.Exit(1)
+    token = Sandbox(SandboxConfig(db=db)).token
+    for suffix in ("", "-wal", "-shm"):
+        Path(db + suffix).unlink(missing_ok=True)
+    Sandbox(SandboxConfig(db=db), token=token).close()
+    console.print(f"Sandbox portal in {db} reset.")
+
+
+@app.command()
+def seed(
+    file: Annotated[Path, typer.Argument(help="YAML or JSON file with the entities to load.")],
+    db: DbOption = DEFAULT_DB,
+    format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+) -> None:
+    """Load users, deals, contacts, companies and smart-process items from a file."""
+    try:
+        data = load_seed(file)
+    except (OSError, SeedError) as exc:
+        raise fail(str(exc)) from exc
+    sandbox = _open(db, limits="off")
+    try:
+        counts = apply_seed(sandbox, data)
+    except Exception as exc:  # noqa: BLE001
+        raise fail(f"{file}: seeding failed: {exc}", code=3) from exc
+    finally:
+        sandbox.close()
+    if format == "json":
+        emit_json(counts)
+    else:
+        console.print(", ".join(f"{n} {k}" for k, n in counts.items()) or "nothing to load")

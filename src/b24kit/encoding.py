@@ -1,0 +1,150 @@
+"""The Bitrix24 wire encoding of parameters, shared by the client and the sandbox.
+
+Bitrix24 runs on PHP, so form bodies, query strings and the command strings inside
+``batch`` follow PHP's ``http_build_query`` / ``parse_str`` conventions:
+``fields[TITLE]=x``, ``select[]=ID``, ``filter[>ID]=5`` (the operator lives in the key).
+
+This module only encodes and decodes. It knows nothing of methods or results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote_plus, unquote_plus
+
+Params = dict[str, Any]
+
+
+def _scalar(value: Any) -> str:
+    """Render one leaf value the way PHP's http_build_query does.
+
+    ``True``/``False`` become ``1``/``0`` (PHP casts booleans to int); ``None`` becomes
+    an empty string, so a key that the caller set explicitly is still sent (PHP would
+    drop it, which silently turns "clear this field" into "leave it").
+    """
+    if value is None:
+        return ""
+    if value is True:
+        return "1"
+    if value is False:
+        return "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _pairs(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
+    if isinstance(value, Mapping):
+        if not value:
+            out.append((prefix + "[]" if prefix else "", ""))
+            return
+        for key, sub in value.items():
+            _pairs(f"{prefix}[{key}]" if prefix else str(key), sub, out)
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            # An empty list is sent as ``key[]=`` so the portal sees an empty array.
+            out.append((prefix + "[]", ""))
+            return
+        for index, sub in enumerate(value):
+            _pairs(f"{prefix}[{index}]", sub, out)
+    else:
+        out.append((prefix, _scalar(value)))
+
+
+def flatten(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Flatten nested params into ``(key, value)`` pairs with PHP bracket keys."""
+    out: list[tuple[str, str]] = []
+    for key, value in params.items():
+        _pairs(str(key), value, out)
+    return [(k, v) for k, v in out if k]
+
+
+def build_query(params: Mapping[str, Any]) -> str:
+    """Encode params as a PHP-style query string (``a[b][0]=x&c=y``).
+
+    Keys and values are percent-encoded, brackets included, as PHP itself does, so
+    operators such as ``>`` or ``%`` in filter keys survive the trip.
+    """
+    return "&".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in flatten(params))
+
+
+def _split_key(raw: str) -> list[str]:
+    """Split ``a[b][][c]`` into ``["a", "b", "", "c"]`` as PHP's parse_str does."""
+    first = raw.find("[")
+    if first <= 0:
+        return [raw]
+    parts = [raw[:first]]
+    rest = raw[first:]
+    while rest.startswith("["):
+        close = rest.find("]")
+        if close < 0:
+            # PHP keeps an unterminated bracket literally in the last segment.
+            parts[-1] += rest
+            return parts
+        parts.append(rest[1:close])
+        rest = rest[close + 1 :]
+    return parts
+
+
+def _assign(target: dict[str, Any], path: list[str], value: str) -> None:
+    node = target
+    for index, part in enumerate(path):
+        last = index == len(path) - 1
+        if part == "":
+            numeric = [int(k) for k in node if k.lstrip("-").isdigit()]
+            part = str(max(numeric) + 1 if numeric else 0)
+        if last:
+            node[part] = value
+            return
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+
+
+def parse_query(query: str | bytes) -> Params:
+    """Decode a PHP-style query string into nested dicts.
+
+    Every container comes back as a ``dict`` with string keys in arrival order (a PHP
+    array is an ordered map); use :func:`as_list` where a method expects a list.
+    """
+    if isinstance(query, bytes):
+        query = query.decode("utf-8", errors="replace")
+    result: Params = {}
+    for chunk in query.split("&"):
+        if not chunk:
+            continue
+        raw_key, _, raw_value = chunk.partition("=")
+        key = unquote_plus(raw_key)
+        if not key:
+            continue
+        _assign(result, _split_key(key), unquote_plus(raw_value))
+    return result
+
+
+def as_list(value: Any) -> list[Any]:
+    """A PHP array used as a list: dict values in order, a list as is, a scalar wrapped."""
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return list(value.values())
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if value == "":
+        return []
+    return [value]
+
+
+def php_truthy(value: Any) -> bool:
+    """PHP's ``(bool)`` cast: ``""``, ``"0"``, ``0``, empty arrays and null are false."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, str):
+        return value not in ("", "0")
+    if isinstance(value, (int, float)):
+        return value != 0
+    if isinstance(value, (list, tuple, dict)):
+        return len(value) > 0
+    return True

@@ -1,0 +1,158 @@
+"""SQLite storage of one sandbox portal. One connection, used from one thread at a time."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS webhooks (
+    token TEXT PRIMARY KEY, user_id INTEGER NOT NULL, scopes TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS oauth_apps (
+    client_id TEXT PRIMARY KEY, client_secret TEXT NOT NULL, application_token TEXT NOT NULL,
+    scopes TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS oauth_tokens (
+    access_token TEXT PRIMARY KEY, refresh_token TEXT UNIQUE NOT NULL, client_id TEXT NOT NULL,
+    user_id INTEGER NOT NULL, scopes TEXT NOT NULL, expires_at REAL NOT NULL,
+    refresh_valid INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS categories (
+    id INTEGER PRIMARY KEY, entity_type_id INTEGER NOT NULL, name TEXT NOT NULL,
+    sort INTEGER NOT NULL, is_default TEXT NOT NULL, is_system TEXT NOT NULL DEFAULT 'N',
+    code TEXT NOT NULL DEFAULT '', origin_id TEXT NOT NULL DEFAULT '',
+    originator_id TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS statuses (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, entity_id TEXT NOT NULL, status_id TEXT NOT NULL,
+    name TEXT NOT NULL, name_init TEXT NOT NULL DEFAULT '', sort INTEGER NOT NULL,
+    system TEXT NOT NULL DEFAULT 'N', category_id INTEGER, color TEXT,
+    semantics TEXT, extra_semantics TEXT, UNIQUE(entity_id, status_id));
+CREATE TABLE IF NOT EXISTS types (
+    id INTEGER PRIMARY KEY, entity_type_id INTEGER UNIQUE NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS relations (
+    parent_etid INTEGER NOT NULL, child_etid INTEGER NOT NULL, children_list TEXT NOT NULL,
+    predefined TEXT NOT NULL, PRIMARY KEY (parent_etid, child_etid));
+CREATE TABLE IF NOT EXISTS userfields (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, entity_id TEXT NOT NULL, field_name TEXT NOT NULL,
+    data TEXT NOT NULL, UNIQUE(entity_id, field_name));
+CREATE TABLE IF NOT EXISTS enum_items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, field_id INTEGER NOT NULL, value TEXT NOT NULL,
+    sort INTEGER NOT NULL, def TEXT NOT NULL, xml_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    entity_type_id INTEGER NOT NULL, id INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (entity_type_id, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS multifields (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, entity_type_id INTEGER NOT NULL,
+    element_id INTEGER NOT NULL, type_id TEXT NOT NULL, value_type TEXT NOT NULL,
+    value TEXT NOT NULL, norm TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS multifields_owner ON multifields(entity_type_id, element_id);
+CREATE INDEX IF NOT EXISTS multifields_norm ON multifields(type_id, norm);
+CREATE TABLE IF NOT EXISTS stage_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, entity_type_id INTEGER NOT NULL,
+    owner_id INTEGER NOT NULL, type_id INTEGER NOT NULL, category_id INTEGER,
+    stage_semantic_id TEXT, stage_id TEXT, created_time TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS stage_history_owner ON stage_history(entity_type_id, owner_id);
+CREATE TABLE IF NOT EXISTS timeline_comments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, entity_type TEXT NOT NULL, entity_id INTEGER NOT NULL,
+    comment TEXT NOT NULL, author_id INTEGER NOT NULL, created TEXT NOT NULL);
+"""
+
+
+def _casefold_contains(haystack: Any, needle: Any) -> int:
+    if haystack is None or needle is None:
+        return 0
+    return int(str(needle).casefold() in str(haystack).casefold())
+
+
+def _like(haystack: Any, pattern: Any) -> int:
+    """MySQL-style LIKE with ``%`` and ``_``, case-insensitive for every alphabet."""
+    if haystack is None or pattern is None:
+        return 0
+    import re
+
+    regex = "".join(
+        ".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in str(pattern)
+    )
+    return int(re.fullmatch(regex, str(haystack), re.IGNORECASE | re.DOTALL) is not None)
+
+
+class Database:
+    """Thin wrapper: the schema, JSON helpers, sequences and transactions."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        if self.path != ":memory:":
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.create_function("b24_contains", 2, _casefold_contains, deterministic=True)
+        self.conn.create_function("b24_like", 2, _like, deterministic=True)
+        self.conn.executescript(SCHEMA)
+        self._depth = 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Nested-safe transaction: the outermost one commits or rolls back."""
+        if self._depth == 0:
+            self.conn.execute("BEGIN IMMEDIATE")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self.conn.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self.conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
+        return row
+
+    def all(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def next_id(self, name: str, start: int = 1) -> int:
+        row = self.one("SELECT value FROM sequences WHERE name = ?", (name,))
+        value = start if row is None else int(row["value"]) + 1
+        self.execute(
+            "INSERT INTO sequences(name, value) VALUES(?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+        return value
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row["value"])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.execute(
+            "INSERT INTO meta(key, value) VALUES(?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(text: str) -> Any:
+    return json.loads(text)

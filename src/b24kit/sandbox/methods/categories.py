@@ -1,0 +1,226 @@
+"""crm.category.* — pipelines of deals and smart processes (API notes §5)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from b24kit.sandbox import errors
+from b24kit.sandbox.fields import COMPANY, CONTACT, DEAL, SPA_MIN
+from b24kit.sandbox.registry import CallContext, Paged, exact, method
+from b24kit.sandbox.values import intval, yes_no
+
+FIELDS = {
+    "id": {
+        "type": "integer",
+        "isRequired": False,
+        "isReadOnly": True,
+        "isImmutable": False,
+        "isMultiple": False,
+        "isDynamic": False,
+        "title": "ID",
+    },
+    "name": {
+        "type": "string",
+        "isRequired": True,
+        "isReadOnly": False,
+        "isImmutable": False,
+        "isMultiple": False,
+        "isDynamic": False,
+        "title": "Name",
+    },
+    "sort": {
+        "type": "integer",
+        "isRequired": False,
+        "isReadOnly": False,
+        "isImmutable": False,
+        "isMultiple": False,
+        "isDynamic": False,
+        "title": "Sort",
+    },
+    "entityTypeId": {
+        "type": "integer",
+        "isRequired": True,
+        "isReadOnly": True,
+        "isImmutable": True,
+        "isMultiple": False,
+        "isDynamic": False,
+        "title": "Entity type ID",
+    },
+    "isDefault": {
+        "type": "char",
+        "isRequired": False,
+        "isReadOnly": False,
+        "isImmutable": False,
+        "isMultiple": False,
+        "isDynamic": False,
+        "title": "Default",
+    },
+}
+
+
+def _etid(ctx: CallContext, params: Mapping[str, Any]) -> int:
+    raw = exact(params, "entityTypeId")
+    if raw in (None, ""):
+        raise errors.required_arg("entityTypeId")
+    etid = intval(raw)
+    if etid in (DEAL, CONTACT, COMPANY):
+        return etid
+    if etid >= SPA_MIN or etid == 31:
+        spa = ctx.portal.type_by_etid(etid)
+        if spa is None:
+            raise errors.not_found_new("Smart process not found")
+        return etid
+    name = {1: "LEAD", 5: "INVOICE", 7: "QUOTE"}.get(etid, str(etid))
+    raise errors.ApiError("ENTITY_TYPE_NOT_SUPPORTED", f"Entity type {name} is not supported")
+
+
+def render(row: sqlite3.Row) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "name": row["name"],
+        "sort": row["sort"],
+        "entityTypeId": row["entity_type_id"],
+        "isDefault": row["is_default"],
+    }
+    if row["entity_type_id"] == DEAL:
+        if row["id"] != 0:
+            out["originId"] = row["origin_id"]
+            out["originatorId"] = row["originator_id"]
+    else:
+        out["isSystem"] = row["is_system"]
+        out["code"] = row["code"] or None
+    return out
+
+
+def _get_row(ctx: CallContext, etid: int, params: Mapping[str, Any]) -> sqlite3.Row:
+    raw = exact(params, "id")
+    if raw in (None, ""):
+        raise errors.required_arg("id")
+    row = ctx.portal.category(etid, intval(raw))
+    if row is None:
+        raise errors.not_found_new("Category not found")
+    return row
+
+
+def _name(fields: Mapping[str, Any], required: bool) -> str | None:
+    name = fields.get("name", fields.get("NAME"))
+    if name is None and not required:
+        return None
+    text = "" if name is None else str(name)
+    if not text.strip():
+        raise errors.ApiError(0, "Field 'NAME' is required")
+    return text[:255]
+
+
+@method("crm.category.fields", "crm")
+def fields(ctx: CallContext, params: dict[str, Any]) -> Any:
+    _etid(ctx, params)
+    return {"fields": FIELDS}
+
+
+@method("crm.category.list", "crm")
+def list_(ctx: CallContext, params: dict[str, Any]) -> Any:
+    etid = _etid(ctx, params)
+    rows = ctx.portal.db.all(
+        "SELECT * FROM categories WHERE entity_type_id = ? ORDER BY sort, id", (etid,)
+    )
+    return Paged({"categories": [render(r) for r in rows]}, len(rows))
+
+
+@method("crm.category.get", "crm")
+def get(ctx: CallContext, params: dict[str, Any]) -> Any:
+    etid = _etid(ctx, params)
+    return {"category": render(_get_row(ctx, etid, params))}
+
+
+def _fields(params: Mapping[str, Any]) -> dict[str, Any]:
+    fields = exact(params, "fields")
+    if fields is None:
+        raise errors.required_arg("fields")
+    if not isinstance(fields, Mapping):
+        raise errors.invalid_arg("fields must be an array")
+    return dict(fields)
+
+
+@method("crm.category.add", "crm")
+def add(ctx: CallContext, params: dict[str, Any]) -> Any:
+    etid = _etid(ctx, params)
+    fields = _fields(params)
+    name = _name(fields, required=True)
+    assert name is not None
+    if etid >= SPA_MIN:
+        spa = ctx.portal.type_by_etid(etid) or {}
+        if spa.get("isCategoriesEnabled") != "Y":
+            raise errors.ApiError(
+                "ENTITY_TYPE_NOT_SUPPORTED", "Categories are not enabled for this smart process"
+            )
+    sort = intval(fields["sort"]) if fields.get("sort") not in (None, "") else 500
+    is_default = etid != DEAL and yes_no(fields.get("isDefault")) == "Y"
+    with ctx.portal.db.transaction():
+        category_id = ctx.portal.add_category(etid, name, sort, is_default)
+        if etid == DEAL:
+            ctx.portal.db.execute(
+                "UPDATE categories SET origin_id = ?, originator_id = ? WHERE id = ?",
+                (
+                    str(fields.get("originId") or ""),
+                    str(fields.get("originatorId") or ""),
+                    category_id,
+                ),
+            )
+    row = ctx.portal.category(etid, category_id)
+    assert row is not None
+    return {"category": render(row)}
+
+
+@method("crm.category.update", "crm")
+def update(ctx: CallContext, params: dict[str, Any]) -> Any:
+    etid = _etid(ctx, params)
+    row = _get_row(ctx, etid, params)
+    fields = _fields(params)
+    name = _name(fields, required=False)
+    with ctx.portal.db.transaction():
+        if name is not None:
+            ctx.portal.db.execute("UPDATE categories SET name = ? WHERE id = ?", (name, row["id"]))
+        if fields.get("sort") not in (None, ""):
+            ctx.portal.db.execute(
+                "UPDATE categories SET sort = ? WHERE id = ?",
+                (max(intval(fields["sort"]), 0), row["id"]),
+            )
+        if etid != DEAL and yes_no(fields.get("isDefault")) == "Y":
+            ctx.portal.db.execute(
+                "UPDATE categories SET is_default = CASE WHEN id = ? THEN 'Y' ELSE 'N' END "
+                "WHERE entity_type_id = ?",
+                (row["id"], etid),
+            )
+        for key, column in (("originId", "origin_id"), ("originatorId", "originator_id")):
+            if etid == DEAL and key in fields:
+                ctx.portal.db.execute(
+                    f"UPDATE categories SET {column} = ? WHERE id = ?",
+                    (str(fields[key] or ""), row["id"]),
+                )
+    fresh = ctx.portal.category(etid, row["id"])
+    assert fresh is not None
+    return {"category": render(fresh)}
+
+
+@method("crm.category.delete", "crm")
+def delete(ctx: CallContext, params: dict[str, Any]) -> Any:
+    etid = _etid(ctx, params)
+    row = _get_row(ctx, etid, params)
+    if row["is_default"] == "Y":
+        if etid == DEAL:
+            raise errors.ApiError(0, "Default deal category cannot be deleted")
+        raise errors.ApiError("BX_ERROR", "This funnel is the default funnel")
+    if ctx.portal.count_items(etid, "json_extract(data, '$.CATEGORY_ID') = ?", (row["id"],)):
+        if etid == DEAL:
+            raise errors.ApiError(0, f"Deals related to the funnel {row['name']} found")
+        raise errors.ApiError("BX_ERROR", "Elements related to the funnel found")
+    with ctx.portal.db.transaction():
+        ctx.portal.db.execute("DELETE FROM categories WHERE id = ?", (row["id"],))
+        ctx.portal.db.execute(
+            "DELETE FROM statuses WHERE entity_id = ?",
+            (ctx.portal.stage_entity(etid, row["id"]),),
+        )
+    return None

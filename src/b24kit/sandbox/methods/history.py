@@ -1,0 +1,175 @@
+"""crm.stagehistory.list, crm.timeline.comment.*, crm.duplicate.findbycomm (API notes §11-12)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from b24kit.encoding import as_list
+from b24kit.sandbox import errors
+from b24kit.sandbox.fields import COMPANY, CONTACT, DEAL, INT, SPA_MIN, STR, FieldDef
+from b24kit.sandbox.query import FilterBuilder, build_order
+from b24kit.sandbox.registry import CallContext, Paged, arg, exact, method
+from b24kit.sandbox.values import intval
+
+HISTORY_COLUMNS = {
+    "ID": ("id", INT),
+    "TYPE_ID": ("type_id", INT),
+    "OWNER_ID": ("owner_id", INT),
+    "CREATED_TIME": ("created_time", "datetime"),
+    "CATEGORY_ID": ("category_id", INT),
+    "STAGE_SEMANTIC_ID": ("stage_semantic_id", STR),
+    "STAGE_ID": ("stage_id", STR),
+}
+HISTORY_FIELDS = {
+    name: FieldDef(name=name, type=kind, kind=kind, camel=name, title=name)
+    for name, (_, kind) in HISTORY_COLUMNS.items()
+}
+
+
+def _history_column(fdef: FieldDef) -> str:
+    return HISTORY_COLUMNS[fdef.name][0]
+
+
+@method("crm.stagehistory.list", "crm")
+def stagehistory_list(ctx: CallContext, params: dict[str, Any]) -> Any:
+    raw = exact(params, "entityTypeId")
+    if raw in (None, ""):
+        raise errors.required_arg("entityTypeId")
+    etid = intval(raw)
+    if etid not in (1, DEAL, 5, 31) and not (etid >= SPA_MIN and ctx.portal.type_by_etid(etid)):
+        raise errors.ApiError("ENTITY_TYPE_NOT_SUPPORTED", f"Entity type {etid} is not supported")
+    resolve = HISTORY_FIELDS.get
+    builder = FilterBuilder(resolve, "new", ctx.portal.tz, etid, _history_column)
+    where = builder.build(exact(params, "filter"))
+    order = build_order(exact(params, "order"), resolve, "new", _history_column)
+    select = [str(s) for s in as_list(exact(params, "select"))] or list(HISTORY_COLUMNS)
+    columns = [c for c in HISTORY_COLUMNS if c in select or "*" in select] or list(HISTORY_COLUMNS)
+    start = max(ctx.start, 0)
+    sql_params = (etid, *builder.params)
+    rows = ctx.portal.db.all(
+        f"SELECT * FROM stage_history WHERE entity_type_id = ? AND {where} ORDER BY {order} "
+        f"LIMIT 50 OFFSET {start}",
+        sql_params,
+    )
+    items = [{c: r[HISTORY_COLUMNS[c][0]] for c in columns} for r in rows]
+    if ctx.start < 0:
+        ctx.add_cost(0.0002 * len(rows))
+        return Paged({"items": items}, 0, None)
+    count = ctx.portal.db.one(
+        f"SELECT COUNT(*) AS n FROM stage_history WHERE entity_type_id = ? AND {where}", sql_params
+    )
+    total = int(count["n"]) if count else 0
+    ctx.add_cost(0.0002 * len(rows) + 0.00002 * total)
+    return Paged({"items": items}, total, start + 50 if start + 50 < total else None)
+
+
+TIMELINE_TYPES = {"deal": DEAL, "contact": CONTACT, "company": COMPANY, "lead": 1}
+
+
+def _owner_etid(entity_type: str) -> int | None:
+    entity_type = entity_type.lower()
+    if entity_type in TIMELINE_TYPES:
+        return TIMELINE_TYPES[entity_type]
+    if entity_type.startswith("dynamic_"):
+        return intval(entity_type[len("dynamic_") :]) or None
+    return None
+
+
+@method("crm.timeline.comment.add", "crm")
+def comment_add(ctx: CallContext, params: dict[str, Any]) -> Any:
+    fields = params.get("fields")  # only lowercase ``fields`` since crm 23.100.0
+    if not isinstance(fields, Mapping):
+        raise errors.required_arg("fields")
+    for key in ("ENTITY_ID", "ENTITY_TYPE"):
+        if fields.get(key) in (None, ""):
+            raise errors.ApiError(100, f"Could not find value for parameter {{{key}}}")
+    comment = str(fields.get("COMMENT") or "")
+    if not comment.strip():
+        raise errors.invalid_arg("Comment is empty")
+    etid = _owner_etid(str(fields["ENTITY_TYPE"]))
+    owner_id = intval(fields["ENTITY_ID"])
+    if etid is None or ctx.portal.load_item(etid, owner_id) is None:
+        raise errors.ApiError("OWNER_NOT_FOUND", "Owner entity is not found")
+    with ctx.portal.db.transaction():
+        cur = ctx.portal.db.execute(
+            "INSERT INTO timeline_comments(entity_type, entity_id, comment, author_id, created) "
+            "VALUES(?, ?, ?, ?, ?)",
+            (str(fields["ENTITY_TYPE"]).lower(), owner_id, comment, ctx.user_id, ctx.portal.now()),
+        )
+    return cur.lastrowid
+
+
+@method("crm.timeline.comment.list", "crm")
+def comment_list(ctx: CallContext, params: dict[str, Any]) -> Any:
+    flt = arg(params, "filter") or {}
+    where: list[str] = ["1"]
+    values: list[Any] = []
+    if isinstance(flt, Mapping):
+        if flt.get("ENTITY_ID") not in (None, ""):
+            where.append("entity_id = ?")
+            values.append(intval(flt["ENTITY_ID"]))
+        if flt.get("ENTITY_TYPE") not in (None, ""):
+            where.append("entity_type = ?")
+            values.append(str(flt["ENTITY_TYPE"]).lower())
+    start = max(ctx.start, 0)
+    rows = ctx.portal.db.all(
+        f"SELECT * FROM timeline_comments WHERE {' AND '.join(where)} ORDER BY id "
+        f"LIMIT 50 OFFSET {start}",
+        values,
+    )
+    count = ctx.portal.db.one(
+        f"SELECT COUNT(*) AS n FROM timeline_comments WHERE {' AND '.join(where)}", values
+    )
+    total = int(count["n"]) if count else 0
+    return Paged(
+        [
+            {
+                "ID": str(r["id"]),
+                "CREATED": r["created"],
+                "ENTITY_ID": str(r["entity_id"]),
+                "ENTITY_TYPE": r["entity_type"],
+                "AUTHOR_ID": str(r["author_id"]),
+                "COMMENT": r["comment"],
+            }
+            for r in rows
+        ],
+        total,
+        start + 50 if start + 50 < total else None,
+    )
+
+
+DUP_TYPES = {"CONTACT": CONTACT, "COMPANY": COMPANY, "LEAD": 1}
+
+
+@method("crm.duplicate.findbycomm", "crm")
+def findbycomm(ctx: CallContext, params: dict[str, Any]) -> Any:
+    comm_type = str(arg(params, "type") or "").upper()
+    if not comm_type:
+        raise errors.old_style("Communication type is not defined")
+    if comm_type not in ("EMAIL", "PHONE"):
+        raise errors.old_style(
+            f"Communication type '{comm_type}' is not supported in current context"
+        )
+    values = [str(v) for v in as_list(arg(params, "values")) if str(v).strip()]
+    if not values:
+        raise errors.old_style("Communication values is not defined")
+    if len(values) > 20:
+        raise errors.old_style("Too many communication values (20 at most)")
+    wanted = str(arg(params, "entity_type") or "").upper()
+    norms = [ctx.portal.normalize_comm(comm_type, v) for v in values]
+    marks = ",".join("?" * len(norms))
+    out: dict[str, list[int]] = {}
+    for name, etid in DUP_TYPES.items():
+        if wanted and wanted != name:
+            continue
+        rows = ctx.portal.db.all(
+            f"SELECT DISTINCT element_id FROM multifields WHERE entity_type_id = ? AND type_id = ? "
+            f"AND norm IN ({marks}) ORDER BY element_id LIMIT 20",
+            (etid, comm_type, *norms),
+        )
+        if rows:
+            out[name] = [int(r["element_id"]) for r in rows]
+            if len(rows) >= 20:
+                break
+    return out or []

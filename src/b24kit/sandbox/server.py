@@ -1,0 +1,71 @@
+"""Serve a Sandbox over real HTTP with uvicorn (foreground, or a background thread for tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import uvicorn
+
+from b24kit.sandbox.app import Sandbox
+
+
+def _config(sandbox: Sandbox, host: str, port: int) -> uvicorn.Config:
+    # Dropped connections are the point of the drop/lost faults; keep uvicorn quiet about them.
+    logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
+    return uvicorn.Config(
+        sandbox, host=host, port=port, log_level="critical", access_log=False, lifespan="off"
+    )
+
+
+def serve(
+    sandbox: Sandbox,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve in the foreground until interrupted; ``on_ready`` gets the base URL once
+    the socket is bound (so ``port=0`` reports the port it got)."""
+
+    async def run() -> None:
+        server = uvicorn.Server(_config(sandbox, host, port))
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                await task
+                raise RuntimeError(f"sandbox server failed to start on {host}:{port}")
+            await asyncio.sleep(0.01)
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        if on_ready is not None:
+            on_ready(f"http://{host}:{bound}")
+        await task
+
+    asyncio.run(run())
+
+
+@dataclass
+class RunningServer:
+    server: uvicorn.Server
+    thread: threading.Thread
+    base_url: str
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_in_thread(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+    """Start on a loopback port (0 = any free one) and return once it accepts connections."""
+    server = uvicorn.Server(_config(sandbox, host, port))
+    server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"sandbox server failed to start on {host}:{port}")
+        threading.Event().wait(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    return RunningServer(server, thread, f"http://{host}:{bound}")
