@@ -259,10 +259,12 @@ def list_(ctx: CallContext, params: dict[str, Any]) -> Any:
     order = exact(params, "order")
     if isinstance(order, Mapping):
         for key, direction in reversed(list(order.items())):
-            rows.sort(
-                key=lambda r, k=str(key): str(r.get(k)).zfill(12),
-                reverse=str(direction).upper() == "DESC",
-            )
+            name = str(key)
+
+            def sort_key(row: dict[str, Any], name: str = name) -> str:
+                return str(row.get(name)).zfill(12)
+
+            rows.sort(key=sort_key, reverse=str(direction).upper() == "DESC")
     start = max(ctx.start, 0)
     page = rows[start : start + 50]
     nxt = start + 50 if start + 50 < len(rows) else None

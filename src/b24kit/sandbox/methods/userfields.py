@@ -113,9 +113,12 @@ def _settings(utype: str, given: Any, current: dict[str, Any] | None) -> dict[st
     base = dict(current) if current is not None else dict(SETTINGS_DEFAULTS.get(utype, {}))
     if isinstance(given, Mapping):
         base.update({str(k): v for k, v in given.items()})
-    if utype == "crm" and current is None:
-        if not any(str(base.get(k, "N")).upper() == "Y" for k in base):
-            base["LEAD"] = "Y"  # a crm field with no target links leads (API notes §7.5)
+    if (
+        utype == "crm"
+        and current is None
+        and not any(str(base.get(k, "N")).upper() == "Y" for k in base)
+    ):
+        base["LEAD"] = "Y"  # a crm field with no target links leads (API notes §7.5)
     return base
 
 
