@@ -99,3 +99,9 @@ def method_get(ctx: CallContext, params: dict[str, Any]) -> Any:
 @method("server.time")
 def server_time(ctx: CallContext, params: dict[str, Any]) -> Any:
     return ctx.portal.now()
+
+
+@method("batch")
+def batch(ctx: CallContext, params: dict[str, Any]) -> Any:
+    """Registered so ``methods`` and scope checks see it; Sandbox._run executes it."""
+    raise errors.make(errors.INTERNAL)

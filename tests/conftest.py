@@ -1,0 +1,102 @@
+"""Fixtures: a sandbox, and a REST caller that reaches it over real HTTP or in-process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from b24kit.encoding import build_query
+from b24kit.sandbox import Sandbox
+from b24kit.sandbox.server import RunningServer, start_in_thread
+
+
+class Rest:
+    """Raw calls to a sandbox webhook, in the three wire shapes a client may use."""
+
+    def __init__(self, client: httpx.Client | None, sandbox: Sandbox, base: str, mode: str) -> None:
+        self.client = client
+        self.sandbox = sandbox
+        self.base = base
+        self.mode = mode
+        self.hook = sandbox.webhook_url(base)
+
+    def raw(self, method: str, params: dict[str, Any] | None = None, encoding: str = "json",
+            url: str | None = None) -> httpx.Response:
+        target = (url or self.hook) + method
+        params = params or {}
+        if encoding == "json":
+            return self._send("POST", target, content=json.dumps(params).encode(),
+                              headers={"content-type": "application/json"})
+        if encoding == "form":
+            return self._send("POST", target, content=build_query(params).encode(),
+                              headers={"content-type": "application/x-www-form-urlencoded"})
+        return self._send("GET", target + ("?" + build_query(params) if params else ""))
+
+    def _send(self, verb: str, url: str, **kwargs: Any) -> httpx.Response:
+        if self.client is not None:
+            return self.client.request(verb, url, **kwargs)
+        import asyncio
+
+        async def go() -> httpx.Response:
+            async with httpx.AsyncClient(transport=self.sandbox.transport()) as client:
+                return await client.request(verb, url, **kwargs)
+
+        return asyncio.run(go())
+
+    def ok(self, method: str, params: dict[str, Any] | None = None, encoding: str = "json") -> Any:
+        response = self.raw(method, params, encoding)
+        assert response.status_code == 200, f"{method} failed: {response.status_code} {response.text}"
+        return response.json()["result"]
+
+    def error(self, method: str, params: dict[str, Any] | None = None,
+              encoding: str = "json") -> tuple[int, Any, str]:
+        response = self.raw(method, params, encoding)
+        body = response.json()
+        assert "error" in body, f"{method} was expected to fail but returned {body}"
+        return response.status_code, body["error"], body["error_description"]
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    box = Sandbox(limits="off")
+    yield box
+    box.close()
+
+
+@pytest.fixture(scope="session")
+def _shared_server_box() -> Iterator[tuple[Sandbox, RunningServer]]:
+    box = Sandbox(limits="off")
+    server = start_in_thread(box)
+    yield box, server
+    server.stop()
+    box.close()
+
+
+@pytest.fixture(params=["http", "inprocess"])
+def rest(request: pytest.FixtureRequest, sandbox: Sandbox) -> Iterator[Rest]:
+    """Every test using this runs twice: over a loopback HTTP server and in-process."""
+    if request.param == "http":
+        server = start_in_thread(sandbox)
+        with httpx.Client(timeout=30) as client:
+            yield Rest(client, sandbox, server.base_url, "http")
+        server.stop()
+    else:
+        yield Rest(None, sandbox, "http://sandbox.local", "inprocess")
+
+
+@pytest.fixture
+def api(sandbox: Sandbox) -> Sandbox:
+    """Direct in-process method calls, for the method-family tests."""
+    return sandbox
+
+
+def call_error(sandbox: Sandbox, method: str, params: dict[str, Any]) -> Any:
+    from b24kit.sandbox.errors import ApiError
+
+    with pytest.raises(ApiError) as info:
+        sandbox.call(method, params)
+    return info.value

@@ -1,0 +1,41 @@
+"""The shared PHP-style encoding: what the client sends is what the sandbox reads."""
+
+import pytest
+
+from b24kit.encoding import as_list, build_query, parse_query, php_truthy
+
+UGLY = "a&b=c?d#e%f+g \"h' \n i\r\nЖ🚜"
+
+
+def test_nested_round_trip() -> None:
+    params = {"fields": {"TITLE": UGLY, "PHONE": [{"VALUE": "+7 (900)", "VALUE_TYPE": "WORK"}]},
+              "filter": {">=OPPORTUNITY": 10, "@ID": [1, 2]}, "select": ["ID", "TITLE"]}
+    back = parse_query(build_query(params))
+    assert back["fields"]["TITLE"] == UGLY, "ugly characters survive the form encoding"
+    assert back["fields"]["PHONE"]["0"]["VALUE"] == "+7 (900)", "nested list of dicts survives"
+    assert back["filter"][">=OPPORTUNITY"] == "10", "an operator in a key survives"
+    assert as_list(back["filter"]["@ID"]) == ["1", "2"], "a list value survives"
+    assert as_list(back["select"]) == ["ID", "TITLE"]
+
+
+def test_php_bracket_forms() -> None:
+    parsed = parse_query("select[]=ID&select[]=TITLE&filter%5B%3EID%5D=5&a[b][c]=1&x=")
+    assert as_list(parsed["select"]) == ["ID", "TITLE"], "key[] appends"
+    assert parsed["filter"] == {">ID": "5"}, "percent-encoded brackets and operator decode"
+    assert parsed["a"] == {"b": {"c": "1"}}
+    assert parsed["x"] == ""
+
+
+def test_scalars_and_empties() -> None:
+    assert build_query({"a": True, "b": False, "c": None}) == "a=1&b=0&c="
+    assert build_query({"a": []}) == "a%5B%5D="
+    assert parse_query("a%5B%5D=")["a"] == {"0": ""}
+
+
+@pytest.mark.parametrize(
+    ("value", "truth"),
+    [("", False), ("0", False), (0, False), (None, False), ("false", True), ("1", True),
+     (True, True), ([], False)],
+)
+def test_php_truthiness(value: object, truth: bool) -> None:
+    assert php_truthy(value) is truth

@@ -1,0 +1,80 @@
+"""Injected faults: each kind, over HTTP and in-process, and whether the write happened."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from b24kit.sandbox import Faults, FaultSpecError, Sandbox
+from b24kit.sandbox.server import start_in_thread
+
+
+def _post(box: Sandbox, mode: str, method: str, payload: dict) -> httpx.Response:  # type: ignore[type-arg]
+    if mode == "http":
+        server = start_in_thread(box)
+        try:
+            with httpx.Client(timeout=10) as client:
+                return client.post(box.webhook_url(server.base_url) + method, json=payload)
+        finally:
+            server.stop()
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=box.transport()) as client:
+            return await client.post(box.webhook_url("http://x") + method, json=payload)
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(params=["http", "inprocess"])
+def mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield request.param
+
+
+def _box(kind: str) -> Sandbox:
+    return Sandbox(limits="off", faults=f"{kind}=1")
+
+
+def test_fault_500_is_not_executed(mode: str) -> None:
+    box = _box("500")
+    response = _post(box, mode, "crm.deal.add", {"fields": {"TITLE": "x"}})
+    assert response.status_code == 500 and response.json()["error"] == "INTERNAL_SERVER_ERROR"
+    assert box.portal.count_items(2) == 0, "nothing was written"
+
+
+def test_fault_503_is_not_executed(mode: str) -> None:
+    box = _box("503")
+    response = _post(box, mode, "crm.deal.add", {"fields": {"TITLE": "x"}})
+    assert response.status_code == 503 and response.json()["error"] == "QUERY_LIMIT_EXCEEDED"
+    assert box.portal.count_items(2) == 0
+
+
+def test_fault_drop_cuts_the_connection_before_executing(mode: str) -> None:
+    box = _box("drop")
+    with pytest.raises(httpx.TransportError):
+        _post(box, mode, "crm.deal.add", {"fields": {"TITLE": "x"}})
+    assert box.portal.count_items(2) == 0, "a dropped request did not run"
+
+
+def test_fault_lost_executes_then_cuts_the_connection(mode: str) -> None:
+    box = _box("lost")
+    with pytest.raises(httpx.TransportError):
+        _post(box, mode, "crm.deal.add", {"fields": {"TITLE": "x"}})
+    assert box.portal.count_items(2) == 1, "the write committed although the answer was lost"
+
+
+def test_fault_mix_is_seeded_and_counted() -> None:
+    a, b = Faults.parse("500=0.1,503=0.1,drop=0.1,lost=0.1,seed=3"), Faults.parse(
+        "500=0.1,503=0.1,drop=0.1,lost=0.1,seed=3")
+    draws = [a.draw() for _ in range(2000)]
+    assert draws == [b.draw() for _ in range(2000)], "the same seed gives the same faults"
+    for kind in ("500", "503", "drop", "lost"):
+        assert 140 < draws.count(kind) < 260, f"{kind} happens about 10% of the time"
+
+
+@pytest.mark.parametrize("spec", ["boom=0.1", "500=2", "500", "500=x", "500=0.6,503=0.6"])
+def test_bad_fault_specs(spec: str) -> None:
+    with pytest.raises(FaultSpecError):
+        Faults.parse(spec)
