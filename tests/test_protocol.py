@@ -107,6 +107,8 @@ FILTER_CASES: list[tuple[dict[str, Any], list[int]]] = [
     ({"!%TITLE": "тракт"}, [2, 3, 5]),
     ({"=%TITLE": "Экск%"}, [2]),
     ({"%=TITLE": "%ор"}, [1, 2]),
+    ({"!=%TITLE": "%ор"}, [3, 4, 5]),
+    ({"!%=TITLE": "Кр%"}, [1, 2, 4, 5]),
     ({"@ID": [2, 4]}, [2, 4]),
     ({"!@ID": [2, 4]}, [1, 3, 5]),
     ({"ID": [1, 5]}, [1, 5]),
@@ -234,3 +236,35 @@ def test_garbage_json_body(rest: Rest) -> None:
                           headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert response.json()["error_description"] == "Parameter 'fields' must be array."
+
+
+def test_asgi_app_in_process() -> None:
+    """The Sandbox object is an ASGI app: httpx.ASGITransport drives it with no server."""
+    import asyncio
+
+    import httpx
+
+    from b24kit.sandbox.app import ConnectionDropped
+
+    box = Sandbox(limits="off")
+    hook = box.webhook_url("http://asgi.local")
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=box)) as client:
+            made = await client.post(hook + "crm.deal.add", data={"fields[TITLE]": UGLY})
+            assert made.status_code == 200
+            got = await client.get(hook + "crm.deal.get", params={"id": made.json()["result"]})
+            assert got.json()["result"]["TITLE"] == UGLY, "form in, query out, through ASGI"
+            missing = await client.post(hook + "crm.nope")
+            assert missing.status_code == 404
+
+    asyncio.run(go())
+    box.faults = type(box.faults).parse("lost=1")
+
+    async def lost() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=box)) as client:
+            with pytest.raises(ConnectionDropped):
+                await client.post(hook + "crm.deal.add", json={"fields": {"TITLE": "x"}})
+
+    asyncio.run(lost())
+    assert box.portal.count_items(2) == 2, "the lost write committed"
