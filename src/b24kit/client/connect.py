@@ -1,0 +1,160 @@
+"""Choose the portal a command talks to (first match wins):
+
+1. ``--portal VALUE``: a webhook URL or a profile name;
+2. ``B24_WEBHOOK_URL`` (or ``B24_PORTAL``, a profile name) in the environment;
+3. the default profile of ``$XDG_CONFIG_HOME/b24kit/config.yaml``;
+4. none: the local sandbox portal in ``./.b24kit/``, in-process, announced on stderr.
+
+Config file::
+
+    default: acme
+    profiles:
+      acme:
+        webhook: https://acme.bitrix24.ru/rest/1/SECRET/
+        plan: standard            # or enterprise
+      beta:
+        oauth:
+          rest: https://beta.bitrix24.ru/rest/
+          client_id: app.123
+          client_secret: SECRET
+          refresh_token: TOKEN    # rotated tokens are kept in tokens/beta.json (0600)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from b24kit.client.address import parse_webhook
+from b24kit.client.auth import Auth, OAuthAuth, WebhookAuth
+from b24kit.client.core import B24Client
+from b24kit.client.errors import ConfigError
+from b24kit.client.limiter import Bucket
+
+SANDBOX_DIR = Path(".b24kit")
+
+
+def config_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
+    return Path(base) / "b24kit"
+
+
+@dataclass
+class Connection:
+    client: B24Client
+    label: str  # safe to print
+    plan: str
+    sandbox: Any = None  # the in-process Sandbox when no portal was configured
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.sandbox is not None
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        if self.sandbox is not None:
+            self.sandbox.close()
+
+
+def _load_config(path: Path) -> tuple[dict[str, Any], list[str]]:
+    warnings: list[str] = []
+    if not path.exists():
+        return {}, warnings
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        warnings.append(f"{path} is readable by other users; it holds secrets: chmod 600 {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'profiles'")
+    return data, warnings
+
+
+def _profile_auth(name: str, profile: Mapping[str, Any], cfg_dir: Path) -> Auth:
+    if "webhook" in profile:
+        return WebhookAuth(parse_webhook(str(profile["webhook"])))
+    oauth = profile.get("oauth")
+    if isinstance(oauth, Mapping):
+        token_file = cfg_dir / "tokens" / f"{name}.json"
+        stored: dict[str, Any] = {}
+        if token_file.exists():
+            stored = json.loads(token_file.read_text(encoding="utf-8"))
+
+        def save(tokens: dict[str, Any]) -> None:
+            token_file.parent.mkdir(parents=True, exist_ok=True)
+            token_file.write_text(json.dumps({k: tokens[k] for k in (
+                "access_token", "refresh_token") if k in tokens}), encoding="utf-8")
+            token_file.chmod(0o600)
+
+        try:
+            return OAuthAuth(
+                rest_base=str(oauth["rest"]),
+                access_token=str(stored.get("access_token") or oauth.get("access_token") or ""),
+                refresh_token=str(stored.get("refresh_token") or oauth["refresh_token"]),
+                client_id=str(oauth["client_id"]),
+                client_secret=str(oauth["client_secret"]),
+                token_url=str(oauth.get("token_url", "https://oauth.bitrix.info/oauth/token/")),
+                on_tokens=save,
+            )
+        except KeyError as exc:
+            raise ConfigError(f"profile {name!r}: oauth needs {exc.args[0]!r}") from None
+    raise ConfigError(f"profile {name!r} has neither 'webhook' nor 'oauth'")
+
+
+def connect(
+    portal: str | None = None,
+    *,
+    plan: str | None = None,
+    env: Mapping[str, str] | None = None,
+    sandbox_dir: Path = SANDBOX_DIR,
+    max_in_flight: int = 8,
+) -> Connection:
+    env = os.environ if env is None else env
+    cfg_dir = config_dir(env)
+    config, warnings = _load_config(cfg_dir / "config.yaml")
+    profiles = config.get("profiles") or {}
+
+    def from_profile(name: str) -> tuple[Auth, str]:
+        profile = profiles.get(name)
+        if not isinstance(profile, Mapping):
+            known = ", ".join(sorted(profiles)) or "none"
+            raise ConfigError(f"no profile {name!r} in {cfg_dir / 'config.yaml'} (known: {known})")
+        return _profile_auth(name, profile, cfg_dir), str(profile.get("plan", "standard"))
+
+    auth: Auth | None = None
+    chosen_plan = "standard"
+    value = portal or env.get("B24_WEBHOOK_URL") or None
+    if value:
+        if "://" in value:
+            auth = WebhookAuth(parse_webhook(value))
+        else:
+            auth, chosen_plan = from_profile(value)
+    elif env.get("B24_PORTAL"):
+        auth, chosen_plan = from_profile(env["B24_PORTAL"])
+    elif config.get("default"):
+        auth, chosen_plan = from_profile(str(config["default"]))
+    plan = plan or chosen_plan
+    bucket = Bucket.for_plan(plan)
+    if auth is not None:
+        client = B24Client(auth, bucket=bucket, max_in_flight=max_in_flight)
+        return Connection(client, auth.portal, plan, warnings=tuple(warnings))
+
+    from b24kit.sandbox import Sandbox, SandboxConfig
+
+    db = sandbox_dir / "sandbox.sqlite"
+    sandbox = Sandbox(SandboxConfig(db=str(db), limits=plan))
+    hook = parse_webhook(sandbox.webhook_url("http://sandbox.local"))
+    client = B24Client(WebhookAuth(hook), transport=sandbox.transport(), bucket=bucket,
+                       max_in_flight=max_in_flight)
+    label = f"local sandbox portal ({db}, in-process)"
+    return Connection(client, label, plan, sandbox=sandbox, warnings=tuple(warnings))

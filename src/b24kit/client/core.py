@@ -1,0 +1,283 @@
+"""The async REST client: one request path, shared by single calls and batches.
+
+Every request waits for the rate limiter and the method's operating budget, goes through
+the transport seam (real HTTP, or a sandbox in-process), and comes back as a typed result
+or a typed error. Retries (tenacity) repeat only what cannot duplicate: a refused request
+(503, 429: it did not run), an expired OAuth token (401: it did not run), and, when the
+caller says the call is safe, server errors and broken connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from b24kit.client.address import redact
+from b24kit.client.auth import Auth
+from b24kit.client.errors import (
+    AuthError,
+    B24Error,
+    BadResponse,
+    OperationTimeLimit,
+    PortalError,
+    QueryLimitExceeded,
+    ServerError,
+    TransportFailure,
+    classify,
+)
+from b24kit.client.limiter import Bucket, OperatingTracker
+from b24kit.encoding import build_query
+
+log = logging.getLogger("b24kit.client")
+
+READ_SUFFIXES = (".list", ".get", ".fields", ".types", ".gettypes", ".getbyentitytypeid",
+                 ".entity.types", ".entity.items", ".current", ".findbycomm")
+READ_METHODS = {"scope", "methods", "method.get", "server.time", "profile", "user.get"}
+IDEMPOTENT_SUFFIXES = (".update", ".items.set")
+
+
+def is_read(method: str) -> bool:
+    name = method.lower()
+    return name in READ_METHODS or name.endswith(READ_SUFFIXES)
+
+
+def is_safe_to_repeat(method: str) -> bool:
+    """Reads, and writes that set absolute values (updates), may be sent twice."""
+    return is_read(method) or method.lower().endswith(IDEMPOTENT_SUFFIXES)
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(str(record.msg))
+        if record.args:
+            record.args = tuple(redact(str(a)) for a in record.args) if isinstance(
+                record.args, tuple) else record.args
+        return True
+
+
+# httpx logs every request URL at INFO; a webhook URL carries its secret.
+for _name in ("httpx", "httpcore", "b24kit"):
+    logging.getLogger(_name).addFilter(_RedactingFilter())
+
+
+@dataclass
+class Envelope:
+    result: Any
+    total: int | None = None
+    next: int | None = None
+    time: dict[str, Any] | None = None
+
+
+def _as_map(value: Any) -> dict[str, Any]:
+    """batch members come as an object, or as a list when keys were 0..n-1, or [] empty."""
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    if isinstance(value, list):
+        return {str(i): v for i, v in enumerate(value)}
+    return {}
+
+
+@dataclass
+class BatchResult:
+    result: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, PortalError] = field(default_factory=dict)
+    total: dict[str, int] = field(default_factory=dict)
+    next: dict[str, int] = field(default_factory=dict)
+    time: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 8
+    backoff: float = 0.5
+    max_backoff: float = 15.0
+
+
+class B24Client:
+    def __init__(
+        self,
+        auth: Auth,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        bucket: Bucket | None = None,
+        tracker: OperatingTracker | None = None,
+        max_in_flight: int = 8,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.auth = auth
+        self.bucket = bucket if bucket is not None else Bucket()
+        self.tracker = tracker if tracker is not None else OperatingTracker()
+        self.retry = retry or RetryPolicy()
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._http = httpx.AsyncClient(transport=transport, timeout=timeout)
+        self.requests = 0  # HTTP requests sent, for figures and tests
+
+    @property
+    def portal(self) -> str:
+        return self.auth.portal
+
+    async def __aenter__(self) -> B24Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ------------------------------------------------------------- one request
+    async def _send(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        await self.tracker.wait(method)
+        await self.bucket.acquire()
+        body = dict(params)
+        body.update(self.auth.params())
+        async with self._in_flight:
+            self.requests += 1
+            try:
+                response = await self._http.post(
+                    self.auth.url(method),
+                    content=json.dumps(body, ensure_ascii=False, default=str).encode("utf-8"),
+                    headers={"content-type": "application/json"},
+                )
+            except httpx.HTTPError as exc:
+                detail = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+                for secret in self.auth.secrets():
+                    detail = detail.replace(secret, "***")
+                raise TransportFailure(method, self.portal, detail) from None
+        return self._decode(method, response)
+
+    def _decode(self, method: str, response: httpx.Response) -> dict[str, Any]:
+        status = response.status_code
+        text = response.text
+        if not text.strip():
+            raise BadResponse(method, status, "empty response body")
+        try:
+            data = response.json()
+        except ValueError:
+            kind = "an HTML page" if "<html" in text[:500].lower() else "a non-JSON body"
+            raise BadResponse(method, status, f"the portal answered with {kind}") from None
+        if not isinstance(data, dict):
+            raise BadResponse(method, status, "the answer is not a JSON object")
+        if "error" in data and "result" not in data:
+            description = redact(str(data.get("error_description", "")))
+            raise classify(method, status, data.get("error"), description)
+        if status >= 400:
+            raise BadResponse(method, status, "an error status without an error body")
+        if "result" not in data:
+            raise BadResponse(method, status, "the answer has no result")
+        self.tracker.observe(method, data.get("time"))
+        return data
+
+    # --------------------------------------------------------------- retrying
+    def _retryable(self, safe: bool) -> Any:
+        def check(exc: BaseException) -> bool:
+            if isinstance(exc, (QueryLimitExceeded, OperationTimeLimit)):
+                return True
+            if isinstance(exc, AuthError) and exc.upper_code == "EXPIRED_TOKEN":
+                return True
+            return safe and isinstance(exc, (ServerError, TransportFailure, BadResponse))
+
+        return retry_if_exception(check)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, QueryLimitExceeded):
+            return self.bucket.interval
+        if isinstance(exc, (OperationTimeLimit, AuthError)):
+            return 0.0  # tracker.wait / the refresh already did the waiting
+        delay: float = self.retry.backoff * (2 ** (state.attempt_number - 1))
+        return float(min(delay, self.retry.max_backoff))
+
+    async def _before_retry(self, state: RetryCallState, method: str) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, QueryLimitExceeded):
+            self.bucket.refused()
+        elif isinstance(exc, OperationTimeLimit):
+            self.tracker.blocked(method)
+        elif isinstance(exc, AuthError) and exc.upper_code == "EXPIRED_TOKEN":
+            if not await self.auth.refresh(self._http):
+                raise exc
+        log.info("retrying %s after %s", method, type(exc).__name__)
+
+    async def envelope(self, method: str, params: Mapping[str, Any] | None = None,
+                       *, safe: bool | None = None) -> Envelope:
+        """Call a method and return the whole envelope. ``safe`` says whether the call may
+        be repeated after an unknown outcome (default: reads and updates are safe)."""
+        safe = is_safe_to_repeat(method) if safe is None else safe
+        params = dict(params or {})
+        refreshed = False
+
+        async def before(state: RetryCallState) -> None:
+            nonlocal refreshed
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, AuthError) and exc.upper_code == "EXPIRED_TOKEN":
+                if refreshed:
+                    raise exc  # refresh once, then give up (docs' recommended flow)
+                refreshed = True
+            await self._before_retry(state, method)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=self._wait,
+            retry=self._retryable(safe),
+            before_sleep=before,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                data = await self._send(method, params)
+        return Envelope(
+            result=data.get("result"),
+            total=data.get("total"),
+            next=data.get("next"),
+            time=data.get("time"),
+        )
+
+    async def call(self, method: str, params: Mapping[str, Any] | None = None,
+                   *, safe: bool | None = None) -> Any:
+        return (await self.envelope(method, params, safe=safe)).result
+
+    async def batch(self, commands: Mapping[str, tuple[str, Mapping[str, Any]]] | Sequence[
+            tuple[str, Mapping[str, Any]]], *, halt: bool = False,
+                    safe: bool | None = None) -> BatchResult:
+        """Run up to 50 commands in one request. Each command is (method, params); params
+        may hold ``$result[name][...]`` strings that refer to earlier commands."""
+        items = commands.items() if isinstance(commands, Mapping) else (
+            (str(i), c) for i, c in enumerate(commands))
+        cmd: dict[str, str] = {}
+        methods: dict[str, str] = {}
+        for name, (method, params) in items:
+            query = build_query(params) if params else ""
+            cmd[str(name)] = f"{method}?{query}" if query else method
+            methods[str(name)] = method
+        if len(cmd) > 50:
+            raise ValueError("a batch carries at most 50 commands")
+        if safe is None:
+            safe = all(is_safe_to_repeat(m) for m in methods.values())
+        envelope = await self.envelope("batch", {"halt": 1 if halt else 0, "cmd": cmd}, safe=safe)
+        raw = envelope.result if isinstance(envelope.result, Mapping) else {}
+        out = BatchResult(
+            result=_as_map(raw.get("result")),
+            total={k: int(v) for k, v in _as_map(raw.get("result_total")).items()},
+            next={k: int(v) for k, v in _as_map(raw.get("result_next")).items()},
+            time=_as_map(raw.get("result_time")),
+        )
+        for name, err in _as_map(raw.get("result_error")).items():
+            if isinstance(err, Mapping):
+                out.error[name] = classify(methods.get(name, name), 400, err.get("error"),
+                                           redact(str(err.get("error_description", ""))))
+        for name, info in out.time.items():
+            self.tracker.observe(methods.get(name, name), info)
+        return out
+
+
+def ensure_b24_error(exc: BaseException) -> B24Error:
+    return exc if isinstance(exc, B24Error) else B24Error(redact(str(exc)))

@@ -1,0 +1,100 @@
+"""Typed errors of the REST client. Every message is safe to print: no secret in it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class B24Error(Exception):
+    """Base of everything the client raises."""
+
+
+class PortalError(B24Error):
+    """The portal answered with an error: keeps method, HTTP status, code and description."""
+
+    def __init__(self, method: str, status: int, code: Any, description: str) -> None:
+        self.method = method
+        self.status = status
+        self.code = "" if code is None else str(code)
+        self.description = description
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        code = self.code or "(no code)"
+        return f"{self.method}: HTTP {self.status} {code}: {self.description}"
+
+    @property
+    def upper_code(self) -> str:
+        return self.code.upper()
+
+
+class AuthError(PortalError):
+    """401/403 about credentials: a wrong webhook secret, an expired or invalid token."""
+
+
+class ScopeError(PortalError):
+    """The webhook or app lacks the scope the method needs."""
+
+
+class MethodNotFound(PortalError):
+    pass
+
+
+class QueryLimitExceeded(PortalError):
+    """503 QUERY_LIMIT_EXCEEDED: the leaky bucket refused the request (it did not run)."""
+
+
+class OperationTimeLimit(PortalError):
+    """429 OPERATION_TIME_LIMIT: this method is paused until its budget resets."""
+
+
+class ServerError(PortalError):
+    """5xx other than 503: the outcome of a write is unknown."""
+
+
+class BadResponse(B24Error):
+    """The portal answered with something that is not the JSON envelope (HTML, empty)."""
+
+    def __init__(self, method: str, status: int, detail: str) -> None:
+        self.method = method
+        self.status = status
+        super().__init__(f"{method}: HTTP {status}: {detail}")
+
+
+class TransportFailure(B24Error):
+    """The request did not complete: connection refused, dropped, timed out.
+    For a write, whether it ran is unknown."""
+
+    def __init__(self, method: str, portal: str, detail: str) -> None:
+        self.method = method
+        super().__init__(f"{method}: could not reach {portal}: {detail}")
+
+
+class UnknownOutcome(B24Error):
+    """A write may or may not have happened and cannot be looked up safely."""
+
+
+class IncompleteRead(B24Error):
+    """A paged read could not be completed exactly; nothing partial is returned."""
+
+
+class ConfigError(B24Error):
+    """The portal configuration (flag, environment, config file) is wrong."""
+
+
+def classify(method: str, status: int, code: Any, description: str) -> PortalError:
+    upper = "" if code is None else str(code).upper()
+    if upper == "QUERY_LIMIT_EXCEEDED":
+        return QueryLimitExceeded(method, status, code, description)
+    if upper == "OPERATION_TIME_LIMIT":
+        return OperationTimeLimit(method, status, code, description)
+    if upper == "INSUFFICIENT_SCOPE":
+        return ScopeError(method, status, code, description)
+    if upper == "ERROR_METHOD_NOT_FOUND":
+        return MethodNotFound(method, status, code, description)
+    if upper in ("EXPIRED_TOKEN", "INVALID_TOKEN", "INVALID_CREDENTIALS", "NO_AUTH_FOUND",
+                 "WRONG_AUTH_TYPE", "INVALID_REQUEST") or status == 401:
+        return AuthError(method, status, code, description)
+    if status >= 500:
+        return ServerError(method, status, code, description)
+    return PortalError(method, status, code, description)

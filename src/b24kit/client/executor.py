@@ -1,0 +1,344 @@
+"""Run many commands against a portal: batched, dependency-aware, rate-limited, retry-safe.
+
+    ex = Executor(client)
+    outcomes = await ex.run([
+        Command("crm.deal.add", {"fields": {...}}, name="parent"),
+        Command("crm.deal.add", {"fields": {"UF_CRM_PARENT": Ref("parent", fmt="D_{}")}}),
+    ])
+
+- Commands are packed 50 to a ``batch``; a command whose dependency sits in the same batch
+  gets a ``$result[...]`` reference, one whose dependency finished earlier gets the value.
+- Batches run with ``halt``: nothing after a failed command runs, so a child is never
+  created from a failed parent's reference; commands that did not run are packed again.
+- Independent batches run concurrently, as many as the rate limiter lets through.
+- When a batch's outcome is unknown (server error, dropped connection), reads and updates
+  are sent again; creates with an idempotency key are looked up first and created only if
+  absent; creates without a key are reported as ``UnknownOutcome``, never repeated.
+- Every command gets an ``Outcome``, in input order. A failure never hides the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from b24kit.client.core import B24Client, is_safe_to_repeat
+from b24kit.client.errors import (
+    B24Error,
+    BadResponse,
+    OperationTimeLimit,
+    PortalError,
+    QueryLimitExceeded,
+    ServerError,
+    TransportFailure,
+    UnknownOutcome,
+)
+from b24kit.client.idempotency import LookupKey, derive_key, is_create, is_delete
+
+NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The result of another command, or a part of it: ``Ref("parent")``,
+    ``Ref("item", ("item", "id"))``, or inside text: ``Ref("parent", fmt="D_{}")``."""
+
+    command: str
+    path: tuple[str | int, ...] = ()
+    fmt: str = "{}"
+
+    def batch_text(self) -> str:
+        ref = f"$result[{self.command}]" + "".join(f"[{p}]" for p in self.path)
+        return self.fmt.replace("{}", ref)
+
+    def resolve(self, result: Any) -> Any:
+        value = result
+        for part in self.path:
+            if isinstance(value, Mapping):
+                value = value.get(str(part), value.get(part))  # type: ignore[call-overload]
+            elif isinstance(value, list):
+                value = value[int(part)]
+            else:
+                raise KeyError(part)
+        return value if self.fmt == "{}" else self.fmt.replace("{}", str(value))
+
+
+@dataclass
+class Command:
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+    key: LookupKey | None = None  # None: derived from the method and params where possible
+
+
+@dataclass
+class Outcome:
+    name: str
+    method: str
+    ok: bool
+    result: Any = None
+    error: B24Error | None = None
+    attempts: int = 0
+    found_existing: bool = False  # a create whose earlier, unanswered attempt had succeeded
+
+
+class DependencyFailed(B24Error):
+    pass
+
+
+Progress = Callable[[int, int], None]
+UNKNOWN = (ServerError, TransportFailure, BadResponse)
+
+
+def _refs(value: Any) -> list[Ref]:
+    if isinstance(value, Ref):
+        return [value]
+    if isinstance(value, Mapping):
+        return [r for v in value.values() for r in _refs(v)]
+    if isinstance(value, (list, tuple)):
+        return [r for v in value for r in _refs(v)]
+    return []
+
+
+class Executor:
+    def __init__(
+        self,
+        client: B24Client,
+        *,
+        batch_size: int = 50,
+        max_in_flight: int = 4,
+        max_attempts: int = 12,
+        progress: Progress | None = None,
+    ) -> None:
+        if not 1 <= batch_size <= 50:
+            raise ValueError("batch_size must be between 1 and 50")
+        self.client = client
+        self.batch_size = batch_size
+        self.max_in_flight = max_in_flight
+        self.max_attempts = max_attempts
+        self.progress = progress
+
+    async def run(self, commands: Sequence[Command]) -> list[Outcome]:
+        names: list[str] = []
+        for index, command in enumerate(commands):
+            if not command.name:
+                command.name = f"c{index}"
+            if not NAME.match(command.name):
+                raise ValueError(f"command name {command.name!r}: use letters, digits and _")
+            if command.name in names:
+                raise ValueError(f"two commands are named {command.name!r}")
+            names.append(command.name)
+            if command.key is None and is_create(command.method):
+                command.key = derive_key(command.method, command.params)
+        position = {name: i for i, name in enumerate(names)}
+        deps: dict[str, set[str]] = {}
+        for command in commands:
+            wanted = {ref.command for ref in _refs(command.params)}
+            for dep in wanted:
+                if dep not in position or position[dep] >= position[command.name]:
+                    raise ValueError(
+                        f"command {command.name!r} refers to {dep!r}, which is not an earlier command"
+                    )
+            deps[command.name] = wanted
+        state = _Run(self, list(commands), deps)
+        await state.go()
+        return [state.outcomes[name] for name in names]
+
+
+class _Run:
+    def __init__(self, ex: Executor, commands: list[Command], deps: dict[str, set[str]]) -> None:
+        self.ex = ex
+        self.client = ex.client
+        self.by_name = {c.name: c for c in commands}
+        self.deps = deps
+        self.pending: list[str] = [c.name for c in commands]
+        self.running: set[str] = set()
+        self.outcomes: dict[str, Outcome] = {}
+        self.attempts: dict[str, int] = {c.name: 0 for c in commands}
+        self.to_verify: list[str] = []  # creates whose outcome is unknown
+        self.total = len(commands)
+
+    # ----------------------------------------------------------------- state
+    def finish(self, name: str, ok: bool, result: Any = None, error: B24Error | None = None,
+               found: bool = False) -> None:
+        command = self.by_name[name]
+        self.outcomes[name] = Outcome(name, command.method, ok, result, error,
+                                      self.attempts[name], found)
+        if self.ex.progress is not None:
+            self.ex.progress(len(self.outcomes), self.total)
+
+    def ready(self, name: str, batch: set[str]) -> bool | None:
+        """True: can go now; False: wait; None: a dependency failed."""
+        for dep in self.deps[name]:
+            done = self.outcomes.get(dep)
+            if done is not None:
+                if not done.ok:
+                    return None
+            elif dep not in batch:
+                return False
+        return True
+
+    def _materialise(self, value: Any, batch: set[str]) -> Any:
+        if isinstance(value, Ref):
+            if value.command in batch:
+                return value.batch_text()
+            return value.resolve(self.outcomes[value.command].result)
+        if isinstance(value, Mapping):
+            return {k: self._materialise(v, batch) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._materialise(v, batch) for v in value]
+        return value
+
+    def next_batch(self) -> list[str]:
+        batch: list[str] = []
+        members: set[str] = set()
+        keep: list[str] = []
+        for name in self.pending:
+            if len(batch) >= self.ex.batch_size:
+                keep.append(name)
+                continue
+            verdict = self.ready(name, members)
+            if verdict is None:
+                failed = next(d for d in self.deps[name]
+                              if d in self.outcomes and not self.outcomes[d].ok)
+                self.finish(name, False, error=DependencyFailed(
+                    f"{name}: not run because {failed!r} failed"))
+            elif verdict:
+                batch.append(name)
+                members.add(name)
+            else:
+                keep.append(name)
+        self.pending = keep
+        return batch
+
+    # ------------------------------------------------------------------ loop
+    async def go(self) -> None:
+        tasks: dict[asyncio.Task[None], list[str]] = {}
+        while self.pending or tasks or self.to_verify:
+            if self.to_verify and not tasks:
+                await self.verify()
+                continue
+            while self.pending and len(tasks) < self.ex.max_in_flight:
+                batch = self.next_batch()
+                if not batch:
+                    break
+                self.running.update(batch)
+                tasks[asyncio.create_task(self.send(batch))] = batch
+            if not tasks:
+                if self.pending and not self.to_verify:
+                    # nothing can run and nothing is running: dependencies are stuck
+                    for name in self.pending:
+                        self.finish(name, False, error=DependencyFailed(f"{name}: unreachable"))
+                    self.pending = []
+                continue
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                batch = tasks.pop(task)
+                self.running.difference_update(batch)
+                task.result()
+
+    def requeue(self, names: list[str]) -> None:
+        order = {name: i for i, name in enumerate(self.by_name)}
+        self.pending = sorted(set(self.pending) | set(names), key=order.__getitem__)
+
+    def count_attempt(self, name: str, error: B24Error) -> bool:
+        """Count an attempt; False (and a failed outcome) when attempts ran out."""
+        self.attempts[name] += 1
+        if self.attempts[name] >= self.ex.max_attempts:
+            self.finish(name, False, error=error)
+            return False
+        return True
+
+    async def send(self, batch: list[str]) -> None:
+        members = set(batch)
+        cmds = {
+            name: (self.by_name[name].method,
+                   self._materialise(self.by_name[name].params, members))
+            for name in batch
+        }
+        safe = all(is_safe_to_repeat(self.by_name[n].method) for n in batch)
+        try:
+            result = await self.client.batch(cmds, halt=True, safe=safe)
+        except UNKNOWN as exc:
+            self.unknown(batch, exc)
+            return
+        except B24Error as exc:
+            for name in batch:
+                self.attempts[name] += 1
+                self.finish(name, False, error=exc)
+            return
+        not_run: list[str] = []
+        for name in batch:
+            if name in result.result:
+                self.attempts[name] += 1
+                self.finish(name, True, result.result[name])
+            elif name in result.error:
+                error = result.error[name]
+                if isinstance(error, (OperationTimeLimit, QueryLimitExceeded)):
+                    if isinstance(error, OperationTimeLimit):
+                        self.client.tracker.blocked(self.by_name[name].method)
+                    if self.count_attempt(name, error):
+                        not_run.append(name)  # refused, not run: send again
+                elif self._already_done(name, error):
+                    self.attempts[name] += 1
+                    self.finish(name, True, True)
+                else:
+                    self.attempts[name] += 1
+                    self.finish(name, False, error=error)
+            else:
+                not_run.append(name)  # after a failure with halt: never ran
+        self.requeue(not_run)
+
+    def _already_done(self, name: str, error: PortalError) -> bool:
+        """A delete repeated after an unknown outcome finds nothing: it had worked."""
+        return (is_delete(self.by_name[name].method) and self.attempts[name] > 0
+                and "not found" in error.description.lower())
+
+    def unknown(self, batch: list[str], exc: B24Error) -> None:
+        again: list[str] = []
+        for name in batch:
+            command = self.by_name[name]
+            if not self.count_attempt(name, exc):
+                continue
+            if is_safe_to_repeat(command.method) or is_delete(command.method):
+                again.append(name)
+            elif command.key is not None:
+                self.to_verify.append(name)
+            else:
+                self.finish(name, False, error=UnknownOutcome(
+                    f"{name}: {command.method} may or may not have run ({exc}); it has no "
+                    "idempotency key, so it is not repeated"))
+        self.requeue(again)
+
+    async def verify(self) -> None:
+        """Look up creates whose outcome is unknown; finish the found, requeue the rest."""
+        names, self.to_verify = self.to_verify[:50], self.to_verify[50:]
+        lookups: dict[str, tuple[str, dict[str, Any]]] = {}
+        for name in names:
+            key = self.by_name[name].key
+            assert key is not None
+            lookups[name] = (key.method, key.params)
+        try:
+            result = await self.client.batch(lookups, safe=True)
+        except B24Error as exc:
+            for name in names:
+                if self.count_attempt(name, exc):
+                    self.to_verify.append(name)
+            return
+        again: list[str] = []
+        for name in names:
+            key = self.by_name[name].key
+            assert key is not None
+            if name in result.error:
+                if self.count_attempt(name, result.error[name]):
+                    self.to_verify.append(name)  # the lookup itself failed: look again
+                continue
+            existing = key.extract(result.result.get(name))
+            if existing is not None:
+                self.finish(name, True, existing, found=True)
+            else:
+                again.append(name)
+        self.requeue(again)

@@ -1,0 +1,102 @@
+"""Client-side mirror of the portal's limits, so we wait instead of being refused.
+
+- ``Bucket``: the portal's leaky bucket (standard 50 burst / 2 per second, enterprise
+  250 / 5), shared by every request to one portal. ``acquire()`` returns when sending one
+  more request will not overflow it.
+- ``OperatingTracker``: each method's ``time.operating`` from the responses; a method at
+  its budget (or answered 429) waits until its ``operating_reset_at``; others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+PLANS = {"standard": (50.0, 2.0), "enterprise": (250.0, 5.0)}
+
+
+@dataclass
+class Bucket:
+    capacity: float = 50.0
+    rate: float = 2.0
+    clock: Callable[[], float] = time.monotonic
+    level: float = 0.0
+    _updated: float | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @classmethod
+    def for_plan(cls, plan: str) -> Bucket:
+        if plan not in PLANS:
+            raise ValueError(f"unknown plan {plan!r}; use standard or enterprise")
+        capacity, rate = PLANS[plan]
+        return cls(capacity, rate)
+
+    def _drain(self) -> None:
+        now = self.clock()
+        if self._updated is not None:
+            self.level = max(0.0, self.level - (now - self._updated) * self.rate)
+        self._updated = now
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                self._drain()
+                # keep a small margin: our clock and the portal's are not the same clock
+                if self.level + 1 <= self.capacity - 0.5:
+                    self.level += 1
+                    return
+                await asyncio.sleep((self.level + 1 - (self.capacity - 0.5)) / self.rate)
+
+    def spend_burst(self) -> None:
+        """Start as if the burst were already spent: the sustained rate from now on."""
+        self._drain()
+        self.level = self.capacity
+
+    def refused(self) -> None:
+        """The portal said 503: it thinks the bucket is full, so believe it."""
+        self._drain()
+        self.level = self.capacity
+
+    @property
+    def interval(self) -> float:
+        return 1.0 / self.rate
+
+
+@dataclass
+class OperatingTracker:
+    limit: float = 480.0
+    headroom: float = 0.95
+    clock: Callable[[], float] = time.time
+    _state: dict[str, tuple[float, float]] = field(default_factory=dict)  # operating, reset_at
+    _blocked_until: dict[str, float] = field(default_factory=dict)
+
+    def observe(self, method: str, time_info: object) -> None:
+        if not isinstance(time_info, dict):
+            return
+        operating = time_info.get("operating")
+        reset_at = time_info.get("operating_reset_at")
+        if isinstance(operating, (int, float)) and isinstance(reset_at, (int, float)):
+            self._state[method.lower()] = (float(operating), float(reset_at))
+
+    def blocked(self, method: str, fallback: float = 60.0) -> None:
+        """The portal answered 429 for this method: pause it until its reset time."""
+        state = self._state.get(method.lower())
+        now = self.clock()
+        until = state[1] if state and state[1] > now else now + fallback
+        self._blocked_until[method.lower()] = until
+
+    def wait_time(self, method: str) -> float:
+        now = self.clock()
+        key = method.lower()
+        until = self._blocked_until.get(key, 0.0)
+        state = self._state.get(key)
+        if state and state[0] >= self.limit * self.headroom and state[1] > now:
+            until = max(until, state[1])
+        return max(0.0, until - now)
+
+    async def wait(self, method: str) -> None:
+        delay = self.wait_time(method)
+        if delay > 0:
+            await asyncio.sleep(delay)
