@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from b24kit import __version__
-from b24kit.cli import sandbox
+from b24kit.cli import call, portal, sandbox
 
 app = typer.Typer(
     help=(
@@ -18,6 +18,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(portal.app, name="portal")
+app.command(name="call")(call.call)
 
 
 def _version(value: bool) -> None:

@@ -202,9 +202,12 @@ class B24Client:
             self.bucket.refused()
         elif isinstance(exc, OperationTimeLimit):
             self.tracker.blocked(method)
-        elif isinstance(exc, AuthError) and exc.upper_code == "EXPIRED_TOKEN":
-            if not await self.auth.refresh(self._http):
-                raise exc
+        elif (
+            isinstance(exc, AuthError)
+            and exc.upper_code == "EXPIRED_TOKEN"
+            and not await self.auth.refresh(self._http)
+        ):
+            raise exc
         log.info("retrying %s after %s", method, type(exc).__name__)
 
     async def envelope(self, method: str, params: Mapping[str, Any] | None = None,

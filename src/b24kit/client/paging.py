@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from b24kit.client.core import B24Client
-from b24kit.client.errors import IncompleteRead
+from b24kit.client.errors import IncompleteRead, OperationTimeLimit
 
 PAGE = 50
 # method -> (ID field, rows wrapped in result.items)
@@ -71,8 +71,6 @@ def _keyset_plan(method: str, params: Mapping[str, Any]) -> tuple[str, bool, int
             start_after = int(value)
         elif str(key).upper() == ">=ID":
             start_after = int(value) - 1
-        elif str(key).lstrip("=!<>@%").upper() == "ID" and str(key)[:1] in "<!@=":
-            continue
     return id_key, wrapped, start_after
 
 
@@ -129,6 +127,10 @@ async def iterate(
         broke = False
         for i in range(pages):
             name = f"p{i}"
+            if isinstance(batch.error.get(name), OperationTimeLimit):
+                client.tracker.blocked(method)  # wait for the budget, then go on
+                broke = True
+                break
             if name in batch.error or name not in batch.result:
                 failures += 1
                 if failures > page_retries:

@@ -13,6 +13,7 @@ import re
 import secrets
 import string
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -92,6 +93,7 @@ class Sandbox:
             self.config.operating_limit, self.config.operating_window, self.clock
         )
         self.requests = 0  # HTTP requests answered, for tests that count round trips
+        self.statuses: Counter[int] = Counter()  # answers by HTTP status
         self.token = self._ensure_webhook()
 
     # -------------------------------------------------------------- identity
@@ -303,7 +305,9 @@ class Sandbox:
         self.requests += 1
         if self.config.latency_ms:
             await asyncio.sleep(self.config.latency_ms / 1000)
-        return self.handle_sync(http_method, path, query, content_type, body)
+        response = self.handle_sync(http_method, path, query, content_type, body)
+        self.statuses[response.status] += 1
+        return response
 
     def _params(self, query: bytes | str, content_type: str, body: bytes) -> dict[str, Any]:
         params = parse_query(query)
