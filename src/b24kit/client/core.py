@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from b24kit.client.address import redact
 from b24kit.client.auth import Auth
@@ -95,9 +96,10 @@ class BatchResult:
 
 @dataclass
 class RetryPolicy:
-    attempts: int = 8
+    attempts: int = 8  # for errors; refusals by the limits (503, 429) do not count
     backoff: float = 0.5
     max_backoff: float = 15.0
+    max_limit_wait: float = 1800.0  # give up waiting on the portal's limits after this
 
 
 class B24Client:
@@ -227,8 +229,19 @@ class B24Client:
                 refreshed = True
             await self._before_retry(state, method)
 
+        errors_seen = 0
+        started = time.monotonic()
+
+        def stop(state: RetryCallState) -> bool:
+            nonlocal errors_seen
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, (QueryLimitExceeded, OperationTimeLimit)):
+                return time.monotonic() - started > self.retry.max_limit_wait
+            errors_seen += 1
+            return errors_seen >= self.retry.attempts
+
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retry.attempts),
+            stop=stop,
             wait=self._wait,
             retry=self._retryable(safe),
             before_sleep=before,

@@ -68,6 +68,9 @@ class Bucket:
 class OperatingTracker:
     limit: float = 480.0
     headroom: float = 0.95
+    # After a 429 whose last known reset time has passed, look again this much later: the
+    # portal's budget is kept in one-minute buckets, so one expires at least every minute.
+    probe_after: float = 60.0
     clock: Callable[[], float] = time.time
     _state: dict[str, tuple[float, float]] = field(default_factory=dict)  # operating, reset_at
     _blocked_until: dict[str, float] = field(default_factory=dict)
@@ -80,11 +83,11 @@ class OperatingTracker:
         if isinstance(operating, (int, float)) and isinstance(reset_at, (int, float)):
             self._state[method.lower()] = (float(operating), float(reset_at))
 
-    def blocked(self, method: str, fallback: float = 60.0) -> None:
+    def blocked(self, method: str) -> None:
         """The portal answered 429 for this method: pause it until its reset time."""
         state = self._state.get(method.lower())
         now = self.clock()
-        until = state[1] if state and state[1] > now else now + fallback
+        until = state[1] if state and state[1] > now else now + self.probe_after
         self._blocked_until[method.lower()] = until
 
     def wait_time(self, method: str) -> float:

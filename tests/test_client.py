@@ -1,0 +1,188 @@
+"""The REST client against the sandbox: results, typed errors, retries, limits, OAuth."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from b24kit.client import (
+    AuthError,
+    B24Client,
+    BadResponse,
+    Bucket,
+    MethodNotFound,
+    OAuthAuth,
+    PortalError,
+    ScopeError,
+    ServerError,
+    TransportFailure,
+    WebhookAuth,
+    parse_webhook,
+)
+from b24kit.sandbox import Sandbox
+from tests.clients import client_for
+
+
+@pytest.fixture(params=["inprocess", "http"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_call_envelope_and_typed_errors(mode: str) -> None:
+    box = Sandbox(limits="off")
+
+    async def go() -> None:
+        with client_for(box, mode) as client:
+            deal = await client.call("crm.deal.add", {"fields": {"TITLE": "Трактор", "X": None}})
+            env = await client.envelope("crm.deal.list", {"select": ["ID"]})
+            assert env.result == [{"ID": str(deal)}] and env.total == 1 and env.next is None
+            with pytest.raises(PortalError) as info:
+                await client.call("crm.deal.get", {"id": 999})
+            assert (info.value.method, info.value.status, info.value.code,
+                    info.value.description) == ("crm.deal.get", 400, "", "Not found")
+            with pytest.raises(MethodNotFound) as missing:
+                await client.call("crm.nope")
+            assert missing.value.status == 404
+            await client.aclose()
+
+    asyncio.run(go())
+
+
+def test_scope_and_auth_errors(mode: str) -> None:
+    box = Sandbox(limits="off")
+    token = box.add_webhook(9, ("user",))
+
+    async def go() -> None:
+        with client_for(box, mode) as client:
+            limited = B24Client(WebhookAuth(parse_webhook(
+                client.auth.url("").replace(box.token, token).replace("/rest/1/", "/rest/9/"))),
+                transport=client._http._transport)  # same transport: same sandbox
+            with pytest.raises(ScopeError):
+                await limited.call("crm.deal.list")
+            wrong = B24Client(WebhookAuth(parse_webhook(
+                client.auth.url("").replace(box.token, "x" * 16))), transport=client._http._transport)
+            with pytest.raises(AuthError) as info:
+                await wrong.call("user.current")
+            assert info.value.status == 401 and "x" * 16 not in str(info.value)
+
+    asyncio.run(go())
+
+
+def _edge(handler: httpx.MockTransport) -> B24Client:
+    """A portal behind a broken proxy: the outer edge the sandbox cannot be."""
+    return B24Client(WebhookAuth(parse_webhook("https://acme.bitrix24.ru/rest/1/secrettoken123/")),
+                     transport=handler, bucket=Bucket(1e9, 1e9))
+
+
+@pytest.mark.parametrize(("status", "body", "expected"), [
+    (502, "<html><body>Bad gateway</body></html>", "an HTML page"),
+    (200, "", "empty response body"),
+    (200, "[1, 2]", "not a JSON object"),
+    (200, '{"time": {}}', "has no result"),
+])
+def test_html_or_empty_bodies_are_clear_errors(status: int, body: str, expected: str) -> None:
+    client = _edge(httpx.MockTransport(lambda request: httpx.Response(status, text=body)))
+
+    async def go() -> None:
+        with pytest.raises(BadResponse) as info:
+            await client.call("crm.deal.add", {"fields": {}})
+        assert expected in str(info.value) and "secrettoken123" not in str(info.value)
+
+    asyncio.run(go())
+
+
+def test_reads_retry_server_errors_and_writes_do_not() -> None:
+    box = Sandbox(limits="off", faults="500=0.5,drop=0.2,seed=4")
+
+    async def go() -> None:
+        with client_for(box) as client:
+            for _ in range(20):
+                assert (await client.call("user.current"))["ID"] == "1", "reads get through"
+            with pytest.raises((ServerError, TransportFailure)):
+                for _ in range(50):  # a write is never repeated by the client itself
+                    await client.call("crm.timeline.comment.add", {"fields": {}})
+
+    asyncio.run(go())
+    assert box.statuses[500] > 0
+
+
+def test_503_is_retried_for_writes_too() -> None:
+    box = Sandbox(limits="off", faults="503=0.5,seed=2")
+
+    async def go() -> None:
+        with client_for(box) as client:
+            for i in range(30):
+                await client.call("crm.deal.add", {"fields": {"TITLE": str(i)}})
+
+    asyncio.run(go())
+    assert box.portal.count_items(2) == 30, "a refused write did not run, so retrying is safe"
+    assert box.statuses[503] > 0
+
+
+def test_bucket_keeps_the_client_under_the_portal_limit() -> None:
+    box = Sandbox(limits="standard")
+
+    async def go() -> float:
+        with client_for(box, "http") as client:
+            started = time.monotonic()
+            await asyncio.gather(*(client.call("server.time") for _ in range(60)))
+            return time.monotonic() - started
+
+    elapsed = asyncio.run(go())
+    assert box.statuses[503] == 0, "the client never ran into the portal's bucket"
+    assert box.statuses[200] == 60
+    assert elapsed >= 4.0, "the 10 requests past the burst waited for the drain (2/s)"
+
+
+def test_429_pauses_only_that_method_until_reset() -> None:
+    box = Sandbox(limits="off", operating_limit=0.05, operating_window=2.0)
+    for i in range(300):
+        box.call("crm.deal.add", {"fields": {"TITLE": str(i)}})
+
+    async def go() -> None:
+        with client_for(box) as client:
+            async def lists() -> float:
+                started = time.monotonic()
+                for _ in range(12):
+                    await client.call("crm.deal.list", {"start": 0})
+                return time.monotonic() - started
+
+            async def gets() -> list[float]:
+                delays = []
+                for _ in range(8):  # 8 gets stay well inside their own budget
+                    started = time.monotonic()
+                    await client.call("crm.deal.get", {"id": 1})
+                    delays.append(time.monotonic() - started)
+                    await asyncio.sleep(0.1)
+                return delays
+
+            list_time, get_delays = await asyncio.gather(lists(), gets())
+            assert list_time >= 1.0, "crm.deal.list waited for its budget to reset"
+            assert max(get_delays) < 0.5, "crm.deal.get was never paused"
+
+    asyncio.run(go())
+    assert box.statuses[429] >= 1, "the sandbox did refuse crm.deal.list"
+
+
+def test_oauth_refreshes_once_then_retries(mode: str) -> None:
+    box = Sandbox(limits="off")
+    box.register_app("app.7", "s3cret")
+    old = box.issue_tokens("app.7", expires_in=-1)
+    saved: list[dict] = []  # type: ignore[type-arg]
+
+    async def go() -> None:
+        with client_for(box, mode) as probe:
+            base = probe.auth.url("").split("/rest/")[0]
+            auth = OAuthAuth(rest_base=base + "/rest/", access_token=old["access_token"],
+                             refresh_token=old["refresh_token"], client_id="app.7",
+                             client_secret="s3cret", token_url=base + "/oauth/token/",
+                             on_tokens=saved.append)
+            client = B24Client(auth, transport=probe._http._transport, bucket=Bucket(1e9, 1e9))
+            assert (await client.call("user.current"))["ID"] == "1"
+            assert len(saved) == 1 and saved[0]["refresh_token"] != old["refresh_token"]
+            assert auth.access_token == saved[0]["access_token"]
+
+    asyncio.run(go())
