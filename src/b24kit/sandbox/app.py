@@ -94,6 +94,7 @@ class Sandbox:
         )
         self.requests = 0  # HTTP requests answered, for tests that count round trips
         self.statuses: Counter[int] = Counter()  # answers by HTTP status
+        self.budget_refusals = 0  # calls refused by the operating budget, batch commands too
         self.token = self._ensure_webhook()
 
     # -------------------------------------------------------------- identity
@@ -251,6 +252,7 @@ class Sandbox:
             result = self._batch(params, user_id, scopes, auth_key)
             return {"result": result, "time": self._time(started, 0.0, None)}
         if metered and self.budget.blocked(key):
+            self.budget_refusals += 1
             raise errors.make(errors.OPERATION_LIMIT)
         ctx = CallContext(
             self.portal, user_id, scopes, intval(params.pop("start", 0)), in_batch=in_batch
