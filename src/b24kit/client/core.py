@@ -278,6 +278,9 @@ class B24Client:
             raise ValueError("a batch carries at most 50 commands")
         if safe is None:
             safe = all(is_safe_to_repeat(m) for m in methods.values())
+        for method_name in set(methods.values()):
+            # each command counts against its own method's budget: wait for every one
+            await self.tracker.wait(method_name)
         envelope = await self.envelope("batch", {"halt": 1 if halt else 0, "cmd": cmd}, safe=safe)
         raw = envelope.result if isinstance(envelope.result, Mapping) else {}
         out = BatchResult(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,6 +161,7 @@ class _Run:
         self.attempts: dict[str, int] = {c.name: 0 for c in commands}
         self.to_verify: list[str] = []  # creates whose outcome is unknown
         self.total = len(commands)
+        self.started = time.monotonic()
 
     # ----------------------------------------------------------------- state
     def finish(self, name: str, ok: bool, result: Any = None, error: B24Error | None = None,
@@ -278,10 +280,15 @@ class _Run:
             elif name in result.error:
                 error = result.error[name]
                 if isinstance(error, (OperationTimeLimit, QueryLimitExceeded)):
+                    # refused by a limit: it did not run. Wait and send again; bounded by
+                    # time (the client's max_limit_wait), not by attempts.
                     if isinstance(error, OperationTimeLimit):
                         self.client.tracker.blocked(self.by_name[name].method)
-                    if self.count_attempt(name, error):
-                        not_run.append(name)  # refused, not run: send again
+                    if time.monotonic() - self.started > self.client.retry.max_limit_wait:
+                        self.attempts[name] += 1
+                        self.finish(name, False, error=error)
+                    else:
+                        not_run.append(name)
                 elif self._already_done(name, error):
                     self.attempts[name] += 1
                     self.finish(name, True, True)
