@@ -35,9 +35,11 @@ def parse_webhook(url: str) -> WebhookAddress:
     text = url.strip()
     match = _WEBHOOK.match(text)
     if not match:
-        shown = redact(text)
+        # Which part is the secret cannot be known in a malformed URL: show the host only.
+        parts = urlsplit(text)
+        shown = f"{parts.scheme}://{parts.netloc}/..." if parts.netloc else "(not a URL)"
         raise ConfigError(
-            f"not a webhook URL: {shown!r}; expected https://PORTAL/rest/USER_ID/SECRET/"
+            f"not a webhook URL: {shown}; expected https://PORTAL/rest/USER_ID/SECRET/"
         )
     parts = urlsplit(text)
     if parts.query or parts.fragment:

@@ -34,7 +34,7 @@ import yaml
 
 from b24kit.client.address import parse_webhook
 from b24kit.client.auth import Auth, OAuthAuth, WebhookAuth
-from b24kit.client.core import B24Client
+from b24kit.client.core import B24Client, RetryPolicy
 from b24kit.client.errors import ConfigError
 from b24kit.client.limiter import Bucket
 
@@ -145,8 +145,14 @@ def connect(
         auth, chosen_plan = from_profile(str(config["default"]))
     plan = plan or chosen_plan
     bucket = Bucket.for_plan(plan)
+    retry = RetryPolicy()
+    if env.get("B24KIT_RETRIES"):
+        try:
+            retry.attempts = max(1, int(env["B24KIT_RETRIES"]))
+        except ValueError:
+            raise ConfigError("B24KIT_RETRIES must be a whole number") from None
     if auth is not None:
-        client = B24Client(auth, bucket=bucket, max_in_flight=max_in_flight)
+        client = B24Client(auth, bucket=bucket, max_in_flight=max_in_flight, retry=retry)
         return Connection(client, auth.portal, plan, warnings=tuple(warnings))
 
     from b24kit.sandbox import Sandbox, SandboxConfig
@@ -155,6 +161,6 @@ def connect(
     sandbox = Sandbox(SandboxConfig(db=str(db), limits=plan))
     hook = parse_webhook(sandbox.webhook_url("http://sandbox.local"))
     client = B24Client(WebhookAuth(hook), transport=sandbox.transport(), bucket=bucket,
-                       max_in_flight=max_in_flight)
+                       max_in_flight=max_in_flight, retry=retry)
     label = f"local sandbox portal ({db}, in-process)"
     return Connection(client, label, plan, sandbox=sandbox, warnings=tuple(warnings))
