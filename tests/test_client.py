@@ -186,3 +186,28 @@ def test_oauth_refreshes_once_then_retries(mode: str) -> None:
             assert auth.access_token == saved[0]["access_token"]
 
     asyncio.run(go())
+
+
+def test_none_and_lists_survive_inside_batch() -> None:
+    """A peer gap: None and list parameters broken inside batch."""
+    box = Sandbox(limits="off")
+    box.call("crm.deal.userfield.add", {"fields": {"FIELD_NAME": "TAGS", "USER_TYPE_ID": "string",
+                                                   "MULTIPLE": "Y"}})
+
+    async def go() -> None:
+        with client_for(box) as client:
+            result = await client.batch({
+                "a": ("crm.deal.add", {"fields": {"TITLE": "x", "COMMENTS": None,
+                                                  "UF_CRM_TAGS": ["один", "два & три"]}}),
+                "b": ("crm.deal.add", {"fields": {"TITLE": "y"}}),
+                "list": ("crm.deal.list", {"filter": {"@ID": ["$result[a]", "$result[b]"]},
+                                           "select": ["ID", "COMMENTS", "UF_CRM_TAGS"],
+                                           "order": {"ID": "ASC"}}),
+            }, halt=True)
+            rows = result.result["list"]
+            assert [r["ID"] for r in rows] == ["1", "2"], "a list of references is substituted"
+            assert rows[0]["COMMENTS"] == "", "None arrives as an explicit empty value"
+            assert rows[0]["UF_CRM_TAGS"] == ["один", "два & три"], "a list value survives"
+            assert result.error == {}
+
+    asyncio.run(go())

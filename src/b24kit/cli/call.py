@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from b24kit.cli.common import PlanOption, PortalOption, open_portal, run_portal, setup_logging
-from b24kit.cli.output import emit_json, fail
+from b24kit.cli.output import emit_json, fail, row_progress
 from b24kit.client import Connection, read_all
 from b24kit.encoding import _split_key
 
@@ -81,7 +81,8 @@ def call(
 
     async def work(conn: Connection) -> Any:
         if all_pages:
-            return await read_all(conn.client, method, params)
+            with row_progress(f"reading {method}") as progress:
+                return await read_all(conn.client, method, params, progress=progress)
         envelope = await conn.client.envelope(method, params)
         out: dict[str, Any] = {"result": envelope.result}
         if envelope.total is not None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -21,3 +24,19 @@ def fail(message: str, hint: str | None = None, code: int = 2) -> typer.Exit:
     if hint:
         err.print(f"  {hint}", highlight=False)
     return typer.Exit(code)
+
+
+@contextmanager
+def row_progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar on stderr (only when it is a terminal) fed by (done, total) calls."""
+    if not err.is_terminal:
+        yield lambda done, total: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task(label, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
