@@ -73,7 +73,31 @@ def exact(params: Mapping[str, Any], name: str, default: Any = None) -> Any:
     return params.get(name, default)
 
 
-def require_mapping(value: Any, message: str) -> dict[str, Any]:
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise errors.old_style(message)
+def new_fields(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``fields`` argument of a new-style method (crm.item.*, crm.category.*, ...)."""
+    fields = params.get("fields")
+    if fields is None:
+        raise errors.required_arg("fields")
+    if not isinstance(fields, Mapping):
+        raise errors.invalid_arg("fields must be an array")
+    return dict(fields)
+
+
+def entity_type(ctx: CallContext, params: Mapping[str, Any]) -> int:
+    """The ``entityTypeId`` of crm.item.* / crm.category.*: deals, contacts, companies and
+    existing smart processes; others are ENTITY_TYPE_NOT_SUPPORTED (API notes §5.1, §9.1)."""
+    from b24kit.sandbox.fields import COMPANY, CONTACT, DEAL, SPA_MIN
+    from b24kit.sandbox.values import intval
+
+    raw = params.get("entityTypeId")
+    if raw in (None, ""):
+        raise errors.required_arg("entityTypeId")
+    etid = intval(raw)
+    if etid in (DEAL, CONTACT, COMPANY):
+        return etid
+    if etid >= SPA_MIN or etid == 31:
+        if ctx.portal.type_by_etid(etid) is None:
+            raise errors.not_found_new("Smart process not found")
+        return etid
+    name = {1: "LEAD", 5: "INVOICE", 7: "QUOTE"}.get(etid, str(etid))
+    raise errors.ApiError("ENTITY_TYPE_NOT_SUPPORTED", f"Entity type {name} is not supported")

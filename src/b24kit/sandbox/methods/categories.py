@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from b24kit.sandbox import errors
-from b24kit.sandbox.fields import COMPANY, CONTACT, DEAL, SPA_MIN
-from b24kit.sandbox.registry import CallContext, Paged, exact, method
+from b24kit.sandbox.fields import DEAL, SPA_MIN
+from b24kit.sandbox.registry import CallContext, Paged, entity_type, exact, method, new_fields
 from b24kit.sandbox.values import intval, yes_no
 
 FIELDS = {
@@ -60,21 +60,6 @@ FIELDS = {
 }
 
 
-def _etid(ctx: CallContext, params: Mapping[str, Any]) -> int:
-    raw = exact(params, "entityTypeId")
-    if raw in (None, ""):
-        raise errors.required_arg("entityTypeId")
-    etid = intval(raw)
-    if etid in (DEAL, CONTACT, COMPANY):
-        return etid
-    if etid >= SPA_MIN or etid == 31:
-        spa = ctx.portal.type_by_etid(etid)
-        if spa is None:
-            raise errors.not_found_new("Smart process not found")
-        return etid
-    name = {1: "LEAD", 5: "INVOICE", 7: "QUOTE"}.get(etid, str(etid))
-    raise errors.ApiError("ENTITY_TYPE_NOT_SUPPORTED", f"Entity type {name} is not supported")
-
 
 def render(row: sqlite3.Row) -> dict[str, Any]:
     out: dict[str, Any] = {
@@ -116,13 +101,13 @@ def _name(fields: Mapping[str, Any], required: bool) -> str | None:
 
 @method("crm.category.fields", "crm")
 def fields(ctx: CallContext, params: dict[str, Any]) -> Any:
-    _etid(ctx, params)
+    entity_type(ctx, params)
     return {"fields": FIELDS}
 
 
 @method("crm.category.list", "crm")
 def list_(ctx: CallContext, params: dict[str, Any]) -> Any:
-    etid = _etid(ctx, params)
+    etid = entity_type(ctx, params)
     rows = ctx.portal.db.all(
         "SELECT * FROM categories WHERE entity_type_id = ? ORDER BY sort, id", (etid,)
     )
@@ -131,23 +116,15 @@ def list_(ctx: CallContext, params: dict[str, Any]) -> Any:
 
 @method("crm.category.get", "crm")
 def get(ctx: CallContext, params: dict[str, Any]) -> Any:
-    etid = _etid(ctx, params)
+    etid = entity_type(ctx, params)
     return {"category": render(_get_row(ctx, etid, params))}
 
-
-def _fields(params: Mapping[str, Any]) -> dict[str, Any]:
-    fields = exact(params, "fields")
-    if fields is None:
-        raise errors.required_arg("fields")
-    if not isinstance(fields, Mapping):
-        raise errors.invalid_arg("fields must be an array")
-    return dict(fields)
 
 
 @method("crm.category.add", "crm")
 def add(ctx: CallContext, params: dict[str, Any]) -> Any:
-    etid = _etid(ctx, params)
-    fields = _fields(params)
+    etid = entity_type(ctx, params)
+    fields = new_fields(params)
     name = _name(fields, required=True)
     assert name is not None
     if etid >= SPA_MIN:
@@ -176,9 +153,9 @@ def add(ctx: CallContext, params: dict[str, Any]) -> Any:
 
 @method("crm.category.update", "crm")
 def update(ctx: CallContext, params: dict[str, Any]) -> Any:
-    etid = _etid(ctx, params)
+    etid = entity_type(ctx, params)
     row = _get_row(ctx, etid, params)
-    fields = _fields(params)
+    fields = new_fields(params)
     name = _name(fields, required=False)
     with ctx.portal.db.transaction():
         if name is not None:
@@ -207,7 +184,7 @@ def update(ctx: CallContext, params: dict[str, Any]) -> Any:
 
 @method("crm.category.delete", "crm")
 def delete(ctx: CallContext, params: dict[str, Any]) -> Any:
-    etid = _etid(ctx, params)
+    etid = entity_type(ctx, params)
     row = _get_row(ctx, etid, params)
     if row["is_default"] == "Y":
         if etid == DEAL:

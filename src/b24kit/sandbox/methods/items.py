@@ -7,8 +7,16 @@ from typing import Any
 
 from b24kit.encoding import as_list
 from b24kit.sandbox import errors
-from b24kit.sandbox.fields import COMPANY, CONTACT, DEAL, SPA_MIN, describe
-from b24kit.sandbox.registry import CallContext, Paged, arg, exact, method
+from b24kit.sandbox.fields import COMPANY, CONTACT, DEAL, describe
+from b24kit.sandbox.registry import (
+    CallContext,
+    Paged,
+    arg,
+    entity_type,
+    exact,
+    method,
+    new_fields,
+)
 from b24kit.sandbox.values import intval
 
 OLD_ENTITIES = {"deal": DEAL, "contact": CONTACT, "company": COMPANY}
@@ -124,20 +132,6 @@ def deal_contacts_set(ctx: CallContext, params: dict[str, Any]) -> Any:
 
 
 # ----------------------------------------------------------------- crm.item.*
-def _etid(ctx: CallContext, params: Mapping[str, Any]) -> int:
-    raw = exact(params, "entityTypeId")
-    if raw in (None, ""):
-        raise errors.required_arg("entityTypeId")
-    etid = intval(raw)
-    if etid in (DEAL, CONTACT, COMPANY):
-        return etid
-    if etid >= SPA_MIN or etid == 31:
-        if ctx.portal.type_by_etid(etid) is None:
-            raise errors.not_found_new("Smart process not found")
-        return etid
-    name = {1: "LEAD", 5: "INVOICE", 7: "QUOTE"}.get(etid, str(etid))
-    raise errors.ApiError("ENTITY_TYPE_NOT_SUPPORTED", f"Entity type {name} is not supported")
-
 
 def _item_id(params: Mapping[str, Any]) -> int:
     raw = exact(params, "id")
@@ -145,14 +139,6 @@ def _item_id(params: Mapping[str, Any]) -> int:
         raise errors.required_arg("id")
     return intval(raw)
 
-
-def _new_fields(params: Mapping[str, Any]) -> dict[str, Any]:
-    fields = exact(params, "fields")
-    if fields is None:
-        raise errors.required_arg("fields")
-    if not isinstance(fields, Mapping):
-        raise errors.invalid_arg("fields must be an array")
-    return dict(fields)
 
 
 def _render_new(ctx: CallContext, etid: int, data: dict[str, Any]) -> dict[str, Any]:
@@ -176,15 +162,15 @@ def _fm_to_multis(fields: dict[str, Any]) -> dict[str, Any]:
 
 @method("crm.item.fields", "crm")
 def item_fields(ctx: CallContext, params: dict[str, Any]) -> Any:
-    etid = _etid(ctx, params)
+    etid = entity_type(ctx, params)
     by_name, _ = ctx.portal.item_fields(etid)
     return {"fields": {f.camel: describe(f, "new") for f in by_name.values()}}
 
 
 @method("crm.item.add", "crm")
 def item_add(ctx: CallContext, params: dict[str, Any]) -> Any:
-    etid = _etid(ctx, params)
-    fields = _fm_to_multis(_new_fields(params))
+    etid = entity_type(ctx, params)
+    fields = _fm_to_multis(new_fields(params))
     with ctx.portal.db.transaction():
         new_id = ctx.portal.add_item(etid, fields, ctx.user_id, "new")
         data = ctx.portal.load_item(etid, new_id)
@@ -194,9 +180,9 @@ def item_add(ctx: CallContext, params: dict[str, Any]) -> Any:
 
 @method("crm.item.update", "crm")
 def item_update(ctx: CallContext, params: dict[str, Any]) -> Any:
-    etid = _etid(ctx, params)
+    etid = entity_type(ctx, params)
     item_id = _item_id(params)
-    fields = _new_fields(params)
+    fields = new_fields(params)
     with ctx.portal.db.transaction():
         data = ctx.portal.update_item(etid, item_id, fields, ctx.user_id, "new")
     return {"item": _render_new(ctx, etid, data)}
@@ -204,7 +190,7 @@ def item_update(ctx: CallContext, params: dict[str, Any]) -> Any:
 
 @method("crm.item.get", "crm")
 def item_get(ctx: CallContext, params: dict[str, Any]) -> Any:
-    etid = _etid(ctx, params)
+    etid = entity_type(ctx, params)
     data = ctx.portal.load_item(etid, _item_id(params))
     if data is None:
         raise errors.not_found_new()
@@ -213,7 +199,7 @@ def item_get(ctx: CallContext, params: dict[str, Any]) -> Any:
 
 @method("crm.item.list", "crm")
 def item_list(ctx: CallContext, params: dict[str, Any]) -> Any:
-    etid = _etid(ctx, params)
+    etid = entity_type(ctx, params)
     rows, total, nxt = ctx.portal.list_items(
         etid,
         flt=exact(params, "filter"),
@@ -228,7 +214,7 @@ def item_list(ctx: CallContext, params: dict[str, Any]) -> Any:
 
 @method("crm.item.delete", "crm")
 def item_delete(ctx: CallContext, params: dict[str, Any]) -> Any:
-    etid = _etid(ctx, params)
+    etid = entity_type(ctx, params)
     with ctx.portal.db.transaction():
         if not ctx.portal.delete_item(etid, _item_id(params)):
             raise errors.not_found_new()

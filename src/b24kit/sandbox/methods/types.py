@@ -9,7 +9,7 @@ from b24kit.encoding import as_list
 from b24kit.sandbox import errors
 from b24kit.sandbox.db import dumps, loads
 from b24kit.sandbox.fields import COMPANY, CONTACT
-from b24kit.sandbox.registry import CallContext, Paged, exact, method
+from b24kit.sandbox.registry import CallContext, Paged, exact, method, new_fields
 from b24kit.sandbox.values import intval, yes_no
 
 SWITCHES = (
@@ -109,12 +109,6 @@ def _write_relations(ctx: CallContext, etid: int, relations: Any, client: bool) 
             )
 
 
-def _fields(params: Mapping[str, Any]) -> dict[str, Any]:
-    fields = exact(params, "fields")
-    if not isinstance(fields, Mapping):
-        raise errors.required_arg("fields")
-    return dict(fields)
-
 
 def _by_id(ctx: CallContext, params: Mapping[str, Any]) -> dict[str, Any]:
     raw = exact(params, "id")
@@ -137,7 +131,7 @@ def fields(ctx: CallContext, params: dict[str, Any]) -> Any:
 
 @method("crm.type.add", "crm")
 def add(ctx: CallContext, params: dict[str, Any]) -> Any:
-    fields = _fields(params)
+    fields = new_fields(params)
     title = str(fields.get("title") or "").strip()
     if not title:
         raise errors.ApiError("CRM_FIELD_ERROR_REQUIRED", 'The field "Title" is required.')
@@ -184,7 +178,7 @@ def add(ctx: CallContext, params: dict[str, Any]) -> Any:
 @method("crm.type.update", "crm")
 def update(ctx: CallContext, params: dict[str, Any]) -> Any:
     data = _by_id(ctx, params)
-    fields = _fields(params)
+    fields = new_fields(params)
     if "title" in fields:
         if not str(fields["title"] or "").strip():
             raise errors.ApiError("CRM_FIELD_ERROR_REQUIRED", 'The field "Title" is required.')
