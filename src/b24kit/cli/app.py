@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from b24kit import __version__
-from b24kit.cli import call, portal, sandbox
+from b24kit.cli import blueprint, call, portal, sandbox
 
 app = typer.Typer(
     help=(
@@ -20,6 +20,12 @@ app = typer.Typer(
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(portal.app, name="portal")
 app.command(name="call")(call.call)
+app.command(name="validate")(blueprint.validate)
+app.command(name="plan")(blueprint.plan)
+app.command(name="apply")(blueprint.apply)
+app.command(name="export")(blueprint.export)
+app.command(name="graph")(blueprint.graph)
+app.add_typer(blueprint.schema_app, name="blueprint")
 
 
 def _version(value: bool) -> None:

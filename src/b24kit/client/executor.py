@@ -73,6 +73,7 @@ class Command:
     params: dict[str, Any] = field(default_factory=dict)
     name: str = ""
     key: LookupKey | None = None  # None: derived from the method and params where possible
+    after: tuple[str, ...] = ()  # commands that must finish first, without using their result
 
 
 @dataclass
@@ -137,7 +138,7 @@ class Executor:
         position = {name: i for i, name in enumerate(names)}
         deps: dict[str, set[str]] = {}
         for command in commands:
-            wanted = {ref.command for ref in _refs(command.params)}
+            wanted = {ref.command for ref in _refs(command.params)} | set(command.after)
             for dep in wanted:
                 if dep not in position or position[dep] >= position[command.name]:
                     raise ValueError(

@@ -1,0 +1,187 @@
+"""Checks across the blueprint that a schema cannot express: duplicates, dangling
+references, stage order, field types and their settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from b24kit.blueprint.loader import BlueprintIssue, Document, PathKey
+from b24kit.blueprint.model import Blueprint, CustomField, Pipeline
+
+SYSTEM_DEAL_FIELDS = {"TITLE", "OPPORTUNITY", "CURRENCY_ID", "COMPANY_ID", "CONTACT_ID",
+                      "CONTACT_IDS", "ASSIGNED_BY_ID", "COMMENTS", "SOURCE_ID",
+                      "SOURCE_DESCRIPTION", "BEGINDATE", "CLOSEDATE", "TYPE_ID",
+                      "ADDITIONAL_INFO", "PROBABILITY", "UTM_SOURCE", "UTM_MEDIUM",
+                      "UTM_CAMPAIGN", "UTM_CONTENT", "UTM_TERM"}
+LINK_TARGETS = {"deal": "DEAL", "contact": "CONTACT", "company": "COMPANY", "lead": "LEAD"}
+
+
+class _Collector:
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.issues: list[BlueprintIssue] = []
+
+    def add(self, path: PathKey, message: str) -> None:
+        self.issues.append(BlueprintIssue(self.doc.mark(path), message))
+
+
+def _pipeline(c: _Collector, pipeline: Pipeline, path: PathKey) -> None:
+    seen: dict[str, int] = {}
+    for i, stage in enumerate(pipeline.stages):
+        if stage.code in seen:
+            c.add((*path, "stages", i, "code"),
+                  f"stage code {stage.code!r} is used twice in pipeline {pipeline.code!r}")
+        seen[stage.code] = i
+    ordered = sorted(enumerate(pipeline.stages),
+                     key=lambda p: (p[1].sort if p[1].sort is not None else (p[0] + 1) * 10, p[0]))
+    semantics = [s.semantics for _, s in ordered]
+    if semantics.count("success") != 1:
+        c.add((*path, "stages"),
+              f"pipeline {pipeline.code!r} needs exactly one success stage, has "
+              f"{semantics.count('success')}")
+    if "failure" not in semantics:
+        c.add((*path, "stages"), f"pipeline {pipeline.code!r} needs at least one failure stage")
+    if semantics and semantics[0] != "process":
+        c.add((*path, "stages", ordered[0][0]),
+              f"the first stage of pipeline {pipeline.code!r} must be an in-progress stage")
+    rank = {"process": 0, "success": 1, "failure": 2}
+    for (i, stage), (_, before) in zip(ordered[1:], ordered, strict=False):
+        if rank[stage.semantics] < rank[before.semantics]:
+            c.add((*path, "stages", i),
+                  f"stage {stage.code!r} ({stage.semantics}) comes after a "
+                  f"{before.semantics} stage: in-progress stages, then success, then failure")
+
+
+def _field(c: _Collector, f: CustomField, path: PathKey, spa_codes: set[str]) -> None:
+    if f.type == "enumeration" and not f.values:
+        c.add((*path, "values"), f"enumeration field {f.code!r} needs values")
+    if f.type != "enumeration" and f.values is not None:
+        c.add((*path, "values"), f"field {f.code!r} of type {f.type} cannot have values")
+    if f.type == "boolean" and f.multiple:
+        c.add((*path, "multiple"), f"boolean field {f.code!r} cannot be multiple")
+    if f.type == "crm":
+        if not f.links:
+            c.add((*path, "links"), f"crm field {f.code!r} must say which entities it links")
+        for j, target in enumerate(f.links or []):
+            if target not in LINK_TARGETS and target not in spa_codes:
+                c.add((*path, "links", j), f"crm field {f.code!r} links unknown entity "
+                      f"{target!r}; use deal, contact, company, lead or a smart process code")
+    elif f.links is not None:
+        c.add((*path, "links"), f"only crm fields have links; {f.code!r} is {f.type}")
+    if f.values:
+        seen: set[str] = set()
+        for j, value in enumerate(f.values):
+            key = value.xml_id or value.value
+            if key in seen:
+                c.add((*path, "values", j), f"value {key!r} repeats in field {f.code!r}")
+            seen.add(key)
+    if f.type == "double" and "PRECISION" in f.settings and not (
+            isinstance(f.settings["PRECISION"], int) and 0 <= f.settings["PRECISION"] <= 12):
+        c.add((*path, "settings", "PRECISION"), "PRECISION must be a whole number 0..12")
+
+
+def _fields(c: _Collector, fields: list[CustomField], path: PathKey, owner: str,
+            spa_codes: set[str]) -> None:
+    seen: set[str] = set()
+    for i, f in enumerate(fields):
+        if f.code in seen:
+            c.add((*path, i, "code"), f"field code {f.code!r} is used twice in {owner}")
+        seen.add(f.code)
+        _field(c, f, (*path, i), spa_codes)
+
+
+def check_references(bp: Blueprint, doc: Document) -> list[BlueprintIssue]:
+    c = _Collector(doc)
+    spa_codes = {s.code for s in bp.smart_processes}
+    pipelines: dict[str, tuple[Pipeline, str]] = {}  # code -> (pipeline, owner)
+    names: dict[str, str] = {}
+
+    def register(pipeline: Pipeline, owner: str, path: PathKey) -> None:
+        if pipeline.code in pipelines:
+            c.add((*path, "code"), f"pipeline code {pipeline.code!r} is used twice")
+        pipelines[pipeline.code] = (pipeline, owner)
+        _pipeline(c, pipeline, path)
+
+    defaults = 0
+    for i, pipeline in enumerate(bp.deal.pipelines):
+        path: PathKey = ("deal", "pipelines", i)
+        register(pipeline, "deal", path)
+        for name in (pipeline.name, *pipeline.previous_names):
+            if name in names and names[name] != pipeline.code:
+                c.add((*path, "name"), f"pipeline name {name!r} is also used by "
+                      f"{names[name]!r}: deal pipelines are matched by name")
+            names[name] = pipeline.code
+        defaults += pipeline.default
+        if defaults > 1 and pipeline.default:
+            c.add((*path, "default"), "only one deal pipeline can be the default")
+    _fields(c, bp.deal.fields, ("deal", "fields"), "deal fields", spa_codes)
+
+    seen_spa: set[str] = set()
+    for i, spa in enumerate(bp.smart_processes):
+        path = ("smart_processes", i)
+        if spa.code in seen_spa:
+            c.add((*path, "code"), f"smart process code {spa.code!r} is used twice")
+        seen_spa.add(spa.code)
+        if len(spa.pipelines) > 1 and not spa.switches.categories:
+            c.add((*path, "pipelines"), f"smart process {spa.code!r} has several pipelines "
+                  "but switches.categories is off")
+        if spa.pipelines and not spa.switches.stages:
+            c.add((*path, "pipelines"), f"smart process {spa.code!r} has stages but "
+                  "switches.stages is off")
+        if sum(p.default for p in spa.pipelines) > 1:
+            c.add((*path, "pipelines"), f"only one pipeline of {spa.code!r} can be the default")
+        for j, pipeline in enumerate(spa.pipelines):
+            register(pipeline, spa.code, (*path, "pipelines", j))
+        for side in ("parents", "children"):
+            for j, target in enumerate(getattr(spa.relations, side)):
+                if target not in LINK_TARGETS and target not in spa_codes:
+                    c.add((*path, "relations", side, j), f"relation to unknown entity {target!r}")
+        _fields(c, spa.fields, (*path, "fields"), f"smart process {spa.code!r}", spa_codes)
+
+    deal_fields = {f.code: f for f in bp.deal.fields}
+    link_names: set[str] = set()
+    for i, link in enumerate(bp.links):
+        path = ("links", i)
+        if link.name in link_names:
+            c.add((*path, "name"), f"link name {link.name!r} is used twice")
+        link_names.add(link.name)
+        ends: dict[str, Pipeline | None] = {}
+        for end in ("parent", "child"):
+            target = getattr(link, end)
+            found = pipelines.get(target.pipeline)
+            ends[end] = found[0] if found else None
+            if found is None:
+                c.add((*path, end, "pipeline"), f"link {link.name!r}: no pipeline "
+                      f"{target.pipeline!r}")
+            elif found[1] != "deal":
+                c.add((*path, end, "pipeline"), f"link {link.name!r}: {target.pipeline!r} is "
+                      "not a deal pipeline (links join deal pipelines)")
+            elif target.stage not in {s.code for s in found[0].stages}:
+                c.add((*path, end, "stage"), f"link {link.name!r}: pipeline "
+                      f"{target.pipeline!r} has no stage {target.stage!r}")
+        if link.parent.pipeline == link.child.pipeline:
+            c.add((*path, "child", "pipeline"), f"link {link.name!r} joins a pipeline to itself")
+        for j, move in enumerate(link.moves):
+            for end, stage in (("child", move.child_stage), ("parent", move.parent_stage)):
+                joined = ends[end]
+                if joined is not None and stage not in {s.code for s in joined.stages}:
+                    c.add((*path, "moves", j, f"{end}_stage"), f"link {link.name!r}: "
+                          f"{end} pipeline {joined.code!r} has no stage {stage!r}")
+        for key, want in (("child_field", ("crm",)), ("parent_field", ("crm",)),
+                          ("mirror_field", ("string", "enumeration", "crm_status"))):
+            code: Any = getattr(link, key)
+            if code is None:
+                continue
+            field = deal_fields.get(code)
+            if field is None:
+                c.add((*path, key), f"link {link.name!r}: no deal field {code!r}")
+            elif field.type not in want:
+                c.add((*path, key), f"link {link.name!r}: {key} {code!r} must be of type "
+                      f"{' or '.join(want)}, not {field.type}")
+            elif field.type == "crm" and "deal" not in (field.links or []):
+                c.add((*path, key), f"link {link.name!r}: {code!r} must link deals")
+        for j, name in enumerate(link.copy_fields):
+            if name not in SYSTEM_DEAL_FIELDS and name not in deal_fields:
+                c.add((*path, "copy_fields", j), f"link {link.name!r}: cannot copy unknown "
+                      f"field {name!r}")
+    return sorted(c.issues, key=lambda i: (i.mark.file, i.mark.line, i.mark.column))

@@ -1,0 +1,276 @@
+"""Load a blueprint: YAML with positions, includes, variables, schema and reference checks.
+
+Every error carries ``file:line:column`` and one line of reason; all errors are collected,
+not just the first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from b24kit.blueprint.model import Blueprint
+
+PathKey = tuple[str | int, ...]
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class Mark:
+    file: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class BlueprintIssue:
+    mark: Mark
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.mark.file}:{self.mark.line}:{self.mark.column}: {self.message}"
+
+
+class BlueprintError(Exception):
+    def __init__(self, issues: list[BlueprintIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+@dataclass
+class Document:
+    data: Any
+    marks: dict[PathKey, Mark] = field(default_factory=dict)
+
+    def mark(self, path: PathKey, fallback: Mark | None = None) -> Mark:
+        probe = tuple(path)
+        while probe:
+            if probe in self.marks:
+                return self.marks[probe]
+            probe = probe[:-1]
+        return self.marks.get((), fallback or Mark("?", 1, 1))
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.constructor = SafeConstructor()
+        self.issues: list[BlueprintIssue] = []
+        self.marks: dict[PathKey, Mark] = {}
+
+    def mark_of(self, node: Node) -> Mark:
+        return Mark(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def build(self, node: Node, path: PathKey) -> Any:
+        self.marks[path] = self.mark_of(node)
+        if isinstance(node, MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.constructor.construct_object(key_node, deep=True)
+                if not isinstance(key, str):
+                    self.issues.append(BlueprintIssue(self.mark_of(key_node),
+                                                      f"key {key!r} must be text"))
+                    continue
+                if key in out:
+                    self.issues.append(BlueprintIssue(self.mark_of(key_node),
+                                                      f"duplicate key {key!r}"))
+                    continue
+                out[key] = self.build(value_node, (*path, key))
+                self.marks[(*path, key)] = self.mark_of(key_node)
+                if isinstance(value_node, (MappingNode, SequenceNode)):
+                    self.marks[(*path, key)] = self.mark_of(key_node)
+            return out
+        if isinstance(node, SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        assert isinstance(node, ScalarNode)
+        return self.constructor.construct_object(node, deep=True)
+
+
+def read_yaml(path: Path) -> Document:
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BlueprintError([BlueprintIssue(Mark(name, 1, 1), f"cannot read: {exc.strerror}")]) \
+            from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = Mark(name, mark.line + 1, mark.column + 1) if mark else Mark(name, 1, 1)
+        raise BlueprintError([BlueprintIssue(where, f"not valid YAML: {exc.problem}")]) from None
+    if node is None:
+        raise BlueprintError([BlueprintIssue(Mark(name, 1, 1), "the file is empty")])
+    builder = _Builder(name)
+    data = builder.build(node, ())
+    if builder.issues:
+        raise BlueprintError(builder.issues)
+    if not isinstance(data, dict):
+        raise BlueprintError([BlueprintIssue(builder.marks[()], "the top level must be a mapping")])
+    return Document(data, builder.marks)
+
+
+def _shift(marks: dict[PathKey, Mark], prefix: PathKey, offset: int) -> dict[PathKey, Mark]:
+    """Renumber list indexes under ``prefix`` by ``offset`` (an include appended to a list)."""
+    out: dict[PathKey, Mark] = {}
+    n = len(prefix)
+    for key, mark in marks.items():
+        index = key[n] if key[:n] == prefix and len(key) > n else None
+        if isinstance(index, int):
+            key = (*prefix, index + offset, *key[n + 1:])
+        out[key] = mark
+    return out
+
+
+def _merge(base: Document, extra: Document, path: PathKey = ()) -> None:
+    """Merge ``extra`` into ``base``: mappings deep-merge, lists concatenate, and a value
+    set in ``base`` wins over an included one."""
+    target = base.data
+    for key in path:
+        target = target[key]
+    source = extra.data
+    for key in path:
+        source = source[key]
+    for key, value in source.items():
+        here = (*path, key)
+        if key not in target:
+            target[key] = value
+            for mark_key, mark in extra.marks.items():
+                if mark_key[: len(here)] == here:
+                    base.marks.setdefault(mark_key, mark)
+        elif isinstance(target[key], dict) and isinstance(value, dict):
+            _merge(base, extra, here)
+        elif isinstance(target[key], list) and isinstance(value, list):
+            offset = len(target[key])
+            shifted = _shift({k: m for k, m in extra.marks.items() if k[: len(here)] == here},
+                             here, offset)
+            target[key].extend(value)
+            for mark_key, mark in shifted.items():
+                if mark_key != here:
+                    base.marks[mark_key] = mark
+
+
+def _with_includes(path: Path, stack: tuple[Path, ...]) -> Document:
+    doc = read_yaml(path)
+    includes = doc.data.get("include") or []
+    if not isinstance(includes, list):
+        raise BlueprintError([BlueprintIssue(doc.mark(("include",)),
+                                             "include must be a list of files")])
+    issues: list[BlueprintIssue] = []
+    for index, item in enumerate(includes):
+        mark = doc.mark(("include", index))
+        target = (path.parent / str(item)).resolve()
+        if target in stack or target == path.resolve():
+            chain = " -> ".join(p.name for p in (*stack, path.resolve(), target))
+            issues.append(BlueprintIssue(mark, f"circular include: {chain}"))
+            continue
+        if not target.exists():
+            issues.append(BlueprintIssue(mark, f"included file {item!r} does not exist"))
+            continue
+        try:
+            included = _with_includes(target, (*stack, path.resolve()))
+        except BlueprintError as exc:
+            issues.extend(exc.issues)
+            continue
+        included.data.pop("include", None)
+        included.data.pop("version", None)
+        _merge(doc, included)
+    if issues:
+        raise BlueprintError(issues)
+    return doc
+
+
+def _substitute(doc: Document, variables: dict[str, str]) -> list[BlueprintIssue]:
+    issues: list[BlueprintIssue] = []
+
+    def walk(value: Any, path: PathKey) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*path, i)) for i, v in enumerate(value)]
+        if isinstance(value, str) and "${" in value:
+            def repl(match: re.Match[str]) -> str:
+                name = match.group(1)
+                if name not in variables:
+                    issues.append(BlueprintIssue(doc.mark(path),
+                                                 f"unknown variable ${{{name}}}"))
+                    return match.group(0)
+                return variables[name]
+
+            return VARIABLE.sub(repl, value)
+        return value
+
+    doc.data = walk(doc.data, ())
+    return issues
+
+
+def load_document(path: Path, variables: dict[str, str] | None = None) -> Document:
+    doc = _with_includes(path, ())
+    defined = doc.data.get("variables") or {}
+    merged = {str(k): str(v) for k, v in defined.items()} if isinstance(defined, dict) else {}
+    merged.update(variables or {})
+    issues = _substitute(doc, merged)
+    if issues:
+        raise BlueprintError(issues)
+    return doc
+
+
+def _loc_text(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def load_blueprint(path: Path, variables: dict[str, str] | None = None) -> tuple[Blueprint, Document]:
+    """Load, merge includes, substitute variables, check the schema and the references.
+    Raises BlueprintError with every problem found."""
+    from b24kit.blueprint.checks import check_references
+
+    doc = load_document(path, variables)
+    try:
+        blueprint = Blueprint.model_validate(doc.data)
+    except ValidationError as exc:
+        issues = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            # drop pydantic's union/literal tags so the path matches the document
+            path_loc = tuple(p for p in loc if isinstance(p, int) or p in _keys(doc.data, loc))
+            message = error["msg"]
+            if error["type"] == "extra_forbidden":
+                message = f"unknown key {loc[-1]!r}"
+            elif error["type"] == "missing":
+                message = f"{loc[-1]!r} is required"
+            issues.append(BlueprintIssue(doc.mark(path_loc), f"{_loc_text(loc)}: {message}"))
+        raise BlueprintError(sorted(issues, key=lambda i: (i.mark.file, i.mark.line))) from None
+    issues = check_references(blueprint, doc)
+    if issues:
+        raise BlueprintError(issues)
+    return blueprint, doc
+
+
+def _keys(data: Any, loc: tuple[Any, ...]) -> set[str]:
+    """Every key that appears along ``loc`` in the data (to filter pydantic's tags)."""
+    keys: set[str] = set()
+    node = data
+    for item in loc:
+        if isinstance(node, dict):
+            keys.update(node.keys())
+            node = node.get(item) if isinstance(item, str) else None
+        elif isinstance(node, list) and isinstance(item, int) and item < len(node):
+            node = node[item]
+        else:
+            if isinstance(item, str):
+                keys.add(item)
+            break
+    return keys

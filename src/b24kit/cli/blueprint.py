@@ -1,0 +1,310 @@
+"""Deploy commands: validate, plan, apply, export, graph, and ``blueprint schema``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from b24kit.blueprint.apply import ApplyError, apply_blueprint, make_plan, plan_summary_line
+from b24kit.blueprint.export import dump_yaml, export_blueprint
+from b24kit.blueprint.graph import mermaid
+from b24kit.blueprint.loader import BlueprintError, load_blueprint
+from b24kit.blueprint.model import Blueprint, json_schema
+from b24kit.blueprint.plan import Change, Plan, PlanOptions
+from b24kit.cli.common import FormatOption, PlanOption, PortalOption, open_portal, run_portal
+from b24kit.cli.output import console, emit_json, err, fail, row_progress
+from b24kit.client import Connection
+from b24kit.portal.snapshot import read_snapshot
+
+schema_app = typer.Typer(help="The blueprint format.", no_args_is_help=True)
+VarOption = Annotated[
+    list[str] | None,
+    typer.Option("--var", help="Set a blueprint variable: --var company=Ромашка (repeatable)."),
+]
+PruneOption = Annotated[
+    bool, typer.Option("--prune", help="Also delete what the portal has and the blueprint "
+                       "does not (refused for stages and pipelines that hold items).")
+]
+MoveOption = Annotated[
+    list[str] | None,
+    typer.Option("--move-stage", help="With --prune: move the items of a stage being deleted, "
+                 "PIPELINE:STAGE=TARGET_STAGE (repeatable)."),
+]
+SYMBOL = {"create": ("+", "green"), "update": ("~", "yellow"), "rename": ("±", "cyan"),
+          "delete": ("-", "red")}
+
+
+def _variables(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise fail(f"--var {pair!r}: expected name=value")
+        out[key] = value
+    return out
+
+
+def _options(prune: bool, moves: list[str] | None) -> PlanOptions:
+    move_stage = {}
+    for item in moves or []:
+        source, sep, target = item.partition("=")
+        if not sep or ":" not in source:
+            raise fail(f"--move-stage {item!r}: expected PIPELINE:STAGE=TARGET_STAGE")
+        move_stage[source] = target
+    return PlanOptions(prune=prune, move_stage=move_stage)
+
+
+def _load(file: Path, variables: dict[str, str], code: int = 2) -> Blueprint:
+    try:
+        blueprint, _ = load_blueprint(file, variables)
+    except BlueprintError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), highlight=False, markup=False)
+        noun = "error" if len(exc.issues) == 1 else "errors"
+        raise fail(f"{file}: {len(exc.issues)} {noun}; nothing was sent to the portal",
+                   code=code) from None
+    return blueprint
+
+
+def _value(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else f'"{value}"'
+
+
+def render_change(change: Change) -> str:
+    symbol, colour = SYMBOL[change.action]
+    if change.action in ("update", "rename"):
+        detail = ", ".join(f"{k}: {_value(v[0])} -> {_value(v[1])}"
+                           for k, v in change.attrs.items())
+    else:
+        detail = " ".join(f"{k}={_value(v)}" for k, v in change.attrs.items())
+    line = f"  [{colour}]{symbol} {change.kind} {change.address}[/]  {detail}"
+    if change.note:
+        line += f"  [dim]({change.note})[/]"
+    if change.deferred:
+        line += f"  [dim]({change.deferred})[/]"
+    if change.refused:
+        line += f"\n      [bold red]refused:[/] {change.refused}"
+    return line
+
+
+def print_plan(plan: Plan) -> None:
+    group = None
+    for change in plan.changes:
+        if change.group != group:
+            group = change.group
+            console.print(f"\n[bold]{group}[/]", highlight=False)
+        console.print(render_change(change), highlight=False, soft_wrap=True)
+    if not plan.changes:
+        console.print("No changes. The portal matches the blueprint.")
+    else:
+        console.print()
+    console.print(plan_summary_line(plan.summary()), highlight=False)
+
+
+def validate(
+    file: Annotated[Path, typer.Argument(help="Blueprint YAML file.")],
+    var: VarOption = None,
+) -> None:
+    """Check a blueprint without touching a portal: schema, includes, variables and
+    references (links, stages, fields). Every error is listed as file:line:column.
+
+    Exit code 0 when valid, 2 when not.
+    """
+    blueprint = _load(file, _variables(var))
+    counts = (len(blueprint.deal.pipelines), len(blueprint.deal.fields),
+              len(blueprint.smart_processes), len(blueprint.links))
+    console.print(f"{file}: valid ({counts[0]} deal pipelines, {counts[1]} deal fields, "
+                  f"{counts[2]} smart processes, {counts[3]} links)", highlight=False)
+
+
+def plan(
+    file: Annotated[Path, typer.Argument(help="Blueprint YAML file.")],
+    portal: PortalOption = None,
+    plan_name: PlanOption = None,
+    var: VarOption = None,
+    prune: PruneOption = False,
+    move_stage: MoveOption = None,
+    format: FormatOption = "text",
+    out: Annotated[Path | None, typer.Option("--out", help="Save the plan to apply later.")]
+    = None,
+    detailed_exitcode: Annotated[bool, typer.Option(
+        "--detailed-exitcode", help="Exit 0 with no changes, 2 with changes, 1 on any error "
+        "(as Terraform does).")] = False,
+) -> None:
+    """Show what apply would change on the portal: + create, ~ update, ± rename,
+    - delete (only with --prune). Reads the portal in a few batched calls; writes nothing.
+
+    Exit codes: 0 done, 2 bad blueprint, 3 portal error; with --detailed-exitcode: 0 no
+    changes, 2 changes pending, 1 any error.
+    """
+    error_code = 1 if detailed_exitcode else 2
+    blueprint = _load(file, _variables(var), code=error_code)
+    options = _options(prune, move_stage)
+    conn = open_portal(portal, plan_name)
+
+    async def work(conn: Connection) -> Plan:
+        return await make_plan(conn.client, blueprint, options)
+
+    try:
+        result = run_portal(conn, work)
+    except typer.Exit as exc:
+        raise typer.Exit(1 if detailed_exitcode else exc.exit_code) from None
+    if out is not None:
+        out.write_text(json.dumps({
+            "b24kit_plan": 1, "blueprint": blueprint.model_dump(mode="json"),
+            "options": {"prune": prune, "move_stage": options.move_stage},
+            "fingerprint": result.fingerprint, "plan": result.as_dict(),
+        }, ensure_ascii=False, indent=1), encoding="utf-8")
+    if format == "json":
+        emit_json(result.as_dict())
+    else:
+        print_plan(result)
+        if out is not None:
+            console.print(f"Saved to {out}; apply it with: b24kit apply {out}", highlight=False)
+    if detailed_exitcode and result.changes:
+        raise typer.Exit(2)
+
+
+def apply(
+    file: Annotated[Path, typer.Argument(help="Blueprint YAML file, or a plan saved by "
+                                         "'plan --out'.")],
+    portal: PortalOption = None,
+    plan_name: PlanOption = None,
+    var: VarOption = None,
+    prune: PruneOption = False,
+    move_stage: MoveOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (for cron and CI).")]
+    = False,
+    format: FormatOption = "text",
+) -> None:
+    """Make the portal match the blueprint: show the plan, ask, then apply it through
+    batched calls in dependency order. Safe to re-run: a second apply plans nothing, and
+    an interrupted apply continues where it stopped. Nothing is deleted without --prune.
+
+    Exit codes: 0 applied (or nothing to do), 2 bad blueprint or refused changes,
+    3 portal error.
+    """
+    saved: dict[str, Any] | None = None
+    if file.suffix == ".json":
+        try:
+            saved = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise fail(f"{file}: not a saved plan: {exc}") from None
+    if saved is not None:
+        if saved.get("b24kit_plan") != 1:
+            raise fail(f"{file}: not a plan saved by b24kit plan --out")
+        blueprint = Blueprint.model_validate(saved["blueprint"])
+        options = PlanOptions(prune=bool(saved["options"]["prune"]),
+                              move_stage=dict(saved["options"]["move_stage"]))
+    else:
+        blueprint = _load(file, _variables(var))
+        options = _options(prune, move_stage)
+    conn = open_portal(portal, plan_name)
+
+    async def work(conn: Connection) -> int:
+        first = await make_plan(conn.client, blueprint, options)
+        if saved is not None and first.fingerprint != saved["fingerprint"]:
+            err.print("error: the portal changed since the plan was made; run plan again",
+                      highlight=False)
+            return 2
+        if format != "json":
+            print_plan(first)
+        if first.refused:
+            err.print(f"error: {len(first.refused)} change(s) refused; nothing was written",
+                      highlight=False)
+            return 2
+        if not first.changes:
+            if format == "json":
+                emit_json({"applied": [], "rounds": 0, "summary": first.summary()})
+            return 0
+        if not yes and not typer.confirm("\nApply these changes?", default=False, err=True):
+            err.print("Nothing was applied.")
+            return 0
+        with row_progress("applying") as progress:
+            report = await apply_blueprint(conn.client, blueprint, options, progress=progress)
+        results = [{"action": o.change.action, "kind": o.change.kind,
+                    "address": o.change.address, "ok": o.ok, "error": o.error}
+                   for o in report.outcomes]
+        if format == "json":
+            emit_json({"applied": results, "rounds": report.rounds, "requests": report.requests,
+                       "ok": report.ok})
+        else:
+            for o in report.outcomes:
+                mark = "[green]✓[/]" if o.ok else "[red]✗[/]"
+                line = f"{mark} {o.change.action} {o.change.kind} {o.change.address}"
+                if o.error:
+                    line += f": {o.error}"
+                console.print(line, highlight=False, soft_wrap=True)
+            done = sum(o.ok for o in report.outcomes)
+            console.print(f"\nApplied {done} of {len(report.outcomes)} changes in "
+                          f"{report.rounds} round(s), {report.requests} requests.",
+                          highlight=False)
+        if report.refused:
+            return 2
+        return 0 if report.ok else 3
+
+    try:
+        code = run_portal(conn, work)
+    except ApplyError as exc:
+        raise fail(str(exc), code=3) from None
+    if code:
+        raise typer.Exit(code)
+
+
+def export(
+    portal: PortalOption = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
+    name: Annotated[str, typer.Option(help="The blueprint's name.")] = "export",
+    format: Annotated[str, typer.Option("--format", "-f", help="yaml or json")] = "yaml",
+) -> None:
+    """Write the portal's structure (pipelines, stages, fields, smart processes) as a
+    blueprint. 'export' then 'plan' on the same portal shows no changes; export from one
+    portal and apply to another copies the structure."""
+    conn = open_portal(portal, None)
+
+    async def work(conn: Connection) -> dict[str, Any]:
+        return export_blueprint(await read_snapshot(conn.client), name)
+
+    doc = run_portal(conn, work)
+    text = json.dumps(doc, ensure_ascii=False, indent=2) if format == "json" else dump_yaml(doc)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        err.print(f"Wrote {out}")
+
+
+def graph(
+    file: Annotated[Path, typer.Argument(help="Blueprint YAML file.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write to a file (.md wraps "
+                                             "it in a mermaid block).")] = None,
+    var: VarOption = None,
+) -> None:
+    """Draw the pipelines, their stages and the links between them as a Mermaid flowchart
+    (GitHub and most Markdown viewers render it)."""
+    text = mermaid(_load(file, _variables(var)))
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    if out.suffix == ".md":
+        text = f"```mermaid\n{text}```\n"
+    out.write_text(text, encoding="utf-8")
+    err.print(f"Wrote {out}. (SVG: render the .mmd with mermaid-cli if you have it.)")
+
+
+@schema_app.command("schema")
+def schema(out: Annotated[Path | None, typer.Option("--out", help="Write to a file.")] = None
+           ) -> None:
+    """Write the blueprint JSON Schema, for editors with the YAML language server
+    (add '# yaml-language-server: $schema=PATH' at the top of a blueprint)."""
+    text = json.dumps(json_schema(), ensure_ascii=False, indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        err.print(f"Wrote {out}")
+
+

@@ -1,0 +1,1 @@
+"""Typed views of a portal, read in few calls."""

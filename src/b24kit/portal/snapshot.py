@@ -1,0 +1,213 @@
+"""A portal's structure (pipelines, stages, custom fields, smart processes) as plain data,
+read in one ``batch`` (two when smart processes exist)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from b24kit.client import B24Client
+from b24kit.encoding import as_list
+
+LANGS = ("ru", "en")
+SEMANTICS = {None: "process", "": "process", "S": "success", "F": "failure"}
+
+
+@dataclass
+class StageSnap:
+    row_id: int
+    status_id: str
+    code: str
+    name: str
+    sort: int
+    color: str | None
+    semantics: str
+    system: bool
+
+
+@dataclass
+class PipelineSnap:
+    id: int
+    entity_type_id: int
+    name: str
+    sort: int
+    is_default: bool
+    origin_id: str = ""
+    originator_id: str = ""
+    stages: list[StageSnap] = field(default_factory=list)
+
+    @property
+    def stage_entity(self) -> str:
+        if self.entity_type_id == 2:
+            return "DEAL_STAGE" if self.id == 0 else f"DEAL_STAGE_{self.id}"
+        return f"DYNAMIC_{self.entity_type_id}_STAGE_{self.id}"
+
+    @property
+    def prefix(self) -> str:
+        if self.entity_type_id == 2:
+            return "" if self.id == 0 else f"C{self.id}:"
+        return f"DT{self.entity_type_id}_{self.id}:"
+
+
+@dataclass
+class EnumSnap:
+    id: int
+    value: str
+    xml_id: str
+    sort: int
+    default: bool
+
+
+@dataclass
+class FieldSnap:
+    id: int
+    name: str  # UF_CRM_...
+    type: str
+    multiple: bool
+    mandatory: bool
+    sort: int
+    settings: dict[str, Any]
+    labels: dict[str, str]
+    values: list[EnumSnap] = field(default_factory=list)
+
+
+@dataclass
+class SpaSnap:
+    id: int
+    entity_type_id: int
+    code: str | None
+    title: str
+    flags: dict[str, str]
+    parents: list[int]
+    children: list[int]
+    pipelines: list[PipelineSnap] = field(default_factory=list)
+    fields: list[FieldSnap] = field(default_factory=list)
+
+
+@dataclass
+class Snapshot:
+    deal_pipelines: list[PipelineSnap] = field(default_factory=list)
+    deal_fields: list[FieldSnap] = field(default_factory=list)
+    spas: list[SpaSnap] = field(default_factory=list)
+    requests: int = 0
+
+    def fingerprint(self) -> str:
+        data = asdict(self)
+        data.pop("requests")
+        return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False,
+                                         default=str).encode()).hexdigest()[:16]
+
+    def spa_by_code(self, code: str) -> SpaSnap | None:
+        return next((s for s in self.spas if s.code == code), None)
+
+
+def _stage_rows(statuses: list[dict[str, Any]], entity: str, prefix: str) -> list[StageSnap]:
+    rows = [r for r in statuses if r.get("ENTITY_ID") == entity]
+    out = []
+    for r in rows:
+        status_id = str(r["STATUS_ID"])
+        code = status_id[len(prefix):] if prefix and status_id.startswith(prefix) else status_id
+        out.append(StageSnap(int(r["ID"]), status_id, code, str(r["NAME"]), int(r["SORT"]),
+                             r.get("COLOR"), SEMANTICS.get(r.get("SEMANTICS"), "process"),
+                             r.get("SYSTEM") == "Y"))
+    return sorted(out, key=lambda s: (s.sort, s.row_id))
+
+
+def _pipeline(row: dict[str, Any], statuses: list[dict[str, Any]]) -> PipelineSnap:
+    p = PipelineSnap(int(row["id"]), int(row["entityTypeId"]), str(row["name"]),
+                     int(row.get("sort") or 0), row.get("isDefault") == "Y",
+                     str(row.get("originId") or ""), str(row.get("originatorId") or ""))
+    p.stages = _stage_rows(statuses, p.stage_entity, p.prefix)
+    return p
+
+
+def _enum(items: Any, camel: bool) -> list[EnumSnap]:
+    out = []
+    for i in as_list(items):
+        if camel:
+            out.append(EnumSnap(int(i["id"]), str(i["value"]), str(i.get("xmlId") or ""),
+                                int(i.get("sort") or 0), i.get("def") == "Y"))
+        else:
+            out.append(EnumSnap(int(i["ID"]), str(i["VALUE"]), str(i.get("XML_ID") or ""),
+                                int(i.get("SORT") or 0), i.get("DEF") == "Y"))
+    return out
+
+
+def _deal_fields(by_lang: dict[str, list[dict[str, Any]]]) -> list[FieldSnap]:
+    fields: dict[str, FieldSnap] = {}
+    for lang, rows in by_lang.items():
+        for r in rows:
+            name = str(r["FIELD_NAME"])
+            snap = fields.get(name)
+            if snap is None:
+                snap = FieldSnap(int(r["ID"]), name, str(r["USER_TYPE_ID"]),
+                                 r.get("MULTIPLE") == "Y", r.get("MANDATORY") == "Y",
+                                 int(r.get("SORT") or 100), dict(r.get("SETTINGS") or {}), {},
+                                 _enum(r.get("LIST"), camel=False))
+                fields[name] = snap
+            snap.labels[lang] = str(r.get("EDIT_FORM_LABEL") or "")
+    return sorted(fields.values(), key=lambda f: f.name)
+
+
+def _spa_field(r: dict[str, Any]) -> FieldSnap:
+    labels = r.get("editFormLabel") or {}
+    return FieldSnap(int(r["id"]), str(r["fieldName"]), str(r["userTypeId"]),
+                     r.get("multiple") == "Y", r.get("mandatory") == "Y",
+                     int(r.get("sort") or 100), dict(r.get("settings") or {}),
+                     {lang: str(labels.get(lang) or "") for lang in LANGS} if isinstance(
+                         labels, dict) else {lang: str(labels) for lang in LANGS},
+                     _enum(r.get("enum"), camel=True))
+
+
+async def read_snapshot(client: B24Client) -> Snapshot:
+    start = client.requests
+    first = await client.batch({
+        "cats": ("crm.category.list", {"entityTypeId": 2}),
+        "statuses": ("crm.status.list", {"order": {"SORT": "ASC"}}),
+        **{f"uf_{lang}": ("crm.deal.userfield.list", {"filter": {"LANG": lang}})
+           for lang in LANGS},
+        "types": ("crm.type.list", {"order": {"id": "ASC"}}),
+    })
+    if first.error:
+        name, error = next(iter(first.error.items()))
+        raise error
+    statuses = as_list(first.result["statuses"])
+    snap = Snapshot()
+    snap.deal_pipelines = sorted(
+        (_pipeline(row, statuses) for row in as_list(first.result["cats"].get("categories"))),
+        key=lambda p: (p.sort, p.id))
+    snap.deal_fields = _deal_fields({lang: as_list(first.result[f"uf_{lang}"]) for lang in LANGS})
+    types = as_list((first.result.get("types") or {}).get("types") if isinstance(
+        first.result.get("types"), dict) else [])
+    for chunk in range(0, len(types), 16):
+        group = types[chunk:chunk + 16]
+        cmds: dict[str, tuple[str, dict[str, Any]]] = {}
+        for t in group:
+            cmds[f"t{t['id']}"] = ("crm.type.get", {"id": t["id"]})
+            cmds[f"c{t['id']}"] = ("crm.category.list", {"entityTypeId": t["entityTypeId"]})
+            cmds[f"f{t['id']}"] = ("userfieldconfig.list", {
+                "moduleId": "crm", "filter": {"entityId": f"CRM_{t['id']}"}})
+        second = await client.batch(cmds)
+        if second.error:
+            raise next(iter(second.error.values()))
+        for t in group:
+            full = second.result[f"t{t['id']}"]["type"]
+            rel = full.get("relations") or {}
+            flags = {k: str(v) for k, v in full.items() if re.match(r"^is[A-Z]", k)}
+            spa = SpaSnap(int(full["id"]), int(full["entityTypeId"]), full.get("code"),
+                          str(full["title"]), flags,
+                          sorted(int(r["entityTypeId"]) for r in as_list(rel.get("parent"))),
+                          sorted(int(r["entityTypeId"]) for r in as_list(rel.get("child"))))
+            spa.pipelines = sorted(
+                (_pipeline(row, statuses) for row in
+                 as_list(second.result[f"c{t['id']}"].get("categories"))),
+                key=lambda p: (p.sort, p.id))
+            spa.fields = sorted((_spa_field(r) for r in
+                                 as_list(second.result[f"f{t['id']}"].get("fields"))),
+                                key=lambda f: f.name)
+            snap.spas.append(spa)
+    snap.requests = client.requests - start
+    return snap
