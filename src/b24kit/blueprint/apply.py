@@ -94,9 +94,17 @@ async def apply_blueprint(
 ) -> ApplyReport:
     report = ApplyReport()
     start = client.requests
+    previous: list[tuple[str, str, str]] | None = None
     for round_no in range(1, max_rounds + 1):
         plan = await make_plan(client, bp, options)
         report.rounds = round_no
+        now = [(c.action, c.address, repr(c.attrs)) for c in plan.changes]
+        if now and now == previous:
+            raise ApplyError(
+                "a change does not take on this portal, the same plan came back after applying "
+                f"it: {plan.changes[0].action} {plan.changes[0].kind} {plan.changes[0].address} "
+                f"{plan.changes[0].attrs}")
+        previous = now
         if plan.refused:
             report.refused = plan.refused
             break  # nothing is written while any change is refused

@@ -56,7 +56,7 @@ def _field(f: FieldSnap, prefix: str, spa_codes: dict[int, str]) -> dict[str, An
     if f.mandatory:
         out["mandatory"] = True
     out["sort"] = f.sort
-    settings = dict(f.settings)
+    settings = {k: v for k, v in f.settings.items() if v not in (None, "")}
     if f.type == "crm":
         links = [name for name, key in LINK_KEYS.items() if str(settings.get(key)) == "Y"]
         links += [code for etid, code in sorted(spa_codes.items())

@@ -97,6 +97,14 @@ def usage_query(etid: int, flt: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                              "filter": {camel[k]: v for k, v in flt.items()}}
 
 
+def same_setting(have: Any, want: Any) -> bool:
+    """Settings compare as text, and an empty value is the same as none: a null sent in
+    a batch command arrives as an empty string."""
+    if have in (None, "") and want in (None, ""):
+        return True
+    return str(have) == str(want)
+
+
 def stage_sort(index: int, stage: Stage) -> int:
     return stage.sort if stage.sort is not None else (index + 1) * 10
 
@@ -431,8 +439,8 @@ class _Differ:
             attrs["sort"] = [have.sort, f.sort]
             upper["SORT"] = f.sort
         if waits is None:
-            changed = {k: v for k, v in settings.items()
-                       if str(have.settings.get(k, "N" if v == "N" else None)) != str(v)}
+            changed = {k: v for k, v in settings.items() if not same_setting(
+                have.settings.get(k, "N" if v == "N" else None), v)}
             if changed:
                 attrs["settings"] = [{k: have.settings.get(k) for k in changed}, changed]
                 upper["SETTINGS"] = changed

@@ -13,7 +13,7 @@ from b24kit.sandbox import errors
 from b24kit.sandbox.db import dumps, loads
 from b24kit.sandbox.fields import COMPANY, CONTACT, DEAL, UF_TYPE_IDS, UF_TYPES
 from b24kit.sandbox.registry import CallContext, Paged, arg, exact, method
-from b24kit.sandbox.values import intval, yes_no
+from b24kit.sandbox.values import floatval, intval, yes_no
 
 LANGS = (
     "ar",
@@ -110,9 +110,19 @@ def _label_map(value: Any, fallback: str, on_update: bool) -> dict[str, str]:
 
 
 def _settings(utype: str, given: Any, current: dict[str, Any] | None) -> dict[str, Any]:
-    base = dict(current) if current is not None else dict(SETTINGS_DEFAULTS.get(utype, {}))
+    defaults = SETTINGS_DEFAULTS.get(utype, {})
+    base = dict(current) if current is not None else dict(defaults)
     if isinstance(given, Mapping):
-        base.update({str(k): v for k, v in given.items()})
+        for key, value in given.items():
+            # numbers arrive as text through form encoding; the type casts them, as PHP does
+            default = defaults.get(str(key))
+            if isinstance(default, bool) or value is None:
+                pass
+            elif isinstance(default, int):
+                value = intval(value)
+            elif isinstance(default, float):
+                value = floatval(value)
+            base[str(key)] = value
     if (
         utype == "crm"
         and current is None
