@@ -376,3 +376,32 @@ def test_committed_schema_is_current() -> None:
 
     committed = json.loads(Path("schema/blueprint.schema.json").read_text(encoding="utf-8"))
     assert committed == json_schema(), "run: b24kit blueprint schema --out schema/blueprint.schema.json"
+
+
+def test_update_field_settings_and_crm_links(deployed: tuple[Sandbox, Path]) -> None:
+    box, tmp = deployed
+    text = BASE.replace("      - {code: PRICE, type: double, label: Цена}",
+                        "      - {code: PRICE, type: double, label: Цена, settings: {PRECISION: 4}}")
+    text = text.replace("  fields:\n    - {code: NOTE", "  fields:\n"
+                        "    - {code: LINK, type: crm, links: [deal], label: Связь}\n    - {code: NOTE")
+    assert apply(box, from_text(tmp, text)).ok
+    assert apply(box, from_text(tmp, text.replace("links: [deal]", "links: [deal, contractors]"))).ok
+    spa = box.call("crm.type.list", {"filter": {"code": "contractors"}})["types"][0]
+    price = box.call("userfieldconfig.list", {"moduleId": "crm", "filter": {
+        "entityId": f"CRM_{spa['id']}"}})["fields"][0]
+    assert price["settings"]["PRECISION"] == 4, "a type setting is updated"
+    link = box.call("crm.deal.userfield.list", {"filter": {"FIELD_NAME": "UF_CRM_LINK"}})[0]
+    assert (link["SETTINGS"]["DEAL"], link["SETTINGS"][f"DYNAMIC_{spa['entityTypeId']}"]) == ("Y", "Y")
+
+
+def test_graph_svg(tmp_path: Path) -> None:
+    out = tmp_path / "g.svg"
+    result = subprocess.run([sys.executable, "-m", "b24kit", "graph", str(EXAMPLE.resolve()),
+                             "--out", str(out)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    import xml.dom.minidom
+
+    svg = xml.dom.minidom.parse(str(out))
+    texts = [t.firstChild.data for t in svg.getElementsByTagName("text") if t.firstChild]
+    assert "Оценить" in texts and "estimate: creates child" in texts and "moves parent" in texts
+    assert len(svg.getElementsByTagName("rect")) == 9, "one box per stage of the linked pipelines"

@@ -14,6 +14,7 @@ from b24kit.blueprint.graph import mermaid
 from b24kit.blueprint.loader import BlueprintError, load_blueprint
 from b24kit.blueprint.model import Blueprint, json_schema
 from b24kit.blueprint.plan import Change, Plan, PlanOptions
+from b24kit.blueprint.svg import render_svg
 from b24kit.cli.common import FormatOption, PlanOption, PortalOption, open_portal, run_portal
 from b24kit.cli.output import console, emit_json, err, fail, row_progress
 from b24kit.client import Connection
@@ -279,20 +280,24 @@ def export(
 
 def graph(
     file: Annotated[Path, typer.Argument(help="Blueprint YAML file.")],
-    out: Annotated[Path | None, typer.Option("--out", help="Write to a file (.md wraps "
-                                             "it in a mermaid block).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write to a file: .svg draws a "
+                                             "picture, .md wraps Mermaid in a code block, "
+                                             "anything else gets Mermaid text.")] = None,
     var: VarOption = None,
 ) -> None:
     """Draw the pipelines, their stages and the links between them as a Mermaid flowchart
     (GitHub and most Markdown viewers render it)."""
-    text = mermaid(_load(file, _variables(var)))
+    blueprint = _load(file, _variables(var))
+    text = mermaid(blueprint)
     if out is None:
         typer.echo(text, nl=False)
         return
-    if out.suffix == ".md":
+    if out.suffix == ".svg":
+        text = render_svg(blueprint)
+    elif out.suffix == ".md":
         text = f"```mermaid\n{text}```\n"
     out.write_text(text, encoding="utf-8")
-    err.print(f"Wrote {out}. (SVG: render the .mmd with mermaid-cli if you have it.)")
+    err.print(f"Wrote {out}")
 
 
 @schema_app.command("schema")
