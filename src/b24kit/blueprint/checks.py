@@ -25,13 +25,21 @@ class _Collector:
         self.issues.append(BlueprintIssue(self.doc.mark(path), message))
 
 
+def repeats(values: list[str]) -> list[int]:
+    """Indexes of the values that already appeared earlier in the list."""
+    seen: set[str] = set()
+    out = []
+    for i, value in enumerate(values):
+        if value in seen:
+            out.append(i)
+        seen.add(value)
+    return out
+
+
 def _pipeline(c: _Collector, pipeline: Pipeline, path: PathKey) -> None:
-    seen: dict[str, int] = {}
-    for i, stage in enumerate(pipeline.stages):
-        if stage.code in seen:
-            c.add((*path, "stages", i, "code"),
-                  f"stage code {stage.code!r} is used twice in pipeline {pipeline.code!r}")
-        seen[stage.code] = i
+    for i in repeats([s.code for s in pipeline.stages]):
+        c.add((*path, "stages", i, "code"), f"stage code {pipeline.stages[i].code!r} is used "
+              f"twice in pipeline {pipeline.code!r}")
     ordered = sorted(enumerate(pipeline.stages),
                      key=lambda p: (p[1].sort if p[1].sort is not None else (p[0] + 1) * 10, p[0]))
     semantics = [s.semantics for _, s in ordered]
@@ -68,13 +76,9 @@ def _field(c: _Collector, f: CustomField, path: PathKey, spa_codes: set[str]) ->
                       f"{target!r}; use deal, contact, company, lead or a smart process code")
     elif f.links is not None:
         c.add((*path, "links"), f"only crm fields have links; {f.code!r} is {f.type}")
-    if f.values:
-        seen: set[str] = set()
-        for j, value in enumerate(f.values):
-            key = value.xml_id or value.value
-            if key in seen:
-                c.add((*path, "values", j), f"value {key!r} repeats in field {f.code!r}")
-            seen.add(key)
+    keys = [v.xml_id or v.value for v in f.values or []]
+    for j in repeats(keys):
+        c.add((*path, "values", j), f"value {keys[j]!r} repeats in field {f.code!r}")
     if f.type == "double" and "PRECISION" in f.settings and not (
             isinstance(f.settings["PRECISION"], int) and 0 <= f.settings["PRECISION"] <= 12):
         c.add((*path, "settings", "PRECISION"), "PRECISION must be a whole number 0..12")
@@ -82,11 +86,9 @@ def _field(c: _Collector, f: CustomField, path: PathKey, spa_codes: set[str]) ->
 
 def _fields(c: _Collector, fields: list[CustomField], path: PathKey, owner: str,
             spa_codes: set[str]) -> None:
-    seen: set[str] = set()
+    for i in repeats([f.code for f in fields]):
+        c.add((*path, i, "code"), f"field code {fields[i].code!r} is used twice in {owner}")
     for i, f in enumerate(fields):
-        if f.code in seen:
-            c.add((*path, i, "code"), f"field code {f.code!r} is used twice in {owner}")
-        seen.add(f.code)
         _field(c, f, (*path, i), spa_codes)
 
 
@@ -116,12 +118,11 @@ def check_references(bp: Blueprint, doc: Document) -> list[BlueprintIssue]:
             c.add((*path, "default"), "only one deal pipeline can be the default")
     _fields(c, bp.deal.fields, ("deal", "fields"), "deal fields", spa_codes)
 
-    seen_spa: set[str] = set()
+    for i in repeats([s.code for s in bp.smart_processes]):
+        c.add(("smart_processes", i, "code"),
+              f"smart process code {bp.smart_processes[i].code!r} is used twice")
     for i, spa in enumerate(bp.smart_processes):
         path = ("smart_processes", i)
-        if spa.code in seen_spa:
-            c.add((*path, "code"), f"smart process code {spa.code!r} is used twice")
-        seen_spa.add(spa.code)
         if len(spa.pipelines) > 1 and not spa.switches.categories:
             c.add((*path, "pipelines"), f"smart process {spa.code!r} has several pipelines "
                   "but switches.categories is off")
@@ -139,12 +140,10 @@ def check_references(bp: Blueprint, doc: Document) -> list[BlueprintIssue]:
         _fields(c, spa.fields, (*path, "fields"), f"smart process {spa.code!r}", spa_codes)
 
     deal_fields = {f.code: f for f in bp.deal.fields}
-    link_names: set[str] = set()
+    for i in repeats([link.name for link in bp.links]):
+        c.add(("links", i, "name"), f"link name {bp.links[i].name!r} is used twice")
     for i, link in enumerate(bp.links):
         path = ("links", i)
-        if link.name in link_names:
-            c.add((*path, "name"), f"link name {link.name!r} is used twice")
-        link_names.add(link.name)
         ends: dict[str, Pipeline | None] = {}
         for end in ("parent", "child"):
             target = getattr(link, end)
