@@ -1,0 +1,2 @@
+"""Migration of legacy project sheets into linked deals (work in progress: parsers and
+sources are done; mapping, plan and run come next)."""

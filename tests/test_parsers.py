@@ -1,0 +1,153 @@
+"""Table-driven tests of the migration value parsers, ugly cases first."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from b24kit.migrate.parsers import (
+    Enumeration,
+    ParseError,
+    parse_date,
+    parse_emails,
+    parse_money,
+    parse_phones,
+    parse_yes_no,
+)
+
+MONEY: list[tuple[Any, str, str, bool]] = [
+    ("125 000 руб.", "125000", "RUB", False),
+    ("125000,50", "125000.50", "RUB", False),
+    ("125\u00a0000,50 ₽", "125000.50", "RUB", False),
+    ("1 250 000", "1250000", "RUB", False),
+    ("1.250.000", "1250000", "RUB", False),
+    ("1,250,000", "1250000", "RUB", False),
+    ("125 000.50 р.", "125000.50", "RUB", False),
+    ("125 тыс.", "125000", "RUB", False),
+    ("125т.р.", "125000", "RUB", False),
+    ("1,2 млн", "1200000", "RUB", False),
+    ("$1,200.50", "1200.50", "USD", False),
+    ("1.200,50 €", "1200.50", "EUR", False),
+    ("350 долларов", "350", "USD", False),
+    ("-5 000", "-5000", "RUB", False),
+    ("1,250", "1.250", "RUB", True),  # a decimal comma is a guess here
+    (125000, "125000", "RUB", False),
+    (99.5, "99.5", "RUB", False),
+]
+
+
+@pytest.mark.parametrize(("raw", "amount", "currency", "warned"), MONEY, ids=[str(m[0]) for m in MONEY])
+def test_money(raw: Any, amount: str, currency: str, warned: bool) -> None:
+    parsed = parse_money(raw)
+    assert parsed.value == (Decimal(amount), currency)
+    assert (parsed.warning is not None) is warned
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "договорная", "руб.", "1,2,3.4,5"])
+def test_money_errors(raw: str) -> None:
+    with pytest.raises(ParseError):
+        parse_money(raw)
+
+
+DATES: list[tuple[Any, date, bool]] = [
+    ("01.02.2024", date(2024, 2, 1), False),
+    ("1.2.24", date(2024, 2, 1), False),
+    ("01.02.2024 10:30", date(2024, 2, 1), False),
+    ("2024-02-01", date(2024, 2, 1), False),
+    ("2024-02-01T10:00:00+03:00", date(2024, 2, 1), False),
+    ("1 февраля 2024", date(2024, 2, 1), False),
+    ("15 мая 2023 г.", date(2023, 5, 15), False),
+    ("3 Сент 2022", date(2022, 9, 3), False),
+    (45323, date(2024, 2, 1), False),
+    (45323.75, date(2024, 2, 1), False),
+    ("45323", date(2024, 2, 1), False),
+    ("25/12/2023", date(2023, 12, 25), False),
+    ("01/02/2024", date(2024, 2, 1), True),  # day/month/year, guessed
+    (datetime(2024, 2, 1, 9, 0), date(2024, 2, 1), False),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected", "warned"), DATES, ids=[str(d[0]) for d in DATES])
+def test_dates(raw: Any, expected: date, warned: bool) -> None:
+    parsed = parse_date(raw)
+    assert parsed.value == expected and (parsed.warning is not None) is warned
+
+
+@pytest.mark.parametrize("raw", ["", "31.02.2024", "32.01.2024", "вчера", "1 бреля 2024", 0,
+                                 "2024-13-01"])
+def test_date_errors(raw: Any) -> None:
+    with pytest.raises(ParseError):
+        parse_date(raw)
+
+
+PHONES: list[tuple[Any, list[str], bool]] = [
+    ("8 (900) 123-45-67", ["+79001234567"], False),
+    ("+7 900 123 45 67", ["+79001234567"], False),
+    ("7-900-123-45-67", ["+79001234567"], False),
+    ("9001234567", ["+79001234567"], False),
+    (79001234567, ["+79001234567"], False),
+    ("8(495)123-45-67", ["+74951234567"], False),
+    ("8 900 123-45-67, 8 (901) 765 43 21", ["+79001234567", "+79017654321"], False),
+    ("89001234567; +79001234567", ["+79001234567"], False),  # the same number once
+    ("8 900 123 45 67 или 8 912 000 00 00", ["+79001234567", "+79120000000"], False),
+    ("+7 900 123-45-67 доб. 123", ["+79001234567"], True),
+    ("+375 29 123-45-67", ["+375291234567"], False),
+    ("тел.: 8-900-123-45-67 (Иван)", ["+79001234567"], False),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected", "warned"), PHONES, ids=[str(p[0]) for p in PHONES])
+def test_phones(raw: Any, expected: list[str], warned: bool) -> None:
+    parsed = parse_phones(raw)
+    assert parsed.value == expected and (parsed.warning is not None) is warned
+
+
+@pytest.mark.parametrize("raw", ["", "нет телефона", "123-45", "8 900 123", "+7 900 123 45 67 89 0"])
+def test_phone_errors(raw: str) -> None:
+    with pytest.raises(ParseError):
+        parse_phones(raw)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("Да", True), ("да ", True), ("YES", True), ("+", True), ("1", True), ("✓", True),
+    ("Нет", False), ("no", False), ("-", False), ("0", False), (True, True), (False, False),
+])
+def test_yes_no(raw: Any, expected: bool) -> None:
+    assert parse_yes_no(raw).value is expected
+
+
+def test_yes_no_errors() -> None:
+    with pytest.raises(ParseError, match="neither yes nor no"):
+        parse_yes_no("может быть")
+
+
+STATUS = Enumeration({"ESTIMATE": ["Оценить", "считаем", "в работе"],
+                      "ESTIMATE_READY": ["Оценка готова", "оценено"], "WON": ["Оплачено", "Закрыто"]})
+
+
+@pytest.mark.parametrize(("raw", "expected", "warned"), [
+    ("Оценить", "ESTIMATE", False), ("  оценить ", "ESTIMATE", False), ("В  РАБОТЕ", "ESTIMATE", False),
+    ("ОЦЕНКА ГОТОВА", "ESTIMATE_READY", False), ("оплачено!", "WON", True),
+    ("WON", "WON", False), ("закрыто", "WON", False), ("Оценка Готова", "ESTIMATE_READY", False),
+])
+def test_enumeration(raw: str, expected: str, warned: bool) -> None:
+    parsed = STATUS.parse(raw)
+    assert parsed.value == expected and (parsed.warning is not None) is warned
+
+
+def test_enumeration_errors() -> None:
+    with pytest.raises(ParseError, match="unknown value 'потом'"):
+        STATUS.parse("потом")
+    with pytest.raises(ValueError, match="maps to both"):
+        Enumeration({"A": ["x"], "B": ["X "]}).table()
+    assert Enumeration({"A": ["ёлка"]}).parse("Елка").value == "A", "ё and е match"
+
+
+def test_emails() -> None:
+    assert parse_emails("Ivan@Example.ru; ivan@example.ru, petr@mail.ru").value == [
+        "ivan@example.ru", "petr@mail.ru"]
+    with pytest.raises(ParseError):
+        parse_emails("нет почты")
