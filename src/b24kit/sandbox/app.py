@@ -96,6 +96,9 @@ class Sandbox:
         self.statuses: Counter[int] = Counter()  # answers by HTTP status
         self.budget_refusals = 0  # calls refused by the operating budget, batch commands too
         self.token = self._ensure_webhook()
+        from b24kit.sandbox.sheets import FakeSheets
+
+        self.sheets = FakeSheets()  # the Google Sheets v4 stand-in, for migrations
 
     # -------------------------------------------------------------- identity
     def _ensure_webhook(self) -> str:
@@ -304,6 +307,10 @@ class Sandbox:
     async def handle(
         self, http_method: str, path: str, query: bytes | str, content_type: str, body: bytes
     ) -> Response:
+        if self.sheets.handles(path):
+            status, body = self.sheets.handle(path, query.decode() if isinstance(query, bytes)
+                                              else query)
+            return Response(status, body)
         self.requests += 1
         if self.config.latency_ms:
             await asyncio.sleep(self.config.latency_ms / 1000)

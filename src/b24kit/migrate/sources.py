@@ -1,0 +1,216 @@
+"""Read legacy project sheets: a Google Sheet (through gspread), a CSV or an XLSX file.
+
+Everything becomes a ``Table``: header names and rows of ``Cell``s that remember where they
+came from (worksheet, row, column), so every rejection can name the exact cell. Google
+Sheets are read with UNFORMATTED values so phones stay digits and dates stay serials.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Merge = tuple[int, int, int, int]  # start row, end row (excl.), start col, end col (excl.)
+
+
+def column_letter(index: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+@dataclass(frozen=True)
+class Cell:
+    value: Any
+    worksheet: str
+    row: int  # 1-based, as the sheet shows it
+    column: str  # letter, as the sheet shows it
+    header: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.worksheet}!{self.column}{self.row} ({self.header})"
+
+    @property
+    def blank(self) -> bool:
+        return self.value is None or (isinstance(self.value, str) and not self.value.strip())
+
+
+@dataclass
+class SheetRow:
+    number: int
+    cells: dict[str, Cell]
+
+    def value(self, header: str) -> Any:
+        cell = self.cells.get(header)
+        return None if cell is None or cell.blank else cell.value
+
+    @property
+    def blank(self) -> bool:
+        return all(c.blank for c in self.cells.values())
+
+    def repeats_header(self, headers: list[str]) -> bool:
+        """A header pasted again in the middle of the data."""
+        texts = [str(c.value).strip().lower() for c in self.cells.values() if not c.blank]
+        names = {h.split(" / ")[-1].strip().lower() for h in headers}
+        return len(texts) >= 2 and sum(t in names for t in texts) >= max(2, len(texts) * 2 // 3)
+
+
+@dataclass
+class Grid:
+    source: str
+    worksheet: str
+    rows: list[list[Any]]
+    merges: list[Merge] = field(default_factory=list)
+
+
+@dataclass
+class Table:
+    source: str
+    worksheet: str
+    headers: list[str]
+    rows: list[SheetRow]
+    first_data_row: int
+
+
+def _filled(grid: Grid) -> list[list[Any]]:
+    """Merged cells carry their top-left value across the whole merge, as people read it."""
+    rows = [list(r) for r in grid.rows]
+    for r0, r1, c0, c1 in grid.merges:
+        if r0 >= len(rows) or c0 >= len(rows[r0]):
+            continue
+        value = rows[r0][c0]
+        for r in range(r0, min(r1, len(rows))):
+            while len(rows[r]) < c1:
+                rows[r].append(None)
+            for c in range(c0, c1):
+                if rows[r][c] in (None, ""):
+                    rows[r][c] = value
+    return rows
+
+
+def to_table(grid: Grid, header_rows: int = 1) -> Table:
+    """The first non-blank row starts the header; ``header_rows`` rows make it (a merged
+    group above sub-columns reads as "Group / Sub")."""
+    filled = _filled(grid)
+    start = next((i for i, r in enumerate(filled) if any(v not in (None, "") for v in r)), 0)
+    width = max((len(r) for r in filled), default=0)
+    header_lines = [filled[i] + [None] * (width - len(filled[i]))
+                    for i in range(start, min(start + header_rows, len(filled)))]
+    headers: list[str] = []
+    for col in range(width):
+        parts: list[str] = []
+        for line in header_lines:
+            text = re.sub(r"\s+", " ", str(line[col] or "")).strip()
+            if text and (not parts or parts[-1] != text):
+                parts.append(text)
+        name = " / ".join(parts) or f"column {column_letter(col)}"
+        base, n = name, 2
+        while name in headers:
+            name = f"{base} ({n})"
+            n += 1
+        headers.append(name)
+    rows = []
+    first = start + header_rows
+    for index in range(first, len(grid.rows)):
+        raw = grid.rows[index]
+        cells = {
+            header: Cell(raw[col] if col < len(raw) else None, grid.worksheet, index + 1,
+                         column_letter(col), header)
+            for col, header in enumerate(headers)
+        }
+        rows.append(SheetRow(index + 1, cells))
+    return Table(grid.source, grid.worksheet, headers, rows, first + 1)
+
+
+# ------------------------------------------------------------------- readers
+def read_csv(path: Path) -> Grid:
+    data = path.read_bytes()
+    for encoding in ("utf-8-sig", "cp1251"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    sample = text[:8192]
+    try:
+        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    rows = [list(r) for r in csv.reader(io.StringIO(text), dialect)]
+    return Grid(str(path), path.stem, rows)
+
+
+def read_xlsx(path: Path, worksheet: str | None = None) -> Grid:
+    from openpyxl import load_workbook
+
+    book = load_workbook(path, data_only=True)
+    try:
+        sheet = book[worksheet] if worksheet else book.active
+    except KeyError:
+        raise ValueError(f"{path}: no worksheet {worksheet!r} (has: {', '.join(book.sheetnames)})") \
+            from None
+    rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    merges = [(r.min_row - 1, r.max_row, r.min_col - 1, r.max_col)
+              for r in sheet.merged_cells.ranges]
+    return Grid(str(path), sheet.title, rows, merges)
+
+
+SHEET_KEY = re.compile(r"/spreadsheets/d/([a-zA-Z0-9_-]+)")
+GOOGLE_SHEETS = "https://sheets.googleapis.com"
+
+
+def sheet_key(url_or_key: str) -> str:
+    match = SHEET_KEY.search(url_or_key)
+    return match.group(1) if match else url_or_key.strip()
+
+
+def gspread_client(credentials: Path | None = None, endpoint: str | None = None) -> Any:
+    """A gspread client: with a service-account or OAuth credentials file as gspread reads
+    them, or, with ``endpoint``, pointed at a local stand-in (the sandbox's fake Sheets API)
+    through a requests adapter, so gspread's own code runs unchanged."""
+    import gspread
+
+    if endpoint:
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        base = endpoint.rstrip("/")
+
+        class Redirect(HTTPAdapter):
+            def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+                request.url = base + request.url[len(GOOGLE_SHEETS):]
+                return super().send(request, *args, **kwargs)
+
+        session = requests.Session()
+        session.mount(GOOGLE_SHEETS, Redirect())
+        return gspread.Client(auth=None, session=session)  # type: ignore[arg-type]
+    if credentials is None:
+        return gspread.oauth()
+    text = credentials.read_text(encoding="utf-8")
+    if '"service_account"' in text:
+        return gspread.service_account(filename=str(credentials))
+    return gspread.oauth(credentials_filename=str(credentials))
+
+
+def read_gsheet(client: Any, url_or_key: str, worksheet: str | None = None) -> Grid:
+    from gspread.utils import ValueRenderOption
+
+    spreadsheet = client.open_by_key(sheet_key(url_or_key))
+    sheet = spreadsheet.worksheet(worksheet) if worksheet else spreadsheet.sheet1
+    rows = sheet.get_values(value_render_option=ValueRenderOption.unformatted)
+    meta = spreadsheet.fetch_sheet_metadata()
+    merges: list[Merge] = []
+    for info in meta.get("sheets", []):
+        if info["properties"]["sheetId"] == sheet.id:
+            merges = [(m["startRowIndex"], m["endRowIndex"], m["startColumnIndex"],
+                       m["endColumnIndex"]) for m in info.get("merges", [])]
+    return Grid(f"{spreadsheet.title} ({sheet_key(url_or_key)})", sheet.title, rows, merges)

@@ -1,0 +1,126 @@
+"""Reading legacy sheets: the real gspread code against the sandbox's fake Sheets v4 API,
+CSV and XLSX files, with provenance of every cell."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from b24kit.migrate.sources import (
+    Grid,
+    column_letter,
+    gspread_client,
+    read_csv,
+    read_gsheet,
+    read_xlsx,
+    sheet_key,
+    to_table,
+)
+from b24kit.sandbox import Sandbox
+from b24kit.sandbox.server import RunningServer, start_in_thread
+
+KEY = "1AbCdEfGhIjKlMnOpQrStUvWxYz_0123456789-abc"
+# Two header rows; "Подрядчик" is merged over three columns (as implementers' sheets do).
+ROWS = [
+    ["№", "Клиент", "Телефон", "Дата", "Цена", "Подрядчик", "", "", "Статус"],
+    ["", "", "", "", "", "Название", "Телефон", "Оценка", ""],
+    [1, "ООО Ромашка", 79001234567, 45323, "125 000 руб.", "Тягач-Сервис", "8 900 765-43-21", 5,
+     "Оценить"],
+    [],
+    [2, "ИП Петров", "8 (912) 000-00-00", "01.03.2024", 98000.5, "", "", "", "Оплачено"],
+    ["№", "Клиент", "Телефон", "Дата", "Цена", "Название", "Телефон", "Оценка", "Статус"],
+    [3, "Иван Сидоров", "", 45400, "", "Тягач-Сервис", "89007654321", "", "оценено"],
+]
+MERGES = [(0, 1, 5, 8), (0, 2, 0, 1), (0, 2, 8, 9)]
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Sandbox, RunningServer]]:
+    box = Sandbox(limits="off")
+    box.sheets.add(KEY, "Проекты 2023", {"Проекты": ROWS, "Архив": [["a"]]}, {"Проекты": MERGES})
+    server = start_in_thread(box)
+    yield box, server
+    server.stop()
+
+
+def test_gspread_end_to_end(served: tuple[Sandbox, RunningServer]) -> None:
+    box, server = served
+    client = gspread_client(endpoint=server.base_url)
+    grid = read_gsheet(client, f"https://docs.google.com/spreadsheets/d/{KEY}/edit#gid=0",
+                       "Проекты")
+    assert box.sheets.requests >= 2, "gspread's own calls reached the fake over HTTP"
+    table = to_table(grid, header_rows=2)
+    assert table.headers == ["№", "Клиент", "Телефон", "Дата", "Цена", "Подрядчик / Название",
+                             "Подрядчик / Телефон", "Подрядчик / Оценка", "Статус"], \
+        "the merged group names its sub-columns"
+    first = table.rows[0]
+    assert first.number == 3 and table.first_data_row == 3
+    assert first.value("Телефон") == 79001234567, "unformatted: a phone stays digits"
+    assert first.value("Дата") == 45323, "unformatted: a date stays a serial number"
+    cell = first.cells["Подрядчик / Телефон"]
+    assert cell.where == "Проекты!G3 (Подрядчик / Телефон)", "provenance of every cell"
+    assert table.rows[1].blank, "the blank row is kept, to be reported"
+    assert table.rows[3].repeats_header(table.headers), "a header pasted again is recognised"
+    assert not table.rows[2].repeats_header(table.headers)
+    assert [r.number for r in table.rows] == [3, 4, 5, 6, 7]
+
+
+def test_gspread_missing_sheet(served: tuple[Sandbox, RunningServer]) -> None:
+    import gspread
+
+    client = gspread_client(endpoint=served[1].base_url)
+    with pytest.raises(gspread.exceptions.SpreadsheetNotFound):
+        read_gsheet(client, "nope")
+    with pytest.raises(gspread.exceptions.WorksheetNotFound):
+        read_gsheet(client, KEY, "Нет такого")
+
+
+def test_formatted_values_would_mangle(served: tuple[Sandbox, RunningServer]) -> None:
+    """Why unformatted: the default (formatted) rendering turns numbers into text."""
+    client = gspread_client(endpoint=served[1].base_url)
+    sheet = client.open_by_key(KEY).worksheet("Проекты")
+    assert sheet.get_values()[2][3] == "45323"
+
+
+def test_csv_in_windows_encoding_with_semicolons(tmp_path: Path) -> None:
+    path = tmp_path / "projects.csv"
+    path.write_bytes("Клиент;Телефон;Цена\nООО Ромашка;8 900 123-45-67;\"125 000,50\"\n;;\n"
+                     .encode("cp1251"))
+    table = to_table(read_csv(path))
+    assert table.headers == ["Клиент", "Телефон", "Цена"]
+    assert table.rows[0].value("Цена") == "125 000,50"
+    assert table.rows[0].cells["Телефон"].where == "projects!B2 (Телефон)"
+    assert table.rows[1].blank
+
+
+def test_xlsx_with_merged_header_and_dates(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Лист1"
+    for row in ROWS[:3]:
+        sheet.append(row)
+    sheet.merge_cells("F1:H1")
+    sheet["D3"] = datetime(2024, 2, 1)
+    path = tmp_path / "projects.xlsx"
+    book.save(path)
+    table = to_table(read_xlsx(path), header_rows=2)
+    assert table.headers[5:8] == ["Подрядчик / Название", "Подрядчик / Телефон",
+                                  "Подрядчик / Оценка"]
+    assert table.rows[0].value("Дата") == datetime(2024, 2, 1), "date cells arrive as dates"
+    with pytest.raises(ValueError, match="no worksheet"):
+        read_xlsx(path, "Другой")
+
+
+def test_header_names_without_text_and_duplicates() -> None:
+    table = to_table(Grid("x", "s", [[], ["A", "", "A"], [1, 2, 3]]))
+    assert table.headers == ["A", "column B", "A (2)"] and table.rows[0].number == 3
+
+
+def test_helpers() -> None:
+    assert [column_letter(i) for i in (0, 25, 26, 701)] == ["A", "Z", "AA", "ZZ"]
+    assert sheet_key(f"https://docs.google.com/spreadsheets/d/{KEY}/edit") == KEY
