@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from b24kit import __version__
-from b24kit.cli import blueprint, call, portal, sandbox
+from b24kit.cli import blueprint, call, migrate, portal, sandbox
 
 app = typer.Typer(
     help=(
@@ -26,6 +26,7 @@ app.command(name="apply")(blueprint.apply)
 app.command(name="export")(blueprint.export)
 app.command(name="graph")(blueprint.graph)
 app.add_typer(blueprint.schema_app, name="blueprint")
+app.add_typer(migrate.app, name="migrate")
 
 
 def _version(value: bool) -> None:

@@ -328,7 +328,9 @@ class _Run:
         for name in names:
             key = self.by_name[name].key
             assert key is not None
-            lookups[name] = (key.method, key.params)
+            # a key may name another command's result (a comment on a new deal): by now that
+            # command has finished, so its value is known
+            lookups[name] = (key.method, self._materialise(key.params, set()))
         try:
             result = await self.client.batch(lookups, safe=True)
         except B24Error as exc:

@@ -32,6 +32,10 @@ class LookupKey:
     label: str
 
 
+# A comment carrying "[b24kit ...]" can be found again: b24kit's marker for its own notes.
+MARKER = re.compile(r"\[b24kit [^\]]+\]")
+
+
 def _first_id(result: Any) -> Any | None:
     rows = as_list(result)
     return int(rows[0]["ID"]) if rows else None
@@ -124,6 +128,21 @@ def derive_key(method: str, params: Mapping[str, Any]) -> LookupKey | None:
         else:
             return None
         return LookupKey("crm.type.list", {"filter": flt}, _wrapped("types", "type"), str(flt))
+    if name == "crm.timeline.comment.add":
+        marker = MARKER.search(str(fields.get("COMMENT", "")))
+        if not marker or fields.get("ENTITY_ID") in (None, ""):
+            return None
+        text = marker.group(0)
+
+        def has_marker(result: Any) -> Any | None:
+            for row in as_list(result):
+                if text in str(row.get("COMMENT", "")):
+                    return int(row["ID"])
+            return None
+
+        return LookupKey("crm.timeline.comment.list", {"filter": {
+            "ENTITY_ID": fields["ENTITY_ID"], "ENTITY_TYPE": fields.get("ENTITY_TYPE")}},
+            has_marker, text)
     if name == "crm.category.add" and fields.get("originatorId") and fields.get("originId"):
         pair = (str(fields["originatorId"]), str(fields["originId"]))
 

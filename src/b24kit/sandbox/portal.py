@@ -738,6 +738,7 @@ class Portal:
         style: str,
         names: list[str],
         multis: dict[str, list[dict[str, Any]]] | None = None,
+        original_uf: bool = False,
     ) -> dict[str, Any]:
         by_name, _ = self.item_fields(etid)
         out: dict[str, Any] = {}
@@ -767,7 +768,7 @@ class Portal:
                     value = "Y" if value else "N"
                 if fdef.multiple and value is None:
                     value = []
-                out[fdef.camel] = value
+                out[fdef.name if original_uf and fdef.is_uf else fdef.camel] = value
         if style == "new" and multis is not None and etid in (CONTACT, COMPANY):
             out["fm"] = [
                 {
@@ -830,6 +831,7 @@ class Portal:
         start: int,
         style: str,
         cost: Callable[[float], None],
+        original_uf: bool = False,
     ) -> tuple[list[dict[str, Any]], int | None, int | None]:
         resolve = self.resolver(etid, style)
         builder = FilterBuilder(resolve, style, self.tz, etid)
@@ -862,7 +864,8 @@ class Portal:
             data["ID"] = row["id"]
             out.append(
                 self.render(
-                    etid, data, style, names, multis.get(row["id"], {}) if want_multis else None
+                    etid, data, style, names,
+                    multis.get(row["id"], {}) if want_multis else None, original_uf,
                 )
             )
         return out, (total if start >= 0 else 0), next_start

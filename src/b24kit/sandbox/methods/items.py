@@ -141,9 +141,15 @@ def _item_id(params: Mapping[str, Any]) -> int:
 
 
 
-def _render_new(ctx: CallContext, etid: int, data: dict[str, Any]) -> dict[str, Any]:
+def _original(params: Mapping[str, Any]) -> bool:
+    return str(params.get("useOriginalUfNames", "N")).upper() == "Y"
+
+
+def _render_new(ctx: CallContext, etid: int, data: dict[str, Any], original: bool = False
+                ) -> dict[str, Any]:
     multis = ctx.portal.multifields(etid, [int(data["ID"])]).get(int(data["ID"]), {})
-    return ctx.portal.render(etid, data, "new", ctx.portal.get_names(etid, "new"), multis)
+    return ctx.portal.render(etid, data, "new", ctx.portal.get_names(etid, "new"), multis,
+                             original)
 
 
 def _fm_to_multis(fields: dict[str, Any]) -> dict[str, Any]:
@@ -175,7 +181,7 @@ def item_add(ctx: CallContext, params: dict[str, Any]) -> Any:
         new_id = ctx.portal.add_item(etid, fields, ctx.user_id, "new")
         data = ctx.portal.load_item(etid, new_id)
     assert data is not None
-    return {"item": _render_new(ctx, etid, data)}
+    return {"item": _render_new(ctx, etid, data, _original(params))}
 
 
 @method("crm.item.update", "crm")
@@ -185,7 +191,7 @@ def item_update(ctx: CallContext, params: dict[str, Any]) -> Any:
     fields = new_fields(params)
     with ctx.portal.db.transaction():
         data = ctx.portal.update_item(etid, item_id, fields, ctx.user_id, "new")
-    return {"item": _render_new(ctx, etid, data)}
+    return {"item": _render_new(ctx, etid, data, _original(params))}
 
 
 @method("crm.item.get", "crm")
@@ -194,7 +200,7 @@ def item_get(ctx: CallContext, params: dict[str, Any]) -> Any:
     data = ctx.portal.load_item(etid, _item_id(params))
     if data is None:
         raise errors.not_found_new()
-    return {"item": _render_new(ctx, etid, data)}
+    return {"item": _render_new(ctx, etid, data, _original(params))}
 
 
 @method("crm.item.list", "crm")
@@ -208,6 +214,7 @@ def item_list(ctx: CallContext, params: dict[str, Any]) -> Any:
         start=ctx.start,
         style="new",
         cost=ctx.add_cost,
+        original_uf=_original(params),
     )
     return Paged({"items": rows}, total, nxt)
 

@@ -1,0 +1,97 @@
+"""``b24kit migrate``: move legacy project sheets into linked deals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from b24kit.blueprint.loader import BlueprintError
+from b24kit.cli.common import FormatOption, PlanOption, PortalOption, open_portal, run_portal
+from b24kit.cli.output import console, emit_json, err, fail, row_progress
+from b24kit.client import Connection
+from b24kit.migrate.run import MigrationResult, execute, load_mapping, prepare, write_report
+
+app = typer.Typer(help="Migrate legacy Google Sheets / CSV / XLSX project tables into "
+                  "linked parent and child deals, contacts and a contractor directory.",
+                  no_args_is_help=True)
+
+
+def _print_summary(result: MigrationResult) -> None:
+    s = result.summary()
+    console.print(f"rows read {s['rows_read']}, valid {s['valid_rows']}, rejected "
+                  f"{s['rejected_rows']}, warnings {s['warnings']}", highlight=False)
+    for entity, counts in sorted(s["entities"].items()):
+        verb = "to create" if result.dry_run else "created"
+        console.print(f"  {entity}: {counts['created']} {verb}, {counts['updated']} "
+                      f"{'to update' if result.dry_run else 'updated'}, "
+                      f"{counts['unchanged']} unchanged", highlight=False)
+
+
+@app.command()
+def run(
+    mapping_file: Annotated[Path, typer.Option("--mapping", "-m", help="Mapping YAML file.")],
+    portal: PortalOption = None,
+    plan_name: PlanOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be created and "
+                                          "every rejected row; write nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    report: Annotated[Path | None, typer.Option(
+        "--report", help="Write rejected rows and warnings here (.csv or .json).")] = None,
+    sheets_endpoint: Annotated[str | None, typer.Option(
+        "--sheets-endpoint", envvar="B24KIT_SHEETS_ENDPOINT",
+        help="Read Google Sheets from this stand-in instead of Google (the sandbox's URL).")]
+    = None,
+    credentials: Annotated[Path | None, typer.Option(
+        "--credentials", help="Google service-account or OAuth client JSON, as gspread "
+        "reads them.")] = None,
+    format: FormatOption = "text",
+) -> None:
+    """Read the sheet, reject what cannot be read (with row, column and reason), and create
+    or update parent deals, child deals, contacts and contractors. Safe to re-run: rows
+    already migrated are updated, never created twice; a killed run resumes.
+
+    Exit codes: 0 done (rejected rows are listed and written to --report), 2 bad mapping
+    or sheet, 3 portal error (the run can simply be repeated).
+    """
+    try:
+        mapping = load_mapping(mapping_file)
+    except BlueprintError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), highlight=False, markup=False)
+        raise fail(f"{mapping_file}: invalid mapping") from None
+    conn = open_portal(portal, plan_name)
+
+    async def work(conn: Connection) -> MigrationResult:
+        result = await prepare(conn.client, mapping, mapping_file.parent, sheets_endpoint,
+                               credentials)
+        if format != "json":
+            _print_summary(result)
+        if dry_run or not result.plan.commands:
+            return result
+        if not yes and not typer.confirm("Migrate these rows?", default=False, err=True):
+            return result
+        with row_progress("migrating") as progress:
+            return await execute(conn.client, result, progress)
+
+    try:
+        result = run_portal(conn, work)
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc)) from None
+    if report is not None:
+        write_report(report, result)
+    if format == "json":
+        emit_json(result.summary())
+    else:
+        rejected = [f for f in result.findings if f.kind == "rejected"]
+        for finding in rejected[:20]:
+            err.print(f"row {finding.row}{' ' + finding.column if finding.column else ''}: "
+                      f"{finding.reason}", highlight=False, markup=False)
+        if len(rejected) > 20:
+            err.print(f"... and {len(rejected) - 20} more (see --report)")
+        if not result.dry_run:
+            console.print(f"Done: {len(result.outcomes) - len(result.failed)} of "
+                          f"{len(result.outcomes)} commands succeeded.", highlight=False)
+    if result.failed:
+        raise typer.Exit(3)

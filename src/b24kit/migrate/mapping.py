@@ -1,0 +1,113 @@
+"""The mapping file: which sheet columns feed which fields of which entities.
+
+    version: 1
+    blueprint: ../blueprints/company.yaml     # pipeline, stage and field codes come from it
+    source: {csv: projects.csv, header_rows: 1}        # or xlsx: / sheet: URL-or-key
+    originator: legacy-projects                # ORIGINATOR_ID on every deal it makes
+    row_id: "№"                                # a stable row id column (default: row number)
+    users: {Иванов: 5, Петрова: 7}             # names in the sheet -> portal user ids
+    parent:
+      pipeline: sales_turnkey
+      title: "{Что везём}"                      # a template over columns
+      stage: {column: Статус, default: NEW, values: {ESTIMATE: [оценить, считаем]}}
+      fields:
+        OPPORTUNITY: {column: Цена, parse: money}
+        BEGINDATE: {column: Дата, parse: date}
+        ASSIGNED_BY_ID: {column: Менеджер, parse: user}
+    contact: {name: Клиент, phone: Телефон, email: Email}
+    contractor: {type: contractors, title: Подрядчик, phone: Телефон подрядчика,
+                 fields: {PRICE: {column: Стоимость, parse: money}}}
+    children:
+      - link: estimate                          # a link of the blueprint: pipeline and fields
+        when: [Логист, Подрядчик]              # created when any of these is filled
+        title: "Логистика: {Что везём}"
+        contractor: true                        # tie the contractor to this child
+        fields: {ASSIGNED_BY_ID: {column: Логист, parse: user}}
+    comment: Комментарий                        # added to the parent's timeline
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PARSERS = ("text", "money", "date", "phone", "email", "yes_no", "number", "user", "enum")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(Strict):
+    csv: str | None = None
+    xlsx: str | None = None
+    sheet: str | None = Field(default=None, description="Google Sheet URL or key")
+    worksheet: str | None = None
+    header_rows: Annotated[int, Field(ge=1, le=3)] = 1
+
+
+class Column(Strict):
+    column: str
+    parse: Literal[PARSERS] = "text"  # type: ignore[valid-type]
+    values: dict[str, list[str]] | None = Field(
+        default=None, description="enum: code (or enumeration XML_ID) -> words in the sheet")
+    required: bool = False
+
+
+class StageRule(Strict):
+    column: str | None = None
+    default: str
+    values: dict[str, list[str]] = Field(default_factory=dict,
+                                         description="stage code -> words in the sheet")
+
+
+class DealRule(Strict):
+    pipeline: str
+    title: str = Field(description="template, e.g. '{Клиент}: {Что везём}'")
+    stage: StageRule
+    fields: dict[str, Column] = Field(default_factory=dict)
+
+
+class ContactRule(Strict):
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    company: str | None = None
+
+
+class ContractorRule(Strict):
+    type: str = Field(description="smart process code in the blueprint")
+    title: str
+    phone: str | None = None
+    phone_field: str = "PHONE"
+    fields: dict[str, Column] = Field(default_factory=dict)
+
+
+class ChildRule(Strict):
+    link: str = Field(description="a link name of the blueprint")
+    when: list[str] = Field(min_length=1, description="columns: the child is made when any is filled")
+    title: str
+    stage: StageRule | None = None
+    contractor: bool = False
+    fields: dict[str, Column] = Field(default_factory=dict)
+
+
+class Mapping(Strict):
+    version: Literal[1]
+    blueprint: str
+    source: Source
+    originator: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]+$")]
+    row_id: str | None = None
+    users: dict[str, int] = Field(default_factory=dict)
+    parent: DealRule
+    contact: ContactRule = Field(default_factory=ContactRule)
+    contractor: ContractorRule | None = None
+    children: list[ChildRule] = Field(default_factory=list)
+    comment: str | None = None
+
+
+def mapping_schema() -> dict[str, Any]:
+    schema = Mapping.model_json_schema()
+    schema["title"] = "b24kit migration mapping"
+    return schema

@@ -1,0 +1,499 @@
+"""Rows of a legacy sheet -> validated records -> portal commands.
+
+Reading is pure (``read_records``); planning takes what exists on the portal (one paged
+scan per entity type, never a lookup per row) and returns executor commands whose keys make
+a re-run update instead of create, and a run killed at any point resumable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from b24kit.blueprint.model import Blueprint, Link
+from b24kit.client import B24Client, Command, Ref, read_all
+from b24kit.migrate.mapping import ChildRule, Column, Mapping, StageRule
+from b24kit.migrate.parsers import (
+    Enumeration,
+    Parsed,
+    ParseError,
+    normalize_word,
+    parse_date,
+    parse_emails,
+    parse_money,
+    parse_phones,
+    parse_yes_no,
+)
+from b24kit.migrate.sources import SheetRow, Table
+from b24kit.portal.snapshot import PipelineSnap, Snapshot
+
+TEMPLATE = re.compile(r"\{([^{}]+)\}")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # rejected | warning
+    worksheet: str
+    row: int
+    column: str | None
+    value: Any
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "worksheet": self.worksheet, "row": self.row,
+                "column": self.column, "value": "" if self.value is None else str(self.value),
+                "reason": self.reason}
+
+
+@dataclass
+class ChildRecord:
+    rule: ChildRule
+    title: str
+    stage: str | None
+    fields: dict[str, Any]
+
+
+@dataclass
+class Record:
+    row: int
+    row_id: str
+    title: str
+    stage: str
+    fields: dict[str, Any]
+    contact_name: str | None
+    company: str | None
+    phones: list[str]
+    emails: list[str]
+    contractor: dict[str, Any] | None
+    children: list[ChildRecord]
+    comment: str | None
+
+
+class _RowReader:
+    def __init__(self, mapping: Mapping, worksheet: str, row: SheetRow) -> None:
+        self.mapping = mapping
+        self.worksheet = worksheet
+        self.row = row
+        self.errors: list[Finding] = []
+        self.warnings: list[Finding] = []
+
+    def finding(self, kind: str, column: str | None, value: Any, reason: str) -> Finding:
+        return Finding(kind, self.worksheet, self.row.number, column, value, reason)
+
+    def raw(self, column: str) -> Any:
+        if column not in self.row.cells:
+            return None
+        return self.row.value(column)
+
+    def parse(self, column: str, parser: Callable[[Any], Parsed]) -> Any:
+        value = self.raw(column)
+        if value is None:
+            return None
+        try:
+            parsed = parser(value)
+        except ParseError as exc:
+            self.errors.append(self.finding("rejected", column, value, str(exc)))
+            return None
+        if parsed.warning:
+            self.warnings.append(self.finding("warning", column, value, parsed.warning))
+        return parsed.value
+
+    def column(self, spec: Column) -> Any:
+        value = self.raw(spec.column)
+        if value is None:
+            if spec.required:
+                self.errors.append(self.finding("rejected", spec.column, None,
+                                                "required value is empty"))
+            return None
+        if spec.parse == "money":
+            money = self.parse(spec.column, parse_money)
+            return None if money is None else float(money[0])
+        if spec.parse == "date":
+            day = self.parse(spec.column, parse_date)
+            return None if day is None else day.isoformat()
+        if spec.parse == "phone":
+            return self.parse(spec.column, parse_phones)
+        if spec.parse == "email":
+            return self.parse(spec.column, parse_emails)
+        if spec.parse == "yes_no":
+            flag = self.parse(spec.column, parse_yes_no)
+            return None if flag is None else ("Y" if flag else "N")
+        if spec.parse == "number":
+            number = self.parse(spec.column, parse_money)
+            return None if number is None else float(number[0])
+        if spec.parse == "user":
+            users = {normalize_word(k): v for k, v in self.mapping.users.items()}
+            found = users.get(normalize_word(str(value)))
+            if found is None:
+                self.errors.append(self.finding("rejected", spec.column, value,
+                                                f"unknown user {value!r}; add it to users:"))
+            return found
+        if spec.parse == "enum":
+            return self.parse(spec.column, Enumeration(spec.values or {}).parse)
+        return str(value).strip()
+
+    def stage(self, rule: StageRule) -> str:
+        if rule.column is None:
+            return rule.default
+        code = self.parse(rule.column, Enumeration(rule.values).parse)
+        return rule.default if code is None else str(code)
+
+    def template(self, text: str) -> str:
+        def repl(match: re.Match[str]) -> str:
+            value = self.raw(match.group(1))
+            return "" if value is None else str(value).strip()
+
+        return re.sub(r"\s+", " ", TEMPLATE.sub(repl, text)).strip(" :-—")
+
+
+def _row_id(mapping: Mapping, row: SheetRow) -> str:
+    if mapping.row_id:
+        value = row.value(mapping.row_id)
+        if value is not None:
+            text = str(value).strip()
+            return text[:-2] if re.fullmatch(r"\d+\.0", text) else text
+    return f"r{row.number}"
+
+
+def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Finding]]:
+    """Validate every row. A row with any error is rejected whole (each problem listed);
+    nothing is dropped silently."""
+    records: list[Record] = []
+    findings: list[Finding] = []
+    seen: dict[str, int] = {}
+    for row in table.rows:
+        reader = _RowReader(mapping, table.worksheet, row)
+        if row.blank:
+            findings.append(reader.finding("rejected", None, None, "blank row"))
+            continue
+        if row.repeats_header(table.headers):
+            findings.append(reader.finding("rejected", None, None, "repeated header row"))
+            continue
+        row_id = _row_id(mapping, row)
+        if row_id in seen:
+            findings.append(reader.finding("rejected", mapping.row_id, row_id,
+                                           f"row id {row_id} repeats row {seen[row_id]}"))
+            continue
+        contact = mapping.contact
+        name = reader.raw(contact.name) if contact.name else None
+        company = reader.raw(contact.company) if contact.company else None
+        phones = (reader.parse(contact.phone, parse_phones) if contact.phone else None) or []
+        emails = (reader.parse(contact.email, parse_emails) if contact.email else None) or []
+        if not any((name, company, phones, emails)) and not reader.errors:
+            columns = [c for c in (contact.name, contact.phone, contact.email, contact.company) if c]
+            reader.errors.append(reader.finding("rejected", columns[0] if columns else None, None,
+                                                f"no client ({', '.join(columns)} empty)"))
+        fields = {key: reader.column(spec) for key, spec in mapping.parent.fields.items()}
+        stage = reader.stage(mapping.parent.stage)
+        contractor = None
+        if mapping.contractor is not None:
+            rule = mapping.contractor
+            title = reader.raw(rule.title)
+            c_phones = (reader.parse(rule.phone, parse_phones) if rule.phone else None) or []
+            if title or c_phones:
+                contractor = {"title": str(title or c_phones[0]).strip(), "phones": c_phones,
+                              "fields": {k: reader.column(s) for k, s in rule.fields.items()}}
+        children = []
+        for child in mapping.children:
+            if any(reader.raw(col) is not None for col in child.when):
+                children.append(ChildRecord(
+                    child, reader.template(child.title),
+                    reader.stage(child.stage) if child.stage else None,
+                    {k: reader.column(s) for k, s in child.fields.items()}))
+        comment = reader.raw(mapping.comment) if mapping.comment else None
+        findings.extend(reader.warnings)
+        if reader.errors:
+            findings.extend(reader.errors)
+            continue
+        seen[row_id] = row.number
+        records.append(Record(
+            row.number, row_id, reader.template(mapping.parent.title) or f"Проект {row_id}",
+            stage, {k: v for k, v in fields.items() if v is not None},
+            None if name is None else str(name).strip(),
+            None if company is None else str(company).strip(), phones, emails, contractor,
+            children, None if comment is None else str(comment).strip()))
+    return records, findings
+
+
+# --------------------------------------------------------------- the portal
+@dataclass
+class Target:
+    """Where things go on this portal, resolved from the blueprint and a snapshot."""
+
+    parent: PipelineSnap
+    children: dict[str, tuple[Link, PipelineSnap]]
+    contractor_etid: int | None
+    contractor_type_id: int | None
+    contractor_field: str | None  # the deal field linking the contractor directory
+    enum_ids: dict[str, dict[str, int]]  # deal field -> XML_ID -> item id
+
+    def stage_id(self, pipeline: PipelineSnap, code: str) -> str:
+        full = (pipeline.prefix + code)[:21] if pipeline.entity_type_id == 2 else pipeline.prefix + code
+        known = {s.status_id for s in pipeline.stages}
+        if full not in known:
+            raise ValueError(f"pipeline «{pipeline.name}» has no stage {code}")
+        return full
+
+
+def resolve_target(mapping: Mapping, bp: Blueprint, snap: Snapshot) -> Target:
+    def deal_pipeline(code: str) -> PipelineSnap:
+        blue = next((p for p in bp.deal.pipelines if p.code == code), None)
+        if blue is None:
+            raise ValueError(f"the blueprint has no deal pipeline {code!r}")
+        for p in snap.deal_pipelines:
+            if (p.originator_id == "b24kit" and p.origin_id == code) or p.name in (
+                    blue.name, *blue.previous_names):
+                return p
+        raise ValueError(f"pipeline {code!r} («{blue.name}») is not on the portal: apply the "
+                         "blueprint first")
+
+    children = {}
+    for rule in mapping.children:
+        link = next((x for x in bp.links if x.name == rule.link), None)
+        if link is None:
+            raise ValueError(f"the blueprint has no link {rule.link!r}")
+        children[rule.link] = (link, deal_pipeline(link.child.pipeline))
+    etid = type_id = None
+    field = None
+    if mapping.contractor is not None:
+        spa = snap.spa_by_code(mapping.contractor.type)
+        if spa is None:
+            raise ValueError(f"smart process {mapping.contractor.type!r} is not on the portal")
+        etid, type_id = spa.entity_type_id, spa.id
+        field = next((f.name for f in snap.deal_fields if f.type == "crm" and str(
+            f.settings.get(f"DYNAMIC_{etid}")) == "Y"), None)
+    enum_ids = {f.name: {v.xml_id: v.id for v in f.values} for f in snap.deal_fields if f.values}
+    return Target(deal_pipeline(mapping.parent.pipeline), children, etid, type_id, field,
+                  enum_ids)
+
+
+@dataclass
+class Existing:
+    deals: dict[str, dict[str, Any]] = field(default_factory=dict)  # ORIGIN_ID -> deal
+    contacts_by_comm: dict[str, int] = field(default_factory=dict)
+    contractors_by_key: dict[str, int] = field(default_factory=dict)
+    markers: set[str] = field(default_factory=set)
+
+
+def contact_key(value: str) -> str:
+    return re.sub(r"\D", "", value) if value.startswith("+") else value.lower()
+
+
+async def read_existing(client: B24Client, mapping: Mapping, target: Target,
+                        select: list[str]) -> Existing:
+    """One paged scan per entity type."""
+    out = Existing()
+    for deal in await read_all(client, "crm.deal.list", {
+            "filter": {"ORIGINATOR_ID": mapping.originator},
+            "select": sorted({"ID", "ORIGIN_ID", "TITLE", "STAGE_ID", "CATEGORY_ID", "CONTACT_ID",
+                              *select})}):
+        out.deals[str(deal.get("ORIGIN_ID"))] = deal
+    for contact in await read_all(client, "crm.contact.list", {"select": ["ID", "PHONE", "EMAIL"]}):
+        for kind in ("PHONE", "EMAIL"):
+            for entry in contact.get(kind) or []:
+                value = str(entry.get("VALUE", ""))
+                if kind == "PHONE":
+                    try:
+                        value = parse_phones(value).value[0]
+                    except ParseError:
+                        continue
+                out.contacts_by_comm.setdefault(contact_key(value), int(contact["ID"]))
+    if target.contractor_etid is not None and mapping.contractor is not None:
+        phone_field = f"UF_CRM_{target.contractor_type_id}_{mapping.contractor.phone_field}"
+        for item in await read_all(client, "crm.item.list", {
+                "entityTypeId": target.contractor_etid, "useOriginalUfNames": "Y",
+                "select": ["id", "xmlId", "title", phone_field]}):
+            for phone in str(item.get(phone_field) or "").split(","):
+                if phone.strip():
+                    out.contractors_by_key.setdefault(contact_key(phone.strip()), int(item["id"]))
+            out.contractors_by_key.setdefault(f"title:{normalize_word(str(item['title']))}",
+                                              int(item["id"]))
+    if mapping.comment:
+        for comment in await read_all(client, "crm.timeline.comment.list",
+                                      {"filter": {"ENTITY_TYPE": "deal"}}):
+            found = re.search(r"\[b24kit [^\]]+\]", str(comment.get("COMMENT", "")))
+            if found:
+                out.markers.add(found.group(0))
+    return out
+
+
+@dataclass
+class MigrationPlan:
+    commands: list[Command] = field(default_factory=list)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, entity: str, outcome: str) -> None:
+        self.counts.setdefault(entity, {"created": 0, "updated": 0, "unchanged": 0})
+        self.counts[entity][outcome] += 1
+
+
+def _same(have: Any, want: Any) -> bool:
+    if want is None:
+        return True
+    if isinstance(want, float):
+        try:
+            return Decimal(str(have)) == Decimal(str(want))
+        except Exception:  # noqa: BLE001
+            return False
+    if isinstance(want, list):
+        return [str(v) for v in (have or [])] == [str(v) for v in want]
+    if isinstance(have, str) and isinstance(want, str) and len(want) == 10 and want[4] == "-":
+        return have.startswith(want)  # a date against the portal's full datetime
+    return str(have) == str(want)
+
+
+def _deal_fields(values: dict[str, Any], target: Target) -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        if key in target.enum_ids and isinstance(value, str):
+            value = target.enum_ids[key].get(value, value)
+        out[key] = value
+    return out
+
+
+def plan_migration(records: list[Record], mapping: Mapping, target: Target,
+                   existing: Existing) -> MigrationPlan:
+    plan = MigrationPlan()
+    contacts: dict[str, Any] = dict(existing.contacts_by_comm)
+    contractors: dict[str, Any] = dict(existing.contractors_by_key)
+    seq = 0
+
+    def name(prefix: str) -> str:
+        nonlocal seq
+        seq += 1
+        return f"{prefix}{seq}"
+
+    def deal(origin: str, fields: dict[str, Any], entity: str) -> Any:
+        """Create or update a deal by ORIGIN_ID; returns its id or a Ref."""
+        have = existing.deals.get(origin)
+        if have is None:
+            command = Command("crm.deal.add", {"fields": {
+                **fields, "ORIGINATOR_ID": mapping.originator, "ORIGIN_ID": origin}},
+                name=name("d"))
+            plan.commands.append(command)
+            plan.count(entity, "created")
+            return Ref(command.name)
+        # the pipeline cannot change, and the stage is the sheet's only at creation: deals move
+        # on the portal after a migration, and a re-run must not move them back
+        changed = {k: v for k, v in fields.items() if k not in ("CATEGORY_ID", "STAGE_ID")
+                   and not isinstance(v, Ref) and not _same(have.get(k), v)}
+        refs = {k: v for k, v in fields.items() if isinstance(v, Ref)}
+        if changed or refs:
+            plan.commands.append(Command("crm.deal.update", {
+                "id": int(have["ID"]), "fields": {**changed, **refs}}, name=name("u")))
+        plan.count(entity, "updated" if changed else "unchanged")
+        return int(have["ID"])
+
+    for record in records:
+        contact: Any = None
+        comms = [contact_key(p) for p in record.phones] + [contact_key(e) for e in record.emails]
+        contact = next((contacts[c] for c in comms if c in contacts), None)
+        if contact is None and (record.contact_name or comms):
+            key = comms[0] if comms else f"row:{record.row_id}"
+            words = (record.contact_name or record.company or "").split()
+            fields: dict[str, Any] = {"NAME": " ".join(words[1:]) if len(words) > 1 else
+                                      (words[0] if words else ""),
+                                      "LAST_NAME": words[0] if len(words) > 1 else "",
+                                      "ORIGINATOR_ID": mapping.originator,
+                                      "ORIGIN_ID": f"contact:{key}"}
+            if record.phones:
+                fields["PHONE"] = [{"VALUE": p, "VALUE_TYPE": "WORK"} for p in record.phones]
+            if record.emails:
+                fields["EMAIL"] = [{"VALUE": e, "VALUE_TYPE": "WORK"} for e in record.emails]
+            command = Command("crm.contact.add", {"fields": fields}, name=name("c"))
+            plan.commands.append(command)
+            plan.count("contacts", "created")
+            contact = Ref(command.name)
+            for c in comms or [key]:
+                contacts[c] = contact
+        elif contact is not None:
+            plan.count("contacts", "unchanged")
+        contractor: Any = None
+        if record.contractor and target.contractor_etid is not None and mapping.contractor:
+            keys = [contact_key(p) for p in record.contractor["phones"]] or [
+                f"title:{normalize_word(record.contractor['title'])}"]
+            contractor = next((contractors[k] for k in keys if k in contractors), None)
+            if contractor is None:
+                prefix = f"UF_CRM_{target.contractor_type_id}_"
+                item_fields = {"title": record.contractor["title"],
+                               "xmlId": f"{mapping.originator}:contractor:{keys[0]}",
+                               prefix + mapping.contractor.phone_field:
+                                   ", ".join(record.contractor["phones"])}
+                item_fields.update({prefix + k: v for k, v in
+                                    record.contractor["fields"].items() if v is not None})
+                command = Command("crm.item.add", {"entityTypeId": target.contractor_etid,
+                                                   "useOriginalUfNames": "Y",
+                                                   "fields": item_fields}, name=name("k"))
+                plan.commands.append(command)
+                plan.count("contractors", "created")
+                contractor = Ref(command.name, ("item", "id"))
+                for k in keys:
+                    contractors[k] = contractor
+            else:
+                plan.count("contractors", "unchanged")
+        parent_fields = {"TITLE": record.title, "CATEGORY_ID": target.parent.id,
+                         "STAGE_ID": target.stage_id(target.parent, record.stage),
+                         **_deal_fields(record.fields, target)}
+        if contact is not None:
+            parent_fields["CONTACT_ID"] = contact
+        parent = deal(f"row:{record.row_id}", parent_fields, "parents")
+        for child in record.children:
+            link, pipeline = target.children[child.rule.link]
+            stage = target.stage_id(pipeline, child.stage or link.child.stage)
+            fields = {"TITLE": child.title or record.title, "CATEGORY_ID": pipeline.id,
+                      "STAGE_ID": stage, **_deal_fields(child.fields, target),
+                      f"UF_CRM_{link.child_field}": _ref_text(parent, "D_{}")}
+            for copied in link.copy_fields:
+                if copied in parent_fields and copied not in fields and copied != "TITLE":
+                    fields[copied] = parent_fields[copied]
+            if contact is not None:
+                fields["CONTACT_ID"] = contact
+            if child.rule.contractor and contractor is not None:
+                fields[f"PARENT_ID_{target.contractor_etid}"] = contractor
+                if target.contractor_field:
+                    fields[target.contractor_field] = _ref_text(
+                        contractor, f"T{target.contractor_etid:x}_{{}}")
+            child_id = deal(f"row:{record.row_id}:{child.rule.link}", fields, "children")
+            back: dict[str, Any] = {}
+            if link.parent_field:
+                back[f"UF_CRM_{link.parent_field}"] = _ref_text(child_id, "D_{}")
+            if link.mirror_field:
+                stage_name = next(s.name for s in pipeline.stages if s.status_id == stage)
+                back[f"UF_CRM_{link.mirror_field}"] = stage_name
+            have = existing.deals.get(f"row:{record.row_id}")
+            if back and (have is None or isinstance(child_id, Ref) or any(
+                    not _same(have.get(k), v) for k, v in back.items() if not isinstance(v, Ref))):
+                plan.commands.append(Command("crm.deal.update", {"id": parent, "fields": back},
+                                             name=name("l")))
+        if record.comment:
+            marker = f"[b24kit {mapping.originator} row {record.row_id}]"
+            if marker not in existing.markers:
+                plan.commands.append(Command("crm.timeline.comment.add", {"fields": {
+                    "ENTITY_ID": parent, "ENTITY_TYPE": "deal",
+                    "COMMENT": f"{record.comment}\n\n{marker}"}}, name=name("t")))
+                plan.count("comments", "created")
+            else:
+                plan.count("comments", "unchanged")
+    return plan
+
+
+def _ref_text(value: Any, fmt: str) -> Any:
+    if isinstance(value, Ref):
+        return Ref(value.command, value.path, fmt)
+    return fmt.replace("{}", str(value))
+
+
+def select_fields(mapping: Mapping, target: Target) -> list[str]:
+    names = set(mapping.parent.fields)
+    for rule in mapping.children:
+        names |= set(rule.fields)
+        link = target.children[rule.link][0]
+        names |= {f"UF_CRM_{x}" for x in (link.child_field, link.parent_field, link.mirror_field) if x}
+    if target.contractor_field:
+        names.add(target.contractor_field)
+    if target.contractor_etid is not None:
+        names.add(f"PARENT_ID_{target.contractor_etid}")  # the contractor relation
+    return sorted(names)

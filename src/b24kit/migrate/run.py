@@ -1,0 +1,116 @@
+"""Run a migration: read the sheet, validate, read what exists, plan, execute, report."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from b24kit.blueprint.loader import BlueprintError, BlueprintIssue, load_blueprint, read_yaml
+from b24kit.client import B24Client, Executor, Outcome
+from b24kit.migrate.mapping import Mapping
+from b24kit.migrate.plan import (
+    Finding,
+    MigrationPlan,
+    plan_migration,
+    read_existing,
+    read_records,
+    resolve_target,
+    select_fields,
+)
+from b24kit.migrate.sources import Table, gspread_client, read_csv, read_gsheet, read_xlsx, to_table
+from b24kit.portal.snapshot import read_snapshot
+
+
+def load_mapping(path: Path) -> Mapping:
+    doc = read_yaml(path)
+    try:
+        return Mapping.model_validate(doc.data)
+    except ValidationError as exc:
+        issues = []
+        for error in exc.errors():
+            loc = tuple(p for p in error["loc"] if isinstance(p, (str, int)))
+            message = (f"unknown key {loc[-1]!r}" if error["type"] == "extra_forbidden"
+                       else error["msg"])
+            issues.append(BlueprintIssue(doc.mark(loc), f"{'.'.join(map(str, loc))}: {message}"))
+        raise BlueprintError(issues) from None
+
+
+def load_table(mapping: Mapping, base: Path, sheets_endpoint: str | None = None,
+               credentials: Path | None = None) -> Table:
+    source = mapping.source
+    if source.csv:
+        grid = read_csv(base / source.csv)
+    elif source.xlsx:
+        grid = read_xlsx(base / source.xlsx, source.worksheet)
+    elif source.sheet:
+        grid = read_gsheet(gspread_client(credentials, sheets_endpoint), source.sheet,
+                           source.worksheet)
+    else:
+        raise ValueError("the mapping's source needs csv, xlsx or sheet")
+    return to_table(grid, source.header_rows)
+
+
+@dataclass
+class MigrationResult:
+    rows: int
+    records: int
+    findings: list[Finding]
+    plan: MigrationPlan
+    outcomes: list[Outcome] = field(default_factory=list)
+    dry_run: bool = True
+
+    @property
+    def rejected_rows(self) -> int:
+        return len({(f.worksheet, f.row) for f in self.findings if f.kind == "rejected"})
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    def summary(self) -> dict[str, Any]:
+        return {"rows_read": self.rows, "valid_rows": self.records,
+                "rejected_rows": self.rejected_rows,
+                "warnings": sum(f.kind == "warning" for f in self.findings),
+                "entities": self.plan.counts, "commands": len(self.plan.commands),
+                "failed_commands": len(self.failed), "dry_run": self.dry_run}
+
+
+async def prepare(client: B24Client, mapping: Mapping, mapping_dir: Path,
+                  sheets_endpoint: str | None = None,
+                  credentials: Path | None = None) -> MigrationResult:
+    table = load_table(mapping, mapping_dir, sheets_endpoint, credentials)
+    records, findings = read_records(table, mapping)
+    blueprint, _ = load_blueprint((mapping_dir / mapping.blueprint).resolve())
+    snapshot = await read_snapshot(client)
+    target = resolve_target(mapping, blueprint, snapshot)
+    existing = await read_existing(client, mapping, target, select_fields(mapping, target))
+    plan = plan_migration(records, mapping, target, existing)
+    return MigrationResult(len(table.rows), len(records), findings, plan)
+
+
+async def execute(client: B24Client, result: MigrationResult,
+                  progress: Callable[[int, int], None] | None = None) -> MigrationResult:
+    result.outcomes = await Executor(client, progress=progress).run(result.plan.commands)
+    result.dry_run = False
+    return result
+
+
+def write_report(path: Path, result: MigrationResult) -> None:
+    rows = [f.as_dict() for f in result.findings]
+    for outcome in result.failed:
+        rows.append({"kind": "failed", "worksheet": "", "row": "", "column": "",
+                     "value": outcome.method, "reason": str(outcome.error)})
+    if path.suffix == ".json":
+        path.write_text(json.dumps({"summary": result.summary(), "findings": rows},
+                                   ensure_ascii=False, indent=1), encoding="utf-8")
+        return
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, ["kind", "worksheet", "row", "column", "value", "reason"])
+        writer.writeheader()
+        writer.writerows(rows)
