@@ -322,8 +322,30 @@ class _Run:
         self.requeue(again)
 
     async def verify(self) -> None:
-        """Look up creates whose outcome is unknown; finish the found, requeue the rest."""
-        names, self.to_verify = self.to_verify[:50], self.to_verify[50:]
+        """Look up creates whose outcome is unknown; finish the found, requeue the rest.
+
+        A command is looked up only when every command it refers to is known: a comment on
+        a deal whose own outcome is being verified waits for that deal; if the deal turns
+        out never to have been made, the comment cannot have been either, and both are
+        sent again."""
+        ready: list[str] = []
+        waiting: list[str] = []
+        requeue: list[str] = []
+        for name in self.to_verify:
+            deps = self.deps[name]
+            if all(d in self.outcomes and self.outcomes[d].ok for d in deps):
+                ready.append(name)
+            elif any(d in self.outcomes and not self.outcomes[d].ok for d in deps):
+                self.finish(name, False, error=DependencyFailed(
+                    f"{name}: its outcome is unknown and a command it needed failed"))
+            elif any(d in self.pending for d in deps):
+                requeue.append(name)
+            else:
+                waiting.append(name)
+        self.requeue(requeue)
+        names, self.to_verify = ready[:50], ready[50:] + waiting
+        if not names:
+            return
         lookups: dict[str, tuple[str, dict[str, Any]]] = {}
         for name in names:
             key = self.by_name[name].key

@@ -1,0 +1,238 @@
+"""Migrating the example sheet into a sandbox where the company blueprint was applied,
+counted on the portal; re-runs, kills, faults, and the gspread path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from b24kit.blueprint.apply import apply_blueprint
+from b24kit.blueprint.loader import load_blueprint
+from b24kit.migrate.run import MigrationResult, execute, load_mapping, prepare
+from b24kit.sandbox import Sandbox
+from b24kit.sandbox.server import start_in_thread
+from tests.clients import client_for
+
+EXAMPLES = Path("examples").resolve()
+MAPPING = EXAMPLES / "projects.mapping.yaml"
+EXPECTED = json.loads((EXAMPLES / "projects.expected.json").read_text(encoding="utf-8"))
+COMPANY = load_blueprint(Path("blueprints/company.yaml"))[0]
+
+
+def deployed(**kwargs: Any) -> Sandbox:
+    box = Sandbox(limits="off", **kwargs)
+
+    async def go() -> None:
+        with client_for(box) as client:
+            assert (await apply_blueprint(client, COMPANY)).ok
+
+    faults = box.faults
+    box.faults = type(faults).parse("")
+    asyncio.run(go())
+    box.faults = faults
+    return box
+
+
+def migrate(box: Sandbox, mapping: Path = MAPPING, **kwargs: Any) -> MigrationResult:
+    async def go() -> MigrationResult:
+        with client_for(box) as client:
+            result = await prepare(client, load_mapping(mapping), mapping.parent, **kwargs)
+            return await execute(client, result)
+
+    return asyncio.run(go())
+
+
+def dump(box: Sandbox) -> dict[str, Any]:
+    """The portal's migrated state with ids replaced by stable keys, for comparisons."""
+    rows = []
+    start = 0
+    while True:
+        page = box._run("crm.deal.list", {"select": ["*", "UF_*", "PARENT_ID_1030"],
+                                          "start": start}, 1, frozenset({"crm"}), "t", False,
+                        metered=False)
+        rows += page["result"]
+        if "next" not in page:
+            break
+        start = page["next"]
+    deals = {int(d["ID"]): d for d in rows}
+    origin = {i: d.get("ORIGIN_ID") for i, d in deals.items()}
+    contacts = {}
+    for c in box.portal.db.all("SELECT element_id, value FROM multifields WHERE type_id='PHONE'"):
+        contacts.setdefault(int(c["element_id"]), []).append(c["value"])
+    items = {int(r["id"]): json.loads(r["data"]) for r in box.portal.db.all(
+        "SELECT id, data FROM items WHERE entity_type_id >= 128")}
+
+    def deal_ref(value: Any) -> Any:
+        match = re.fullmatch(r"D_(\d+)", str(value or ""))
+        return origin.get(int(match.group(1))) if match else value
+
+    state = {}
+    for d in deals.values():
+        state[d["ORIGIN_ID"]] = {
+            "title": d["TITLE"], "category": d["CATEGORY_ID"], "stage": d["STAGE_ID"],
+            "amount": d["OPPORTUNITY"], "assigned": d["ASSIGNED_BY_ID"],
+            "contact": sorted(contacts.get(int(d["CONTACT_ID"] or 0), [])),
+            "parent": deal_ref(d.get("UF_CRM_PARENT_DEAL")),
+            "child": deal_ref(d.get("UF_CRM_CHILD_DEAL")), "mirror": d.get("UF_CRM_CHILD_STAGE"),
+            "contractor": items.get(int(d.get("PARENT_ID_1030") or 0), {}).get("XML_ID"),
+            "rating": d.get("UF_CRM_CONTRACTOR_RATING"),
+        }
+    comments = Counter(r["comment"].split("\n\n")[-1] for r in box.portal.db.all(
+        "SELECT comment FROM timeline_comments"))
+    return {"deals": state, "contacts": sorted(sorted(p) for p in contacts.values()),
+            "contractors": sorted(i.get("XML_ID") for i in items.values()),
+            "comments": sorted(comments.items())}
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, Any]:
+    box = deployed()
+    migrate(box)
+    return dump(box)
+
+
+def test_example_sheet_counts_on_the_portal(tmp_path: Path) -> None:
+    box = deployed()
+    result = migrate(box)
+    state = dump(box)
+    deals = state["deals"]
+    parents = {k: v for k, v in deals.items() if k.count(":") == 1}
+    children = {k: v for k, v in deals.items() if k.count(":") == 2}
+    assert len(parents) == EXPECTED["parents"], "one parent per valid row"
+    assert len(children) == EXPECTED["children"], "a logistics child where the row names one"
+    assert len(state["contacts"]) == EXPECTED["contacts"], "contacts de-duplicated by phone"
+    phones = [p for c in state["contacts"] for p in c]
+    assert len(phones) == len(set(phones)), "no phone on two contacts"
+    assert len(state["contractors"]) == EXPECTED["contractors"], "contractors by phone"
+    assert sum(n for _, n in state["comments"]) == EXPECTED["comments"]
+    assert all(n == 1 for _, n in state["comments"]), "one comment per row"
+    rejected = {str(f.row): f.reason for f in result.findings if f.kind == "rejected"}
+    assert set(rejected) == set(EXPECTED["rejected"]), "exactly the faulty rows are rejected"
+    for row, kind in EXPECTED["rejected"].items():
+        assert kind.split()[0] in rejected[row] or kind in rejected[row], (row, rejected[row])
+    for key, child in children.items():
+        parent_key = key.rsplit(":", 1)[0]
+        assert child["parent"] == parent_key, "the child points to its parent"
+        assert deals[parent_key]["child"] == key, "the parent points to its child"
+        assert child["category"] != deals[parent_key]["category"], "child in the logistics pipeline"
+        assert deals[parent_key]["mirror"], "the parent mirrors the child's stage"
+    assert any(c["contractor"] for c in children.values()), "contractors tied to child deals"
+    assert any(c["rating"] for c in children.values()), "the rating recorded on the child"
+    # a second run creates nothing and changes nothing
+    again = migrate(box)
+    assert all(c["created"] == 0 and c["updated"] == 0 for c in again.plan.counts.values())
+    assert dump(box) == state
+
+
+def test_the_report_lists_every_rejected_row(tmp_path: Path) -> None:
+    box = deployed()
+    report = tmp_path / "report.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "b24kit", "migrate", "run", "--mapping", str(MAPPING), "--yes",
+         "--dry-run", "--report", str(report), "--portal", "x"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    assert result.returncode == 2  # "x" is no portal: a clear usage error
+    running = start_in_thread(box)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "b24kit", "migrate", "run", "--mapping", str(MAPPING),
+             "--dry-run", "--report", str(report), "--portal", box.webhook_url(running.base_url)],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    finally:
+        running.stop()
+    assert result.returncode == 0, result.stderr
+    assert "parents: 278 to create" in result.stdout
+    assert box.portal.count_items(2) == 0, "a dry run writes nothing"
+    lines = report.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "kind,worksheet,row,column,value,reason"
+    assert len([x for x in lines if x.startswith("rejected,")]) == len(EXPECTED["rejected"])
+
+
+@pytest.mark.parametrize("kill_after", [2, 4, 7, 11, 16])
+def test_killed_run_resumes_to_the_same_state(tmp_path: Path, kill_after: int,
+                                              reference: dict[str, Any]) -> None:
+    box = deployed(latency_ms=30)
+    running = start_in_thread(box)
+    base = box.requests
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "b24kit", "migrate", "run", "--mapping", str(MAPPING), "--yes",
+             "--portal", box.webhook_url(running.base_url)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+        deadline = time.time() + 60
+        while box.requests - base < kill_after and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, "killed before it finished"
+    finally:
+        running.stop()
+    box.config.latency_ms = 0
+    migrate(box)
+    assert dump(box) == reference, "the resumed run ends where an uninterrupted one does"
+
+
+def test_faults_keep_the_counts(reference: dict[str, Any]) -> None:
+    box = deployed(faults="500=0.05,503=0.05,drop=0.05,lost=0.05,seed=13")
+    result = migrate(box)
+    assert sum(box.faults.counts.values()) > 0
+    assert not result.failed, [str(o.error) for o in result.failed][:3]
+    box.faults = type(box.faults).parse("")
+    assert dump(box) == reference, "none lost, none doubled under faults"
+
+
+def test_gspread_sheet_with_merged_header(tmp_path: Path) -> None:
+    box = deployed()
+    rows = [
+        ["№", "Клиент", "", "Сделка", "", "Статус"],
+        ["", "Название", "Телефон", "Что везём", "Цена", ""],
+        [1, "ООО Ромашка", 79001234567, "трактор", 125000, "Оценить"],
+        [],
+        [2, "ИП Петров", "8 912 222-33-44", "каток", "98 000 руб.", "новая"],
+        ["№", "Название", "Телефон", "Что везём", "Цена", "Статус"],
+        [3, "ООО Ромашка", "+7 900 123 45 67", "кран", 45323, "Оценено"],
+    ]
+    box.sheets.add("KEY123", "Проекты", {"Лист1": rows},
+                   {"Лист1": [(0, 1, 1, 3), (0, 1, 3, 5), (0, 2, 0, 1), (0, 2, 5, 6)]})
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(f"""
+version: 1
+blueprint: {Path('blueprints/company.yaml').resolve()}
+source: {{sheet: "https://docs.google.com/spreadsheets/d/KEY123/edit", header_rows: 2}}
+originator: gsheet
+row_id: "№"
+parent:
+  pipeline: sales_turnkey
+  title: "{{Сделка / Что везём}}"
+  stage: {{column: Статус, default: NEW, values: {{NEW: [новая], ESTIMATE: [оценить], ESTIMATE_READY: [оценено]}}}}
+  fields:
+    OPPORTUNITY: {{column: Сделка / Цена, parse: money}}
+contact: {{name: Клиент / Название, phone: Клиент / Телефон}}
+""", encoding="utf-8")
+    running = start_in_thread(box)
+    try:
+        result = migrate(box, mapping, sheets_endpoint=running.base_url)
+    finally:
+        running.stop()
+    assert box.sheets.requests >= 2, "read through gspread and the fake Sheets API"
+    assert result.records == 3 and result.rejected_rows == 2, "blank row and repeated header"
+    deals = box.call("crm.deal.list", {"filter": {"ORIGINATOR_ID": "gsheet"},
+                                        "select": ["TITLE", "OPPORTUNITY", "STAGE_ID"]})
+    assert sorted(d["TITLE"] for d in deals) == ["каток", "кран", "трактор"]
+    assert sorted(d["OPPORTUNITY"] for d in deals) == ["125000.00", "45323.00", "98000.00"]
+    assert len(box.call("crm.contact.list", {"select": ["ID"]})) == 2, \
+        "the same phone in two shapes is one contact"
