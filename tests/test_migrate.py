@@ -155,6 +155,8 @@ def test_the_report_lists_every_rejected_row(tmp_path: Path) -> None:
         running.stop()
     assert result.returncode == 0, result.stderr
     assert "parents: 278 to create" in result.stdout
+    listed = [x for x in result.stderr.splitlines() if x.startswith("rejected row")]
+    assert len(listed) == len(EXPECTED["rejected"]), "a dry run lists every rejected row"
     assert box.portal.count_items(2) == 0, "a dry run writes nothing"
     lines = report.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "kind,worksheet,row,column,value,reason"
@@ -236,3 +238,39 @@ contact: {{name: Клиент / Название, phone: Клиент / Теле
     assert sorted(d["OPPORTUNITY"] for d in deals) == ["125000.00", "45323.00", "98000.00"]
     assert len(box.call("crm.contact.list", {"select": ["ID"]})) == 2, \
         "the same phone in two shapes is one contact"
+
+
+def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:
+    import yaml
+
+    from b24kit.migrate.mapping import Mapping
+
+    draft = tmp_path / "draft.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "b24kit", "migrate", "init", "--csv", str(EXAMPLES / "projects.csv"),
+         "--blueprint", "blueprints/company.yaml", "--out", str(draft)],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    text = draft.read_text(encoding="utf-8")
+    assert "TODO" in text, "guesses are marked for a person to check"
+    data = yaml.safe_load(text)
+    assert data["contact"] == {"name": "Клиент", "phone": "Телефон", "email": "Email"}
+    assert data["contractor"] == {"type": "contractors", "title": "Подрядчик",
+                                  "phone": "Телефон подрядчика"}
+    assert data["parent"]["stage"]["values"]["ESTIMATE"] == ["оценить"], "stage names offered"
+    assert set(data["users"]) == {"Иванов", "Петрова", "Смирнов", "Кузнецова", "Орлов",
+                                  "Неизвестный"}, "people found in the sheet, case folded"
+    assert data["children"][0]["link"] == "estimate" and data["children"][0]["when"] == [
+        "Логист", "Подрядчик"]
+    data["blueprint"] = "blueprints/company.yaml"
+    Mapping.model_validate(data)
+
+
+def test_dry_run_lists_every_rejected_row(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "b24kit", "migrate", "run", "--mapping", str(MAPPING),
+         "--dry-run"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    assert "No portal configured" in result.stderr
+    # the local sandbox here has no blueprint applied: a clear error, nothing written
+    assert result.returncode == 2 and "apply the blueprint first" in result.stderr

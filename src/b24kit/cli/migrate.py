@@ -12,6 +12,7 @@ from b24kit.cli.common import FormatOption, PlanOption, PortalOption, open_porta
 from b24kit.cli.output import console, emit_json, err, fail, row_progress
 from b24kit.client import Connection
 from b24kit.migrate.run import MigrationResult, execute, load_mapping, prepare, write_report
+from b24kit.migrate.sources import gspread_client, read_csv, read_gsheet, read_xlsx, to_table
 
 app = typer.Typer(help="Migrate legacy Google Sheets / CSV / XLSX project tables into "
                   "linked parent and child deals, contacts and a contractor directory.",
@@ -85,13 +86,78 @@ def run(
         emit_json(result.summary())
     else:
         rejected = [f for f in result.findings if f.kind == "rejected"]
-        for finding in rejected[:20]:
-            err.print(f"row {finding.row}{' ' + finding.column if finding.column else ''}: "
-                      f"{finding.reason}", highlight=False, markup=False)
-        if len(rejected) > 20:
-            err.print(f"... and {len(rejected) - 20} more (see --report)")
+        warnings = [f for f in result.findings if f.kind == "warning"]
+        shown = len(rejected) if result.dry_run else 20  # a dry run shows every one
+        for finding in rejected[:shown] + (warnings if result.dry_run else []):
+            err.print(f"{finding.kind} row {finding.row}"
+                      f"{' ' + finding.column if finding.column else ''}: {finding.reason}",
+                      highlight=False, markup=False)
+        if len(rejected) > shown:
+            err.print(f"... and {len(rejected) - shown} more (see --report)")
         if not result.dry_run:
             console.print(f"Done: {len(result.outcomes) - len(result.failed)} of "
                           f"{len(result.outcomes)} commands succeeded.", highlight=False)
     if result.failed:
         raise typer.Exit(3)
+
+
+@app.command()
+def init(
+    blueprint_file: Annotated[Path, typer.Option("--blueprint", "-b", help="The blueprint "
+                                                 "the portal was deployed from.")],
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="A CSV export.")] = None,
+    xlsx_file: Annotated[Path | None, typer.Option("--xlsx", help="An XLSX export.")] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="Google Sheet URL or key.")]
+    = None,
+    worksheet: Annotated[str | None, typer.Option("--worksheet")] = None,
+    header_rows: Annotated[int, typer.Option("--header-rows", help="Rows the header takes "
+                                             "(2 when a merged group sits above columns).")] = 1,
+    sheets_endpoint: Annotated[str | None, typer.Option(
+        "--sheets-endpoint", envvar="B24KIT_SHEETS_ENDPOINT")] = None,
+    credentials: Annotated[Path | None, typer.Option("--credentials")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the draft here.")] = None,
+) -> None:
+    """Draft a mapping from a sheet's header and a blueprint: columns recognised by their
+    names, stages offered under their blueprint names, the people found in the sheet
+    listed for the users table. Check every TODO, then run with --dry-run."""
+    from b24kit.blueprint.loader import load_blueprint
+    from b24kit.migrate.draft import draft_mapping
+
+    try:
+        if csv_file:
+            grid, source = read_csv(csv_file), {"csv": str(csv_file)}
+        elif xlsx_file:
+            grid, source = read_xlsx(xlsx_file, worksheet), {"xlsx": str(xlsx_file)}
+        elif sheet:
+            grid = read_gsheet(gspread_client(credentials, sheets_endpoint), sheet, worksheet)
+            source = {"sheet": sheet}
+        else:
+            raise fail("give the sheet: --csv, --xlsx or --sheet")
+        if worksheet:
+            source["worksheet"] = worksheet
+        source["header_rows"] = header_rows  # type: ignore[assignment]
+        blueprint, _ = load_blueprint(blueprint_file)
+        text = draft_mapping(to_table(grid, header_rows), blueprint, source)
+    except BlueprintError as exc:
+        raise fail(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        err.print(f"Wrote {out}")
+
+
+@app.command()
+def schema(out: Annotated[Path | None, typer.Option("--out")] = None) -> None:
+    """Write the mapping file's JSON Schema (for editors with the YAML language server)."""
+    import json
+
+    from b24kit.migrate.mapping import mapping_schema
+
+    text = json.dumps(mapping_schema(), ensure_ascii=False, indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
