@@ -129,3 +129,14 @@ def test_bad_seed_file(tmp_path: Path) -> None:
     seed.write_text("dealz: []\n", encoding="utf-8")
     result = runner.invoke(app, ["sandbox", "seed", str(seed), "--db", str(tmp_path / "x.db")])
     assert result.exit_code == 2 and "unknown sections: dealz" in result.output
+
+
+def test_serve_a_csv_as_a_google_sheet(tmp_path: Path) -> None:
+    from b24kit.migrate.sources import gspread_client, read_gsheet
+
+    csv_file = tmp_path / "projects.csv"
+    csv_file.write_text("Клиент,Телефон\nООО Ромашка,8 900 123-45-67\n", encoding="utf-8")
+    with served(tmp_path / "s.sqlite", "--sheet", f"demo={csv_file}") as url:
+        base = url.split("/rest/")[0]
+        grid = read_gsheet(gspread_client(endpoint=base), "demo")
+    assert grid.rows == [["Клиент", "Телефон"], ["ООО Ромашка", "8 900 123-45-67"]]

@@ -274,3 +274,10 @@ def test_dry_run_lists_every_rejected_row(tmp_path: Path) -> None:
     assert "No portal configured" in result.stderr
     # the local sandbox here has no blueprint applied: a clear error, nothing written
     assert result.returncode == 2 and "apply the blueprint first" in result.stderr
+
+
+def test_committed_mapping_schema_is_current() -> None:
+    from b24kit.migrate.mapping import mapping_schema
+
+    committed = json.loads(Path("schema/mapping.schema.json").read_text(encoding="utf-8"))
+    assert committed == mapping_schema(), "run: b24kit migrate schema --out schema/mapping.schema.json"

@@ -56,6 +56,11 @@ def serve(
             "drop: connection cut before the call runs; lost: the call runs, its answer is lost."
         ),
     ] = None,
+    sheet: Annotated[
+        list[str] | None,
+        typer.Option("--sheet", help="Serve a CSV or XLSX file as a Google Sheet for gspread: "
+                     "KEY=FILE (repeatable); read it with --sheets-endpoint http://HOST:PORT."),
+    ] = None,
 ) -> None:
     """Serve the sandbox portal over HTTP and print its inbound webhook URL.
 
@@ -66,6 +71,16 @@ def serve(
     sandbox = _open(
         db, user_id=user_id, token=token, limits=limits, latency_ms=latency_ms, faults=faults
     )
+    for item in sheet or []:
+        key, sep, path = item.partition("=")
+        if not sep:
+            raise fail(f"--sheet {item!r}: expected KEY=FILE")
+        from b24kit.migrate.sources import read_csv, read_xlsx
+
+        file = Path(path)
+        grid = read_xlsx(file) if file.suffix.lower() == ".xlsx" else read_csv(file)
+        sandbox.sheets.add(key, file.stem, {grid.worksheet: grid.rows},
+                           {grid.worksheet: grid.merges})
     from b24kit.sandbox.server import serve as run
 
     def ready(base: str) -> None:
