@@ -281,3 +281,24 @@ def test_committed_mapping_schema_is_current() -> None:
 
     committed = json.loads(Path("schema/mapping.schema.json").read_text(encoding="utf-8"))
     assert committed == mapping_schema(), "run: b24kit migrate schema --out schema/mapping.schema.json"
+
+
+def test_xlsx_export_migrates_like_the_csv(tmp_path: Path, reference: dict[str, Any]) -> None:
+    import csv as csv_module
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    with (EXAMPLES / "projects.csv").open(encoding="utf-8") as handle:
+        for row in csv_module.reader(handle):
+            sheet.append(row)
+    book.save(tmp_path / "projects.xlsx")
+    mapping = MAPPING.read_text(encoding="utf-8").replace(
+        "source: {csv: projects.csv, header_rows: 1}", "source: {xlsx: projects.xlsx}").replace(
+        "blueprint: ../blueprints/company.yaml",
+        f"blueprint: {Path('blueprints/company.yaml').resolve()}")
+    (tmp_path / "m.yaml").write_text(mapping, encoding="utf-8")
+    box = deployed()
+    migrate(box, tmp_path / "m.yaml")
+    assert dump(box) == reference, "the same sheet as XLSX gives the same portal"
