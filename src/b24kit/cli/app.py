@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from b24kit import __version__
-from b24kit.cli import blueprint, call, migrate, portal, sandbox
+from b24kit.cli import blueprint, call, links, migrate, portal, sandbox
 
 app = typer.Typer(
     help=(
@@ -27,6 +27,9 @@ app.command(name="export")(blueprint.export)
 app.command(name="graph")(blueprint.graph)
 app.add_typer(blueprint.schema_app, name="blueprint")
 app.add_typer(migrate.app, name="migrate")
+app.command(name="audit")(links.audit)
+app.command(name="sync")(links.sync)
+app.add_typer(links.report_app, name="report")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Audit a portal of 10,000 and of 100,000 deals (half parents, half their children, with
+a few findings) through the sandbox over HTTP (standard limits, 100 ms latency, burst spent).
+Prints rows per second as a share of the read ceiling (5,000 rows/s) and the audit's peak
+memory (tracemalloc) at each size.
+
+    python scripts/bench_audit.py [--sizes 10000,100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from b24kit.blueprint.apply import apply_blueprint  # noqa: E402
+from b24kit.blueprint.loader import load_blueprint  # noqa: E402
+from b24kit.links.run import audit_portal  # noqa: E402
+from b24kit.sandbox import Sandbox, SandboxConfig  # noqa: E402
+from bench_client import READ_CEILING, client, serve, spend_burst  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+BLUEPRINT = ROOT / "blueprints/example.yaml"
+
+
+def seed(db: Path, deals: int) -> None:
+    box = Sandbox(SandboxConfig(db=str(db), limits="off"))
+    hook = box.webhook_url("http://x")
+
+    async def deploy() -> None:
+        from b24kit.client import B24Client, Bucket, WebhookAuth, parse_webhook
+
+        async with B24Client(WebhookAuth(parse_webhook(hook)), transport=box.transport(),
+                             bucket=Bucket(1e9, 1e9)) as c:
+            await apply_blueprint(c, load_blueprint(BLUEPRINT)[0])
+
+    asyncio.run(deploy())
+    cats = {c["name"]: c["id"] for c in box.call("crm.category.list",
+                                                 {"entityTypeId": 2})["categories"]}
+    sales, logistics = cats["Продажи"], cats["Логистика"]
+    with box.db.transaction():
+        for i in range(deals // 2):
+            parent = box.portal.add_item(2, {"CATEGORY_ID": sales, "STAGE_ID": f"C{sales}:ESTIMATE",
+                                             "TITLE": f"p{i}"}, 1, "old")
+            child = box.portal.add_item(2, {"CATEGORY_ID": logistics,
+                                            "STAGE_ID": f"C{logistics}:NEW",
+                                            "UF_CRM_PARENT_DEAL": f"D_{parent}"}, 1, "old")
+            mirror = "Новая оценка" if i % 100 else "устарело"  # 1% stale mirrors
+            box.portal.update_item(2, parent, {"UF_CRM_CHILD_DEAL": f"D_{child}",
+                                               "UF_CRM_CHILD_STAGE": mirror}, 1, "old")
+    box.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    args = parser.parse_args()
+    bp = load_blueprint(BLUEPRINT)[0]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in (int(s) for s in args.sizes.split(",")):
+            db = Path(tmp) / f"a{size}.sqlite"
+            seed(db, size)
+            with serve(db, args.latency_ms) as url:
+                spend_burst(url)
+
+                async def go() -> tuple[float, int, int, int]:
+                    async with client(url) as c:
+                        tracemalloc.start()
+                        started = time.perf_counter()
+                        result = await audit_portal(c, bp)
+                        seconds = time.perf_counter() - started
+                        peak = tracemalloc.get_traced_memory()[1]
+                        tracemalloc.stop()
+                        return seconds, result.deals_read, len(result.findings), peak
+
+                seconds, read, findings, peak = asyncio.run(go())
+            row = {"deals": read, "findings": findings, "seconds": round(seconds, 1),
+                   "rows_per_s": round(read / seconds),
+                   "share_of_read_ceiling": round(read / seconds / READ_CEILING, 3),
+                   "peak_memory_mb": round(peak / 1e6, 1),
+                   "bytes_per_deal": round(peak / read)}
+            print(f"{read} deals: {row['rows_per_s']} rows/s = "
+                  f"{row['share_of_read_ceiling']:.1%} of the read ceiling, {findings} findings, "
+                  f"peak memory {row['peak_memory_mb']} MB", flush=True)
+            results.append(row)
+    print(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                      "audits": results}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Parent/child links of a blueprint: audit, safe repair, sync, and reports."""

@@ -1,0 +1,236 @@
+"""Audit parent/child consistency: findings by rule, each with its safe repair."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from b24kit.client import B24Client, Command, Ref, iterate
+from b24kit.links.model import Deal, ResolvedLink, to_deal
+
+SEVERITY_RANK = {"info": 0, "warn": 1, "error": 2}
+RULES = {
+    "L001": ("missing-child", "error", "a parent at or past the trigger stage has no child"),
+    "L002": ("orphan-child", "error", "a child's parent field is empty, points nowhere, or "
+             "points to a deal in the wrong pipeline"),
+    "L003": ("duplicate-children", "error", "more children than the link allows"),
+    "L004": ("stale-mirror", "warn", "the parent's mirror field does not show the child's stage"),
+    "L005": ("stale-parent-stage", "error", "the child reached a stage that should have moved "
+             "its parent, and the parent has not moved"),
+    "L006": ("parent-closed-child-open", "warn", "the parent is closed while a child is open"),
+    "L007": ("child-closed-parent-open", "info", "a child is closed while its parent is open"),
+    "L008": ("nested-or-cycle", "error", "a child's parent is itself a child of the same link, "
+             "or the links form a cycle"),
+    "L009": ("link-fields-disagree", "error", "the parent's child field and the child's parent "
+             "field disagree"),
+}
+
+
+@dataclass
+class Finding:
+    rule: str
+    link: str
+    deals: list[int]
+    seen: str
+    expected: str
+    repair: list[Command] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return RULES[self.rule][0]
+
+    @property
+    def severity(self) -> str:
+        return RULES[self.rule][1]
+
+    def as_dict(self, portal_base: str) -> dict[str, Any]:
+        return {"rule": self.rule, "name": self.name, "severity": self.severity,
+                "link": self.link, "deals": [{"id": d, "url": deal_url(portal_base, d)}
+                                             for d in self.deals],
+                "seen": self.seen, "expected": self.expected,
+                "repair": [{"method": c.method, "params": _plain(c.params)} for c in self.repair]}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Ref):
+        return f"<result of {value.command}>"
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def deal_url(base: str, deal: int) -> str:
+    return f"{base.rstrip('/')}/crm/deal/details/{deal}/"
+
+
+@dataclass
+class AuditResult:
+    findings: list[Finding]
+    deals_read: int
+    complete: bool = True
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for f in self.findings:
+            out[f.rule] += 1
+        return dict(sorted(out.items()))
+
+
+async def read_link_deals(client: B24Client, link: ResolvedLink) -> list[Deal]:
+    deals = []
+    async for row in iterate(client, "crm.deal.list", {
+            "filter": {"@CATEGORY_ID": sorted({link.parent.id, link.child.id})},
+            "select": link.fields()}):
+        deals.append(to_deal(row, link))
+    return deals
+
+
+class _Auditor:
+    def __init__(self, link: ResolvedLink, deals: list[Deal]) -> None:
+        self.link = link
+        self.by_id = {d.id: d for d in deals}
+        self.parents = [d for d in deals if d.category == link.parent.id]
+        self.children = [d for d in deals if d.category == link.child.id]
+        self.children_of: dict[int, list[Deal]] = defaultdict(list)
+        for child in self.children:
+            if child.parent_ref is not None:
+                self.children_of[child.parent_ref].append(child)
+        self.findings: list[Finding] = []
+        self.seq = 0
+
+    def add(self, rule: str, deals: list[int], seen: str, expected: str,
+            repair: list[Command] | None = None) -> None:
+        self.findings.append(Finding(rule, self.link.link.name, deals, seen, expected,
+                                     repair or []))
+
+    def name(self) -> str:
+        self.seq += 1
+        return f"r{self.seq}"
+
+    def past_trigger(self, parent: Deal) -> bool:
+        link = self.link
+        return (parent.semantic != "F" and link.sort_of(link.parent, parent.stage)
+                >= link.sort_of(link.parent, link.trigger))
+
+    def parent_update(self, parent: int, child: Any, child_stage: str | None) -> dict[str, Any]:
+        link = self.link
+        fields: dict[str, Any] = {}
+        if link.parent_field:
+            fields[link.parent_field] = (Ref(child.command, child.path, "D_{}")
+                                         if isinstance(child, Ref) else f"D_{child}")
+        if link.mirror_field and child_stage:
+            fields[link.mirror_field] = link.stage_name(child_stage)
+        return fields
+
+    def create_child(self, parent: Deal, title: str = "") -> list[Command]:
+        link = self.link
+        fields = {"CATEGORY_ID": link.child.id, "STAGE_ID": link.child_start,
+                  link.child_field: f"D_{parent.id}", "ORIGINATOR_ID": "b24kit-links",
+                  "ORIGIN_ID": f"{link.link.name}:{parent.id}"}
+        if title:
+            fields["TITLE"] = title
+        add = Command("crm.deal.add", {"fields": fields}, name=self.name())
+        back = self.parent_update(parent.id, Ref(add.name), link.child_start)
+        commands = [add]
+        if back:
+            commands.append(Command("crm.deal.update", {"id": parent.id, "fields": back},
+                                    name=self.name()))
+        return commands
+
+    def run(self) -> list[Finding]:
+        link = self.link
+        max_children = link.link.max_children
+        for parent in self.parents:
+            kids = self.children_of.get(parent.id, [])
+            if not kids and self.past_trigger(parent):
+                self.add("L001", [parent.id], f"stage {parent.stage}, no child",
+                         f"a child in «{link.child.name}»", self.create_child(parent))
+            if len(kids) > max_children:
+                self.add("L003", [parent.id, *[k.id for k in kids]],
+                         f"{len(kids)} children", f"at most {max_children}")
+            if parent.semantic in ("S", "F"):
+                for kid in kids:
+                    if kid.semantic == "P":
+                        self.add("L006", [parent.id, kid.id], f"parent closed ({parent.stage}), "
+                                 f"child open ({kid.stage})", "the child closed first")
+            if link.parent_field and kids:
+                pointed = parent.child_ref
+                if pointed is not None and pointed not in {k.id for k in kids}:
+                    repair = []
+                    if len(kids) == 1:
+                        repair = [Command("crm.deal.update", {"id": parent.id, "fields": {
+                            link.parent_field: f"D_{kids[0].id}"}}, name=self.name())]
+                    self.add("L009", [parent.id, *[k.id for k in kids]],
+                             f"parent points to {pointed}", f"one of {[k.id for k in kids]}",
+                             repair)
+                elif pointed is None and len(kids) == 1:
+                    self.add("L009", [parent.id, kids[0].id], "parent points to nothing",
+                             f"D_{kids[0].id}", [Command("crm.deal.update", {
+                                 "id": parent.id, "fields": {link.parent_field: f"D_{kids[0].id}"}},
+                                 name=self.name())])
+            if len(kids) == 1:
+                kid = kids[0]
+                if link.mirror_field and parent.mirror != link.stage_name(kid.stage):
+                    self.add("L004", [parent.id, kid.id], f"mirror {parent.mirror!r}",
+                             repr(link.stage_name(kid.stage)), [Command(
+                                 "crm.deal.update", {"id": parent.id, "fields": {
+                                     link.mirror_field: link.stage_name(kid.stage)}},
+                                 name=self.name())])
+                target = link.moves.get(kid.stage)
+                if target and parent.semantic == "P" and link.sort_of(
+                        link.parent, parent.stage) < link.sort_of(link.parent, target):
+                    self.add("L005", [parent.id, kid.id], f"child at {kid.stage}, parent at "
+                             f"{parent.stage}", f"parent at {target}", [Command(
+                                 "crm.deal.update", {"id": parent.id,
+                                                     "fields": {"STAGE_ID": target}},
+                                 name=self.name())])
+                if kid.semantic in ("S", "F") and parent.semantic == "P" and not target:
+                    self.add("L007", [parent.id, kid.id], f"child closed ({kid.stage})",
+                             "parent closes or moves on")
+        for child in self.children:
+            ref = child.parent_ref
+            found = self.by_id.get(ref) if ref is not None else None
+            if found is None or found.category != link.parent.id:
+                if found is not None and found.category == link.child.id:
+                    self.add("L008", [child.id, found.id], f"parent {found.id} is itself a "
+                             "child", "a parent in the parent pipeline")
+                    continue
+                claimed = [p for p in self.parents if p.child_ref == child.id]
+                repair = []
+                if len(claimed) == 1:
+                    repair = [Command("crm.deal.update", {"id": child.id, "fields": {
+                        link.child_field: f"D_{claimed[0].id}"}}, name=self.name())]
+                seen = "empty" if ref is None else (
+                    f"points to {ref}, which does not exist" if found is None else
+                    f"points to {ref} in the wrong pipeline")
+                self.add("L002", [child.id, *[p.id for p in claimed]], seen,
+                         f"a parent in «{link.parent.name}»", repair)
+        self.cycles()
+        return self.findings
+
+    def cycles(self) -> None:
+        for start in self.by_id.values():
+            seen = [start.id]
+            current = start
+            while current.parent_ref is not None and current.parent_ref in self.by_id:
+                nxt = self.by_id[current.parent_ref]
+                if nxt.id in seen:
+                    if nxt.id == start.id and start.id == min(seen):
+                        self.add("L008", seen, "the parent chain loops: " + " -> ".join(
+                            map(str, seen + [start.id])), "no cycle")
+                    break
+                seen.append(nxt.id)
+                current = nxt
+
+
+def audit_deals(link: ResolvedLink, deals: list[Deal]) -> list[Finding]:
+    return _Auditor(link, deals).run()
+
+
+def worst(findings: list[Finding]) -> str | None:
+    if not findings:
+        return None
+    return max((f.severity for f in findings), key=SEVERITY_RANK.__getitem__)

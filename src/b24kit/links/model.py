@@ -1,0 +1,116 @@
+"""A blueprint link resolved against a portal: pipeline ids, stage ids, field names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from b24kit.blueprint.model import Blueprint, Link
+from b24kit.portal.snapshot import PipelineSnap, Snapshot
+
+DEAL_REF = re.compile(r"^(?:D_)?(\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Deal:
+    """The few fields of a deal an audit needs (kept small: audits read every deal)."""
+
+    id: int
+    category: int
+    stage: str
+    semantic: str  # P, S, F
+    parent_ref: int | None  # what the child's parent field points to
+    child_ref: int | None  # what the parent's child field points to
+    mirror: str | None
+    assigned: int | None
+    amount: float
+
+
+def deal_id(value: Any) -> int | None:
+    """``D_12`` or ``12`` (or a one-element list of either) -> 12."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    match = DEAL_REF.match(str(value or "").strip())
+    return int(match.group(1)) if match else None
+
+
+@dataclass
+class ResolvedLink:
+    link: Link
+    parent: PipelineSnap
+    child: PipelineSnap
+    trigger: str  # parent STATUS_ID that creates the child
+    child_start: str
+    moves: dict[str, str]  # child STATUS_ID -> parent STATUS_ID
+    child_field: str  # UF on the child holding the parent
+    parent_field: str | None
+    mirror_field: str | None
+    copy_fields: list[str]
+
+    def status(self, pipeline: PipelineSnap, code: str) -> str:
+        full = (pipeline.prefix + code)[:21]
+        if full not in {s.status_id for s in pipeline.stages}:
+            raise ValueError(f"pipeline «{pipeline.name}» has no stage {code}")
+        return full
+
+    def sort_of(self, pipeline: PipelineSnap, status_id: str) -> int:
+        for stage in pipeline.stages:
+            if stage.status_id == status_id:
+                return stage.sort
+        return -1
+
+    def semantic_of(self, pipeline: PipelineSnap, status_id: str) -> str:
+        for stage in pipeline.stages:
+            if stage.status_id == status_id:
+                return stage.semantics
+        return "process"
+
+    def stage_name(self, status_id: str) -> str:
+        return next((s.name for s in self.child.stages if s.status_id == status_id), status_id)
+
+    def fields(self) -> list[str]:
+        names = {"ID", "CATEGORY_ID", "STAGE_ID", "STAGE_SEMANTIC_ID", "ASSIGNED_BY_ID",
+                 "OPPORTUNITY", self.child_field}
+        names |= {f for f in (self.parent_field, self.mirror_field) if f}
+        return sorted(names)
+
+
+def resolve_links(bp: Blueprint, snap: Snapshot, names: list[str] | None = None
+                  ) -> list[ResolvedLink]:
+    def pipeline(code: str) -> PipelineSnap:
+        blue = next((p for p in bp.deal.pipelines if p.code == code), None)
+        if blue is None:
+            raise ValueError(f"the blueprint has no deal pipeline {code!r}")
+        for p in snap.deal_pipelines:
+            if (p.originator_id == "b24kit" and p.origin_id == code) or p.name in (
+                    blue.name, *blue.previous_names):
+                return p
+        raise ValueError(f"pipeline {code!r} is not on the portal: apply the blueprint first")
+
+    out = []
+    for link in bp.links:
+        if names and link.name not in names:
+            continue
+        parent, child = pipeline(link.parent.pipeline), pipeline(link.child.pipeline)
+        resolved = ResolvedLink(
+            link, parent, child, "", "", {}, f"UF_CRM_{link.child_field}",
+            f"UF_CRM_{link.parent_field}" if link.parent_field else None,
+            f"UF_CRM_{link.mirror_field}" if link.mirror_field else None,
+            list(link.copy_fields))
+        resolved.trigger = resolved.status(parent, link.parent.stage)
+        resolved.child_start = resolved.status(child, link.child.stage)
+        resolved.moves = {resolved.status(child, m.child_stage): resolved.status(parent, m.parent_stage)
+                          for m in link.moves}
+        out.append(resolved)
+    return out
+
+
+def to_deal(row: dict[str, Any], link: ResolvedLink) -> Deal:
+    return Deal(
+        int(row["ID"]), int(row.get("CATEGORY_ID") or 0), str(row.get("STAGE_ID") or ""),
+        str(row.get("STAGE_SEMANTIC_ID") or "P"), deal_id(row.get(link.child_field)),
+        deal_id(row.get(link.parent_field)) if link.parent_field else None,
+        row.get(link.mirror_field) if link.mirror_field else None,
+        int(row["ASSIGNED_BY_ID"]) if row.get("ASSIGNED_BY_ID") else None,
+        float(row.get("OPPORTUNITY") or 0))

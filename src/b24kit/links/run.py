@@ -1,0 +1,240 @@
+"""Audit, repair and sync against a portal."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import statistics
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from b24kit.blueprint.model import Blueprint
+from b24kit.client import B24Client, Command, Executor, Outcome, read_all
+from b24kit.links.audit import AuditResult, Finding, audit_deals, read_link_deals
+from b24kit.links.model import Deal, ResolvedLink, resolve_links, to_deal
+from b24kit.portal.snapshot import read_snapshot
+
+REPAIRABLE = {"L001", "L002", "L004", "L005", "L009"}
+SYNC_RULES = {"L001", "L004", "L005"}
+
+
+async def links_for(client: B24Client, bp: Blueprint, names: list[str] | None = None
+                    ) -> list[ResolvedLink]:
+    if not bp.links:
+        raise ValueError("the blueprint declares no links")
+    return resolve_links(bp, await read_snapshot(client), names)
+
+
+async def audit_portal(client: B24Client, bp: Blueprint, names: list[str] | None = None
+                       ) -> AuditResult:
+    findings: list[Finding] = []
+    read = 0
+    for link in await links_for(client, bp, names):
+        deals = await read_link_deals(client, link)
+        read += len(deals)
+        findings += audit_deals(link, deals)
+        del deals
+    return AuditResult(findings, read)
+
+
+async def _fill_copies(client: B24Client, links: dict[str, ResolvedLink],
+                       findings: list[Finding]) -> None:
+    """Children made by a repair or a sync carry the fields the link copies."""
+    wanted = [f for f in findings if f.rule == "L001" and links[f.link].copy_fields]
+    for chunk in range(0, len(wanted), 50):
+        group = wanted[chunk:chunk + 50]
+        got = await client.batch({f"p{i}": ("crm.deal.get", {"id": f.deals[0]})
+                                  for i, f in enumerate(group)})
+        for i, finding in enumerate(group):
+            parent = got.result.get(f"p{i}") or {}
+            fields = finding.repair[0].params["fields"]
+            for name in links[finding.link].copy_fields:
+                if parent.get(name) not in (None, ""):
+                    fields.setdefault(name, parent[name])
+            fields["TITLE"] = fields.get("TITLE") or parent.get("TITLE") or ""
+
+
+async def fix(client: B24Client, bp: Blueprint, findings: list[Finding],
+              rules: set[str] | None = None) -> list[Outcome]:
+    """Apply the safe repairs (never a delete) through the executor."""
+    rules = rules or REPAIRABLE
+    chosen = [f for f in findings if f.rule in rules and f.repair]
+    links = {link.link.name: link for link in await links_for(client, bp)}
+    await _fill_copies(client, links, chosen)
+    commands: list[Command] = []
+    for n, finding in enumerate(chosen):
+        for command in finding.repair:
+            command.name = f"f{n}_{command.name}"
+            command.after = ()
+        refs = {c.name for c in finding.repair}
+        for command in finding.repair:
+            _rename_refs(command.params, f"f{n}_", refs)
+        commands += finding.repair
+    return await Executor(client).run(commands)
+
+
+def _rename_refs(value: Any, prefix: str, names: set[str]) -> None:
+    from b24kit.client import Ref
+
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, Ref) and prefix + item.command in names:
+                value[key] = Ref(prefix + item.command, item.path, item.fmt)
+            else:
+                _rename_refs(item, prefix, names)
+
+
+# ---------------------------------------------------------------------- sync
+@contextmanager
+def sync_lock(state_dir: Path) -> Iterator[None]:
+    """One sync pass at a time on this machine: two passes racing would both see a
+    parent without a child and both create one."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / "sync.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class SyncResult:
+    deals_read: int
+    findings: list[Finding]
+    outcomes: list[Outcome]
+    requests: int
+
+
+def _state_file(state_dir: Path, link: ResolvedLink) -> Path:
+    return state_dir / f"sync-{link.link.name}.json"
+
+
+async def _changed_deals(client: B24Client, link: ResolvedLink, since: str | None) -> list[Deal]:
+    """Deals of the link's pipelines changed since the last pass, and the deals they are
+    tied to (a quiet portal costs a request or two)."""
+    flt: dict[str, Any] = {"@CATEGORY_ID": sorted({link.parent.id, link.child.id})}
+    if since:
+        flt[">=DATE_MODIFY"] = since
+    rows = await read_all(client, "crm.deal.list", {"filter": flt, "select": link.fields()})
+    deals = {int(r["ID"]): to_deal(r, link) for r in rows}
+    if since is None:
+        return list(deals.values())
+    parent_ids = {d.parent_ref for d in deals.values() if d.category == link.child.id
+                  and d.parent_ref is not None} | {d.id for d in deals.values()
+                                                   if d.category == link.parent.id}
+    missing = sorted(parent_ids - set(deals))
+    for chunk in range(0, len(missing), 500):
+        for r in await read_all(client, "crm.deal.list", {
+                "filter": {"@ID": missing[chunk:chunk + 500]}, "select": link.fields()}):
+            deals[int(r["ID"])] = to_deal(r, link)
+    parents = sorted(d.id for d in deals.values() if d.category == link.parent.id)
+    for chunk in range(0, len(parents), 500):
+        for r in await read_all(client, "crm.deal.list", {"filter": {
+                "CATEGORY_ID": link.child.id,
+                f"@{link.child_field}": [f"D_{p}" for p in parents[chunk:chunk + 500]]},
+                "select": link.fields()}):
+            deals[int(r["ID"])] = to_deal(r, link)
+    return list(deals.values())
+
+
+async def sync_once(client: B24Client, bp: Blueprint, state_dir: Path,
+                    names: list[str] | None = None, full: bool = False) -> SyncResult:
+    """Perform the links: create the children of parents that reached the trigger stage,
+    mirror the children's stages on their parents, and move parents where the link says."""
+    start = client.requests
+    with sync_lock(state_dir):
+        now = str(await client.call("server.time"))
+        findings: list[Finding] = []
+        read = 0
+        outcomes: list[Outcome] = []
+        links = await links_for(client, bp, names)
+        for link in links:
+            state = _state_file(state_dir, link)
+            since = None
+            if state.exists() and not full:
+                since = json.loads(state.read_text(encoding="utf-8")).get("since")
+            deals = await _changed_deals(client, link, since)
+            read += len(deals)
+            found = [f for f in audit_deals(link, deals) if f.rule in SYNC_RULES]
+            findings += found
+            if found:
+                result = await fix(client, bp, found, SYNC_RULES)
+                outcomes += result
+                if any(not o.ok for o in result):
+                    continue  # keep the old mark: the next pass looks again
+            overlap = datetime.fromisoformat(now) - timedelta(seconds=5)
+            state.write_text(json.dumps({"since": overlap.isoformat()}), encoding="utf-8")
+    return SyncResult(read, findings, outcomes, client.requests - start)
+
+
+# -------------------------------------------------------------------- reports
+@dataclass
+class EstimateRow:
+    logistician: int | None
+    month: str
+    estimates: int
+    median_hours: float | None
+    p90_hours: float | None
+    price_given: float
+    final_amount: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    position = (len(ordered) - 1) * share
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+async def estimates_report(client: B24Client, bp: Blueprint, link_name: str | None = None,
+                           done_stage: str | None = None) -> list[EstimateRow]:
+    """Per logistician and month: estimates made (children that reached the approval stage),
+    median and 90th percentile hours from the parent entering the trigger stage to the
+    child reaching approval, the price given (child amount) and the final deal amount."""
+    links = await links_for(client, bp, [link_name] if link_name else None)
+    link = links[0]
+    approval = next(iter(link.moves), None) if done_stage is None else link.status(
+        link.child, done_stage)
+    if approval is None:
+        raise ValueError(f"link {link.link.name!r} has no move: name the approval stage")
+    deals = {d.id: d for d in await read_link_deals(client, link)}
+    history = await read_all(client, "crm.stagehistory.list", {
+        "entityTypeId": 2, "filter": {"@STAGE_ID": [link.trigger, approval]},
+        "select": ["OWNER_ID", "STAGE_ID", "CREATED_TIME"]})
+    entered: dict[tuple[int, str], datetime] = {}
+    for row in history:
+        key = (int(row["OWNER_ID"]), str(row["STAGE_ID"]))
+        moment = datetime.fromisoformat(str(row["CREATED_TIME"]))
+        entered[key] = min(entered.get(key, moment), moment)
+    groups: dict[tuple[int | None, str], list[tuple[float, float, float]]] = defaultdict(list)
+    for child in deals.values():
+        if child.category != link.child.id or child.parent_ref not in deals:
+            continue
+        done = entered.get((child.id, approval))
+        began = entered.get((child.parent_ref, link.trigger))
+        if done is None or began is None:
+            continue
+        parent = deals[child.parent_ref]
+        took = (done - began).total_seconds() / 3600
+        groups[(child.assigned, done.strftime("%Y-%m"))].append(
+            (took, child.amount, parent.amount))
+    rows = []
+    for (who, month), items in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0] or 0)):
+        spans = [h for h, _, _ in items]
+        rows.append(EstimateRow(who, month, len(items), round(statistics.median(spans), 2),
+                                round(percentile(spans, 0.9), 2),
+                                round(sum(p for _, p, _ in items), 2),
+                                round(sum(f for _, _, f in items), 2)))
+    return rows
