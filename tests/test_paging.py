@@ -161,3 +161,19 @@ def test_offset_paging_detects_moving_data() -> None:
     assert len(asyncio.run(go(False))) == 130, "offset paging reads everything"
     with pytest.raises(IncompleteRead):
         asyncio.run(go(True))
+
+
+@pytest.mark.parametrize("count", [0, 1, 50, 51, 2500, 2501, 12345])
+def test_exact_counts_without_a_total(count: int) -> None:
+    box = Sandbox(limits="off")
+    seed(box, count)
+
+    async def go() -> tuple[list[int], int]:
+        with client_for(box) as client:
+            rows = [int(r["ID"]) async for r in iterate(client, "crm.deal.list",
+                                                        {"select": ["ID"]}, count=False)]
+            return rows, client.requests
+
+    rows, requests = asyncio.run(go())
+    assert rows == list(range(1, count + 1)), "every row once, in order, no counted page"
+    assert requests == count // 2500 + 1, "2,500 rows in every request, the first included"

@@ -157,6 +157,8 @@ def sync(
                                             "passes.")] = 300.0,
     state_dir: Annotated[Path, typer.Option("--state-dir", help="Where the last pass's "
                                             "time and the lock live.")] = Path(".b24kit"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary line "
+                                        "(--serve: no line per pass).")] = False,
 ) -> None:
     """Perform the links: a parent reaching the trigger stage gets its child (with the
     copied fields); a child's stage is mirrored on its parent, and moves it where the link
@@ -188,7 +190,7 @@ def sync(
 
     async def work_serve(conn: Connection) -> None:
         service = SyncService(conn.client, bp, state_dir, app_token,
-                              on_pass=lambda r: err.print(
+                              on_pass=None if quiet else lambda r: err.print(
                                   f"pass: {len(r.findings)} acted on", highlight=False))
 
         def ready(url: str) -> None:

@@ -81,7 +81,10 @@ async def iterate(
     *,
     progress: Progress | None = None,
     page_retries: int = 3,
+    count: bool = True,
 ) -> AsyncIterator[dict[str, Any]]:
+    """Every row once. ``count=False`` (keyset methods): skip the counted first page and
+    start with full 2,500-row batches, for callers that do not need a total up front."""
     params = dict(params or {})
     plan = _keyset_plan(method, params)
     if plan is None:
@@ -100,21 +103,25 @@ async def iterate(
     def page_params(after: Any, start: int) -> dict[str, Any]:
         return {**base, "filter": {**flt, f">{id_key}": after}, "start": start}
 
-    first = await client.envelope(method, page_params(last_id, 0))
-    rows = _rows(method, first.result)
-    total = first.total if isinstance(first.total, int) else None
     seen = 0
-    for row in rows:
-        if int(row[id_key]) <= last_id:
-            raise IncompleteRead(f"{method}: the portal ignored the ID filter")
-        last_id = int(row[id_key])
-        seen += 1
-        yield row
-    if progress:
-        progress(seen, total)
-    if len(rows) < PAGE:
-        return
-    remaining = (total or 0) - seen
+    total: int | None = None
+    if count:
+        first = await client.envelope(method, page_params(last_id, 0))
+        rows = _rows(method, first.result)
+        total = first.total if isinstance(first.total, int) else None
+        for row in rows:
+            if int(row[id_key]) <= last_id:
+                raise IncompleteRead(f"{method}: the portal ignored the ID filter")
+            last_id = int(row[id_key])
+            seen += 1
+            yield row
+        if progress:
+            progress(seen, total)
+        if len(rows) < PAGE:
+            return
+        remaining = (total or 0) - seen
+    else:
+        remaining = PAGE * PAGE  # unknown: ask for a full batch
     failures = 0
     ref_path = "[items]" if wrapped else ""
     while True:
@@ -159,6 +166,8 @@ async def iterate(
                 return
         if not broke and remaining <= 0:
             remaining = 0  # all counted rows read and the last page was full: check for more
+        if not count and not broke:
+            remaining = PAGE * PAGE  # still no total: the next batch is a full one
 
 
 async def _offset(

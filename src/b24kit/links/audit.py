@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from b24kit.client import B24Client, Command, Ref, iterate
+from b24kit.links.index import DealIndex
 from b24kit.links.model import Deal, ResolvedLink, to_deal
 
 SEVERITY_RANK = {"info": 0, "warn": 1, "error": 2}
@@ -79,25 +80,26 @@ class AuditResult:
         return dict(sorted(out.items()))
 
 
-async def read_link_deals(client: B24Client, link: ResolvedLink) -> list[Deal]:
-    deals = []
+async def read_link_deals(client: B24Client, link: ResolvedLink) -> DealIndex:
+    """Every deal of the link's pipelines, streamed into a disk-backed index."""
+    index = DealIndex()
+    page: list[Deal] = []
     async for row in iterate(client, "crm.deal.list", {
             "filter": {"@CATEGORY_ID": sorted({link.parent.id, link.child.id})},
-            "select": link.fields()}):
-        deals.append(to_deal(row, link))
-    return deals
+            "select": link.fields()}, count=False):
+        page.append(to_deal(row, link))
+        if len(page) >= 2500:
+            index.add(page)
+            page = []
+    index.add(page)
+    index.finish()
+    return index
 
 
 class _Auditor:
-    def __init__(self, link: ResolvedLink, deals: list[Deal]) -> None:
+    def __init__(self, link: ResolvedLink, index: DealIndex) -> None:
         self.link = link
-        self.by_id = {d.id: d for d in deals}
-        self.parents = [d for d in deals if d.category == link.parent.id]
-        self.children = [d for d in deals if d.category == link.child.id]
-        self.children_of: dict[int, list[Deal]] = defaultdict(list)
-        for child in self.children:
-            if child.parent_ref is not None:
-                self.children_of[child.parent_ref].append(child)
+        self.index = index
         self.findings: list[Finding] = []
         self.seq = 0
 
@@ -143,8 +145,8 @@ class _Auditor:
     def run(self) -> list[Finding]:
         link = self.link
         max_children = link.link.max_children
-        for parent in self.parents:
-            kids = self.children_of.get(parent.id, [])
+        for parent in self.index.in_category(link.parent.id):
+            kids = self.index.children_of(parent.id, link.child.id)
             if not kids and self.past_trigger(parent):
                 self.add("L001", [parent.id], f"stage {parent.stage}, no child",
                          f"a child in «{link.child.name}»", self.create_child(parent))
@@ -190,15 +192,15 @@ class _Auditor:
                 if kid.semantic in ("S", "F") and parent.semantic == "P" and not target:
                     self.add("L007", [parent.id, kid.id], f"child closed ({kid.stage})",
                              "parent closes or moves on")
-        for child in self.children:
+        for child in self.index.in_category(link.child.id):
             ref = child.parent_ref
-            found = self.by_id.get(ref) if ref is not None else None
+            found = self.index.get(ref) if ref is not None else None
             if found is None or found.category != link.parent.id:
                 if found is not None and found.category == link.child.id:
                     self.add("L008", [child.id, found.id], f"parent {found.id} is itself a "
                              "child", "a parent in the parent pipeline")
                     continue
-                claimed = [p for p in self.parents if p.child_ref == child.id]
+                claimed = self.index.claiming(child.id, link.parent.id)
                 repair = []
                 if len(claimed) == 1:
                     repair = [Command("crm.deal.update", {"id": child.id, "fields": {
@@ -212,11 +214,13 @@ class _Auditor:
         return self.findings
 
     def cycles(self) -> None:
-        for start in self.by_id.values():
+        for start in self.index.all():
             seen = [start.id]
             current = start
-            while current.parent_ref is not None and current.parent_ref in self.by_id:
-                nxt = self.by_id[current.parent_ref]
+            while current.parent_ref is not None:
+                nxt = self.index.get(current.parent_ref)
+                if nxt is None:
+                    break
                 if nxt.id in seen:
                     if nxt.id == start.id and start.id == min(seen):
                         self.add("L008", seen, "the parent chain loops: " + " -> ".join(
@@ -226,8 +230,12 @@ class _Auditor:
                 current = nxt
 
 
-def audit_deals(link: ResolvedLink, deals: list[Deal]) -> list[Finding]:
-    return _Auditor(link, deals).run()
+def audit_deals(link: ResolvedLink, deals: list[Deal] | DealIndex) -> list[Finding]:
+    index = deals if isinstance(deals, DealIndex) else DealIndex.of(deals)
+    try:
+        return _Auditor(link, index).run()
+    finally:
+        index.close()
 
 
 def worst(findings: list[Finding]) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,10 +108,13 @@ def resolve_links(bp: Blueprint, snap: Snapshot, names: list[str] | None = None
 
 
 def to_deal(row: dict[str, Any], link: ResolvedLink) -> Deal:
+    # stage and mirror texts repeat across thousands of deals: share one copy of each
+    mirror = row.get(link.mirror_field) if link.mirror_field else None
     return Deal(
-        int(row["ID"]), int(row.get("CATEGORY_ID") or 0), str(row.get("STAGE_ID") or ""),
-        str(row.get("STAGE_SEMANTIC_ID") or "P"), deal_id(row.get(link.child_field)),
+        int(row["ID"]), int(row.get("CATEGORY_ID") or 0),
+        sys.intern(str(row.get("STAGE_ID") or "")),
+        sys.intern(str(row.get("STAGE_SEMANTIC_ID") or "P")), deal_id(row.get(link.child_field)),
         deal_id(row.get(link.parent_field)) if link.parent_field else None,
-        row.get(link.mirror_field) if link.mirror_field else None,
+        sys.intern(str(mirror)) if mirror is not None else None,
         int(row["ASSIGNED_BY_ID"]) if row.get("ASSIGNED_BY_ID") else None,
         float(row.get("OPPORTUNITY") or 0))

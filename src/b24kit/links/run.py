@@ -35,10 +35,9 @@ async def audit_portal(client: B24Client, bp: Blueprint, names: list[str] | None
     findings: list[Finding] = []
     read = 0
     for link in await links_for(client, bp, names):
-        deals = await read_link_deals(client, link)
-        read += len(deals)
-        findings += audit_deals(link, deals)
-        del deals
+        index = await read_link_deals(client, link)
+        read += index.count
+        findings += audit_deals(link, index)
     return AuditResult(findings, read)
 
 
@@ -209,7 +208,9 @@ async def estimates_report(client: B24Client, bp: Blueprint, link_name: str | No
         link.child, done_stage)
     if approval is None:
         raise ValueError(f"link {link.link.name!r} has no move: name the approval stage")
-    deals = {d.id: d for d in await read_link_deals(client, link)}
+    index = await read_link_deals(client, link)
+    deals = {d.id: d for d in index.all()}
+    index.close()
     history = await read_all(client, "crm.stagehistory.list", {
         "entityTypeId": 2, "filter": {"@STAGE_ID": [link.trigger, approval]},
         "select": ["OWNER_ID", "STAGE_ID", "CREATED_TIME"]})

@@ -1,0 +1,82 @@
+"""The deals of an audit, kept in a temporary SQLite file so memory stays bounded however
+many deals the portal has; parent/child joins become indexed queries."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+
+from b24kit.links.model import Deal
+
+COLUMNS = "id, category, stage, semantic, parent_ref, child_ref, mirror, assigned, amount"
+
+
+class DealIndex:
+    def __init__(self) -> None:
+        # "" is a private on-disk database that SQLite removes when it is closed
+        self.conn = sqlite3.connect("")
+        self.conn.execute("PRAGMA cache_size = -4000")  # 4 MB of pages at most
+        self.conn.execute(f"CREATE TABLE deals ({COLUMNS}, PRIMARY KEY (id)) WITHOUT ROWID")
+        self.count = 0
+
+    @classmethod
+    def of(cls, deals: Iterable[Deal]) -> DealIndex:
+        index = cls()
+        index.add(deals)
+        index.finish()
+        return index
+
+    def add(self, deals: Iterable[Deal]) -> None:
+        rows = [(d.id, d.category, d.stage, d.semantic, d.parent_ref, d.child_ref, d.mirror,
+                 d.assigned, d.amount) for d in deals]
+        self.conn.executemany(f"INSERT OR REPLACE INTO deals ({COLUMNS}) VALUES "
+                              "(?,?,?,?,?,?,?,?,?)", rows)
+        self.count += len(rows)
+
+    def finish(self) -> None:
+        self.conn.execute("CREATE INDEX IF NOT EXISTS by_parent ON deals(parent_ref, category)")
+        self.conn.execute("CREATE INDEX IF NOT EXISTS by_child ON deals(child_ref, category)")
+        self.conn.execute("CREATE INDEX IF NOT EXISTS by_category ON deals(category, id)")
+
+    @staticmethod
+    def _deal(row: tuple[object, ...]) -> Deal:
+        return Deal(*row)  # type: ignore[arg-type]
+
+    def get(self, deal_id: int) -> Deal | None:
+        row = self.conn.execute(f"SELECT {COLUMNS} FROM deals WHERE id = ?", (deal_id,)).fetchone()
+        return None if row is None else self._deal(row)
+
+    def in_category(self, category: int, chunk: int = 2000) -> Iterator[Deal]:
+        last = -1
+        while True:
+            rows = self.conn.execute(
+                f"SELECT {COLUMNS} FROM deals WHERE category = ? AND id > ? ORDER BY id LIMIT ?",
+                (category, last, chunk)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield self._deal(row)
+            last = int(rows[-1][0])  # type: ignore[call-overload]
+
+    def children_of(self, parent: int, category: int) -> list[Deal]:
+        return [self._deal(r) for r in self.conn.execute(
+            f"SELECT {COLUMNS} FROM deals WHERE parent_ref = ? AND category = ? ORDER BY id",
+            (parent, category))]
+
+    def claiming(self, child: int, category: int) -> list[Deal]:
+        return [self._deal(r) for r in self.conn.execute(
+            f"SELECT {COLUMNS} FROM deals WHERE child_ref = ? AND category = ? ORDER BY id",
+            (child, category))]
+
+    def all(self) -> Iterator[Deal]:
+        last = -1
+        while True:
+            rows = self.conn.execute(f"SELECT {COLUMNS} FROM deals WHERE id > ? ORDER BY id "
+                                     "LIMIT 2000", (last,)).fetchall()
+            if not rows:
+                return
+            yield from (self._deal(r) for r in rows)
+            last = int(rows[-1][0])  # type: ignore[call-overload]
+
+    def close(self) -> None:
+        self.conn.close()
