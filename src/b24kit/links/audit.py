@@ -145,8 +145,7 @@ class _Auditor:
     def run(self) -> list[Finding]:
         link = self.link
         max_children = link.link.max_children
-        for parent in self.index.in_category(link.parent.id):
-            kids = self.index.children_of(parent.id, link.child.id)
+        for parent, kids in self.index.parents_with_children(link.parent.id, link.child.id):
             if not kids and self.past_trigger(parent):
                 self.add("L001", [parent.id], f"stage {parent.stage}, no child",
                          f"a child in «{link.child.name}»", self.create_child(parent))
@@ -192,9 +191,8 @@ class _Auditor:
                 if kid.semantic in ("S", "F") and parent.semantic == "P" and not target:
                     self.add("L007", [parent.id, kid.id], f"child closed ({kid.stage})",
                              "parent closes or moves on")
-        for child in self.index.in_category(link.child.id):
+        for child, found in self.index.children_with_parent(link.child.id):
             ref = child.parent_ref
-            found = self.index.get(ref) if ref is not None else None
             if found is None or found.category != link.parent.id:
                 if found is not None and found.category == link.child.id:
                     self.add("L008", [child.id, found.id], f"parent {found.id} is itself a "
@@ -214,7 +212,7 @@ class _Auditor:
         return self.findings
 
     def cycles(self) -> None:
-        for start in self.index.all():
+        for start in self.index.chain_starts():
             seen = [start.id]
             current = start
             while current.parent_ref is not None:

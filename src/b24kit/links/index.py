@@ -58,6 +58,53 @@ class DealIndex:
                 yield self._deal(row)
             last = int(rows[-1][0])  # type: ignore[call-overload]
 
+    def parents_with_children(self, parent_category: int, child_category: int,
+                              chunk: int = 2000) -> Iterator[tuple[Deal, list[Deal]]]:
+        """Each parent with its children: two queries a chunk, not one a parent."""
+        last = -1
+        while True:
+            parents = [self._deal(r) for r in self.conn.execute(
+                f"SELECT {COLUMNS} FROM deals WHERE category = ? AND id > ? ORDER BY id LIMIT ?",
+                (parent_category, last, chunk))]
+            if not parents:
+                return
+            marks = ",".join("?" * len(parents))
+            kids: dict[int, list[Deal]] = {}
+            for row in self.conn.execute(
+                    f"SELECT {COLUMNS} FROM deals WHERE category = ? AND parent_ref IN ({marks}) "
+                    "ORDER BY id", (child_category, *[p.id for p in parents])):
+                deal = self._deal(row)
+                kids.setdefault(int(deal.parent_ref or 0), []).append(deal)
+            for parent in parents:
+                yield parent, kids.get(parent.id, [])
+            last = parents[-1].id
+
+    def children_with_parent(self, child_category: int, chunk: int = 2000
+                             ) -> Iterator[tuple[Deal, Deal | None]]:
+        """Each child with the deal its parent field points to (None: points nowhere)."""
+        last = -1
+        cols = ", ".join(f"c.{c.strip()}" for c in COLUMNS.split(","))
+        pcols = ", ".join(f"p.{c.strip()}" for c in COLUMNS.split(","))
+        while True:
+            rows = self.conn.execute(
+                f"SELECT {cols}, {pcols} FROM deals c LEFT JOIN deals p ON p.id = c.parent_ref "
+                "WHERE c.category = ? AND c.id > ? ORDER BY c.id LIMIT ?",
+                (child_category, last, chunk)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                child = self._deal(row[:9])
+                yield child, None if row[9] is None else self._deal(row[9:])
+            last = int(rows[-1][0])  # type: ignore[call-overload]
+
+    def chain_starts(self) -> list[Deal]:
+        """Deals whose parent is itself linked to a parent: the only places a cycle or a
+        nesting can start (usually none)."""
+        cols = ", ".join(f"a.{c.strip()}" for c in COLUMNS.split(","))
+        return [self._deal(r) for r in self.conn.execute(
+            f"SELECT {cols} FROM deals a JOIN deals b ON b.id = a.parent_ref "
+            "WHERE b.parent_ref IS NOT NULL ORDER BY a.id")]
+
     def children_of(self, parent: int, category: int) -> list[Deal]:
         return [self._deal(r) for r in self.conn.execute(
             f"SELECT {COLUMNS} FROM deals WHERE parent_ref = ? AND category = ? ORDER BY id",
