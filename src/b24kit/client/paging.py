@@ -14,6 +14,7 @@ of the wrong size means the data moved under us, and the read raises rather than
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -124,50 +125,74 @@ async def iterate(
         remaining = PAGE * PAGE  # unknown: ask for a full batch
     failures = 0
     ref_path = "[items]" if wrapped else ""
-    while True:
-        pages = min(PAGE, max(1, math.ceil(remaining / PAGE)))
+
+    def commands(after_id: int, pages: int) -> dict[str, tuple[str, dict[str, Any]]]:
         cmds: dict[str, tuple[str, dict[str, Any]]] = {}
         for i in range(pages):
-            after: Any = last_id if i == 0 else f"$result[p{i - 1}]{ref_path}[{PAGE - 1}][{id_key}]"
+            after: Any = after_id if i == 0 else (
+                f"$result[p{i - 1}]{ref_path}[{PAGE - 1}][{id_key}]")
             cmds[f"p{i}"] = (method, page_params(after, -1))
-        batch = await client.batch(cmds, safe=True)
-        broke = False
-        for i in range(pages):
-            name = f"p{i}"
-            if isinstance(batch.error.get(name), OperationTimeLimit):
-                client.tracker.blocked(method)  # wait for the budget, then go on
-                broke = True
-                break
-            if name in batch.error or name not in batch.result:
-                failures += 1
-                if failures > page_retries:
-                    err = batch.error.get(name)
-                    raise IncompleteRead(f"{method}: page after ID {last_id} failed: {err}")
-                broke = True
-                break
-            page = _rows(method, batch.result[name])
-            ids = [int(r[id_key]) for r in page]
-            if any(b <= a for a, b in zip([last_id, *ids], ids, strict=False)):
-                failures += 1  # a page built from a broken reference: discard, resume
-                if failures > page_retries:
-                    raise IncompleteRead(f"{method}: pages after ID {last_id} do not advance")
-                broke = True
-                break
-            failures = 0
-            for row in page:
-                yield row
-            seen += len(page)
-            remaining -= len(page)
-            if page:
-                last_id = ids[-1]
-            if progress:
-                progress(seen, total)
-            if len(page) < PAGE:
+        return cmds
+
+    def batch_size(remaining: int) -> int:
+        return min(PAGE, max(1, math.ceil(remaining / PAGE)))
+
+    pages = batch_size(remaining)
+    pending = asyncio.ensure_future(client.batch(commands(last_id, pages), safe=True))
+    try:
+        while True:
+            batch = await pending
+            broke = finished = False
+            good: list[list[dict[str, Any]]] = []
+            for i in range(pages):
+                name = f"p{i}"
+                if isinstance(batch.error.get(name), OperationTimeLimit):
+                    client.tracker.blocked(method)  # wait for the budget, then go on
+                    broke = True
+                    break
+                if name in batch.error or name not in batch.result:
+                    failures += 1
+                    if failures > page_retries:
+                        err = batch.error.get(name)
+                        raise IncompleteRead(f"{method}: page after ID {last_id} failed: {err}")
+                    broke = True
+                    break
+                page = _rows(method, batch.result[name])
+                ids = [int(r[id_key]) for r in page]
+                if any(b <= a for a, b in zip([last_id, *ids], ids, strict=False)):
+                    failures += 1  # a page built from a broken reference: discard, resume
+                    if failures > page_retries:
+                        raise IncompleteRead(f"{method}: pages after ID {last_id} do not advance")
+                    broke = True
+                    break
+                failures = 0
+                good.append(page)
+                remaining -= len(page)
+                if page:
+                    last_id = ids[-1]
+                if len(page) < PAGE:
+                    finished = True
+                    break
+            if not finished:
+                if not broke and remaining <= 0:
+                    remaining = 0  # counted rows all read, last page full: check for more
+                if not count and not broke:
+                    remaining = PAGE * PAGE  # still no total: the next batch is a full one
+                pages = batch_size(remaining)
+                # ask for the next pages now, and hand out these rows while it travels
+                pending = asyncio.ensure_future(
+                    client.batch(commands(last_id, pages), safe=True))
+            for page in good:
+                for row in page:
+                    yield row
+                seen += len(page)
+                if progress:
+                    progress(seen, total)
+            if finished:
                 return
-        if not broke and remaining <= 0:
-            remaining = 0  # all counted rows read and the last page was full: check for more
-        if not count and not broke:
-            remaining = PAGE * PAGE  # still no total: the next batch is a full one
+    finally:
+        if not pending.done():
+            pending.cancel()
 
 
 async def _offset(
