@@ -40,7 +40,7 @@ class DealIndex:
 
     @staticmethod
     def _deal(row: tuple[object, ...]) -> Deal:
-        return Deal(*row)  # type: ignore[arg-type]
+        return Deal._make(row)
 
     def get(self, deal_id: int) -> Deal | None:
         row = self.conn.execute(f"SELECT {COLUMNS} FROM deals WHERE id = ?", (deal_id,)).fetchone()
@@ -58,26 +58,27 @@ class DealIndex:
                 yield self._deal(row)
             last = int(rows[-1][0])  # type: ignore[call-overload]
 
-    def parents_with_children(self, parent_category: int, child_category: int,
-                              chunk: int = 2000) -> Iterator[tuple[Deal, list[Deal]]]:
-        """Each parent with its children: two queries a chunk, not one a parent."""
-        last = -1
-        while True:
-            parents = [self._deal(r) for r in self.conn.execute(
-                f"SELECT {COLUMNS} FROM deals WHERE category = ? AND id > ? ORDER BY id LIMIT ?",
-                (parent_category, last, chunk))]
-            if not parents:
-                return
-            marks = ",".join("?" * len(parents))
-            kids: dict[int, list[Deal]] = {}
-            for row in self.conn.execute(
-                    f"SELECT {COLUMNS} FROM deals WHERE category = ? AND parent_ref IN ({marks}) "
-                    "ORDER BY id", (child_category, *[p.id for p in parents])):
-                deal = self._deal(row)
-                kids.setdefault(int(deal.parent_ref or 0), []).append(deal)
-            for parent in parents:
-                yield parent, kids.get(parent.id, [])
-            last = parents[-1].id
+    def parents_with_children(self, parent_category: int, child_category: int
+                              ) -> Iterator[tuple[Deal, list[Deal]]]:
+        """Each parent with its children, from one streaming join (ordered by parent)."""
+        pcols = ", ".join(f"p.{c.strip()}" for c in COLUMNS.split(","))
+        ccols = ", ".join(f"c.{c.strip()}" for c in COLUMNS.split(","))
+        cursor = self.conn.execute(
+            f"SELECT {pcols}, {ccols} FROM deals p LEFT JOIN deals c "
+            "ON c.parent_ref = p.id AND c.category = ? WHERE p.category = ? "
+            "ORDER BY p.id, c.id", (child_category, parent_category))
+        current: Deal | None = None
+        kids: list[Deal] = []
+        while rows := cursor.fetchmany(2000):
+            for row in rows:
+                if current is None or row[0] != current.id:
+                    if current is not None:
+                        yield current, kids
+                    current, kids = Deal._make(row[:9]), []
+                if row[9] is not None:
+                    kids.append(Deal._make(row[9:]))
+        if current is not None:
+            yield current, kids
 
     def children_with_parent(self, child_category: int, chunk: int = 2000
                              ) -> Iterator[tuple[Deal, Deal | None]]:

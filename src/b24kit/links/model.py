@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from b24kit.blueprint.model import Blueprint, Link
 from b24kit.portal.snapshot import PipelineSnap, Snapshot
@@ -13,9 +13,8 @@ from b24kit.portal.snapshot import PipelineSnap, Snapshot
 DEAL_REF = re.compile(r"^(?:D_)?(\d+)$")
 
 
-@dataclass(frozen=True, slots=True)
-class Deal:
-    """The few fields of a deal an audit needs (kept small: audits read every deal)."""
+class Deal(NamedTuple):
+    """The few fields of a deal an audit needs (a tuple: audits build one per deal)."""
 
     id: int
     category: int
