@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from b24kit.blueprint.locate import deal_pipeline, stage_id
 from b24kit.blueprint.model import Blueprint, Link
 from b24kit.portal.snapshot import PipelineSnap, Snapshot
 
@@ -49,10 +50,7 @@ class ResolvedLink:
     copy_fields: list[str]
 
     def status(self, pipeline: PipelineSnap, code: str) -> str:
-        full = (pipeline.prefix + code)[:21]
-        if full not in {s.status_id for s in pipeline.stages}:
-            raise ValueError(f"pipeline «{pipeline.name}» has no stage {code}")
-        return full
+        return stage_id(pipeline, code)
 
     def sort_of(self, pipeline: PipelineSnap, status_id: str) -> int:
         for stage in pipeline.stages:
@@ -79,14 +77,7 @@ class ResolvedLink:
 def resolve_links(bp: Blueprint, snap: Snapshot, names: list[str] | None = None
                   ) -> list[ResolvedLink]:
     def pipeline(code: str) -> PipelineSnap:
-        blue = next((p for p in bp.deal.pipelines if p.code == code), None)
-        if blue is None:
-            raise ValueError(f"the blueprint has no deal pipeline {code!r}")
-        for p in snap.deal_pipelines:
-            if (p.originator_id == "b24kit" and p.origin_id == code) or p.name in (
-                    blue.name, *blue.previous_names):
-                return p
-        raise ValueError(f"pipeline {code!r} is not on the portal: apply the blueprint first")
+        return deal_pipeline(bp, snap, code)
 
     out = []
     for link in bp.links:

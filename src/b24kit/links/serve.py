@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from b24kit.asgi import lifespan, read_body
 from b24kit.blueprint.model import Blueprint
 from b24kit.client import B24Client
 from b24kit.encoding import parse_query
@@ -51,21 +52,11 @@ class SyncService:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         status, answer = await self.handle(scope["method"], body)
         payload = json.dumps(answer).encode()
         await send({"type": "http.response.start", "status": status,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from b24kit.blueprint.locate import deal_pipeline, stage_id
 from b24kit.blueprint.model import Blueprint, Link
 from b24kit.client import B24Client, Command, Ref, read_all
 from b24kit.migrate.mapping import ChildRule, Column, Mapping, StageRule
@@ -231,31 +232,19 @@ class Target:
     enum_ids: dict[str, dict[str, int]]  # deal field -> XML_ID -> item id
 
     def stage_id(self, pipeline: PipelineSnap, code: str) -> str:
-        full = (pipeline.prefix + code)[:21] if pipeline.entity_type_id == 2 else pipeline.prefix + code
-        known = {s.status_id for s in pipeline.stages}
-        if full not in known:
-            raise ValueError(f"pipeline «{pipeline.name}» has no stage {code}")
-        return full
+        return stage_id(pipeline, code)
 
 
 def resolve_target(mapping: Mapping, bp: Blueprint, snap: Snapshot) -> Target:
-    def deal_pipeline(code: str) -> PipelineSnap:
-        blue = next((p for p in bp.deal.pipelines if p.code == code), None)
-        if blue is None:
-            raise ValueError(f"the blueprint has no deal pipeline {code!r}")
-        for p in snap.deal_pipelines:
-            if (p.originator_id == "b24kit" and p.origin_id == code) or p.name in (
-                    blue.name, *blue.previous_names):
-                return p
-        raise ValueError(f"pipeline {code!r} («{blue.name}») is not on the portal: apply the "
-                         "blueprint first")
+    def pipeline(code: str) -> PipelineSnap:
+        return deal_pipeline(bp, snap, code)
 
     children = {}
     for rule in mapping.children:
         link = next((x for x in bp.links if x.name == rule.link), None)
         if link is None:
             raise ValueError(f"the blueprint has no link {rule.link!r}")
-        children[rule.link] = (link, deal_pipeline(link.child.pipeline))
+        children[rule.link] = (link, pipeline(link.child.pipeline))
     etid = type_id = None
     field = None
     if mapping.contractor is not None:
@@ -266,7 +255,7 @@ def resolve_target(mapping: Mapping, bp: Blueprint, snap: Snapshot) -> Target:
         field = next((f.name for f in snap.deal_fields if f.type == "crm" and str(
             f.settings.get(f"DYNAMIC_{etid}")) == "Y"), None)
     enum_ids = {f.name: {v.xml_id: v.id for v in f.values} for f in snap.deal_fields if f.values}
-    return Target(deal_pipeline(mapping.parent.pipeline), children, etid, type_id, field,
+    return Target(pipeline(mapping.parent.pipeline), children, etid, type_id, field,
                   enum_ids)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import b24kit.sandbox.methods  # noqa: F401  (registers every method)
+from b24kit.asgi import lifespan, read_body
 from b24kit.encoding import parse_query, php_truthy
 from b24kit.sandbox import errors
 from b24kit.sandbox.batch import run_batch
@@ -404,28 +405,18 @@ class Sandbox:
     # ----------------------------------------------------------------- ASGI
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         response = await self.handle(
             scope["method"],
             scope["path"],
             scope.get("query_string", b""),
             headers.get("content-type", ""),
-            b"".join(chunks),
+            body,
         )
         await send(
             {
