@@ -347,3 +347,11 @@ def test_estimates_report_matches_independent_figures(tmp_path: Path) -> None:
         got = {k: getattr(row, k) for k in figures}
         assert got == figures, (person, got, figures)
         assert row.month == "2023-11"
+
+
+def test_closed_parents_get_no_child() -> None:
+    box = deployed()
+    s = Seed(box)
+    s.parent("WON")
+    s.parent("LOSE")
+    assert audit(box).findings == [], "won or lost parents are past needing an estimate"

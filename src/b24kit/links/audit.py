@@ -12,7 +12,8 @@ from b24kit.links.model import Deal, ResolvedLink, to_deal
 
 SEVERITY_RANK = {"info": 0, "warn": 1, "error": 2}
 RULES = {
-    "L001": ("missing-child", "error", "a parent at or past the trigger stage has no child"),
+    "L001": ("missing-child", "error", "an open parent at or past the trigger stage has no "
+             "child"),
     "L002": ("orphan-child", "error", "a child's parent field is empty, points nowhere, or "
              "points to a deal in the wrong pipeline"),
     "L003": ("duplicate-children", "error", "more children than the link allows"),
@@ -113,8 +114,10 @@ class _Auditor:
         return f"r{self.seq}"
 
     def past_trigger(self, parent: Deal) -> bool:
+        """An open parent at or past the trigger stage needs its child; a closed one (won
+        or lost) is past needing an estimate, and a child made now would only be left open."""
         link = self.link
-        return (parent.semantic != "F" and link.sort_of(link.parent, parent.stage)
+        return (parent.semantic == "P" and link.sort_of(link.parent, parent.stage)
                 >= link.sort_of(link.parent, link.trigger))
 
     def parent_update(self, parent: int, child: Any, child_stage: str | None) -> dict[str, Any]:
