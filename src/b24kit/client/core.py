@@ -24,7 +24,6 @@ from b24kit.client.address import redact
 from b24kit.client.auth import Auth
 from b24kit.client.errors import (
     AuthError,
-    B24Error,
     BadResponse,
     OperationTimeLimit,
     PortalError,
@@ -297,6 +296,3 @@ class B24Client:
             self.tracker.observe(methods.get(name, name), info)
         return out
 
-
-def ensure_b24_error(exc: BaseException) -> B24Error:
-    return exc if isinstance(exc, B24Error) else B24Error(redact(str(exc)))

@@ -46,17 +46,6 @@ class DealIndex:
         row = self.conn.execute(f"SELECT {COLUMNS} FROM deals WHERE id = ?", (deal_id,)).fetchone()
         return None if row is None else self._deal(row)
 
-    def in_category(self, category: int, chunk: int = 2000) -> Iterator[Deal]:
-        last = -1
-        while True:
-            rows = self.conn.execute(
-                f"SELECT {COLUMNS} FROM deals WHERE category = ? AND id > ? ORDER BY id LIMIT ?",
-                (category, last, chunk)).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield self._deal(row)
-            last = int(rows[-1][0])  # type: ignore[call-overload]
 
     def parents_with_children(self, parent_category: int, child_category: int
                               ) -> Iterator[tuple[Deal, list[Deal]]]:
@@ -106,10 +95,6 @@ class DealIndex:
             f"SELECT {cols} FROM deals a JOIN deals b ON b.id = a.parent_ref "
             "WHERE b.parent_ref IS NOT NULL ORDER BY a.id")]
 
-    def children_of(self, parent: int, category: int) -> list[Deal]:
-        return [self._deal(r) for r in self.conn.execute(
-            f"SELECT {COLUMNS} FROM deals WHERE parent_ref = ? AND category = ? ORDER BY id",
-            (parent, category))]
 
     def claiming(self, child: int, category: int) -> list[Deal]:
         return [self._deal(r) for r in self.conn.execute(

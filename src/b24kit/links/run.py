@@ -59,11 +59,15 @@ async def _fill_copies(client: B24Client, links: dict[str, ResolvedLink],
 
 
 async def fix(client: B24Client, bp: Blueprint, findings: list[Finding],
-              rules: set[str] | None = None) -> list[Outcome]:
-    """Apply the safe repairs (never a delete) through the executor."""
+              rules: set[str] | None = None,
+              resolved: list[ResolvedLink] | None = None) -> list[Outcome]:
+    """Apply the safe repairs (never a delete) through the executor. ``resolved``: the
+    links the caller already resolved (saves reading the portal's structure again)."""
     rules = rules or REPAIRABLE
     chosen = [f for f in findings if f.rule in rules and f.repair]
-    links = {link.link.name: link for link in await links_for(client, bp)}
+    if resolved is None:
+        resolved = await links_for(client, bp)
+    links = {link.link.name: link for link in resolved}
     await _fill_copies(client, links, chosen)
     commands: list[Command] = []
     for n, finding in enumerate(chosen):
@@ -163,7 +167,7 @@ async def sync_once(client: B24Client, bp: Blueprint, state_dir: Path,
             found = [f for f in audit_deals(link, deals) if f.rule in SYNC_RULES]
             findings += found
             if found:
-                result = await fix(client, bp, found, SYNC_RULES)
+                result = await fix(client, bp, found, SYNC_RULES, links)
                 outcomes += result
                 if any(not o.ok for o in result):
                     continue  # keep the old mark: the next pass looks again
