@@ -61,6 +61,11 @@ def serve(
         typer.Option("--sheet", help="Serve a CSV or XLSX file as a Google Sheet for gspread: "
                      "KEY=FILE (repeatable); read it with --sheets-endpoint http://HOST:PORT."),
     ] = None,
+    reading: Annotated[
+        list[str] | None,
+        typer.Option("--reading", help="Switch on an alternative reading of a point no source "
+                     "settles, e.g. status-list-pages (repeatable; see docs/sandbox.md)."),
+    ] = None,
 ) -> None:
     """Serve the sandbox portal over HTTP and print its inbound webhook URL.
 
@@ -69,7 +74,8 @@ def serve(
     if limits not in ("standard", "enterprise", "off"):
         raise fail(f"--limits must be standard, enterprise or off, not {limits!r}")
     sandbox = _open(
-        db, user_id=user_id, token=token, limits=limits, latency_ms=latency_ms, faults=faults
+        db, user_id=user_id, token=token, limits=limits, latency_ms=latency_ms, faults=faults,
+        readings=frozenset(reading or ()),
     )
     for item in sheet or []:
         key, sep, path = item.partition("=")

@@ -30,6 +30,7 @@ from b24kit.sandbox.faults import Faults
 from b24kit.sandbox.limits import PLANS, LeakyBucket, OperatingBudget
 from b24kit.sandbox.methods.system import ALL_SCOPES
 from b24kit.sandbox.portal import COST_BASE, Portal
+from b24kit.sandbox.readings import parse_readings
 from b24kit.sandbox.registry import GLOBAL, METHODS, CallContext, Paged
 from b24kit.sandbox.values import intval, parse_tz
 
@@ -56,6 +57,8 @@ class SandboxConfig:
     timezone: str = "+03:00"
     scopes: tuple[str, ...] = ALL_SCOPES
     clock: Callable[[], float] = field(default=time.time)
+    # Alternative readings of points no source settles (sandbox/readings.py).
+    readings: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -85,7 +88,8 @@ class Sandbox:
         self.tz = parse_tz(self.config.timezone)
         self.faults = Faults.parse(self.config.faults)
         self.db = Database(self.config.db)
-        self.portal = Portal(self.db, self.tz, self.clock)
+        self.readings = parse_readings(self.config.readings)
+        self.portal = Portal(self.db, self.tz, self.clock, self.readings)
         self.bucket: LeakyBucket | None = None
         if self.config.limits != "off":
             capacity, rate = PLANS[self.config.limits]

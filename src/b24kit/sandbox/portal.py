@@ -130,8 +130,15 @@ def semantic_letter(semantics: str | None) -> str:
 
 
 class Portal:
-    def __init__(self, db: Database, tz: timezone, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        tz: timezone,
+        clock: Callable[[], float],
+        readings: frozenset[str] = frozenset(),
+    ) -> None:
         self.db = db
+        self.readings = readings  # alternative readings switched on (sandbox/readings.py)
         self.tz = tz
         self.clock = clock
         self._fields_cache: dict[int, tuple[dict[str, FieldDef], dict[str, FieldDef]]] = {}
