@@ -37,7 +37,13 @@ from b24kit.client.errors import (
     TransportFailure,
     UnknownOutcome,
 )
-from b24kit.client.idempotency import LookupKey, derive_key, is_create, is_delete
+from b24kit.client.idempotency import (
+    LookupKey,
+    absence_probe,
+    derive_key,
+    is_create,
+    is_delete,
+)
 
 NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -161,6 +167,8 @@ class _Run:
         self.outcomes: dict[str, Outcome] = {}
         self.attempts: dict[str, int] = {c.name: 0 for c in commands}
         self.to_verify: list[str] = []  # creates whose outcome is unknown
+        # deletes that failed when sent again: is the thing gone? (probe, the error)
+        self.gone_probes: dict[str, tuple[LookupKey, PortalError]] = {}
         self.total = len(commands)
         self.started = time.monotonic()
 
@@ -290,9 +298,8 @@ class _Run:
                         self.finish(name, False, error=error)
                     else:
                         not_run.append(name)
-                elif self._already_done(name, error):
+                elif self._look_whether_gone(name, error):
                     self.attempts[name] += 1
-                    self.finish(name, True, True)
                 else:
                     self.attempts[name] += 1
                     self.finish(name, False, error=error)
@@ -300,10 +307,19 @@ class _Run:
                 not_run.append(name)  # after a failure with halt: never ran
         self.requeue(not_run)
 
-    def _already_done(self, name: str, error: PortalError) -> bool:
-        """A delete repeated after an unknown outcome finds nothing: it had worked."""
-        return (is_delete(self.by_name[name].method) and self.attempts[name] > 0
-                and "not found" in error.description.lower())
+    def _look_whether_gone(self, name: str, error: PortalError) -> bool:
+        """A delete repeated after an unknown outcome fails: perhaps because the first
+        attempt worked. Whether it did is decided by looking (verify()), not by the error's
+        wording, which differs by method (docs/sandbox.md)."""
+        command = self.by_name[name]
+        if not is_delete(command.method) or self.attempts[name] == 0:
+            return False
+        probe = absence_probe(command.method, command.params)
+        if probe is None:
+            return False
+        self.gone_probes[name] = (probe, error)
+        self.to_verify.append(name)
+        return True
 
     def unknown(self, batch: list[str], exc: B24Error) -> None:
         again: list[str] = []
@@ -320,6 +336,14 @@ class _Run:
                     f"{name}: {command.method} may or may not have run ({exc}); it has no "
                     "idempotency key, so it is not repeated"))
         self.requeue(again)
+
+    def lookup_key(self, name: str) -> LookupKey:
+        probe = self.gone_probes.get(name)
+        if probe is not None:
+            return probe[0]
+        key = self.by_name[name].key
+        assert key is not None
+        return key
 
     async def verify(self) -> None:
         """Look up creates whose outcome is unknown; finish the found, requeue the rest.
@@ -348,8 +372,7 @@ class _Run:
             return
         lookups: dict[str, tuple[str, dict[str, Any]]] = {}
         for name in names:
-            key = self.by_name[name].key
-            assert key is not None
+            key = self.lookup_key(name)
             # a key may name another command's result (a comment on a new deal): by now that
             # command has finished, so its value is known
             lookups[name] = (key.method, self._materialise(key.params, set()))
@@ -362,14 +385,19 @@ class _Run:
             return
         again: list[str] = []
         for name in names:
-            key = self.by_name[name].key
-            assert key is not None
+            key = self.lookup_key(name)
             if name in result.error:
                 if self.count_attempt(name, result.error[name]):
                     self.to_verify.append(name)  # the lookup itself failed: look again
                 continue
             existing = key.extract(result.result.get(name))
-            if existing is not None:
+            if name in self.gone_probes:
+                _, error = self.gone_probes.pop(name)
+                if existing is not None:  # gone: the unanswered attempt had deleted it
+                    self.finish(name, True, True, found=True)
+                else:  # still there: the delete really failed
+                    self.finish(name, False, error=error)
+            elif existing is not None:
                 self.finish(name, True, existing, found=True)
             else:
                 again.append(name)

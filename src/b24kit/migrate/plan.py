@@ -7,6 +7,7 @@ a re-run update instead of create, and a run killed at any point resumable.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from typing import Any
 from b24kit.blueprint.locate import deal_pipeline, stage_id
 from b24kit.blueprint.model import Blueprint, Link
 from b24kit.client import B24Client, Command, Ref, read_all
+from b24kit.client.idempotency import MARKER
+from b24kit.encoding import as_list
 from b24kit.migrate.mapping import ChildRule, Column, Mapping, StageRule
 from b24kit.migrate.parsers import (
     Enumeration,
@@ -301,12 +304,37 @@ async def read_existing(client: B24Client, mapping: Mapping, target: Target,
             out.contractors_by_key.setdefault(f"title:{normalize_word(str(item['title']))}",
                                               int(item["id"]))
     if mapping.comment:
-        for comment in await read_all(client, "crm.timeline.comment.list",
-                                      {"filter": {"ENTITY_TYPE": "deal"}}):
-            found = re.search(r"\[b24kit [^\]]+\]", str(comment.get("COMMENT", "")))
-            if found:
-                out.markers.add(found.group(0))
+        parents = [int(d["ID"]) for key, d in out.deals.items() if re.fullmatch(r"row:\d+", key)]
+        out.markers = await read_markers(client, "deal", parents)
     return out
+
+
+async def read_markers(client: B24Client, entity_type: str, ids: list[int]) -> set[str]:
+    """b24kit's markers in the timeline comments of these entities. The portal lists
+    comments only with a filter on both ENTITY_ID and ENTITY_TYPE
+    (crm-timeline-comment-list.md), so they are read per entity, 50 to a batch."""
+    markers: set[str] = set()
+
+    def take(rows: Any) -> None:
+        for comment in as_list(rows):
+            found = MARKER.search(str(comment.get("COMMENT", "")))
+            if found:
+                markers.add(found.group(0))
+
+    async def chunk(group: list[int]) -> None:
+        cmds = {f"e{i}": ("crm.timeline.comment.list", {
+            "filter": {"ENTITY_ID": i, "ENTITY_TYPE": entity_type}}) for i in group}
+        batch = await client.batch(cmds, safe=True)
+        if batch.error:
+            raise next(iter(batch.error.values()))
+        for name, (method, params) in cmds.items():
+            if batch.next.get(name) is not None:  # more than a page of comments: read them all
+                take(await read_all(client, method, params))
+            else:
+                take(batch.result.get(name))
+
+    await asyncio.gather(*(chunk(ids[i:i + 50]) for i in range(0, len(ids), 50)))
+    return markers
 
 
 @dataclass

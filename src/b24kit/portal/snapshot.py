@@ -9,7 +9,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from b24kit.client import B24Client
+from b24kit.client import B24Client, BatchResult
+from b24kit.client.paging import read_all
 from b24kit.encoding import as_list
 
 LANGS = ("ru", "en")
@@ -162,18 +163,66 @@ def _spa_field(r: dict[str, Any]) -> FieldSnap:
                      _enum(r.get("enum"), camel=True))
 
 
+async def _whole(client: B24Client, batch: BatchResult,
+                 cmds: dict[str, tuple[str, dict[str, Any]]]) -> BatchResult:
+    """Every list of the batch whole: a command whose answer says ``next`` is read again
+    page by page. Whether ``crm.status.list`` (or any list here) pages is not settled by
+    the docs (docs/sandbox.md, "status-list-pages"), so never trust one page to be all."""
+    for name, cmd_next in batch.next.items():
+        if cmd_next is None or name not in cmds:
+            continue
+        method, params = cmds[name]
+        rows = await read_all(client, method, params)
+        wrapper = {"crm.category.list": "categories", "crm.type.list": "types",
+                   "userfieldconfig.list": "fields"}.get(method)
+        batch.result[name] = {wrapper: rows} if wrapper else rows
+    return batch
+
+
+def _need_get(row: dict[str, Any]) -> bool:
+    """A ``userfieldconfig.list`` row without what the snapshot needs: the docs' example of
+    the list shows no ``enum`` and no labels (docs/sandbox.md, "uf-list-bare")."""
+    if "editFormLabel" not in row:
+        return True
+    return row.get("userTypeId") == "enumeration" and "enum" not in row
+
+
+async def _spa_fields(client: B24Client, rows: list[dict[str, Any]],
+                      entity_id: str) -> list[dict[str, Any]]:
+    """The smart process's own fields, each with its enum and labels. A row of another
+    entity is dropped: the list's entityId filter is not documented as honoured."""
+    mine = [r for r in rows if str(r.get("entityId")) == entity_id]
+    missing = [r for r in mine if _need_get(r)]
+    for chunk in range(0, len(missing), 50):
+        group = missing[chunk:chunk + 50]
+        got = await client.batch({f"g{r['id']}": ("userfieldconfig.get", {
+            "moduleId": "crm", "id": r["id"]}) for r in group})
+        if got.error:
+            raise next(iter(got.error.values()))
+        for r in group:
+            full = got.result[f"g{r['id']}"]
+            field_row = full.get("field") if isinstance(full, dict) else None
+            if not isinstance(field_row, dict) or str(field_row.get("entityId")) != entity_id:
+                continue
+            r.clear()
+            r.update(field_row)
+    return mine
+
+
 async def read_snapshot(client: B24Client) -> Snapshot:
     start = client.requests
-    first = await client.batch({
+    first_cmds: dict[str, tuple[str, dict[str, Any]]] = {
         "cats": ("crm.category.list", {"entityTypeId": 2}),
         "statuses": ("crm.status.list", {"order": {"SORT": "ASC"}}),
         **{f"uf_{lang}": ("crm.deal.userfield.list", {"filter": {"LANG": lang}})
            for lang in LANGS},
         "types": ("crm.type.list", {"order": {"id": "ASC"}}),
-    })
+    }
+    first = await client.batch(first_cmds)
     if first.error:
         name, error = next(iter(first.error.items()))
         raise error
+    first = await _whole(client, first, first_cmds)
     statuses = as_list(first.result["statuses"])
     snap = Snapshot()
     snap.deal_pipelines = sorted(
@@ -193,11 +242,12 @@ async def read_snapshot(client: B24Client) -> Snapshot:
         second = await client.batch(cmds)
         if second.error:
             raise next(iter(second.error.values()))
+        second = await _whole(client, second, cmds)
         for t in group:
             full = second.result[f"t{t['id']}"]["type"]
             rel = full.get("relations") or {}
             flags = {k: str(v) for k, v in full.items() if re.match(r"^is[A-Z]", k)}
-            spa = SpaSnap(int(full["id"]), int(full["entityTypeId"]), full.get("code"),
+            spa = SpaSnap(int(full["id"]), int(full["entityTypeId"]), full.get("code") or None,
                           str(full["title"]), flags,
                           sorted(int(r["entityTypeId"]) for r in as_list(rel.get("parent"))),
                           sorted(int(r["entityTypeId"]) for r in as_list(rel.get("child"))))
@@ -205,9 +255,9 @@ async def read_snapshot(client: B24Client) -> Snapshot:
                 (_pipeline(row, statuses) for row in
                  as_list(second.result[f"c{t['id']}"].get("categories"))),
                 key=lambda p: (p.sort, p.id))
-            spa.fields = sorted((_spa_field(r) for r in
-                                 as_list(second.result[f"f{t['id']}"].get("fields"))),
-                                key=lambda f: f.name)
+            rows = await _spa_fields(client, as_list(
+                second.result[f"f{t['id']}"].get("fields")), f"CRM_{t['id']}")
+            spa.fields = sorted((_spa_field(r) for r in rows), key=lambda f: f.name)
             snap.spas.append(spa)
     snap.requests = client.requests - start
     return snap
