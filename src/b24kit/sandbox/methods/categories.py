@@ -7,58 +7,47 @@ from collections.abc import Mapping
 from typing import Any
 
 from b24kit.sandbox import errors
-from b24kit.sandbox.fields import DEAL, SPA_MIN
+from b24kit.sandbox.fields import COMPANY, CONTACT, DEAL, SPA_MIN
 from b24kit.sandbox.registry import CallContext, Paged, entity_type, exact, method, new_fields
 from b24kit.sandbox.values import intval, yes_no
 
-FIELDS = {
-    "id": {
-        "type": "integer",
-        "isRequired": False,
-        "isReadOnly": True,
-        "isImmutable": False,
-        "isMultiple": False,
-        "isDynamic": False,
-        "title": "ID",
-    },
-    "name": {
-        "type": "string",
-        "isRequired": True,
-        "isReadOnly": False,
-        "isImmutable": False,
-        "isMultiple": False,
-        "isDynamic": False,
-        "title": "Name",
-    },
-    "sort": {
-        "type": "integer",
-        "isRequired": False,
-        "isReadOnly": False,
-        "isImmutable": False,
-        "isMultiple": False,
-        "isDynamic": False,
-        "title": "Sort",
-    },
-    "entityTypeId": {
-        "type": "integer",
-        "isRequired": True,
-        "isReadOnly": True,
-        "isImmutable": True,
-        "isMultiple": False,
-        "isDynamic": False,
-        "title": "Entity type ID",
-    },
-    "isDefault": {
-        "type": "char",
-        "isRequired": False,
-        "isReadOnly": False,
-        "isImmutable": False,
-        "isMultiple": False,
-        "isDynamic": False,
-        "title": "Default",
-    },
-}
 
+def _field(
+    type_: str, upper: str, required: bool = False, read_only: bool = False
+) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "isRequired": required,
+        "isReadOnly": read_only,
+        "isImmutable": False,
+        "isMultiple": False,
+        "isDynamic": False,
+        "title": upper,
+        "upperName": upper,
+    }
+
+
+# crm-category-fields.md, example for deals (entityTypeId 2): titles are the UPPER_CASE
+# names, each description carries upperName; isDefault is a read-only "boolean".
+FIELDS: dict[str, dict[str, Any]] = {
+    "id": _field("integer", "ID", read_only=True),
+    "name": _field("string", "NAME"),
+    "sort": _field("integer", "SORT"),
+    "entityTypeId": _field("integer", "ENTITY_TYPE_ID", required=True, read_only=True),
+    "isDefault": _field("boolean", "IS_DEFAULT", read_only=True),
+}
+# crm-category-fields.md, field table: originId/originatorId "exist only in deals" (and are in
+# the deal example); isSystem/code "exist only in SPAs" (no example: flags are assumptions).
+DEAL_FIELDS = {
+    "originId": _field("string", "ORIGIN_ID"),
+    "originatorId": _field("string", "ORIGINATOR_ID"),
+}
+SPA_FIELDS = {
+    "isSystem": _field("boolean", "IS_SYSTEM", read_only=True),
+    "code": _field("string", "CODE"),
+}
+CLIENTS = (CONTACT, COMPANY)
+CLIENT_DEFAULT = "Default client category does not support updating default state"
 
 
 def render(row: sqlite3.Row) -> dict[str, Any]:
@@ -85,7 +74,7 @@ def _get_row(ctx: CallContext, etid: int, params: Mapping[str, Any]) -> sqlite3.
         raise errors.required_arg("id")
     row = ctx.portal.category(etid, intval(raw))
     if row is None:
-        raise errors.not_found_new("Category not found")
+        raise errors.not_found_new("Element not found")  # crm-category-get.md and others
     return row
 
 
@@ -101,8 +90,12 @@ def _name(fields: Mapping[str, Any], required: bool) -> str | None:
 
 @method("crm.category.fields", "crm")
 def fields(ctx: CallContext, params: dict[str, Any]) -> Any:
-    entity_type(ctx, params)
-    return {"fields": FIELDS}
+    etid = entity_type(ctx, params)
+    if etid == DEAL:
+        return {"fields": {**FIELDS, **DEAL_FIELDS}}
+    if etid in CLIENTS:
+        return {"fields": dict(FIELDS)}
+    return {"fields": {**FIELDS, **SPA_FIELDS}}
 
 
 @method("crm.category.list", "crm")
@@ -120,7 +113,6 @@ def get(ctx: CallContext, params: dict[str, Any]) -> Any:
     return {"category": render(_get_row(ctx, etid, params))}
 
 
-
 @method("crm.category.add", "crm")
 def add(ctx: CallContext, params: dict[str, Any]) -> Any:
     etid = entity_type(ctx, params)
@@ -135,6 +127,8 @@ def add(ctx: CallContext, params: dict[str, Any]) -> Any:
             )
     sort = intval(fields["sort"]) if fields.get("sort") not in (None, "") else 500
     is_default = etid != DEAL and yes_no(fields.get("isDefault")) == "Y"
+    if is_default and etid in CLIENTS:
+        raise errors.ApiError(0, CLIENT_DEFAULT)  # crm-category-add.md, error table
     with ctx.portal.db.transaction():
         category_id = ctx.portal.add_category(etid, name, sort, is_default)
         if etid == DEAL:
@@ -157,6 +151,8 @@ def update(ctx: CallContext, params: dict[str, Any]) -> Any:
     row = _get_row(ctx, etid, params)
     fields = new_fields(params)
     name = _name(fields, required=False)
+    if etid in CLIENTS and yes_no(fields.get("isDefault")) == "Y":
+        raise errors.ApiError(0, CLIENT_DEFAULT)  # crm-category-add.md's text, for update too
     with ctx.portal.db.transaction():
         if name is not None:
             ctx.portal.db.execute("UPDATE categories SET name = ? WHERE id = ?", (name, row["id"]))
@@ -186,6 +182,8 @@ def update(ctx: CallContext, params: dict[str, Any]) -> Any:
 def delete(ctx: CallContext, params: dict[str, Any]) -> Any:
     etid = entity_type(ctx, params)
     row = _get_row(ctx, etid, params)
+    if etid != DEAL and row["is_system"] == "Y":
+        raise errors.ApiError("REMOVING_DISABLED", "Deletion of system category is prohibited")
     if row["is_default"] == "Y":
         if etid == DEAL:
             raise errors.ApiError(0, "Default deal category cannot be deleted")

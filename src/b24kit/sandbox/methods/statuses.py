@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
+from copy import deepcopy
 from typing import Any
 
 from b24kit.encoding import as_list
 from b24kit.sandbox import errors
 from b24kit.sandbox.fields import DEAL
-from b24kit.sandbox.portal import DEAL_STAGE_MAX, DICTIONARIES, STAGE_CODE, status_row
+from b24kit.sandbox.portal import DEAL_STAGE_MAX, DICTIONARIES, PAGE, STAGE_CODE, status_row
 from b24kit.sandbox.registry import CallContext, Paged, arg, method
 from b24kit.sandbox.values import intval
 
@@ -25,30 +26,76 @@ LIST_COLUMNS = {
     "SEMANTICS": "semantics",
     "COLOR": "color",
 }
-FIELDS = {
-    name: {
-        "type": "integer" if name in ("ID", "SORT", "CATEGORY_ID") else "string",
-        "isRequired": name in ("ENTITY_ID", "STATUS_ID", "NAME"),
-        "isReadOnly": name in ("ID", "NAME_INIT", "SYSTEM"),
-        "isImmutable": name in ("ENTITY_ID", "STATUS_ID", "SEMANTICS", "CATEGORY_ID"),
+
+
+def _field(
+    type_: str,
+    title: str,
+    required: bool = False,
+    read_only: bool = False,
+    immutable: bool = False,
+) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "isRequired": required,
+        "isReadOnly": read_only,
+        "isImmutable": immutable,
         "isMultiple": False,
         "isDynamic": False,
-        "title": name,
+        "title": title,
     }
-    for name in (
-        "ID",
-        "ENTITY_ID",
-        "STATUS_ID",
-        "SORT",
-        "NAME",
-        "NAME_INIT",
-        "SYSTEM",
-        "CATEGORY_ID",
-        "COLOR",
-        "SEMANTICS",
-        "EXTRA",
-    )
+
+
+# crm-status-fields.md, example response, key by key.
+FIELDS = {
+    "ID": _field("integer", "ID", read_only=True),
+    "ENTITY_ID": _field("string", "Entity ID", required=True, immutable=True),
+    "STATUS_ID": _field("string", "Status", required=True, immutable=True),
+    "SORT": _field("integer", "Sorting"),
+    "NAME": _field("string", "Name", required=True),
+    "NAME_INIT": _field("string", "Default Name", read_only=True),
+    "SYSTEM": _field("char", "System", read_only=True),
+    "CATEGORY_ID": _field("integer", "CATEGORY_ID", immutable=True),
+    "COLOR": _field("string", "COLOR"),
+    "SEMANTICS": _field("char", "SEMANTICS", immutable=True),
+    "EXTRA": _field("crm_status_extra", "Additional Fields"),
 }
+# crm-status-add.md, "Restrictions for STATUS_ID": lead and quote stages take Latin letters,
+# digits, '-' and '_' only, at most 21 / 22 characters.
+CODE_LIMITS = {"STATUS": 21, "QUOTE_STATUS": 22}
+# crm-status-entity-types.md, example: the non-stage directories, in its order and wording.
+LEAD_SEMANTICS = {
+    "START_FIELD": "NEW",
+    "FINAL_SUCCESS_FIELD": "CONVERTED",
+    "FINAL_UNSUCCESS_FIELD": "JUNK",
+    "FINAL_SORT": 0,
+}
+QUOTE_SEMANTICS = {
+    "START_FIELD": "DRAFT",
+    "FINAL_SUCCESS_FIELD": "APPROVED",
+    "FINAL_UNSUCCESS_FIELD": "DECLAINED",
+    "FINAL_SORT": 0,
+}
+HEAD_TYPES: list[dict[str, Any]] = [
+    {"ID": "STATUS", "NAME": "Lead stages", "SEMANTIC_INFO": LEAD_SEMANTICS, "ENTITY_TYPE_ID": 1},
+    {"ID": "SOURCE", "NAME": "Sources"},
+    {"ID": "CONTACT_TYPE", "NAME": "Contact type"},
+    {"ID": "COMPANY_TYPE", "NAME": "Company type"},
+    {"ID": "EMPLOYEES", "NAME": "Number of employees"},
+    {"ID": "INDUSTRY", "NAME": "Industry"},
+    {"ID": "DEAL_TYPE", "NAME": "Deal type"},
+]
+MIDDLE_TYPES: list[dict[str, Any]] = [
+    {
+        "ID": "QUOTE_STATUS",
+        "NAME": "Quote stages",
+        "SEMANTIC_INFO": QUOTE_SEMANTICS,
+        "ENTITY_TYPE_ID": 7,
+    },
+    {"ID": "HONORIFIC", "NAME": "Inquiries"},
+    {"ID": "CALL_LIST", "NAME": "Call statuses"},
+]
+KNOWN_DIRECTORIES = frozenset(t["ID"] for t in HEAD_TYPES + MIDDLE_TYPES)
 
 
 def _row(ctx: CallContext, params: Mapping[str, Any]) -> sqlite3.Row:
@@ -68,7 +115,7 @@ def _known_entity(ctx: CallContext, entity_id: str) -> bool:
         return ctx.portal.category(etid, category_id) is not None
     return (
         entity_id in DICTIONARIES
-        or entity_id == "STATUS"
+        or entity_id in KNOWN_DIRECTORIES
         or ctx.portal.db.one("SELECT 1 FROM statuses WHERE entity_id = ? LIMIT 1", (entity_id,))
         is not None
     )
@@ -108,6 +155,15 @@ def list_(ctx: CallContext, params: dict[str, Any]) -> Any:
         f"SELECT * FROM statuses WHERE {' AND '.join(where) or '1'} ORDER BY {', '.join(terms)}",
         values,
     )
+    if "status-list-pages" in ctx.portal.readings:
+        # Reading "status-list-pages": the comment in crm-status-list.md's JS example says
+        # "returns a single page (max 50 records)"; its response example shows no paging.
+        offset = max(ctx.start, 0)
+        page = rows[offset : offset + PAGE]
+        if ctx.start < 0:  # as crm.deal.list: no count, no total, no next
+            return Paged([status_row(r) for r in page])
+        nxt = offset + PAGE if offset + PAGE < len(rows) else None
+        return Paged([status_row(r) for r in page], len(rows), nxt)
     return Paged([status_row(r) for r in rows], len(rows))
 
 
@@ -165,6 +221,9 @@ def add(ctx: CallContext, params: dict[str, Any]) -> Any:
             )
         if entity_id == "DEAL_STAGE":
             category_id = None
+    elif entity_id in CODE_LIMITS:
+        if not STAGE_CODE.match(status_id) or len(status_id) > CODE_LIMITS[entity_id]:
+            raise errors.old_style("Error on creating status.")
     elif len(status_id) > 50:
         raise errors.old_style("Error on creating status.")
     exists = ctx.portal.db.one(
@@ -241,46 +300,52 @@ def delete(ctx: CallContext, params: dict[str, Any]) -> Any:
 
 @method("crm.status.entity.types", "crm")
 def entity_types(ctx: CallContext, params: dict[str, Any]) -> Any:
-    out: list[dict[str, Any]] = [
-        {"ID": "STATUS", "NAME": "Lead statuses"},
-        {"ID": "SOURCE", "NAME": "Sources"},
-        {"ID": "CONTACT_TYPE", "NAME": "Contact types"},
-        {"ID": "COMPANY_TYPE", "NAME": "Company types"},
-        {"ID": "INDUSTRY", "NAME": "Industry"},
-        {"ID": "DEAL_TYPE", "NAME": "Deal types"},
-        {"ID": "HONORIFIC", "NAME": "Salutations"},
-        {"ID": "EMPLOYEES", "NAME": "Employees"},
-    ]
+    """crm-status-entity-types.md, example: the lead and other directories, then the deal
+    funnels (each with its own stages), quote stages and the rest, then the SPA funnels."""
+    deals: list[dict[str, Any]] = []
+    spas: list[dict[str, Any]] = []
     for cat in ctx.portal.db.all("SELECT * FROM categories ORDER BY entity_type_id, sort, id"):
         etid, cid = cat["entity_type_id"], cat["id"]
         entity = ctx.portal.stage_entity(etid, cid)
-        entry: dict[str, Any] = {
-            "ID": entity,
-            "NAME": f"Stages: {cat['name']}",
-            "ENTITY_TYPE_ID": etid,
-            "CATEGORY_ID": cid,
-            "PREFIX": ctx.portal.stage_prefix(etid, cid).rstrip(":"),
-            "FIELD_ATTRIBUTE_SCOPE": "" if cid == 0 else f"category_{cid}",
-        }
+        prefix = ctx.portal.stage_prefix(etid, cid).rstrip(":")
+        scope = "" if cid == 0 else f"category_{cid}"
         if etid == DEAL:
+            entry: dict[str, Any] = {"ID": entity, "NAME": f"{cat['name']} deal stages"}
+            if cid != 0:
+                entry["PARENT_ID"] = "DEAL_STAGE"
             entry["SEMANTIC_INFO"] = {
-                "START_FIELD": f"{entry['PREFIX']}:NEW".lstrip(":"),
-                "FINAL_SUCCESS_FIELD": f"{entry['PREFIX']}:WON".lstrip(":"),
-                "FINAL_UNSUCCESS_FIELD": f"{entry['PREFIX']}:LOSE".lstrip(":"),
+                "START_FIELD": f"{prefix}:NEW".lstrip(":"),
+                "FINAL_SUCCESS_FIELD": f"{prefix}:WON".lstrip(":"),
+                "FINAL_UNSUCCESS_FIELD": f"{prefix}:LOSE".lstrip(":"),
                 "FINAL_SORT": 0,
             }
             if cid != 0:
-                entry["PARENT_ID"] = "DEAL_STAGE"
-        else:
+                entry["PREFIX"] = prefix
+            # The example gives CATEGORY_ID "1" (a string) for DEAL_STAGE_1, 0 for DEAL_STAGE.
             entry.update(
-                SEMANTIC_INFO=[],
-                IS_ENABLED=True,
-                CATEGORY_NAME=cat["name"],
-                CATEGORY_SORT=cat["sort"],
-                IS_DEFAULT_CATEGORY=cat["is_default"] == "Y",
+                FIELD_ATTRIBUTE_SCOPE=scope,
+                ENTITY_TYPE_ID=etid,
+                CATEGORY_ID=str(cid) if cid != 0 else 0,
             )
-        out.append(entry)
-    return out
+            deals.append(entry)
+            continue
+        spa = ctx.portal.type_by_etid(etid) or {}
+        spas.append(
+            {
+                "ID": entity,
+                "NAME": f"{spa.get('title', '')} ({cat['name']})",
+                "SEMANTIC_INFO": [],
+                "PREFIX": prefix,
+                "FIELD_ATTRIBUTE_SCOPE": scope,
+                "ENTITY_TYPE_ID": etid,
+                "IS_ENABLED": True,
+                "CATEGORY_ID": cid,
+                "CATEGORY_NAME": cat["name"],
+                "CATEGORY_SORT": cat["sort"],
+                "IS_DEFAULT_CATEGORY": cat["is_default"] == "Y",
+            }
+        )
+    return deepcopy(HEAD_TYPES) + deals + deepcopy(MIDDLE_TYPES) + spas
 
 
 @method("crm.status.entity.items", "crm")
