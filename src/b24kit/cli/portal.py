@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from b24kit.cli.common import FormatOption, PlanOption, PortalOption, open_portal, run_portal
-from b24kit.cli.output import console, emit_json
+from b24kit.cli.output import console, emit_json, err, fail
 from b24kit.client import Connection
 from b24kit.client.limiter import PLANS
+from b24kit.portal.conformance import ASSUMPTIONS, Report, run_conformance
 
-app = typer.Typer(help="Inspect the portal: reachability, user, scopes, limits.",
+app = typer.Typer(help="Inspect the portal: reachability, user, scopes, limits, conformance.",
                   no_args_is_help=True)
 
 
@@ -66,3 +69,78 @@ def check(portal: PortalOption = None, plan: PlanOption = None,
     table.add_row("latency", f"{report['latency_ms']} ms")
     table.add_row("server time", str(report["server_time"]))
     console.print(table)
+
+
+@app.command()
+def conformance(
+    portal: PortalOption = None,
+    plan: PlanOption = None,
+    format: FormatOption = "text",
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Check only this assumption (repeatable; see --list)."),
+    ] = None,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the assumptions and their sources; no portal.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (for scripts).")] = False,
+) -> None:
+    """Check, on a real portal, each assumption b24kit and its sandbox make about Bitrix24.
+
+    Makes a throwaway deal pipeline with 51 deals and a comment, and two smart processes
+    with a field each, all named b24kit-conformance-<random>; runs the checks there; removes
+    everything and reads back to prove it is gone. Prints assumption, expected, seen and
+    held/differs. Send the --format json report to the b24kit project.
+
+    Exit code 0 when every assumption held, 1 when one differs, 2 for bad options, 3 when
+    the portal failed or something could not be removed (it is listed).
+
+    Example: b24kit portal conformance --portal https://acme.bitrix24.ru/rest/1/SECRET/ -f json
+    """
+    if format not in ("text", "json"):
+        raise fail(f"--format must be text or json, not {format!r}")
+    if list_:
+        rows = [{"id": a.id, "title": a.title, "source": a.source, "expected": a.expected,
+                 "settled": a.settled, "sandbox_reading": a.reading} for a in ASSUMPTIONS]
+        if format == "json":
+            emit_json(rows)
+            return
+        table = Table("assumption", "expected", "source")
+        for a in ASSUMPTIONS:
+            table.add_row(escape(a.id), escape(a.expected), escape(a.source))
+        console.print(table)
+        return
+    known = {a.id for a in ASSUMPTIONS}
+    for name in only or []:
+        if name not in known:
+            raise fail(f"unknown assumption {name!r}", f"known: {', '.join(sorted(known))}")
+    conn = open_portal(portal, plan)
+    err.print(f"Conformance run on {escape(conn.label)}: makes a deal pipeline with 51 deals, "
+              "two smart processes and two fields named b24kit-conformance-<random>, then "
+              "removes them.", highlight=False)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise fail("this writes to the portal (and removes what it wrote): pass --yes")
+        if not typer.confirm("Go on?", default=False, err=True):
+            raise typer.Exit(2)
+
+    async def work(conn: Connection) -> Report:
+        return await run_conformance(conn.client, only=only)
+
+    report = run_portal(conn, work)
+    if format == "json":
+        emit_json(report.as_dict())
+    else:
+        table = Table("assumption", "expected", "seen", "")
+        for r in report.results:
+            mark = "[green]held[/]" if r.held else "[bold red]differs[/]"
+            table.add_row(escape(r.assumption.id), escape(r.assumption.expected),
+                          escape(r.seen), mark)
+        console.print(table)
+        console.print(f"{len(report.results) - len(report.differs)} held, "
+                      f"{len(report.differs)} differ on {escape(conn.label)}", highlight=False)
+    if report.cleanup:
+        raise fail("could not remove: " + "; ".join(report.cleanup),
+                   "delete them by hand (all are named b24kit-conformance-...)", code=3)
+    if report.differs:
+        raise typer.Exit(1)

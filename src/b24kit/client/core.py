@@ -256,6 +256,33 @@ class B24Client:
             time=data.get("time"),
         )
 
+    async def raw(self, method: str, params: Mapping[str, Any] | None = None,
+                  *, auth: Auth | None = None) -> tuple[int, dict[str, Any]]:
+        """One request, not retried and not classified: the HTTP status and the decoded
+        JSON body ({} when there is none). For checks of the protocol's own shape
+        (``portal conformance``); everything else goes through ``envelope``."""
+        auth = auth or self.auth
+        await self.bucket.acquire()
+        body = dict(params or {})
+        body.update(auth.params())
+        async with self._in_flight:
+            self.requests += 1
+            try:
+                response = await self._http.post(
+                    auth.url(method),
+                    content=json.dumps(body, ensure_ascii=False, default=str).encode("utf-8"),
+                    headers={"content-type": "application/json"})
+            except httpx.HTTPError as exc:
+                detail = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+                for secret in [*self.auth.secrets(), *auth.secrets()]:
+                    detail = detail.replace(secret, "***")
+                raise TransportFailure(method, self.portal, detail) from None
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        return response.status_code, data if isinstance(data, dict) else {}
+
     async def call(self, method: str, params: Mapping[str, Any] | None = None,
                    *, safe: bool | None = None) -> Any:
         return (await self.envelope(method, params, safe=safe)).result
