@@ -121,8 +121,8 @@ def test_companies_and_deal_contacts(api: Sandbox) -> None:
     api.call("crm.deal.contact.items.set", {"id": deal, "items": [
         {"CONTACT_ID": c1}, {"CONTACT_ID": c2, "IS_PRIMARY": "Y"}]})
     items = api.call("crm.deal.contact.items.get", {"id": deal})
-    assert [(i["CONTACT_ID"], i["IS_PRIMARY"]) for i in items] == [(c2, "Y"), (c1, "N")], \
-        "§10: the IS_PRIMARY=Y contact is primary"
+    assert [(i["CONTACT_ID"], i["IS_PRIMARY"]) for i in items] == [(c1, "N"), (c2, "Y")], \
+        "§10: the IS_PRIMARY=Y contact is primary; crm-deal-contact-items-set.md: by SORT"
     assert api.call("crm.deal.get", {"id": deal})["CONTACT_ID"] == str(c2)
     item = api.call("crm.item.get", {"entityTypeId": 2, "id": deal})["item"]
     assert item["contactIds"] == [c2, c1], "§9.3: contactIds on crm.item"

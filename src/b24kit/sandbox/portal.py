@@ -34,7 +34,14 @@ from b24kit.sandbox.fields import (
     uf_field_def,
 )
 from b24kit.sandbox.query import FilterBuilder, build_order
-from b24kit.sandbox.values import floatval, intval, now_iso, parse_datetime, yes_no
+from b24kit.sandbox.values import (
+    floatval,
+    intval,
+    now_iso,
+    parse_datetime,
+    render_date,
+    yes_no,
+)
 
 PAGE = 50
 CURRENCIES = ("RUB", "USD", "EUR", "UAH", "BYN", "KZT")
@@ -103,6 +110,15 @@ DICTIONARIES: dict[str, list[tuple[str, str]]] = {
         ("EMPLOYEES_4", "over 500"),
     ],
 }
+# Old-style fields a real portal keeps as a PHP float, so 0 reads "0", not "0.00"
+# (crm-company-get.md: "REVENUE": "0"; deals' OPPORTUNITY reads "1000000.00", crm-deal-get.md).
+PHP_FLOATS = ("REVENUE",)
+
+
+def php_float(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 STAGE_CODE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -518,6 +534,7 @@ class Portal:
             data["ASSIGNED_BY_ID"] = user_id
         if data.get("OPENED") is None:
             data["OPENED"] = "Y"
+        self._add_defaults(etid, data)
         today = datetime.fromtimestamp(self.clock(), self.tz).replace(
             hour=0, minute=0, second=0, microsecond=0
         )
@@ -548,15 +565,72 @@ class Portal:
             data["CATEGORY_ID"] = int(category_id)
             stage = self.resolve_stage(etid, int(category_id), data.get("STAGE_ID"), None, True)
             self._apply_stage(etid, data, stage, user_id, now)
+        if multis:
+            self._write_multifields(etid, item_id, multis, replace=False)
+        self._has_flags(etid, item_id, data)
         self.db.execute(
             "INSERT INTO items(entity_type_id, id, data) VALUES(?, ?, ?)",
             (etid, item_id, dumps(data)),
         )
-        if multis:
-            self._write_multifields(etid, item_id, multis, replace=False)
         if "STAGE_ID" in data:
             self._history(etid, item_id, 1, data, now)
         return item_id
+
+    def first_status(self, entity_id: str) -> str | None:
+        row = self.db.one(
+            "SELECT status_id FROM statuses WHERE entity_id = ? ORDER BY sort, id LIMIT 1",
+            (entity_id,),
+        )
+        return None if row is None else str(row["status_id"])
+
+    def _add_defaults(self, etid: int, data: dict[str, Any]) -> None:
+        """Defaults the add pages document: crm-deal-add.md (TYPE_ID and SOURCE_ID the first
+        available, the IS_* flags N, TAX_VALUE 0.00), crm-contact-add.md (TYPE_ID, SOURCE_ID
+        the first available, EXPORT Y), crm-company-add.md (COMPANY_TYPE, INDUSTRY, EMPLOYEES
+        the first available), crm-item-add.md (the same in camelCase)."""
+        defaults: dict[str, Any] = {}
+        statuses: dict[str, str] = {}
+        if etid == DEAL:
+            statuses = {"TYPE_ID": "DEAL_TYPE", "SOURCE_ID": "SOURCE"}
+            defaults = {
+                "IS_RECURRING": "N",
+                "IS_RETURN_CUSTOMER": "N",
+                "IS_REPEATED_APPROACH": "N",
+                "IS_MANUAL_OPPORTUNITY": "N",
+                "TAX_VALUE": 0.0,
+            }
+        elif etid == CONTACT:
+            statuses = {"TYPE_ID": "CONTACT_TYPE", "SOURCE_ID": "SOURCE"}
+            defaults = {"EXPORT": "Y"}
+        elif etid == COMPANY:
+            statuses = {
+                "COMPANY_TYPE": "COMPANY_TYPE",
+                "INDUSTRY": "INDUSTRY",
+                "EMPLOYEES": "EMPLOYEES",
+            }
+            defaults = {"IS_MY_COMPANY": "N"}
+        for name, entity_id in statuses.items():
+            if data.get(name) in (None, ""):
+                data[name] = self.first_status(entity_id)
+        for name, value in defaults.items():
+            if data.get(name) is None:
+                data[name] = value
+
+    def _has_flags(self, etid: int, item_id: int, data: dict[str, Any]) -> None:
+        """HAS_PHONE / HAS_EMAIL of contacts and companies: "Y" or "N" by their multifields
+        (crm-contact-get.md, crm-company-get.md)."""
+        if etid not in (CONTACT, COMPANY):
+            return
+        found = {
+            str(r["type_id"])
+            for r in self.db.all(
+                "SELECT DISTINCT type_id FROM multifields WHERE entity_type_id = ? "
+                "AND element_id = ?",
+                (etid, item_id),
+            )
+        }
+        data["HAS_PHONE"] = "Y" if "PHONE" in found else "N"
+        data["HAS_EMAIL"] = "Y" if "EMAIL" in found else "N"
 
     def _apply_stage(
         self, etid: int, data: dict[str, Any], stage: sqlite3.Row, user_id: int, now: str
@@ -601,7 +675,9 @@ class Portal:
     ) -> dict[str, Any]:
         current = self.load_item(etid, item_id)
         if current is None:
-            raise errors.old_style("Not found") if style == "old" else errors.not_found_new()
+            raise errors.old_style("Not found") if style == "old" else errors.not_found_new(
+                "Item not found"
+            )
         allow_category = style == "new"
         changes, multis = self._split_input(etid, raw, style, allow_category)
         self._check_values(etid, changes, style, creating=False)
@@ -609,6 +685,8 @@ class Portal:
         now = self.now()
         new = dict(current)
         new.update(changes)
+        if "CONTACT_IDS" in changes:
+            new.pop("CONTACT_SORTS", None)  # the bindings were replaced (crm-deal-update.md)
         if etid == DEAL or etid >= SPA_MIN:
             old_category = int(current.get("CATEGORY_ID") or 0)
             requested_category = new.get("CATEGORY_ID")
@@ -639,14 +717,27 @@ class Portal:
         new[audit_name(etid, "modified")] = now
         new[audit_name(etid, "modified_by")] = user_id
         new.pop("ID", None)
+        if multis:
+            self._write_multifields(etid, item_id, multis, replace=False)
+        self._has_flags(etid, item_id, new)
         self.db.execute(
             "UPDATE items SET data = ? WHERE entity_type_id = ? AND id = ?",
             (dumps(new), etid, item_id),
         )
-        if multis:
-            self._write_multifields(etid, item_id, multis, replace=False)
         new["ID"] = item_id
         return new
+
+    def set_item_extra(self, etid: int, item_id: int, key: str, value: Any) -> None:
+        """Keep a value beside an item's fields (it is never rendered as a field)."""
+        data = self.load_item(etid, item_id)
+        if data is None:
+            return
+        data.pop("ID", None)
+        data[key] = value
+        self.db.execute(
+            "UPDATE items SET data = ? WHERE entity_type_id = ? AND id = ?",
+            (dumps(data), etid, item_id),
+        )
 
     def delete_item(self, etid: int, item_id: int) -> bool:
         cur = self.db.execute(
@@ -752,6 +843,10 @@ class Portal:
         for name in names:
             fdef = by_name[name]
             value = data.get(name)
+            if fdef.kind == DATE and isinstance(value, str) and value:
+                value = render_date(value, self.tz)
+            elif fdef.kind == DATE and isinstance(value, list):
+                value = [render_date(v, self.tz) if isinstance(v, str) and v else v for v in value]
             if fdef.kind == MULTI:
                 entries = (multis or {}).get(name)
                 if style == "old" and entries:
@@ -760,6 +855,8 @@ class Portal:
             if style == "old":
                 if fdef.kind == BOOL01 and value is not None:
                     out[name] = str(value)
+                elif fdef.kind == FLOAT and value is not None and name in PHP_FLOATS:
+                    out[name] = php_float(float(value))
                 elif fdef.kind == FLOAT and value is not None and not fdef.is_uf:
                     out[name] = f"{float(value):.2f}"
                 elif isinstance(value, list):
@@ -773,8 +870,13 @@ class Portal:
             else:
                 if fdef.kind == BOOL01 and value is not None:
                     value = "Y" if value else "N"
+                if (fdef.kind == FLOAT and not fdef.is_uf and isinstance(value, float)
+                        and value.is_integer()):
+                    value = int(value)  # crm-item-update.md: "opportunity": 10000, "taxValue": 0
                 if fdef.multiple and value is None:
                     value = []
+                if value is None and etid == DEAL and name in ("COMPANY_ID", "CONTACT_ID"):
+                    value = 0  # crm-item-update.md's example: "companyId": 0, "contactId": 0
                 out[fdef.name if original_uf and fdef.is_uf else fdef.camel] = value
         if style == "new" and multis is not None and etid in (CONTACT, COMPANY):
             out["fm"] = [
@@ -812,8 +914,8 @@ class Portal:
                     if style == "old"
                     else (by_camel.get(item) or by_name.get(item))
                 )
-                if fdef is None:
-                    continue
+                if fdef is None or (style == "old" and etid == DEAL and fdef.name == "CONTACT_IDS"):
+                    continue  # crm-deal-list.md: select does not support CONTACT_IDS
                 names.append(fdef.name)
                 if fdef.kind == MULTI:
                     multis = True
@@ -841,6 +943,11 @@ class Portal:
         original_uf: bool = False,
     ) -> tuple[list[dict[str, Any]], int | None, int | None]:
         resolve = self.resolver(etid, style)
+        if style == "old" and etid == DEAL:
+            # crm-deal-list.md: "The filter does not support the field CONTACT_IDS" (nor does
+            # select); an old-style list ignores a key it does not know.
+            full = resolve
+            resolve = lambda key: None if str(key).upper() == "CONTACT_IDS" else full(key)  # noqa: E731
         builder = FilterBuilder(resolve, style, self.tz, etid)
         where = builder.build(flt)
         order_sql = build_order(order, resolve, style)

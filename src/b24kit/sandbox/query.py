@@ -54,7 +54,11 @@ class FilterBuilder:
             return 1 if yes_no(value) == "Y" else 0
         if fdef.kind == YN:
             return yes_no(value, str(value))
-        if fdef.kind in (DATE, DATETIME):
+        if fdef.kind == DATE:
+            # a date-only field compares by its date: the stored midnight, whatever time of
+            # day a filter value carries (they are read back as e.g. T03:00:00+03:00)
+            return parse_datetime(value, self.tz, date_only=True) or str(value)
+        if fdef.kind == DATETIME:
             return parse_datetime(value, self.tz) or str(value)
         return str(value)
 

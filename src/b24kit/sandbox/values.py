@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 _INT_PREFIX = re.compile(r"^\s*[+-]?\d+")
@@ -107,6 +107,15 @@ def parse_datetime(value: Any, tz: timezone, date_only: bool = False) -> str | N
     if date_only:
         moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)
     return iso(moment.replace(microsecond=0))
+
+
+def render_date(value: str, tz: timezone) -> str:
+    """A date-only value (BEGINDATE, CLOSEDATE, BIRTHDATE, a ``date`` user field) as the
+    portal answers it: midnight UTC of that date, shown in the portal's offset, e.g.
+    ``2024-08-30T02:00:00+02:00`` (crm-deal-get.md, crm-contact-get.md, crm-item-add.md;
+    fast_bitrix24 real_responses/crm_item_list.py: ``2024-04-19T03:00:00+03:00``)."""
+    day = datetime.fromisoformat(value[:10]).replace(tzinfo=UTC)
+    return iso(day.astimezone(tz))
 
 
 def old_scalar(value: Any) -> Any:

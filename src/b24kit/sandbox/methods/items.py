@@ -19,6 +19,8 @@ from b24kit.sandbox.registry import (
 )
 from b24kit.sandbox.values import intval
 
+CONTACT_SORTS = "CONTACT_SORTS"  # the SORT of each contact binding, kept beside the deal
+
 OLD_ENTITIES = {"deal": DEAL, "contact": CONTACT, "company": COMPANY}
 
 
@@ -92,35 +94,59 @@ for _name, _type_id in OLD_ENTITIES.items():
     _register_old(_name, _type_id)
 
 
-@method("crm.deal.contact.items.get", "crm")
-def deal_contacts_get(ctx: CallContext, params: dict[str, Any]) -> Any:
-    deal = ctx.portal.load_item(DEAL, _old_id(params))
-    if deal is None:
-        raise errors.old_style("Not found")
+def _owner_id(params: Mapping[str, Any]) -> int:
+    deal_id = intval(arg(params, "id"))
+    if deal_id <= 0:
+        raise errors.old_style("The parameter ownerEntityID is invalid or not defined.")
+    return deal_id
+
+
+def _contact_bindings(deal: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A deal's contact bindings: SORT as set (else (i + 1) * 10), ordered by SORT, the deal's
+    CONTACT_ID primary (crm-deal-contact-items-get.md, crm-deal-contact-items-set.md)."""
     ids = deal.get("CONTACT_IDS") or ([deal["CONTACT_ID"]] if deal.get("CONTACT_ID") else [])
-    return [
+    sorts = deal.get(CONTACT_SORTS) or {}
+    primary = deal.get("CONTACT_ID") or (ids[0] if ids else None)
+    rows = [
         {
-            "CONTACT_ID": cid,
-            "SORT": (i + 1) * 10,
+            "CONTACT_ID": int(cid),
+            "SORT": intval(sorts.get(str(cid), (i + 1) * 10)),
             "ROLE_ID": 0,
-            "IS_PRIMARY": "Y" if i == 0 else "N",
+            "IS_PRIMARY": "Y" if cid == primary else "N",
         }
         for i, cid in enumerate(ids)
     ]
+    return sorted(rows, key=lambda r: r["SORT"])
+
+
+@method("crm.deal.contact.items.get", "crm")
+def deal_contacts_get(ctx: CallContext, params: dict[str, Any]) -> Any:
+    deal = ctx.portal.load_item(DEAL, _owner_id(params))
+    if deal is None:
+        raise errors.old_style("Not found.")
+    return _contact_bindings(deal)
 
 
 @method("crm.deal.contact.items.set", "crm")
 def deal_contacts_set(ctx: CallContext, params: dict[str, Any]) -> Any:
-    deal_id = intval(arg(params, "id"))
-    if deal_id <= 0:
-        raise errors.old_style("The parameter ownerEntityID is invalid or not defined.")
+    deal_id = _owner_id(params)
     items = arg(params, "items")
     if not isinstance(items, (Mapping, list)):
         raise errors.old_style("The parameter items must be array.")
-    entries = list(items.values()) if isinstance(items, Mapping) else items
-    ordered = sorted(entries, key=lambda e: 0 if str(e.get("IS_PRIMARY", "")).upper() == "Y" else 1)
-    ids = [intval(e.get("CONTACT_ID")) for e in ordered if intval(e.get("CONTACT_ID")) > 0]
+    entries = [e for e in (items.values() if isinstance(items, Mapping) else items)
+               if isinstance(e, Mapping) and intval(e.get("CONTACT_ID")) > 0]
+    # the first binding with IS_PRIMARY = Y is primary, else the first one
+    flagged = [e for e in entries if str(e.get("IS_PRIMARY", "")).upper() == "Y"]
+    ordered = flagged[:1] + [e for e in entries if not flagged or e is not flagged[0]]
+    ids = [intval(e.get("CONTACT_ID")) for e in ordered]
+    sorts = {
+        str(intval(e.get("CONTACT_ID"))): intval(e["SORT"]) if e.get("SORT") not in (None, "")
+        else (i + 1) * 10
+        for i, e in enumerate(entries)
+    }
     with ctx.portal.db.transaction():
+        if ctx.portal.load_item(DEAL, deal_id) is None:
+            raise errors.old_style("Not found.")
         ctx.portal.update_item(
             DEAL,
             deal_id,
@@ -128,10 +154,14 @@ def deal_contacts_set(ctx: CallContext, params: dict[str, Any]) -> Any:
             ctx.user_id,
             "old",
         )
+        ctx.portal.set_item_extra(DEAL, deal_id, CONTACT_SORTS, sorts)
     return True
 
 
 # ----------------------------------------------------------------- crm.item.*
+
+ITEM_NOT_FOUND = "Item not found"  # crm-item-delete.md, crm-item-get.md's error table
+
 
 def _item_id(params: Mapping[str, Any]) -> int:
     raw = exact(params, "id")
@@ -148,8 +178,12 @@ def _original(params: Mapping[str, Any]) -> bool:
 def _render_new(ctx: CallContext, etid: int, data: dict[str, Any], original: bool = False
                 ) -> dict[str, Any]:
     multis = ctx.portal.multifields(etid, [int(data["ID"])]).get(int(data["ID"]), {})
-    return ctx.portal.render(etid, data, "new", ctx.portal.get_names(etid, "new"), multis,
-                             original)
+    out = ctx.portal.render(etid, data, "new", ctx.portal.get_names(etid, "new"), multis,
+                            original)
+    # crm-item-get.md, crm-item-add.md, crm-item-update.md: an item ends with its type;
+    # fast_bitrix24 real_responses/crm_item_add.py: "entityTypeId": 133
+    out["entityTypeId"] = etid
+    return out
 
 
 def _fm_to_multis(fields: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +233,7 @@ def item_get(ctx: CallContext, params: dict[str, Any]) -> Any:
     etid = entity_type(ctx, params)
     data = ctx.portal.load_item(etid, _item_id(params))
     if data is None:
-        raise errors.not_found_new()
+        raise errors.not_found_new(ITEM_NOT_FOUND)
     return {"item": _render_new(ctx, etid, data, _original(params))}
 
 
@@ -224,5 +258,5 @@ def item_delete(ctx: CallContext, params: dict[str, Any]) -> Any:
     etid = entity_type(ctx, params)
     with ctx.portal.db.transaction():
         if not ctx.portal.delete_item(etid, _item_id(params)):
-            raise errors.not_found_new()
+            raise errors.not_found_new(ITEM_NOT_FOUND)
     return []
