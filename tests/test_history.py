@@ -17,10 +17,11 @@ def test_stage_history_is_written_on_every_change(api: Sandbox) -> None:
     api.call("crm.item.update", {"entityTypeId": 2, "id": deal, "fields": {"categoryId": cid}})
     rows = api.call("crm.stagehistory.list", {"entityTypeId": 2, "filter": {"OWNER_ID": deal},
                                               "order": {"ID": "ASC"}})["items"]
-    assert [r["TYPE_ID"] for r in rows] == [1, 2, 3, 5], \
+    assert [r["TYPE_ID"] for r in rows] == ["1", "2", "3", "5"], \
         "§12.1: created, moved, moved to final, funnel changed; no row for a title change"
     assert [r["STAGE_ID"] for r in rows] == ["NEW", "PREPARATION", "WON", f"C{cid}:NEW"]
-    assert rows[2]["STAGE_SEMANTIC_ID"] == "S" and rows[3]["CATEGORY_ID"] == cid
+    assert rows[2]["STAGE_SEMANTIC_ID"] == "S" and rows[3]["CATEGORY_ID"] == str(cid), \
+        "fast_bitrix24 real_responses/stagehistory.py: numbers are strings"
     stamp = datetime.fromisoformat(rows[0]["CREATED_TIME"])
     assert abs(stamp.timestamp() - datetime.now().timestamp()) < 60, "§12.1: real timestamps"
 

@@ -79,5 +79,5 @@ def test_update_list_get_delete(api: Sandbox) -> None:
     api.call("crm.item.delete", {"entityTypeId": spa["entityTypeId"], "id": item["id"]})
     assert api.call("crm.type.delete", {"id": spa["id"]}) == [], "§15: delete returns []"
     err = call_error(api, "crm.type.get", {"id": spa["id"]})
-    assert err.code == "NOT_FOUND"
+    assert (err.code, err.description) == (0, "SPA not found"), "crm-type-get.md: error 0"
     assert api.call("crm.type.delete", {}) is None, "§8.1: null when id is missing"

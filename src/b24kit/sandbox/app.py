@@ -178,8 +178,16 @@ class Sandbox:
     def _auth_webhook(self, user_id: int, token: str) -> tuple[int, frozenset[str], str]:
         row = self.db.one("SELECT * FROM webhooks WHERE token = ?", (token,))
         if row is None or int(row["user_id"]) != user_id:
-            raise errors.make(errors.INVALID_CREDENTIALS)
+            raise self._auth_error(errors.INVALID_CREDENTIALS)
         return user_id, frozenset(s for s in row["scopes"].split(",") if s), f"hook:{token}"
+
+    def _auth_error(self, spec: tuple[str, str, int]) -> errors.ApiError:
+        """INVALID_CREDENTIALS / insufficient_scope: 401 in the current system-errors table,
+        403 in its earlier version (the ``auth-403`` reading)."""
+        exc = errors.make(spec)
+        if "auth-403" in self.readings:
+            exc.status = 403
+        return exc
 
     def _auth_oauth(self, params: dict[str, Any]) -> tuple[int, frozenset[str], str]:
         token = params.pop("auth", None)
@@ -250,7 +258,14 @@ class Sandbox:
         if spec is None:
             raise errors.make(errors.METHOD_NOT_FOUND)
         if any(s != GLOBAL and s not in scopes for s in spec.scopes):
-            raise errors.make(errors.INSUFFICIENT_SCOPE)
+            exc = self._auth_error(errors.INSUFFICIENT_SCOPE)
+            if in_batch:
+                exc.description = ""  # batch.md's examples: "error_description": ""
+            elif auth_key.startswith("app:"):
+                # system errors table: "For an application, the error message ends with
+                # `provided by the access token`"
+                exc.description = exc.description.replace("webhook token", "access token")
+            raise exc
         key = (auth_key, spec.name.lower())
         if spec.name == "batch":
             if in_batch:

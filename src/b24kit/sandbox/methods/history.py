@@ -27,8 +27,18 @@ HISTORY_FIELDS = {
 }
 
 
+OWNER_TYPE_NAMES = {3: "CONTACT", 4: "COMPANY", 7: "QUOTE", 8: "REQUISITE"}
+
+
 def _history_column(fdef: FieldDef) -> str:
     return HISTORY_COLUMNS[fdef.name][0]
+
+
+def _history_value(value: Any) -> Any:
+    """Numbers come as strings: fast_bitrix24 real_responses/stagehistory.py ("ID": "7365",
+    "TYPE_ID": "2", "CATEGORY_ID": "0"); crm-stage-history-list.md's example shows ints,
+    the stricter reading for a client is strings."""
+    return str(value) if isinstance(value, int) else value
 
 
 @method("crm.stagehistory.list", "crm")
@@ -38,7 +48,10 @@ def stagehistory_list(ctx: CallContext, params: dict[str, Any]) -> Any:
         raise errors.required_arg("entityTypeId")
     etid = intval(raw)
     if etid not in (1, DEAL, 5, 31) and not (etid >= SPA_MIN and ctx.portal.type_by_etid(etid)):
-        raise errors.ApiError("ENTITY_TYPE_NOT_SUPPORTED", f"Entity type {etid} is not supported")
+        # crm-stage-history-list.md: ENTITY_TYPE_NOT_SUPPORTED, "Entity type `TYPE` is not
+        # supported", TYPE being the type's name
+        name = OWNER_TYPE_NAMES.get(etid, str(etid))
+        raise errors.ApiError("ENTITY_TYPE_NOT_SUPPORTED", f"Entity type {name} is not supported")
     resolve = HISTORY_FIELDS.get
     builder = FilterBuilder(resolve, "new", ctx.portal.tz, etid, _history_column)
     where = builder.build(exact(params, "filter"))
@@ -52,7 +65,7 @@ def stagehistory_list(ctx: CallContext, params: dict[str, Any]) -> Any:
         f"LIMIT 50 OFFSET {start}",
         sql_params,
     )
-    items = [{c: r[HISTORY_COLUMNS[c][0]] for c in columns} for r in rows]
+    items = [{c: _history_value(r[HISTORY_COLUMNS[c][0]]) for c in columns} for r in rows]
     if ctx.start < 0:
         ctx.add_cost(0.0002 * len(rows))
         return Paged({"items": items}, 0, None)
@@ -100,8 +113,21 @@ def comment_add(ctx: CallContext, params: dict[str, Any]) -> Any:
     return cur.lastrowid
 
 
+COMMENT_COLUMNS = {
+    "ID": "id",
+    "ENTITY_ID": "entity_id",
+    "ENTITY_TYPE": "entity_type",
+    "CREATED": "created",
+    "COMMENT": "comment",
+    "AUTHOR_ID": "author_id",
+}
+COMMENT_ORDER = {"ID": "id", "CREATED": "created", "AUTHOR_ID": "author_id"}
+
+
 @method("crm.timeline.comment.list", "crm")
 def comment_list(ctx: CallContext, params: dict[str, Any]) -> Any:
+    """crm-timeline-comment-list.md: rows keyed ID, ENTITY_ID, ENTITY_TYPE, CREATED, COMMENT,
+    AUTHOR_ID; ``select`` narrows them; ``order`` takes only ID, CREATED, AUTHOR_ID."""
     flt = arg(params, "filter") or {}
     where: list[str] = ["1"]
     values: list[Any] = []
@@ -112,10 +138,18 @@ def comment_list(ctx: CallContext, params: dict[str, Any]) -> Any:
         if flt.get("ENTITY_TYPE") not in (None, ""):
             where.append("entity_type = ?")
             values.append(str(flt["ENTITY_TYPE"]).lower())
+    order = arg(params, "order")
+    sorts = [
+        f"{COMMENT_ORDER[str(k)]} {'DESC' if str(v) == 'DESC' else 'ASC'}"
+        for k, v in (order.items() if isinstance(order, Mapping) else [])
+        if str(k) in COMMENT_ORDER
+    ]
+    select = [str(c) for c in as_list(arg(params, "select"))]
+    columns = [c for c in COMMENT_COLUMNS if not select or c in select]
     start = max(ctx.start, 0)
     rows = ctx.portal.db.all(
-        f"SELECT * FROM timeline_comments WHERE {' AND '.join(where)} ORDER BY id "
-        f"LIMIT 50 OFFSET {start}",
+        f"SELECT * FROM timeline_comments WHERE {' AND '.join(where)} "
+        f"ORDER BY {', '.join([*sorts, 'id'])} LIMIT 50 OFFSET {start}",
         values,
     )
     count = ctx.portal.db.one(
@@ -125,12 +159,9 @@ def comment_list(ctx: CallContext, params: dict[str, Any]) -> Any:
     return Paged(
         [
             {
-                "ID": str(r["id"]),
-                "CREATED": r["created"],
-                "ENTITY_ID": str(r["entity_id"]),
-                "ENTITY_TYPE": r["entity_type"],
-                "AUTHOR_ID": str(r["author_id"]),
-                "COMMENT": r["comment"],
+                c: r[COMMENT_COLUMNS[c]] if c in ("ENTITY_TYPE", "CREATED", "COMMENT")
+                else str(r[COMMENT_COLUMNS[c]])
+                for c in columns
             }
             for r in rows
         ],

@@ -43,6 +43,9 @@ def user_get(ctx: CallContext, params: dict[str, Any]) -> Any:
         wanted = {intval(arg(params, "ID"))}
     rows = ctx.portal.db.all("SELECT id FROM users ORDER BY id")
     users = [_user(ctx, r["id"]) for r in rows if wanted is None or r["id"] in wanted]
+    if isinstance(flt, Mapping) and php_truthy(flt.get("ACTIVE")):
+        # user-get.md: ACTIVE = true excludes terminated users
+        users = [u for u in users if u["ACTIVE"] is True]
     start = max(ctx.start, 0)
     return Paged(
         users[start : start + 50], len(users), start + 50 if start + 50 < len(users) else None
@@ -51,13 +54,15 @@ def user_get(ctx: CallContext, params: dict[str, Any]) -> Any:
 
 @method("profile")
 def profile(ctx: CallContext, params: dict[str, Any]) -> Any:
+    """profile.md: strings throughout, "" for an unset gender or time zone; PERSONAL_PHOTO
+    only when a photo was uploaded."""
     data = ctx.portal.user(ctx.user_id) or {}
-    return {
-        "ID": str(ctx.user_id),
-        "ADMIN": bool(data.get("ADMIN")),
-        "NAME": data.get("NAME"),
-        "LAST_NAME": data.get("LAST_NAME"),
-    }
+    out: dict[str, Any] = {"ID": str(ctx.user_id), "ADMIN": bool(data.get("ADMIN"))}
+    for key in ("NAME", "LAST_NAME", "PERSONAL_GENDER", "TIME_ZONE"):
+        out[key] = "" if data.get(key) is None else str(data[key])
+    if data.get("PERSONAL_PHOTO"):
+        out["PERSONAL_PHOTO"] = str(data["PERSONAL_PHOTO"])
+    return out
 
 
 @method("scope")
@@ -77,8 +82,9 @@ def methods(ctx: CallContext, params: dict[str, Any]) -> Any:
     full = php_truthy(arg(params, "full"))
     out = []
     for spec in METHODS.values():
-        if wanted not in (None, ""):
-            if spec.scopes[0] != wanted:
+        if wanted is not None:
+            # methods.md: a scope given without a value lists the common methods
+            if spec.scopes[0] != (str(wanted) or GLOBAL):
                 continue
         elif not full and not _available(ctx, spec.scopes):
             continue
