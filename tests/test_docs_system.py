@@ -410,3 +410,18 @@ def test_timeline_comment_rows(api: Sandbox) -> None:
         {"filter": {"ENTITY_ID": deal, "ENTITY_TYPE": "deal"}, "select": ["ID", "COMMENT"]},
     )
     assert list(narrow[0]) == ["ID", "COMMENT"], "crm-timeline-comment-list.md: select narrows"
+
+
+def test_timeline_comment_list_needs_its_owner(api: Sandbox) -> None:
+    deal = api.call("crm.deal.add", {"fields": {}})
+    api.call(
+        "crm.timeline.comment.add",
+        {"fields": {"ENTITY_ID": deal, "ENTITY_TYPE": "deal", "COMMENT": "x"}},
+    )
+    for flt in ({}, {"ENTITY_TYPE": "deal"}, {"ENTITY_ID": deal}):
+        err = call_error(api, "crm.timeline.comment.list", {"filter": flt})
+        assert (err.code, err.description, err.status) == ("", "Access denied.", 400), (
+            f"crm-timeline-comment-list.md: filter* needs ENTITY_ID and ENTITY_TYPE ({flt})"
+        )
+    err = call_error(api, "crm.timeline.comment.list", {})
+    assert err.description == "Access denied.", "crm-timeline-comment-list.md: filter is required"

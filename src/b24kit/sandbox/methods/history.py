@@ -128,16 +128,18 @@ COMMENT_ORDER = {"ID": "id", "CREATED": "created", "AUTHOR_ID": "author_id"}
 def comment_list(ctx: CallContext, params: dict[str, Any]) -> Any:
     """crm-timeline-comment-list.md: rows keyed ID, ENTITY_ID, ENTITY_TYPE, CREATED, COMMENT,
     AUTHOR_ID; ``select`` narrows them; ``order`` takes only ID, CREATED, AUTHOR_ID."""
-    flt = arg(params, "filter") or {}
-    where: list[str] = ["1"]
-    values: list[Any] = []
-    if isinstance(flt, Mapping):
-        if flt.get("ENTITY_ID") not in (None, ""):
-            where.append("entity_id = ?")
-            values.append(intval(flt["ENTITY_ID"]))
-        if flt.get("ENTITY_TYPE") not in (None, ""):
-            where.append("entity_type = ?")
-            values.append(str(flt["ENTITY_TYPE"]).lower())
+    flt = arg(params, "filter")
+    flt = flt if isinstance(flt, Mapping) else {}
+    # The filter must name both ENTITY_ID and ENTITY_TYPE (crm-timeline-comment-list.md;
+    # b24phpsdk CommentTest: "only with required filtration by ENTITY_ID and ENTITY_TYPE").
+    # Without them the read-permission check of the owner fails and the portal answers its
+    # only documented error: "" / "Access denied." / 400.
+    entity_type = str(flt.get("ENTITY_TYPE") or "").lower()
+    entity_id = intval(flt.get("ENTITY_ID"))
+    if entity_id <= 0 or _owner_etid(entity_type) is None:
+        raise errors.old_style("Access denied.")
+    where = ["entity_id = ?", "entity_type = ?"]
+    values: list[Any] = [entity_id, entity_type]
     order = arg(params, "order")
     sorts = [
         f"{COMMENT_ORDER[str(k)]} {'DESC' if str(v) == 'DESC' else 'ASC'}"
