@@ -190,11 +190,15 @@ def test_userfieldconfig_for_smart_process(api: Sandbox) -> None:
 
 
 def test_userfieldconfig_enum_and_deal(api: Sandbox) -> None:
+    err = call_error(api, "userfieldconfig.add", {"moduleId": "crm", "field": {
+        "entityId": "CRM_DEAL", "fieldName": "UF_CRM_QUALITY", "userTypeId": "enumeration"}})
+    assert (err.code, err.description) == ("", "You cannot create custom fields"), \
+        "userfieldconfig-add.md: fieldName must start with UF_{entityId}_, UF_CRM_DEAL_ here"
     field = api.call("userfieldconfig.add", {"moduleId": "crm", "field": {
-        "entityId": "CRM_DEAL", "fieldName": "UF_CRM_QUALITY", "userTypeId": "enumeration",
+        "entityId": "CRM_DEAL", "fieldName": "UF_CRM_DEAL_QUALITY", "userTypeId": "enumeration",
         "enum": [{"value": "5", "sort": 10}, {"value": "4", "sort": 20, "xmlId": "four"}]}})["field"]
     assert [e["value"] for e in field["enum"]] == ["5", "4"], "§7.6: enum under key enum"
     assert field["enum"][1]["xmlId"] == "four"
-    assert "UF_CRM_QUALITY" in api.call("crm.deal.fields"), "a CRM_DEAL field is a deal field"
+    assert "UF_CRM_DEAL_QUALITY" in api.call("crm.deal.fields"), "a CRM_DEAL field is a deal field"
     err = call_error(api, "userfieldconfig.add", {"field": {"entityId": "CRM_DEAL"}})
     assert err.code == 100, "moduleId is required"
