@@ -262,14 +262,14 @@ def test_auth_errors_and_statuses(rest: Rest) -> None:
     assert (response.status_code, response.json()) == (
         401,
         {"error": "INVALID_CREDENTIALS", "error_description": "Invalid request credentials"},
-    ), "_includes/system-errors.md: 401 INVALID_CREDENTIALS"
+    ), "b24jssdk#500 (measured): 401 INVALID_CREDENTIALS for a wrong secret"
     token = rest.sandbox.add_webhook(5, ("user",))
     response = rest.raw("crm.deal.list", url=f"{rest.base}/rest/5/{token}/")
-    assert response.status_code == 401 and response.json() == {
+    assert response.status_code == 403 and response.json() == {
         "error": "insufficient_scope",
         "error_description": "The request requires higher privileges than provided by the "
         "webhook token",
-    }, "_includes/system-errors.md: 401 insufficient_scope"
+    }, "_includes/system-errors.md: 403 insufficient_scope"
     response = rest.raw("crm.nothing.here")
     assert (
         response.status_code,
@@ -280,18 +280,18 @@ def test_auth_errors_and_statuses(rest: Rest) -> None:
     )
 
 
-def test_auth_403_reading() -> None:
-    box = Sandbox(limits="off", readings={"auth-403"})
+def test_auth_403_and_scope_401_readings() -> None:
+    box = Sandbox(limits="off", readings={"auth-403", "scope-401"})
     try:
         rest = Rest(None, box, "http://sandbox.local", "inprocess")
         response = rest.raw("user.current", url="http://sandbox.local/rest/1/wrong/")
         assert (response.status_code, response.json()["error"]) == (403, "INVALID_CREDENTIALS"), (
-            "_includes/system-errors.md (earlier version): 403 INVALID_CREDENTIALS"
+            "_includes/system-errors.md: 403 INVALID_CREDENTIALS (the auth-403 reading)"
         )
         token = box.add_webhook(5, ("user",))
         response = rest.raw("crm.deal.list", url=f"http://sandbox.local/rest/5/{token}/")
-        assert (response.status_code, response.json()["error"]) == (403, "insufficient_scope"), (
-            "_includes/system-errors.md (earlier version): 403 insufficient_scope"
+        assert (response.status_code, response.json()["error"]) == (401, "insufficient_scope"), (
+            "rest source, OAuthException: 401 insufficient_scope (the scope-401 reading)"
         )
     finally:
         box.close()

@@ -310,15 +310,20 @@ def test_type_add_that_drops_the_code_with_a_lost_answer(tmp_path: Path) -> None
     assert len(box.call("crm.type.list", {})["types"]) == 1, "looked up by title, not made twice"
 
 
-@pytest.mark.parametrize("readings", [frozenset(), frozenset({"auth-403"})])
-def test_auth_and_scope_errors_under_401_or_403(readings: frozenset[str]) -> None:
-    """system-errors: INVALID_CREDENTIALS and insufficient_scope are 401 in one version of the
-    table, 403 in another; b24kit must stop at once with the same one-line error either way."""
+@pytest.mark.parametrize(
+    ("readings", "statuses"),
+    [(frozenset(), (401, 403)), (frozenset({"auth-403", "scope-401"}), (403, 401))],
+)
+def test_auth_and_scope_errors_under_401_or_403(
+    readings: frozenset[str], statuses: tuple[int, int]
+) -> None:
+    """_includes/system-errors.md gives 403 for INVALID_CREDENTIALS and insufficient_scope;
+    a measured report (b24jssdk#500) and the rest source give 401. b24kit must stop at once
+    with the same one-line error either way."""
     from b24kit.client import B24Client, WebhookAuth, parse_webhook
     from b24kit.client.errors import AuthError, ScopeError
 
-    box = Sandbox(limits="off", readings=readings, scopes=("user",))
-    status = 403 if readings else 401
+    box = Sandbox(limits="off", readings=readings)
 
     async def go(hook: str, method: str) -> BaseException:
         client = B24Client(WebhookAuth(parse_webhook(hook)), transport=box.transport())
@@ -333,11 +338,13 @@ def test_auth_and_scope_errors_under_401_or_403(readings: frozenset[str]) -> Non
     good = box.webhook_url("http://sandbox.local")
     wrong = good.replace(box.token, "wrongtoken0000")
     error = asyncio.run(go(wrong, "user.current"))
-    assert isinstance(error, AuthError) and error.status == status, repr(error)
+    assert isinstance(error, AuthError) and error.status == statuses[0], repr(error)
     assert box.token not in str(error) and "wrongtoken0000" not in str(error)
     assert box.requests == 1, "an auth error is not retried"
-    error = asyncio.run(go(good, "crm.deal.list"))
-    assert isinstance(error, ScopeError) and error.status == status, repr(error)
+    scoped = box.add_webhook(5, ("user",))
+    error = asyncio.run(go(f"http://sandbox.local/rest/5/{scoped}/", "crm.deal.list"))
+    assert isinstance(error, ScopeError) and error.status == statuses[1], repr(error)
+    assert box.requests == 2, "a scope error is not retried"
 
 
 # ------------------------------------------------ 2. comment markers are read per deal
@@ -380,3 +387,54 @@ def test_comment_markers_are_read_per_deal_with_both_filters() -> None:
 
     markers = asyncio.run(go())
     assert markers == {f"[b24kit t row {i}]" for i in range(60)} | {"[b24kit t row late]"}
+
+
+@pytest.mark.parametrize("readings", [frozenset(), frozenset({"uf-enum-replaces"})])
+def test_list_values_survive_a_replacing_enum_update(
+    tmp_path: Path, readings: frozenset[str]
+) -> None:
+    """userfieldconfig-update.md reads as a partial update of enum; an earlier text and the
+    main module's source replace the whole list. Adding and renaming keep every value under
+    both; a value the portal has and the blueprint lacks is kept without --prune."""
+    box = Sandbox(limits="off", readings=readings)
+    assert apply(box, blueprint(tmp_path)).ok
+    spa = next(t for t in box.call("crm.type.list", {})["types"] if t["code"] == "contractors")
+    rating = next(f for n, f in spa_fields(box, "contractors").items() if n.endswith("_RATING"))
+    box.call(
+        "userfieldconfig.update",
+        {
+            "moduleId": "crm",
+            "id": rating["id"],
+            "field": {
+                "userTypeId": "enumeration",
+                "enum": [
+                    *(
+                        {"id": e["id"], "value": e["value"], "xmlId": e["xmlId"]}
+                        for e in rating["enum"]
+                    ),
+                    {"value": "Вручную", "xmlId": "MANUAL"},
+                ],
+            },
+        },
+    )  # added on the portal by hand
+    changed = SPA_BLUEPRINT.replace(
+        '{value: "Хорошо", xml_id: GOOD}', '{value: "Отлично", xml_id: GOOD}'
+    ).replace(
+        '          - {value: "Плохо", xml_id: BAD}',
+        '          - {value: "Плохо", xml_id: BAD}\n          - {value: "Средне", xml_id: MID}',
+    )
+    assert apply(box, blueprint(tmp_path, changed)).ok
+    got = next(f for n, f in spa_fields(box, "contractors").items() if n.endswith("_RATING"))
+    assert sorted(enum_values(got)) == [
+        ("BAD", "Плохо"),
+        ("GOOD", "Отлично"),
+        ("MANUAL", "Вручную"),
+        ("MID", "Средне"),
+    ], "renamed, added, and the portal's own value kept"
+    assert plan(box, blueprint(tmp_path, changed)).changes == []
+    assert (
+        spa["id"]
+        == next(t for t in box.call("crm.type.list", {})["types"] if t["code"] == "contractors")[
+            "id"
+        ]
+    )

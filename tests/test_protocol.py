@@ -196,12 +196,12 @@ def test_missing_required_params(rest: Rest) -> None:
         "The field ENTITY_ID is required.")
 
 
-def test_scope_the_webhook_lacks_is_401(rest: Rest) -> None:
+def test_scope_the_webhook_lacks_is_403(rest: Rest) -> None:
     token = rest.sandbox.add_webhook(5, ("user",))
     url = f"{rest.base}/rest/5/{token}/"
     assert rest.raw("user.current", url=url).status_code == 200, "granted scope works"
     response = rest.raw("crm.deal.list", url=url)
-    assert response.status_code == 401
+    assert response.status_code == 403, "_includes/system-errors.md: 403 insufficient_scope"
     assert response.json()["error"] == "insufficient_scope"
 
 

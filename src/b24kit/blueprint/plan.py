@@ -473,7 +473,10 @@ class _Differ:
             keys = {"EDIT_FORM_LABEL": "editFormLabel", "LIST_COLUMN_LABEL": "listColumnLabel",
                     "LIST_FILTER_LABEL": "listFilterLabel", "MANDATORY": "mandatory",
                     "SORT": "sort", "SETTINGS": "settings", "LIST": "enum"}
-            field = {keys[k]: v for k, v in upper.items()}
+            # userfieldconfig-update.md takes editFormLabel only: list and filter labels of a
+            # smart-process field are not changed by update, so they are not sent
+            field = {keys[k]: v for k, v in upper.items()
+                     if k not in ("LIST_COLUMN_LABEL", "LIST_FILTER_LABEL")}
             if "enum" in field:
                 # the portal applies enum only when the field names its type
                 # (userfieldconfig-update.md): without it the change is ignored, yet succeeds
@@ -485,6 +488,12 @@ class _Differ:
         self.changes.append(change)
 
     def value_changes(self, f: CustomField, have: FieldSnap) -> tuple[list[str], list[Any]] | None:
+        """The list values to send. Every value the field keeps is named by its id, changed
+        or not: the current userfieldconfig-update.md reads as a partial update, but an
+        earlier text and the main module's source replace the whole list with what is sent
+        (docs/sandbox.md, "uf-enum-replaces"); naming them all is right under both. A pruned
+        value is sent with DEL (partial reading); under the other reading it is kept, which
+        the next plan shows again, so nothing is lost either way."""
         if f.type != "enumeration" or not f.values:
             return None
         shown: list[str] = []
@@ -503,14 +512,18 @@ class _Differ:
             matched.add(found.id)
             if found.value != v.value or found.sort != sort or found.default != v.default:
                 shown.append(f"~ {found.value} -> {v.value}")
-                items.append({"ID": found.id, "VALUE": v.value, "SORT": sort,
-                              "DEF": "Y" if v.default else "N"})
-        if self.options.prune:
-            for e in have.values:
-                if e.id not in matched:
-                    shown.append(f"- {e.value}")
-                    items.append({"ID": e.id, "DEL": "Y"})
-        return (shown, items) if items else None
+            items.append({"ID": found.id, "VALUE": v.value, "XML_ID": found.xml_id,
+                          "SORT": sort, "DEF": "Y" if v.default else "N"})
+        for e in have.values:
+            if e.id in matched:
+                continue
+            if self.options.prune:
+                shown.append(f"- {e.value}")
+                items.append({"ID": e.id, "DEL": "Y"})
+            else:  # kept on the portal: named, so a replacing update keeps it too
+                items.append({"ID": e.id, "VALUE": e.value, "XML_ID": e.xml_id, "SORT": e.sort,
+                              "DEF": "Y" if e.default else "N"})
+        return (shown, items) if shown else None
 
     # ---------------------------------------------------------- smart processes
     def spa(self, code: str) -> SpaSnap | None:

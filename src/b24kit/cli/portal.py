@@ -133,7 +133,8 @@ def conformance(
     else:
         table = Table("assumption", "expected", "seen", "")
         for r in report.results:
-            mark = "[green]held[/]" if r.held else "[bold red]differs[/]"
+            mark = ("[bold red]differs[/]" if not r.held else "[green]held[/]" if r.checked
+                    else "[yellow]not checked[/]")
             table.add_row(escape(r.assumption.id), escape(r.assumption.expected),
                           escape(r.seen), mark)
         console.print(table)

@@ -65,6 +65,7 @@ class Scratch:
 class Seen:
     held: bool
     seen: str
+    checked: bool = True  # False: this portal gave no way to check (shown as such)
 
 
 Check = Callable[[B24Client, Scratch], Awaitable[Seen]]
@@ -86,6 +87,7 @@ class Result:
     assumption: Assumption
     held: bool
     seen: str
+    checked: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         a = self.assumption
@@ -96,6 +98,7 @@ class Result:
             "expected": a.expected,
             "seen": self.seen,
             "held": self.held,
+            "checked": self.checked,
             "settled": a.settled,
         }
 
@@ -201,6 +204,30 @@ async def _auth_status(client: B24Client, s: Scratch) -> Seen:
         "NO_AUTH_FOUND",
     )
     return Seen(ok, _error(status, body))
+
+
+# methods of scopes a webhook may lack: those the sandbox has first, then common others
+SCOPED = (
+    ("user", "user.get"),
+    ("userfieldconfig", "userfieldconfig.getTypes"),
+    ("department", "department.get"),
+    ("calendar", "calendar.section.get"),
+    ("disk", "disk.storage.getlist"),
+    ("im", "im.counters.get"),
+)
+
+
+async def _scope_status(client: B24Client, s: Scratch) -> Seen:
+    granted = {str(x) for x in as_list(await client.call("scope"))}
+    for scope, method in SCOPED:
+        if scope in granted:
+            continue
+        status, body = await client.raw(method, {"moduleId": "crm"})
+        if body.get("error") == "ERROR_METHOD_NOT_FOUND":
+            continue  # the portal does not have it: try another
+        ok = status == 403 and body.get("error") == "insufficient_scope"
+        return Seen(ok, f"{method} without the {scope} scope: {_error(status, body)}")
+    return Seen(True, "not checked: the webhook has every scope tried", checked=False)
 
 
 async def _list_paging(client: B24Client, s: Scratch) -> Seen:
@@ -321,6 +348,27 @@ async def _uf_enum_needs_type(client: B24Client, s: Scratch) -> Seen:
     with_type = await values()
     ok = "B" not in without and "C" in with_type
     return Seen(ok, f"values after enum alone: {without}; with userTypeId: {with_type}")
+
+
+async def _uf_enum_partial(client: B24Client, s: Scratch) -> Seen:
+    async def values() -> list[str]:
+        got = (await client.call("userfieldconfig.get", {"moduleId": "crm", "id": s.field_id}))[
+            "field"
+        ]
+        return [str(e.get("value")) for e in as_list(got.get("enum"))]
+
+    before = await values()
+    await client.call(
+        "userfieldconfig.update",
+        {
+            "moduleId": "crm",
+            "id": s.field_id,
+            "field": {"userTypeId": "enumeration", "enum": [{"value": "D", "xmlId": "D"}]},
+        },
+    )
+    after = await values()
+    ok = all(v in after for v in before) and "D" in after
+    return Seen(ok, f"before {before}; after an enum naming only a new value: {after}")
 
 
 async def _uf_list_full(client: B24Client, s: Scratch) -> Seen:
@@ -495,6 +543,15 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         settled=False,
     ),
     Assumption(
+        "scope-status",
+        "a method of a scope the webhook lacks is HTTP 403 insufficient_scope",
+        "_includes/system-errors.md (403); the rest source throws it as an OAuthException (401)",
+        "HTTP 403 insufficient_scope",
+        _scope_status,
+        reading="scope-401",
+        settled=False,
+    ),
+    Assumption(
         "list-paging",
         "old-style lists give 50 rows, total and next",
         "crm/deals/crm-deal-list.md",
@@ -554,6 +611,16 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "enum alone ignored; with userTypeId applied",
         _uf_enum_needs_type,
         reading="enum-without-usertype",
+    ),
+    Assumption(
+        "uf-update-enum-partial",
+        "an enum in userfieldconfig.update adds and changes the values it names, keeps the rest",
+        "userfieldconfig-update.md (id to update, del to delete); its earlier text and the main "
+        "module's prepareEnums: the complete list",
+        "the values before, and the new one",
+        _uf_enum_partial,
+        reading="uf-enum-replaces",
+        settled=False,
     ),
     Assumption(
         "uf-list-full-rows",
@@ -780,7 +847,7 @@ async def run_conformance(
                 seen = await assumption.check(client, scratch)
             except B24Error as exc:
                 seen = Seen(False, f"failed: {_short(str(exc), 200)}")
-            results.append(Result(assumption, seen.held, seen.seen))
+            results.append(Result(assumption, seen.held, seen.seen, seen.checked))
     finally:
         left = await _clean_up(client, scratch)
     return Report(client.portal, results, left)

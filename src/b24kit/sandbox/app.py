@@ -182,11 +182,15 @@ class Sandbox:
         return user_id, frozenset(s for s in row["scopes"].split(",") if s), f"hook:{token}"
 
     def _auth_error(self, spec: tuple[str, str, int]) -> errors.ApiError:
-        """INVALID_CREDENTIALS / insufficient_scope: 401 in the current system-errors table,
-        403 in its earlier version (the ``auth-403`` reading)."""
+        """A wrong secret answers 401 INVALID_CREDENTIALS (measured, b24jssdk#500; the rest
+        source throws it as an OAuthException) and insufficient_scope 403 (the docs' system
+        errors table). The sources disagree, so each has a reading for the other status:
+        ``auth-403`` (the table's status for INVALID_CREDENTIALS) and ``scope-401``."""
         exc = errors.make(spec)
-        if "auth-403" in self.readings:
+        if spec == errors.INVALID_CREDENTIALS and "auth-403" in self.readings:
             exc.status = 403
+        if spec == errors.INSUFFICIENT_SCOPE and "scope-401" in self.readings:
+            exc.status = 401
         return exc
 
     def _auth_oauth(self, params: dict[str, Any]) -> tuple[int, frozenset[str], str]:

@@ -47,10 +47,10 @@ INVALID_CREDENTIALS = ("INVALID_CREDENTIALS", "Invalid request credentials", 401
 NO_AUTH = ("NO_AUTH_FOUND", "Wrong authorization data", 401)
 EXPIRED_TOKEN = ("expired_token", "The access token provided has expired.", 401)
 INVALID_TOKEN = ("invalid_token", "Unable to get application by token", 401)
-INSUFFICIENT_SCOPE = (
+INSUFFICIENT_SCOPE = (  # _includes/system-errors.md: 403 (the ``scope-401`` reading: 401)
     "insufficient_scope",
     "The request requires higher privileges than provided by the webhook token",
-    401,
+    403,
 )
 INTERNAL = ("INTERNAL_SERVER_ERROR", "Internal server error", 500)
 

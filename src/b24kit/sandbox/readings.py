@@ -18,7 +18,13 @@ READINGS: dict[str, str] = {
     "(not among the filter fields userfieldconfig-list.md documents)",
     "type-add-drops-code": "crm.type.add does not keep code "
     "(not in crm-type-add.md's parameter table)",
-    "auth-403": "INVALID_CREDENTIALS and insufficient_scope answer HTTP 403, not 401",
+    "auth-403": "a wrong webhook secret (INVALID_CREDENTIALS) answers HTTP 403, the status "
+    "_includes/system-errors.md gives that code, not the 401 measured (b24jssdk#500)",
+    "scope-401": "insufficient_scope answers HTTP 401 (the rest source throws it as an "
+    "OAuthException), not the 403 of _includes/system-errors.md",
+    "uf-enum-replaces": "userfieldconfig.update's enum replaces the whole list (values it "
+    "does not name are deleted), as an earlier userfieldconfig-update.md and the main "
+    "module's prepareEnums read; the current page implies a partial update",
     "enum-without-usertype": "userfieldconfig.update applies enum without userTypeId "
     "(the sandbox's old, wrong behaviour: for proving that conformance reports a deviation)",
 }

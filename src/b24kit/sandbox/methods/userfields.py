@@ -143,11 +143,24 @@ def _entity_etid(ctx: CallContext, entity_id: str) -> int | None:
     return None
 
 
-def _write_list(ctx: CallContext, field_id: int, items: Any, multiple: bool) -> None:
+def _write_list(
+    ctx: CallContext, field_id: int, items: Any, multiple: bool, replace: bool = False
+) -> None:
+    """Add, change and (DEL) delete list values. ``replace`` (the ``uf-enum-replaces``
+    reading of userfieldconfig.update): values not named by ID are deleted, DEL is not read."""
     existing = {
         r["id"]: r
         for r in ctx.portal.db.all("SELECT * FROM enum_items WHERE field_id = ?", (field_id,))
     }
+    if replace:
+        named = {
+            intval({str(k).upper(): v for k, v in e.items()}.get("ID"))
+            for e in as_list(items)
+            if isinstance(e, Mapping)
+        }
+        for item_id in [i for i in existing if i not in named]:
+            ctx.portal.db.execute("DELETE FROM enum_items WHERE id = ?", (item_id,))
+            del existing[item_id]
     used_xml = {r["xml_id"] for r in existing.values()}
     for entry in as_list(items):
         if not isinstance(entry, Mapping):
@@ -155,7 +168,7 @@ def _write_list(ctx: CallContext, field_id: int, items: Any, multiple: bool) -> 
         entry = {str(k).upper(): v for k, v in entry.items()}
         item_id = intval(entry.get("ID"))
         if item_id and item_id in existing:
-            if yes_no(entry.get("DEL")) == "Y":
+            if yes_no(entry.get("DEL")) == "Y" and not replace:
                 ctx.portal.db.execute("DELETE FROM enum_items WHERE id = ?", (item_id,))
                 continue
             row = existing[item_id]
@@ -271,7 +284,9 @@ def _old_id(params: Mapping[str, Any]) -> int:
     return field_id
 
 
-def update(ctx: CallContext, row: sqlite3.Row, fields: Mapping[str, Any]) -> None:
+def update(
+    ctx: CallContext, row: sqlite3.Row, fields: Mapping[str, Any], replace_list: bool = False
+) -> None:
     data = loads(row["data"])
     if fields.get("XML_ID") is not None:
         data["XML_ID"] = str(fields["XML_ID"])
@@ -296,7 +311,7 @@ def update(ctx: CallContext, row: sqlite3.Row, fields: Mapping[str, Any]) -> Non
             "UPDATE userfields SET data = ? WHERE id = ?", (dumps(data), row["id"])
         )
         if data["USER_TYPE_ID"] == "enumeration" and "LIST" in fields:
-            _write_list(ctx, row["id"], fields["LIST"], data["MULTIPLE"] == "Y")
+            _write_list(ctx, row["id"], fields["LIST"], data["MULTIPLE"] == "Y", replace_list)
     ctx.portal.schema_changed()
 
 
@@ -671,7 +686,7 @@ def config_update(ctx: CallContext, params: dict[str, Any]) -> Any:
         ctx.portal.readings
     ):
         upper.pop("LIST", None)
-    update(ctx, row, upper)
+    update(ctx, row, upper, replace_list="uf-enum-replaces" in ctx.portal.readings)
     return {"field": render_new(ctx, load(ctx, row["id"], None))}
 
 
