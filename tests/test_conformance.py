@@ -1,0 +1,128 @@
+"""``portal conformance``: the one list of assumptions, run against the sandbox.
+
+The sandbox must hold every assumption (it is what b24kit is tested on); switched to an
+alternative reading (sandbox/readings.py) exactly the assumption that reading breaks must
+be reported as differing. The same list is what an implementer runs on a real portal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from b24kit.cli.app import app
+from b24kit.portal.conformance import ASSUMPTIONS, Report, run_conformance
+from b24kit.sandbox import Sandbox
+from b24kit.sandbox.readings import READINGS
+from b24kit.sandbox.server import start_in_thread
+from tests.clients import client_for
+
+
+def conform(box: Sandbox, mode: str = "inprocess") -> Report:
+    async def go() -> Report:
+        with client_for(box, mode) as client:
+            return await run_conformance(client)
+
+    return asyncio.run(go())
+
+
+def leftovers(box: Sandbox) -> list[str]:
+    cats = box.call("crm.category.list", {"entityTypeId": 2})["categories"]
+    return (
+        [f"pipeline {c['name']}" for c in cats if c["id"] != 0]
+        + [f"type {t['title']}" for t in box.call("crm.type.list", {})["types"]]
+        + [f"deal {d['ID']}" for d in box.call("crm.deal.list", {"select": ["ID"]})]
+        + [
+            f"field {f['fieldName']}"
+            for f in box.call("userfieldconfig.list", {"moduleId": "crm"})["fields"]
+        ]
+    )
+
+
+# a webhook without the user scope, so that scope-status has something to check
+SCOPES = ("crm", "userfieldconfig")
+
+
+def test_every_assumption_holds_on_the_sandbox_and_nothing_is_left() -> None:
+    box = Sandbox(limits="off", scopes=SCOPES)
+    report = conform(box, "http")
+    assert [(r.assumption.id, r.seen) for r in report.differs] == []
+    assert len(report.results) == len(ASSUMPTIONS) >= 20
+    assert all(r.checked for r in report.results)
+    assert report.cleanup == [] and leftovers(box) == [], "removed, verified by reading back"
+
+
+def test_a_check_the_portal_gives_no_way_to_run_says_so() -> None:
+    box = Sandbox(limits="off")  # every scope the sandbox knows
+    report = conform(box)
+    [unchecked] = [r for r in report.results if not r.checked]
+    assert unchecked.assumption.id == "scope-status" and unchecked.seen.startswith("not checked")
+    assert report.differs == []
+
+
+@pytest.mark.parametrize("reading", sorted(READINGS))
+def test_each_reading_is_reported_as_the_deviation_it_is(reading: str) -> None:
+    box = Sandbox(limits="off", readings={reading}, scopes=SCOPES)
+    report = conform(box)
+    expected = [a.id for a in ASSUMPTIONS if a.reading == reading]
+    assert expected, f"reading {reading!r} is checked by some assumption"
+    assert [r.assumption.id for r in report.differs] == expected
+    assert leftovers(box) == []
+
+
+def test_the_list_and_the_docs_agree() -> None:
+    ids = [a.id for a in ASSUMPTIONS]
+    assert len(ids) == len(set(ids))
+    assert {a.reading for a in ASSUMPTIONS if a.reading} == set(READINGS), (
+        "every reading of the sandbox has its conformance check, and no check names a "
+        "reading the sandbox lacks"
+    )
+    text = Path("docs/sandbox.md").read_text(encoding="utf-8")
+    missing = [i for i in ids if f"`{i}`" not in text]
+    missing += [r for r in READINGS if f"`{r}`" not in text]
+    assert missing == [], "docs/sandbox.md lists every assumption and reading"
+
+
+def test_cli_over_http_exit_codes_and_json() -> None:
+    runner = CliRunner()
+    for readings, code in ((frozenset(), 0), (frozenset({"uf-list-bare"}), 1)):
+        box = Sandbox(limits="off", readings=readings)
+        server = start_in_thread(box)
+        try:
+            hook = box.webhook_url(server.base_url)
+            result = runner.invoke(
+                app, ["portal", "conformance", "--portal", hook, "--yes", "--format", "json"]
+            )
+        finally:
+            server.stop()
+        assert result.exit_code == code, result.output
+        report = json.loads(result.stdout)
+        assert report["differs"] == code and report["cleanup_left"] == []
+        assert box.token not in result.output, "the webhook secret is never printed"
+        if code:
+            [bad] = [a for a in report["assumptions"] if not a["held"]]
+            assert bad["id"] == "uf-list-full-rows" and "enum" not in bad["seen"]
+
+
+def test_cli_refuses_to_write_without_yes_and_checks_names() -> None:
+    runner = CliRunner()
+    box = Sandbox(limits="off")
+    server = start_in_thread(box)
+    try:
+        hook = box.webhook_url(server.base_url)
+        result = runner.invoke(app, ["portal", "conformance", "--portal", hook])
+        assert result.exit_code == 2 and "--yes" in result.output
+        result = runner.invoke(
+            app, ["portal", "conformance", "--portal", hook, "--yes", "--only", "no-such-thing"]
+        )
+        assert result.exit_code == 2 and "unknown assumption" in result.output
+    finally:
+        server.stop()
+    assert box.requests == 0, "nothing reached the portal"
+    listed = runner.invoke(app, ["portal", "conformance", "--list", "--format", "json"])
+    assert listed.exit_code == 0
+    assert [row["id"] for row in json.loads(listed.stdout)] == [a.id for a in ASSUMPTIONS]
