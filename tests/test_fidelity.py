@@ -298,6 +298,9 @@ def test_type_add_that_drops_the_code(tmp_path: Path) -> None:
         "the code is set afterwards (crm-type-update.md's example carries code)"
     )
     assert plan(box, bp).changes == []
+    reference = Sandbox(limits="off")
+    assert apply(reference, bp).ok
+    assert export(box) == export(reference), "the export names each smart process by its code"
 
 
 def test_type_add_that_drops_the_code_with_a_lost_answer(tmp_path: Path) -> None:

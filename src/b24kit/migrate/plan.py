@@ -275,8 +275,9 @@ def contact_key(value: str) -> str:
 
 
 async def read_existing(client: B24Client, mapping: Mapping, target: Target,
-                        select: list[str]) -> Existing:
-    """One paged scan per entity type."""
+                        select: list[str], commented: set[str] | None = None) -> Existing:
+    """One paged scan per entity type; comment markers only of the parents whose row has a
+    comment (``commented``: their row ids; None: every parent)."""
     out = Existing()
     for deal in await read_all(client, "crm.deal.list", {
             "filter": {"ORIGINATOR_ID": mapping.originator},
@@ -304,7 +305,8 @@ async def read_existing(client: B24Client, mapping: Mapping, target: Target,
             out.contractors_by_key.setdefault(f"title:{normalize_word(str(item['title']))}",
                                               int(item["id"]))
     if mapping.comment:
-        parents = [int(d["ID"]) for key, d in out.deals.items() if re.fullmatch(r"row:\d+", key)]
+        parents = [int(d["ID"]) for key, d in out.deals.items() if re.fullmatch(r"row:\d+", key)
+                   and (commented is None or key[4:] in commented)]
         out.markers = await read_markers(client, "deal", parents)
     return out
 

@@ -89,7 +89,8 @@ async def prepare(client: B24Client, mapping: Mapping, mapping_dir: Path,
     blueprint, _ = load_blueprint((mapping_dir / mapping.blueprint).resolve())
     snapshot = await read_snapshot(client)
     target = resolve_target(mapping, blueprint, snapshot)
-    existing = await read_existing(client, mapping, target, select_fields(mapping, target))
+    existing = await read_existing(client, mapping, target, select_fields(mapping, target),
+                                   commented={str(r.row_id) for r in records if r.comment})
     plan = plan_migration(records, mapping, target, existing)
     return MigrationResult(len(table.rows), len(records), findings, plan)
 
