@@ -26,14 +26,14 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
 
 @pytest.fixture(params=["http", "inprocess"])
 def portal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
-    """Extra CLI args that select the portal: a served sandbox, or none (the local one)."""
+    """Extra CLI args that select the portal: a served sandbox, or the local one by name."""
     if request.param == "http":
         box = Sandbox(limits="off")
         running = start_in_thread(box)
         yield ["--portal", box.webhook_url(running.base_url)]
         running.stop()
     else:
-        yield []
+        yield ["--portal", "sandbox"]
 
 
 def parse(result: subprocess.CompletedProcess[str]) -> object:
@@ -68,21 +68,24 @@ def test_portal_check(portal: list[str], tmp_path: Path) -> None:
                               "batch_commands": 50, "writes_per_second": 100.0,
                               "rows_per_second": 5000.0}
     assert report["latency_ms"] >= 0
-    assert report["sandbox"] is (portal == [])
-    if not portal:
-        assert "No portal configured: using the local sandbox portal" in result.stderr
+    assert report["sandbox"] is (portal[-1] == "sandbox")
+    if portal[-1] == "sandbox":
+        assert "Using the local sandbox portal" in result.stderr
         assert (tmp_path / ".b24kit" / "sandbox.sqlite").exists()
     text = cli("portal", "check", *portal, cwd=tmp_path)
     assert text.returncode == 0 and "requests/s" in text.stdout
 
 
 def test_call_errors(tmp_path: Path) -> None:
-    result = cli("call", "crm.deal.get", "id=7", cwd=tmp_path)
+    result = cli("call", "crm.deal.get", "id=7", "-p", "sandbox", cwd=tmp_path)
     assert result.returncode == 3 and "crm.deal.get: HTTP 400 (no code): Not found" in result.stderr
-    result = cli("call", "crm.deal.get", "id", cwd=tmp_path)
+    result = cli("call", "crm.deal.get", "id", "-p", "sandbox", cwd=tmp_path)
     assert result.returncode == 2 and "expected key=value" in result.stderr
-    result = cli("call", "x", "--json", "[1]", cwd=tmp_path)
+    result = cli("call", "x", "--json", "[1]", "-p", "sandbox", cwd=tmp_path)
     assert result.returncode == 2 and "JSON object" in result.stderr
+    result = cli("call", "crm.deal.gett", "id=1", "-p", "sandbox", cwd=tmp_path)
+    assert result.returncode == 2 and "ERROR_METHOD_NOT_FOUND" in result.stderr, \
+        "a typo in the method is a usage error (2), not a portal failure (3)"
 
 
 def test_parse_assignments() -> None:
@@ -111,7 +114,15 @@ def test_portal_resolution_order(tmp_path: Path) -> None:
     assert connect(None, env=env).warnings == (), "a private config raises no warning"
     with pytest.raises(ConfigError, match="no profile 'zzz'"):
         connect("zzz", env=env)
-    sandboxed = connect(None, env={"XDG_CONFIG_HOME": str(tmp_path / "none")},
+    with pytest.raises(ConfigError, match="no portal chosen"):
+        connect(None, env={"XDG_CONFIG_HOME": str(tmp_path / "none")},
+                sandbox_dir=tmp_path / "sb")
+    assert not (tmp_path / "sb").exists(), "no sandbox is made when none was asked for"
+    sandboxed = connect("sandbox", env={"XDG_CONFIG_HOME": str(tmp_path / "none")},
                         sandbox_dir=tmp_path / "sb")
     assert sandboxed.is_sandbox and "local sandbox portal" in sandboxed.label
     sandboxed.sandbox.close()
+    named = connect(None, env={"XDG_CONFIG_HOME": str(tmp_path / "none"),
+                               "B24_PORTAL": "sandbox"}, sandbox_dir=tmp_path / "sb")
+    assert named.is_sandbox
+    named.sandbox.close()

@@ -1,14 +1,19 @@
-"""What every portal command shares: the --portal option, the sandbox notice, error
-handling with exit codes, and running the async core."""
+"""What every portal command shares: the options of one surface (--portal, --plan,
+-f/--format, -o/--out, the blueprint argument), the global -v/-q/--debug state, the target
+notice, error handling with exit codes, and running the async core."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from rich.markup import escape
 
 from b24kit.cli.output import err, fail
 from b24kit.client import B24Error, ConfigError, Connection, connect, redact
@@ -16,43 +21,150 @@ from b24kit.client.errors import PortalError
 
 T = TypeVar("T")
 
+# Exit codes: one table for the whole tool (README "Exit codes"; conventions.md)
+OK, FINDINGS, USAGE, PORTAL_FAILED, INTERNAL, INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+
+@dataclass
+class GlobalOptions:
+    """Set by the root command (-v/-q/--debug, accepted anywhere on the line)."""
+
+    verbose: int = 0
+    quiet: bool = False
+    debug: bool = False
+
+
+OPTIONS = GlobalOptions()
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class ListFormat(StrEnum):
+    text = "text"
+    json = "json"
+    jsonl = "jsonl"
+
+
+class TableFormat(StrEnum):
+    text = "text"
+    csv = "csv"
+    json = "json"
+
+
+class DocFormat(StrEnum):
+    yaml = "yaml"
+    json = "json"
+
+
 PortalOption = Annotated[
     str | None,
     typer.Option(
         "--portal",
         "-p",
-        help="Webhook URL or profile name. Default: $B24_WEBHOOK_URL, $B24_PORTAL, the default "
-        "profile in ~/.config/b24kit/config.yaml, else the local sandbox portal.",
+        metavar="URL|PROFILE|sandbox",
+        help="The portal: a webhook URL, a profile name, or 'sandbox' (the local sandbox "
+        "portal in ./.b24kit/). Default: $B24_WEBHOOK_URL, $B24_PORTAL, the default profile "
+        "in ~/.config/b24kit/config.yaml; with none of these the command stops (exit 2).",
         show_default=False,
     ),
 ]
 PlanOption = Annotated[
     str | None,
-    typer.Option("--plan", help="The portal's plan for rate limits: standard or enterprise."),
+    typer.Option(
+        "--plan",
+        metavar="standard|enterprise",
+        help="The portal's plan, for its rate limits (default: the profile's, else standard).",
+        show_default=False,
+    ),
 ]
-FormatOption = Annotated[str, typer.Option("--format", "-f", help="Output: text or json.")]
-VerboseOption = Annotated[int, typer.Option("-v", count=True, help="More log detail (-vv).")]
+FormatOption = Annotated[
+    Format, typer.Option("--format", "-f", metavar="text|json", help="Output format.")
+]
+ListFormatOption = Annotated[
+    ListFormat,
+    typer.Option("--format", "-f", metavar="text|json|jsonl", help="Output format."),
+]
+TableFormatOption = Annotated[
+    TableFormat,
+    typer.Option("--format", "-f", metavar="text|csv|json", help="Output format."),
+]
+YesOption = Annotated[
+    bool,
+    typer.Option("--yes", "-y", metavar="", help="Do not ask before writing (cron, CI)."),
+]
 
 
-def setup_logging(verbose: int) -> None:
+def out_option(help_text: str) -> object:
+    return typer.Option("--out", "--output", "-o", metavar="FILE", help=help_text)
+
+
+BlueprintArgument = Annotated[
+    Path | None,
+    typer.Argument(metavar="BLUEPRINT", help="Blueprint YAML file.", show_default=False),
+]
+BlueprintAlias = Annotated[
+    Path | None,
+    typer.Option("--blueprint", "-b", hidden=True, help="The blueprint (same as the argument)."),
+]
+
+
+def blueprint_path(argument: Path | None, alias: Path | None) -> Path:
+    """The blueprint, given as the first argument (or the older -b/--blueprint)."""
+    if argument is not None and alias is not None and argument != alias:
+        raise fail("give the blueprint once: as the argument or with -b, not both")
+    path = argument or alias
+    if path is None:
+        raise fail("missing the blueprint: b24kit COMMAND BLUEPRINT.yaml ...")
+    return path
+
+
+def check_names(kind: str, given: Sequence[str] | None, known: Sequence[str]) -> None:
+    """Every name a user gives is checked; an unknown one is a usage error naming the
+    choices."""
+    for name in given or []:
+        if name not in known:
+            choices = ", ".join(known) or "none"
+            raise fail(f"unknown {kind} {name!r}", f"known: {choices}")
+
+
+def setup_logging() -> None:
+    verbose = OPTIONS.verbose
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
-def open_portal(portal: str | None, plan: str | None) -> Connection:
+def note(message: str) -> None:
+    """A line for the human on stderr (not with -q)."""
+    if not OPTIONS.quiet:
+        err.print(message, highlight=False, markup=False)
+
+
+def open_portal(portal: str | None, plan: str | None, *, writes: bool = False) -> Connection:
+    """Connect; an unusable choice is a usage error. A command that writes names its target
+    when it starts (and again in its last line)."""
     try:
         conn = connect(portal, plan=plan)
     except (ConfigError, ValueError) as exc:
         raise fail(redact(str(exc))) from None
     for warning in conn.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    if conn.is_sandbox:
-        err.print(f"No portal configured: using the {conn.label}.", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    if not OPTIONS.quiet:
+        conn.client.on_retry = lambda text: err.print(
+            f"[yellow]{escape(redact(text))}[/]", highlight=False)
+    if writes:
+        note(f"Target: {conn.label}")
+    elif conn.is_sandbox:
+        note(f"Using the {conn.label}.")
     return conn
 
 
-def run_portal(conn: Connection, work: Callable[[Connection], Awaitable[T]]) -> T:
-    """Run ``work`` against the portal; portal and network failures exit 3 with one line."""
+def run_portal(conn: Connection, work: Callable[[Connection], Awaitable[T]], *,
+               usage_errors: tuple[type[PortalError], ...] = ()) -> T:
+    """Run ``work`` against the portal; portal and network failures exit 3 with one line,
+    ``usage_errors`` (the user's mistake, such as a method name in ``call``) exit 2."""
 
     async def go() -> T:
         try:
@@ -62,9 +174,11 @@ def run_portal(conn: Connection, work: Callable[[Connection], Awaitable[T]]) -> 
 
     try:
         return asyncio.run(go())
+    except usage_errors as exc:
+        raise fail(redact(str(exc)), code=USAGE) from None
     except PortalError as exc:
-        raise fail(redact(str(exc)), code=3) from None
+        raise fail(redact(str(exc)), code=PORTAL_FAILED) from None
+    except ConfigError as exc:
+        raise fail(redact(str(exc)), code=USAGE) from None
     except B24Error as exc:
-        raise fail(redact(str(exc)), code=3) from None
-
-
+        raise fail(redact(str(exc)), code=PORTAL_FAILED) from None

@@ -40,3 +40,14 @@ def row_progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
             progress.update(task, completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def phase(label: str) -> Iterator[None]:
+    """A spinner on stderr for a phase that may take seconds (reading the portal), only on
+    a terminal: nothing on a pipe or in cron."""
+    if not err.is_terminal:
+        yield
+        return
+    with err.status(label, spinner="dots"):
+        yield

@@ -1,7 +1,7 @@
 """The Bitrix24 REST client: async, batched, rate-aware, retry-safe.
 
     from b24kit.client import connect, Executor, Command, Ref, read_all
-    conn = connect("https://portal.bitrix24.ru/rest/1/SECRET/")   # or None: the sandbox
+    conn = connect("https://portal.bitrix24.ru/rest/1/SECRET/")   # or "sandbox"
     async with conn.client as client:
         deals = await read_all(client, "crm.deal.list", {"select": ["ID", "TITLE"]})
 """

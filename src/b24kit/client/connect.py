@@ -3,7 +3,10 @@
 1. ``--portal VALUE``: a webhook URL or a profile name;
 2. ``B24_WEBHOOK_URL`` (or ``B24_PORTAL``, a profile name) in the environment;
 3. the default profile of ``$XDG_CONFIG_HOME/b24kit/config.yaml``;
-4. none: the local sandbox portal in ``./.b24kit/``, in-process, announced on stderr.
+4. none: a ConfigError saying how to choose. The sandbox is a portal one names
+   (``--portal sandbox``, ``B24_PORTAL=sandbox`` or a profile with ``sandbox: PATH``), never
+   a silent fallback: a cron job with a missing setting must fail, not succeed on a local
+   file.
 
 Config file::
 
@@ -18,12 +21,16 @@ Config file::
           client_id: app.123
           client_secret: SECRET
           refresh_token: TOKEN    # rotated tokens are kept in tokens/beta.json (0600)
+      rehearsal:
+        sandbox: .b24kit/sandbox.sqlite   # the local sandbox portal, in-process
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,6 +65,15 @@ class Connection:
     def is_sandbox(self) -> bool:
         return self.sandbox is not None
 
+    @property
+    def state_key(self) -> str:
+        """A folder name for this portal's local state (sync marks, locks): two portals
+        never share one. Made from the redacted label, so it holds no secret."""
+        host = re.sub(r"^[a-z]+://", "", self.label).split("/")[0]
+        host = re.sub(r"[^A-Za-z0-9.-]+", "-", host).strip("-") or "portal"
+        digest = hashlib.sha256(self.label.encode("utf-8")).hexdigest()[:8]
+        return f"{'sandbox' if self.is_sandbox else host}-{digest}"
+
     async def close(self) -> None:
         await self.client.aclose()
         if self.sandbox is not None:
@@ -78,6 +94,13 @@ def _load_config(path: Path) -> tuple[dict[str, Any], list[str]]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with 'profiles'")
     return data, warnings
+
+
+NO_PORTAL = (
+    "no portal chosen: pass --portal URL|PROFILE|sandbox, or set B24_WEBHOOK_URL or "
+    "B24_PORTAL, or a default profile in {config}"
+)
+SANDBOX = "sandbox"
 
 
 def _profile_auth(name: str, profile: Mapping[str, Any], cfg_dir: Path) -> Auth:
@@ -124,26 +147,35 @@ def connect(
     config, warnings = _load_config(cfg_dir / "config.yaml")
     profiles = config.get("profiles") or {}
 
-    def from_profile(name: str) -> tuple[Auth, str]:
+    def from_profile(name: str) -> tuple[Auth | Path, str]:
+        if name == SANDBOX:
+            return sandbox_dir / "sandbox.sqlite", "standard"
         profile = profiles.get(name)
         if not isinstance(profile, Mapping):
-            known = ", ".join(sorted(profiles)) or "none"
+            known = ", ".join([*sorted(profiles), SANDBOX])
             raise ConfigError(f"no profile {name!r} in {cfg_dir / 'config.yaml'} (known: {known})")
-        return _profile_auth(name, profile, cfg_dir), str(profile.get("plan", "standard"))
+        plan = str(profile.get("plan", "standard"))
+        if "sandbox" in profile:
+            return Path(str(profile["sandbox"] or sandbox_dir / "sandbox.sqlite")), plan
+        return _profile_auth(name, profile, cfg_dir), plan
 
-    auth: Auth | None = None
+    target: Auth | Path | None = None
     chosen_plan = "standard"
     value = portal or env.get("B24_WEBHOOK_URL") or None
     if value:
         if "://" in value:
-            auth = WebhookAuth(parse_webhook(value))
+            target = WebhookAuth(parse_webhook(value))
         else:
-            auth, chosen_plan = from_profile(value)
+            target, chosen_plan = from_profile(value)
     elif env.get("B24_PORTAL"):
-        auth, chosen_plan = from_profile(env["B24_PORTAL"])
+        target, chosen_plan = from_profile(env["B24_PORTAL"])
     elif config.get("default"):
-        auth, chosen_plan = from_profile(str(config["default"]))
+        target, chosen_plan = from_profile(str(config["default"]))
+    if target is None:
+        raise ConfigError(NO_PORTAL.format(config=cfg_dir / "config.yaml"))
     plan = plan or chosen_plan
+    if plan not in ("standard", "enterprise"):
+        raise ConfigError(f"unknown plan {plan!r}; use standard or enterprise")
     bucket = Bucket.for_plan(plan)
     retry = RetryPolicy()
     if env.get("B24KIT_RETRIES"):
@@ -151,13 +183,13 @@ def connect(
             retry.attempts = max(1, int(env["B24KIT_RETRIES"]))
         except ValueError:
             raise ConfigError("B24KIT_RETRIES must be a whole number") from None
-    if auth is not None:
-        client = B24Client(auth, bucket=bucket, max_in_flight=max_in_flight, retry=retry)
-        return Connection(client, auth.portal, plan, warnings=tuple(warnings))
+    if isinstance(target, Auth):
+        client = B24Client(target, bucket=bucket, max_in_flight=max_in_flight, retry=retry)
+        return Connection(client, target.portal, plan, warnings=tuple(warnings))
 
     from b24kit.sandbox import Sandbox, SandboxConfig
 
-    db = sandbox_dir / "sandbox.sqlite"
+    db = target
     sandbox = Sandbox(SandboxConfig(db=str(db), limits=plan))
     hook = parse_webhook(sandbox.webhook_url("http://sandbox.local"))
     client = B24Client(WebhookAuth(hook), transport=sandbox.transport(), bucket=bucket,

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from b24kit.client.address import redact
 from b24kit.client.auth import Auth
 from b24kit.client.errors import (
+    UNRESOLVED,
     AuthError,
     BadResponse,
     OperationTimeLimit,
@@ -55,10 +56,10 @@ def is_safe_to_repeat(method: str) -> bool:
 
 class _RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(str(record.msg))
-        if record.args:
-            record.args = tuple(redact(str(a)) for a in record.args) if isinstance(
-                record.args, tuple) else record.args
+        # format first, then redact the text: redacting the arguments one by one turned
+        # numbers into strings and broke "%d" in httpx's request line
+        record.msg = redact(record.getMessage())
+        record.args = ()
         return True
 
 
@@ -120,10 +121,22 @@ class B24Client:
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout)
         self.requests = 0  # HTTP requests sent, for figures and tests
+        # told of every retry and of every wait on the portal's limits of 2 s or more
+        # ("retrying crm.deal.list (2/8) in 4 s: ..."), so that no wait is silent
+        self.on_retry: Callable[[str], None] | None = None
 
     @property
     def portal(self) -> str:
         return self.auth.portal
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds a request may take (connect, read, write each)."""
+        return self._http.timeout.read
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        self._http.timeout = httpx.Timeout(seconds)
 
     async def __aenter__(self) -> B24Client:
         return self
@@ -136,7 +149,7 @@ class B24Client:
 
     # ------------------------------------------------------------- one request
     async def _send(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        await self.tracker.wait(method)
+        await self.tracker.wait(method, self.on_retry)
         await self.bucket.acquire()
         body = dict(params)
         body.update(self.auth.params())
@@ -152,7 +165,12 @@ class B24Client:
                 detail = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
                 for secret in self.auth.secrets():
                     detail = detail.replace(secret, "***")
-                raise TransportFailure(method, self.portal, detail) from None
+                permanent = isinstance(exc, httpx.ConnectError) and any(
+                    marker in str(exc).lower() for marker in UNRESOLVED)
+                if permanent:
+                    detail = "the host name does not resolve (is the portal address right?)"
+                raise TransportFailure(method, self.portal, detail,
+                                       permanent=permanent) from None
         return self._decode(method, response)
 
     def _decode(self, method: str, response: httpx.Response) -> dict[str, Any]:
@@ -184,6 +202,8 @@ class B24Client:
                 return True
             if isinstance(exc, AuthError) and exc.upper_code == "EXPIRED_TOKEN":
                 return True
+            if isinstance(exc, TransportFailure) and exc.permanent:
+                return False
             return safe and isinstance(exc, (ServerError, TransportFailure, BadResponse))
 
         return retry_if_exception(check)
@@ -210,6 +230,12 @@ class B24Client:
         ):
             raise exc
         log.info("retrying %s after %s", method, type(exc).__name__)
+        wait = state.next_action.sleep if state.next_action else 0.0
+        limited = isinstance(exc, (QueryLimitExceeded, OperationTimeLimit))
+        if self.on_retry is not None and (not limited or wait >= 2):
+            what = "waiting for the portal's limit" if limited else (
+                f"retrying ({state.attempt_number + 1}/{self.retry.attempts})")
+            self.on_retry(f"{method}: {what} in {wait:.0f} s: {exc}")
 
     async def envelope(self, method: str, params: Mapping[str, Any] | None = None,
                        *, safe: bool | None = None) -> Envelope:
@@ -306,7 +332,7 @@ class B24Client:
             safe = all(is_safe_to_repeat(m) for m in methods.values())
         for method_name in set(methods.values()):
             # each command counts against its own method's budget: wait for every one
-            await self.tracker.wait(method_name)
+            await self.tracker.wait(method_name, self.on_retry)
         envelope = await self.envelope("batch", {"halt": 1 if halt else 0, "cmd": cmd}, safe=safe)
         raw = envelope.result if isinstance(envelope.result, Mapping) else {}
         out = BatchResult(

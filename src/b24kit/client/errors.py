@@ -65,9 +65,16 @@ class TransportFailure(B24Error):
     """The request did not complete: connection refused, dropped, timed out.
     For a write, whether it ran is unknown."""
 
-    def __init__(self, method: str, portal: str, detail: str) -> None:
+    def __init__(self, method: str, portal: str, detail: str, *, permanent: bool = False) -> None:
         self.method = method
+        self.permanent = permanent  # the name does not resolve: trying again will not help
         super().__init__(f"{method}: could not reach {portal}: {detail}")
+
+
+# What the resolver says when a host name does not exist (glibc, musl, macOS, Windows)
+UNRESOLVED = ("name or service not known", "nodename nor servname", "no address associated",
+              "name does not resolve", "getaddrinfo failed", "temporary failure in name "
+              "resolution", "no such host")
 
 
 class UnknownOutcome(B24Error):

@@ -99,7 +99,10 @@ class OperatingTracker:
             until = max(until, state[1])
         return max(0.0, until - now)
 
-    async def wait(self, method: str) -> None:
+    async def wait(self, method: str, announce: Callable[[str], None] | None = None) -> None:
         delay = self.wait_time(method)
         if delay > 0:
+            if announce is not None and delay >= 2:
+                announce(f"{method}: paused by the portal's operating-time limit; waiting "
+                         f"{delay:.0f} s for it to reset")
             await asyncio.sleep(delay)
