@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,12 +20,17 @@ from b24kit.cli.app import app
 runner = CliRunner()
 
 
+def _serve_cmd(db: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "b24kit", "sandbox", "serve", "--db", str(db), "--limits", "off",
+            *args]
+
+
 @contextmanager
-def served(db: Path, *args: str) -> Iterator[str]:
-    """Start `b24kit sandbox serve` on a free port; yield its webhook URL."""
+def server_process(db: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Start `b24kit sandbox serve` on a free port; yield the process and its webhook URL.
+    Stopped with SIGINT on the way out, unless the test already stopped it."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "b24kit", "sandbox", "serve", "--port", "0", "--db", str(db),
-         "--limits", "off", *args],
+        _serve_cmd(db, "--port", "0", *args),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "COLUMNS": "200"},
     )
@@ -40,13 +46,35 @@ def served(db: Path, *args: str) -> Iterator[str]:
             if not line and proc.poll() is not None:
                 break
         assert url, f"serve printed no webhook URL; stderr: {proc.stderr.read() if proc.stderr else ''}"
-        yield url
+        yield proc, url
     finally:
-        proc.send_signal(signal.SIGINT)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=10)
+            proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.communicate()
+
+
+@contextmanager
+def served(db: Path, *args: str) -> Iterator[str]:
+    """Start `b24kit sandbox serve` on a free port; yield its webhook URL."""
+    with server_process(db, *args) as (_, url):
+        yield url
+
+
+def run_serve(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a `sandbox serve` that is expected to refuse at once; one that serves instead is
+    stopped after a few seconds (and then fails the test's exit-code assertion)."""
+    proc = subprocess.Popen(_serve_cmd(db, *args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_version_and_help() -> None:
@@ -140,3 +168,68 @@ def test_serve_a_csv_as_a_google_sheet(tmp_path: Path) -> None:
         base = url.split("/rest/")[0]
         grid = read_gsheet(gspread_client(endpoint=base), "demo")
     assert grid.rows == [["Клиент", "Телефон"], ["ООО Ромашка", "8 900 123-45-67"]]
+
+
+# ----------------------------------------------------------------- sandbox safety
+def test_busy_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_serve(tmp_path / "s.sqlite", "--port", str(port))
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: port {port} on 127.0.0.1 is in use (another sandbox?); pick another with --port"]
+
+
+def test_unusable_host_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    result = run_serve(tmp_path / "s.sqlite", "--host", "no-such-host.invalid", "--port", "0")
+    assert result.returncode == 3, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot listen on no-such-host.invalid")
+
+
+def test_reset_and_seed_refuse_while_served_and_work_after(tmp_path: Path) -> None:
+    db = tmp_path / "s.sqlite"
+    seed = tmp_path / "seed.yaml"
+    seed.write_text("deals: [{TITLE: Аренда}]\n", encoding="utf-8")
+    with server_process(db) as (proc, url):
+        httpx.post(url + "crm.deal.add", json={"fields": {"TITLE": "kept"}}).raise_for_status()
+        refused = f"error: a sandbox server is using {db} (pid {proc.pid}); stop it first"
+        result = runner.invoke(app, ["sandbox", "reset", "--db", str(db), "--yes"])
+        assert result.exit_code == 2 and result.output.strip() == refused, result.output
+        result = runner.invoke(app, ["sandbox", "seed", str(seed), "--db", str(db)])
+        assert result.exit_code == 2 and result.output.strip() == refused, result.output
+        deals = httpx.post(url + "crm.deal.list").json()
+        assert deals["total"] == 1, "the running server still has its data, in one copy"
+        assert db.exists()
+    result = runner.invoke(app, ["sandbox", "reset", "--db", str(db), "--yes"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["sandbox", "seed", str(seed), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+
+
+def test_second_serve_on_the_same_db_refuses(tmp_path: Path) -> None:
+    db = tmp_path / "s.sqlite"
+    with server_process(db) as (proc, _):
+        second = run_serve(db, "--port", "0")
+        assert second.returncode == 2, (second.returncode, second.stdout, second.stderr)
+        assert second.stderr.strip() == (
+            f"error: a sandbox server is using {db} (pid {proc.pid}); stop it first")
+        with served(tmp_path / "other.sqlite"):
+            pass  # another database is another sandbox: not locked
+        proc.kill()  # even a server that dies without cleaning up frees the database
+        proc.wait(timeout=10)
+    result = runner.invoke(app, ["sandbox", "reset", "--db", str(db), "--yes"])
+    assert result.exit_code == 0, result.output
+
+
+def test_ctrl_c_and_sigterm_stop_cleanly(tmp_path: Path) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with server_process(tmp_path / "s.sqlite") as (proc, _):
+            proc.send_signal(sig)
+            out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, (sig, proc.returncode, err)
+        assert "stopped" in out, (sig, out)
+        assert err == "", (sig, err)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
 
 from b24kit.cli.output import console, emit_json, err, fail
 from b24kit.sandbox import DEFAULT_DB, FaultSpecError, Sandbox, SandboxConfig
+from b24kit.sandbox.db import DatabaseBusy, DatabaseLock
 from b24kit.sandbox.seed import SeedError, apply_seed, load_seed
 
 app = typer.Typer(
@@ -23,6 +28,31 @@ app = typer.Typer(
 DbOption = Annotated[
     str, typer.Option("--db", help="SQLite file of the portal (':memory:' for a throwaway one).")
 ]
+
+
+@contextmanager
+def _locked(db: str, role: str) -> Iterator[None]:
+    """Hold the database's lock for the block, or refuse (exit 2) while another
+    ``serve``, ``reset`` or ``seed`` holds it."""
+    lock = DatabaseLock(db, role)
+    try:
+        lock.acquire()
+    except DatabaseBusy as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot lock {lock.path}: {exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+class _Stop(Exception):
+    """SIGTERM, after the server's graceful shutdown."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
 
 
 def _open(db: str, **kwargs: object) -> Sandbox:
@@ -67,16 +97,25 @@ def serve(
                      "settles, e.g. status-list-pages (repeatable; see docs/sandbox.md)."),
     ] = None,
 ) -> None:
-    """Serve the sandbox portal over HTTP and print its inbound webhook URL.
+    """Serve the sandbox portal over HTTP and print its inbound webhook URL. While it runs
+    it holds the database (DB.lock): reset, seed and a second serve on it refuse. Ctrl+C
+    stops it (exit 0).
 
     Example: b24kit sandbox serve --port 8765 --faults "503=0.1,lost=0.02"
     """
     if limits not in ("standard", "enterprise", "off"):
         raise fail(f"--limits must be standard, enterprise or off, not {limits!r}")
-    sandbox = _open(
-        db, user_id=user_id, token=token, limits=limits, latency_ms=latency_ms, faults=faults,
-        readings=frozenset(reading or ()),
-    )
+    with _locked(db, "serve"):
+        sandbox = _open(db, user_id=user_id, token=token, limits=limits, latency_ms=latency_ms,
+                        faults=faults, readings=frozenset(reading or ()))
+        try:
+            _add_sheets(sandbox, sheet)
+            _run(sandbox, db, host, port, limits)
+        finally:
+            sandbox.close()
+
+
+def _add_sheets(sandbox: Sandbox, sheet: list[str] | None) -> None:
     for item in sheet or []:
         key, sep, path = item.partition("=")
         if not sep:
@@ -84,9 +123,17 @@ def serve(
         from b24kit.migrate.sources import read_csv, read_xlsx
 
         file = Path(path)
-        grid = read_xlsx(file) if file.suffix.lower() == ".xlsx" else read_csv(file)
+        try:
+            grid = read_xlsx(file) if file.suffix.lower() == ".xlsx" else read_csv(file)
+        except (OSError, ValueError) as exc:
+            raise fail(f"--sheet {item!r}: cannot read {file}: "
+                       f"{getattr(exc, 'strerror', None) or exc}") from None
         sandbox.sheets.add(key, file.stem, {grid.worksheet: grid.rows},
                            {grid.worksheet: grid.merges})
+
+
+def _run(sandbox: Sandbox, db: str, host: str, port: int, limits: str) -> None:
+    from b24kit.sandbox.server import ListenError
     from b24kit.sandbox.server import serve as run
 
     def ready(base: str) -> None:
@@ -96,12 +143,22 @@ def serve(
         )
         console.print("Press Ctrl+C to stop.", style="dim")
 
+    # uvicorn stops gracefully on SIGINT/SIGTERM and then raises the signal again: SIGINT
+    # arrives here as KeyboardInterrupt, SIGTERM through this handler.
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         run(sandbox, host, port, ready)
-    except KeyboardInterrupt:
+    except ListenError as exc:
+        if exc.in_use:
+            raise fail(f"{exc} (another sandbox?); pick another with --port") from None
+        raise fail(str(exc), code=3) from None
+    except (KeyboardInterrupt, _Stop):
         pass
+    except OSError as exc:
+        raise fail(f"the sandbox server on {host}:{port} failed: {exc}", code=3) from None
     finally:
-        sandbox.close()
+        signal.signal(signal.SIGTERM, previous)
+    console.print(f"Sandbox portal stopped (db: {db}).", highlight=False)
 
 
 @app.command()
@@ -109,17 +166,21 @@ def reset(
     db: DbOption = DEFAULT_DB,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete every entity of the sandbox portal (the webhook token is kept)."""
+    """Delete every entity of the sandbox portal (the webhook token is kept). Refuses while
+    a `sandbox serve` uses the database: stop the server first."""
     path = Path(db)
     if db != ":memory:" and not path.exists():
         err.print(f"Nothing to reset: {db} does not exist.")
         return
-    if not yes and not typer.confirm(f"Delete all data of the sandbox portal in {db}?"):
-        raise typer.Exit(1)
-    token = Sandbox(SandboxConfig(db=db)).token
-    for suffix in ("", "-wal", "-shm"):
-        Path(db + suffix).unlink(missing_ok=True)
-    Sandbox(SandboxConfig(db=db), token=token).close()
+    with _locked(db, "reset"):
+        if not yes and not typer.confirm(f"Delete all data of the sandbox portal in {db}?"):
+            raise typer.Exit(1)
+        old = Sandbox(SandboxConfig(db=db))
+        token = old.token
+        old.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(db + suffix).unlink(missing_ok=True)
+        Sandbox(SandboxConfig(db=db), token=token).close()
     console.print(f"Sandbox portal in {db} reset.")
 
 
@@ -129,18 +190,20 @@ def seed(
     db: DbOption = DEFAULT_DB,
     format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
 ) -> None:
-    """Load users, deals, contacts, companies and smart-process items from a file."""
+    """Load users, deals, contacts, companies and smart-process items from a file. Refuses
+    while a `sandbox serve` uses the database (seed through its webhook instead, or stop it)."""
     try:
         data = load_seed(file)
     except (OSError, SeedError) as exc:
         raise fail(str(exc)) from exc
-    sandbox = _open(db, limits="off")
-    try:
-        counts = apply_seed(sandbox, data)
-    except Exception as exc:  # noqa: BLE001
-        raise fail(f"{file}: seeding failed: {exc}", code=3) from exc
-    finally:
-        sandbox.close()
+    with _locked(db, "seed"):
+        sandbox = _open(db, limits="off")
+        try:
+            counts = apply_seed(sandbox, data)
+        except Exception as exc:  # noqa: BLE001
+            raise fail(f"{file}: seeding failed: {exc}", code=3) from exc
+        finally:
+            sandbox.close()
     if format == "json":
         emit_json(counts)
     else:

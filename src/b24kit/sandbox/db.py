@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -148,6 +150,72 @@ class Database:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+class DatabaseBusy(Exception):
+    """Another process holds the lock of a sandbox database."""
+
+    def __init__(self, db: str, pid: int | None, role: str) -> None:
+        self.db, self.pid, self.role = db, pid, role
+        who = "a sandbox server" if role == "serve" else f"another `b24kit sandbox {role}`"
+        pid_text = f" (pid {pid})" if pid else ""
+        advice = "stop it first" if role == "serve" else "wait for it to finish"
+        super().__init__(f"{who} is using {db}{pid_text}; {advice}")
+
+
+class DatabaseLock:
+    """An exclusive lock on a sandbox database file: ``flock`` on ``<db>.lock``, which names
+    the holder (pid and command). Whoever deletes or rewrites the files (``serve`` for its
+    life, ``reset`` and ``seed`` while they run) holds it; the OS frees it when the holder
+    dies. The lock file itself is never deleted: unlinking it would let two processes each
+    lock a different file. ``:memory:`` needs no lock."""
+
+    def __init__(self, db: str, role: str) -> None:
+        self.db = db
+        self.role = role
+        self.path = Path(db + ".lock")
+        self._file: Any = None
+
+    def acquire(self) -> DatabaseLock:
+        """Take the lock at once or raise :class:`DatabaseBusy`."""
+        if self.db == ":memory:" or sys.platform == "win32" or self._file is not None:
+            return self
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115  held for the lock's life
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            file.seek(0)
+            pid_text, _, role = file.read().strip().partition(" ")
+            file.close()
+            raise DatabaseBusy(self.db, int(pid_text) if pid_text.isdigit() else None,
+                               role or "serve") from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"{os.getpid()} {self.role}\n")
+        file.flush()
+        self._file = file
+        return self
+
+    def release(self) -> None:
+        if self._file is None or sys.platform == "win32":
+            return
+        import fcntl
+
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.flush()
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        self._file.close()
+        self._file = None
+
+    def __enter__(self) -> DatabaseLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def dumps(value: Any) -> str:

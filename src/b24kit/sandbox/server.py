@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +13,36 @@ from dataclasses import dataclass
 import uvicorn
 
 from b24kit.sandbox.app import Sandbox
+
+
+class ListenError(Exception):
+    """The server could not listen; ``in_use`` when another process has the port."""
+
+    def __init__(self, message: str, *, in_use: bool = False) -> None:
+        super().__init__(message)
+        self.in_use = in_use
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """Bind ``host:port`` (0 = any free port) before the server starts, so that a busy
+    port or an unknown interface is a :class:`ListenError`, not uvicorn's ``sys.exit``."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ListenError(
+            f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ListenError(f"port {port} on {host} is in use", in_use=True) from None
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _config(sandbox: Sandbox, host: str, port: int) -> uvicorn.Config:
@@ -27,23 +59,31 @@ def serve(
     port: int = 8765,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve in the foreground until interrupted; ``on_ready`` gets the base URL once
-    the socket is bound (so ``port=0`` reports the port it got)."""
+    """Serve in the foreground until interrupted (SIGINT or SIGTERM: a graceful stop, then
+    :class:`KeyboardInterrupt`); ``on_ready`` gets the base URL once the socket is bound
+    (so ``port=0`` reports the port it got). A port that cannot be had is a
+    :class:`ListenError` before anything starts."""
+    sock = listen_socket(host, port)
 
     async def run() -> None:
         server = uvicorn.Server(_config(sandbox, host, port))
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             if task.done():
                 await task
-                raise RuntimeError(f"sandbox server failed to start on {host}:{port}")
+                raise ListenError(f"the sandbox server failed to start on {host}:{port}")
             await asyncio.sleep(0.01)
-        bound = server.servers[0].sockets[0].getsockname()[1]
         if on_ready is not None:
-            on_ready(f"http://{host}:{bound}")
+            on_ready(f"http://{host}:{sock.getsockname()[1]}")
         await task
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except SystemExit as exc:  # uvicorn's way to say that it could not start
+        raise ListenError(f"the sandbox server failed to start on {host}:{port} "
+                          f"(exit {exc.code})") from None
+    finally:
+        sock.close()
 
 
 @dataclass
@@ -59,13 +99,15 @@ class RunningServer:
 
 def start_in_thread(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
     """Start on a loopback port (0 = any free one) and return once it accepts connections."""
+    sock = listen_socket(host, port)
     server = uvicorn.Server(_config(sandbox, host, port))
     server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])),
+                              daemon=True)
     thread.start()
     while not server.started:
         if not thread.is_alive():
-            raise RuntimeError(f"sandbox server failed to start on {host}:{port}")
+            sock.close()
+            raise ListenError(f"the sandbox server failed to start on {host}:{port}")
         threading.Event().wait(0.01)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    return RunningServer(server, thread, f"http://{host}:{bound}")
+    return RunningServer(server, thread, f"http://{host}:{sock.getsockname()[1]}")
