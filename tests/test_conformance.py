@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from b24kit.cli.app import app
 from b24kit.portal.conformance import ASSUMPTIONS, Report, run_conformance
-from b24kit.sandbox import Sandbox
+from b24kit.sandbox import Faults, Sandbox
 from b24kit.sandbox.readings import READINGS
 from b24kit.sandbox.server import start_in_thread
 from tests.clients import client_for
@@ -126,3 +126,41 @@ def test_cli_refuses_to_write_without_yes_and_checks_names() -> None:
     listed = runner.invoke(app, ["portal", "conformance", "--list", "--format", "json"])
     assert listed.exit_code == 0
     assert [row["id"] for row in json.loads(listed.stdout)] == [a.id for a in ASSUMPTIONS]
+
+
+class Scripted(Faults):
+    """One fault per request, in order, then none."""
+
+    def __init__(self, kinds: list[str | None]) -> None:
+        super().__init__({"lost": 1.0})
+        self.queue = list(kinds)
+
+    def draw(self) -> str | None:
+        return self.queue.pop(0) if self.queue else None
+
+
+def test_a_failed_set_up_is_reported_and_everything_made_is_removed() -> None:
+    """The 7th request of the set-up is crm.type.add: it runs, its answer is lost. The run
+    says so, checks nothing, and the clean-up finds the smart process by its name."""
+    box = Sandbox(limits="off")
+    box.faults = Scripted([None] * 6 + ["lost"])
+    report = conform(box)
+    assert report.setup_error and "crm.type.add" in report.setup_error
+    assert report.results == [] and report.cleanup == []
+    assert leftovers(box) == [], "what was made without an answer is found by name"
+
+
+def test_cli_exit_3_when_the_set_up_fails() -> None:
+    box = Sandbox(limits="off", scopes=("crm",))  # no userfieldconfig: set-up stops there
+    server = start_in_thread(box)
+    try:
+        result = CliRunner().invoke(app, ["portal", "conformance", "-p",
+                                          box.webhook_url(server.base_url), "--yes"])
+    finally:
+        server.stop()
+    assert result.exit_code == 3, result.output
+    assert "the set-up failed, nothing was checked" in result.output
+    assert "everything it made was removed" in result.output
+    assert box.call("crm.category.list", {"entityTypeId": 2})["categories"][1:] == []
+    assert box.call("crm.type.list", {})["types"] == []
+    assert box.call("crm.deal.list", {}) == []

@@ -28,8 +28,9 @@ def test_php_bracket_forms() -> None:
 
 def test_scalars_and_empties() -> None:
     assert build_query({"a": True, "b": False, "c": None}) == "a=1&b=0&c="
-    assert build_query({"a": []}) == "a%5B%5D="
-    assert parse_query("a%5B%5D=")["a"] == {"0": ""}
+    assert build_query({"a": [], "f": {}, "b": 1}) == "b=1", \
+        "empty arrays are left out, as PHP's http_build_query does"
+    assert parse_query("a%5B%5D=")["a"] == {"0": ""}, "because key[]= is [0 => ''] in PHP"
 
 
 @pytest.mark.parametrize(

@@ -441,3 +441,24 @@ def test_list_values_survive_a_replacing_enum_update(
             "id"
         ]
     )
+
+
+def test_a_clients_smart_process_of_the_same_title_is_never_taken_over(tmp_path: Path) -> None:
+    """A smart process made in the UI has no code. One with a blueprint's title may be the
+    client's own: plan refuses to create a second one and says how to adopt it; nothing is
+    changed on it."""
+    box = Sandbox(limits="off")
+    theirs = box.call("crm.type.add", {"fields": {"title": "Подрядчики"}})["type"]
+    box.call("userfieldconfig.add", {"moduleId": "crm", "field": {
+        "entityId": f"CRM_{theirs['id']}", "fieldName": f"UF_CRM_{theirs['id']}_OWN",
+        "userTypeId": "string"}})
+    result = plan(box, blueprint(tmp_path), prune=True)
+    [refused] = [c for c in result.changes if c.refused]
+    assert refused.address == "contractors" and f"id={theirs['id']}" in refused.refused
+    assert not apply(box, blueprint(tmp_path), prune=True).ok
+    kept = box.call("crm.type.get", {"id": theirs["id"]})["type"]
+    assert (kept["code"], kept["title"]) == ("", "Подрядчики"), "not renamed, not coded"
+    fields = box.call("userfieldconfig.list", {"moduleId": "crm", "filter": {
+        "entityId": f"CRM_{theirs['id']}"}})["fields"]
+    assert [f["fieldName"] for f in fields] == [f"UF_CRM_{theirs['id']}_OWN"]
+    assert [t["title"] for t in box.call("crm.type.list", {})["types"]].count("Подрядчики") == 1

@@ -36,16 +36,11 @@ def _scalar(value: Any) -> str:
 
 def _pairs(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
     if isinstance(value, Mapping):
-        if not value:
-            out.append((prefix + "[]" if prefix else "", ""))
-            return
+        # An empty map or list is left out, as PHP's http_build_query does: ``key[]=``
+        # would reach the portal as ``[0 => ""]``, a filter on a field named "0".
         for key, sub in value.items():
             _pairs(f"{prefix}[{key}]" if prefix else str(key), sub, out)
     elif isinstance(value, (list, tuple)):
-        if not value:
-            # An empty list is sent as ``key[]=`` so the portal sees an empty array.
-            out.append((prefix + "[]", ""))
-            return
         for index, sub in enumerate(value):
             _pairs(f"{prefix}[{index}]", sub, out)
     else:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from b24kit.blueprint.model import Blueprint, CustomField, Pipeline, SmartProcess, Stage
-from b24kit.client import Command
+from b24kit.client import Command, Ref
 from b24kit.portal.snapshot import FieldSnap, PipelineSnap, Snapshot, SpaSnap
 
 ORIGINATOR = "b24kit"
@@ -90,11 +90,18 @@ class Plan:
 
 def usage_query(etid: int, flt: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """A list call whose ``total`` says how many items would be affected."""
+    # an empty filter is left out: in a batch it would travel as an empty PHP array,
+    # which a strict portal reads as a filter on field "0"
     if etid == 2:
-        return "crm.deal.list", {"filter": flt, "select": ["ID"], "start": 0}
+        params: dict[str, Any] = {"select": ["ID"], "start": 0}
+        if flt:
+            params["filter"] = flt
+        return "crm.deal.list", params
     camel = {"STAGE_ID": "stageId", "CATEGORY_ID": "categoryId"}
-    return "crm.item.list", {"entityTypeId": etid, "select": ["id"], "start": 0,
-                             "filter": {camel[k]: v for k, v in flt.items()}}
+    params = {"entityTypeId": etid, "select": ["id"], "start": 0}
+    if flt:
+        params["filter"] = {camel[k]: v for k, v in flt.items()}
+    return "crm.item.list", params
 
 
 def same_setting(have: Any, want: Any) -> bool:
@@ -117,19 +124,16 @@ class _Differ:
         self.options = options
         self.usage = usage  # STATUS_ID or "pipeline:<etid>:<id>" -> items in it
         # crm.type.add may not keep code (it is not in crm-type-add.md's table; docs/sandbox.md
-        # "type-add-drops-code"): a smart process with no code and the title of a blueprint's
-        # one that the portal lacks is that one, adopted (its code is set), never made twice
-        self.adopted: dict[int, SpaSnap] = {}
-        self._by_code: dict[str, SpaSnap] = {}
+        # "type-add-drops-code"), so a create is followed by crm.type.update of the code. A
+        # smart process with no code and a blueprint's title may be ours from a portal that
+        # kept neither, or the client's own: it is never taken over silently; the create is
+        # refused until someone gives it its code or renames it (spa_twins).
+        self.spa_twins: dict[str, list[SpaSnap]] = {}
         for sp in bp.smart_processes:
-            found = snap.spa_by_code(sp.code)
-            if found is None:
-                found = next((s for s in snap.spas if not s.code and s.title == sp.title
-                              and s.id not in self.adopted), None)
-                if found is not None:
-                    self.adopted[found.id] = found
-            if found is not None:
-                self._by_code[sp.code] = found
+            if snap.spa_by_code(sp.code) is None:
+                twins = [s for s in snap.spas if not s.code and s.title == sp.title]
+                if twins:
+                    self.spa_twins[sp.code] = twins
         self.changes: list[Change] = []
         self.seq = 0
 
@@ -527,7 +531,7 @@ class _Differ:
 
     # ---------------------------------------------------------- smart processes
     def spa(self, code: str) -> SpaSnap | None:
-        return self._by_code.get(code) or self.snap.spa_by_code(code)
+        return self.snap.spa_by_code(code)
 
     def relation_etids(self, codes: list[str]) -> tuple[list[int], str | None]:
         out = []
@@ -553,7 +557,6 @@ class _Differ:
             wanted.add(sp.code)
             group = f"smart process {sp.code} «{sp.title}»"
             have = self.spa(sp.code)
-            adopt = have is not None and have.code != sp.code
             parents, wait_p = self.relation_etids(sp.relations.parents)
             children, wait_c = self.relation_etids(sp.relations.children)
             relations = {"parent": [{"entityTypeId": e, "isChildrenListEnabled": "true"}
@@ -568,17 +571,29 @@ class _Differ:
                                 {"title": sp.title, "switches": sp.switches.model_dump(),
                                  "parents": sp.relations.parents,
                                  "children": sp.relations.children})
-                change.commands = [Command("crm.type.add", {"fields": fields},
-                                           name=self.name(f"spa_{sp.code}"))]
+                add = self.name(f"spa_{sp.code}")
+                twins = self.spa_twins.get(sp.code)
+                if twins:
+                    ids = ", ".join(str(t.id) for t in twins)
+                    change.refused = (
+                        f"the portal has a smart process «{sp.title}» without a code (id {ids}):"
+                        f" if it is this one, give it the code: b24kit call crm.type.update "
+                        f"id={twins[0].id} fields.code={sp.code}; if not, rename one of them")
+                else:
+                    change.commands = [
+                        Command("crm.type.add", {"fields": fields}, name=add),
+                        # crm.type.add may not keep code (crm-type-add.md's table lacks it):
+                        # set it again, so the smart process is found by code next time
+                        Command("crm.type.update", {"id": Ref(add, ("type", "id")),
+                                                    "fields": {"code": sp.code}},
+                                name=self.name(f"spa_code_{sp.code}")),
+                    ]
                 self.changes.append(change)
                 self.pipelines(None, f"smart process {sp.code}", sp.pipelines, [], None)
                 self.fields(f"smart process {sp.code}", sp.fields, [], None, spa_pending=True)
                 continue
             attrs: dict[str, Any] = {}
             update: dict[str, Any] = {}
-            if adopt:
-                attrs["code"] = [None, sp.code]
-                update["code"] = sp.code
             if have.title != sp.title:
                 attrs["title"] = [have.title, sp.title]
                 update["title"] = sp.title
@@ -603,7 +618,7 @@ class _Differ:
             self.fields(f"smart process {sp.code}", sp.fields, have.fields, have, False)
         if self.options.prune:
             for have in self.snap.spas:
-                if have.code in wanted or have.id in self.adopted:
+                if have.code in wanted:
                     continue
                 change = Change("delete", "smart_process", f"smart process «{have.title}» "
                                 "(not in the blueprint)", have.code or f"#{have.id}",

@@ -17,8 +17,10 @@ returns the same shape the create would have returned. Keys by method:
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from b24kit.encoding import as_list
@@ -134,12 +136,21 @@ def derive_key(method: str, params: Mapping[str, Any]) -> LookupKey | None:
         if not fields.get("code"):
             return None
         code, title = str(fields["code"]), str(fields.get("title") or "")
+        # crm.type.add may not keep code (crm-type-add.md's table omits it): then ours is
+        # a type with no code and our title made since just before the command was sent.
+        # A client's own type of that title is older, and never taken for ours.
+        since = time.time() - 300  # allows for the portal's clock being behind ours
 
         def same_type(row: Mapping[str, Any]) -> bool:
-            # crm.type.add may not keep code (crm-type-add.md's table omits it): then the
-            # type we made is the newest one with no code and our title
-            return str(row.get("code") or "") == code or (
-                not row.get("code") and bool(title) and str(row.get("title")) == title)
+            if str(row.get("code") or "") == code:
+                return True
+            if row.get("code") or not title or str(row.get("title")) != title:
+                return False
+            try:
+                made = datetime.fromisoformat(str(row.get("createdTime"))).timestamp()
+            except ValueError:
+                return False
+            return made >= since
 
         return LookupKey("crm.type.list", {"order": {"id": "DESC"}},
                          _wrapped("types", "type", same_type), f"code={code}")
@@ -169,14 +180,25 @@ def derive_key(method: str, params: Mapping[str, Any]) -> LookupKey | None:
     return None
 
 
-def _absent(id_key: str, wanted: Any, list_key: str | None = None
+def _absent(id_key: str, wanted: Any, list_key: str | None = None, filtered: bool = True
             ) -> Callable[[Any], Any | None]:
-    """True when no returned row has the id (filters are checked, not trusted); None when
-    the thing is still there."""
+    """True when a well-formed answer has no row with the id; None (not known to be gone)
+    when the thing is there, the answer is malformed, or a filter was ignored."""
     def extract(result: Any) -> Any | None:
-        rows = (result.get(list_key, []) if isinstance(result, Mapping) else []
-                ) if list_key else as_list(result)
-        return None if any(str(r.get(id_key)) == str(wanted) for r in rows) else True
+        if list_key:
+            if not isinstance(result, Mapping) or not isinstance(result.get(list_key), list):
+                return None
+            rows = result[list_key]
+        elif isinstance(result, list):
+            rows = result
+        else:
+            return None
+        ids = [str(r.get(id_key)) for r in rows if isinstance(r, Mapping)]
+        if str(wanted) in ids:
+            return None
+        if filtered and ids:
+            return None  # rows of other ids: the filter was not applied, nothing is known
+        return True
 
     return extract
 
@@ -208,7 +230,7 @@ def absence_probe(method: str, params: Mapping[str, Any]) -> LookupKey | None:
     if name == "crm.category.delete":
         # crm-category-list.md documents no filter: the whole list of the entity
         return LookupKey("crm.category.list", {"entityTypeId": params.get("entityTypeId")},
-                         _absent("id", ident, "categories"), f"{name} {ident}")
+                         _absent("id", ident, "categories", filtered=False), f"{name} {ident}")
     if name == "crm.type.delete":
         return LookupKey("crm.type.list", {"filter": {"id": ident}},
                          _absent("id", ident, "types"), f"{name} {ident}")

@@ -205,8 +205,11 @@ async def _offset(
         yield row
     if progress:
         progress(len(rows), total)
-    if total is None or first.next is None:
+    if first.next is None:
         return
+    if total is None:  # more pages, and no count to check them against
+        raise IncompleteRead(f"{method}: the portal says there is more (next={first.next}) "
+                             "but not how much (no total)")
     starts = list(range(PAGE, total, PAGE))
     seen = len(rows)
     for chunk in range(0, len(starts), PAGE):

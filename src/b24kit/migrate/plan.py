@@ -335,7 +335,9 @@ async def read_markers(client: B24Client, entity_type: str, ids: list[int]) -> s
             else:
                 take(batch.result.get(name))
 
-    await asyncio.gather(*(chunk(ids[i:i + 50]) for i in range(0, len(ids), 50)))
+    async with asyncio.TaskGroup() as group:  # the first failure cancels the rest
+        for i in range(0, len(ids), 50):
+            group.create_task(chunk(ids[i:i + 50]))
     return markers
 
 

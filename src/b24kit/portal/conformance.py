@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from b24kit.client import B24Client, B24Error
+from b24kit.client import B24Client, B24Error, read_all
 from b24kit.client.address import WebhookAddress
 from b24kit.client.auth import OAuthAuth, WebhookAuth
 from b24kit.encoding import as_list
@@ -56,6 +56,7 @@ class Scratch:
     spa_etid: int | None = None
     spa_code_sent: str = ""
     field_id: int | None = None
+    pipeline2: int | None = None  # a second pipeline, for moving a deal between them
     spa2_id: int | None = None  # a second smart process with a field of its own
     field_name: str = ""
     made: list[str] = field(default_factory=list)
@@ -108,6 +109,7 @@ class Report:
     portal: str
     results: list[Result]
     cleanup: list[str]  # what could not be removed; empty when all is gone
+    setup_error: str = ""  # the set-up failed: no check ran
 
     @property
     def differs(self) -> list[Result]:
@@ -116,6 +118,7 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {
             "portal": self.portal,
+            "setup_error": self.setup_error,
             "held": len(self.results) - len(self.differs),
             "differs": len(self.differs),
             "cleanup_left": self.cleanup,
@@ -223,10 +226,11 @@ async def _scope_status(client: B24Client, s: Scratch) -> Seen:
         if scope in granted:
             continue
         status, body = await client.raw(method, {"moduleId": "crm"})
-        if body.get("error") == "ERROR_METHOD_NOT_FOUND":
-            continue  # the portal does not have it: try another
-        ok = status == 403 and body.get("error") == "insufficient_scope"
-        return Seen(ok, f"{method} without the {scope} scope: {_error(status, body)}")
+        if str(body.get("error", "")).lower() != "insufficient_scope":
+            # answered (user.get also works with user_brief), or another error: this method
+            # tells nothing about the scope; try another
+            continue
+        return Seen(status == 403, f"{method} without the {scope} scope: {_error(status, body)}")
     return Seen(True, "not checked: the webhook has every scope tried", checked=False)
 
 
@@ -276,7 +280,11 @@ async def _new_pipeline_stages(client: B24Client, s: Scratch) -> Seen:
     )
     prefix = f"C{s.pipeline}:"
     codes = [str(r["STATUS_ID"]) for r in rows]
-    template = [c.removeprefix(prefix) for c in codes if c not in _our_stages(s)]
+    template = [
+        c.removeprefix(prefix)
+        for c in codes
+        if not c.removeprefix(prefix).startswith(("CONF", "B24KIT"))  # the run's own
+    ]
     ok = all(c.startswith(prefix) for c in codes) and template == DEAL_TEMPLATE
     return Seen(ok, ", ".join(codes))
 
@@ -288,6 +296,21 @@ def _our_stages(s: Scratch) -> tuple[str, str]:
 
 
 async def _stage_id_cut(client: B24Client, s: Scratch) -> Seen:
+    status, body = await client.raw(
+        "crm.status.add",
+        {
+            "fields": {
+                "ENTITY_ID": f"DEAL_STAGE_{s.pipeline}",
+                "STATUS_ID": LONG_STAGE,
+                "NAME": "LONG",
+                "SORT": 16,
+            }
+        },
+    )
+    if "error" in body:  # crm-status-add.md: "max length depends on the pipeline id"
+        return Seen(
+            False, f"a {len(LONG_STAGE)}-character code was refused: " + _error(status, body)
+        )
     rows = as_list(
         await client.call("crm.status.list", {"filter": {"ENTITY_ID": f"DEAL_STAGE_{s.pipeline}"}})
     )
@@ -323,6 +346,13 @@ async def _spa_stage_prefix(client: B24Client, s: Scratch) -> Seen:
 async def _type_keeps_code(client: B24Client, s: Scratch) -> Seen:
     full = (await client.call("crm.type.get", {"id": s.spa_id}))["type"]
     return Seen(full.get("code") == s.spa_code_sent, f"code {full.get('code')!r}")
+
+
+async def _type_update_sets_code(client: B24Client, s: Scratch) -> Seen:
+    wanted = f"{s.spa_code_sent}_u"
+    await client.call("crm.type.update", {"id": s.spa2_id, "fields": {"code": wanted}})
+    full = (await client.call("crm.type.get", {"id": s.spa2_id}))["type"]
+    return Seen(full.get("code") == wanted, f"code after the update {full.get('code')!r}")
 
 
 async def _uf_enum_needs_type(client: B24Client, s: Scratch) -> Seen:
@@ -376,7 +406,7 @@ async def _uf_list_full(client: B24Client, s: Scratch) -> Seen:
         (
             await client.call(
                 "userfieldconfig.list",
-                {"moduleId": "crm", "filter": {"entityId": f"CRM_{s.spa_id}"}},
+                {"moduleId": "crm", "filter": {"id": s.field_id}},
             )
         ).get("fields")
     )
@@ -474,8 +504,8 @@ async def _item_shape(client: B24Client, s: Scratch) -> Seen:
 
 
 async def _category_immutable(client: B24Client, s: Scratch) -> Seen:
-    deal = s.deals[1]
-    await client.call("crm.deal.update", {"id": deal, "fields": {"CATEGORY_ID": 0}})
+    deal = s.deals[1]  # asked to move to the run's second pipeline, never a client's one
+    await client.call("crm.deal.update", {"id": deal, "fields": {"CATEGORY_ID": s.pipeline2}})
     after = await client.call("crm.deal.get", {"id": deal})
     return Seen(
         after.get("CATEGORY_ID") == str(s.pipeline),
@@ -605,6 +635,13 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         settled=False,
     ),
     Assumption(
+        "type-update-sets-code",
+        "crm.type.update sets code",
+        "crm-type-update.md (its example carries code); crm-type-fields.md",
+        "the code sent",
+        _type_update_sets_code,
+    ),
+    Assumption(
         "uf-update-enum-needs-type",
         "userfieldconfig.update applies enum only with userTypeId enumeration",
         "crm/universal/userfieldconfig/userfieldconfig-update.md",
@@ -686,41 +723,55 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
 
 
 # --------------------------------------------------------------------- set-up, clean-up
+def _name(s: Scratch) -> str:
+    return f"b24kit-conformance-{s.tag}"
+
+
 async def _set_up(client: B24Client, s: Scratch) -> None:
-    name = f"b24kit-conformance-{s.tag}"
-    cat = await client.call(
-        "crm.category.add", {"entityTypeId": 2, "fields": {"name": name, "sort": 99999}}
-    )
-    s.pipeline = int(cat["category"]["id"])
-    s.made.append(f"deal pipeline {s.pipeline} «{name}»")
-    for code in ("CONF", LONG_STAGE):
-        await client.call(
-            "crm.status.add",
-            {
-                "fields": {
-                    "ENTITY_ID": f"DEAL_STAGE_{s.pipeline}",
-                    "STATUS_ID": code,
-                    "NAME": code,
-                    "SORT": 15,
-                }
-            },
+    """Make the throwaway entities. Each id is kept as soon as it is known; what was made
+    without an answer is found by its name in the clean-up."""
+    name = _name(s)
+    no_events = {"REGISTER_SONET_EVENT": "N"}  # crm-deal-add.md: no feed entries
+    for attr, label in (("pipeline", name), ("pipeline2", f"{name} 2")):
+        cat = await client.call(
+            "crm.category.add", {"entityTypeId": 2, "fields": {"name": label, "sort": 99999}}
         )
+        setattr(s, attr, int(cat["category"]["id"]))
+        s.made.append(f"deal pipeline {cat['category']['id']} «{label}»")
+    await client.call(
+        "crm.status.add",
+        {
+            "fields": {
+                "ENTITY_ID": f"DEAL_STAGE_{s.pipeline}",
+                "STATUS_ID": "CONF",
+                "NAME": "CONF",
+                "SORT": 15,
+            }
+        },
+    )
     batch = await client.batch(
         {
             f"d{i}": (
                 "crm.deal.add",
-                {"fields": {"TITLE": f"{name} {i}", "CATEGORY_ID": s.pipeline}},
+                {
+                    "fields": {"TITLE": f"{name} {i}", "CATEGORY_ID": s.pipeline},
+                    "params": no_events,
+                },
             )
             for i in range(50)
         }
     )
+    s.deals = [int(batch.result[f"d{i}"]) for i in range(50) if f"d{i}" in batch.result]
     if batch.error:
         raise next(iter(batch.error.values()))
-    s.deals = [int(batch.result[f"d{i}"]) for i in range(50)]
     s.deals.append(
         int(
             await client.call(
-                "crm.deal.add", {"fields": {"TITLE": f"{name} 50", "CATEGORY_ID": s.pipeline}}
+                "crm.deal.add",
+                {
+                    "fields": {"TITLE": f"{name} 50", "CATEGORY_ID": s.pipeline},
+                    "params": no_events,
+                },
             )
         )
     )
@@ -778,68 +829,99 @@ async def _set_up(client: B24Client, s: Scratch) -> None:
     )
 
 
+async def _ours(
+    client: B24Client, s: Scratch, known: bool = True
+) -> tuple[list[int], list[int], list[int]]:
+    """What is on the portal under this run's name: deal pipelines, smart processes, and
+    the deals in those pipelines (found by name, so that what was made without an answer
+    is found too). Every list is read whole."""
+    name = _name(s)
+    cats = [
+        int(c["id"])
+        for c in await read_all(client, "crm.category.list", {"entityTypeId": 2})
+        if str(c.get("name", "")).startswith(name)
+    ]
+    if known:  # the ids set-up recorded, in case a name was changed
+        cats = sorted({*cats, *(c for c in (s.pipeline, s.pipeline2) if c is not None)})
+    types = [
+        int(t["id"])
+        for t in await read_all(client, "crm.type.list", {"order": {"id": "ASC"}})
+        if str(t.get("title", "")).startswith(name)
+    ]
+    deals = (
+        [
+            int(d["ID"])
+            for d in await read_all(
+                client, "crm.deal.list", {"filter": {"@CATEGORY_ID": cats}, "select": ["ID"]}
+            )
+        ]
+        if cats
+        else []
+    )
+    return cats, types, deals
+
+
 async def _clean_up(client: B24Client, s: Scratch) -> list[str]:
-    """Remove what the run made, then read back; returns what is still there."""
+    """Remove what the run made, then read back; returns what is still there (or why the
+    read-back failed). Every step runs whatever the one before it did."""
 
     async def attempt(method: str, params: dict[str, Any]) -> None:
         with contextlib.suppress(B24Error):  # judged by reading back below
             await client.call(method, params)
 
-    for chunk in range(0, len(s.deals), 50):
-        await client.batch(
-            {f"x{d}": ("crm.deal.delete", {"id": d}) for d in s.deals[chunk : chunk + 50]}
-        )
-    if s.field_id is not None:
-        await attempt("userfieldconfig.delete", {"moduleId": "crm", "id": s.field_id})
-    if s.spa2_id is not None:
-        rows = as_list(
-            (
-                await client.call(
-                    "userfieldconfig.list",
-                    {"moduleId": "crm", "filter": {"entityId": f"CRM_{s.spa2_id}"}},
-                )
-            ).get("fields")
-        )
-        for row in rows:
-            if row.get("entityId") == f"CRM_{s.spa2_id}":
-                await attempt("userfieldconfig.delete", {"moduleId": "crm", "id": row["id"]})
-        await attempt("crm.type.delete", {"id": s.spa2_id})
-    if s.spa_id is not None:
-        await attempt("crm.type.delete", {"id": s.spa_id})
-    if s.pipeline is not None:
-        await attempt("crm.category.delete", {"entityTypeId": 2, "id": s.pipeline})
-    left: list[str] = []
-    if s.deals:
-        rows = as_list(
-            await client.call("crm.deal.list", {"filter": {"@ID": s.deals}, "select": ["ID"]})
-        )
-        if rows:
-            left.append(f"{len(rows)} deal(s): {', '.join(str(r['ID']) for r in rows)}")
-    types = as_list((await client.call("crm.type.list", {})).get("types"))
-    for spa in (s.spa_id, s.spa2_id):
-        if spa is not None and any(int(t["id"]) == spa for t in types):
-            left.append(f"smart process {spa}")
-    if s.pipeline is not None:
-        cats = as_list(
-            (await client.call("crm.category.list", {"entityTypeId": 2})).get("categories")
-        )
-        if any(int(c["id"]) == s.pipeline for c in cats):
-            left.append(f"deal pipeline {s.pipeline}")
+    try:
+        cats, types, deals = await _ours(client, s)
+    except B24Error:
+        cats = [c for c in (s.pipeline, s.pipeline2) if c is not None]
+        types = [t for t in (s.spa_id, s.spa2_id) if t is not None]
+        deals = list(s.deals)
+    for chunk in range(0, len(deals), 50):
+        with contextlib.suppress(B24Error):
+            await client.batch(
+                {f"x{d}": ("crm.deal.delete", {"id": d}) for d in deals[chunk : chunk + 50]}
+            )
+    for spa in types:
+        with contextlib.suppress(B24Error):
+            rows = as_list(
+                (
+                    await client.call(
+                        "userfieldconfig.list",
+                        {"moduleId": "crm", "filter": {"entityId": f"CRM_{spa}"}},
+                    )
+                ).get("fields")
+            )
+            for row in rows:
+                if row.get("entityId") == f"CRM_{spa}":
+                    await attempt("userfieldconfig.delete", {"moduleId": "crm", "id": row["id"]})
+        await attempt("crm.type.delete", {"id": spa})
+    for cat in cats:
+        await attempt("crm.category.delete", {"entityTypeId": 2, "id": cat})
+    try:
+        cats, types, deals = await _ours(client, s, known=False)
+    except B24Error as exc:
+        return [f"could not read back what is left ({_short(str(exc), 200)})"]
+    left = [f"{len(deals)} deal(s): {', '.join(map(str, deals[:20]))}"] if deals else []
+    left += [f"smart process {t}" for t in types] + [f"deal pipeline {c}" for c in cats]
     return left
 
 
 async def run_conformance(
     client: B24Client, *, tag: str | None = None, only: list[str] | None = None
 ) -> Report:
-    """Run every assumption's check (or those named in ``only``) in throwaway entities."""
+    """Run every assumption's check (or those named in ``only``) in throwaway entities.
+    A failed set-up is reported (``Report.setup_error``), never raised past the clean-up."""
     known = {a.id for a in ASSUMPTIONS}
     unknown = [name for name in only or [] if name not in known]
     if unknown:
         raise ValueError(f"unknown assumption {unknown[0]!r}; known: {', '.join(sorted(known))}")
     scratch = Scratch(tag or secrets.token_hex(3))
     results: list[Result] = []
+    setup_error = ""
     try:
         await _set_up(client, scratch)
+    except B24Error as exc:
+        setup_error = _short(str(exc), 300)
+    if not setup_error:
         for assumption in ASSUMPTIONS:
             if only and assumption.id not in only:
                 continue
@@ -848,6 +930,5 @@ async def run_conformance(
             except B24Error as exc:
                 seen = Seen(False, f"failed: {_short(str(exc), 200)}")
             results.append(Result(assumption, seen.held, seen.seen, seen.checked))
-    finally:
-        left = await _clean_up(client, scratch)
-    return Report(client.portal, results, left)
+    left = await _clean_up(client, scratch)
+    return Report(client.portal, results, left, setup_error)

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from b24kit.client import B24Client, BatchResult
+from b24kit.client.errors import IncompleteRead
 from b24kit.client.paging import read_all
 from b24kit.encoding import as_list
 
@@ -184,7 +185,8 @@ def _need_get(row: dict[str, Any]) -> bool:
     the list shows no ``enum`` and no labels (docs/sandbox.md, "uf-list-bare")."""
     if "editFormLabel" not in row:
         return True
-    return row.get("userTypeId") == "enumeration" and "enum" not in row
+    return row.get("userTypeId") == "enumeration" and not (
+        isinstance(row.get("enum"), list) and row["enum"])
 
 
 async def _spa_fields(client: B24Client, rows: list[dict[str, Any]],
@@ -200,10 +202,13 @@ async def _spa_fields(client: B24Client, rows: list[dict[str, Any]],
         if got.error:
             raise next(iter(got.error.values()))
         for r in group:
-            full = got.result[f"g{r['id']}"]
+            full = got.result.get(f"g{r['id']}")
             field_row = full.get("field") if isinstance(full, dict) else None
             if not isinstance(field_row, dict) or str(field_row.get("entityId")) != entity_id:
-                continue
+                # never go on with a field whose values are unknown: the plan would send
+                # them all again (duplicates) or, on a replacing portal, delete them
+                raise IncompleteRead(f"userfieldconfig.get {r['id']}: no field of {entity_id} "
+                                     "in the answer")
             r.clear()
             r.update(field_row)
     return mine
@@ -213,7 +218,8 @@ async def read_snapshot(client: B24Client) -> Snapshot:
     start = client.requests
     first_cmds: dict[str, tuple[str, dict[str, Any]]] = {
         "cats": ("crm.category.list", {"entityTypeId": 2}),
-        "statuses": ("crm.status.list", {"order": {"SORT": "ASC"}}),
+        # by ID: a stable order across pages (many rows share a SORT); stages are sorted here
+        "statuses": ("crm.status.list", {"order": {"ID": "ASC"}}),
         **{f"uf_{lang}": ("crm.deal.userfield.list", {"filter": {"LANG": lang}})
            for lang in LANGS},
         "types": ("crm.type.list", {"order": {"id": "ASC"}}),
