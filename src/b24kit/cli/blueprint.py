@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,8 +16,20 @@ from b24kit.blueprint.loader import BlueprintError, load_blueprint
 from b24kit.blueprint.model import Blueprint, json_schema
 from b24kit.blueprint.plan import Change, Plan, PlanOptions
 from b24kit.blueprint.svg import render_svg
-from b24kit.cli.common import FormatOption, PlanOption, PortalOption, open_portal, run_portal
-from b24kit.cli.output import console, emit_json, err, fail, row_progress
+from b24kit.cli.common import (
+    USAGE,
+    DocFormat,
+    Format,
+    FormatOption,
+    PlanOption,
+    PortalOption,
+    YesOption,
+    note,
+    open_portal,
+    out_option,
+    run_portal,
+)
+from b24kit.cli.output import console, emit_json, err, fail, phase, row_progress
 from b24kit.client import Connection
 from b24kit.portal.snapshot import read_snapshot
 
@@ -106,8 +119,9 @@ def print_plan(plan: Plan) -> None:
 
 
 def validate(
-    file: Annotated[Path, typer.Argument(help="Blueprint YAML file.")],
+    file: Annotated[Path, typer.Argument(metavar="BLUEPRINT", help="Blueprint YAML file.")],
     var: VarOption = None,
+    format: FormatOption = Format.text,
 ) -> None:
     """Check a blueprint without touching a portal: schema, includes, variables and
     references (links, stages, fields). Every error is listed as file:line:column.
@@ -115,71 +129,102 @@ def validate(
     Exit code 0 when valid, 2 when not.
     """
     blueprint = _load(file, _variables(var))
-    counts = (len(blueprint.deal.pipelines), len(blueprint.deal.fields),
-              len(blueprint.smart_processes), len(blueprint.links))
-    console.print(f"{file}: valid ({counts[0]} deal pipelines, {counts[1]} deal fields, "
-                  f"{counts[2]} smart processes, {counts[3]} links)", highlight=False)
+    counts = {"deal_pipelines": len(blueprint.deal.pipelines),
+              "deal_fields": len(blueprint.deal.fields),
+              "smart_processes": len(blueprint.smart_processes), "links": len(blueprint.links)}
+    if format == Format.json:
+        emit_json({"file": str(file), "valid": True, **counts})
+        return
+    console.print(f"{file}: valid ({counts['deal_pipelines']} deal pipelines, "
+                  f"{counts['deal_fields']} deal fields, {counts['smart_processes']} smart "
+                  f"processes, {counts['links']} links)", highlight=False)
 
 
 def plan(
-    file: Annotated[Path, typer.Argument(help="Blueprint YAML file.")],
+    file: Annotated[Path, typer.Argument(metavar="BLUEPRINT", help="Blueprint YAML file.")],
     portal: PortalOption = None,
     plan_name: PlanOption = None,
     var: VarOption = None,
     prune: PruneOption = False,
     move_stage: MoveOption = None,
-    format: FormatOption = "text",
-    out: Annotated[Path | None, typer.Option("--out", help="Save the plan to apply later.")]
-    = None,
+    format: FormatOption = Format.text,
+    out: Annotated[Path | None, out_option("Save the plan, to apply exactly it later "
+                                           "(any file name).")] = None,
     detailed_exitcode: Annotated[bool, typer.Option(
-        "--detailed-exitcode", help="Exit 0 with no changes, 2 with changes, 1 on any error "
-        "(as Terraform does).")] = False,
+        "--detailed-exitcode", metavar="", help="Exit 0 with no changes, 2 with changes, 1 on "
+        "any error, bad input included (as Terraform does).")] = False,
 ) -> None:
     """Show what apply would change on the portal: + create, ~ update, ± rename,
-    - delete (only with --prune). Reads the portal in a few batched calls; writes nothing.
+    - delete. Everything apply will do is listed and counted here, the stages a new
+    pipeline comes with included. Reads the portal in a few batched calls; writes nothing.
 
-    Exit codes: 0 done, 2 bad blueprint, 3 portal error; with --detailed-exitcode: 0 no
+    Exit codes: 0 done, 2 bad input, 3 portal error; with --detailed-exitcode: 0 no
     changes, 2 changes pending, 1 any error.
     """
-    error_code = 1 if detailed_exitcode else 2
-    blueprint = _load(file, _variables(var), code=error_code)
+    try:
+        changes = _plan(file, portal, plan_name, var, prune, move_stage, format, out)
+    except typer.Exit as exc:
+        if detailed_exitcode and exc.exit_code:
+            raise typer.Exit(1) from None
+        raise
+    if detailed_exitcode and changes:
+        raise typer.Exit(2)
+
+
+def _plan(file: Path, portal: str | None, plan_name: str | None, var: list[str] | None,
+          prune: bool, move_stage: list[str] | None, format: Format, out: Path | None) -> int:
+    blueprint = _load(file, _variables(var))
     options = _options(prune, move_stage)
     conn = open_portal(portal, plan_name)
 
     async def work(conn: Connection) -> Plan:
-        return await make_plan(conn.client, blueprint, options)
+        with phase(f"reading {conn.label}"):
+            return await make_plan(conn.client, blueprint, options)
 
-    try:
-        result = run_portal(conn, work)
-    except typer.Exit as exc:
-        raise typer.Exit(1 if detailed_exitcode else exc.exit_code) from None
+    result = run_portal(conn, work)
     if out is not None:
         out.write_text(json.dumps({
             "b24kit_plan": 1, "blueprint": blueprint.model_dump(mode="json"),
             "options": {"prune": prune, "move_stage": options.move_stage},
             "fingerprint": result.fingerprint, "plan": result.as_dict(),
         }, ensure_ascii=False, indent=1), encoding="utf-8")
-    if format == "json":
+    if format == Format.json:
         emit_json(result.as_dict())
     else:
         print_plan(result)
         if out is not None:
             console.print(f"Saved to {out}; apply it with: b24kit apply {out}", highlight=False)
-    if detailed_exitcode and result.changes:
-        raise typer.Exit(2)
+    return len(result.changes)
+
+
+def _saved_plan(file: Path) -> dict[str, Any] | None:
+    """A plan saved by 'plan --out', recognised by its content (any file name); None for a
+    blueprint."""
+    try:
+        head = file.read_bytes()[:64].lstrip()
+    except OSError as exc:
+        raise fail(f"{file}: cannot read: {exc.strerror}") from None
+    if not head.startswith(b"{"):
+        return None
+    try:
+        saved = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise fail(f"{file}: not a saved plan: {exc}") from None
+    if not isinstance(saved, dict) or saved.get("b24kit_plan") != 1:
+        raise fail(f"{file}: a JSON file, but not a plan saved by b24kit plan --out")
+    return saved
 
 
 def apply(
-    file: Annotated[Path, typer.Argument(help="Blueprint YAML file, or a plan saved by "
-                                         "'plan --out'.")],
+    file: Annotated[Path, typer.Argument(metavar="BLUEPRINT|PLAN", help="Blueprint YAML "
+                                         "file, or a plan saved by 'plan --out'.")],
     portal: PortalOption = None,
     plan_name: PlanOption = None,
     var: VarOption = None,
     prune: PruneOption = False,
     move_stage: MoveOption = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (for cron and CI).")]
-    = False,
-    format: FormatOption = "text",
+    yes: YesOption = False,
+    format: FormatOption = Format.text,
 ) -> None:
     """Make the portal match the blueprint: show the plan, ask, then apply it through
     batched calls in dependency order. Safe to re-run: a second apply plans nothing, and
@@ -188,38 +233,36 @@ def apply(
     Exit codes: 0 applied (or nothing to do), 2 bad blueprint or refused changes,
     3 portal error.
     """
-    saved: dict[str, Any] | None = None
-    if file.suffix == ".json":
-        try:
-            saved = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise fail(f"{file}: not a saved plan: {exc}") from None
+    saved = _saved_plan(file)
     if saved is not None:
-        if saved.get("b24kit_plan") != 1:
-            raise fail(f"{file}: not a plan saved by b24kit plan --out")
         blueprint = Blueprint.model_validate(saved["blueprint"])
         options = PlanOptions(prune=bool(saved["options"]["prune"]),
                               move_stage=dict(saved["options"]["move_stage"]))
     else:
         blueprint = _load(file, _variables(var))
         options = _options(prune, move_stage)
-    conn = open_portal(portal, plan_name)
+    if not yes and not sys.stdin.isatty():
+        raise fail("apply asks before writing, and there is no terminal to ask on",
+                   "pass --yes to apply without asking (cron, CI)")
+    conn = open_portal(portal, plan_name, writes=True)
 
     async def work(conn: Connection) -> int:
-        first = await make_plan(conn.client, blueprint, options)
+        with phase(f"reading {conn.label}"):
+            first = await make_plan(conn.client, blueprint, options)
         if saved is not None and first.fingerprint != saved["fingerprint"]:
             err.print("error: the portal changed since the plan was made; run plan again",
                       highlight=False)
             return 2
-        if format != "json":
+        if format != Format.json:
             print_plan(first)
         if first.refused:
             err.print(f"error: {len(first.refused)} change(s) refused; nothing was written",
                       highlight=False)
-            return 2
+            return USAGE
         if not first.changes:
-            if format == "json":
+            if format == Format.json:
                 emit_json({"applied": [], "rounds": 0, "summary": first.summary()})
+            note(f"Nothing to apply on {conn.label}.")
             return 0
         if not yes and not typer.confirm("\nApply these changes?", default=False, err=True):
             err.print("Nothing was applied.")
@@ -229,9 +272,9 @@ def apply(
         results = [{"action": o.change.action, "kind": o.change.kind,
                     "address": o.change.address, "ok": o.ok, "error": o.error}
                    for o in report.outcomes]
-        if format == "json":
+        if format == Format.json:
             emit_json({"applied": results, "rounds": report.rounds, "requests": report.requests,
-                       "ok": report.ok})
+                       "ok": report.ok, "portal": conn.label})
         else:
             for o in report.outcomes:
                 mark = "[green]✓[/]" if o.ok else "[red]✗[/]"
@@ -240,9 +283,9 @@ def apply(
                     line += f": {o.error}"
                 console.print(line, highlight=False, soft_wrap=True)
             done = sum(o.ok for o in report.outcomes)
-            console.print(f"\nApplied {done} of {len(report.outcomes)} changes in "
-                          f"{report.rounds} round(s), {report.requests} requests.",
-                          highlight=False)
+            console.print(f"\nApplied {done} of {len(report.outcomes)} changes on "
+                          f"{conn.label} in {report.rounds} round(s), {report.requests} "
+                          "requests.", highlight=False)
         if report.refused:
             return 2
         return 0 if report.ok else 3
@@ -257,9 +300,11 @@ def apply(
 
 def export(
     portal: PortalOption = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
-    name: Annotated[str, typer.Option(help="The blueprint's name.")] = "export",
-    format: Annotated[str, typer.Option("--format", "-f", help="yaml or json")] = "yaml",
+    out: Annotated[Path | None, out_option("Write to this file.")] = None,
+    name: Annotated[str, typer.Option(metavar="NAME", help="The blueprint's name.")]
+    = "export",
+    format: Annotated[DocFormat, typer.Option("--format", "-f", metavar="yaml|json",
+                                              help="Output format.")] = DocFormat.yaml,
 ) -> None:
     """Write the portal's structure (pipelines, stages, fields, smart processes) as a
     blueprint. 'export' then 'plan' on the same portal shows no changes; export from one
@@ -267,10 +312,12 @@ def export(
     conn = open_portal(portal, None)
 
     async def work(conn: Connection) -> dict[str, Any]:
-        return export_blueprint(await read_snapshot(conn.client), name)
+        with phase(f"reading {conn.label}"):
+            return export_blueprint(await read_snapshot(conn.client), name)
 
     doc = run_portal(conn, work)
-    text = json.dumps(doc, ensure_ascii=False, indent=2) if format == "json" else dump_yaml(doc)
+    text = (json.dumps(doc, ensure_ascii=False, indent=2) + "\n" if format == DocFormat.json
+            else dump_yaml(doc))
     if out is None:
         typer.echo(text, nl=False)
     else:
@@ -279,10 +326,10 @@ def export(
 
 
 def graph(
-    file: Annotated[Path, typer.Argument(help="Blueprint YAML file.")],
-    out: Annotated[Path | None, typer.Option("--out", help="Write to a file: .svg draws a "
-                                             "picture, .md wraps Mermaid in a code block, "
-                                             "anything else gets Mermaid text.")] = None,
+    file: Annotated[Path, typer.Argument(metavar="BLUEPRINT", help="Blueprint YAML file.")],
+    out: Annotated[Path | None, out_option("Write to a file: .svg draws a picture, .md "
+                                           "wraps Mermaid in a code block, anything else "
+                                           "gets Mermaid text.")] = None,
     var: VarOption = None,
 ) -> None:
     """Draw the pipelines, their stages and the links between them as a Mermaid flowchart
@@ -301,8 +348,7 @@ def graph(
 
 
 @schema_app.command("schema")
-def schema(out: Annotated[Path | None, typer.Option("--out", help="Write to a file.")] = None
-           ) -> None:
+def schema(out: Annotated[Path | None, out_option("Write to a file.")] = None) -> None:
     """Write the blueprint JSON Schema, for editors with the YAML language server
     (add '# yaml-language-server: $schema=PATH' at the top of a blueprint)."""
     text = json.dumps(json_schema(), ensure_ascii=False, indent=2) + "\n"

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from b24kit.cli.common import PlanOption, PortalOption, open_portal, run_portal, setup_logging
+from b24kit.cli.common import PlanOption, PortalOption, open_portal, run_portal
 from b24kit.cli.output import emit_json, fail, row_progress
 from b24kit.client import Connection, read_all
+from b24kit.client.errors import MethodNotFound
 from b24kit.encoding import _split_key
 
 
@@ -50,11 +51,11 @@ def call(
         str | None, typer.Option("--json", help="Parameters as a JSON object (merged first).")
     ] = None,
     all_pages: Annotated[
-        bool, typer.Option("--all", help="Read every page of a list method (batched).")
+        bool, typer.Option("--all", metavar="", help="Read every page of a list method "
+                           "(batched).")
     ] = False,
     portal: PortalOption = None,
     plan: PlanOption = None,
-    verbose: Annotated[int, typer.Option("-v", count=True, help="More log detail.")] = 0,
 ) -> None:
     """Call one REST method and print the answer as JSON (result, total, next).
 
@@ -68,7 +69,6 @@ def call(
 
       b24kit call crm.deal.list --all select[]=ID | jq length
     """
-    setup_logging(verbose)
     try:
         params: dict[str, Any] = json.loads(json_params) if json_params else {}
         if not isinstance(params, dict):
@@ -91,4 +91,5 @@ def call(
             out["next"] = envelope.next
         return out
 
-    emit_json(run_portal(conn, work))
+    # a typo in the method name is the user's mistake, not the portal's failure
+    emit_json(run_portal(conn, work, usage_errors=(MethodNotFound,)))

@@ -5,35 +5,61 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from b24kit.blueprint.loader import BlueprintError, load_blueprint
 from b24kit.blueprint.model import Blueprint
-from b24kit.cli.common import PlanOption, PortalOption, open_portal, run_portal
-from b24kit.cli.output import console, emit_json, err, fail
+from b24kit.cli.common import (
+    OPTIONS,
+    BlueprintAlias,
+    BlueprintArgument,
+    Format,
+    FormatOption,
+    ListFormat,
+    ListFormatOption,
+    PlanOption,
+    PortalOption,
+    TableFormat,
+    TableFormatOption,
+    YesOption,
+    blueprint_path,
+    check_names,
+    open_portal,
+    out_option,
+    run_portal,
+)
+from b24kit.cli.output import console, emit_json, err, fail, phase
 from b24kit.client import Connection
 from b24kit.links.audit import RULES, SEVERITY_RANK, AuditResult
 from b24kit.links.run import REPAIRABLE, audit_portal, estimates_report, fix, sync_once
 
 report_app = typer.Typer(help="Reports for management from the links' history.",
                          no_args_is_help=True)
-BlueprintOption = Annotated[Path, typer.Option("--blueprint", "-b",
-                                               help="The blueprint declaring the links.")]
-LinkOption = Annotated[list[str] | None, typer.Option("--link", help="Only this link "
-                                                      "(repeatable).")]
+LinkOption = Annotated[list[str] | None, typer.Option("--link", metavar="LINK",
+                                                      help="Only this link (repeatable).")]
+SHOWN = 50  # findings listed on a terminal; -f json lists every one
 
 
-def _blueprint(path: Path) -> Blueprint:
+def _blueprint(argument: Path | None, alias: Path | None,
+               links: list[str] | None = None) -> Blueprint:
+    """The blueprint, checked, with at least one link and every --link named in it."""
+    path = blueprint_path(argument, alias)
     try:
-        return load_blueprint(path)[0]
+        bp = load_blueprint(path)[0]
     except BlueprintError as exc:
         for issue in exc.issues:
             err.print(str(issue), highlight=False, markup=False)
         raise fail(f"{path}: invalid blueprint") from None
+    if not bp.links:
+        raise fail(f"{path}: the blueprint declares no links", "add a 'links:' section")
+    check_names("link", links, [x.name for x in bp.links])
+    return bp
 
 
 def _portal_base(conn: Connection) -> str:
@@ -41,37 +67,41 @@ def _portal_base(conn: Connection) -> str:
 
 
 def audit(
-    blueprint: BlueprintOption,
+    blueprint: BlueprintArgument = None,
     portal: PortalOption = None,
     plan_name: PlanOption = None,
     link: LinkOption = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="text, json or jsonl")] = "text",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report "
-                                                "here (stdout keeps the summary).")] = None,
-    fail_on: Annotated[str, typer.Option("--fail-on", help="Exit 1 on findings of this "
-                                         "severity or worse: info, warn or error.")] = "warn",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary line.")] = False,
-    do_fix: Annotated[bool, typer.Option("--fix", help="Apply the safe repairs (never a "
-                                         "delete), then audit again.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --fix.")] = False,
+    format: ListFormatOption = ListFormat.text,
+    output: Annotated[Path | None, out_option("Write the report here (stdout keeps the "
+                                              "summary).")] = None,
+    fail_on: Annotated[str, typer.Option("--fail-on", metavar="info|warn|error",
+                                         help="Exit 1 on findings of this severity or "
+                                         "worse.")] = "warn",
+    do_fix: Annotated[bool, typer.Option("--fix", metavar="", help="Apply the safe repairs "
+                                         "(never a delete), then audit again.")] = False,
+    yes: YesOption = False,
+    blueprint_alias: BlueprintAlias = None,
 ) -> None:
     """Check that parents and children agree, by the blueprint's links.
 
     Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage or input error,
     3 the audit could not complete (an incomplete audit never exits 0).
 
-    Cron: */30 * * * * b24kit audit -b company.yaml --quiet -f json -o /var/log/b24.json
+    Cron: */30 * * * * /opt/acme/.venv/bin/b24kit audit company.yaml -p acme -q -f json -o /var/log/b24.json
     """
+    quiet = OPTIONS.quiet
     if fail_on not in SEVERITY_RANK:
-        raise fail("--fail-on must be info, warn or error")
-    if format not in ("text", "json", "jsonl"):
-        raise fail("--format must be text, json or jsonl")
-    bp = _blueprint(blueprint)
-    conn = open_portal(portal, plan_name)
+        raise fail(f"unknown --fail-on {fail_on!r}", "known: info, warn, error")
+    bp = _blueprint(blueprint, blueprint_alias, link)
+    if do_fix and not yes and not sys.stdin.isatty():
+        raise fail("--fix asks before writing, and there is no terminal to ask on",
+                   "pass --yes to repair without asking (cron)")
+    conn = open_portal(portal, plan_name, writes=do_fix)
     base = _portal_base(conn)
 
     async def work(conn: Connection) -> tuple[AuditResult, int]:
-        result = await audit_portal(conn.client, bp, link)
+        with phase(f"reading {conn.label}"):
+            result = await audit_portal(conn.client, bp, link)
         fixed = 0
         if do_fix:
             repairable = [f for f in result.findings if f.rule in REPAIRABLE and f.repair]
@@ -97,8 +127,6 @@ def audit(
         result, fixed = run_portal(conn, work)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    except typer.Exit as exc:
-        raise typer.Exit(3 if exc.exit_code == 3 else exc.exit_code) from None
     rows = [f.as_dict(base) for f in result.findings]
     counts = result.counts()
     over = [f for f in result.findings
@@ -106,21 +134,22 @@ def audit(
     summary = (f"audit: {result.deals_read} deals, {len(result.findings)} finding(s)"
                + (f" ({', '.join(f'{r} {n}' for r, n in counts.items())})" if counts else "")
                + (f", {fixed} repaired" if do_fix else "")
-               + ("" if over else ", clean" if not result.findings else ", below --fail-on"))
+               + ("" if over else ", clean" if not result.findings else ", below --fail-on")
+               + (f" on {conn.label}" if do_fix else ""))
     text = ""
-    if format == "json":
+    if format == ListFormat.json:
         text = json.dumps({"deals": result.deals_read, "counts": counts, "findings": rows},
                           ensure_ascii=False, indent=1)
-    elif format == "jsonl":
+    elif format == ListFormat.jsonl:
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     if output is not None:
-        output.write_text(text if format != "text" else "\n".join(
+        output.write_text(text if format != ListFormat.text else "\n".join(
             f"{r['rule']} {r['severity']} {r['deals']} {r['seen']}" for r in rows) + "\n",
             encoding="utf-8")
     if quiet:
         console.print(summary, highlight=False)
-    elif format in ("json", "jsonl") and output is None:
-        typer.echo(text, nl=format == "json")
+    elif format != ListFormat.text and output is None:
+        typer.echo(text, nl=format == ListFormat.json)
     else:
         if result.findings:
             table = Table(title="Findings by rule")
@@ -129,48 +158,57 @@ def audit(
             for rule, n in counts.items():
                 table.add_row(rule, RULES[rule][1], str(n), RULES[rule][2])
             console.print(table)
-            for f in result.findings[:50]:
+            for f in result.findings[:SHOWN]:
                 urls = ", ".join(d["url"] for d in f.as_dict(base)["deals"])
                 console.print(f"{f.rule} {f.name}: saw {f.seen}; expected {f.expected}; {urls}",
-                              highlight=False)
+                              highlight=False, markup=False)
+            if len(result.findings) > SHOWN:
+                console.print(f"... and {len(result.findings) - SHOWN} more findings "
+                              "(-f json or -o FILE lists every one)", highlight=False)
         console.print(summary, highlight=False)
     if over:
         raise typer.Exit(1)
 
 
 def sync(
-    blueprint: BlueprintOption,
+    blueprint: BlueprintArgument = None,
     portal: PortalOption = None,
     plan_name: PlanOption = None,
-    once: Annotated[bool, typer.Option("--once", help="One reconcile pass (cron, every few "
-                                       "minutes).")] = False,
-    serve: Annotated[bool, typer.Option("--serve", help="Receive the portal's outbound "
-                                        "webhook events over HTTP.")] = False,
-    full: Annotated[bool, typer.Option("--full", help="Read every deal, not only the "
-                                       "ones changed since the last pass.")] = False,
-    host: Annotated[str, typer.Option(help="--serve: interface.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="--serve: port.")] = 8780,
+    once: Annotated[bool, typer.Option("--once", metavar="", help="One reconcile pass (cron, "
+                                       "every few minutes).")] = False,
+    serve: Annotated[bool, typer.Option("--serve", metavar="", help="Receive the portal's "
+                                        "outbound webhook events over HTTP.")] = False,
+    full: Annotated[bool, typer.Option("--full", metavar="", help="Read every deal, not only "
+                                       "the ones changed since the last pass.")] = False,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="--serve: interface.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="--serve: port.")] = 8780,
     app_token: Annotated[str | None, typer.Option(
-        "--app-token", envvar="B24_APP_TOKEN", help="--serve: the outbound webhook's "
-        "application token; events without it are refused.")] = None,
-    interval: Annotated[float, typer.Option(help="--serve: seconds between safety-net "
-                                            "passes.")] = 300.0,
-    state_dir: Annotated[Path, typer.Option("--state-dir", help="Where the last pass's "
-                                            "time and the lock live.")] = Path(".b24kit"),
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary line "
-                                        "(--serve: no line per pass).")] = False,
+        "--app-token", envvar="B24_APP_TOKEN", metavar="TOKEN", help="--serve: the outbound "
+        "webhook's application token; events without it are refused.")] = None,
+    interval: Annotated[float, typer.Option(metavar="SECONDS", help="--serve: seconds "
+                                            "between safety-net passes.")] = 300.0,
+    state_dir: Annotated[Path, typer.Option("--state-dir", metavar="DIR", help="Where each "
+                                            "portal's last pass and lock live (a folder per "
+                                            "portal inside).")] = Path(".b24kit"),
+    format: FormatOption = Format.text,
+    blueprint_alias: BlueprintAlias = None,
 ) -> None:
     """Perform the links: a parent reaching the trigger stage gets its child (with the
     copied fields); a child's stage is mirrored on its parent, and moves it where the link
     says. Idempotent: passes never overlap, and a child exists once.
+
+    Exit codes: 0 done, 2 bad input, 3 a command failed or the portal did (run it again).
     """
     if once == serve:
         raise fail("choose --once or --serve")
-    bp = _blueprint(blueprint)
-    conn = open_portal(portal, plan_name)
+    bp = _blueprint(blueprint, blueprint_alias)
+    conn = open_portal(portal, plan_name, writes=True)
+    state = state_dir / conn.state_key  # marks and locks are per portal
     if once:
         async def work(conn: Connection) -> Any:
-            return await sync_once(conn.client, bp, state_dir, full=full)
+            with phase(f"reading {conn.label}"):
+                return await sync_once(conn.client, bp, state, full=full)
 
         try:
             result = run_portal(conn, work)
@@ -178,9 +216,16 @@ def sync(
             raise fail(str(exc)) from None
         created = sum(1 for o in result.outcomes if o.ok and o.method == "crm.deal.add")
         failed = [o for o in result.outcomes if not o.ok]
-        console.print(f"sync: {result.deals_read} deals read, {len(result.findings)} to "
-                      f"act on, {created} children created, {len(result.outcomes)} commands, "
-                      f"{result.requests} requests", highlight=False)
+        if format == Format.json:
+            emit_json({"portal": conn.label, "deals_read": result.deals_read,
+                       "acted_on": len(result.findings), "children_created": created,
+                       "commands": len(result.outcomes), "failed": len(failed),
+                       "requests": result.requests})
+        else:
+            console.print(f"sync: {result.deals_read} deals read, {len(result.findings)} to "
+                          f"act on, {created} children created, {len(result.outcomes)} "
+                          f"commands, {result.requests} requests on {conn.label}",
+                          highlight=False)
         if failed:
             raise fail(f"{len(failed)} command(s) failed: {failed[0].error}", code=3)
         return
@@ -189,8 +234,8 @@ def sync(
     from b24kit.links.serve import SyncService, serve_forever
 
     async def work_serve(conn: Connection) -> None:
-        service = SyncService(conn.client, bp, state_dir, app_token,
-                              on_pass=None if quiet else lambda r: err.print(
+        service = SyncService(conn.client, bp, state, app_token,
+                              on_pass=None if OPTIONS.quiet else lambda r: err.print(
                                   f"pass: {len(r.findings)} acted on", highlight=False))
 
         def ready(url: str) -> None:
@@ -204,35 +249,49 @@ def sync(
 
 @report_app.command()
 def estimates(
-    blueprint: BlueprintOption,
+    blueprint: BlueprintArgument = None,
     portal: PortalOption = None,
-    link: Annotated[str | None, typer.Option("--link", help="The link (default: the first).")]
-    = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="text, csv or json")] = "text",
+    link: Annotated[str | None, typer.Option("--link", metavar="LINK",
+                                             help="The link (default: the first).")] = None,
+    format: TableFormatOption = TableFormat.text,
+    blueprint_alias: BlueprintAlias = None,
 ) -> None:
     """Per logistician and month: estimates made, median and 90th-percentile hours from
     «Оценить» to «Согласование», and the price given against the final deal amount."""
-    bp = _blueprint(blueprint)
+    bp = _blueprint(blueprint, blueprint_alias, [link] if link else None)
     conn = open_portal(portal, None)
 
     async def work(conn: Connection) -> Any:
-        return await estimates_report(conn.client, bp, link)
+        with phase(f"reading {conn.label}"):
+            return await estimates_report(conn.client, bp, link)
 
-    rows = [r.as_dict() for r in run_portal(conn, work)]
-    if format == "json":
+    try:
+        rows = [r.as_dict() for r in run_portal(conn, work)]
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    name = link or bp.links[0].name
+    if format == TableFormat.json:
         emit_json(rows)
-    elif format == "csv":
+    elif format == TableFormat.csv:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, ["logistician", "month", "estimates", "median_hours",
-                                         "p90_hours", "price_given", "final_amount"])
+        writer = csv.DictWriter(buffer, ["logistician", "logistician_name", "month",
+                                         "estimates", "median_hours", "p90_hours",
+                                         "price_given", "final_amount"])
         writer.writeheader()
         writer.writerows(rows)
         typer.echo(buffer.getvalue(), nl=False)
+    elif not rows:
+        console.print(f"No estimates to report for link {name!r}: no child has reached the "
+                      "approval stage after its parent entered the trigger stage (deals "
+                      "migrated with their stages have no such history).", highlight=False)
     else:
-        table = Table(title="Estimates")
+        table = Table(title=f"Estimates ({name})")
         for column in ("logistician", "month", "estimates", "median h", "p90 h", "price given",
                        "final amount"):
             table.add_column(column)
         for r in rows:
-            table.add_row(*(str(v) for v in r.values()))
+            who = r["logistician_name"] or (f"user {r['logistician']}" if r["logistician"]
+                                            else "unassigned")
+            table.add_row(escape(who), r["month"], str(r["estimates"]), str(r["median_hours"]),
+                          str(r["p90_hours"]), str(r["price_given"]), str(r["final_amount"]))
         console.print(table)

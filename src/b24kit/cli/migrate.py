@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from b24kit.blueprint.loader import BlueprintError
-from b24kit.cli.common import FormatOption, PlanOption, PortalOption, open_portal, run_portal
-from b24kit.cli.output import console, emit_json, err, fail, row_progress
+from b24kit.cli.common import (
+    Format,
+    FormatOption,
+    PlanOption,
+    PortalOption,
+    YesOption,
+    open_portal,
+    out_option,
+    run_portal,
+)
+from b24kit.cli.output import console, emit_json, err, fail, phase, row_progress
 from b24kit.client import Connection
 from b24kit.migrate.run import MigrationResult, execute, load_mapping, prepare, write_report
 from b24kit.migrate.sources import gspread_client, read_csv, read_gsheet, read_xlsx, to_table
@@ -32,12 +42,14 @@ def _print_summary(result: MigrationResult) -> None:
 
 @app.command()
 def run(
-    mapping_file: Annotated[Path, typer.Option("--mapping", "-m", help="Mapping YAML file.")],
+    mapping_arg: Annotated[Path | None, typer.Argument(
+        metavar="MAPPING", help="Mapping YAML file (see 'migrate init').",
+        show_default=False)] = None,
     portal: PortalOption = None,
     plan_name: PlanOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be created and "
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="Show what would be created and "
                                           "every rejected row; write nothing.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    yes: YesOption = False,
     report: Annotated[Path | None, typer.Option(
         "--report", help="Write rejected rows and warnings here (.csv or .json).")] = None,
     sheets_endpoint: Annotated[str | None, typer.Option(
@@ -47,7 +59,8 @@ def run(
     credentials: Annotated[Path | None, typer.Option(
         "--credentials", help="Google service-account or OAuth client JSON, as gspread "
         "reads them.")] = None,
-    format: FormatOption = "text",
+    format: FormatOption = Format.text,
+    mapping_alias: Annotated[Path | None, typer.Option("--mapping", "-m", hidden=True)] = None,
 ) -> None:
     """Read the sheet, reject what cannot be read (with row, column and reason), and create
     or update parent deals, child deals, contacts and contractors. Safe to re-run: rows
@@ -56,22 +69,32 @@ def run(
     Exit codes: 0 done (rejected rows are listed and written to --report), 2 bad mapping
     or sheet, 3 portal error (the run can simply be repeated).
     """
+    if mapping_arg and mapping_alias and mapping_arg != mapping_alias:
+        raise fail("give the mapping once: as the argument or with -m, not both")
+    mapping_file = mapping_arg or mapping_alias
+    if mapping_file is None:
+        raise fail("missing the mapping: b24kit migrate run MAPPING.yaml ...")
     try:
         mapping = load_mapping(mapping_file)
     except BlueprintError as exc:
         for issue in exc.issues:
             err.print(str(issue), highlight=False, markup=False)
         raise fail(f"{mapping_file}: invalid mapping") from None
-    conn = open_portal(portal, plan_name)
+    if not (yes or dry_run) and not sys.stdin.isatty():
+        raise fail("migrate asks before writing, and there is no terminal to ask on",
+                   "pass --yes to migrate without asking, or --dry-run to only look")
+    conn = open_portal(portal, plan_name, writes=not dry_run)
 
     async def work(conn: Connection) -> MigrationResult:
-        result = await prepare(conn.client, mapping, mapping_file.parent, sheets_endpoint,
-                               credentials)
-        if format != "json":
+        with phase(f"reading the sheet and {conn.label}"):
+            result = await prepare(conn.client, mapping, mapping_file.parent, sheets_endpoint,
+                                   credentials)
+        if format != Format.json:
             _print_summary(result)
         if dry_run or not result.plan.commands:
             return result
         if not yes and not typer.confirm("Migrate these rows?", default=False, err=True):
+            err.print("Nothing was migrated.")
             return result
         with row_progress("migrating") as progress:
             return await execute(conn.client, result, progress)
@@ -82,8 +105,8 @@ def run(
         raise fail(str(exc)) from None
     if report is not None:
         write_report(report, result)
-    if format == "json":
-        emit_json(result.summary())
+    if format == Format.json:
+        emit_json({**result.summary(), "portal": conn.label})
     else:
         rejected = [f for f in result.findings if f.kind == "rejected"]
         warnings = [f for f in result.findings if f.kind == "warning"]
@@ -96,7 +119,8 @@ def run(
             err.print(f"... and {len(rejected) - shown} more (see --report)")
         if not result.dry_run:
             console.print(f"Done: {len(result.outcomes) - len(result.failed)} of "
-                          f"{len(result.outcomes)} commands succeeded.", highlight=False)
+                          f"{len(result.outcomes)} commands succeeded on {conn.label}.",
+                          highlight=False)
     if result.failed:
         raise typer.Exit(3)
 
@@ -115,7 +139,7 @@ def init(
     sheets_endpoint: Annotated[str | None, typer.Option(
         "--sheets-endpoint", envvar="B24KIT_SHEETS_ENDPOINT")] = None,
     credentials: Annotated[Path | None, typer.Option("--credentials")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write the draft here.")] = None,
+    out: Annotated[Path | None, out_option("Write the draft here.")] = None,
 ) -> None:
     """Draft a mapping from a sheet's header and a blueprint: columns recognised by their
     names, stages offered under their blueprint names, the people found in the sheet
@@ -150,7 +174,7 @@ def init(
 
 
 @app.command()
-def schema(out: Annotated[Path | None, typer.Option("--out")] = None) -> None:
+def schema(out: Annotated[Path | None, out_option("Write to a file.")] = None) -> None:
     """Write the mapping file's JSON Schema (for editors with the YAML language server)."""
     import json
 

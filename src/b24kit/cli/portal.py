@@ -10,9 +10,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from b24kit.cli.common import FormatOption, PlanOption, PortalOption, open_portal, run_portal
+from b24kit.cli.common import (
+    Format,
+    FormatOption,
+    PlanOption,
+    PortalOption,
+    YesOption,
+    open_portal,
+    run_portal,
+)
 from b24kit.cli.output import console, emit_json, err, fail
-from b24kit.client import Connection
+from b24kit.client import Connection, RetryPolicy
 from b24kit.client.limiter import PLANS
 from b24kit.portal.conformance import ASSUMPTIONS, Report, run_conformance
 
@@ -22,7 +30,7 @@ app = typer.Typer(help="Inspect the portal: reachability, user, scopes, limits, 
 
 @app.command()
 def check(portal: PortalOption = None, plan: PlanOption = None,
-          format: FormatOption = "text") -> None:
+          format: FormatOption = Format.text) -> None:
     """Reach the portal and show who we are there, the scopes, the plan's limits and latency.
 
     Exit code 0 when the portal answers, 3 when it does not.
@@ -30,6 +38,11 @@ def check(portal: PortalOption = None, plan: PlanOption = None,
     Example: b24kit portal check --portal https://acme.bitrix24.ru/rest/1/SECRET/ -f json
     """
     conn = open_portal(portal, plan)
+    # the command that diagnoses a wrong or unreachable portal answers within seconds: one
+    # retry after half a second, a 5 s time-out, a name that does not resolve at once
+    conn.client.retry = RetryPolicy(attempts=2, backoff=0.5, max_backoff=0.5,
+                                    max_limit_wait=10)
+    conn.client.timeout = 5.0
 
     async def work(conn: Connection) -> dict[str, Any]:
         started = time.perf_counter()
@@ -54,7 +67,7 @@ def check(portal: PortalOption = None, plan: PlanOption = None,
         }
 
     report = run_portal(conn, work)
-    if format == "json":
+    if format == Format.json:
         emit_json(report)
         return
     table = Table(show_header=False, box=None)
@@ -75,19 +88,21 @@ def check(portal: PortalOption = None, plan: PlanOption = None,
 def conformance(
     portal: PortalOption = None,
     plan: PlanOption = None,
-    format: FormatOption = "text",
+    format: FormatOption = Format.text,
     only: Annotated[
         list[str] | None,
-        typer.Option("--only", help="Check only this assumption (repeatable; see --list)."),
+        typer.Option("--only", metavar="ID",
+                     help="Check only this assumption (repeatable; see --list)."),
     ] = None,
     list_: Annotated[
-        bool, typer.Option("--list", help="List the assumptions and their sources; no portal.")
+        bool, typer.Option("--list", metavar="",
+                           help="List the assumptions and their sources; no portal.")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (for scripts).")] = False,
+    yes: YesOption = False,
 ) -> None:
     """Check, on a real portal, each assumption b24kit and its sandbox make about Bitrix24.
 
-    Makes a throwaway deal pipeline with 51 deals and a comment, and two smart processes
+    Makes two throwaway deal pipelines (51 deals, a comment) and two smart processes
     with a field each, all named b24kit-conformance-<random>; runs the checks there; removes
     everything and reads back to prove it is gone. Prints assumption, expected, seen and
     held/differs. Send the --format json report to the b24kit project.
@@ -97,12 +112,10 @@ def conformance(
 
     Example: b24kit portal conformance --portal https://acme.bitrix24.ru/rest/1/SECRET/ -f json
     """
-    if format not in ("text", "json"):
-        raise fail(f"--format must be text or json, not {format!r}")
     if list_:
         rows = [{"id": a.id, "title": a.title, "source": a.source, "expected": a.expected,
                  "settled": a.settled, "sandbox_reading": a.reading} for a in ASSUMPTIONS]
-        if format == "json":
+        if format == Format.json:
             emit_json(rows)
             return
         table = Table("assumption", "expected", "source")
@@ -114,10 +127,12 @@ def conformance(
     for name in only or []:
         if name not in known:
             raise fail(f"unknown assumption {name!r}", f"known: {', '.join(sorted(known))}")
-    conn = open_portal(portal, plan)
-    err.print(f"Conformance run on {escape(conn.label)}: makes a deal pipeline with 51 deals, "
-              "two smart processes and two fields named b24kit-conformance-<random>, then "
-              "removes them.", highlight=False)
+    conn = open_portal(portal, plan, writes=True)
+    err.print(f"Conformance run on {escape(conn.label)}: makes two deal pipelines with 51 "
+              "deals, two smart processes and two fields named b24kit-conformance-<random>, "
+              "then removes them. New deals may start the portal's automation rules and "
+              "business processes for new deals, and deleted ones may go to the recycle bin.",
+              highlight=False)
     if not yes:
         if not sys.stdin.isatty():
             raise fail("this writes to the portal (and removes what it wrote): pass --yes")
@@ -128,7 +143,14 @@ def conformance(
         return await run_conformance(conn.client, only=only)
 
     report = run_portal(conn, work)
-    if format == "json":
+    if report.setup_error:
+        left = "; still there: " + "; ".join(report.cleanup) if report.cleanup else (
+            "; everything it made was removed")
+        if format == Format.json:
+            emit_json(report.as_dict())
+        raise fail(f"the set-up failed, nothing was checked: {report.setup_error}{left}",
+                   code=3)
+    if format == Format.json:
         emit_json(report.as_dict())
     else:
         table = Table("assumption", "expected", "seen", "")

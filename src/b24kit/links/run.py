@@ -15,6 +15,7 @@ from typing import Any
 
 from b24kit.blueprint.model import Blueprint
 from b24kit.client import B24Client, Command, Executor, Outcome, read_all
+from b24kit.encoding import as_list
 from b24kit.links.audit import AuditResult, Finding, audit_deals, read_link_deals
 from b24kit.links.model import Deal, ResolvedLink, resolve_links, to_deal
 from b24kit.portal.snapshot import read_snapshot
@@ -27,6 +28,10 @@ async def links_for(client: B24Client, bp: Blueprint, names: list[str] | None = 
                     ) -> list[ResolvedLink]:
     if not bp.links:
         raise ValueError("the blueprint declares no links")
+    known = [link.name for link in bp.links]
+    for name in names or []:
+        if name not in known:
+            raise ValueError(f"unknown link {name!r}; known: {', '.join(known)}")
     return resolve_links(bp, await read_snapshot(client), names)
 
 
@@ -187,8 +192,23 @@ class EstimateRow:
     price_given: float
     final_amount: float
 
+    logistician_name: str = ""
+
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
+
+
+async def user_names(client: B24Client, ids: list[int]) -> dict[int, str]:
+    """Users by name (user.get); an id stays an id when the webhook may not read users."""
+    names: dict[int, str] = {}
+    for chunk in range(0, len(ids), 50):
+        group = ids[chunk:chunk + 50]
+        got = await client.batch({f"u{i}": ("user.get", {"ID": i}) for i in group}, safe=True)
+        for i in group:
+            for row in as_list(got.result.get(f"u{i}")):
+                name = " ".join(str(row.get(k) or "") for k in ("NAME", "LAST_NAME")).strip()
+                names[i] = name or str(row.get("EMAIL") or "")
+    return names
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -236,10 +256,12 @@ async def estimates_report(client: B24Client, bp: Blueprint, link_name: str | No
         groups[(child.assigned, done.strftime("%Y-%m"))].append(
             (took, child.amount, parent.amount))
     rows = []
+    names = await user_names(client, sorted({who for who, _ in groups if who}))
     for (who, month), items in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0] or 0)):
         spans = [h for h, _, _ in items]
         rows.append(EstimateRow(who, month, len(items), round(statistics.median(spans), 2),
                                 round(percentile(spans, 0.9), 2),
                                 round(sum(p for _, p, _ in items), 2),
-                                round(sum(f for _, _, f in items), 2)))
+                                round(sum(f for _, _, f in items), 2),
+                                names.get(who or 0, "")))
     return rows
