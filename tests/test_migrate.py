@@ -267,11 +267,18 @@ def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:
 
 
 def test_dry_run_lists_every_rejected_row(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "b24kit", "migrate", "run", "--mapping", str(MAPPING),
-         "--dry-run"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
-        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
-    assert "No portal configured" in result.stderr
+    def migrate(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "b24kit", "migrate", "run", str(MAPPING), "--dry-run",
+             *extra], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+
+    result = migrate()
+    assert result.returncode == 2 and "no portal chosen" in result.stderr, \
+        "no silent sandbox: with no portal named the command stops"
+    assert not (tmp_path / ".b24kit").exists()
+    result = migrate("--portal", "sandbox")
+    assert "Using the local sandbox portal" in result.stderr
     # the local sandbox here has no blueprint applied: a clear error, nothing written
     assert result.returncode == 2 and "apply the blueprint first" in result.stderr
 

@@ -4,7 +4,7 @@ until nothing is left. Re-running converges: identity lives on the portal."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from b24kit.blueprint.model import Blueprint
@@ -95,6 +95,8 @@ async def apply_blueprint(
     report = ApplyReport()
     start = client.requests
     previous: list[tuple[str, str, str]] | None = None
+    options = replace(options or PlanOptions())
+    options.fresh_pipelines, options.fresh_spas = set(), set()
     for round_no in range(1, max_rounds + 1):
         plan = await make_plan(client, bp, options)
         report.rounds = round_no
@@ -129,6 +131,7 @@ async def apply_blueprint(
                 commands.append(command)
         outcomes: dict[str, Outcome] = {o.name: o for o in
                                         await Executor(client, progress=progress).run(commands)}
+        _note_fresh(commands, outcomes, options)
         failed = False
         for change in runnable:
             bad = [outcomes[c.name] for c in change.commands if c.name in outcomes
@@ -142,6 +145,25 @@ async def apply_blueprint(
         raise ApplyError(f"the portal still differs after {max_rounds} rounds")
     report.requests = client.requests - start
     return report
+
+
+def _note_fresh(commands: list[Command], outcomes: dict[str, Outcome],
+                options: PlanOptions) -> None:
+    """Remember the pipelines and smart processes this apply made (for their template
+    stages, removed by code in the next round)."""
+    for command in commands:
+        outcome = outcomes.get(command.name)
+        if outcome is None or not outcome.ok or not isinstance(outcome.result, dict):
+            continue
+        if command.method == "crm.category.add":
+            made = outcome.result.get("category") or {}
+            if "id" in made:
+                options.fresh_pipelines.add((int(command.params["entityTypeId"]),
+                                             int(made["id"])))
+        elif command.method == "crm.type.add":
+            made = outcome.result.get("type") or {}
+            if "entityTypeId" in made:
+                options.fresh_spas.add(int(made["entityTypeId"]))
 
 
 def plan_summary_line(summary: dict[str, Any]) -> str:

@@ -39,6 +39,11 @@ SWITCH_FLAGS = {
 class PlanOptions:
     prune: bool = False
     move_stage: dict[str, str] = field(default_factory=dict)  # "pipeline:OLD" -> "NEW"
+    # pipelines made by this apply (entity type, id), and smart processes (entity type
+    # ids) whose pipelines it made: their template stages are removed by code, whatever
+    # language the portal names them in
+    fresh_pipelines: set[tuple[int, int]] = field(default_factory=set)
+    fresh_spas: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -170,7 +175,12 @@ class _Differ:
             if found is None:
                 attrs = {"name": bp.name, "sort": bp.sort if bp.sort is not None else 500}
                 change = Change("create", "pipeline", group, bp.code, attrs)
-                if etid is None:
+                if etid is None and (bp.default or bp is bps[0]):
+                    # a new smart process comes with its default pipeline: it is renamed
+                    change = Change("rename", "pipeline", group, bp.code,
+                                    {"name": ["the smart process's first pipeline", bp.name]},
+                                    deferred="after the smart process is created")
+                elif etid is None:
                     change.deferred = "after the smart process is created"
                 else:
                     fields: dict[str, Any] = {"name": bp.name, "sort": attrs["sort"]}
@@ -181,15 +191,39 @@ class _Differ:
                     change.commands = [Command("crm.category.add", {
                         "entityTypeId": etid, "fields": fields}, name=self.name(f"pl_{bp.code}"))]
                 self.changes.append(change)
+                # the stages every new pipeline comes with: those of the blueprint's codes
+                # are updated to match it, the others removed; the plan shows and counts
+                # what apply will do with them
+                template = DEAL_TEMPLATE if etid == 2 else SPA_TEMPLATE
                 for index, stage in enumerate(bp.stages):
+                    attrs = self.stage_attrs(index, stage)
+                    if stage.code in template:
+                        self.changes.append(Change(
+                            "update", "stage", group, f"{bp.code}.{stage.code}",
+                            {"name": [template[stage.code], stage.name],
+                             "sort": ["template", attrs["sort"]]},
+                            deferred="after the pipeline is created",
+                            note="a stage every new pipeline comes with"))
+                        continue
                     self.changes.append(Change(
-                        "create", "stage", group, f"{bp.code}.{stage.code}",
-                        self.stage_attrs(index, stage), deferred="after the pipeline is created"))
+                        "create", "stage", group, f"{bp.code}.{stage.code}", attrs,
+                        deferred="after the pipeline is created"))
+                wanted = {s.code for s in bp.stages}
+                for code, name in template.items():
+                    if code in wanted or code == "PREPAYMENT_INVOIC":
+                        continue
+                    self.changes.append(Change(
+                        "delete", "stage", group, f"{bp.code}.{code}", {"name": name},
+                        deferred="after the pipeline is created",
+                        note="a stage every new pipeline comes with"))
                 continue
             used.add(found.id)
             self.pipeline_update(bp, found, group, etid or 0)
+            fresh = ((etid or 0, found.id) in self.options.fresh_pipelines
+                     or (spa is not None and spa.entity_type_id in self.options.fresh_spas))
             self.stages(bp, found, group, etid or 0, owned=(
-                etid == 2 and found.originator_id == ORIGINATOR) or spa is not None)
+                etid == 2 and found.originator_id == ORIGINATOR) or spa is not None,
+                fresh=fresh)
         if self.options.prune and etid is not None:
             for p in portal:
                 if p.id in used or p.is_default:
@@ -238,7 +272,7 @@ class _Differ:
         return attrs
 
     def stages(self, bp: Pipeline, found: PipelineSnap, group: str, etid: int,
-               owned: bool) -> None:
+               owned: bool, fresh: bool = False) -> None:
         template = DEAL_TEMPLATE if etid == 2 else SPA_TEMPLATE
 
         def on_portal(code: str) -> str:
@@ -262,14 +296,17 @@ class _Differ:
             if old.code in wanted:
                 continue
             items = self.usage.get(old.status_id, 0)
-            leftover = (owned and template.get(old.code) == old.name and not items)
+            # a template stage of a pipeline b24kit owns: known by code and name, or by code
+            # alone when this apply made the pipeline (names are localised)
+            leftover = not items and old.code in template and (
+                fresh or (owned and template[old.code] == old.name))
             if not leftover and not self.options.prune:
                 continue
             change = Change("delete", "stage", group, f"{bp.code}.{old.code}",
                             {"name": old.name})
             change.usage = (old.status_id, *usage_query(etid, {"STAGE_ID": old.status_id}))
             if leftover:
-                change.note = "a template stage the new pipeline came with"
+                change.note = "a stage every new pipeline comes with"
             target = self.options.move_stage.get(f"{bp.code}:{old.code}")
             if items and not target:
                 change.refused = (f"holds {items} item(s); move them with "

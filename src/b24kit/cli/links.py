@@ -244,7 +244,14 @@ def sync(
 
         await serve_forever(service, host, port, interval, ready)
 
-    run_portal(conn, work_serve)
+    from b24kit.sandbox.server import ListenError
+
+    try:
+        run_portal(conn, work_serve)
+    except ListenError as exc:
+        raise fail(str(exc), code=2 if exc.in_use else 3) from None
+    except KeyboardInterrupt:  # Ctrl-C is how a foreground service is stopped: a clean stop
+        err.print("sync stopped.", highlight=False)
 
 
 @report_app.command()

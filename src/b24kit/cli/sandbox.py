@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -172,9 +173,12 @@ def reset(
     if db != ":memory:" and not path.exists():
         err.print(f"Nothing to reset: {db} does not exist.")
         return
+    if not yes and not sys.stdin.isatty():
+        raise fail("reset asks first, and there is no terminal to ask on", "pass --yes")
     with _locked(db, "reset"):
         if not yes and not typer.confirm(f"Delete all data of the sandbox portal in {db}?"):
-            raise typer.Exit(1)
+            err.print("Nothing was reset.")
+            raise typer.Exit(0)
         old = Sandbox(SandboxConfig(db=db))
         token = old.token
         old.close()

@@ -59,6 +59,8 @@ class SandboxConfig:
     clock: Callable[[], float] = field(default=time.time)
     # Alternative readings of points no source settles (sandbox/readings.py).
     readings: frozenset[str] = frozenset()
+    # "ru": new pipelines' template stages get the Russian names a portal in Russian gives
+    language: str = "en"
 
 
 @dataclass
@@ -89,7 +91,8 @@ class Sandbox:
         self.faults = Faults.parse(self.config.faults)
         self.db = Database(self.config.db)
         self.readings = parse_readings(self.config.readings)
-        self.portal = Portal(self.db, self.tz, self.clock, self.readings)
+        self.portal = Portal(self.db, self.tz, self.clock, self.readings,
+                             self.config.language)
         self.bucket: LeakyBucket | None = None
         if self.config.limits != "off":
             capacity, rate = PLANS[self.config.limits]

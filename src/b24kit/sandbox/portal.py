@@ -65,6 +65,18 @@ SPA_DEFAULT_STAGES = [
     ("SUCCESS", "Success", 40, "#00ff00", "S", "Y", None),
     ("FAIL", "Failure", 50, "#ff0000", "F", "Y", None),
 ]
+# The names a portal in Russian gives the template stages (crm-status-entity-items.md in
+# the Russian docs; fast_bitrix24 real_responses): names are localised, codes are not.
+TEMPLATE_NAMES_RU = {
+    "NEW": "Новая", "PREPARATION": "Подготовка документов",
+    "PREPAYMENT_INVOICE": "Счёт на предоплату", "EXECUTING": "В работе",
+    "FINAL_INVOICE": "Финальный счёт", "WON": "Сделка успешна", "LOSE": "Сделка провалена",
+    "APOLOGY": "Анализ причины провала",
+}
+SPA_TEMPLATE_NAMES_RU = {
+    "NEW": "Начало", "PREPARATION": "Подготовка", "CLIENT": "Согласование",
+    "SUCCESS": "Успех", "FAIL": "Провал",
+}
 DICTIONARIES: dict[str, list[tuple[str, str]]] = {
     "SOURCE": [
         ("CALL", "Call"),
@@ -152,8 +164,10 @@ class Portal:
         tz: timezone,
         clock: Callable[[], float],
         readings: frozenset[str] = frozenset(),
+        language: str = "en",
     ) -> None:
         self.db = db
+        self.language = language  # names of the stages a new pipeline comes with
         self.readings = readings  # alternative readings switched on (sandbox/readings.py)
         self.tz = tz
         self.clock = clock
@@ -247,7 +261,10 @@ class Portal:
         entity = self.stage_entity(etid, category_id)
         prefix = self.stage_prefix(etid, category_id)
         template = DEAL_DEFAULT_STAGES if etid == DEAL else SPA_DEFAULT_STAGES
-        for code, name, sort, color, semantics, system, extra in template:
+        local = (TEMPLATE_NAMES_RU if etid == DEAL else SPA_TEMPLATE_NAMES_RU) if (
+            self.language == "ru" and category_id) else {}
+        for code, english, sort, color, semantics, system, extra in template:
+            name = local.get(code, english)
             status_id = (prefix + code)[:DEAL_STAGE_MAX] if etid == DEAL else prefix + code
             self.db.execute(
                 "INSERT INTO statuses(entity_id, status_id, name, name_init, sort, system, "
