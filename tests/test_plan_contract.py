@@ -41,12 +41,17 @@ def test_apply_does_what_the_plan_counted(path: Path, language: str) -> None:
     for action in ("create", "update", "rename", "delete"):
         assert done[action] == summary[action], (
             f"{path.name} ({language}): plan said {summary[action]} to {action}, apply did "
-            f"{done[action]}")
+            f"{done[action]}"
+        )
     template = [c for c in before.changes if c.note == "a stage every new pipeline comes with"]
     if any(c.kind == "pipeline" and c.action == "create" for c in before.changes):
-        assert any(c.action == "delete" for c in template), \
+        assert any(c.action == "delete" for c in template), (
             "the template stages apply removes are listed, with why"
+        )
     stages = box.call("crm.status.list", {})
     names = {r["NAME"] for r in stages if r["ENTITY_ID"] != "DEAL_STAGE"}
-    assert not names & {"Подготовка документов", "Document preparation", "Анализ причины провала"}, \
-        "no template stage is left behind, whatever the portal's language"
+    assert not names & {
+        "Подготовка документов",
+        "Document preparation",
+        "Анализ причины провала",
+    }, "no template stage is left behind, whatever the portal's language"

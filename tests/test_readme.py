@@ -33,19 +33,24 @@ def test_the_walkthrough_runs_verbatim(tmp_path: Path) -> None:
     for folder in ("blueprints", "examples"):
         shutil.copytree(root / folder, tmp_path / folder)
     # the b24kit of the interpreter running the tests, as the README's virtualenv would give
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+    }
     env.pop("B24_PORTAL", None)
     env.pop("B24_WEBHOOK_URL", None)
     # one shell for the whole walkthrough (export carries over); after each line its code
     script = "\n".join(f'{line}\necho "::exit $? {i}"' for i, line in enumerate(lines))
-    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     codes = {int(i): int(code) for code, i in re.findall(r"::exit (\d+) (\d+)", result.stdout)}
     assert len(codes) == len(lines), result.stdout[-2000:] + result.stderr[-2000:]
     for i, line in enumerate(lines):
         assert codes[i] == expected_code(line), (
-            f"README walkthrough line {i + 1}: `{line}` exited {codes[i]}\n{result.stderr[-3000:]}")
+            f"README walkthrough line {i + 1}: `{line}` exited {codes[i]}\n{result.stderr[-3000:]}"
+        )
     assert "Traceback" not in result.stderr
     assert (tmp_path / "audit.json").exists() and (tmp_path / "rejected.csv").exists()
 

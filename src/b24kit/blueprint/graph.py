@@ -12,7 +12,9 @@ def _node(pipeline: Pipeline, code: str) -> str:
     return f"{pipeline.code}__{code}"
 
 
-def mermaid(bp: Blueprint) -> str:
+def mermaid(bp: Blueprint, linked_only: bool = False) -> str:
+    """Every pipeline; ``linked_only``: only the deal pipelines the links join (and the
+    smart processes)."""
     lines = ["flowchart LR"]
     pipelines: dict[str, Pipeline] = {}
     owners = [("deal", p) for p in bp.deal.pipelines] + [
@@ -20,8 +22,8 @@ def mermaid(bp: Blueprint) -> str:
     linked = {end for link in bp.links for end in (link.parent.pipeline, link.child.pipeline)}
     for owner, p in owners:
         pipelines[p.code] = p
-        if bp.links and p.code not in linked and owner == "deal":
-            continue  # with links, show the pipelines they join (and smart processes)
+        if linked_only and p.code not in linked and owner == "deal":
+            continue
         title = p.name.replace('"', "'")
         lines.append(f'  subgraph {p.code}["{title}"]')
         lines.append("    direction LR")

@@ -12,14 +12,14 @@ BOX_W, BOX_H, GAP, ROW, LEFT, TOP = 150, 44, 14, 96, 220, 40
 FILL = {"process": "#E8F4FD", "success": "#E6F7D9", "failure": "#FDE7E6"}
 
 
-def _rows(bp: Blueprint) -> list[Pipeline]:
+def _rows(bp: Blueprint, linked_only: bool = False) -> list[Pipeline]:
     linked = {end for link in bp.links for end in (link.parent.pipeline, link.child.pipeline)}
-    rows = [p for p in bp.deal.pipelines if not bp.links or p.code in linked]
+    rows = [p for p in bp.deal.pipelines if not linked_only or p.code in linked]
     return rows + [p for spa in bp.smart_processes for p in spa.pipelines]
 
 
-def render_svg(bp: Blueprint) -> str:
-    rows = _rows(bp)
+def render_svg(bp: Blueprint, linked_only: bool = False) -> str:
+    rows = _rows(bp, linked_only)
     centres: dict[tuple[str, str], tuple[float, float]] = {}
     parts: list[str] = []
     width = LEFT

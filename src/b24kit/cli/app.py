@@ -111,8 +111,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     OPTIONS.debug = "--debug" in args
     try:
         code = app(args=args, prog_name="b24kit", standalone_mode=False)
+        if code == INTERRUPTED:  # typer turns Ctrl-C into Exit(130), returned silently
+            code = _interrupted()
     except EXIT as exc:
         code = exc.exit_code
+        if code == INTERRUPTED:  # typer turns Ctrl-C into Exit(130), silently
+            code = _interrupted()
     except (*ABORT, KeyboardInterrupt):
         code = _interrupted()
     except CLICK_ERRORS as exc:
@@ -123,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = PORTAL_FAILED
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code == INTERRUPTED:  # typer turns Ctrl-C into exit 130 on its own, silently
+            code = _interrupted()
     except Exception as exc:  # noqa: BLE001 - the one place a bug becomes a clear line
         if OPTIONS.debug:
             traceback.print_exc()

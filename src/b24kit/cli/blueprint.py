@@ -36,15 +36,15 @@ from b24kit.portal.snapshot import read_snapshot
 schema_app = typer.Typer(help="The blueprint format.", no_args_is_help=True)
 VarOption = Annotated[
     list[str] | None,
-    typer.Option("--var", help="Set a blueprint variable: --var company=Ромашка (repeatable)."),
+    typer.Option("--var", metavar="NAME=VALUE", help="Set a blueprint variable: --var company=Ромашка (repeatable)."),
 ]
 PruneOption = Annotated[
-    bool, typer.Option("--prune", help="Also delete what the portal has and the blueprint "
+    bool, typer.Option("--prune", metavar="", help="Also delete what the portal has and the blueprint "
                        "does not (refused for stages and pipelines that hold items).")
 ]
 MoveOption = Annotated[
     list[str] | None,
-    typer.Option("--move-stage", help="With --prune: move the items of a stage being deleted, "
+    typer.Option("--move-stage", metavar="PIPELINE:STAGE=TARGET", help="With --prune: move the items of a stage being deleted, "
                  "PIPELINE:STAGE=TARGET_STAGE (repeatable)."),
 ]
 SYMBOL = {"create": ("+", "green"), "update": ("~", "yellow"), "rename": ("±", "cyan"),
@@ -331,16 +331,26 @@ def graph(
                                            "wraps Mermaid in a code block, anything else "
                                            "gets Mermaid text.")] = None,
     var: VarOption = None,
+    linked_only: Annotated[bool, typer.Option("--linked-only", metavar="",
+                                              help="Only the deal pipelines the links join "
+                                              "(and the smart processes).")] = False,
 ) -> None:
     """Draw the pipelines, their stages and the links between them as a Mermaid flowchart
-    (GitHub and most Markdown viewers render it)."""
+    (GitHub and most Markdown viewers render it). Every pipeline is drawn unless
+    --linked-only is given."""
     blueprint = _load(file, _variables(var))
-    text = mermaid(blueprint)
+    if linked_only:
+        linked = {end for link in blueprint.links
+                  for end in (link.parent.pipeline, link.child.pipeline)}
+        left = [p.code for p in blueprint.deal.pipelines if p.code not in linked]
+        if left:
+            note(f"--linked-only: {len(left)} deal pipeline(s) not drawn: {', '.join(left)}")
+    text = mermaid(blueprint, linked_only)
     if out is None:
         typer.echo(text, nl=False)
         return
     if out.suffix == ".svg":
-        text = render_svg(blueprint)
+        text = render_svg(blueprint, linked_only)
     elif out.suffix == ".md":
         text = f"```mermaid\n{text}```\n"
     out.write_text(text, encoding="utf-8")

@@ -51,13 +51,13 @@ def run(
                                           "every rejected row; write nothing.")] = False,
     yes: YesOption = False,
     report: Annotated[Path | None, typer.Option(
-        "--report", help="Write rejected rows and warnings here (.csv or .json).")] = None,
+        "--report", metavar="FILE", help="Write rejected rows and warnings here (.csv or .json).")] = None,
     sheets_endpoint: Annotated[str | None, typer.Option(
-        "--sheets-endpoint", envvar="B24KIT_SHEETS_ENDPOINT",
+        "--sheets-endpoint", envvar="B24KIT_SHEETS_ENDPOINT", metavar="URL",
         help="Read Google Sheets from this stand-in instead of Google (the sandbox's URL).")]
     = None,
     credentials: Annotated[Path | None, typer.Option(
-        "--credentials", help="Google service-account or OAuth client JSON, as gspread "
+        "--credentials", metavar="FILE", help="Google service-account or OAuth client JSON, as gspread "
         "reads them.")] = None,
     format: FormatOption = Format.text,
     mapping_alias: Annotated[Path | None, typer.Option("--mapping", "-m", hidden=True)] = None,
@@ -129,16 +129,17 @@ def run(
 def init(
     blueprint_file: Annotated[Path, typer.Option("--blueprint", "-b", help="The blueprint "
                                                  "the portal was deployed from.")],
-    csv_file: Annotated[Path | None, typer.Option("--csv", help="A CSV export.")] = None,
-    xlsx_file: Annotated[Path | None, typer.Option("--xlsx", help="An XLSX export.")] = None,
-    sheet: Annotated[str | None, typer.Option("--sheet", help="Google Sheet URL or key.")]
+    csv_file: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="A CSV export.")] = None,
+    xlsx_file: Annotated[Path | None, typer.Option("--xlsx", metavar="FILE", help="An XLSX export.")] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", metavar="URL|KEY", help="Google Sheet URL or key.")]
     = None,
-    worksheet: Annotated[str | None, typer.Option("--worksheet")] = None,
-    header_rows: Annotated[int, typer.Option("--header-rows", help="Rows the header takes "
+    worksheet: Annotated[str | None, typer.Option("--worksheet", metavar="NAME", help="The worksheet (default: the first).")] = None,
+    header_rows: Annotated[int, typer.Option("--header-rows", metavar="N", help="Rows the header takes "
                                              "(2 when a merged group sits above columns).")] = 1,
     sheets_endpoint: Annotated[str | None, typer.Option(
-        "--sheets-endpoint", envvar="B24KIT_SHEETS_ENDPOINT")] = None,
-    credentials: Annotated[Path | None, typer.Option("--credentials")] = None,
+        "--sheets-endpoint", envvar="B24KIT_SHEETS_ENDPOINT", metavar="URL",
+        help="Read Google Sheets from this stand-in (the sandbox's URL).")] = None,
+    credentials: Annotated[Path | None, typer.Option("--credentials", metavar="FILE", help="Google credentials JSON.")] = None,
     out: Annotated[Path | None, out_option("Write the draft here.")] = None,
 ) -> None:
     """Draft a mapping from a sheet's header and a blueprint: columns recognised by their

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from b24kit.cli.common import Format, FormatOption
 from b24kit.cli.output import console, emit_json, err, fail
 from b24kit.sandbox import DEFAULT_DB, FaultSpecError, Sandbox, SandboxConfig
 from b24kit.sandbox.db import DatabaseBusy, DatabaseLock
@@ -27,7 +28,7 @@ app = typer.Typer(
 )
 
 DbOption = Annotated[
-    str, typer.Option("--db", help="SQLite file of the portal (':memory:' for a throwaway one).")
+    str, typer.Option("--db", metavar="FILE", help="SQLite file of the portal (':memory:' for a throwaway one).")
 ]
 
 
@@ -65,36 +66,37 @@ def _open(db: str, **kwargs: object) -> Sandbox:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 8765,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on (0 picks a free one).")] = 8765,
     db: DbOption = DEFAULT_DB,
-    user_id: Annotated[int, typer.Option("--user-id", help="User the webhook acts as.")] = 1,
+    user_id: Annotated[int, typer.Option("--user-id", metavar="ID", help="User the webhook acts as.")] = 1,
     token: Annotated[
         str | None,
-        typer.Option(help="Webhook secret; by default one is generated once and kept in the db."),
+        typer.Option(metavar="TOKEN", help="Webhook secret; by default one is generated once and kept in the db."),
     ] = None,
     limits: Annotated[
         str,
-        typer.Option(help="Rate limits: standard (50 burst, 2/s), enterprise (250, 5/s) or off."),
+        typer.Option(metavar="standard|enterprise|off", help="Rate limits: standard (50 burst, 2/s), enterprise (250, 5/s) or off."),
     ] = "standard",
     latency_ms: Annotated[
-        float, typer.Option("--latency-ms", help="Delay added to every request, in ms.")
+        float, typer.Option("--latency-ms", metavar="MS", help="Delay added to every request, in ms.")
     ] = 0.0,
     faults: Annotated[
         str | None,
         typer.Option(
+            metavar="SPEC",
             help='Injected faults, e.g. "500=0.05,503=0.05,drop=0.05,lost=0.05,seed=1". '
             "drop: connection cut before the call runs; lost: the call runs, its answer is lost."
         ),
     ] = None,
     sheet: Annotated[
         list[str] | None,
-        typer.Option("--sheet", help="Serve a CSV or XLSX file as a Google Sheet for gspread: "
+        typer.Option("--sheet", metavar="KEY=FILE", help="Serve a CSV or XLSX file as a Google Sheet for gspread: "
                      "KEY=FILE (repeatable); read it with --sheets-endpoint http://HOST:PORT."),
     ] = None,
     reading: Annotated[
         list[str] | None,
-        typer.Option("--reading", help="Switch on an alternative reading of a point no source "
+        typer.Option("--reading", metavar="NAME", help="Switch on an alternative reading of a point no source "
                      "settles, e.g. status-list-pages (repeatable; see docs/sandbox.md)."),
     ] = None,
 ) -> None:
@@ -165,7 +167,7 @@ def _run(sandbox: Sandbox, db: str, host: str, port: int, limits: str) -> None:
 @app.command()
 def reset(
     db: DbOption = DEFAULT_DB,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", metavar="", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete every entity of the sandbox portal (the webhook token is kept). Refuses while
     a `sandbox serve` uses the database: stop the server first."""
@@ -192,7 +194,7 @@ def reset(
 def seed(
     file: Annotated[Path, typer.Argument(help="YAML or JSON file with the entities to load.")],
     db: DbOption = DEFAULT_DB,
-    format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    format: FormatOption = Format.text,
 ) -> None:
     """Load users, deals, contacts, companies and smart-process items from a file. Refuses
     while a `sandbox serve` uses the database (seed through its webhook instead, or stop it)."""
@@ -208,7 +210,7 @@ def seed(
             raise fail(f"{file}: seeding failed: {exc}", code=3) from exc
         finally:
             sandbox.close()
-    if format == "json":
+    if format == Format.json:
         emit_json(counts)
     else:
         console.print(", ".join(f"{n} {k}" for k, n in counts.items()) or "nothing to load")

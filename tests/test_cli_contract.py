@@ -1,0 +1,290 @@
+"""The CLI's promises, command by command (issue 11): -h everywhere, -f validated, JSON
+that parses, the exit-code table, no traceback, no silent success, no silent sandbox.
+
+Commands run in-process through ``main`` (the real entry point: argument hoisting, the
+error-to-exit-code mapping), in a folder of their own with the sandbox named as the portal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from b24kit.cli.app import hoist_global_flags, main
+from b24kit.sandbox import Sandbox
+from b24kit.sandbox.server import start_in_thread
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMANDS = [
+    ["sandbox", "serve"],
+    ["sandbox", "seed"],
+    ["sandbox", "reset"],
+    ["portal", "check"],
+    ["portal", "conformance"],
+    ["call"],
+    ["validate"],
+    ["plan"],
+    ["apply"],
+    ["export"],
+    ["graph"],
+    ["blueprint", "schema"],
+    ["migrate", "run"],
+    ["migrate", "init"],
+    ["migrate", "schema"],
+    ["audit"],
+    ["sync"],
+    ["report", "estimates"],
+]
+
+
+class Result:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def json(self) -> object:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def b24kit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[object]:
+    for folder in ("blueprints", "examples"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setenv("COLUMNS", "200")
+    for name in ("B24_PORTAL", "B24_WEBHOOK_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            main(list(args))
+        captured = capsys.readouterr()
+        code = info.value.code if isinstance(info.value.code, int) else 0
+        assert "Traceback" not in captured.err, captured.err
+        return Result(code, captured.out, captured.err)
+
+    yield run
+
+
+def test_every_command_has_help(b24kit) -> None:  # type: ignore[no-untyped-def]
+    for command in COMMANDS:
+        for flag in ("-h", "--help"):
+            result = b24kit(*command, flag)
+            assert result.code == 0 and "Usage:" in result.out, (command, flag, result.err)
+            options = [
+                line
+                for line in result.out.splitlines()
+                if line.lstrip("│ ").startswith("-") and "--help" not in line
+            ]
+            assert not [
+                o
+                for o in options
+                if "<" in o.split("  ")[0] or "<list[" in o or "<bool>" in o or "<str>" in o
+            ], f"{command}: readable metavars"
+
+
+FORMATTED = [  # command (sandbox named), a name; apply first: the others read what it made
+    (["apply", "blueprints/example.yaml", "-p", "sandbox", "--yes"], "apply"),
+    (["validate", "blueprints/example.yaml"], "validate"),
+    (["plan", "blueprints/example.yaml", "-p", "sandbox"], "plan"),
+    (["export", "-p", "sandbox"], "export"),
+    (["portal", "check", "-p", "sandbox"], "check"),
+    (["audit", "blueprints/example.yaml", "-p", "sandbox"], "audit"),
+    (["sync", "blueprints/example.yaml", "-p", "sandbox", "--once"], "sync"),
+    (["report", "estimates", "blueprints/example.yaml", "-p", "sandbox"], "report"),
+]
+
+
+def test_formats_are_checked_and_json_parses(b24kit) -> None:  # type: ignore[no-untyped-def]
+    for args, name in FORMATTED:
+        wrong = b24kit(*args, "-f", "xml")
+        assert wrong.code == 2 and "xml" in wrong.err, (name, wrong.err)
+    for args, name in FORMATTED:
+        result = b24kit(*args, "-f", "json")
+        assert result.code == 0, (name, result.err)
+        result.json()  # nothing but JSON on stdout
+    conformance = b24kit("portal", "conformance", "--list", "-f", "json")
+    assert conformance.code == 0 and isinstance(conformance.json(), list)
+
+
+def test_no_portal_named_stops_every_portal_command(b24kit) -> None:  # type: ignore[no-untyped-def]
+    for args in (
+        ["plan", "blueprints/example.yaml"],
+        ["apply", "blueprints/example.yaml", "-y"],
+        ["audit", "blueprints/example.yaml"],
+        ["sync", "blueprints/example.yaml", "--once"],
+        ["migrate", "run", "examples/projects.mapping.yaml", "--dry-run"],
+        ["export"],
+        ["portal", "check"],
+        ["call", "server.time"],
+    ):
+        result = b24kit(*args)
+        assert result.code == 2 and "no portal chosen" in result.err, (args, result.err)
+    assert not Path(".b24kit").exists(), "no sandbox was made behind the user's back"
+
+
+def test_exit_code_table(b24kit) -> None:  # type: ignore[no-untyped-def]
+    bp = "blueprints/example.yaml"
+    assert b24kit("apply", bp, "-p", "sandbox", "-y").code == 0
+    cases = [
+        (["plan", bp, "-p", "sandbox", "--detailed-exitcode"], 0),
+        (["plan", "blueprints/company.yaml", "-p", "sandbox", "--detailed-exitcode"], 2),
+        (["plan", bp, "-p", "nosuchprofile", "--detailed-exitcode"], 1),
+        (["plan", bp, "-p", "sandbox", "--plan", "gold", "--detailed-exitcode"], 1),
+        (["plan", bp, "-p", "sandbox", "--var", "novalue", "--detailed-exitcode"], 1),
+        (["plan", bp, "-p", "sandbox", "--plan", "gold"], 2),
+        (["apply", "blueprints/company.yaml", "-p", "sandbox"], 2),  # no terminal, no --yes
+        (["audit", bp, "-p", "sandbox", "--link", "estimat"], 2),
+        (["report", "estimates", bp, "-p", "sandbox", "--link", "estimat"], 2),
+        (["audit", bp, "-p", "sandbox", "--fail-on", "fatal"], 2),
+        (["call", "crm.deal.gett", "-p", "sandbox"], 2),
+        (["call", "crm.deal.get", "id=999", "-p", "sandbox"], 3),
+        (["sync", bp, "-p", "sandbox"], 2),  # neither --once nor --serve
+        (["validate", "no-such-file.yaml"], 2),
+        (["nosuchcommand"], 2),
+    ]
+    for args, code in cases:
+        result = b24kit(*args)
+        assert result.code == code, (args, result.code, result.err)
+        if code:
+            assert result.err.strip(), f"{args}: a failure says why"
+
+
+def test_a_blueprint_without_links_is_one_line(b24kit, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "nolinks.yaml"
+    path.write_text(
+        "version: 1\nname: x\ndeal:\n  pipelines:\n    - code: a\n      name: A\n"
+        "      stages:\n        - {code: NEW, name: N}\n"
+        "        - {code: WON, name: W, semantics: success}\n"
+        "        - {code: LOSE, name: L, semantics: failure}\n",
+        encoding="utf-8",
+    )
+    for args in (
+        ["audit", str(path), "-p", "sandbox"],
+        ["report", "estimates", str(path), "-p", "sandbox"],
+        ["sync", str(path), "-p", "sandbox", "--once"],
+    ):
+        result = b24kit(*args)
+        assert result.code == 2 and "declares no links" in result.err, (args, result.err)
+
+
+def test_global_flags_anywhere_and_internal_errors(b24kit, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    assert hoist_global_flags(["audit", "x.yaml", "-q", "--", "-q"]) == [
+        "-q",
+        "audit",
+        "x.yaml",
+        "--",
+        "-q",
+    ]
+    quiet = b24kit("validate", "blueprints/example.yaml", "-q")
+    assert quiet.code == 0
+    verbose = b24kit("call", "server.time", "-p", "sandbox", "-vv")
+    assert verbose.code == 0 and "Logging error" not in verbose.err, "log lines format"
+    assert "HTTP Request: POST" in verbose.err
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr("b24kit.cli.blueprint.mermaid", boom)
+    result = b24kit("graph", "blueprints/example.yaml")
+    assert result.code == 4 and "internal error (RuntimeError: kaput)" in result.err
+    assert "--debug" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_a_saved_plan_is_known_by_its_content(b24kit) -> None:  # type: ignore[no-untyped-def]
+    saved = b24kit("plan", "blueprints/example.yaml", "-p", "sandbox", "-o", "next.tfplan")
+    assert saved.code == 0 and "apply it with: b24kit apply next.tfplan" in saved.out
+    applied = b24kit("apply", "next.tfplan", "-p", "sandbox", "--yes")
+    assert applied.code == 0, applied.err
+    assert "Applied 24 of 24 changes on local sandbox portal" in applied.out
+    assert "Target: local sandbox portal" in applied.err, "writes name their target first"
+
+
+def test_sync_marks_are_kept_per_portal(b24kit) -> None:  # type: ignore[no-untyped-def]
+    """A pass on portal A must not hide portal B's changes (same folder, same link)."""
+    bp = "blueprints/example.yaml"
+    boxes = [Sandbox(limits="off"), Sandbox(limits="off")]
+    servers = [start_in_thread(box) for box in boxes]
+    try:
+        hooks = [
+            box.webhook_url(server.base_url) for box, server in zip(boxes, servers, strict=True)
+        ]
+        for hook in hooks:
+            assert b24kit("apply", bp, "-p", hook, "--yes").code == 0
+        assert b24kit("sync", bp, "-p", hooks[0], "--once").code == 0
+        time.sleep(1.1)  # the portals stamp DATE_MODIFY in whole seconds
+        box = boxes[1]
+        cats = box.call("crm.category.list", {"entityTypeId": 2})["categories"]
+        sales = next(c["id"] for c in cats if c["name"] == "Продажи")
+        box.call(
+            "crm.deal.add",
+            {"fields": {"TITLE": "B", "CATEGORY_ID": sales, "STAGE_ID": f"C{sales}:ESTIMATE"}},
+        )
+        assert b24kit("sync", bp, "-p", hooks[0], "--once").code == 0
+        result = b24kit("sync", bp, "-p", hooks[1], "--once", "-f", "json")
+        assert result.code == 0 and result.json()["children_created"] == 1  # type: ignore[index]
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_an_unresolvable_portal_fails_fast(b24kit) -> None:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    result = b24kit("portal", "check", "-p", "https://b24kit-no-such-host.invalid/rest/1/abc/")
+    assert result.code == 3 and "does not resolve" in result.err
+    assert time.monotonic() - started < 5
+    assert "abc" not in result.err, "the secret is never shown"
+
+
+def test_retries_are_announced(b24kit) -> None:  # type: ignore[no-untyped-def]
+    box = Sandbox(limits="off", faults="500=1,seed=1")
+    server = start_in_thread(box)
+    try:
+        result = b24kit("call", "server.time", "-p", box.webhook_url(server.base_url))
+    finally:
+        server.stop()
+    assert result.code == 3
+    assert "server.time: retrying (2/8)" in result.err
+
+
+def test_ctrl_c_exits_130_and_says_how_to_go_on(tmp_path: Path) -> None:
+    """A real process and a real SIGINT, while it waits on a portal that never answers."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts the connection, never answers
+    port = silent.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "b24kit",
+            "call",
+            "server.time",
+            "-p",
+            f"http://127.0.0.1:{port}/rest/1/abcdefgh/",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+    )
+    time.sleep(1.5)
+    proc.send_signal(2)
+    _, err = proc.communicate(timeout=20)
+    silent.close()
+    assert proc.returncode == 130, err
+    assert "interrupted; run the same command again to continue" in err
+    assert "Traceback" not in err
