@@ -288,3 +288,35 @@ def test_ctrl_c_exits_130_and_says_how_to_go_on(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert "interrupted; run the same command again to continue" in err
     assert "Traceback" not in err
+
+
+def test_graph_draws_every_pipeline_unless_asked(b24kit) -> None:  # type: ignore[no-untyped-def]
+    full = b24kit("graph", "blueprints/company.yaml")
+    assert full.code == 0 and "subgraph sales_rental" in full.out, "unlinked pipelines too"
+    narrow = b24kit("graph", "blueprints/company.yaml", "--linked-only")
+    assert narrow.code == 0 and "subgraph sales_rental" not in narrow.out
+    assert "not drawn: " in narrow.err, "what is left out is said"
+
+
+def test_long_and_empty_reports_say_so(b24kit) -> None:  # type: ignore[no-untyped-def]
+    bp = "blueprints/example.yaml"
+    assert b24kit("apply", bp, "-p", "sandbox", "--yes").code == 0
+    from b24kit.client import connect
+
+    conn = connect("sandbox")
+    box = conn.sandbox
+    cats = box.call("crm.category.list", {"entityTypeId": 2})["categories"]
+    sales = next(c["id"] for c in cats if c["name"] == "Продажи")
+    for i in range(55):  # parents in the trigger stage with no child: 55 findings
+        box.call(
+            "crm.deal.add",
+            {"fields": {"TITLE": f"P{i}", "CATEGORY_ID": sales, "STAGE_ID": f"C{sales}:ESTIMATE"}},
+        )
+    box.close()
+    audit = b24kit("audit", bp, "-p", "sandbox")
+    assert (
+        audit.code == 1
+        and "... and 5 more findings (-f json or -o FILE lists every one)" in audit.out
+    )
+    report = b24kit("report", "estimates", bp, "-p", "sandbox")
+    assert report.code == 0 and "No estimates to report for link 'estimate'" in report.out

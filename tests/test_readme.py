@@ -61,3 +61,16 @@ def test_readme_examples_quote_what_the_shell_would_eat() -> None:
     for line in text.splitlines():
         if line.startswith("$ b24kit call"):
             assert not re.search(r"\s[^'\s]*[<>\[][^'\s]*=", line), line
+
+
+def test_set_up_and_cron_lines_work_where_they_will_run() -> None:
+    text = README.read_text(encoding="utf-8")
+    setup = text.split("## Set-up on a fresh machine", 1)[1].split("\n## ", 1)[0]
+    assert "python3 -m venv .venv" in setup and ".venv/bin/pip install -e ." in setup, (
+        "the set-up works where the system pip is externally managed"
+    )
+    assert "--portal sandbox" in setup, "the main job names the sandbox"
+    cron = text.split("```cron\n", 1)[1].split("```", 1)[0]
+    for line in cron.splitlines():
+        if "b24kit " in line and not line.startswith("#"):
+            assert "/.venv/bin/b24kit " in line, f"cron's PATH has no virtualenv: {line}"
