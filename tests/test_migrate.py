@@ -247,8 +247,8 @@ def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:
 
     draft = tmp_path / "draft.yaml"
     result = subprocess.run(
-        [sys.executable, "-m", "b24kit", "migrate", "init", "--csv", str(EXAMPLES / "projects.csv"),
-         "--blueprint", "blueprints/company.yaml", "--out", str(draft)],
+        [sys.executable, "-m", "b24kit", "migrate", "init", "blueprints/company.yaml",
+         "--csv", str(EXAMPLES / "projects.csv"), "-o", str(draft)],
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     text = draft.read_text(encoding="utf-8")

@@ -10,11 +10,14 @@ import typer
 
 from b24kit.blueprint.loader import BlueprintError
 from b24kit.cli.common import (
+    BlueprintAlias,
+    BlueprintArgument,
     Format,
     FormatOption,
     PlanOption,
     PortalOption,
     YesOption,
+    blueprint_path,
     open_portal,
     out_option,
     run_portal,
@@ -127,8 +130,7 @@ def run(
 
 @app.command()
 def init(
-    blueprint_file: Annotated[Path, typer.Option("--blueprint", "-b", help="The blueprint "
-                                                 "the portal was deployed from.")],
+    blueprint_arg: BlueprintArgument = None,
     csv_file: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="A CSV export.")] = None,
     xlsx_file: Annotated[Path | None, typer.Option("--xlsx", metavar="FILE", help="An XLSX export.")] = None,
     sheet: Annotated[str | None, typer.Option("--sheet", metavar="URL|KEY", help="Google Sheet URL or key.")]
@@ -141,12 +143,15 @@ def init(
         help="Read Google Sheets from this stand-in (the sandbox's URL).")] = None,
     credentials: Annotated[Path | None, typer.Option("--credentials", metavar="FILE", help="Google credentials JSON.")] = None,
     out: Annotated[Path | None, out_option("Write the draft here.")] = None,
+    blueprint_alias: BlueprintAlias = None,
 ) -> None:
     """Draft a mapping from a sheet's header and a blueprint: columns recognised by their
     names, stages offered under their blueprint names, the people found in the sheet
     listed for the users table. Check every TODO, then run with --dry-run."""
     from b24kit.blueprint.loader import load_blueprint
     from b24kit.migrate.draft import draft_mapping
+
+    blueprint_file = blueprint_path(blueprint_arg, blueprint_alias)
 
     try:
         if csv_file:

@@ -122,7 +122,7 @@ def draft_mapping(table: Table, bp: Blueprint, source: dict[str, Any]) -> str:
     if "comment" in roles:
         mapping["comment"] = roles["comment"]
     lines = ["# Drafted by b24kit migrate init: check every line marked TODO, then run",
-             "#   b24kit migrate run --mapping THIS_FILE --dry-run",
+             "#   b24kit migrate run THIS_FILE --portal PORTAL --dry-run",
              "# TODO: set the portal user id of every name under users:"]
     if unmapped:
         lines.append(f"# Not mapped (map them by hand if they matter): {', '.join(unmapped)}")
