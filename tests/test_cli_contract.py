@@ -320,3 +320,18 @@ def test_long_and_empty_reports_say_so(b24kit) -> None:  # type: ignore[no-untyp
     )
     report = b24kit("report", "estimates", bp, "-p", "sandbox")
     assert report.code == 0 and "No estimates to report for link 'estimate'" in report.out
+
+
+def test_a_refused_connection_fails_fast_and_a_write_names_its_target(b24kit) -> None:  # type: ignore[no-untyped-def]
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    started = time.monotonic()
+    result = b24kit("portal", "check", "-p", f"http://127.0.0.1:{port}/rest/1/abcdefgh/")
+    assert result.code == 3 and time.monotonic() - started < 5, result.err
+    assert "abcdefgh" not in result.err
+    wrote = b24kit("call", "crm.deal.add", "fields.TITLE=x", "-p", "sandbox")
+    assert wrote.code == 0 and "Target: local sandbox portal" in wrote.err
+    read = b24kit("call", "crm.deal.list", "-p", "sandbox")
+    assert read.code == 0 and "Target:" not in read.err

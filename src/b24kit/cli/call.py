@@ -10,6 +10,7 @@ import typer
 from b24kit.cli.common import PlanOption, PortalOption, open_portal, run_portal
 from b24kit.cli.output import emit_json, fail, row_progress
 from b24kit.client import Connection, read_all
+from b24kit.client.core import is_read
 from b24kit.client.errors import MethodNotFound
 from b24kit.encoding import _split_key
 
@@ -78,7 +79,7 @@ def call(
     except ValueError as exc:
         raise fail(str(exc)) from None
     params.update(extra)
-    conn = open_portal(portal, plan)
+    conn = open_portal(portal, plan, writes=not is_read(method))
 
     async def work(conn: Connection) -> Any:
         if all_pages:
