@@ -82,7 +82,8 @@ def test_company_blueprint_end_to_end() -> None:
     box = Sandbox(limits="off")
     first = plan(box, bp)
     assert first.requests <= 5, f"planning read the portal in {first.requests} requests"
-    assert first.summary()["create"] > 150 and not first.refused
+    assert first.summary()["create"] > 100 and not first.refused
+    assert first.summary()["delete"] > 100, "the template stages apply removes are planned"
     report = apply(box, bp)
     assert report.ok and report.requests < 40, f"{report.requests} requests: apply is batched"
     # everything is there, counted on the portal
@@ -352,9 +353,10 @@ def test_cli_plan_apply_saved_plan(tmp_path: Path) -> None:
         example = str(EXAMPLE.resolve())
         result = cli("plan", example, "--detailed-exitcode")
         assert result.returncode == 2, "changes pending"
-        assert "+ pipeline sales" in result.stdout and "Plan: 14 to create" in result.stdout
+        assert "+ pipeline sales" in result.stdout
+        assert "Plan: 8 to create, 6 to update, 0 to rename, 10 to delete." in result.stdout
         as_json = json.loads(cli("plan", example, "-f", "json").stdout)
-        assert as_json["summary"]["create"] == 14 and as_json["reads"] <= 5
+        assert as_json["summary"]["create"] == 8 and as_json["reads"] <= 5
         saved = tmp_path / "plan.json"
         assert cli("plan", example, "--out", str(saved)).returncode == 0
         box.call("crm.deal.userfield.add", {"fields": {"FIELD_NAME": "X", "USER_TYPE_ID": "string"}})
