@@ -6,6 +6,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -17,6 +18,12 @@ from b24kit.cli.output import console, emit_json, err, fail
 from b24kit.sandbox import DEFAULT_DB, FaultSpecError, Sandbox, SandboxConfig
 from b24kit.sandbox.db import DatabaseBusy, DatabaseLock
 from b24kit.sandbox.seed import SeedError, apply_seed, load_seed
+
+
+class Language(StrEnum):
+    en = "en"
+    ru = "ru"
+
 
 app = typer.Typer(
     help=(
@@ -99,6 +106,10 @@ def serve(
         typer.Option("--reading", metavar="NAME", help="Switch on an alternative reading of a point no source "
                      "settles, e.g. status-list-pages (repeatable; see docs/sandbox.md)."),
     ] = None,
+    language: Annotated[
+        Language, typer.Option("--language", metavar="en|ru", help="The language the portal "
+                               "names the stages of a new pipeline in (a Russian portal: ru).")
+    ] = Language.en,
 ) -> None:
     """Serve the sandbox portal over HTTP and print its inbound webhook URL. While it runs
     it holds the database (DB.lock): reset, seed and a second serve on it refuse. Ctrl+C
@@ -110,7 +121,8 @@ def serve(
         raise fail(f"--limits must be standard, enterprise or off, not {limits!r}")
     with _locked(db, "serve"):
         sandbox = _open(db, user_id=user_id, token=token, limits=limits, latency_ms=latency_ms,
-                        faults=faults, readings=frozenset(reading or ()))
+                        faults=faults, readings=frozenset(reading or ()),
+                        language=language.value)
         try:
             _add_sheets(sandbox, sheet)
             _run(sandbox, db, host, port, limits)
