@@ -15,7 +15,7 @@ import httpx
 
 from b24kit.blueprint.apply import apply_blueprint
 from b24kit.blueprint.loader import load_blueprint
-from b24kit.links.run import audit_portal, estimates_report, sync_once
+from b24kit.links.run import audit_portal, estimates_report, fix, sync_once
 from b24kit.links.serve import SyncService
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
@@ -355,3 +355,30 @@ def test_closed_parents_get_no_child() -> None:
     s.parent("WON")
     s.parent("LOSE")
     assert audit(box).findings == [], "won or lost parents are past needing an estimate"
+
+
+def test_fix_of_a_one_sided_link_makes_no_second_child() -> None:
+    """A parent in the trigger stage points at a child whose parent field is empty: a broken
+    link (L002, re-linked), not a missing child. A new child next to it would be a
+    duplicate the tool cannot repair (issue 16: 10 of 10 such pairs got two children)."""
+    box = deployed()
+    s = Seed(box)
+    pairs = []
+    for _ in range(3):
+        child = s.child("NEW", None)
+        pairs.append((s.parent("ESTIMATE", child=child, mirror="Новая оценка"), child))
+    found = audit(box).counts()
+    assert found == {"L002": 3}, found
+
+    async def repair() -> None:
+        with client_for(box) as client:
+            bp = load_blueprint(EXAMPLE)[0]
+            result = await audit_portal(client, bp)
+            await fix(client, bp, [f for f in result.findings if f.repair])
+
+    asyncio.run(repair())
+    assert audit(box).counts() == {}, "re-linked, nothing else"
+    for parent, child in pairs:
+        kids = box.call("crm.deal.list", {"filter": {"UF_CRM_PARENT_DEAL": f"D_{parent}"},
+                                          "select": ["ID"]})
+        assert [int(k["ID"]) for k in kids] == [child], "exactly the one child, linked back"

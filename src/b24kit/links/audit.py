@@ -130,6 +130,18 @@ class _Auditor:
             fields[link.mirror_field] = link.stage_name(child_stage)
         return fields
 
+    def points_to_a_child(self, parent: Deal) -> bool:
+        """The parent's child field names a deal of the child pipeline that does not point
+        back: not a missing child but a broken link (L002 re-links it). Making another
+        child here would leave two."""
+        if not self.link.parent_field or parent.child_ref is None:
+            return False
+        pointed = self.index.get(parent.child_ref)
+        if pointed is None or pointed.category != self.link.child.id:
+            return False
+        its_parent = self.index.get(pointed.parent_ref) if pointed.parent_ref else None
+        return its_parent is None or its_parent.category != self.link.parent.id
+
     def create_child(self, parent: Deal, title: str = "") -> list[Command]:
         link = self.link
         fields = {"CATEGORY_ID": link.child.id, "STAGE_ID": link.child_start,
@@ -149,7 +161,7 @@ class _Auditor:
         link = self.link
         max_children = link.link.max_children
         for parent, kids in self.index.parents_with_children(link.parent.id, link.child.id):
-            if not kids and self.past_trigger(parent):
+            if not kids and self.past_trigger(parent) and not self.points_to_a_child(parent):
                 self.add("L001", [parent.id], f"stage {parent.stage}, no child",
                          f"a child in «{link.child.name}»", self.create_child(parent))
             if len(kids) > max_children:
