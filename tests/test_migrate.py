@@ -309,3 +309,22 @@ def test_xlsx_export_migrates_like_the_csv(tmp_path: Path, reference: dict[str, 
     box = deployed()
     migrate(box, tmp_path / "m.yaml")
     assert dump(box) == reference, "the same sheet as XLSX gives the same portal"
+
+
+def test_two_runs_at_once_make_nothing_twice(tmp_path: Path, reference: dict[str, Any]) -> None:
+    """Issue 16, item 2: two `migrate run` on one portal at once doubled everything. The
+    second waits for the first (a lock per portal), says so, and then finds every row."""
+    box = deployed(latency_ms=5)
+    running = start_in_thread(box)
+    try:
+        procs = [subprocess.Popen(
+            [sys.executable, "-m", "b24kit", "migrate", "run", str(MAPPING), "--yes",
+             "--portal", box.webhook_url(running.base_url)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}) for _ in range(2)]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+    finally:
+        running.stop()
+    assert [p.returncode for p in procs] == [0, 0], errors
+    assert any("waiting for it to finish" in e for e in errors), errors
+    assert dump(box) == reference, "the same portal as one run: nothing twice"

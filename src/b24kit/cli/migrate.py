@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -18,12 +19,14 @@ from b24kit.cli.common import (
     PortalOption,
     YesOption,
     blueprint_path,
+    note,
     open_portal,
     out_option,
     run_portal,
 )
 from b24kit.cli.output import console, emit_json, err, fail, phase, row_progress
 from b24kit.client import Connection
+from b24kit.locks import job_lock
 from b24kit.migrate.run import MigrationResult, execute, load_mapping, prepare, write_report
 from b24kit.migrate.sources import gspread_client, read_csv, read_gsheet, read_xlsx, to_table
 
@@ -102,8 +105,11 @@ def run(
         with row_progress("migrating") as progress:
             return await execute(conn.client, result, progress)
 
+    # two runs on one portal at once would each see the rows as new and make them twice
+    lock = Path(".b24kit") / conn.state_key / "migrate.lock"
     try:
-        result = run_portal(conn, work)
+        with job_lock(lock, on_wait=note) if not dry_run else nullcontext():
+            result = run_portal(conn, work)
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     if report is not None:
