@@ -1,3 +1,3 @@
-from b24kit.cli.app import main
+from b24kit.cli.entry import main
 
 main()

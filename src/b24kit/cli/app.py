@@ -17,6 +17,7 @@ except ImportError:  # a typer that uses click itself
     from click import exceptions as typer_click_errors  # type: ignore[no-redef]
 
 from b24kit import __version__
+from b24kit.blueprint.loader import BlueprintError
 from b24kit.cli import blueprint, call, links, migrate, portal, sandbox
 from b24kit.cli.common import (
     INTERNAL,
@@ -122,9 +123,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     except CLICK_ERRORS as exc:
         exc.show()
         code = USAGE if isinstance(exc, USAGE_ERRORS) else exc.exit_code
+    except BlueprintError as exc:  # a blueprint or mapping named by another file
+        for issue in exc.issues:
+            err.print(str(issue), highlight=False, markup=False)
+        code = USAGE
     except B24Error as exc:
-        err.print(f"[bold red]error:[/] {redact(str(exc))}", highlight=False, markup=False)
+        err.print(f"error: {redact(str(exc))}", highlight=False, markup=False)
         code = PORTAL_FAILED
+    except OSError as exc:  # a file the user named: cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.print(f"error: {where}{exc.strerror or exc}", highlight=False, markup=False)
+        code = USAGE
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if code == INTERRUPTED:  # typer turns Ctrl-C into exit 130 on its own, silently

@@ -349,6 +349,8 @@ def graph(
     if out is None:
         typer.echo(text, nl=False)
         return
+    if out.suffix.lower() not in (".svg", ".md", ".mmd", ".mermaid", ".txt"):
+        raise fail(f"{out}: graph writes .svg (a picture), .md, or Mermaid text (.mmd, .txt)")
     if out.suffix == ".svg":
         text = render_svg(blueprint, linked_only)
     elif out.suffix == ".md":

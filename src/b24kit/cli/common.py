@@ -117,7 +117,8 @@ def blueprint_path(argument: Path | None, alias: Path | None) -> Path:
         raise fail("give the blueprint once: as the argument or with -b, not both")
     path = argument or alias
     if path is None:
-        raise fail("missing the blueprint: b24kit COMMAND BLUEPRINT.yaml ...")
+        raise fail("missing the blueprint: give the blueprint file first, e.g. "
+                   "blueprints/company.yaml")
     return path
 
 

@@ -30,6 +30,7 @@ from b24kit.cli.common import (
     YesOption,
     blueprint_path,
     check_names,
+    note,
     open_portal,
     out_option,
     run_portal,
@@ -146,9 +147,10 @@ def audit(
         output.write_text(text if format != ListFormat.text else "\n".join(
             f"{r['rule']} {r['severity']} {r['deals']} {r['seen']}" for r in rows) + "\n",
             encoding="utf-8")
-    if quiet:
-        console.print(summary, highlight=False)
-    elif format != ListFormat.text and output is None:
+    if quiet or output is not None:  # the report went to the file: stdout keeps the summary
+        console.print(summary + (f"; report in {output}" if output is not None else ""),
+                      highlight=False, markup=False)
+    elif format != ListFormat.text:
         typer.echo(text, nl=format == ListFormat.json)
     else:
         if result.findings:
@@ -280,6 +282,8 @@ def estimates(
     if format == TableFormat.json:
         emit_json(rows)
     elif format == TableFormat.csv:
+        if not rows:
+            note(f"No estimates to report for link {name!r} (only the header is written).")
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, ["logistician", "logistician_name", "month",
                                          "estimates", "median_hours", "p90_hours",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -75,6 +76,8 @@ def run(
     Exit codes: 0 done (rejected rows are listed and written to --report), 2 bad mapping
     or sheet, 3 portal error (the run can simply be repeated).
     """
+    if report is not None and report.suffix.lower() not in (".csv", ".json"):
+        raise fail(f"--report {report}: name a .csv or .json file")
     if mapping_arg and mapping_alias and mapping_arg != mapping_alias:
         raise fail("give the mapping once: as the argument or with -m, not both")
     mapping_file = mapping_arg or mapping_alias
@@ -173,7 +176,13 @@ def init(
             source["worksheet"] = worksheet
         source["header_rows"] = header_rows  # type: ignore[assignment]
         blueprint, _ = load_blueprint(blueprint_file)
-        text = draft_mapping(to_table(grid, header_rows), blueprint, source)
+        # the mapping reads its paths relative to its own folder
+        home = (out.parent if out is not None else Path.cwd()).resolve()
+        for key in ("csv", "xlsx"):
+            if key in source:
+                source[key] = os.path.relpath(Path(str(source[key])).resolve(), home)
+        text = draft_mapping(to_table(grid, header_rows), blueprint, source,
+                             os.path.relpath(blueprint_file.resolve(), home))
     except BlueprintError as exc:
         raise fail(str(exc)) from None
     except (OSError, ValueError) as exc:

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from b24kit.cli.common import (
+    OPTIONS,
     Format,
     FormatOption,
     PlanOption,
@@ -152,6 +153,11 @@ def conformance(
                    code=3)
     if format == Format.json:
         emit_json(report.as_dict())
+    elif OPTIONS.quiet:
+        console.print(f"{len(report.results) - len(report.differs)} held, "
+                      f"{len(report.differs)} differ on {escape(conn.label)}"
+                      + "".join(f"; differs: {escape(r.assumption.id)}" for r in report.differs),
+                      highlight=False)
     else:
         table = Table("assumption", "expected", "seen", "")
         for r in report.results:

@@ -214,12 +214,15 @@ def seed(
         data = load_seed(file)
     except (OSError, SeedError) as exc:
         raise fail(str(exc)) from exc
+    if db == ":memory:":
+        raise fail("--db :memory: keeps nothing: seed a sandbox file (the default "
+                   f"{DEFAULT_DB}, or --db FILE)")
     with _locked(db, "seed"):
         sandbox = _open(db, limits="off")
         try:
             counts = apply_seed(sandbox, data)
         except Exception as exc:  # noqa: BLE001
-            raise fail(f"{file}: seeding failed: {exc}", code=3) from exc
+            raise fail(f"{file}: seeding failed: {exc}") from exc
         finally:
             sandbox.close()
     if format == Format.json:

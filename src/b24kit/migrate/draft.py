@@ -45,7 +45,10 @@ def classify(header: str) -> str | None:
     return None
 
 
-def draft_mapping(table: Table, bp: Blueprint, source: dict[str, Any]) -> str:
+def draft_mapping(table: Table, bp: Blueprint, source: dict[str, Any],
+                  blueprint_ref: str = "TODO: path/to/blueprint.yaml") -> str:
+    """``blueprint_ref`` and the paths in ``source`` are as the mapping file will read them
+    (relative to its folder)."""
     roles: dict[str, str] = {}
     unmapped = []
     for header in table.headers:
@@ -69,7 +72,7 @@ def draft_mapping(table: Table, bp: Blueprint, source: dict[str, Any]) -> str:
             if value is not None and str(value).strip() not in table.headers:
                 found.setdefault(normalize_word(str(value)), str(value).strip())
     names = sorted(found.values())
-    mapping: dict[str, Any] = {"version": 1, "blueprint": "TODO: path/to/blueprint.yaml",
+    mapping: dict[str, Any] = {"version": 1, "blueprint": blueprint_ref,
                                "source": source, "originator": "legacy-sheet"}
     if "row_id" in roles:
         mapping["row_id"] = roles["row_id"]
