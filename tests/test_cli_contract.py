@@ -410,3 +410,46 @@ def test_audit_with_a_report_file_keeps_stdout_to_the_summary(b24kit) -> None:  
     assert result.code == 0 and result.out.strip().startswith("audit: ")
     assert len(result.out.strip().splitlines()) == 1 and "report in audit.json" in result.out
     json.loads(Path("audit.json").read_text(encoding="utf-8"))
+
+
+def test_names_from_the_portal_cannot_break_or_forge_the_plan(b24kit) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16, item 6: a stage an admin renamed to markup or terminal escapes must not
+    crash plan or rewrite what a person approves."""
+    bp = "blueprints/example.yaml"
+    assert b24kit("apply", bp, "-p", "sandbox", "--yes").code == 0
+    from b24kit.client import connect
+
+    conn = connect("sandbox")
+    box = conn.sandbox
+    row = box.call("crm.status.list", {"filter": {"NAME": "Оценить"}})[0]
+    box.call(
+        "crm.status.update",
+        {"id": row["ID"], "fields": {"NAME": "[/][bold]Оценить\x1b[2J\u202eevil"}},
+    )
+    box.close()
+    result = b24kit("plan", bp, "-p", "sandbox")
+    assert result.code == 0, result.err
+    assert "\x1b" not in result.out and "\u202e" not in result.out
+    assert "[/][bold]Оценить\\u001b[2J\\u202eevil" in result.out, "shown, escaped, visible"
+
+
+def test_secrets_at_the_edges(b24kit, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16, items 7 and 11: a password in the URL is never shown; the sandbox file holding
+    the token is private; a rejected-rows report cannot run formulas in a spreadsheet."""
+    from b24kit.migrate.run import inert
+
+    result = b24kit(
+        "portal", "check", "-p", "https://bob:hunter2@b24kit-no-such-host.invalid/rest/1/abcdef/"
+    )
+    assert result.code == 3 and "hunter2" not in result.err and "abcdef" not in result.err
+    assert b24kit("validate", "blueprints/example.yaml").code == 0
+    assert b24kit("call", "server.time", "-p", "sandbox").code == 0
+    assert (Path(".b24kit/sandbox.sqlite").stat().st_mode & 0o077) == 0, "0600"
+    assert [inert(v) for v in ('=HYPERLINK("x")', "+1", "@SUM(A1)", "-2", "ok", 5)] == [
+        '\'=HYPERLINK("x")',
+        "'+1",
+        "'@SUM(A1)",
+        "'-2",
+        "ok",
+        5,
+    ]

@@ -29,7 +29,7 @@ from b24kit.cli.common import (
     out_option,
     run_portal,
 )
-from b24kit.cli.output import console, emit_json, err, fail, phase, row_progress
+from b24kit.cli.output import console, emit_json, err, fail, phase, row_progress, safe
 from b24kit.client import Connection
 from b24kit.portal.snapshot import read_snapshot
 
@@ -94,13 +94,14 @@ def render_change(change: Change) -> str:
                            for k, v in change.attrs.items())
     else:
         detail = " ".join(f"{k}={_value(v)}" for k, v in change.attrs.items())
-    line = f"  [{colour}]{symbol} {change.kind} {change.address}[/]  {detail}"
+    # names come from the blueprint or the portal: never markup, never control characters
+    line = f"  [{colour}]{symbol} {change.kind} {safe(change.address)}[/]  {safe(detail)}"
     if change.note:
-        line += f"  [dim]({change.note})[/]"
+        line += f"  [dim]({safe(change.note)})[/]"
     if change.deferred:
-        line += f"  [dim]({change.deferred})[/]"
+        line += f"  [dim]({safe(change.deferred)})[/]"
     if change.refused:
-        line += f"\n      [bold red]refused:[/] {change.refused}"
+        line += f"\n      [bold red]refused:[/] {safe(change.refused)}"
     return line
 
 
@@ -109,7 +110,7 @@ def print_plan(plan: Plan) -> None:
     for change in plan.changes:
         if change.group != group:
             group = change.group
-            console.print(f"\n[bold]{group}[/]", highlight=False)
+            console.print(f"\n[bold]{safe(group)}[/]", highlight=False)
         console.print(render_change(change), highlight=False, soft_wrap=True)
     if not plan.changes:
         console.print("No changes. The portal matches the blueprint.")
@@ -278,9 +279,9 @@ def apply(
         else:
             for o in report.outcomes:
                 mark = "[green]✓[/]" if o.ok else "[red]✗[/]"
-                line = f"{mark} {o.change.action} {o.change.kind} {o.change.address}"
+                line = f"{mark} {o.change.action} {o.change.kind} {safe(o.change.address)}"
                 if o.error:
-                    line += f": {o.error}"
+                    line += f": {safe(o.error)}"
                 console.print(line, highlight=False, soft_wrap=True)
             done = sum(o.ok for o in report.outcomes)
             console.print(f"\nApplied {done} of {len(report.outcomes)} changes on "

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console(soft_wrap=True)
+# control characters (ANSI escapes, bidi overrides) in names from users or the portal would
+# rewrite what a person approves on the terminal: shown as \uXXXX instead
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: object) -> str:
+    """Text from users or the portal, ready for rich markup: markup escaped, control and
+    bidi characters made visible."""
+    plain = _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text))
+    return escape(plain)
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -20,9 +32,10 @@ def emit_json(data: Any) -> None:
 
 
 def fail(message: str, hint: str | None = None, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    """One line (two with a hint) on stderr; the message may carry user or portal text."""
+    err.print(f"[bold red]error:[/] {safe(message)}", highlight=False)
     if hint:
-        err.print(f"  {hint}", highlight=False)
+        err.print(f"  {safe(hint)}", highlight=False)
     return typer.Exit(code)
 
 

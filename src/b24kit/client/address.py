@@ -25,10 +25,18 @@ class WebhookAddress:
 
     @property
     def redacted(self) -> str:
-        return f"{self.base}/rest/{self.user_id}/***/"
+        return f"{_without_userinfo(self.base)}/rest/{self.user_id}/***/"
 
     def __repr__(self) -> str:  # never show the secret, not even in a debugger dump
         return f"WebhookAddress({self.redacted!r})"
+
+
+_USERINFO = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]*@", re.IGNORECASE)
+
+
+def _without_userinfo(url: str) -> str:
+    """``https://user:password@host`` -> ``https://***@host``: a password is a secret too."""
+    return _USERINFO.sub(r"\g<scheme>***@", url)
 
 
 def parse_webhook(url: str) -> WebhookAddress:
@@ -37,7 +45,8 @@ def parse_webhook(url: str) -> WebhookAddress:
     if not match:
         # Which part is the secret cannot be known in a malformed URL: show the host only.
         parts = urlsplit(text)
-        shown = f"{parts.scheme}://{parts.netloc}/..." if parts.netloc else "(not a URL)"
+        host = parts.netloc.rsplit("@", 1)[-1]
+        shown = f"{parts.scheme}://{host}/..." if parts.netloc else "(not a URL)"
         raise ConfigError(
             f"not a webhook URL: {shown}; expected https://PORTAL/rest/USER_ID/SECRET/"
         )
@@ -50,4 +59,5 @@ def parse_webhook(url: str) -> WebhookAddress:
 def redact(text: str) -> str:
     """Hide webhook secrets and token parameters anywhere in a string."""
     text = _ANY_HOOK.sub(r"\1***", text)
+    text = re.sub(r"(https?://)[^/@\s\"']*@", r"\1***@", text)  # user:password@
     return _AUTH_PARAM.sub(r"\1***", text)

@@ -114,4 +114,12 @@ def write_report(path: Path, result: MigrationResult) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, ["kind", "worksheet", "row", "column", "value", "reason"])
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: inert(v) for k, v in row.items()} for row in rows)
+
+
+def inert(value: Any) -> Any:
+    """A cell a spreadsheet would run as a formula (=, +, -, @, tab, CR first: OWASP's
+    CSV-injection rule) is written with a leading apostrophe; the text is kept."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
