@@ -187,3 +187,17 @@ def test_the_documented_unit_runs_the_real_command() -> None:
     assert "B24_APP_TOKEN" in result.output, "--app-token is read from B24_APP_TOKEN"
     assert "curl -fsS http://127.0.0.1:8780/healthz" in text
     assert "journalctl -u b24kit-sync-acme" in text
+
+
+def test_a_large_body_is_refused_at_once_and_never_parsed(tmp_path: Path) -> None:
+    """Issue 16, item 8: a 240 KB body without a token froze the server for 108 s."""
+
+    async def steps(http: httpx.AsyncClient, box: Any, sales: int) -> None:
+        started = asyncio.get_running_loop().time()
+        big = await http.post("/", content=b"a[" * 5_000_000, headers=FORM)  # 10 MB
+        took = asyncio.get_running_loop().time() - started
+        assert big.status_code == 413 and took < 1.0, took
+        ok = await http.post("/", content=event("ONCRMDEALUPDATE", 1), headers=FORM)
+        assert ok.status_code == 200, "a normal event still goes through"
+
+    drive(tmp_path, steps)

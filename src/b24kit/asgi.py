@@ -15,10 +15,20 @@ async def lifespan(receive: Any, send: Any) -> None:
             return
 
 
-async def read_body(receive: Any) -> bytes:
+class BodyTooLarge(Exception):
+    """The request body passed the limit; what was sent is not read further."""
+
+
+async def read_body(receive: Any, limit: int | None = None) -> bytes:
+    """The whole body; with ``limit``, BodyTooLarge as soon as it passes ``limit`` bytes."""
     chunks = []
+    size = 0
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise BodyTooLarge(f"body over {limit} bytes")
+        chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)

@@ -21,13 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from b24kit.asgi import lifespan, read_body
+from b24kit.asgi import BodyTooLarge, lifespan, read_body
 from b24kit.blueprint.model import Blueprint
 from b24kit.client import B24Client, redact
 from b24kit.encoding import parse_query
 from b24kit.links.run import SyncResult, sync_once
 
 log = logging.getLogger("b24kit.sync")
+MAX_BODY = 64 * 1024  # bytes of one event request
 EVENTS = {"ONCRMDEALADD", "ONCRMDEALUPDATE"}
 HEALTH = "/healthz"
 _NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
@@ -99,8 +100,16 @@ class SyncService:
             return
         if scope["type"] != "http":
             return
-        body = await read_body(receive)
         method, path, peer = scope["method"], scope.get("path", "/"), _client(scope)
+        try:
+            # a portal's event is a few KB: a large body is refused before it is read, let
+            # alone parsed (parsing form bodies costs more than their size)
+            body = await read_body(receive, limit=MAX_BODY)
+        except BodyTooLarge:
+            log.warning("time=%s client=%s refused: body over %d bytes", _now(), peer, MAX_BODY)
+            await self._answer(send, 413, {"error": f"the body is over {MAX_BODY} bytes"},
+                               allow="POST")
+            return
         if path == HEALTH:
             if method in ("GET", "HEAD"):
                 log.debug("time=%s client=%s %s %s", _now(), peer, method, HEALTH)
