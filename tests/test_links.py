@@ -37,7 +37,9 @@ def deployed(path: Path = EXAMPLE, **kwargs: Any) -> Sandbox:
 
 
 def cats(box: Sandbox) -> dict[str, int]:
-    return {c["name"]: c["id"] for c in box.call("crm.category.list", {"entityTypeId": 2})["categories"]}
+    return {
+        c["name"]: c["id"] for c in box.call("crm.category.list", {"entityTypeId": 2})["categories"]
+    }
 
 
 class Seed:
@@ -47,8 +49,12 @@ class Seed:
         self.sales, self.log = ids["Продажи"], ids["Логистика"]
 
     def parent(self, stage: str, child: int | None = None, mirror: str | None = None) -> int:
-        fields: dict[str, Any] = {"CATEGORY_ID": self.sales, "STAGE_ID": f"C{self.sales}:{stage}",
-                                  "TITLE": f"parent {stage}", "OPPORTUNITY": 100000}
+        fields: dict[str, Any] = {
+            "CATEGORY_ID": self.sales,
+            "STAGE_ID": f"C{self.sales}:{stage}",
+            "TITLE": f"parent {stage}",
+            "OPPORTUNITY": 100000,
+        }
         if child:
             fields["UF_CRM_CHILD_DEAL"] = f"D_{child}"
         if mirror:
@@ -56,8 +62,11 @@ class Seed:
         return int(self.box.call("crm.deal.add", {"fields": fields}))
 
     def child(self, stage: str, parent: int | None) -> int:
-        fields: dict[str, Any] = {"CATEGORY_ID": self.log, "STAGE_ID": f"C{self.log}:{stage}",
-                                  "TITLE": "child"}
+        fields: dict[str, Any] = {
+            "CATEGORY_ID": self.log,
+            "STAGE_ID": f"C{self.log}:{stage}",
+            "TITLE": "child",
+        }
         if parent is not None:
             fields["UF_CRM_PARENT_DEAL"] = f"D_{parent}"
         return int(self.box.call("crm.deal.add", {"fields": fields}))
@@ -75,33 +84,42 @@ class Seed:
         return p, c
 
 
-EXPECTED = {"L001": 2, "L002": 3, "L003": 1, "L004": 1, "L005": 1, "L006": 1, "L007": 1,
-            "L008": 1, "L009": 1}
+EXPECTED = {
+    "L001": 2,
+    "L002": 3,
+    "L003": 1,
+    "L004": 1,
+    "L005": 1,
+    "L006": 1,
+    "L007": 1,
+    "L008": 1,
+    "L009": 1,
+}
 
 
 def seed_every_inconsistency(box: Sandbox) -> dict[str, Any]:
     s = Seed(box)
-    s.pair("ESTIMATE", "NEW", "Новая оценка")                      # clean
-    s.parent("NEW")                                                  # clean: before the trigger
-    s.parent("LOSE")                                                 # clean: lost early
-    s.parent("ESTIMATE")                                             # L001
-    s.parent("ESTIMATE_READY")                                       # L001
-    c3 = s.child("NEW", None)                                        # L002 (repairable:)
-    s.parent("NEW", child=c3)                                        #   a parent claims it
-    s.child("NEW", 99999)                                            # L002 points nowhere
+    s.pair("ESTIMATE", "NEW", "Новая оценка")  # clean
+    s.parent("NEW")  # clean: before the trigger
+    s.parent("LOSE")  # clean: lost early
+    s.parent("ESTIMATE")  # L001
+    s.parent("ESTIMATE_READY")  # L001
+    c3 = s.child("NEW", None)  # L002 (repairable:)
+    s.parent("NEW", child=c3)  #   a parent claims it
+    s.child("NEW", 99999)  # L002 points nowhere
     general = int(box.call("crm.deal.add", {"fields": {"TITLE": "other pipeline"}}))
-    s.child("NEW", general)                                          # L002 wrong pipeline
-    p7 = s.parent("ESTIMATE")                                        # L003
+    s.child("NEW", general)  # L002 wrong pipeline
+    p7 = s.parent("ESTIMATE")  # L003
     c7 = s.child("NEW", p7)
     s.child("NEW", p7)
     s.point(p7, c7)
-    s.pair("ESTIMATE", "NEW", "устарело")                           # L004
-    s.pair("ESTIMATE", "APPROVAL", "Согласование")                  # L005
-    s.pair("WON", "NEW", "Новая оценка")                            # L006
-    s.pair("ESTIMATE_READY", "LOSE", "Отказ")                       # L007
-    p1, c1 = s.pair("ESTIMATE", "NEW", "Новая оценка")              # (clean) ...
-    s.child("NEW", c1)                                               # L008: parent is a child
-    p13 = s.parent("ESTIMATE")                                       # L009
+    s.pair("ESTIMATE", "NEW", "устарело")  # L004
+    s.pair("ESTIMATE", "APPROVAL", "Согласование")  # L005
+    s.pair("WON", "NEW", "Новая оценка")  # L006
+    s.pair("ESTIMATE_READY", "LOSE", "Отказ")  # L007
+    p1, c1 = s.pair("ESTIMATE", "NEW", "Новая оценка")  # (clean) ...
+    s.child("NEW", c1)  # L008: parent is a child
+    p13 = s.parent("ESTIMATE")  # L009
     s.child("NEW", p13)
     s.point(p13, c1, "Новая оценка")
     return {"deals": box.portal.count_items(2)}
@@ -136,16 +154,33 @@ def test_fix_repairs_what_is_safe_and_deletes_nothing(tmp_path: Path) -> None:
     server = start_in_thread(box)
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "b24kit", "audit", "-b", str(EXAMPLE), "--fix", "--yes",
-             "-f", "json", "--portal", box.webhook_url(server.base_url)],
-            capture_output=True, text=True, timeout=120, cwd=tmp_path,
-            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+            [
+                sys.executable,
+                "-m",
+                "b24kit",
+                "audit",
+                "-b",
+                str(EXAMPLE),
+                "--fix",
+                "--yes",
+                "-f",
+                "json",
+                "--portal",
+                box.webhook_url(server.base_url),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+        )
     finally:
         server.stop()
     assert result.returncode == 1, result.stderr  # unrepairable findings remain
     after = audit(box).counts()
-    assert after == {"L002": 2, "L003": 1, "L006": 1, "L007": 1, "L008": 1}, \
+    assert after == {"L002": 2, "L003": 1, "L006": 1, "L007": 1, "L008": 1}, (
         "repairable rules are clean; the others remain and are reported"
+    )
     assert box.portal.count_items(2) == seeded["deals"] + 2, "two children made, nothing deleted"
 
 
@@ -155,15 +190,19 @@ def test_exit_codes_formats_and_quiet(tmp_path: Path) -> None:
     url = box.webhook_url(server.base_url)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "b24kit", "audit", "-b", str(EXAMPLE),
-                               *args], capture_output=True, text=True, timeout=120,
-                              cwd=tmp_path, env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path),
-                                                 "B24KIT_RETRIES": "1"})
+        return subprocess.run(
+            [sys.executable, "-m", "b24kit", "audit", "-b", str(EXAMPLE), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "B24KIT_RETRIES": "1"},
+        )
 
     try:
         clean = run("--portal", url, "--quiet")
         assert clean.returncode == 0 and clean.stdout.strip().endswith("clean"), clean.stdout
-        Seed(box).pair("ESTIMATE", "NEW", "устарело")                # one warn (L004)
+        Seed(box).pair("ESTIMATE", "NEW", "устарело")  # one warn (L004)
         assert run("--portal", url).returncode == 1, "warn >= default --fail-on warn"
         assert run("--portal", url, "--fail-on", "error").returncode == 0, "below the threshold"
         import json
@@ -171,7 +210,8 @@ def test_exit_codes_formats_and_quiet(tmp_path: Path) -> None:
         data = json.loads(run("--portal", url, "-f", "json", "--fail-on", "error").stdout)
         assert data["counts"] == {"L004": 1}
         assert data["findings"][0]["deals"][0]["url"].endswith(
-            f"/crm/deal/details/{data['findings'][0]['deals'][0]['id']}/")
+            f"/crm/deal/details/{data['findings'][0]['deals'][0]['id']}/"
+        )
         lines = run("--portal", url, "-f", "jsonl", "--fail-on", "error").stdout.splitlines()
         assert [json.loads(x)["rule"] for x in lines] == ["L004"]
         out = tmp_path / "audit.json"
@@ -196,9 +236,20 @@ def test_the_pilot_with_sync_once(tmp_path: Path) -> None:
     logistics = cats(box)["Логистика"]
     bp = load_blueprint(COMPANY)[0]
     contact = box.call("crm.contact.add", {"fields": {"NAME": "Иван"}})
-    deal = int(box.call("crm.deal.add", {"fields": {
-        "TITLE": "Перевозка трактора", "CATEGORY_ID": sales, "OPPORTUNITY": 125000,
-        "CONTACT_ID": contact, "COMMENTS": "Из Твери в Клин"}}))
+    deal = int(
+        box.call(
+            "crm.deal.add",
+            {
+                "fields": {
+                    "TITLE": "Перевозка трактора",
+                    "CATEGORY_ID": sales,
+                    "OPPORTUNITY": 125000,
+                    "CONTACT_ID": contact,
+                    "COMMENTS": "Из Твери в Клин",
+                }
+            },
+        )
+    )
 
     def sync() -> Any:
         async def go() -> Any:
@@ -210,19 +261,26 @@ def test_the_pilot_with_sync_once(tmp_path: Path) -> None:
     assert sync().outcomes == [], "nothing to do before «Оценить»"
     box.call("crm.deal.update", {"id": deal, "fields": {"STAGE_ID": f"C{sales}:ESTIMATE"}})
     sync()
-    children = box.call("crm.deal.list", {"filter": {"CATEGORY_ID": logistics},
-                                          "select": ["*", "UF_*"]})
+    children = box.call(
+        "crm.deal.list", {"filter": {"CATEGORY_ID": logistics}, "select": ["*", "UF_*"]}
+    )
     assert len(children) == 1, "moving to «Оценить» made one logistics child"
     child = children[0]
     assert child["UF_CRM_PARENT_DEAL"] == f"D_{deal}" and child["STAGE_ID"] == f"C{logistics}:NEW"
     assert (child["TITLE"], child["OPPORTUNITY"], child["CONTACT_ID"], child["COMMENTS"]) == (
-        "Перевозка трактора", "125000.00", str(contact), "Из Твери в Клин"), "copied fields"
+        "Перевозка трактора",
+        "125000.00",
+        str(contact),
+        "Из Твери в Клин",
+    ), "copied fields"
     parent = box.call("crm.deal.get", {"id": deal})
     assert parent["UF_CRM_CHILD_DEAL"] == f"D_{child['ID']}", "the parent shows its child"
     assert parent["UF_CRM_CHILD_STAGE"] == "Новая оценка", "and the child's stage"
     quiet = sync()
     assert quiet.outcomes == [] and quiet.requests <= 6, "a quiet pass costs a few requests"
-    box.call("crm.deal.update", {"id": child["ID"], "fields": {"STAGE_ID": f"C{logistics}:APPROVAL"}})
+    box.call(
+        "crm.deal.update", {"id": child["ID"], "fields": {"STAGE_ID": f"C{logistics}:APPROVAL"}}
+    )
     sync()
     assert _stage(box, deal) == f"C{sales}:ESTIMATE_READY", "«Согласование» moves the parent"
     assert box.call("crm.deal.get", {"id": deal})["UF_CRM_CHILD_STAGE"] == "Согласование"
@@ -234,31 +292,42 @@ def test_the_pilot_with_sync_serve(tmp_path: Path) -> None:
     sales = cats(box)["Продажи: Услуга под ключ"]
     logistics = cats(box)["Логистика"]
     bp = load_blueprint(COMPANY)[0]
-    deal = int(box.call("crm.deal.add", {"fields": {"TITLE": "Аренда крана",
-                                                    "CATEGORY_ID": sales}}))
+    deal = int(
+        box.call("crm.deal.add", {"fields": {"TITLE": "Аренда крана", "CATEGORY_ID": sales}})
+    )
 
     def event(name: str, deal_id: int, token: str = "app-secret") -> str:
-        return (f"event={name}&event_handler_id=185&data%5BFIELDS%5D%5BID%5D={deal_id}"
-                f"&ts=1735374081&auth%5Bdomain%5D=portal&auth%5Bapplication_token%5D={token}")
+        return (
+            f"event={name}&event_handler_id=185&data%5BFIELDS%5D%5BID%5D={deal_id}"
+            f"&ts=1735374081&auth%5Bdomain%5D=portal&auth%5Bapplication_token%5D={token}"
+        )
 
     async def go() -> None:
         with client_for(box) as client:
             service = SyncService(client, bp, tmp_path, "app-secret")
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service),
-                                         base_url="http://sync") as http:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=service), base_url="http://sync"
+            ) as http:
                 headers = {"content-type": "application/x-www-form-urlencoded"}
-                bad = await http.post("/", content=event("ONCRMDEALUPDATE", deal, "nope"),
-                                      headers=headers)
+                bad = await http.post(
+                    "/", content=event("ONCRMDEALUPDATE", deal, "nope"), headers=headers
+                )
                 assert bad.status_code == 401, "events without the application token are refused"
-                box.call("crm.deal.update", {"id": deal, "fields": {"STAGE_ID": f"C{sales}:ESTIMATE"}})
-                answer = await http.post("/", content=event("ONCRMDEALUPDATE", deal),
-                                         headers=headers)
+                box.call(
+                    "crm.deal.update", {"id": deal, "fields": {"STAGE_ID": f"C{sales}:ESTIMATE"}}
+                )
+                answer = await http.post(
+                    "/", content=event("ONCRMDEALUPDATE", deal), headers=headers
+                )
                 assert answer.json()["created"] == 1
                 child = box.call("crm.deal.list", {"filter": {"CATEGORY_ID": logistics}})[0]
-                box.call("crm.deal.update", {"id": child["ID"],
-                                             "fields": {"STAGE_ID": f"C{logistics}:APPROVAL"}})
-                await http.post("/", content=event("ONCRMDEALUPDATE", int(child["ID"])),
-                                headers=headers)
+                box.call(
+                    "crm.deal.update",
+                    {"id": child["ID"], "fields": {"STAGE_ID": f"C{logistics}:APPROVAL"}},
+                )
+                await http.post(
+                    "/", content=event("ONCRMDEALUPDATE", int(child["ID"])), headers=headers
+                )
 
     asyncio.run(go())
     assert _stage(box, deal) == f"C{sales}:ESTIMATE_READY"
@@ -269,37 +338,66 @@ def test_concurrent_passes_make_one_child(tmp_path: Path) -> None:
     box = deployed(COMPANY, latency_ms=30)
     sales = cats(box)["Продажи: Услуга под ключ"]
     logistics = cats(box)["Логистика"]
-    deal = int(box.call("crm.deal.add", {"fields": {"CATEGORY_ID": sales,
-                                                    "STAGE_ID": f"C{sales}:ESTIMATE"}}))
+    deal = int(
+        box.call(
+            "crm.deal.add", {"fields": {"CATEGORY_ID": sales, "STAGE_ID": f"C{sales}:ESTIMATE"}}
+        )
+    )
     server = start_in_thread(box)
     try:
-        procs = [subprocess.Popen(
-            [sys.executable, "-m", "b24kit", "sync", "-b", str(COMPANY), "--once",
-             "--state-dir", str(tmp_path / "state"), "--portal", box.webhook_url(server.base_url)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}) for _ in range(2)]
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "b24kit",
+                    "sync",
+                    "-b",
+                    str(COMPANY),
+                    "--once",
+                    "--state-dir",
+                    str(tmp_path / "state"),
+                    "--portal",
+                    box.webhook_url(server.base_url),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=tmp_path,
+                env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+            )
+            for _ in range(2)
+        ]
         for proc in procs:
             assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
     finally:
         server.stop()
-    assert len(box.call("crm.deal.list", {"filter": {"CATEGORY_ID": logistics}})) == 1, \
+    assert len(box.call("crm.deal.list", {"filter": {"CATEGORY_ID": logistics}})) == 1, (
         "two passes at once made exactly one child"
+    )
     box.config.latency_ms = 0
     # an event racing a pass, in one served process
-    second = int(box.call("crm.deal.add", {"fields": {"CATEGORY_ID": sales,
-                                                      "STAGE_ID": f"C{sales}:ESTIMATE"}}))
+    second = int(
+        box.call(
+            "crm.deal.add", {"fields": {"CATEGORY_ID": sales, "STAGE_ID": f"C{sales}:ESTIMATE"}}
+        )
+    )
 
     async def race() -> None:
         with client_for(box) as client:
             service = SyncService(client, load_blueprint(COMPANY)[0], tmp_path / "state2", "t")
-            body = (f"event=ONCRMDEALUPDATE&data%5BFIELDS%5D%5BID%5D={second}"
-                    "&auth%5Bapplication_token%5D=t").encode()
-            await asyncio.gather(service.handle("POST", body), service.run_pass(),
-                                 service.handle("POST", body))
+            body = (
+                f"event=ONCRMDEALUPDATE&data%5BFIELDS%5D%5BID%5D={second}"
+                "&auth%5Bapplication_token%5D=t"
+            ).encode()
+            await asyncio.gather(
+                service.handle("POST", body), service.run_pass(), service.handle("POST", body)
+            )
 
     asyncio.run(race())
-    children = box.call("crm.deal.list", {"filter": {"CATEGORY_ID": logistics},
-                                          "select": ["UF_CRM_PARENT_DEAL"]})
+    children = box.call(
+        "crm.deal.list", {"filter": {"CATEGORY_ID": logistics}, "select": ["UF_CRM_PARENT_DEAL"]}
+    )
     assert sorted(c["UF_CRM_PARENT_DEAL"] for c in children) == sorted([f"D_{deal}", f"D_{second}"])
 
 
@@ -314,8 +412,9 @@ def test_estimates_report_matches_independent_figures(tmp_path: Path) -> None:
     expected = {}
     for person, spans in hours_by_person.items():
         for hours in spans:
-            deal = int(box.call("crm.deal.add", {"fields": {"CATEGORY_ID": sales,
-                                                            "OPPORTUNITY": 200000}}))
+            deal = int(
+                box.call("crm.deal.add", {"fields": {"CATEGORY_ID": sales, "OPPORTUNITY": 200000}})
+            )
             box.call("crm.deal.update", {"id": deal, "fields": {"STAGE_ID": f"C{sales}:ESTIMATE"}})
 
             async def create() -> None:
@@ -323,18 +422,27 @@ def test_estimates_report_matches_independent_figures(tmp_path: Path) -> None:
                     await sync_once(client, bp, tmp_path, full=True)
 
             asyncio.run(create())
-            child = box.call("crm.deal.list", {"filter": {"CATEGORY_ID": logistics,
-                                                          "UF_CRM_PARENT_DEAL": f"D_{deal}"}})[0]
-            box.call("crm.deal.update", {"id": child["ID"], "fields": {
-                "ASSIGNED_BY_ID": person, "OPPORTUNITY": 150000}})
+            child = box.call(
+                "crm.deal.list",
+                {"filter": {"CATEGORY_ID": logistics, "UF_CRM_PARENT_DEAL": f"D_{deal}"}},
+            )[0]
+            box.call(
+                "crm.deal.update",
+                {"id": child["ID"], "fields": {"ASSIGNED_BY_ID": person, "OPPORTUNITY": 150000}},
+            )
             now[0] += hours * 3600
-            box.call("crm.deal.update", {"id": child["ID"],
-                                         "fields": {"STAGE_ID": f"C{logistics}:APPROVAL"}})
+            box.call(
+                "crm.deal.update",
+                {"id": child["ID"], "fields": {"STAGE_ID": f"C{logistics}:APPROVAL"}},
+            )
             now[0] += 60
         expected[person] = {
-            "estimates": len(spans), "median_hours": round(statistics.median(spans), 2),
+            "estimates": len(spans),
+            "median_hours": round(statistics.median(spans), 2),
             "p90_hours": round(statistics.quantiles(spans, n=10, method="inclusive")[8], 2),
-            "price_given": 150000.0 * len(spans), "final_amount": 200000.0 * len(spans)}
+            "price_given": 150000.0 * len(spans),
+            "final_amount": 200000.0 * len(spans),
+        }
 
     async def report() -> Any:
         with client_for(box) as client:
@@ -379,6 +487,40 @@ def test_fix_of_a_one_sided_link_makes_no_second_child() -> None:
     asyncio.run(repair())
     assert audit(box).counts() == {}, "re-linked, nothing else"
     for parent, child in pairs:
-        kids = box.call("crm.deal.list", {"filter": {"UF_CRM_PARENT_DEAL": f"D_{parent}"},
-                                          "select": ["ID"]})
+        kids = box.call(
+            "crm.deal.list", {"filter": {"UF_CRM_PARENT_DEAL": f"D_{parent}"}, "select": ["ID"]}
+        )
         assert [int(k["ID"]) for k in kids] == [child], "exactly the one child, linked back"
+
+
+def test_a_stuck_sync_pass_does_not_freeze_the_next(tmp_path: Path) -> None:
+    """Issue 16, item 10: the next pass waits a bounded time, without blocking its event
+    loop, then gives up with a clear error (the one after tries again)."""
+    import fcntl
+
+    from b24kit.links.run import SyncBusy, sync_lock
+
+    held = (tmp_path / "sync.lock").open("w")
+    fcntl.flock(held, fcntl.LOCK_EX)  # another process's pass, stuck
+
+    async def go() -> tuple[str, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.05)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        try:
+            async with sync_lock(tmp_path, wait=0.5):
+                return "entered", ticks
+        except SyncBusy as exc:
+            return str(exc), ticks
+        finally:
+            task.cancel()
+
+    message, ticks = asyncio.run(go())
+    held.close()
+    assert "gives up" in message and ticks >= 5, "bounded, and the loop kept running"

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import statistics
+import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from b24kit.blueprint.model import Blueprint
-from b24kit.client import B24Client, Command, Executor, Outcome, read_all
+from b24kit.client import B24Client, B24Error, Command, Executor, Outcome, read_all
 from b24kit.encoding import as_list
 from b24kit.links.audit import AuditResult, Finding, audit_deals, read_link_deals
 from b24kit.links.model import Deal, ResolvedLink, resolve_links, to_deal
@@ -98,13 +100,29 @@ def _rename_refs(value: Any, prefix: str, names: set[str]) -> None:
 
 
 # ---------------------------------------------------------------------- sync
-@contextmanager
-def sync_lock(state_dir: Path) -> Iterator[None]:
+class SyncBusy(B24Error):
+    """Another sync pass held the lock for longer than this one would wait."""
+
+
+@asynccontextmanager
+async def sync_lock(state_dir: Path, wait: float = 120.0) -> AsyncIterator[None]:
     """One sync pass at a time on this machine: two passes racing would both see a
-    parent without a child and both create one."""
+    parent without a child and both create one. The wait is bounded (a stuck pass never
+    freezes the next cron run or the event server) and does not block the event loop; the
+    OS frees the lock of a process that died."""
     state_dir.mkdir(parents=True, exist_ok=True)
     with (state_dir / "sync.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SyncBusy(f"another sync pass has held {state_dir / 'sync.lock'} for "
+                                   f"over {wait:.0f} s; this pass gives up (the next one "
+                                   "will try again)") from None
+                await asyncio.sleep(0.2)
         try:
             yield
         finally:
@@ -156,7 +174,7 @@ async def sync_once(client: B24Client, bp: Blueprint, state_dir: Path,
     """Perform the links: create the children of parents that reached the trigger stage,
     mirror the children's stages on their parents, and move parents where the link says."""
     start = client.requests
-    with sync_lock(state_dir):
+    async with sync_lock(state_dir):
         now = str(await client.call("server.time"))
         findings: list[Finding] = []
         read = 0
