@@ -58,29 +58,50 @@ class Document:
         return self.marks.get((), fallback or Mark("?", 1, 1))
 
 
+MAX_BYTES = 5 * 1024 * 1024  # a blueprint or mapping larger than this is not one
+MAX_NODES = 200_000  # values after aliases are expanded: an alias bomb stops here
+MAX_DEPTH = 64  # nesting
+
+
+class _TooMuch(Exception):
+    def __init__(self, node: Node, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+
+
 class _Builder:
     def __init__(self, file: str) -> None:
         self.file = file
         self.constructor = SafeConstructor()
         self.issues: list[BlueprintIssue] = []
         self.marks: dict[PathKey, Mark] = {}
+        self.nodes = 0
 
     def mark_of(self, node: Node) -> Mark:
         return Mark(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
 
     def build(self, node: Node, path: PathKey) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _TooMuch(
+                node, f"more than {MAX_NODES} values once aliases are expanded (an alias bomb?)"
+            )
+        if len(path) > MAX_DEPTH:
+            raise _TooMuch(node, f"nested deeper than {MAX_DEPTH} levels")
         self.marks[path] = self.mark_of(node)
         if isinstance(node, MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 key = self.constructor.construct_object(key_node, deep=True)
                 if not isinstance(key, str):
-                    self.issues.append(BlueprintIssue(self.mark_of(key_node),
-                                                      f"key {key!r} must be text"))
+                    self.issues.append(
+                        BlueprintIssue(self.mark_of(key_node), f"key {key!r} must be text")
+                    )
                     continue
                 if key in out:
-                    self.issues.append(BlueprintIssue(self.mark_of(key_node),
-                                                      f"duplicate key {key!r}"))
+                    self.issues.append(
+                        BlueprintIssue(self.mark_of(key_node), f"duplicate key {key!r}")
+                    )
                     continue
                 out[key] = self.build(value_node, (*path, key))
                 self.marks[(*path, key)] = self.mark_of(key_node)
@@ -90,26 +111,89 @@ class _Builder:
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         assert isinstance(node, ScalarNode)
-        return self.constructor.construct_object(node, deep=True)
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (ValueError, TypeError) as exc:  # !!int ten and the like
+            self.issues.append(
+                BlueprintIssue(
+                    self.mark_of(node), f"not a valid {node.tag.rsplit(':', 1)[-1]}: {exc}"
+                )
+            )
+            return None
+
+
+def _decode(name: str, raw: bytes) -> str:
+    """UTF-8 (a BOM is allowed); anything else is one error naming the line."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise BlueprintError(
+            [BlueprintIssue(Mark(name, 1, 1), "the file is UTF-16: save it as UTF-8")]
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise BlueprintError(
+            [
+                BlueprintIssue(
+                    Mark(name, line, column),
+                    f"not UTF-8 (byte 0x{raw[exc.start]:02X}): save the file as UTF-8",
+                )
+            ]
+        ) from None
 
 
 def read_yaml(path: Path) -> Document:
+    """A YAML file read safely: at most MAX_BYTES, UTF-8, no custom tags (the safe loader),
+    aliases and nesting bounded; every failure one file:line:column issue."""
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise BlueprintError([BlueprintIssue(Mark(name, 1, 1), f"cannot read: {exc.strerror}")]) \
-            from None
+        raise BlueprintError(
+            [BlueprintIssue(Mark(name, 1, 1), f"cannot read: {exc.strerror}")]
+        ) from None
+    if len(raw) > MAX_BYTES:
+        raise BlueprintError(
+            [
+                BlueprintIssue(
+                    Mark(name, 1, 1), f"larger than {MAX_BYTES} bytes: not a blueprint or mapping"
+                )
+            ]
+        )
+    text = _decode(name, raw)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = Mark(name, mark.line + 1, mark.column + 1) if mark else Mark(name, 1, 1)
         raise BlueprintError([BlueprintIssue(where, f"not valid YAML: {exc.problem}")]) from None
+    except yaml.YAMLError as exc:  # the reader: NUL and other characters YAML refuses
+        position = getattr(exc, "position", 0) or 0
+        line = text.count("\n", 0, position) + 1
+        what = getattr(exc, "reason", None) or "not valid YAML"
+        raise BlueprintError(
+            [BlueprintIssue(Mark(name, line, 1), f"not valid YAML: {what}")]
+        ) from None
+    except RecursionError:
+        raise BlueprintError([BlueprintIssue(Mark(name, 1, 1), "nested too deep")]) from None
     if node is None:
         raise BlueprintError([BlueprintIssue(Mark(name, 1, 1), "the file is empty")])
     builder = _Builder(name)
-    data = builder.build(node, ())
+    try:
+        data = builder.build(node, ())
+    except _TooMuch as exc:
+        raise BlueprintError([BlueprintIssue(builder.mark_of(exc.node), str(exc))]) from None
+    except yaml.MarkedYAMLError as exc:  # tags the safe loader does not know: merge keys too
+        mark = exc.problem_mark
+        where = Mark(name, mark.line + 1, mark.column + 1) if mark else Mark(name, 1, 1)
+        problem = str(exc.problem or "")
+        if "merge" in problem:
+            problem = "merge keys (<<) are not supported: write the values out"
+        raise BlueprintError([BlueprintIssue(where, f"not allowed here: {problem}")]) from None
+    except RecursionError:
+        raise BlueprintError([BlueprintIssue(Mark(name, 1, 1), "nested too deep")]) from None
     if builder.issues:
         raise BlueprintError(builder.issues)
     if not isinstance(data, dict):
@@ -124,7 +208,7 @@ def _shift(marks: dict[PathKey, Mark], prefix: PathKey, offset: int) -> dict[Pat
     for key, mark in marks.items():
         index = key[n] if key[:n] == prefix and len(key) > n else None
         if isinstance(index, int):
-            key = (*prefix, index + offset, *key[n + 1:])
+            key = (*prefix, index + offset, *key[n + 1 :])
         out[key] = mark
     return out
 
@@ -149,8 +233,9 @@ def _merge(base: Document, extra: Document, path: PathKey = ()) -> None:
             _merge(base, extra, here)
         elif isinstance(target[key], list) and isinstance(value, list):
             offset = len(target[key])
-            shifted = _shift({k: m for k, m in extra.marks.items() if k[: len(here)] == here},
-                             here, offset)
+            shifted = _shift(
+                {k: m for k, m in extra.marks.items() if k[: len(here)] == here}, here, offset
+            )
             target[key].extend(value)
             for mark_key, mark in shifted.items():
                 if mark_key != here:
@@ -161,8 +246,9 @@ def _with_includes(path: Path, stack: tuple[Path, ...]) -> Document:
     doc = read_yaml(path)
     includes = doc.data.get("include") or []
     if not isinstance(includes, list):
-        raise BlueprintError([BlueprintIssue(doc.mark(("include",)),
-                                             "include must be a list of files")])
+        raise BlueprintError(
+            [BlueprintIssue(doc.mark(("include",)), "include must be a list of files")]
+        )
     issues: list[BlueprintIssue] = []
     for index, item in enumerate(includes):
         mark = doc.mark(("include", index))
@@ -196,11 +282,11 @@ def _substitute(doc: Document, variables: dict[str, str]) -> list[BlueprintIssue
         if isinstance(value, list):
             return [walk(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and "${" in value:
+
             def repl(match: re.Match[str]) -> str:
                 name = match.group(1)
                 if name not in variables:
-                    issues.append(BlueprintIssue(doc.mark(path),
-                                                 f"unknown variable ${{{name}}}"))
+                    issues.append(BlueprintIssue(doc.mark(path), f"unknown variable ${{{name}}}"))
                     return match.group(0)
                 return variables[name]
 
@@ -232,7 +318,9 @@ def _loc_text(loc: tuple[Any, ...]) -> str:
     return "".join(parts)
 
 
-def load_blueprint(path: Path, variables: dict[str, str] | None = None) -> tuple[Blueprint, Document]:
+def load_blueprint(
+    path: Path, variables: dict[str, str] | None = None
+) -> tuple[Blueprint, Document]:
     """Load, merge includes, substitute variables, check the schema and the references.
     Raises BlueprintError with every problem found."""
     from b24kit.blueprint.checks import check_references

@@ -1,0 +1,83 @@
+"""Hostile and broken files (issue 16, item 5): each is one file:line error and exit 2,
+never a traceback, never a hang, and nothing reaches a portal. The same reader serves
+blueprints and migration mappings, so each file is tried as both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from b24kit.cli.app import main
+
+EXAMPLE = (Path(__file__).resolve().parent.parent / "blueprints" / "example.yaml").read_text(
+    encoding="utf-8"
+)
+
+
+def _bomb() -> str:
+    text, previous = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n', "a"
+    for i in range(1, 9):
+        name = chr(97 + i)
+        text += f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]\n"
+        previous = name
+    return text
+
+
+HOSTILE: dict[str, bytes] = {
+    "cp1251": EXAMPLE.encode("cp1251"),
+    "utf16": EXAMPLE.encode("utf-16"),
+    "nul": EXAMPLE.encode() + b"\x00",
+    "python-tag": b"version: 1\nname: !!python/object:os.system x\n",
+    "merge-key": b"a: &a {x: 1}\nversion: 1\nname: x\nb:\n  <<: *a\n",
+    "bad-int": b"version: !!int ten\nname: x\n",
+    "deep": b"version: 1\nname: x\ndeal: " + b"[" * 5000 + b"]" * 5000 + b"\n",
+    "alias-bomb": _bomb().encode(),
+    "huge": b"version: 1\nname: '" + b"x" * (6 * 1024 * 1024) + b"'\n",
+    "not-yaml": b"version: 1\nname: [unclosed\n",
+    "empty": b"",
+    "list-top": b"- 1\n- 2\n",
+}
+EXPECTED = {
+    "cp1251": "not UTF-8",
+    "utf16": "UTF-16",
+    "nul": "not valid YAML",
+    "python-tag": "not allowed here",
+    "merge-key": "merge keys",
+    "bad-int": "not a valid",
+    "deep": "nested",
+    "alias-bomb": "alias bomb",
+    "huge": "larger than",
+    "not-yaml": "not valid YAML",
+    "empty": "empty",
+    "list-top": "mapping",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+@pytest.mark.parametrize("role", ["blueprint", "mapping"])
+def test_hostile_file_is_one_line_and_exit_2(
+    kind: str,
+    role: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    path = tmp_path / f"{kind}.yaml"
+    path.write_bytes(HOSTILE[kind])
+    args = (
+        ["validate", str(path)]
+        if role == "blueprint"
+        else ["migrate", "run", str(path), "-p", "sandbox", "--dry-run"]
+    )
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    assert "Traceback" not in err and "internal error" not in err
+    assert EXPECTED[kind] in err, err
+    assert f"{kind}.yaml:" in err, "the file (and line) is named"
+    assert len(err.strip().splitlines()) <= 2, err
+    assert not (tmp_path / ".b24kit").exists() or role == "mapping", "validate needs no portal"
