@@ -36,10 +36,24 @@ def repeats(values: list[str]) -> list[int]:
     return out
 
 
-def _pipeline(c: _Collector, pipeline: Pipeline, path: PathKey) -> None:
+# A deal stage id is "C{pipeline id}:" + code, cut to 21 characters: with a pipeline id of up
+# to four digits, 15 characters of the code are sure to be kept
+KEPT_OF_DEAL_CODE = 21 - len("C9999:")
+
+
+def _pipeline(c: _Collector, pipeline: Pipeline, path: PathKey, deal: bool = False) -> None:
     for i in repeats([s.code for s in pipeline.stages]):
         c.add((*path, "stages", i, "code"), f"stage code {pipeline.stages[i].code!r} is used "
               f"twice in pipeline {pipeline.code!r}")
+    if deal:
+        cut = [s.code[:KEPT_OF_DEAL_CODE] for s in pipeline.stages]
+        for i in repeats(cut):
+            first = next(s.code for s in pipeline.stages if s.code[:KEPT_OF_DEAL_CODE] == cut[i])
+            if first != pipeline.stages[i].code:
+                c.add((*path, "stages", i, "code"), f"stage codes {first!r} and "
+                      f"{pipeline.stages[i].code!r} become one stage on the portal, which cuts a "
+                      f"deal stage id to 21 characters: make their first {KEPT_OF_DEAL_CODE} "
+                      "characters differ")
     ordered = sorted(enumerate(pipeline.stages),
                      key=lambda p: (p[1].sort if p[1].sort is not None else (p[0] + 1) * 10, p[0]))
     semantics = [s.semantics for _, s in ordered]
@@ -102,7 +116,7 @@ def check_references(bp: Blueprint, doc: Document) -> list[BlueprintIssue]:
         if pipeline.code in pipelines:
             c.add((*path, "code"), f"pipeline code {pipeline.code!r} is used twice")
         pipelines[pipeline.code] = (pipeline, owner)
-        _pipeline(c, pipeline, path)
+        _pipeline(c, pipeline, path, deal=owner == "deal")
 
     defaults = 0
     for i, pipeline in enumerate(bp.deal.pipelines):
@@ -160,6 +174,11 @@ def check_references(bp: Blueprint, doc: Document) -> list[BlueprintIssue]:
                       f"{target.pipeline!r} has no stage {target.stage!r}")
         if link.parent.pipeline == link.child.pipeline:
             c.add((*path, "child", "pipeline"), f"link {link.name!r} joins a pipeline to itself")
+        named = [(key, getattr(link, key)) for key in ("child_field", "parent_field",
+                                                       "mirror_field")]
+        for j in repeats([code or f"-{key}" for key, code in named]):
+            c.add((*path, named[j][0]), f"link {link.name!r}: {named[j][0]} {named[j][1]!r} is "
+                  "also another of its fields; each link field needs its own deal field")
         for j, move in enumerate(link.moves):
             for end, stage in (("child", move.child_stage), ("parent", move.parent_stage)):
                 joined = ends[end]

@@ -12,13 +12,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 CODE = r"^[A-Z][A-Z0-9_]*$"
 LOCAL = r"^[a-z][a-z0-9_]*$"
 COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 FIELD_TYPES = ("string", "integer", "double", "boolean", "enumeration", "datetime", "date",
                "money", "url", "address", "file", "employee", "crm_status", "crm")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+PORTAL_INT_MAX = 2_147_483_647  # the portal keeps sorts in a signed 32-bit column
 STAGE_CODE_MAX = 21  # the portal cuts a deal stage id, prefix included, to 21 characters
 FIELD_CODE_MAX = 35  # "UF_CRM_" + "9999_" + 35 < 50, the portal's limit for field names
 
@@ -27,39 +29,53 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
-Labels = dict[Literal["ru", "en", "de", "ua", "kz"], str]
+def _printable(value: str) -> str:
+    """No control or bidi characters: they would show a person one text and the portal
+    another (terminal escapes, right-to-left overrides)."""
+    found = CONTROL.search(value)
+    if found:
+        raise ValueError(f"contains the control character U+{ord(found.group()):04X}")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_printable)]
+Sort = Annotated[int, Field(ge=0, le=PORTAL_INT_MAX)]
+
+
+Labels = dict[Literal["ru", "en", "de", "ua", "kz"], Text]
 
 
 class Stage(Strict):
     code: Annotated[str, Field(pattern=CODE, max_length=STAGE_CODE_MAX,
                                description="STATUS_ID without the pipeline prefix")]
-    name: Annotated[str, Field(min_length=1, max_length=255)]
+    name: Annotated[Text, Field(min_length=1, max_length=255)]
     semantics: Literal["process", "success", "failure"] = "process"
     color: str | None = Field(default=None, description="#RRGGBB")
-    sort: int | None = Field(default=None, ge=1, description="default: position x 10")
+    sort: int | None = Field(default=None, ge=1, le=PORTAL_INT_MAX,
+                             description="default: position x 10")
 
     @field_validator("color")
     @classmethod
     def _color(cls, value: str | None) -> str | None:
-        if value is not None and not COLOR.match(value):
+        if value is not None and not COLOR.fullmatch(value):
             raise ValueError(f"colour {value!r} must be #RRGGBB")
         return value.upper() if value else value
 
 
 class Pipeline(Strict):
     code: Annotated[str, Field(pattern=LOCAL, description="local name, used by links")]
-    name: Annotated[str, Field(min_length=1, max_length=255)]
-    previous_names: list[str] = Field(default_factory=list,
-                                      description="names it had, so a rename keeps identity")
-    sort: int | None = Field(default=None, ge=0)
+    name: Annotated[Text, Field(min_length=1, max_length=255)]
+    previous_names: list[Text] = Field(default_factory=list,
+                                       description="names it had, so a rename keeps identity")
+    sort: Sort | None = None
     default: bool = Field(default=False, description="the portal's default pipeline")
     stages: list[Stage] = Field(min_length=1)
 
 
 class EnumValue(Strict):
-    value: Annotated[str, Field(min_length=1)]
+    value: Annotated[Text, Field(min_length=1)]
     xml_id: str | None = None
-    sort: int | None = None
+    sort: Sort | None = None
     default: bool = False
 
 
@@ -67,10 +83,10 @@ class CustomField(Strict):
     code: Annotated[str, Field(pattern=CODE, max_length=FIELD_CODE_MAX,
                                description="UF_CRM_<CODE> on the portal")]
     type: Literal[FIELD_TYPES]  # type: ignore[valid-type]
-    label: Labels | str
+    label: Labels | Text
     multiple: bool = False
     mandatory: bool = False
-    sort: int | None = None
+    sort: Sort | None = None
     values: list[EnumValue] | None = Field(default=None, description="enumeration items")
     settings: dict[str, Any] = Field(default_factory=dict,
                                      description="type settings, e.g. crm: {DEAL: Y}")
@@ -98,7 +114,7 @@ class Switches(Strict):
 
 class SmartProcess(Strict):
     code: Annotated[str, Field(pattern=LOCAL)]
-    title: Annotated[str, Field(min_length=1, max_length=255)]
+    title: Annotated[Text, Field(min_length=1, max_length=255)]
     switches: Switches = Field(default_factory=Switches)
     relations: Relations = Field(default_factory=Relations)
     pipelines: list[Pipeline] = Field(default_factory=list)

@@ -198,6 +198,26 @@ def _plan(file: Path, portal: str | None, plan_name: str | None, var: list[str] 
     return len(result.changes)
 
 
+def _saved_blueprint(file: Path, saved: dict[str, Any]) -> Blueprint:
+    """The blueprint inside a saved plan, checked again as a blueprint file is: a plan file
+    edited by hand, or made by another version, is input like any other."""
+    from pydantic import ValidationError
+
+    from b24kit.blueprint.checks import check_references
+    from b24kit.blueprint.loader import Document, Mark
+
+    try:
+        blueprint = Blueprint.model_validate(saved.get("blueprint"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise fail(f"{file}: the plan's blueprint is not valid: {where}: {first['msg']}") from None
+    issues = check_references(blueprint, Document(saved["blueprint"], {(): Mark(str(file), 1, 1)}))
+    if issues:
+        raise fail(f"{file}: the plan's blueprint is not valid: {issues[0].message}")
+    return blueprint
+
+
 def _saved_plan(file: Path) -> dict[str, Any] | None:
     """A plan saved by 'plan --out', recognised by its content (any file name); None for a
     blueprint."""
@@ -236,7 +256,7 @@ def apply(
     """
     saved = _saved_plan(file)
     if saved is not None:
-        blueprint = Blueprint.model_validate(saved["blueprint"])
+        blueprint = _saved_blueprint(file, saved)
         options = PlanOptions(prune=bool(saved["options"]["prune"]),
                               move_stage=dict(saved["options"]["move_stage"]))
     else:
