@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,7 +14,7 @@ from b24kit.client import (
     WebhookAuth,
     parse_webhook,
 )
-from b24kit.sandbox import Sandbox
+from b24kit.sandbox import Faults, Sandbox
 from b24kit.sandbox.server import start_in_thread
 
 UNLIMITED = (1e9, 1e9)
@@ -47,3 +48,15 @@ def client_for(box: Sandbox, mode: str = "inprocess", *, bucket: Bucket | None =
         yield B24Client(WebhookAuth(hook), transport=box.transport(),
                         bucket=bucket or bucket_for(box), retry=retry, max_in_flight=max_in_flight,
                         tracker=tracker())
+
+
+class ScriptedFaults(Faults):
+    """Faults in a given order, one per request ("lost", "drop", "500", None), then none:
+    for tests that need a fault at one exact request."""
+
+    def __init__(self, kinds: list[str | None]) -> None:
+        super().__init__({"lost": 1.0})
+        self.queue: deque[str | None] = deque(kinds)
+
+    def draw(self) -> str | None:
+        return self.queue.popleft() if self.queue else None

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from b24kit.cli.app import app
 from b24kit.portal.conformance import ASSUMPTIONS, Report, run_conformance
-from b24kit.sandbox import Faults, Sandbox
+from b24kit.sandbox import Sandbox
 from b24kit.sandbox.readings import READINGS
 from b24kit.sandbox.server import start_in_thread
-from tests.clients import client_for
+from tests.clients import ScriptedFaults, client_for
 
 
 def conform(box: Sandbox, mode: str = "inprocess") -> Report:
@@ -128,22 +128,11 @@ def test_cli_refuses_to_write_without_yes_and_checks_names() -> None:
     assert [row["id"] for row in json.loads(listed.stdout)] == [a.id for a in ASSUMPTIONS]
 
 
-class Scripted(Faults):
-    """One fault per request, in order, then none."""
-
-    def __init__(self, kinds: list[str | None]) -> None:
-        super().__init__({"lost": 1.0})
-        self.queue = list(kinds)
-
-    def draw(self) -> str | None:
-        return self.queue.pop(0) if self.queue else None
-
-
 def test_a_failed_set_up_is_reported_and_everything_made_is_removed() -> None:
     """The 7th request of the set-up is crm.type.add: it runs, its answer is lost. The run
     says so, checks nothing, and the clean-up finds the smart process by its name."""
     box = Sandbox(limits="off")
-    box.faults = Scripted([None] * 6 + ["lost"])
+    box.faults = ScriptedFaults([None] * 6 + ["lost"])
     report = conform(box)
     assert report.setup_error and "crm.type.add" in report.setup_error
     assert report.results == [] and report.cleanup == []

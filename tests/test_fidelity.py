@@ -8,7 +8,6 @@ docs/sandbox.md) it rests on.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,8 @@ import pytest
 from b24kit.blueprint.loader import load_blueprint
 from b24kit.blueprint.model import Blueprint
 from b24kit.client import Command, Executor, Outcome
-from b24kit.sandbox import Faults, Sandbox
-from tests.clients import client_for
+from b24kit.sandbox import Sandbox
+from tests.clients import ScriptedFaults, client_for
 from tests.test_blueprint_apply import apply, export, plan
 
 SPA_BLUEPRINT = """\
@@ -139,15 +138,6 @@ def test_sandbox_ignores_enum_without_user_type() -> None:
 
 
 # ------------------------------------------------ 3. a delete is judged done by looking
-class Scripted(Faults):
-    """Faults in a given order: one per request, then none."""
-
-    def __init__(self, kinds: list[str | None]) -> None:
-        super().__init__({"lost": 1.0})
-        self.queue: deque[str | None] = deque(kinds)
-
-    def draw(self) -> str | None:
-        return self.queue.popleft() if self.queue else None
 
 
 def run(box: Sandbox, commands: list[Command]) -> list[Outcome]:
@@ -206,7 +196,7 @@ def _things(box: Sandbox) -> dict[str, Command]:
 def test_a_delete_whose_answer_was_lost_is_done(method: str) -> None:
     box = Sandbox(limits="off")
     command = _things(box)[method]
-    box.faults = Scripted(["lost"])  # the delete runs, its answer never arrives
+    box.faults = ScriptedFaults(["lost"])  # the delete runs, its answer never arrives
     [outcome] = run(box, [command])
     assert outcome.ok, (
         f"{method}: repeated after a lost answer it fails (userfieldconfig-delete.md answers "
@@ -220,7 +210,7 @@ def test_a_delete_that_really_fails_after_a_lost_attempt_is_a_failure() -> None:
     box = Sandbox(limits="off")
     cat = box.call("crm.category.add", {"entityTypeId": 2, "fields": {"name": "Z"}})["category"]
     box.call("crm.deal.add", {"fields": {"TITLE": "holds the pipeline", "CATEGORY_ID": cat["id"]}})
-    box.faults = Scripted(["drop"])  # the first attempt never ran
+    box.faults = ScriptedFaults(["drop"])  # the first attempt never ran
     [outcome] = run(box, [Command("crm.category.delete", {"entityTypeId": 2, "id": cat["id"]})])
     assert not outcome.ok, "the pipeline is still there: the delete failed, whatever the text"
     assert any(
@@ -305,7 +295,7 @@ def test_type_add_that_drops_the_code(tmp_path: Path) -> None:
 
 def test_type_add_that_drops_the_code_with_a_lost_answer(tmp_path: Path) -> None:
     box = Sandbox(limits="off", readings={"type-add-drops-code"})
-    box.faults = Scripted(["lost"])
+    box.faults = ScriptedFaults(["lost"])
     [outcome] = run(
         box, [Command("crm.type.add", {"fields": {"title": "Подрядчики", "code": "contractors"}})]
     )
@@ -449,16 +439,25 @@ def test_a_clients_smart_process_of_the_same_title_is_never_taken_over(tmp_path:
     changed on it."""
     box = Sandbox(limits="off")
     theirs = box.call("crm.type.add", {"fields": {"title": "Подрядчики"}})["type"]
-    box.call("userfieldconfig.add", {"moduleId": "crm", "field": {
-        "entityId": f"CRM_{theirs['id']}", "fieldName": f"UF_CRM_{theirs['id']}_OWN",
-        "userTypeId": "string"}})
+    box.call(
+        "userfieldconfig.add",
+        {
+            "moduleId": "crm",
+            "field": {
+                "entityId": f"CRM_{theirs['id']}",
+                "fieldName": f"UF_CRM_{theirs['id']}_OWN",
+                "userTypeId": "string",
+            },
+        },
+    )
     result = plan(box, blueprint(tmp_path), prune=True)
     [refused] = [c for c in result.changes if c.refused]
     assert refused.address == "contractors" and f"id={theirs['id']}" in refused.refused
     assert not apply(box, blueprint(tmp_path), prune=True).ok
     kept = box.call("crm.type.get", {"id": theirs["id"]})["type"]
     assert (kept["code"], kept["title"]) == ("", "Подрядчики"), "not renamed, not coded"
-    fields = box.call("userfieldconfig.list", {"moduleId": "crm", "filter": {
-        "entityId": f"CRM_{theirs['id']}"}})["fields"]
+    fields = box.call(
+        "userfieldconfig.list", {"moduleId": "crm", "filter": {"entityId": f"CRM_{theirs['id']}"}}
+    )["fields"]
     assert [f["fieldName"] for f in fields] == [f"UF_CRM_{theirs['id']}_OWN"]
     assert [t["title"] for t in box.call("crm.type.list", {})["types"]].count("Подрядчики") == 1

@@ -357,18 +357,18 @@ async def _type_update_sets_code(client: B24Client, s: Scratch) -> Seen:
     return Seen(full.get("code") == wanted, f"code after the update {full.get('code')!r}")
 
 
-async def _uf_enum_needs_type(client: B24Client, s: Scratch) -> Seen:
-    async def values() -> list[str]:
-        got = (await client.call("userfieldconfig.get", {"moduleId": "crm", "id": s.field_id}))[
-            "field"
-        ]
-        return [str(e.get("value")) for e in as_list(got.get("enum"))]
+async def _enum_values(client: B24Client, s: Scratch) -> list[str]:
+    """The values of the run's list field, read with userfieldconfig.get."""
+    got = (await client.call("userfieldconfig.get", {"moduleId": "crm", "id": s.field_id}))["field"]
+    return [str(e.get("value")) for e in as_list(got.get("enum"))]
 
+
+async def _uf_enum_needs_type(client: B24Client, s: Scratch) -> Seen:
     await client.call(
         "userfieldconfig.update",
         {"moduleId": "crm", "id": s.field_id, "field": {"enum": [{"value": "B", "xmlId": "B"}]}},
     )
-    without = await values()
+    without = await _enum_values(client, s)
     await client.call(
         "userfieldconfig.update",
         {
@@ -377,19 +377,13 @@ async def _uf_enum_needs_type(client: B24Client, s: Scratch) -> Seen:
             "field": {"userTypeId": "enumeration", "enum": [{"value": "C", "xmlId": "C"}]},
         },
     )
-    with_type = await values()
+    with_type = await _enum_values(client, s)
     ok = "B" not in without and "C" in with_type
     return Seen(ok, f"values after enum alone: {without}; with userTypeId: {with_type}")
 
 
 async def _uf_enum_partial(client: B24Client, s: Scratch) -> Seen:
-    async def values() -> list[str]:
-        got = (await client.call("userfieldconfig.get", {"moduleId": "crm", "id": s.field_id}))[
-            "field"
-        ]
-        return [str(e.get("value")) for e in as_list(got.get("enum"))]
-
-    before = await values()
+    before = await _enum_values(client, s)
     await client.call(
         "userfieldconfig.update",
         {
@@ -398,7 +392,7 @@ async def _uf_enum_partial(client: B24Client, s: Scratch) -> Seen:
             "field": {"userTypeId": "enumeration", "enum": [{"value": "D", "xmlId": "D"}]},
         },
     )
-    after = await values()
+    after = await _enum_values(client, s)
     ok = all(v in after for v in before) and "D" in after
     return Seen(ok, f"before {before}; after an enum naming only a new value: {after}")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from b24kit.client import B24Client, BatchResult
 from b24kit.client.errors import IncompleteRead
-from b24kit.client.paging import read_all
+from b24kit.client.paging import WRAPPED_OFFSET, read_all
 from b24kit.encoding import as_list
 
 LANGS = ("ru", "en")
@@ -174,8 +174,7 @@ async def _whole(client: B24Client, batch: BatchResult,
             continue
         method, params = cmds[name]
         rows = await read_all(client, method, params)
-        wrapper = {"crm.category.list": "categories", "crm.type.list": "types",
-                   "userfieldconfig.list": "fields"}.get(method)
+        wrapper = WRAPPED_OFFSET.get(method)
         batch.result[name] = {wrapper: rows} if wrapper else rows
     return batch
 
