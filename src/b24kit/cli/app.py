@@ -112,14 +112,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     OPTIONS.debug = "--debug" in args
     try:
         code = app(args=args, prog_name="b24kit", standalone_mode=False)
-        if code == INTERRUPTED:  # typer turns Ctrl-C into Exit(130), returned silently
-            code = _interrupted()
     except EXIT as exc:
         code = exc.exit_code
-        if code == INTERRUPTED:  # typer turns Ctrl-C into Exit(130), silently
-            code = _interrupted()
     except (*ABORT, KeyboardInterrupt):
-        code = _interrupted()
+        code = INTERRUPTED
     except CLICK_ERRORS as exc:
         exc.show()
         code = USAGE if isinstance(exc, USAGE_ERRORS) else exc.exit_code
@@ -136,8 +132,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = USAGE
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if code == INTERRUPTED:  # typer turns Ctrl-C into exit 130 on its own, silently
-            code = _interrupted()
     except Exception as exc:  # noqa: BLE001 - the one place a bug becomes a clear line
         if OPTIONS.debug:
             traceback.print_exc()
@@ -146,10 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                   "report it" + ("" if OPTIONS.debug else " (--debug shows the traceback)"),
                   highlight=False, markup=False)
         code = INTERNAL
+    if code == INTERRUPTED:  # however it arrived: typer returns or raises Exit(130) silently
+        err.print("interrupted; run the same command again to continue (b24kit picks up "
+                  "where it stopped)", highlight=False)
     sys.exit(code if isinstance(code, int) else 0)
-
-
-def _interrupted() -> int:
-    err.print("interrupted; run the same command again to continue (b24kit picks up where "
-              "it stopped)", highlight=False)
-    return INTERRUPTED
