@@ -40,12 +40,12 @@ import httpx
 from b24kit.client import (
     B24Client,
     Bucket,
-    Command,
     Executor,
     WebhookAuth,
     parse_webhook,
     read_all,
 )
+from b24kit.portal import commands as cmd
 from b24kit.sandbox import Sandbox, SandboxConfig
 
 WRITE_CEILING = 100.0  # writes/s: 2 requests/s x 50 commands
@@ -104,8 +104,8 @@ def job_writes(db: Path, latency: float, count: int, faults: str | None = None) 
 
         async def go() -> tuple[float, list[Any], int]:
             async with client(url) as c:
-                commands = [Command("crm.deal.add", {"fields": {
-                    "TITLE": f"Bench {i}", "ORIGINATOR_ID": "bench", "ORIGIN_ID": f"w{i}"}})
+                commands = [cmd.entity_add("deal", {
+                    "TITLE": f"Bench {i}", "ORIGINATOR_ID": "bench", "ORIGIN_ID": f"w{i}"})
                     for i in range(count)]
                 started = time.perf_counter()
                 outcomes = await Executor(c, max_in_flight=4).run(commands)

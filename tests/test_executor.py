@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from b24kit.client import Command, DependencyFailed, Executor, Outcome, Ref, UnknownOutcome
+from b24kit.portal import commands as cmd
 from b24kit.sandbox import Sandbox
 from tests.clients import client_for
 
@@ -34,9 +35,9 @@ def test_references_inside_and_across_batches(batch_size: int) -> None:
     link_field(box)
     commands = []
     for i in range(10):
-        commands.append(Command("crm.deal.add", {"fields": {"TITLE": f"P{i}"}}, name=f"p{i}"))
-        commands.append(Command("crm.deal.add", {"fields": {
-            "TITLE": Ref(f"p{i}", fmt="child of {}"), "UF_CRM_PARENT": Ref(f"p{i}", fmt="D_{}")}},
+        commands.append(cmd.entity_add("deal", {"TITLE": f"P{i}"}, name=f"p{i}"))
+        commands.append(cmd.entity_add("deal", {
+            "TITLE": Ref(f"p{i}", fmt="child of {}"), "UF_CRM_PARENT": Ref(f"p{i}", fmt="D_{}")},
             name=f"c{i}"))
     outcomes = run(box, commands, batch_size=batch_size)
     assert [o.name for o in outcomes] == [c.name for c in commands], "outcomes in input order"
@@ -52,9 +53,9 @@ def test_nested_result_paths() -> None:
     spa = box.call("crm.type.add", {"fields": {"title": "T", "relations": {
         "parent": [{"entityTypeId": 2}]}}})["type"]
     outcomes = run(box, [
-        Command("crm.item.add", {"entityTypeId": 2, "fields": {"title": "deal"}}, name="deal"),
-        Command("crm.item.add", {"entityTypeId": spa["entityTypeId"], "fields": {
-            "title": "x", "parentId2": Ref("deal", ("item", "id"))}}, name="child"),
+        cmd.item_add(2, {"title": "deal"}, name="deal"),
+        cmd.item_add(spa["entityTypeId"], {"title": "x", "parentId2": Ref("deal", ("item", "id"))},
+                     name="child"),
     ], batch_size=2)
     assert outcomes[1].result["item"]["parentId2"] == outcomes[0].result["item"]["id"]
 
@@ -62,11 +63,11 @@ def test_nested_result_paths() -> None:
 def test_a_failure_hides_nothing() -> None:
     box = Sandbox(limits="off")
     commands = [
-        Command("crm.deal.add", {"fields": {"TITLE": "a"}}, name="a"),
-        Command("crm.deal.add", {"fields": {"CURRENCY_ID": "XXX"}}, name="bad"),
-        Command("crm.deal.update", {"id": Ref("bad"), "fields": {"TITLE": "never"}}, name="dep"),
-        Command("crm.deal.add", {"fields": {"TITLE": "c"}}, name="c"),
-        Command("crm.deal.get", {"id": Ref("a")}, name="read"),
+        cmd.entity_add("deal", {"TITLE": "a"}, name="a"),
+        cmd.entity_add("deal", {"CURRENCY_ID": "XXX"}, name="bad"),
+        cmd.entity_update("deal", Ref("bad"), {"TITLE": "never"}, name="dep"),
+        cmd.entity_add("deal", {"TITLE": "c"}, name="c"),
+        cmd.read("crm.deal.get", {"id": Ref("a")}, name="read"),
     ]
     outcomes = {o.name: o for o in run(box, commands)}
     assert outcomes["a"].ok and outcomes["c"].ok and outcomes["read"].ok, \
@@ -78,8 +79,8 @@ def test_a_failure_hides_nothing() -> None:
 
 def test_exact_counts_under_every_fault_kind() -> None:
     box = Sandbox(limits="off", faults=FAULTS + ",seed=5")
-    commands = [Command("crm.deal.add", {"fields": {
-        "TITLE": f"row {i}", "ORIGINATOR_ID": "test", "ORIGIN_ID": f"r{i}"}}) for i in range(1500)]
+    commands = [cmd.entity_add("deal", {
+        "TITLE": f"row {i}", "ORIGINATOR_ID": "test", "ORIGIN_ID": f"r{i}"}) for i in range(1500)]
     outcomes = run(box, commands, batch_size=10)  # more requests, so every kind shows up
     assert all(o.ok for o in outcomes), [str(o.error) for o in outcomes if not o.ok][:3]
     assert box.portal.count_items(2) == 1500, "exactly one deal per command: none lost or doubled"
@@ -92,7 +93,7 @@ def test_exact_counts_under_every_fault_kind() -> None:
 
 def test_unkeyed_creates_are_never_repeated_blindly() -> None:
     box = Sandbox(limits="off", faults="lost=0.2,seed=9")
-    commands = [Command("crm.deal.add", {"fields": {"TITLE": f"t{i}"}}) for i in range(300)]
+    commands = [cmd.entity_add("deal", {"TITLE": f"t{i}"}) for i in range(300)]
     outcomes = run(box, commands)
     titles = Counter(str(box.call("crm.deal.get", {"id": i})["TITLE"])
                      for i in range(1, box.portal.count_items(2) + 1))
@@ -105,13 +106,11 @@ def test_unkeyed_creates_are_never_repeated_blindly() -> None:
 def test_structure_creates_are_not_doubled_by_lost_answers() -> None:
     box = Sandbox(limits="off", faults="lost=0.5,seed=1")
     outcomes = run(box, [
-        Command("crm.type.add", {"fields": {"title": "Подрядчики", "code": "contractors"}}),
-        Command("crm.category.add", {"entityTypeId": 2, "fields": {
-            "name": "Логистика", "originatorId": "b24kit", "originId": "logistics"}}),
-        Command("crm.deal.userfield.add", {"fields": {"FIELD_NAME": "CHILD_STAGE",
-                                                      "USER_TYPE_ID": "string"}}),
-        Command("crm.status.add", {"fields": {"ENTITY_ID": "DEAL_STAGE", "STATUS_ID": "EST",
-                                              "NAME": "Оценить", "SORT": 15}}),
+        cmd.type_add({"title": "Подрядчики", "code": "contractors"}),
+        cmd.category_add(2, {"name": "Логистика", "originatorId": "b24kit",
+                             "originId": "logistics"}),
+        cmd.deal_field_add({"FIELD_NAME": "UF_CRM_CHILD_STAGE", "USER_TYPE_ID": "string"}),
+        cmd.status_add("DEAL_STAGE", "EST", {"NAME": "Оценить", "SORT": 15}),
     ], batch_size=1)
     assert all(o.ok for o in outcomes), [str(o.error) for o in outcomes]
     assert len(box.call("crm.type.list")["types"]) == 1
@@ -122,8 +121,8 @@ def test_structure_creates_are_not_doubled_by_lost_answers() -> None:
 
 def test_budget_refusals_inside_batches_are_retried() -> None:
     box = Sandbox(limits="off", operating_limit=0.05, operating_window=1.0)
-    commands = [Command("crm.deal.add", {"fields": {"TITLE": str(i), "ORIGINATOR_ID": "t",
-                                                    "ORIGIN_ID": str(i)}}) for i in range(200)]
+    commands = [cmd.entity_add("deal", {"TITLE": str(i), "ORIGINATOR_ID": "t",
+                                        "ORIGIN_ID": str(i)}) for i in range(200)]
     outcomes = run(box, commands)
     assert all(o.ok for o in outcomes) and box.portal.count_items(2) == 200
     assert box.budget_refusals > 0
@@ -132,11 +131,11 @@ def test_budget_refusals_inside_batches_are_retried() -> None:
 def test_progress_and_validation() -> None:
     box = Sandbox(limits="off")
     seen: list[tuple[int, int]] = []
-    run(box, [Command("server.time") for _ in range(120)],
+    run(box, [cmd.read("server.time", {}) for _ in range(120)],
         progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (120, 120) and len(seen) == 120
     with pytest.raises(ValueError, match="not an earlier command"):
-        run(box, [Command("crm.deal.get", {"id": Ref("later")}), Command("server.time",
-                                                                         name="later")])
+        run(box, [cmd.read("crm.deal.get", {"id": Ref("later")}),
+                  cmd.read("server.time", {}, name="later")])
     with pytest.raises(ValueError, match="letters, digits"):
-        run(box, [Command("server.time", name="bad name")])
+        run(box, [cmd.read("server.time", {}, name="bad name")])

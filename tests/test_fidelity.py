@@ -16,6 +16,7 @@ import pytest
 from b24kit.blueprint.loader import load_blueprint
 from b24kit.blueprint.model import Blueprint
 from b24kit.client import Command, Executor, Outcome
+from b24kit.portal import commands as cmd
 from b24kit.sandbox import Sandbox
 from tests.clients import ScriptedFaults, client_for
 from tests.test_blueprint_apply import apply, export, plan
@@ -171,14 +172,12 @@ def _things(box: Sandbox) -> dict[str, Command]:
     )
     deal = box.call("crm.deal.add", {"fields": {"TITLE": "D"}})
     return {
-        "userfieldconfig.delete": Command(
-            "userfieldconfig.delete", {"moduleId": "crm", "id": ufc["id"]}
-        ),
-        "crm.deal.userfield.delete": Command("crm.deal.userfield.delete", {"id": uf}),
-        "crm.category.delete": Command("crm.category.delete", {"entityTypeId": 2, "id": cat["id"]}),
-        "crm.status.delete": Command("crm.status.delete", {"id": status}),
-        "crm.type.delete": Command("crm.type.delete", {"id": gone_spa["id"]}),
-        "crm.deal.delete": Command("crm.deal.delete", {"id": deal}),
+        "userfieldconfig.delete": cmd.spa_field_delete(ufc["id"]),
+        "crm.deal.userfield.delete": cmd.deal_field_delete(uf),
+        "crm.category.delete": cmd.category_delete(2, cat["id"]),
+        "crm.status.delete": cmd.status_delete(status),
+        "crm.type.delete": cmd.type_delete(gone_spa["id"]),
+        "crm.deal.delete": cmd.entity_delete("deal", deal),
     }
 
 
@@ -211,7 +210,7 @@ def test_a_delete_that_really_fails_after_a_lost_attempt_is_a_failure() -> None:
     cat = box.call("crm.category.add", {"entityTypeId": 2, "fields": {"name": "Z"}})["category"]
     box.call("crm.deal.add", {"fields": {"TITLE": "holds the pipeline", "CATEGORY_ID": cat["id"]}})
     box.faults = ScriptedFaults(["drop"])  # the first attempt never ran
-    [outcome] = run(box, [Command("crm.category.delete", {"entityTypeId": 2, "id": cat["id"]})])
+    [outcome] = run(box, [cmd.category_delete(2, cat["id"])])
     assert not outcome.ok, "the pipeline is still there: the delete failed, whatever the text"
     assert any(
         c["id"] == cat["id"]
@@ -297,7 +296,7 @@ def test_type_add_that_drops_the_code_with_a_lost_answer(tmp_path: Path) -> None
     box = Sandbox(limits="off", readings={"type-add-drops-code"})
     box.faults = ScriptedFaults(["lost"])
     [outcome] = run(
-        box, [Command("crm.type.add", {"fields": {"title": "Подрядчики", "code": "contractors"}})]
+        box, [cmd.type_add({"title": "Подрядчики", "code": "contractors"})]
     )
     assert outcome.ok and outcome.found_existing, outcome.error
     assert len(box.call("crm.type.list", {})["types"]) == 1, "looked up by title, not made twice"

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from b24kit.blueprint.loader import BlueprintIssue, Document, PathKey
+from b24kit.blueprint.document import BlueprintIssue, Document, PathKey
 from b24kit.blueprint.model import Blueprint, CustomField, Pipeline
+from b24kit.portal.ids import DEAL_STAGE_ID_MAX, LONGEST_DEAL_PREFIX
 
 SYSTEM_DEAL_FIELDS = {"TITLE", "OPPORTUNITY", "CURRENCY_ID", "COMPANY_ID", "CONTACT_ID",
                       "CONTACT_IDS", "ASSIGNED_BY_ID", "COMMENTS", "SOURCE_ID",
@@ -38,7 +39,7 @@ def repeats(values: list[str]) -> list[int]:
 
 # A deal stage id is "C{pipeline id}:" + code, cut to 21 characters: with a pipeline id of up
 # to four digits, 15 characters of the code are sure to be kept
-KEPT_OF_DEAL_CODE = 21 - len("C9999:")
+KEPT_OF_DEAL_CODE = DEAL_STAGE_ID_MAX - LONGEST_DEAL_PREFIX
 
 
 def _pipeline(c: _Collector, pipeline: Pipeline, path: PathKey, deal: bool = False) -> None:

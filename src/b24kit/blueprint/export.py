@@ -8,14 +8,14 @@ from typing import Any
 
 import yaml
 
-from b24kit.blueprint.plan import LINK_KEYS, ORIGINATOR, SWITCH_FLAGS
+from b24kit.blueprint.plan import SWITCH_FLAGS
+from b24kit.portal.ids import LINK_KEYS, ORIGINATOR, WORD_OF, dynamic_key, spa_uf_prefix
 from b24kit.portal.snapshot import FieldSnap, PipelineSnap, Snapshot
 
 TRANSLIT = dict(zip(
     "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
     ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "y", "k", "l", "m", "n", "o", "p", "r",
      "s", "t", "u", "f", "h", "ts", "ch", "sh", "sch", "", "y", "", "e", "yu", "ya"], strict=True))
-ETID_NAMES = {2: "deal", 3: "contact", 4: "company", 1: "lead"}
 
 
 def slug(text: str, taken: set[str]) -> str:
@@ -60,7 +60,7 @@ def _field(f: FieldSnap, prefix: str, spa_codes: dict[int, str]) -> dict[str, An
     if f.type == "crm":
         links = [name for name, key in LINK_KEYS.items() if str(settings.get(key)) == "Y"]
         links += [code for etid, code in sorted(spa_codes.items())
-                  if str(settings.get(f"DYNAMIC_{etid}")) == "Y"]
+                  if str(settings.get(dynamic_key(etid))) == "Y"]
         for key in list(settings):
             if key in LINK_KEYS.values() or key.startswith("DYNAMIC_") or key in (
                     "ORDER", "QUOTE", "SMART_INVOICE"):
@@ -79,7 +79,7 @@ def export_blueprint(snap: Snapshot, name: str = "export") -> dict[str, Any]:
     spa_codes: dict[int, str] = {}
     for spa in snap.spas:
         spa_codes[spa.entity_type_id] = spa.code or slug(spa.title, taken)
-    names = {**ETID_NAMES, **spa_codes}
+    names = {**{int(k): v for k, v in WORD_OF.items()}, **spa_codes}
     doc: dict[str, Any] = {"version": 1, "name": name}
     doc["deal"] = {
         "pipelines": [_pipeline(p, taken) for p in snap.deal_pipelines],
@@ -98,7 +98,7 @@ def export_blueprint(snap: Snapshot, name: str = "export") -> dict[str, Any]:
                 "children": [names.get(e, str(e)) for e in spa.children],
             },
             "pipelines": [_pipeline(p, taken) for p in spa.pipelines],
-            "fields": [_field(f, f"UF_CRM_{spa.id}_", spa_codes) for f in spa.fields],
+            "fields": [_field(f, spa_uf_prefix(spa.id), spa_codes) for f in spa.fields],
         })
     if spas:
         doc["smart_processes"] = spas

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from b24kit.portal.ids import DEAL_STAGE_ID_MAX
+
 CODE = r"^[A-Z][A-Z0-9_]*$"
 LOCAL = r"^[a-z][a-z0-9_]*$"
 COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
@@ -21,7 +23,7 @@ FIELD_TYPES = ("string", "integer", "double", "boolean", "enumeration", "datetim
                "money", "url", "address", "file", "employee", "crm_status", "crm")
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 PORTAL_INT_MAX = 2_147_483_647  # the portal keeps sorts in a signed 32-bit column
-STAGE_CODE_MAX = 21  # the portal cuts a deal stage id, prefix included, to 21 characters
+STAGE_CODE_MAX = DEAL_STAGE_ID_MAX  # a deal stage id, prefix included, is cut to this
 FIELD_CODE_MAX = 35  # "UF_CRM_" + "9999_" + 35 < 50, the portal's limit for field names
 
 

@@ -36,9 +36,15 @@ from b24kit.cli.common import (
     run_portal,
 )
 from b24kit.cli.output import console, emit_json, err, fail, phase
-from b24kit.client import Connection
+from b24kit.connect import Connection
 from b24kit.links.audit import RULES, SEVERITY_RANK, AuditResult
-from b24kit.links.run import REPAIRABLE, audit_portal, estimates_report, fix, sync_once
+from b24kit.links.run import (
+    audit_portal,
+    estimates_report,
+    repair_until_clean,
+    repairable,
+    sync_once,
+)
 
 report_app = typer.Typer(help="Reports for management from the links' history.",
                          no_args_is_help=True)
@@ -105,23 +111,14 @@ def audit(
             result = await audit_portal(conn.client, bp, link)
         fixed = 0
         if do_fix:
-            repairable = [f for f in result.findings if f.rule in REPAIRABLE and f.repair]
-            if repairable and not quiet:
-                console.print(f"{len(repairable)} safe repair(s):", highlight=False)
-                for f in repairable:
+            safe_ones = repairable(result.findings)
+            if safe_ones and not quiet:
+                console.print(f"{len(safe_ones)} safe repair(s):", highlight=False)
+                for f in safe_ones:
                     console.print(f"  {f.rule} {f.name} {f.deals}: "
                                   + "; ".join(c.method for c in f.repair), highlight=False)
-            if repairable and (yes or typer.confirm("Apply them?", default=False, err=True)):
-                # a repair can reveal the next one (a re-linked orphan's new parent needs its
-                # mirror): repeat while safe repairs remain
-                for _ in range(3):
-                    outcomes = await fix(conn.client, bp, repairable)
-                    fixed += sum(o.ok for o in outcomes)
-                    result = await audit_portal(conn.client, bp, link)
-                    repairable = [f for f in result.findings
-                                  if f.rule in REPAIRABLE and f.repair]
-                    if not repairable:
-                        break
+            if safe_ones and (yes or typer.confirm("Apply them?", default=False, err=True)):
+                result, fixed = await repair_until_clean(conn.client, bp, safe_ones, link)
         return result, fixed
 
     try:
@@ -246,7 +243,7 @@ def sync(
 
         await serve_forever(service, host, port, interval, ready)
 
-    from b24kit.sandbox.server import ListenError
+    from b24kit.asgi import ListenError
 
     try:
         run_portal(conn, work_serve)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from b24kit.client.core import B24Client, is_safe_to_repeat
+from b24kit.client.core import B24Client
 from b24kit.client.errors import (
     B24Error,
     BadResponse,
@@ -37,49 +37,118 @@ from b24kit.client.errors import (
     TransportFailure,
     UnknownOutcome,
 )
-from b24kit.client.idempotency import (
-    LookupKey,
-    absence_probe,
-    derive_key,
-    is_create,
-    is_delete,
-)
 
 NAME = re.compile(r"^[A-Za-z0-9_]+$")
+KINDS = ("read", "create", "update", "delete", "")
+
+
+@dataclass(frozen=True)
+class LookupKey:
+    """A read that finds out what an unanswered command did: ``extract`` turns its
+    result into what the create would have returned (None: not made), or, for a delete,
+    into True when the thing is gone (None: still there, or not known)."""
+
+    method: str
+    params: dict[str, Any]
+    extract: Callable[[Any, dict[str, Any]], Any | None]  # (result, params as sent)
+    label: str
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One row of a list result: the first whose ``field`` is one of ``values``, or whose
+    part after the last colon is (a stage's code in its STATUS_ID)."""
+
+    field: str
+    values: tuple[str, ...]
+
+    def choose(self, rows: Any) -> Any:
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, Mapping):
+                value = str(row.get(self.field, ""))
+                if value in self.values or value.rsplit(":", 1)[-1] in self.values:
+                    return row
+        raise LookupError(f"no row with {self.field} in {list(self.values)}")
 
 
 @dataclass(frozen=True)
 class Ref:
     """The result of another command, or a part of it: ``Ref("parent")``,
-    ``Ref("item", ("item", "id"))``, or inside text: ``Ref("parent", fmt="D_{}")``."""
+    ``Ref("item", ("item", "id"))``, or inside text: ``Ref("parent", fmt="D_{}")``.
+    With ``pick``, the value at ``path`` is a list and one row of it is chosen, then
+    ``then`` is followed inside that row; such a reference is resolved by the executor
+    (the command waits for the next batch), never by the portal's ``$result``."""
 
     command: str
     path: tuple[str | int, ...] = ()
     fmt: str = "{}"
+    pick: Pick | None = None
+    then: tuple[str | int, ...] = ()
+
+    @property
+    def in_batch(self) -> bool:
+        """Whether the portal can resolve it inside one batch (``$result[...]``). Not with
+        text after the reference: the portal's batch parser may take everything up to the
+        next space as the reference's path (the sandbox does, after CRestUtil), so
+        "UF_CRM_$result[t][id]_PHONE" could lose "_PHONE"; such a value is filled in here."""
+        return self.pick is None and self.fmt.endswith("{}")
 
     def batch_text(self) -> str:
         ref = f"$result[{self.command}]" + "".join(f"[{p}]" for p in self.path)
         return self.fmt.replace("{}", ref)
 
     def resolve(self, result: Any) -> Any:
-        value = result
-        for part in self.path:
-            if isinstance(value, Mapping):
-                value = value.get(str(part), value.get(part))  # type: ignore[call-overload]
-            elif isinstance(value, list):
-                value = value[int(part)]
-            else:
-                raise KeyError(part)
+        value = _follow(result, self.path)
+        if self.pick is not None:
+            value = _follow(self.pick.choose(value), self.then)
         return value if self.fmt == "{}" else self.fmt.replace("{}", str(value))
+
+
+@dataclass(frozen=True)
+class Join:
+    """Text made of constant parts and references: ``Join(("DYNAMIC_", Ref(...), "_STAGE_",
+    Ref(...)))``. Resolved by the executor."""
+
+    parts: tuple[str | Ref, ...]
+
+
+def _follow(value: Any, path: tuple[str | int, ...]) -> Any:
+    for part in path:
+        if isinstance(value, Mapping):
+            if str(part) not in value and part not in value:
+                raise LookupError(f"no {part!r} in the result")
+            value = value.get(str(part), value.get(part))  # type: ignore[call-overload]
+        elif isinstance(value, list):
+            value = value[int(part)]
+        else:
+            raise LookupError(f"no {part!r} in the result")
+    return value
 
 
 @dataclass
 class Command:
+    """One REST call for the executor. Its builder (b24kit.portal.commands) says what it
+    is: ``kind`` read | create | update | delete ("" = a write of unknown effect, never
+    repeated), ``key``: how to find out whether an unanswered create happened, ``gone``:
+    how to see whether what a delete removes is gone. The executor never reads the
+    method's name to learn these.
+
+    ``optional``: when a reference finds nothing to act on (a picked row is missing), the
+    command is skipped and counted done, with result None."""
+
     method: str
     params: dict[str, Any] = field(default_factory=dict)
     name: str = ""
-    key: LookupKey | None = None  # None: derived from the method and params where possible
+    kind: str = ""
+    key: LookupKey | None = None
+    gone: LookupKey | None = None
     after: tuple[str, ...] = ()  # commands that must finish first, without using their result
+    optional: bool = False
+
+    @property
+    def repeatable(self) -> bool:
+        """Reads, and writes that set absolute values (updates), may be sent twice."""
+        return self.kind in ("read", "update")
 
 
 @dataclass
@@ -91,6 +160,7 @@ class Outcome:
     error: B24Error | None = None
     attempts: int = 0
     found_existing: bool = False  # a create whose earlier, unanswered attempt had succeeded
+    skipped: bool = False  # optional, and its reference found nothing to act on
 
 
 class DependencyFailed(B24Error):
@@ -101,13 +171,17 @@ Progress = Callable[[int, int], None]
 UNKNOWN = (ServerError, TransportFailure, BadResponse)
 
 
-def _refs(value: Any) -> list[Ref]:
+def _refs(value: Any, local: bool = False) -> list[tuple[Ref, bool]]:
+    """Every reference in a value, each with whether the executor must resolve it (a
+    pick, a part of a Join, or a dictionary key)."""
     if isinstance(value, Ref):
-        return [value]
+        return [(value, local or not value.in_batch)]
+    if isinstance(value, Join):
+        return [r for part in value.parts for r in _refs(part, True)]
     if isinstance(value, Mapping):
-        return [r for v in value.values() for r in _refs(v)]
+        return [r for k, v in value.items() for r in (*_refs(k, True), *_refs(v, local))]
     if isinstance(value, (list, tuple)):
-        return [r for v in value for r in _refs(v)]
+        return [r for v in value for r in _refs(v, local)]
     return []
 
 
@@ -139,29 +213,34 @@ class Executor:
             if command.name in names:
                 raise ValueError(f"two commands are named {command.name!r}")
             names.append(command.name)
-            if command.key is None and is_create(command.method):
-                command.key = derive_key(command.method, command.params)
+            if command.kind not in KINDS:
+                raise ValueError(f"command {command.name!r}: unknown kind {command.kind!r}")
         position = {name: i for i, name in enumerate(names)}
         deps: dict[str, set[str]] = {}
+        local: dict[str, set[str]] = {}
         for command in commands:
-            wanted = {ref.command for ref in _refs(command.params)} | set(command.after)
+            refs = _refs(command.params)
+            wanted = {ref.command for ref, _ in refs} | set(command.after)
             for dep in wanted:
                 if dep not in position or position[dep] >= position[command.name]:
                     raise ValueError(
                         f"command {command.name!r} refers to {dep!r}, which is not an earlier command"
                     )
             deps[command.name] = wanted
-        state = _Run(self, list(commands), deps)
+            local[command.name] = {ref.command for ref, here in refs if here}
+        state = _Run(self, list(commands), deps, local)
         await state.go()
         return [state.outcomes[name] for name in names]
 
 
 class _Run:
-    def __init__(self, ex: Executor, commands: list[Command], deps: dict[str, set[str]]) -> None:
+    def __init__(self, ex: Executor, commands: list[Command], deps: dict[str, set[str]],
+                 local: dict[str, set[str]]) -> None:
         self.ex = ex
         self.client = ex.client
         self.by_name = {c.name: c for c in commands}
         self.deps = deps
+        self.local = local  # dependencies whose results the executor itself must resolve
         self.pending: list[str] = [c.name for c in commands]
         self.running: set[str] = set()
         self.outcomes: dict[str, Outcome] = {}
@@ -174,10 +253,10 @@ class _Run:
 
     # ----------------------------------------------------------------- state
     def finish(self, name: str, ok: bool, result: Any = None, error: B24Error | None = None,
-               found: bool = False) -> None:
+               found: bool = False, skipped: bool = False) -> None:
         command = self.by_name[name]
         self.outcomes[name] = Outcome(name, command.method, ok, result, error,
-                                      self.attempts[name], found)
+                                      self.attempts[name], found, skipped)
         if self.ex.progress is not None:
             self.ex.progress(len(self.outcomes), self.total)
 
@@ -188,17 +267,22 @@ class _Run:
             if done is not None:
                 if not done.ok:
                     return None
-            elif dep not in batch:
+            elif dep not in batch or dep in self.local[name]:
                 return False
         return True
 
     def _materialise(self, value: Any, batch: set[str]) -> Any:
+        """The value as sent: references to this batch as ``$result[...]``, the others
+        resolved here (LookupError when what they point at is not in the result)."""
         if isinstance(value, Ref):
             if value.command in batch:
                 return value.batch_text()
             return value.resolve(self.outcomes[value.command].result)
+        if isinstance(value, Join):
+            return "".join(str(self._materialise(p, set())) for p in value.parts)
         if isinstance(value, Mapping):
-            return {k: self._materialise(v, batch) for k, v in value.items()}
+            return {self._materialise(k, set()): self._materialise(v, batch)
+                    for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [self._materialise(v, batch) for v in value]
         return value
@@ -263,14 +347,37 @@ class _Run:
             return False
         return True
 
+    def _params(self, name: str, members: set[str]) -> dict[str, Any] | None:
+        """The command's parameters, or None (and its outcome) when a reference finds
+        nothing: skipped when the command is optional, failed otherwise."""
+        command = self.by_name[name]
+        try:
+            params: dict[str, Any] = self._materialise(command.params, members)
+        except (LookupError, IndexError, ValueError) as exc:
+            if command.optional:
+                self.finish(name, True, None, skipped=True)
+            else:
+                self.finish(name, False, error=DependencyFailed(
+                    f"{name}: {command.method} has nothing to act on ({exc})"))
+            return None
+        return params
+
     async def send(self, batch: list[str]) -> None:
         members = set(batch)
-        cmds = {
-            name: (self.by_name[name].method,
-                   self._materialise(self.by_name[name].params, members))
-            for name in batch
-        }
-        safe = all(is_safe_to_repeat(self.by_name[n].method) for n in batch)
+        cmds: dict[str, tuple[str, dict[str, Any]]] = {}
+        held: list[str] = []  # refers to a command of this batch that was not sent
+        for name in batch:
+            if self.deps[name] & members - cmds.keys():
+                held.append(name)
+                continue
+            params = self._params(name, members)
+            if params is not None:
+                cmds[name] = (self.by_name[name].method, params)
+        self.requeue(held)
+        batch = [name for name in batch if name in cmds]
+        if not batch:
+            return
+        safe = all(self.by_name[n].repeatable for n in batch)
         try:
             result = await self.client.batch(cmds, halt=True, safe=safe)
         except UNKNOWN as exc:
@@ -312,11 +419,10 @@ class _Run:
         attempt worked. Whether it did is decided by looking (verify()), not by the error's
         wording, which differs by method (docs/sandbox.md)."""
         command = self.by_name[name]
-        if not is_delete(command.method) or self.attempts[name] == 0:
+        if command.kind != "delete" or self.attempts[name] == 0 or command.gone is None:
             return False
-        probe = absence_probe(command.method, command.params)
-        if probe is None:
-            return False
+        probe = LookupKey(command.gone.method, self._materialise(command.gone.params, set()),
+                          command.gone.extract, command.gone.label)
         self.gone_probes[name] = (probe, error)
         self.to_verify.append(name)
         return True
@@ -327,7 +433,7 @@ class _Run:
             command = self.by_name[name]
             if not self.count_attempt(name, exc):
                 continue
-            if is_safe_to_repeat(command.method) or is_delete(command.method):
+            if command.repeatable or command.kind == "delete":
                 again.append(name)
             elif command.key is not None:
                 self.to_verify.append(name)
@@ -390,7 +496,7 @@ class _Run:
                 if self.count_attempt(name, result.error[name]):
                     self.to_verify.append(name)  # the lookup itself failed: look again
                 continue
-            existing = key.extract(result.result.get(name))
+            existing = key.extract(result.result.get(name), lookups[name][1])
             if name in self.gone_probes:
                 _, error = self.gone_probes.pop(name)
                 if existing is not None:  # gone: the unanswered attempt had deleted it

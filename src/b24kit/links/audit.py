@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from b24kit.client import B24Client, Command, Ref, iterate
+from b24kit.blueprint.changes import plain
+from b24kit.client import B24Client, Command, iterate
+from b24kit.links.children import new_child
 from b24kit.links.index import DealIndex
 from b24kit.links.model import Deal, ResolvedLink, to_deal
+from b24kit.portal import commands as cmd
+from b24kit.portal.ids import LINKS_ORIGINATOR, deal_ref
 
 SEVERITY_RANK = {"info": 0, "warn": 1, "error": 2}
 RULES = {
@@ -51,17 +56,7 @@ class Finding:
                 "link": self.link, "deals": [{"id": d, "url": deal_url(portal_base, d)}
                                              for d in self.deals],
                 "seen": self.seen, "expected": self.expected,
-                "repair": [{"method": c.method, "params": _plain(c.params)} for c in self.repair]}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Ref):
-        return f"<result of {value.command}>"
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+                "repair": [{"method": c.method, "params": plain(c.params)} for c in self.repair]}
 
 
 def deal_url(base: str, deal: int) -> str:
@@ -120,16 +115,6 @@ class _Auditor:
         return (parent.semantic == "P" and link.sort_of(link.parent, parent.stage)
                 >= link.sort_of(link.parent, link.trigger))
 
-    def parent_update(self, parent: int, child: Any, child_stage: str | None) -> dict[str, Any]:
-        link = self.link
-        fields: dict[str, Any] = {}
-        if link.parent_field:
-            fields[link.parent_field] = (Ref(child.command, child.path, "D_{}")
-                                         if isinstance(child, Ref) else f"D_{child}")
-        if link.mirror_field and child_stage:
-            fields[link.mirror_field] = link.stage_name(child_stage)
-        return fields
-
     def points_to_a_child(self, parent: Deal) -> bool:
         """The parent's child field names a deal of the child pipeline that does not point
         back: not a missing child but a broken link (L002 re-links it). Making another
@@ -142,20 +127,10 @@ class _Auditor:
         its_parent = self.index.get(pointed.parent_ref) if pointed.parent_ref else None
         return its_parent is None or its_parent.category != self.link.parent.id
 
-    def create_child(self, parent: Deal, title: str = "") -> list[Command]:
-        link = self.link
-        fields = {"CATEGORY_ID": link.child.id, "STAGE_ID": link.child_start,
-                  link.child_field: f"D_{parent.id}", "ORIGINATOR_ID": "b24kit-links",
-                  "ORIGIN_ID": f"{link.link.name}:{parent.id}"}
-        if title:
-            fields["TITLE"] = title
-        add = Command("crm.deal.add", {"fields": fields}, name=self.name())
-        back = self.parent_update(parent.id, Ref(add.name), link.child_start)
-        commands = [add]
-        if back:
-            commands.append(Command("crm.deal.update", {"id": parent.id, "fields": back},
-                                    name=self.name()))
-        return commands
+    def create_child(self, parent: Deal) -> list[Command]:
+        """The child, without the fields copied from the parent: the repair reads the
+        parent and builds it again with them (links.run.fix)."""
+        return child_repair(self.link, parent.id, {}, self.name)
 
     def run(self) -> list[Finding]:
         link = self.link
@@ -177,32 +152,29 @@ class _Auditor:
                 if pointed is not None and pointed not in {k.id for k in kids}:
                     repair = []
                     if len(kids) == 1:
-                        repair = [Command("crm.deal.update", {"id": parent.id, "fields": {
-                            link.parent_field: f"D_{kids[0].id}"}}, name=self.name())]
+                        repair = [cmd.entity_update("deal", parent.id, {
+                            link.parent_field: deal_ref(kids[0].id)}, name=self.name())]
                     self.add("L009", [parent.id, *[k.id for k in kids]],
                              f"parent points to {pointed}", f"one of {[k.id for k in kids]}",
                              repair)
                 elif pointed is None and len(kids) == 1:
                     self.add("L009", [parent.id, kids[0].id], "parent points to nothing",
-                             f"D_{kids[0].id}", [Command("crm.deal.update", {
-                                 "id": parent.id, "fields": {link.parent_field: f"D_{kids[0].id}"}},
+                             f"D_{kids[0].id}", [cmd.entity_update(
+                                 "deal", parent.id, {link.parent_field: deal_ref(kids[0].id)},
                                  name=self.name())])
             if len(kids) == 1:
                 kid = kids[0]
                 if link.mirror_field and parent.mirror != link.stage_name(kid.stage):
                     self.add("L004", [parent.id, kid.id], f"mirror {parent.mirror!r}",
-                             repr(link.stage_name(kid.stage)), [Command(
-                                 "crm.deal.update", {"id": parent.id, "fields": {
-                                     link.mirror_field: link.stage_name(kid.stage)}},
+                             repr(link.stage_name(kid.stage)), [cmd.entity_update(
+                                 "deal", parent.id, {link.mirror_field: link.stage_name(kid.stage)},
                                  name=self.name())])
                 target = link.moves.get(kid.stage)
                 if target and parent.semantic == "P" and link.sort_of(
                         link.parent, parent.stage) < link.sort_of(link.parent, target):
                     self.add("L005", [parent.id, kid.id], f"child at {kid.stage}, parent at "
-                             f"{parent.stage}", f"parent at {target}", [Command(
-                                 "crm.deal.update", {"id": parent.id,
-                                                     "fields": {"STAGE_ID": target}},
-                                 name=self.name())])
+                             f"{parent.stage}", f"parent at {target}", [cmd.entity_update(
+                                 "deal", parent.id, {"STAGE_ID": target}, name=self.name())])
                 if kid.semantic in ("S", "F") and parent.semantic == "P" and not target:
                     self.add("L007", [parent.id, kid.id], f"child closed ({kid.stage})",
                              "parent closes or moves on")
@@ -216,8 +188,8 @@ class _Auditor:
                 claimed = self.index.claiming(child.id, link.parent.id)
                 repair = []
                 if len(claimed) == 1:
-                    repair = [Command("crm.deal.update", {"id": child.id, "fields": {
-                        link.child_field: f"D_{claimed[0].id}"}}, name=self.name())]
+                    repair = [cmd.entity_update("deal", child.id, {
+                        link.child_field: deal_ref(claimed[0].id)}, name=self.name())]
                 seen = "empty" if ref is None else (
                     f"points to {ref}, which does not exist" if found is None else
                     f"points to {ref} in the wrong pipeline")
@@ -255,3 +227,11 @@ def worst(findings: list[Finding]) -> str | None:
     if not findings:
         return None
     return max((f.severity for f in findings), key=SEVERITY_RANK.__getitem__)
+
+
+def child_repair(link: ResolvedLink, parent: int, parent_fields: dict[str, Any],
+                 names: Callable[[], str]) -> list[Command]:
+    """The repair of a missing child (L001): a child at the link's first stage, found
+    again by (b24kit-links, "<link>:<parent id>") if its answer is lost."""
+    return new_child(link.child_link(), parent, link.child_start, parent_fields,
+                     (LINKS_ORIGINATOR, f"{link.link.name}:{parent}"), names)

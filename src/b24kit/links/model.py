@@ -9,6 +9,8 @@ from typing import Any, NamedTuple
 
 from b24kit.blueprint.locate import deal_pipeline, stage_id
 from b24kit.blueprint.model import Blueprint, Link
+from b24kit.links.children import ChildLink
+from b24kit.portal.ids import uf_name
 from b24kit.portal.snapshot import PipelineSnap, Snapshot
 
 DEAL_REF = re.compile(r"^(?:D_)?(\d+)$")
@@ -67,6 +69,11 @@ class ResolvedLink:
     def stage_name(self, status_id: str) -> str:
         return next((s.name for s in self.child.stages if s.status_id == status_id), status_id)
 
+    def child_link(self) -> ChildLink:
+        return ChildLink(self.link.name, self.child.id, self.child_field, self.parent_field,
+                         self.mirror_field, tuple(self.copy_fields),
+                         {s.status_id: s.name for s in self.child.stages})
+
     def fields(self) -> list[str]:
         names = {"ID", "CATEGORY_ID", "STAGE_ID", "STAGE_SEMANTIC_ID", "ASSIGNED_BY_ID",
                  "OPPORTUNITY", self.child_field}
@@ -85,9 +92,9 @@ def resolve_links(bp: Blueprint, snap: Snapshot, names: list[str] | None = None
             continue
         parent, child = pipeline(link.parent.pipeline), pipeline(link.child.pipeline)
         resolved = ResolvedLink(
-            link, parent, child, "", "", {}, f"UF_CRM_{link.child_field}",
-            f"UF_CRM_{link.parent_field}" if link.parent_field else None,
-            f"UF_CRM_{link.mirror_field}" if link.mirror_field else None,
+            link, parent, child, "", "", {}, uf_name(link.child_field),
+            uf_name(link.parent_field) if link.parent_field else None,
+            uf_name(link.mirror_field) if link.mirror_field else None,
             list(link.copy_fields))
         resolved.trigger = resolved.status(parent, link.parent.stage)
         resolved.child_start = resolved.status(child, link.child.stage)

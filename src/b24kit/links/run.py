@@ -8,9 +8,10 @@ import json
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from copy import deepcopy
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from typing import Any
 from b24kit.blueprint.model import Blueprint
 from b24kit.client import B24Client, B24Error, Command, Executor, Outcome, read_all
 from b24kit.encoding import as_list
-from b24kit.links.audit import AuditResult, Finding, audit_deals, read_link_deals
+from b24kit.links.audit import AuditResult, Finding, audit_deals, child_repair, read_link_deals
 from b24kit.links.model import Deal, ResolvedLink, resolve_links, to_deal
+from b24kit.portal.ids import EntityType
 from b24kit.portal.snapshot import read_snapshot
 
 REPAIRABLE = {"L001", "L002", "L004", "L005", "L009"}
@@ -48,55 +50,72 @@ async def audit_portal(client: B24Client, bp: Blueprint, names: list[str] | None
     return AuditResult(findings, read)
 
 
-async def _fill_copies(client: B24Client, links: dict[str, ResolvedLink],
-                       findings: list[Finding]) -> None:
-    """Children made by a repair or a sync carry the fields the link copies."""
-    wanted = [f for f in findings if f.rule == "L001" and links[f.link].copy_fields]
+async def _parents_read(client: B24Client, links: dict[str, ResolvedLink],
+                        findings: list[Finding]) -> dict[int, dict[str, Any]]:
+    """The parents of missing children whose link copies fields (50 to a batch)."""
+    wanted = sorted({f.deals[0] for f in findings if f.rule == "L001"
+                     and links[f.link].copy_fields})
+    parents: dict[int, dict[str, Any]] = {}
     for chunk in range(0, len(wanted), 50):
         group = wanted[chunk:chunk + 50]
-        got = await client.batch({f"p{i}": ("crm.deal.get", {"id": f.deals[0]})
-                                  for i, f in enumerate(group)})
-        for i, finding in enumerate(group):
-            parent = got.result.get(f"p{i}") or {}
-            fields = finding.repair[0].params["fields"]
-            for name in links[finding.link].copy_fields:
-                if parent.get(name) not in (None, ""):
-                    fields.setdefault(name, parent[name])
-            fields["TITLE"] = fields.get("TITLE") or parent.get("TITLE") or ""
+        got = await client.batch({f"p{i}": ("crm.deal.get", {"id": deal})
+                                  for i, deal in enumerate(group)}, safe=True)
+        for i, deal in enumerate(group):
+            row = got.result.get(f"p{i}")
+            parents[deal] = row if isinstance(row, dict) else {}
+    return parents
 
 
 async def fix(client: B24Client, bp: Blueprint, findings: list[Finding],
               rules: set[str] | None = None,
               resolved: list[ResolvedLink] | None = None) -> list[Outcome]:
     """Apply the safe repairs (never a delete) through the executor. ``resolved``: the
-    links the caller already resolved (saves reading the portal's structure again)."""
+    links the caller already resolved (saves reading the portal's structure again). The
+    findings are not changed: a missing child is built again here, with the fields the
+    link copies from its parent."""
     rules = rules or REPAIRABLE
     chosen = [f for f in findings if f.rule in rules and f.repair]
     if resolved is None:
         resolved = await links_for(client, bp)
     links = {link.link.name: link for link in resolved}
-    await _fill_copies(client, links, chosen)
+    parents = await _parents_read(client, links, chosen)
     commands: list[Command] = []
     for n, finding in enumerate(chosen):
-        for command in finding.repair:
-            command.name = f"f{n}_{command.name}"
-            command.after = ()
-        refs = {c.name for c in finding.repair}
-        for command in finding.repair:
-            _rename_refs(command.params, f"f{n}_", refs)
-        commands += finding.repair
+        seq = iter(range(1, 1000))
+
+        def name(prefix: str = f"f{n}_r", seq: Iterator[int] = seq) -> str:
+            return f"{prefix}{next(seq)}"
+
+        if finding.rule == "L001":
+            parent = finding.deals[0]
+            commands += child_repair(links[finding.link], parent, parents.get(parent, {}), name)
+        else:
+            commands += [replace(c, name=name(), params=deepcopy(c.params), after=())
+                         for c in finding.repair]
     return await Executor(client).run(commands)
 
 
-def _rename_refs(value: Any, prefix: str, names: set[str]) -> None:
-    from b24kit.client import Ref
+def repairable(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.rule in REPAIRABLE and f.repair]
 
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(item, Ref) and prefix + item.command in names:
-                value[key] = Ref(prefix + item.command, item.path, item.fmt)
-            else:
-                _rename_refs(item, prefix, names)
+
+async def repair_until_clean(client: B24Client, bp: Blueprint, findings: list[Finding],
+                             names: list[str] | None = None, rounds: int = 3
+                             ) -> tuple[AuditResult, int]:
+    """Apply the safe repairs and audit again; a repair can reveal the next one (a
+    re-linked orphan's new parent needs its mirror), so repeat while safe repairs remain,
+    at most ``rounds`` times. Returns the last audit and how many repairs succeeded."""
+    fixed = 0
+    todo = repairable(findings)
+    result = AuditResult(findings, 0)
+    for _ in range(rounds):
+        outcomes = await fix(client, bp, todo)
+        fixed += sum(o.ok for o in outcomes)
+        result = await audit_portal(client, bp, names)
+        todo = repairable(result.findings)
+        if not todo:
+            break
+    return result, fixed
 
 
 # ---------------------------------------------------------------------- sync
@@ -254,7 +273,7 @@ async def estimates_report(client: B24Client, bp: Blueprint, link_name: str | No
     deals = {d.id: d for d in index.all()}
     index.close()
     history = await read_all(client, "crm.stagehistory.list", {
-        "entityTypeId": 2, "filter": {"@STAGE_ID": [link.trigger, approval]},
+        "entityTypeId": int(EntityType.DEAL), "filter": {"@STAGE_ID": [link.trigger, approval]},
         "select": ["OWNER_ID", "STAGE_ID", "CREATED_TIME"]})
     entered: dict[tuple[int, str], datetime] = {}
     for row in history:

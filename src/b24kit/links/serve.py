@@ -184,11 +184,11 @@ def _make_access_log_visible() -> None:
 async def serve_forever(service: SyncService, host: str, port: int, interval: float,
                         ready: Callable[[str], Awaitable[None] | None] | None = None) -> None:
     """Listen on ``host:port`` (a busy port or unknown interface raises
-    :class:`~b24kit.sandbox.server.ListenError` before anything starts) and serve events,
+    :class:`~b24kit.asgi.ListenError` before anything starts) and serve events,
     with a safety-net pass every ``interval`` seconds."""
     import uvicorn
 
-    from b24kit.sandbox.server import listen_socket
+    from b24kit.asgi import listen_socket
 
     sock = listen_socket(host, port)
     _make_access_log_visible()

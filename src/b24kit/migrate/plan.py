@@ -17,8 +17,8 @@ from typing import Any
 from b24kit.blueprint.locate import deal_pipeline, stage_id
 from b24kit.blueprint.model import Blueprint, Link
 from b24kit.client import B24Client, Command, Ref, read_all
-from b24kit.client.idempotency import MARKER
 from b24kit.encoding import as_list
+from b24kit.links.children import ChildLink, as_ref_text, back_fields, child_fields
 from b24kit.migrate.mapping import ChildRule, Column, Mapping, StageRule
 from b24kit.migrate.parsers import (
     Enumeration,
@@ -32,6 +32,15 @@ from b24kit.migrate.parsers import (
     parse_yes_no,
 )
 from b24kit.migrate.sources import SheetRow, Table
+from b24kit.portal import commands as cmd
+from b24kit.portal.ids import (
+    MARKER,
+    dynamic_key,
+    item_ref,
+    parent_field,
+    spa_uf_prefix,
+    uf_name,
+)
 from b24kit.portal.snapshot import PipelineSnap, Snapshot
 
 TEMPLATE = re.compile(r"\{([^{}]+)\}")
@@ -256,7 +265,7 @@ def resolve_target(mapping: Mapping, bp: Blueprint, snap: Snapshot) -> Target:
             raise ValueError(f"smart process {mapping.contractor.type!r} is not on the portal")
         etid, type_id = spa.entity_type_id, spa.id
         field = next((f.name for f in snap.deal_fields if f.type == "crm" and str(
-            f.settings.get(f"DYNAMIC_{etid}")) == "Y"), None)
+            f.settings.get(dynamic_key(etid))) == "Y"), None)
     enum_ids = {f.name: {v.xml_id: v.id for v in f.values} for f in snap.deal_fields if f.values}
     return Target(pipeline(mapping.parent.pipeline), children, etid, type_id, field,
                   enum_ids)
@@ -295,7 +304,7 @@ async def read_existing(client: B24Client, mapping: Mapping, target: Target,
                         continue
                 out.contacts_by_comm.setdefault(contact_key(value), int(contact["ID"]))
     if target.contractor_etid is not None and mapping.contractor is not None:
-        phone_field = f"UF_CRM_{target.contractor_type_id}_{mapping.contractor.phone_field}"
+        phone_field = spa_uf_prefix(target.contractor_type_id or 0) + mapping.contractor.phone_field
         for item in await read_all(client, "crm.item.list", {
                 "entityTypeId": target.contractor_etid, "useOriginalUfNames": "Y",
                 "select": ["id", "xmlId", "title", phone_field]}):
@@ -391,8 +400,8 @@ def plan_migration(records: list[Record], mapping: Mapping, target: Target,
         """Create or update a deal by ORIGIN_ID; returns its id or a Ref."""
         have = existing.deals.get(origin)
         if have is None:
-            command = Command("crm.deal.add", {"fields": {
-                **fields, "ORIGINATOR_ID": mapping.originator, "ORIGIN_ID": origin}},
+            command = cmd.entity_add("deal", {
+                **fields, "ORIGINATOR_ID": mapping.originator, "ORIGIN_ID": origin},
                 name=name("d"))
             plan.commands.append(command)
             plan.count(entity, "created")
@@ -403,8 +412,8 @@ def plan_migration(records: list[Record], mapping: Mapping, target: Target,
                    and not isinstance(v, Ref) and not _same(have.get(k), v)}
         refs = {k: v for k, v in fields.items() if isinstance(v, Ref)}
         if changed or refs:
-            plan.commands.append(Command("crm.deal.update", {
-                "id": int(have["ID"]), "fields": {**changed, **refs}}, name=name("u")))
+            plan.commands.append(cmd.entity_update("deal", int(have["ID"]), {**changed, **refs},
+                                                   name=name("u")))
         plan.count(entity, "updated" if changed else "unchanged")
         return int(have["ID"])
 
@@ -424,7 +433,7 @@ def plan_migration(records: list[Record], mapping: Mapping, target: Target,
                 fields["PHONE"] = [{"VALUE": p, "VALUE_TYPE": "WORK"} for p in record.phones]
             if record.emails:
                 fields["EMAIL"] = [{"VALUE": e, "VALUE_TYPE": "WORK"} for e in record.emails]
-            command = Command("crm.contact.add", {"fields": fields}, name=name("c"))
+            command = cmd.entity_add("contact", fields, name=name("c"))
             plan.commands.append(command)
             plan.count("contacts", "created")
             contact = Ref(command.name)
@@ -438,16 +447,15 @@ def plan_migration(records: list[Record], mapping: Mapping, target: Target,
                 f"title:{normalize_word(record.contractor['title'])}"]
             contractor = next((contractors[k] for k in keys if k in contractors), None)
             if contractor is None:
-                prefix = f"UF_CRM_{target.contractor_type_id}_"
+                prefix = spa_uf_prefix(target.contractor_type_id or 0)
                 item_fields = {"title": record.contractor["title"],
                                "xmlId": f"{mapping.originator}:contractor:{keys[0]}",
                                prefix + mapping.contractor.phone_field:
                                    ", ".join(record.contractor["phones"])}
                 item_fields.update({prefix + k: v for k, v in
                                     record.contractor["fields"].items() if v is not None})
-                command = Command("crm.item.add", {"entityTypeId": target.contractor_etid,
-                                                   "useOriginalUfNames": "Y",
-                                                   "fields": item_fields}, name=name("k"))
+                command = cmd.item_add(target.contractor_etid, item_fields, name=name("k"),
+                                       original_names=True)
                 plan.commands.append(command)
                 plan.count("contractors", "created")
                 contractor = Ref(command.name, ("item", "id"))
@@ -463,48 +471,39 @@ def plan_migration(records: list[Record], mapping: Mapping, target: Target,
         parent = deal(f"row:{record.row_id}", parent_fields, "parents")
         for child in record.children:
             link, pipeline = target.children[child.rule.link]
+            spec = child_link(link, pipeline)
             stage = target.stage_id(pipeline, child.stage or link.child.stage)
-            fields = {"TITLE": child.title or record.title, "CATEGORY_ID": pipeline.id,
-                      "STAGE_ID": stage, **_deal_fields(child.fields, target),
-                      f"UF_CRM_{link.child_field}": _ref_text(parent, "D_{}")}
-            for copied in link.copy_fields:
-                if copied in parent_fields and copied not in fields and copied != "TITLE":
-                    fields[copied] = parent_fields[copied]
+            own = {"TITLE": child.title or record.title, **_deal_fields(child.fields, target)}
             if contact is not None:
-                fields["CONTACT_ID"] = contact
-            if child.rule.contractor and contractor is not None:
-                fields[f"PARENT_ID_{target.contractor_etid}"] = contractor
+                own["CONTACT_ID"] = contact
+            if child.rule.contractor and contractor is not None and target.contractor_etid:
+                own[parent_field(target.contractor_etid)] = contractor
                 if target.contractor_field:
-                    fields[target.contractor_field] = _ref_text(
-                        contractor, f"T{target.contractor_etid:x}_{{}}")
+                    own[target.contractor_field] = as_ref_text(
+                        contractor, item_ref(target.contractor_etid, "{}"))
+            fields = child_fields(spec, parent, stage, parent_fields, own)
             child_id = deal(f"row:{record.row_id}:{child.rule.link}", fields, "children")
-            back: dict[str, Any] = {}
-            if link.parent_field:
-                back[f"UF_CRM_{link.parent_field}"] = _ref_text(child_id, "D_{}")
-            if link.mirror_field:
-                stage_name = next(s.name for s in pipeline.stages if s.status_id == stage)
-                back[f"UF_CRM_{link.mirror_field}"] = stage_name
+            back = back_fields(spec, child_id, stage)
             have = existing.deals.get(f"row:{record.row_id}")
             if back and (have is None or isinstance(child_id, Ref) or any(
                     not _same(have.get(k), v) for k, v in back.items() if not isinstance(v, Ref))):
-                plan.commands.append(Command("crm.deal.update", {"id": parent, "fields": back},
-                                             name=name("l")))
+                plan.commands.append(cmd.entity_update("deal", parent, back, name=name("l")))
         if record.comment:
             marker = f"[b24kit {mapping.originator} row {record.row_id}]"
             if marker not in existing.markers:
-                plan.commands.append(Command("crm.timeline.comment.add", {"fields": {
-                    "ENTITY_ID": parent, "ENTITY_TYPE": "deal",
-                    "COMMENT": f"{record.comment}\n\n{marker}"}}, name=name("t")))
+                plan.commands.append(cmd.comment_add(
+                    "deal", parent, f"{record.comment}\n\n{marker}", name=name("t")))
                 plan.count("comments", "created")
             else:
                 plan.count("comments", "unchanged")
     return plan
 
 
-def _ref_text(value: Any, fmt: str) -> Any:
-    if isinstance(value, Ref):
-        return Ref(value.command, value.path, fmt)
-    return fmt.replace("{}", str(value))
+def child_link(link: Link, pipeline: PipelineSnap) -> ChildLink:
+    return ChildLink(link.name, pipeline.id, uf_name(link.child_field),
+                     uf_name(link.parent_field) if link.parent_field else None,
+                     uf_name(link.mirror_field) if link.mirror_field else None,
+                     tuple(link.copy_fields), {s.status_id: s.name for s in pipeline.stages})
 
 
 def select_fields(mapping: Mapping, target: Target) -> list[str]:
@@ -512,9 +511,9 @@ def select_fields(mapping: Mapping, target: Target) -> list[str]:
     for rule in mapping.children:
         names |= set(rule.fields)
         link = target.children[rule.link][0]
-        names |= {f"UF_CRM_{x}" for x in (link.child_field, link.parent_field, link.mirror_field) if x}
+        names |= {uf_name(x) for x in (link.child_field, link.parent_field, link.mirror_field) if x}
     if target.contractor_field:
         names.add(target.contractor_field)
     if target.contractor_etid is not None:
-        names.add(f"PARENT_ID_{target.contractor_etid}")  # the contractor relation
+        names.add(parent_field(target.contractor_etid))  # the contractor relation
     return sorted(names)

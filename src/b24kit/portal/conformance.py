@@ -24,19 +24,27 @@ from b24kit.client import B24Client, B24Error, read_all
 from b24kit.client.address import WebhookAddress
 from b24kit.client.auth import OAuthAuth, WebhookAuth
 from b24kit.encoding import as_list
+from b24kit.portal.ids import (
+    DEAL_TEMPLATE,
+    EntityType,
+    spa_uf_entity,
+    spa_uf_prefix,
+    stage_entity,
+    stage_prefix,
+    status_id,
+)
 
 ISO_DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
-DEAL_TEMPLATE = [
-    "NEW",
-    "PREPARATION",
-    "PREPAYMENT_INVOICE",
-    "EXECUTING",
-    "FINAL_INVOICE",
-    "WON",
-    "LOSE",
-    "APOLOGY",
-]
+DEAL_CODES = list(DEAL_TEMPLATE)  # the template's codes, in the portal's order
+DEAL = int(EntityType.DEAL)
 LONG_STAGE = "B24KIT_CONFORMANCE_LONG_STAGE"
+
+
+def _id(value: int | None) -> int:
+    """An id set-up made (a check runs only once set-up has succeeded)."""
+    assert value is not None, "set-up has not made this yet"
+    return value
+
 UF_MISSING = {  # userfieldconfig-{get,update,delete}.md: code "" and these texts, HTTP 400
     "get": "You do not have permission to view user field settings",
     "update": "You cannot change the settings of the user field",
@@ -275,10 +283,10 @@ async def _new_pipeline_stages(client: B24Client, s: Scratch) -> Seen:
     rows = as_list(
         await client.call(
             "crm.status.list",
-            {"filter": {"ENTITY_ID": f"DEAL_STAGE_{s.pipeline}"}, "order": {"SORT": "ASC"}},
+            {"filter": {"ENTITY_ID": stage_entity(DEAL, _id(s.pipeline))}, "order": {"SORT": "ASC"}},
         )
     )
-    prefix = f"C{s.pipeline}:"
+    prefix = stage_prefix(DEAL, _id(s.pipeline))
     codes = [str(r["STATUS_ID"]) for r in rows]
     template = [
         c.removeprefix(prefix)
@@ -286,15 +294,15 @@ async def _new_pipeline_stages(client: B24Client, s: Scratch) -> Seen:
         if not c.removeprefix(prefix).startswith(("CONF", "B24KIT"))  # the run's own
     ]
     # ids are cut to 21 characters: C12:PREPAYMENT_INVOIC
-    expected = [(prefix + code)[:21].removeprefix(prefix) for code in DEAL_TEMPLATE]
+    expected = [status_id(prefix, code).removeprefix(prefix) for code in DEAL_CODES]
     ok = all(c.startswith(prefix) for c in codes) and template == expected
     return Seen(ok, ", ".join(codes))
 
 
 def _our_stages(s: Scratch) -> tuple[str, str]:
     """The ids of the two stages set-up adds: a short code and one cut to 21 characters."""
-    prefix = f"C{s.pipeline}:"
-    return prefix + "CONF", (prefix + LONG_STAGE)[:21]
+    prefix = stage_prefix(DEAL, _id(s.pipeline))
+    return status_id(prefix, "CONF"), status_id(prefix, LONG_STAGE)
 
 
 async def _stage_id_cut(client: B24Client, s: Scratch) -> Seen:
@@ -302,7 +310,7 @@ async def _stage_id_cut(client: B24Client, s: Scratch) -> Seen:
         "crm.status.add",
         {
             "fields": {
-                "ENTITY_ID": f"DEAL_STAGE_{s.pipeline}",
+                "ENTITY_ID": stage_entity(DEAL, _id(s.pipeline)),
                 "STATUS_ID": LONG_STAGE,
                 "NAME": "LONG",
                 "SORT": 16,
@@ -314,7 +322,7 @@ async def _stage_id_cut(client: B24Client, s: Scratch) -> Seen:
             False, f"a {len(LONG_STAGE)}-character code was refused: " + _error(status, body)
         )
     rows = as_list(
-        await client.call("crm.status.list", {"filter": {"ENTITY_ID": f"DEAL_STAGE_{s.pipeline}"}})
+        await client.call("crm.status.list", {"filter": {"ENTITY_ID": stage_entity(DEAL, _id(s.pipeline))}})
     )
     want_short, want_long = _our_stages(s)
     ids = {str(r["STATUS_ID"]) for r in rows}
@@ -334,10 +342,10 @@ async def _spa_stage_prefix(client: B24Client, s: Scratch) -> Seen:
     cat = cats[0]
     rows = as_list(
         await client.call(
-            "crm.status.list", {"filter": {"ENTITY_ID": f"DYNAMIC_{s.spa_etid}_STAGE_{cat['id']}"}}
+            "crm.status.list", {"filter": {"ENTITY_ID": stage_entity(_id(s.spa_etid), int(cat["id"]))}}
         )
     )
-    prefix = f"DT{s.spa_etid}_{cat['id']}:"
+    prefix = stage_prefix(_id(s.spa_etid), int(cat["id"]))
     codes = [str(r["STATUS_ID"]) for r in rows]
     return Seen(
         bool(codes) and all(c.startswith(prefix) for c in codes),
@@ -414,7 +422,7 @@ async def _uf_list_full(client: B24Client, s: Scratch) -> Seen:
 
 
 async def _uf_list_filter(client: B24Client, s: Scratch) -> Seen:
-    other = f"CRM_{s.spa2_id}"  # the second smart process: its own field, not ours
+    other = spa_uf_entity(_id(s.spa2_id))  # the second smart process: its own field, not ours
     rows = as_list(
         (
             await client.call(
@@ -470,7 +478,7 @@ async def _deal_values(client: B24Client, s: Scratch) -> Seen:
         "OPPORTUNITY": isinstance(deal.get("OPPORTUNITY"), str),
         "CLOSED": deal.get("CLOSED") in ("Y", "N"),
         "DATE_CREATE": bool(ISO_DATETIME.match(str(deal.get("DATE_CREATE")))),
-        "STAGE_ID": str(deal.get("STAGE_ID", "")).startswith(f"C{s.pipeline}:"),
+        "STAGE_ID": str(deal.get("STAGE_ID", "")).startswith(stage_prefix(DEAL, _id(s.pipeline))),
     }
     bad = [k for k, v in checks.items() if not v]
     return Seen(
@@ -480,7 +488,7 @@ async def _deal_values(client: B24Client, s: Scratch) -> Seen:
 
 
 async def _item_shape(client: B24Client, s: Scratch) -> Seen:
-    got = await client.call("crm.item.get", {"entityTypeId": 2, "id": s.deals[0]})
+    got = await client.call("crm.item.get", {"entityTypeId": DEAL, "id": s.deals[0]})
     item = got.get("item") if isinstance(got, dict) else None
     ok = (
         isinstance(item, dict)
@@ -512,7 +520,7 @@ async def _category_immutable(client: B24Client, s: Scratch) -> Seen:
 async def _stage_history(client: B24Client, s: Scratch) -> Seen:
     got = await client.call(
         "crm.stagehistory.list",
-        {"entityTypeId": 2, "filter": {"OWNER_ID": s.deals[0]}, "order": {"ID": "ASC"}},
+        {"entityTypeId": DEAL, "filter": {"OWNER_ID": s.deals[0]}, "order": {"ID": "ASC"}},
     )
     rows = as_list(got.get("items") if isinstance(got, dict) else None)
     first = rows[0] if rows else {}
@@ -604,7 +612,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "deal-pipeline-template",
         "a new deal pipeline gets the 8 stages of the general one, prefixed C{id}:",
         "crm/universal/category/crm-category-add.md; crm/status/crm-status-list.md",
-        ", ".join(DEAL_TEMPLATE),
+        ", ".join(DEAL_CODES),
         _new_pipeline_stages,
     ),
     Assumption(
@@ -730,7 +738,7 @@ async def _set_up(client: B24Client, s: Scratch) -> None:
     no_events = {"REGISTER_SONET_EVENT": "N"}  # crm-deal-add.md: no feed entries
     for attr, label in (("pipeline", name), ("pipeline2", f"{name} 2")):
         cat = await client.call(
-            "crm.category.add", {"entityTypeId": 2, "fields": {"name": label, "sort": 99999}}
+            "crm.category.add", {"entityTypeId": DEAL, "fields": {"name": label, "sort": 99999}}
         )
         setattr(s, attr, int(cat["category"]["id"]))
         s.made.append(f"deal pipeline {cat['category']['id']} «{label}»")
@@ -738,7 +746,7 @@ async def _set_up(client: B24Client, s: Scratch) -> None:
         "crm.status.add",
         {
             "fields": {
-                "ENTITY_ID": f"DEAL_STAGE_{s.pipeline}",
+                "ENTITY_ID": stage_entity(DEAL, _id(s.pipeline)),
                 "STATUS_ID": "CONF",
                 "NAME": "CONF",
                 "SORT": 15,
@@ -787,14 +795,14 @@ async def _set_up(client: B24Client, s: Scratch) -> None:
     )["type"]
     s.spa_id, s.spa_etid = int(spa["id"]), int(spa["entityTypeId"])
     s.made.append(f"smart process {s.spa_id} «{name}»")
-    s.field_name = f"UF_CRM_{s.spa_id}_B24KIT_CONF"
+    s.field_name = spa_uf_prefix(_id(s.spa_id)) + "B24KIT_CONF"
     made = (
         await client.call(
             "userfieldconfig.add",
             {
                 "moduleId": "crm",
                 "field": {
-                    "entityId": f"CRM_{s.spa_id}",
+                    "entityId": spa_uf_entity(_id(s.spa_id)),
                     "fieldName": s.field_name,
                     "userTypeId": "enumeration",
                     "editFormLabel": {"en": name},
@@ -816,8 +824,8 @@ async def _set_up(client: B24Client, s: Scratch) -> None:
         {
             "moduleId": "crm",
             "field": {
-                "entityId": f"CRM_{s.spa2_id}",
-                "fieldName": f"UF_CRM_{s.spa2_id}_B24KIT_CONF",
+                "entityId": spa_uf_entity(_id(s.spa2_id)),
+                "fieldName": spa_uf_prefix(_id(s.spa2_id)) + "B24KIT_CONF",
                 "userTypeId": "string",
                 "editFormLabel": {"en": name},
             },
@@ -834,7 +842,7 @@ async def _ours(
     name = _name(s)
     cats = [
         int(c["id"])
-        for c in await read_all(client, "crm.category.list", {"entityTypeId": 2})
+        for c in await read_all(client, "crm.category.list", {"entityTypeId": DEAL})
         if str(c.get("name", "")).startswith(name)
     ]
     if known:  # the ids set-up recorded, in case a name was changed
@@ -882,16 +890,16 @@ async def _clean_up(client: B24Client, s: Scratch) -> list[str]:
                 (
                     await client.call(
                         "userfieldconfig.list",
-                        {"moduleId": "crm", "filter": {"entityId": f"CRM_{spa}"}},
+                        {"moduleId": "crm", "filter": {"entityId": spa_uf_entity(spa)}},
                     )
                 ).get("fields")
             )
             for row in rows:
-                if row.get("entityId") == f"CRM_{spa}":
+                if row.get("entityId") == spa_uf_entity(spa):
                     await attempt("userfieldconfig.delete", {"moduleId": "crm", "id": row["id"]})
         await attempt("crm.type.delete", {"id": spa})
     for cat in cats:
-        await attempt("crm.category.delete", {"entityTypeId": 2, "id": cat})
+        await attempt("crm.category.delete", {"entityTypeId": DEAL, "id": cat})
     try:
         cats, types, deals = await _ours(client, s, known=False)
     except B24Error as exc:

@@ -13,9 +13,9 @@ from b24kit.client import B24Client, BatchResult
 from b24kit.client.errors import IncompleteRead
 from b24kit.client.paging import WRAPPED_OFFSET, read_all
 from b24kit.encoding import as_list
+from b24kit.portal.ids import SEMANTIC_WORD, EntityType, spa_uf_entity, stage_entity, stage_prefix
 
 LANGS = ("ru", "en")
-SEMANTICS = {None: "process", "": "process", "S": "success", "F": "failure"}
 
 
 @dataclass
@@ -43,15 +43,11 @@ class PipelineSnap:
 
     @property
     def stage_entity(self) -> str:
-        if self.entity_type_id == 2:
-            return "DEAL_STAGE" if self.id == 0 else f"DEAL_STAGE_{self.id}"
-        return f"DYNAMIC_{self.entity_type_id}_STAGE_{self.id}"
+        return stage_entity(self.entity_type_id, self.id)
 
     @property
     def prefix(self) -> str:
-        if self.entity_type_id == 2:
-            return "" if self.id == 0 else f"C{self.id}:"
-        return f"DT{self.entity_type_id}_{self.id}:"
+        return stage_prefix(self.entity_type_id, self.id)
 
 
 @dataclass
@@ -113,7 +109,7 @@ def _stage_rows(statuses: list[dict[str, Any]], entity: str, prefix: str) -> lis
         status_id = str(r["STATUS_ID"])
         code = status_id[len(prefix):] if prefix and status_id.startswith(prefix) else status_id
         out.append(StageSnap(int(r["ID"]), status_id, code, str(r["NAME"]), int(r["SORT"]),
-                             r.get("COLOR"), SEMANTICS.get(r.get("SEMANTICS"), "process"),
+                             r.get("COLOR"), SEMANTIC_WORD.get(r.get("SEMANTICS"), "process"),
                              r.get("SYSTEM") == "Y"))
     return sorted(out, key=lambda s: (s.sort, s.row_id))
 
@@ -216,7 +212,7 @@ async def _spa_fields(client: B24Client, rows: list[dict[str, Any]],
 async def read_snapshot(client: B24Client) -> Snapshot:
     start = client.requests
     first_cmds: dict[str, tuple[str, dict[str, Any]]] = {
-        "cats": ("crm.category.list", {"entityTypeId": 2}),
+        "cats": ("crm.category.list", {"entityTypeId": int(EntityType.DEAL)}),
         # by ID: a stable order across pages (many rows share a SORT); stages are sorted here
         "statuses": ("crm.status.list", {"order": {"ID": "ASC"}}),
         **{f"uf_{lang}": ("crm.deal.userfield.list", {"filter": {"LANG": lang}})
@@ -243,7 +239,7 @@ async def read_snapshot(client: B24Client) -> Snapshot:
             cmds[f"t{t['id']}"] = ("crm.type.get", {"id": t["id"]})
             cmds[f"c{t['id']}"] = ("crm.category.list", {"entityTypeId": t["entityTypeId"]})
             cmds[f"f{t['id']}"] = ("userfieldconfig.list", {
-                "moduleId": "crm", "filter": {"entityId": f"CRM_{t['id']}"}})
+                "moduleId": "crm", "filter": {"entityId": spa_uf_entity(t["id"])}})
         second = await client.batch(cmds)
         if second.error:
             raise next(iter(second.error.values()))
@@ -261,7 +257,7 @@ async def read_snapshot(client: B24Client) -> Snapshot:
                  as_list(second.result[f"c{t['id']}"].get("categories"))),
                 key=lambda p: (p.sort, p.id))
             rows = await _spa_fields(client, as_list(
-                second.result[f"f{t['id']}"].get("fields")), f"CRM_{t['id']}")
+                second.result[f"f{t['id']}"].get("fields")), spa_uf_entity(t["id"]))
             spa.fields = sorted((_spa_field(r) for r in rows), key=lambda f: f.name)
             snap.spas.append(spa)
     snap.requests = client.requests - start
