@@ -30,7 +30,7 @@ from b24kit.cli.common import (
     run_portal,
 )
 from b24kit.cli.output import console, emit_json, err, fail, phase, row_progress, safe
-from b24kit.client import Connection
+from b24kit.connect import Connection
 from b24kit.portal.snapshot import read_snapshot
 
 schema_app = typer.Typer(help="The blueprint format.", no_args_is_help=True)
@@ -98,20 +98,19 @@ def render_change(change: Change) -> str:
     line = f"  [{colour}]{symbol} {change.kind} {safe(change.address)}[/]  {safe(detail)}"
     if change.note:
         line += f"  [dim]({safe(change.note)})[/]"
-    if change.deferred:
-        line += f"  [dim]({safe(change.deferred)})[/]"
     if change.refused:
         line += f"\n      [bold red]refused:[/] {safe(change.refused)}"
     return line
 
 
 def print_plan(plan: Plan) -> None:
-    group = None
+    groups: dict[str, list[Change]] = {}  # in order of first appearance
     for change in plan.changes:
-        if change.group != group:
-            group = change.group
-            console.print(f"\n[bold]{safe(group)}[/]", highlight=False)
-        console.print(render_change(change), highlight=False, soft_wrap=True)
+        groups.setdefault(change.group, []).append(change)
+    for group, changes in groups.items():
+        console.print(f"\n[bold]{safe(group)}[/]", highlight=False)
+        for change in changes:
+            console.print(render_change(change), highlight=False, soft_wrap=True)
     if not plan.changes:
         console.print("No changes. The portal matches the blueprint.")
     else:
@@ -282,20 +281,21 @@ def apply(
             return USAGE
         if not first.changes:
             if format == Format.json:
-                emit_json({"applied": [], "rounds": 0, "summary": first.summary()})
+                emit_json({"applied": [], "commands": 0, "summary": first.summary()})
             note(f"Nothing to apply on {conn.label}.")
             return 0
         if not yes and not typer.confirm("\nApply these changes?", default=False, err=True):
             err.print("Nothing was applied.")
             return 0
         with row_progress("applying") as progress:
-            report = await apply_blueprint(conn.client, blueprint, options, progress=progress)
+            report = await apply_blueprint(conn.client, blueprint, options, plan=first,
+                                           progress=progress)
         results = [{"action": o.change.action, "kind": o.change.kind,
                     "address": o.change.address, "ok": o.ok, "error": o.error}
                    for o in report.outcomes]
         if format == Format.json:
-            emit_json({"applied": results, "rounds": report.rounds, "requests": report.requests,
-                       "ok": report.ok, "portal": conn.label})
+            emit_json({"applied": results, "commands": report.commands,
+                       "requests": report.requests, "ok": report.ok, "portal": conn.label})
         else:
             for o in report.outcomes:
                 mark = "[green]✓[/]" if o.ok else "[red]✗[/]"
@@ -305,7 +305,7 @@ def apply(
                 console.print(line, highlight=False, soft_wrap=True)
             done = sum(o.ok for o in report.outcomes)
             console.print(f"\nApplied {done} of {len(report.outcomes)} changes on "
-                          f"{conn.label} in {report.rounds} round(s), {report.requests} "
+                          f"{conn.label}: {report.commands} commands, {report.requests} "
                           "requests.", highlight=False)
         if report.refused:
             return 2

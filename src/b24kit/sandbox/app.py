@@ -8,6 +8,7 @@ transport that calls it in-process with no socket at all.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
 import secrets
@@ -63,6 +64,15 @@ class SandboxConfig:
     language: str = "en"
 
 
+@dataclass(frozen=True)
+class Call:
+    """A command a batch ran: its name in the batch, its method and its parameters."""
+
+    name: str
+    method: str
+    params: dict[str, Any]
+
+
 @dataclass
 class Response:
     status: int
@@ -103,6 +113,9 @@ class Sandbox:
         self.requests = 0  # HTTP requests answered, for tests that count round trips
         self.statuses: Counter[int] = Counter()  # answers by HTTP status
         self.budget_refusals = 0  # calls refused by the operating budget, batch commands too
+        # every command a batch ran (its name in the batch, method, parameters as received):
+        # for tests that compare what a client sent with what it said it would send
+        self.calls: list[Call] | None = None
         self.token = self._ensure_webhook()
         from b24kit.sandbox.sheets import FakeSheets
 
@@ -318,7 +331,9 @@ class Sandbox:
         else:
             commands = {}
 
-        def runner(method: str, sub: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        def runner(method: str, sub: dict[str, Any], key: str) -> tuple[bool, dict[str, Any]]:
+            if self.calls is not None:
+                self.calls.append(Call(key, method, copy.deepcopy(sub)))
             try:
                 return True, self._run(method, sub, user_id, scopes, auth_key, in_batch=True)
             except errors.ApiError as exc:

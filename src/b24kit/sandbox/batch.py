@@ -86,11 +86,11 @@ def php_map(entries: dict[str, Any]) -> Any:
     return entries
 
 
-Runner = Callable[[str, dict[str, Any]], tuple[bool, dict[str, Any]]]
+Runner = Callable[[str, dict[str, Any], str], tuple[bool, dict[str, Any]]]
 
 
 def run_batch(commands: Mapping[str, Any], halt: bool, runner: Runner) -> dict[str, Any]:
-    """``runner(method, params)`` -> (ok, outcome): outcome has ``result`` and optionally
+    """``runner(method, params, key)`` -> (ok, outcome): outcome has ``result`` and optionally
     ``total``/``next``/``time`` on success, or ``error``/``error_description``."""
     buckets: dict[str, dict[str, Any]] = {
         "result": {},
@@ -112,7 +112,7 @@ def run_batch(commands: Mapping[str, Any], halt: bool, runner: Runner) -> dict[s
         else:
             method, params = split_command(command)
             params = substitute(params, buckets)
-            ok, outcome = runner(method, params)
+            ok, outcome = runner(method, params, key)
         if ok:
             for name in ("result", "next", "total", "time"):
                 if name in outcome:
