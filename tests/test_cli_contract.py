@@ -318,7 +318,7 @@ def test_graph_draws_every_pipeline_unless_asked(b24kit) -> None:  # type: ignor
 def test_long_and_empty_reports_say_so(b24kit) -> None:  # type: ignore[no-untyped-def]
     bp = "blueprints/example.yaml"
     assert b24kit("apply", bp, "-p", "sandbox", "--yes").code == 0
-    from b24kit.client import connect
+    from b24kit.connect import connect
 
     conn = connect("sandbox")
     box = conn.sandbox
@@ -417,7 +417,7 @@ def test_names_from_the_portal_cannot_break_or_forge_the_plan(b24kit) -> None:  
     crash plan or rewrite what a person approves."""
     bp = "blueprints/example.yaml"
     assert b24kit("apply", bp, "-p", "sandbox", "--yes").code == 0
-    from b24kit.client import connect
+    from b24kit.connect import connect
 
     conn = connect("sandbox")
     box = conn.sandbox

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from b24kit.cli.call import parse_assignments
-from b24kit.client import ConfigError, connect
+from b24kit.client import ConfigError
+from b24kit.connect import connect
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
 

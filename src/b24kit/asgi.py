@@ -1,7 +1,10 @@
-"""Two chores every raw ASGI app here does: answer lifespan, and read the request body."""
+"""Chores every raw ASGI app and server here shares: answer lifespan, read the request
+body, bind a listening socket."""
 
 from __future__ import annotations
 
+import errno
+import socket
 from typing import Any
 
 
@@ -32,3 +35,33 @@ async def read_body(receive: Any, limit: int | None = None) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+class ListenError(Exception):
+    """The server could not listen; ``in_use`` when another process has the port."""
+
+    def __init__(self, message: str, *, in_use: bool = False) -> None:
+        super().__init__(message)
+        self.in_use = in_use
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """Bind ``host:port`` (0 = any free port) before the server starts, so that a busy
+    port or an unknown interface is a :class:`ListenError`, not uvicorn's ``sys.exit``."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ListenError(
+            f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ListenError(f"port {port} on {host} is in use", in_use=True) from None
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock

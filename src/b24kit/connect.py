@@ -1,4 +1,5 @@
-"""Choose the portal a command talks to (first match wins):
+"""Choose the portal a command talks to, and compose its client: the one place that
+knows both the REST client and the sandbox (first match wins):
 
 1. ``--portal VALUE``: a webhook URL or a profile name;
 2. ``B24_WEBHOOK_URL`` (or ``B24_PORTAL``, a profile name) in the environment;

@@ -7,7 +7,6 @@ not just the first.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,46 +15,14 @@ from pydantic import ValidationError
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from b24kit.blueprint.checks import check_references
+from b24kit.blueprint.document import BlueprintError, BlueprintIssue, Document, Mark, PathKey
 from b24kit.blueprint.model import Blueprint
 
-PathKey = tuple[str | int, ...]
+__all__ = ["BlueprintError", "BlueprintIssue", "Document", "Mark", "PathKey", "load_blueprint",
+           "load_document", "read_yaml"]
+
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-@dataclass(frozen=True)
-class Mark:
-    file: str
-    line: int
-    column: int
-
-
-@dataclass(frozen=True)
-class BlueprintIssue:
-    mark: Mark
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.mark.file}:{self.mark.line}:{self.mark.column}: {self.message}"
-
-
-class BlueprintError(Exception):
-    def __init__(self, issues: list[BlueprintIssue]) -> None:
-        self.issues = issues
-        super().__init__("\n".join(str(i) for i in issues))
-
-
-@dataclass
-class Document:
-    data: Any
-    marks: dict[PathKey, Mark] = field(default_factory=dict)
-
-    def mark(self, path: PathKey, fallback: Mark | None = None) -> Mark:
-        probe = tuple(path)
-        while probe:
-            if probe in self.marks:
-                return self.marks[probe]
-            probe = probe[:-1]
-        return self.marks.get((), fallback or Mark("?", 1, 1))
 
 
 MAX_BYTES = 5 * 1024 * 1024  # a blueprint or mapping larger than this is not one
@@ -323,7 +290,6 @@ def load_blueprint(
 ) -> tuple[Blueprint, Document]:
     """Load, merge includes, substitute variables, check the schema and the references.
     Raises BlueprintError with every problem found."""
-    from b24kit.blueprint.checks import check_references
 
     doc = load_document(path, variables)
     try:

@@ -9,9 +9,10 @@ import typer
 
 from b24kit.cli.common import PlanOption, PortalOption, open_portal, run_portal
 from b24kit.cli.output import emit_json, fail, row_progress
-from b24kit.client import Connection, read_all
+from b24kit.client import read_all
 from b24kit.client.core import is_read
 from b24kit.client.errors import MethodNotFound
+from b24kit.connect import Connection
 from b24kit.encoding import _split_key
 
 

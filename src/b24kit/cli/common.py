@@ -16,8 +16,9 @@ import typer
 from rich.markup import escape
 
 from b24kit.cli.output import err, fail
-from b24kit.client import B24Error, ConfigError, Connection, connect, redact
+from b24kit.client import B24Error, ConfigError, redact
 from b24kit.client.errors import PortalError
+from b24kit.connect import Connection, connect
 
 T = TypeVar("T")
 

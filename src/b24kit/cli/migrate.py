@@ -26,7 +26,7 @@ from b24kit.cli.common import (
     run_portal,
 )
 from b24kit.cli.output import console, emit_json, err, fail, phase, row_progress
-from b24kit.client import Connection
+from b24kit.connect import Connection
 from b24kit.locks import job_lock
 from b24kit.migrate.run import MigrationResult, execute, load_mapping, prepare, write_report
 from b24kit.migrate.sources import gspread_client, read_csv, read_gsheet, read_xlsx, to_table

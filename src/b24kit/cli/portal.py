@@ -21,8 +21,9 @@ from b24kit.cli.common import (
     run_portal,
 )
 from b24kit.cli.output import console, emit_json, err, fail
-from b24kit.client import Connection, RetryPolicy
+from b24kit.client import RetryPolicy
 from b24kit.client.limiter import PLANS
+from b24kit.connect import Connection
 from b24kit.portal.conformance import ASSUMPTIONS, Report, run_conformance
 
 app = typer.Typer(help="Inspect the portal: reachability, user, scopes, limits, conformance.",

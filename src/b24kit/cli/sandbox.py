@@ -148,7 +148,7 @@ def _add_sheets(sandbox: Sandbox, sheet: list[str] | None) -> None:
 
 
 def _run(sandbox: Sandbox, db: str, host: str, port: int, limits: str) -> None:
-    from b24kit.sandbox.server import ListenError
+    from b24kit.asgi import ListenError
     from b24kit.sandbox.server import serve as run
 
     def ready(base: str) -> None:

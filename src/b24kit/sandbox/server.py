@@ -3,46 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import uvicorn
 
+from b24kit.asgi import ListenError, listen_socket
 from b24kit.sandbox.app import Sandbox
 
-
-class ListenError(Exception):
-    """The server could not listen; ``in_use`` when another process has the port."""
-
-    def __init__(self, message: str, *, in_use: bool = False) -> None:
-        super().__init__(message)
-        self.in_use = in_use
-
-
-def listen_socket(host: str, port: int) -> socket.socket:
-    """Bind ``host:port`` (0 = any free port) before the server starts, so that a busy
-    port or an unknown interface is a :class:`ListenError`, not uvicorn's ``sys.exit``."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    except (socket.gaierror, UnicodeError) as exc:
-        raise ListenError(
-            f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise ListenError(f"port {port} on {host} is in use", in_use=True) from None
-        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.set_inheritable(True)
-    return sock
+__all__ = ["ListenError", "RunningServer", "listen_socket", "serve", "start_in_thread"]
 
 
 def _config(sandbox: Sandbox, host: str, port: int) -> uvicorn.Config:

@@ -1,0 +1,139 @@
+"""The layer order holds (issue 12): cli → connect → jobs (blueprint, migrate, links) →
+portal → client; the sandbox apart, sharing only the wire encoding. Every import in every
+module is checked, those inside functions included, so a late import cannot dodge it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "b24kit"
+BASE = {"encoding", "asgi", "locks", "__init__"}  # shared helpers below every layer
+JOBS = {"blueprint", "migrate", "links"}
+# what each part may import from b24kit (besides itself and BASE)
+ALLOWED: dict[str, set[str]] = {
+    "cli": {"connect", *JOBS, "portal", "client", "sandbox"},
+    "connect": {"client", "sandbox"},
+    "__main__": {"cli"},
+    **{job: JOBS | {"portal", "client"} for job in JOBS},
+    "portal": {"client"},
+    "client": set(),
+    "sandbox": set(),
+    **{base: BASE for base in BASE},
+}
+
+
+def part_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _type_only(tree: ast.AST) -> set[int]:
+    """Lines of imports under ``if TYPE_CHECKING:`` (never run)."""
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            lines |= {n.lineno for child in node.body for n in ast.walk(child)
+                      if isinstance(n, (ast.Import, ast.ImportFrom))}
+    return lines
+
+
+def imports(module: str, source: str, is_package: bool = False,
+            run_only: bool = False) -> list[tuple[int, str]]:
+    """The b24kit modules ``module`` imports, with their lines (relative ones resolved);
+    ``run_only``: without those only a type checker reads."""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    found = []
+    tree = ast.parse(source)
+    skip = _type_only(tree) if run_only else set()
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                name = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                name = node.module or ""
+            found.append((node.lineno, name))
+    return [(line, name) for line, name in found if name.split(".")[0] == "b24kit"]
+
+
+def check(module: str, source: str, is_package: bool = False) -> list[str]:
+    mine = part_of(module)
+    if mine == "__init__":
+        return []
+    allowed = ALLOWED.get(mine)
+    assert allowed is not None, f"{module}: add its part to the layer table"
+    return [f"{module}:{line}: {mine} imports {name}"
+            for line, name in imports(module, source, is_package)
+            if part_of(name) not in (mine, *BASE) and part_of(name) not in allowed]
+
+
+def modules() -> list[tuple[str, Path]]:
+    return [(".".join(p.relative_to(SRC.parent).with_suffix("").parts).removesuffix(".__init__"),
+             p) for p in sorted(SRC.rglob("*.py"))]
+
+
+def test_no_import_breaks_the_layer_order() -> None:
+    found = [v for module, path in modules() for v in check(
+        module, path.read_text(encoding="utf-8"), path.name == "__init__.py")]
+    assert found == []
+    assert len(modules()) > 60, "every module was read"
+
+
+def test_client_knows_no_sandbox_and_no_job() -> None:
+    for module, path in modules():
+        if part_of(module) == "client":
+            names = [n for _, n in imports(module, path.read_text(encoding="utf-8"))]
+            assert all(n.startswith(("b24kit.client", "b24kit.encoding")) for n in names), path
+
+
+@pytest.mark.parametrize(("module", "bad"), [
+    ("b24kit.client.core", "b24kit.sandbox.app"), ("b24kit.client.core", "b24kit.portal.ids"),
+    ("b24kit.portal.ids", "b24kit.blueprint.model"), ("b24kit.blueprint.plan", "b24kit.cli"),
+    ("b24kit.sandbox.app", "b24kit.client"), ("b24kit.migrate.run", "b24kit.connect"),
+])
+def test_the_check_catches_a_wrong_import(module: str, bad: str) -> None:
+    """A late import inside a function is found too: the check can fail."""
+    source = f"def late() -> None:\n    import {bad}  # noqa\n"
+    assert check(module, source) == [f"{module}:2: {part_of(module)} imports {bad}"]
+    relative = "from ..sandbox import app\n" if bad.startswith("b24kit.sandbox") else None
+    if relative and module.startswith("b24kit.client"):
+        assert check(module, relative)[0].endswith("imports b24kit.sandbox")
+
+
+def test_no_import_cycles() -> None:
+    """No two modules need each other, late imports inside functions included (a cycle
+    dodged by importing inside a function is still a cycle)."""
+    found = dict(modules())
+    graph: dict[str, set[str]] = {}
+    for module, path in found.items():
+        edges = set()
+        for _, name in imports(module, path.read_text(encoding="utf-8"),
+                               path.name == "__init__.py", run_only=True):
+            while name and name not in found:
+                name = name.rpartition(".")[0]
+            if name and name != module and found[name].name != "__init__.py":
+                edges.add(name)
+        graph[module] = edges
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append([*trail[trail.index(nxt):], nxt])
+            elif nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert cycles == []
