@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from b24kit.errors import InputError
+
 PathKey = tuple[str | int, ...]
 
 
@@ -25,7 +27,7 @@ class BlueprintIssue:
         return f"{self.mark.file}:{self.mark.line}:{self.mark.column}: {self.message}"
 
 
-class BlueprintError(Exception):
+class BlueprintError(InputError):
     def __init__(self, issues: list[BlueprintIssue]) -> None:
         self.issues = issues
         super().__init__("\n".join(str(i) for i in issues))

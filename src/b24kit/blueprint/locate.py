@@ -4,6 +4,7 @@ matcher plan uses (portal.match): what plan manages is what migrate and links wr
 from __future__ import annotations
 
 from b24kit.blueprint.model import Blueprint
+from b24kit.errors import InputError
 from b24kit.portal.ids import EntityType, status_id
 from b24kit.portal.match import match_pipelines
 from b24kit.portal.snapshot import PipelineSnap, Snapshot
@@ -14,10 +15,10 @@ def deal_pipeline(bp: Blueprint, snap: Snapshot, code: str) -> PipelineSnap:
     not (yet) on the portal."""
     blue = next((p for p in bp.deal.pipelines if p.code == code), None)
     if blue is None:
-        raise ValueError(f"the blueprint has no deal pipeline {code!r}")
+        raise InputError(f"the blueprint has no deal pipeline {code!r}")
     found = match_pipelines(bp.deal.pipelines, snap.deal_pipelines, EntityType.DEAL).get(code)
     if found is None:
-        raise ValueError(f"pipeline {code!r} («{blue.name}») is not on the portal: apply the "
+        raise InputError(f"pipeline {code!r} («{blue.name}») is not on the portal: apply the "
                          "blueprint first")
     return found
 
@@ -26,5 +27,5 @@ def stage_id(pipeline: PipelineSnap, code: str) -> str:
     """The STATUS_ID of stage ``code`` in ``pipeline``, as the portal keeps it."""
     full = status_id(pipeline.prefix, code)
     if full not in {s.status_id for s in pipeline.stages}:
-        raise ValueError(f"pipeline «{pipeline.name}» has no stage {code}")
+        raise InputError(f"pipeline «{pipeline.name}» has no stage {code}")
     return full

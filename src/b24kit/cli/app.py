@@ -23,12 +23,12 @@ from b24kit.cli.common import (
     INTERNAL,
     INTERRUPTED,
     OPTIONS,
-    PORTAL_FAILED,
     USAGE,
     setup_logging,
 )
 from b24kit.cli.output import err
-from b24kit.client import B24Error, redact
+from b24kit.client import redact
+from b24kit.errors import Error
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
@@ -119,13 +119,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     except CLICK_ERRORS as exc:
         exc.show()
         code = USAGE if isinstance(exc, USAGE_ERRORS) else exc.exit_code
-    except BlueprintError as exc:  # a blueprint or mapping named by another file
-        for issue in exc.issues:
-            err.print(str(issue), highlight=False, markup=False)
-        code = USAGE
-    except B24Error as exc:
-        err.print(f"error: {redact(str(exc))}", highlight=False, markup=False)
-        code = PORTAL_FAILED
+    except Error as exc:  # the hierarchy decides the code: input 2, portal 3, other 4
+        if isinstance(exc, BlueprintError):  # a blueprint or mapping named by another file
+            for issue in exc.issues:
+                err.print(str(issue), highlight=False, markup=False)
+        else:
+            err.print(f"error: {redact(str(exc))}", highlight=False, markup=False)
+        code = exc.exit_code
     except OSError as exc:  # a file the user named: cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""
         err.print(f"error: {where}{exc.strerror or exc}", highlight=False, markup=False)

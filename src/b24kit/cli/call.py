@@ -14,6 +14,7 @@ from b24kit.client.core import is_read
 from b24kit.client.errors import MethodNotFound
 from b24kit.connect import Connection
 from b24kit.encoding import _split_key
+from b24kit.errors import InputError
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, Any]:
@@ -22,7 +23,7 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"{pair!r}: expected key=value")
+            raise InputError(f"{pair!r}: expected key=value")
         if "[" in key:
             path = _split_key(key)
         else:
@@ -37,7 +38,7 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
             else:
                 child = node.setdefault(part, {})
                 if not isinstance(child, dict):
-                    raise ValueError(f"{pair!r}: {part!r} is both a value and a group")
+                    raise InputError(f"{pair!r}: {part!r} is both a value and a group")
                 node = child
     return params
 
@@ -75,7 +76,7 @@ def call(
     try:
         params: dict[str, Any] = json.loads(json_params) if json_params else {}
         if not isinstance(params, dict):
-            raise ValueError("--json must be a JSON object")
+            raise InputError("--json must be a JSON object")
         extra = parse_assignments(assignments or [])
     except ValueError as exc:
         raise fail(str(exc)) from None

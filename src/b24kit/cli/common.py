@@ -15,10 +15,12 @@ from typing import Annotated, TypeVar
 import typer
 from rich.markup import escape
 
+from b24kit.blueprint.document import BlueprintError
 from b24kit.cli.output import err, fail
-from b24kit.client import B24Error, ConfigError, redact
+from b24kit.client import ConfigError, redact
 from b24kit.client.errors import PortalError
 from b24kit.connect import Connection, connect
+from b24kit.errors import Error
 
 T = TypeVar("T")
 
@@ -178,9 +180,7 @@ def run_portal(conn: Connection, work: Callable[[Connection], Awaitable[T]], *,
         return asyncio.run(go())
     except usage_errors as exc:
         raise fail(redact(str(exc)), code=USAGE) from None
-    except PortalError as exc:
-        raise fail(redact(str(exc)), code=PORTAL_FAILED) from None
-    except ConfigError as exc:
-        raise fail(redact(str(exc)), code=USAGE) from None
-    except B24Error as exc:
-        raise fail(redact(str(exc)), code=PORTAL_FAILED) from None
+    except BlueprintError:
+        raise  # its issues are listed by main, each with file:line
+    except Error as exc:  # the hierarchy decides: input 2, portal 3
+        raise fail(redact(str(exc)), code=exc.exit_code) from None

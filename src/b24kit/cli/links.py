@@ -121,10 +121,7 @@ def audit(
                 result, fixed = await repair_until_clean(conn.client, bp, safe_ones, link)
         return result, fixed
 
-    try:
-        result, fixed = run_portal(conn, work)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    result, fixed = run_portal(conn, work)
     rows = [f.as_dict(base) for f in result.findings]
     counts = result.counts()
     over = [f for f in result.findings
@@ -209,10 +206,7 @@ def sync(
             with phase(f"reading {conn.label}"):
                 return await sync_once(conn.client, bp, state, full=full)
 
-        try:
-            result = run_portal(conn, work)
-        except ValueError as exc:
-            raise fail(str(exc)) from None
+        result = run_portal(conn, work)
         created = sum(1 for o in result.outcomes if o.ok and o.method == "crm.deal.add")
         failed = [o for o in result.outcomes if not o.ok]
         if format == Format.json:
@@ -271,10 +265,7 @@ def estimates(
         with phase(f"reading {conn.label}"):
             return await estimates_report(conn.client, bp, link)
 
-    try:
-        rows = [r.as_dict() for r in run_portal(conn, work)]
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    rows = [r.as_dict() for r in run_portal(conn, work)]
     name = link or bp.links[0].name
     if format == TableFormat.json:
         emit_json(rows)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from b24kit.errors import InputError, PortalFailure
 
-class B24Error(Exception):
-    """Base of everything the client raises."""
+
+class B24Error(PortalFailure):
+    """Base of everything the client raises (a portal failure: exit 3)."""
 
 
 class PortalError(B24Error):
@@ -85,8 +87,11 @@ class IncompleteRead(B24Error):
     """A paged read could not be completed exactly; nothing partial is returned."""
 
 
-class ConfigError(B24Error):
-    """The portal configuration (flag, environment, config file) is wrong."""
+class ConfigError(B24Error, InputError):
+    """The portal configuration (flag, environment, config file) is wrong: bad input,
+    exit 2."""
+
+    exit_code = 2
 
 
 def classify(method: str, status: int, code: Any, description: str) -> PortalError:

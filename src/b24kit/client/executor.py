@@ -23,7 +23,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from b24kit.client.core import B24Client
@@ -204,10 +204,10 @@ class Executor:
         self.progress = progress
 
     async def run(self, commands: Sequence[Command]) -> list[Outcome]:
+        # the caller's commands are never changed: an unnamed one runs as a named copy
+        commands = [c if c.name else replace(c, name=f"c{i}") for i, c in enumerate(commands)]
         names: list[str] = []
-        for index, command in enumerate(commands):
-            if not command.name:
-                command.name = f"c{index}"
+        for command in commands:
             if not NAME.match(command.name):
                 raise ValueError(f"command name {command.name!r}: use letters, digits and _")
             if command.name in names:

@@ -19,6 +19,7 @@ from typing import Any
 from b24kit.blueprint.model import Blueprint
 from b24kit.client import B24Client, B24Error, Command, Executor, Outcome, read_all
 from b24kit.encoding import as_list
+from b24kit.errors import InputError
 from b24kit.links.audit import AuditResult, Finding, audit_deals, child_repair, read_link_deals
 from b24kit.links.model import Deal, ResolvedLink, resolve_links, to_deal
 from b24kit.portal.ids import EntityType
@@ -31,11 +32,11 @@ SYNC_RULES = {"L001", "L004", "L005"}
 async def links_for(client: B24Client, bp: Blueprint, names: list[str] | None = None
                     ) -> list[ResolvedLink]:
     if not bp.links:
-        raise ValueError("the blueprint declares no links")
+        raise InputError("the blueprint declares no links")
     known = [link.name for link in bp.links]
     for name in names or []:
         if name not in known:
-            raise ValueError(f"unknown link {name!r}; known: {', '.join(known)}")
+            raise InputError(f"unknown link {name!r}; known: {', '.join(known)}")
     return resolve_links(bp, await read_snapshot(client), names)
 
 
@@ -268,7 +269,7 @@ async def estimates_report(client: B24Client, bp: Blueprint, link_name: str | No
     approval = next(iter(link.moves), None) if done_stage is None else link.status(
         link.child, done_stage)
     if approval is None:
-        raise ValueError(f"link {link.link.name!r} has no move: name the approval stage")
+        raise InputError(f"link {link.link.name!r} has no move: name the approval stage")
     index = await read_link_deals(client, link)
     deals = {d.id: d for d in index.all()}
     index.close()

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from b24kit.blueprint.model import Blueprint
+from b24kit.errors import InputError
 from b24kit.migrate.parsers import normalize_word
 from b24kit.migrate.sources import Table
 
@@ -61,7 +62,7 @@ def draft_mapping(table: Table, bp: Blueprint, source: dict[str, Any],
     pipeline = next((p for p in bp.deal.pipelines if p.code in parents),
                     bp.deal.pipelines[0] if bp.deal.pipelines else None)
     if pipeline is None:
-        raise ValueError("the blueprint has no deal pipeline to migrate into")
+        raise InputError("the blueprint has no deal pipeline to migrate into")
     people = {roles[r] for r in ("parent.ASSIGNED_BY_ID", "child.logist") if r in roles}
     found: dict[str, str] = {}
     for row in table.rows:

@@ -12,6 +12,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from b24kit.errors import InputError
+
 
 class ParseError(ValueError):
     pass
@@ -219,7 +221,7 @@ class Enumeration:
             for word in (code, *words):
                 key = normalize_word(str(word))
                 if key in out and out[key] != code:
-                    raise ValueError(f"{word!r} maps to both {out[key]} and {code}")
+                    raise InputError(f"{word!r} maps to both {out[key]} and {code}")
                 out[key] = code
         return out
 

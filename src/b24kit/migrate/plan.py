@@ -18,6 +18,7 @@ from b24kit.blueprint.locate import deal_pipeline, stage_id
 from b24kit.blueprint.model import Blueprint, Link
 from b24kit.client import B24Client, Command, Ref, read_all
 from b24kit.encoding import as_list
+from b24kit.errors import InputError
 from b24kit.links.children import ChildLink, as_ref_text, back_fields, child_fields
 from b24kit.migrate.mapping import ChildRule, Column, Mapping, StageRule
 from b24kit.migrate.parsers import (
@@ -255,14 +256,14 @@ def resolve_target(mapping: Mapping, bp: Blueprint, snap: Snapshot) -> Target:
     for rule in mapping.children:
         link = next((x for x in bp.links if x.name == rule.link), None)
         if link is None:
-            raise ValueError(f"the blueprint has no link {rule.link!r}")
+            raise InputError(f"the blueprint has no link {rule.link!r}")
         children[rule.link] = (link, pipeline(link.child.pipeline))
     etid = type_id = None
     field = None
     if mapping.contractor is not None:
         spa = snap.spa_by_code(mapping.contractor.type)
         if spa is None:
-            raise ValueError(f"smart process {mapping.contractor.type!r} is not on the portal")
+            raise InputError(f"smart process {mapping.contractor.type!r} is not on the portal")
         etid, type_id = spa.entity_type_id, spa.id
         field = next((f.name for f in snap.deal_fields if f.type == "crm" and str(
             f.settings.get(dynamic_key(etid))) == "Y"), None)

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from b24kit.blueprint.loader import BlueprintError, BlueprintIssue, load_blueprint, read_yaml
 from b24kit.client import B24Client, Executor, Outcome
+from b24kit.errors import InputError
 from b24kit.migrate.mapping import Mapping
 from b24kit.migrate.plan import (
     Finding,
@@ -52,7 +53,7 @@ def load_table(mapping: Mapping, base: Path, sheets_endpoint: str | None = None,
         grid = read_gsheet(gspread_client(credentials, sheets_endpoint), source.sheet,
                            source.worksheet)
     else:
-        raise ValueError("the mapping's source needs csv, xlsx or sheet")
+        raise InputError("the mapping's source needs csv, xlsx or sheet")
     return to_table(grid, source.header_rows)
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from b24kit.errors import InputError
+
 Merge = tuple[int, int, int, int]  # start row, end row (excl.), start col, end col (excl.)
 
 
@@ -156,7 +158,7 @@ def read_xlsx(path: Path, worksheet: str | None = None) -> Grid:
     try:
         sheet = book[worksheet] if worksheet else book.active
     except KeyError:
-        raise ValueError(f"{path}: no worksheet {worksheet!r} (has: {', '.join(book.sheetnames)})") \
+        raise InputError(f"{path}: no worksheet {worksheet!r} (has: {', '.join(book.sheetnames)})") \
             from None
     rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
     merges = [(r.min_row - 1, r.max_row, r.min_col - 1, r.max_col)

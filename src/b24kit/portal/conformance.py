@@ -24,6 +24,7 @@ from b24kit.client import B24Client, B24Error, read_all
 from b24kit.client.address import WebhookAddress
 from b24kit.client.auth import OAuthAuth, WebhookAuth
 from b24kit.encoding import as_list
+from b24kit.errors import InputError
 from b24kit.portal.ids import (
     DEAL_TEMPLATE,
     EntityType,
@@ -917,7 +918,7 @@ async def run_conformance(
     known = {a.id for a in ASSUMPTIONS}
     unknown = [name for name in only or [] if name not in known]
     if unknown:
-        raise ValueError(f"unknown assumption {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        raise InputError(f"unknown assumption {unknown[0]!r}; known: {', '.join(sorted(known))}")
     scratch = Scratch(tag or secrets.token_hex(3))
     results: list[Result] = []
     setup_error = ""
