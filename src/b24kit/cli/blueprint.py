@@ -15,6 +15,7 @@ from b24kit.blueprint.graph import mermaid
 from b24kit.blueprint.loader import BlueprintError, load_blueprint
 from b24kit.blueprint.model import Blueprint, json_schema
 from b24kit.blueprint.plan import Change, Plan, PlanOptions
+from b24kit.blueprint.saved import read_saved_plan, save_plan
 from b24kit.blueprint.svg import render_svg
 from b24kit.cli.common import (
     USAGE,
@@ -31,6 +32,7 @@ from b24kit.cli.common import (
 )
 from b24kit.cli.output import console, emit_json, err, fail, phase, row_progress, safe
 from b24kit.connect import Connection
+from b24kit.errors import InputError
 from b24kit.portal.snapshot import read_snapshot
 
 schema_app = typer.Typer(help="The blueprint format.", no_args_is_help=True)
@@ -183,11 +185,7 @@ def _plan(file: Path, portal: str | None, plan_name: str | None, var: list[str] 
 
     result = run_portal(conn, work)
     if out is not None:
-        out.write_text(json.dumps({
-            "b24kit_plan": 1, "blueprint": blueprint.model_dump(mode="json"),
-            "options": {"prune": prune, "move_stage": options.move_stage},
-            "fingerprint": result.fingerprint, "plan": result.as_dict(),
-        }, ensure_ascii=False, indent=1), encoding="utf-8")
+        save_plan(out, blueprint, options, result)
     if format == Format.json:
         emit_json(result.as_dict())
     else:
@@ -195,44 +193,6 @@ def _plan(file: Path, portal: str | None, plan_name: str | None, var: list[str] 
         if out is not None:
             console.print(f"Saved to {out}; apply it with: b24kit apply {out}", highlight=False)
     return len(result.changes)
-
-
-def _saved_blueprint(file: Path, saved: dict[str, Any]) -> Blueprint:
-    """The blueprint inside a saved plan, checked again as a blueprint file is: a plan file
-    edited by hand, or made by another version, is input like any other."""
-    from pydantic import ValidationError
-
-    from b24kit.blueprint.checks import check_references
-    from b24kit.blueprint.loader import Document, Mark
-
-    try:
-        blueprint = Blueprint.model_validate(saved.get("blueprint"))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise fail(f"{file}: the plan's blueprint is not valid: {where}: {first['msg']}") from None
-    issues = check_references(blueprint, Document(saved["blueprint"], {(): Mark(str(file), 1, 1)}))
-    if issues:
-        raise fail(f"{file}: the plan's blueprint is not valid: {issues[0].message}")
-    return blueprint
-
-
-def _saved_plan(file: Path) -> dict[str, Any] | None:
-    """A plan saved by 'plan --out', recognised by its content (any file name); None for a
-    blueprint."""
-    try:
-        head = file.read_bytes()[:64].lstrip()
-    except OSError as exc:
-        raise fail(f"{file}: cannot read: {exc.strerror}") from None
-    if not head.startswith(b"{"):
-        return None
-    try:
-        saved = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise fail(f"{file}: not a saved plan: {exc}") from None
-    if not isinstance(saved, dict) or saved.get("b24kit_plan") != 1:
-        raise fail(f"{file}: a JSON file, but not a plan saved by b24kit plan --out")
-    return saved
 
 
 def apply(
@@ -253,11 +213,12 @@ def apply(
     Exit codes: 0 applied (or nothing to do), 2 bad blueprint or refused changes,
     3 portal error.
     """
-    saved = _saved_plan(file)
+    try:
+        saved = read_saved_plan(file)
+    except InputError as exc:
+        raise fail(str(exc)) from None
     if saved is not None:
-        blueprint = _saved_blueprint(file, saved)
-        options = PlanOptions(prune=bool(saved["options"]["prune"]),
-                              move_stage=dict(saved["options"]["move_stage"]))
+        blueprint, options = saved.blueprint, saved.options
     else:
         blueprint = _load(file, _variables(var))
         options = _options(prune, move_stage)
@@ -269,7 +230,7 @@ def apply(
     async def work(conn: Connection) -> int:
         with phase(f"reading {conn.label}"):
             first = await make_plan(conn.client, blueprint, options)
-        if saved is not None and first.fingerprint != saved["fingerprint"]:
+        if saved is not None and first.fingerprint != saved.fingerprint:
             err.print("error: the portal changed since the plan was made; run plan again",
                       highlight=False)
             return 2
