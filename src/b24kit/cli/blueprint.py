@@ -9,7 +9,13 @@ from typing import Annotated, Any
 
 import typer
 
-from b24kit.blueprint.apply import ApplyError, apply_blueprint, make_plan, plan_summary_line
+from b24kit.blueprint.apply import (
+    ApplyError,
+    ApplyReport,
+    apply_blueprint,
+    make_plan,
+    plan_summary_line,
+)
 from b24kit.blueprint.export import dump_yaml, export_blueprint
 from b24kit.blueprint.graph import mermaid
 from b24kit.blueprint.loader import BlueprintError, load_blueprint
@@ -30,7 +36,8 @@ from b24kit.cli.common import (
     out_option,
     run_portal,
 )
-from b24kit.cli.output import console, emit_json, err, fail, phase, row_progress, safe
+from b24kit.cli.output import console, err, fail, phase, row_progress, safe
+from b24kit.cli.report import Output, narrate, show
 from b24kit.connect import Connection
 from b24kit.errors import InputError
 from b24kit.portal.snapshot import read_snapshot
@@ -120,6 +127,18 @@ def print_plan(plan: Plan) -> None:
     console.print(plan_summary_line(plan.summary()), highlight=False)
 
 
+def print_applied(report: ApplyReport, portal: str) -> None:
+    for o in report.outcomes:
+        mark = "[green]✓[/]" if o.ok else "[red]✗[/]"
+        line = f"{mark} {o.change.action} {o.change.kind} {safe(o.change.address)}"
+        if o.error:
+            line += f": {safe(o.error)}"
+        console.print(line, highlight=False, soft_wrap=True)
+    done = sum(o.ok for o in report.outcomes)
+    console.print(f"\nApplied {done} of {len(report.outcomes)} changes on {portal}: "
+                  f"{report.commands} commands, {report.requests} requests.", highlight=False)
+
+
 def validate(
     file: Annotated[Path, typer.Argument(metavar="BLUEPRINT", help="Blueprint YAML file.")],
     var: VarOption = None,
@@ -134,12 +153,10 @@ def validate(
     counts = {"deal_pipelines": len(blueprint.deal.pipelines),
               "deal_fields": len(blueprint.deal.fields),
               "smart_processes": len(blueprint.smart_processes), "links": len(blueprint.links)}
-    if format == Format.json:
-        emit_json({"file": str(file), "valid": True, **counts})
-        return
-    console.print(f"{file}: valid ({counts['deal_pipelines']} deal pipelines, "
-                  f"{counts['deal_fields']} deal fields, {counts['smart_processes']} smart "
-                  f"processes, {counts['links']} links)", highlight=False)
+    show(Output({"file": str(file), "valid": True, **counts}, text=lambda: console.print(
+        f"{file}: valid ({counts['deal_pipelines']} deal pipelines, "
+        f"{counts['deal_fields']} deal fields, {counts['smart_processes']} smart "
+        f"processes, {counts['links']} links)", highlight=False)), format)
 
 
 def plan(
@@ -186,12 +203,12 @@ def _plan(file: Path, portal: str | None, plan_name: str | None, var: list[str] 
     result = run_portal(conn, work)
     if out is not None:
         save_plan(out, blueprint, options, result)
-    if format == Format.json:
-        emit_json(result.as_dict())
-    else:
+    def text() -> None:
         print_plan(result)
         if out is not None:
             console.print(f"Saved to {out}; apply it with: b24kit apply {out}", highlight=False)
+
+    show(Output(result.as_dict(), text=text), format)
     return len(result.changes)
 
 
@@ -234,15 +251,13 @@ def apply(
             err.print("error: the portal changed since the plan was made; run plan again",
                       highlight=False)
             return 2
-        if format != Format.json:
-            print_plan(first)
+        narrate(format, lambda: print_plan(first))
         if first.refused:
             err.print(f"error: {len(first.refused)} change(s) refused; nothing was written",
                       highlight=False)
             return USAGE
         if not first.changes:
-            if format == Format.json:
-                emit_json({"applied": [], "commands": 0, "summary": first.summary()})
+            show(Output({"applied": [], "commands": 0, "summary": first.summary()}), format)
             note(f"Nothing to apply on {conn.label}.")
             return 0
         if not yes and not typer.confirm("\nApply these changes?", default=False, err=True):
@@ -254,20 +269,9 @@ def apply(
         results = [{"action": o.change.action, "kind": o.change.kind,
                     "address": o.change.address, "ok": o.ok, "error": o.error}
                    for o in report.outcomes]
-        if format == Format.json:
-            emit_json({"applied": results, "commands": report.commands,
-                       "requests": report.requests, "ok": report.ok, "portal": conn.label})
-        else:
-            for o in report.outcomes:
-                mark = "[green]✓[/]" if o.ok else "[red]✗[/]"
-                line = f"{mark} {o.change.action} {o.change.kind} {safe(o.change.address)}"
-                if o.error:
-                    line += f": {safe(o.error)}"
-                console.print(line, highlight=False, soft_wrap=True)
-            done = sum(o.ok for o in report.outcomes)
-            console.print(f"\nApplied {done} of {len(report.outcomes)} changes on "
-                          f"{conn.label}: {report.commands} commands, {report.requests} "
-                          "requests.", highlight=False)
+        show(Output({"applied": results, "commands": report.commands,
+                     "requests": report.requests, "ok": report.ok, "portal": conn.label},
+                    text=lambda: print_applied(report, conn.label)), format)
         if report.refused:
             return 2
         return 0 if report.ok else 3

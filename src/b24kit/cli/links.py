@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,12 +27,12 @@ from b24kit.cli.common import (
     YesOption,
     blueprint_path,
     check_names,
-    note,
     open_portal,
     out_option,
     run_portal,
 )
-from b24kit.cli.output import console, emit_json, err, fail, phase
+from b24kit.cli.output import console, err, fail, phase
+from b24kit.cli.report import Output, show
 from b24kit.connect import Connection
 from b24kit.links.audit import RULES, SEVERITY_RANK, AuditResult
 from b24kit.links.run import (
@@ -131,39 +128,39 @@ def audit(
                + (f", {fixed} repaired" if do_fix else "")
                + ("" if over else ", clean" if not result.findings else ", below --fail-on")
                + (f" on {conn.label}" if do_fix else ""))
-    text = ""
-    if format == ListFormat.json:
-        text = json.dumps({"deals": result.deals_read, "counts": counts, "findings": rows},
-                          ensure_ascii=False, indent=1)
-    elif format == ListFormat.jsonl:
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    report = Output(
+        {"deals": result.deals_read, "counts": counts, "findings": rows}, rows,
+        text=lambda: print_findings(result, counts, base, summary),
+        plain=lambda: "".join(f"{r['rule']} {r['severity']} {r['deals']} {r['seen']}\n"
+                              for r in rows))
     if output is not None:
-        output.write_text(text if format != ListFormat.text else "\n".join(
-            f"{r['rule']} {r['severity']} {r['deals']} {r['seen']}" for r in rows) + "\n",
-            encoding="utf-8")
+        show(report, format, output)
     if quiet or output is not None:  # the report went to the file: stdout keeps the summary
         console.print(summary + (f"; report in {output}" if output is not None else ""),
                       highlight=False, markup=False)
-    elif format != ListFormat.text:
-        typer.echo(text, nl=format == ListFormat.json)
     else:
-        if result.findings:
-            table = Table(title="Findings by rule")
-            for column in ("rule", "severity", "count", "what"):
-                table.add_column(column)
-            for rule, n in counts.items():
-                table.add_row(rule, RULES[rule][1], str(n), RULES[rule][2])
-            console.print(table)
-            for f in result.findings[:SHOWN]:
-                urls = ", ".join(d["url"] for d in f.as_dict(base)["deals"])
-                console.print(f"{f.rule} {f.name}: saw {f.seen}; expected {f.expected}; {urls}",
-                              highlight=False, markup=False)
-            if len(result.findings) > SHOWN:
-                console.print(f"... and {len(result.findings) - SHOWN} more findings "
-                              "(-f json or -o FILE lists every one)", highlight=False)
-        console.print(summary, highlight=False)
+        show(report, format)
     if over:
         raise typer.Exit(1)
+
+
+def print_findings(result: AuditResult, counts: dict[str, int], base: str,
+                   summary: str) -> None:
+    if result.findings:
+        table = Table(title="Findings by rule")
+        for column in ("rule", "severity", "count", "what"):
+            table.add_column(column)
+        for rule, n in counts.items():
+            table.add_row(rule, RULES[rule][1], str(n), RULES[rule][2])
+        console.print(table)
+        for f in result.findings[:SHOWN]:
+            urls = ", ".join(d["url"] for d in f.as_dict(base)["deals"])
+            console.print(f"{f.rule} {f.name}: saw {f.seen}; expected {f.expected}; {urls}",
+                          highlight=False, markup=False)
+        if len(result.findings) > SHOWN:
+            console.print(f"... and {len(result.findings) - SHOWN} more findings "
+                          "(-f json or -o FILE lists every one)", highlight=False)
+    console.print(summary, highlight=False)
 
 
 def sync(
@@ -209,16 +206,15 @@ def sync(
         result = run_portal(conn, work)
         created = sum(1 for o in result.outcomes if o.ok and o.method == "crm.deal.add")
         failed = [o for o in result.outcomes if not o.ok]
-        if format == Format.json:
-            emit_json({"portal": conn.label, "deals_read": result.deals_read,
-                       "acted_on": len(result.findings), "children_created": created,
-                       "commands": len(result.outcomes), "failed": len(failed),
-                       "requests": result.requests})
-        else:
-            console.print(f"sync: {result.deals_read} deals read, {len(result.findings)} to "
-                          f"act on, {created} children created, {len(result.outcomes)} "
-                          f"commands, {result.requests} requests on {conn.label}",
-                          highlight=False)
+        show(Output({"portal": conn.label, "deals_read": result.deals_read,
+                     "acted_on": len(result.findings), "children_created": created,
+                     "commands": len(result.outcomes), "failed": len(failed),
+                     "requests": result.requests},
+                    text=lambda: console.print(
+                        f"sync: {result.deals_read} deals read, {len(result.findings)} to "
+                        f"act on, {created} children created, {len(result.outcomes)} "
+                        f"commands, {result.requests} requests on {conn.label}",
+                        highlight=False)), format)
         if failed:
             raise fail(f"{len(failed)} command(s) failed: {failed[0].error}", code=3)
         return
@@ -267,30 +263,28 @@ def estimates(
 
     rows = [r.as_dict() for r in run_portal(conn, work)]
     name = link or bp.links[0].name
-    if format == TableFormat.json:
-        emit_json(rows)
-    elif format == TableFormat.csv:
-        if not rows:
-            note(f"No estimates to report for link {name!r} (only the header is written).")
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, ["logistician", "logistician_name", "month",
-                                         "estimates", "median_hours", "p90_hours",
-                                         "price_given", "final_amount"])
-        writer.writeheader()
-        writer.writerows(rows)
-        typer.echo(buffer.getvalue(), nl=False)
-    elif not rows:
-        console.print(f"No estimates to report for link {name!r}: no child has reached the "
-                      "approval stage after its parent entered the trigger stage (deals "
-                      "migrated with their stages have no such history).", highlight=False)
-    else:
-        table = Table(title=f"Estimates ({name})")
-        for column in ("logistician", "month", "estimates", "median h", "p90 h", "price given",
-                       "final amount"):
-            table.add_column(column)
-        for r in rows:
-            who = r["logistician_name"] or (f"user {r['logistician']}" if r["logistician"]
-                                            else "unassigned")
-            table.add_row(escape(who), r["month"], str(r["estimates"]), str(r["median_hours"]),
-                          str(r["p90_hours"]), str(r["price_given"]), str(r["final_amount"]))
-        console.print(table)
+    empty = (f"No estimates to report for link {name!r}: no child has reached the approval "
+             "stage after its parent entered the trigger stage (deals migrated with their "
+             "stages have no such history).")
+    show(Output(rows=rows, columns=ESTIMATE_COLUMNS, empty=empty,
+                text=lambda: print_estimates(rows, name, empty)), format)
+
+
+ESTIMATE_COLUMNS = ["logistician", "logistician_name", "month", "estimates", "median_hours",
+                    "p90_hours", "price_given", "final_amount"]
+
+
+def print_estimates(rows: list[dict[str, Any]], name: str, empty: str) -> None:
+    if not rows:
+        console.print(empty, highlight=False)
+        return
+    table = Table(title=f"Estimates ({name})")
+    for column in ("logistician", "month", "estimates", "median h", "p90 h", "price given",
+                   "final amount"):
+        table.add_column(column)
+    for r in rows:
+        who = r["logistician_name"] or (f"user {r['logistician']}" if r["logistician"]
+                                        else "unassigned")
+        table.add_row(escape(who), r["month"], str(r["estimates"]), str(r["median_hours"]),
+                      str(r["p90_hours"]), str(r["price_given"]), str(r["final_amount"]))
+    console.print(table)

@@ -25,7 +25,8 @@ from b24kit.cli.common import (
     out_option,
     run_portal,
 )
-from b24kit.cli.output import console, emit_json, err, fail, phase, row_progress
+from b24kit.cli.output import console, err, fail, phase, row_progress
+from b24kit.cli.report import Output, narrate, show
 from b24kit.connect import Connection
 from b24kit.locks import job_lock
 from b24kit.migrate.run import MigrationResult, execute, load_mapping, prepare, write_report
@@ -98,8 +99,7 @@ def run(
         with phase(f"reading the sheet and {conn.label}"):
             result = await prepare(conn.client, mapping, mapping_file.parent, sheets_endpoint,
                                    credentials)
-        if format != Format.json:
-            _print_summary(result)
+        narrate(format, lambda: _print_summary(result))
         if dry_run or not result.plan.commands:
             return result
         if not yes and not typer.confirm("Migrate these rows?", default=False, err=True):
@@ -117,24 +117,26 @@ def run(
         raise fail(str(exc)) from None
     if report is not None:
         write_report(report, result)
-    if format == Format.json:
-        emit_json({**result.summary(), "portal": conn.label})
-    else:
-        rejected = [f for f in result.findings if f.kind == "rejected"]
-        warnings = [f for f in result.findings if f.kind == "warning"]
-        shown = len(rejected) if result.dry_run else 20  # a dry run shows every one
-        for finding in rejected[:shown] + (warnings if result.dry_run else []):
-            err.print(f"{finding.kind} row {finding.row}"
-                      f"{' ' + finding.column if finding.column else ''}: {finding.reason}",
-                      highlight=False, markup=False)
-        if len(rejected) > shown:
-            err.print(f"... and {len(rejected) - shown} more (see --report)")
-        if not result.dry_run:
-            console.print(f"Done: {len(result.outcomes) - len(result.failed)} of "
-                          f"{len(result.outcomes)} commands succeeded on {conn.label}.",
-                          highlight=False)
+    show(Output({**result.summary(), "portal": conn.label},
+                text=lambda: print_outcome(result, conn.label)), format)
     if result.failed:
         raise typer.Exit(3)
+
+
+def print_outcome(result: MigrationResult, portal: str) -> None:
+    rejected = [f for f in result.findings if f.kind == "rejected"]
+    warnings = [f for f in result.findings if f.kind == "warning"]
+    shown = len(rejected) if result.dry_run else 20  # a dry run shows every one
+    for finding in rejected[:shown] + (warnings if result.dry_run else []):
+        err.print(f"{finding.kind} row {finding.row}"
+                  f"{' ' + finding.column if finding.column else ''}: {finding.reason}",
+                  highlight=False, markup=False)
+    if len(rejected) > shown:
+        err.print(f"... and {len(rejected) - shown} more (see --report)")
+    if not result.dry_run:
+        console.print(f"Done: {len(result.outcomes) - len(result.failed)} of "
+                      f"{len(result.outcomes)} commands succeeded on {portal}.",
+                      highlight=False)
 
 
 @app.command()

@@ -20,7 +20,8 @@ from b24kit.cli.common import (
     open_portal,
     run_portal,
 )
-from b24kit.cli.output import console, emit_json, err, fail
+from b24kit.cli.output import console, err, fail
+from b24kit.cli.report import Output, show
 from b24kit.client import RetryPolicy
 from b24kit.client.limiter import PLANS
 from b24kit.connect import Connection
@@ -69,9 +70,10 @@ def check(portal: PortalOption = None, plan: PlanOption = None,
         }
 
     report = run_portal(conn, work)
-    if format == Format.json:
-        emit_json(report)
-        return
+    show(Output(report, text=lambda: print_check(report)), format)
+
+
+def print_check(report: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None)
     table.add_row("portal", report["portal"])
     table.add_row("user", f"{report['user']['id']} {report['user']['name']}")
@@ -84,6 +86,29 @@ def check(portal: PortalOption = None, plan: PlanOption = None,
     table.add_row("latency", f"{report['latency_ms']} ms")
     table.add_row("server time", str(report["server_time"]))
     console.print(table)
+
+
+def print_assumptions() -> None:
+    table = Table("assumption", "expected", "source")
+    for a in ASSUMPTIONS:
+        table.add_row(escape(a.id), escape(a.expected), escape(a.source))
+    console.print(table)
+
+
+def print_conformance(report: Report, portal: str) -> None:
+    held = f"{len(report.results) - len(report.differs)} held, {len(report.differs)} differ on "
+    if OPTIONS.quiet:
+        console.print(held + escape(portal) + "".join(
+            f"; differs: {escape(r.assumption.id)}" for r in report.differs), highlight=False)
+        return
+    table = Table("assumption", "expected", "seen", "")
+    for r in report.results:
+        mark = ("[bold red]differs[/]" if not r.held else "[green]held[/]" if r.checked
+                else "[yellow]not checked[/]")
+        table.add_row(escape(r.assumption.id), escape(r.assumption.expected), escape(r.seen),
+                      mark)
+    console.print(table)
+    console.print(held + escape(portal), highlight=False)
 
 
 @app.command()
@@ -117,13 +142,7 @@ def conformance(
     if list_:
         rows = [{"id": a.id, "title": a.title, "source": a.source, "expected": a.expected,
                  "settled": a.settled, "sandbox_reading": a.reading} for a in ASSUMPTIONS]
-        if format == Format.json:
-            emit_json(rows)
-            return
-        table = Table("assumption", "expected", "source")
-        for a in ASSUMPTIONS:
-            table.add_row(escape(a.id), escape(a.expected), escape(a.source))
-        console.print(table)
+        show(Output(rows, rows, text=print_assumptions), format)
         return
     known = {a.id for a in ASSUMPTIONS}
     for name in only or []:
@@ -148,27 +167,10 @@ def conformance(
     if report.setup_error:
         left = "; still there: " + "; ".join(report.cleanup) if report.cleanup else (
             "; everything it made was removed")
-        if format == Format.json:
-            emit_json(report.as_dict())
+        show(Output(report.as_dict()), format)  # text: the error line below says it
         raise fail(f"the set-up failed, nothing was checked: {report.setup_error}{left}",
                    code=3)
-    if format == Format.json:
-        emit_json(report.as_dict())
-    elif OPTIONS.quiet:
-        console.print(f"{len(report.results) - len(report.differs)} held, "
-                      f"{len(report.differs)} differ on {escape(conn.label)}"
-                      + "".join(f"; differs: {escape(r.assumption.id)}" for r in report.differs),
-                      highlight=False)
-    else:
-        table = Table("assumption", "expected", "seen", "")
-        for r in report.results:
-            mark = ("[bold red]differs[/]" if not r.held else "[green]held[/]" if r.checked
-                    else "[yellow]not checked[/]")
-            table.add_row(escape(r.assumption.id), escape(r.assumption.expected),
-                          escape(r.seen), mark)
-        console.print(table)
-        console.print(f"{len(report.results) - len(report.differs)} held, "
-                      f"{len(report.differs)} differ on {escape(conn.label)}", highlight=False)
+    show(Output(report.as_dict(), text=lambda: print_conformance(report, conn.label)), format)
     if report.cleanup:
         raise fail("could not remove: " + "; ".join(report.cleanup),
                    "delete them by hand (all are named b24kit-conformance-...)", code=3)

@@ -14,7 +14,8 @@ from typing import Annotated
 import typer
 
 from b24kit.cli.common import Format, FormatOption
-from b24kit.cli.output import console, emit_json, err, fail
+from b24kit.cli.output import console, err, fail
+from b24kit.cli.report import Output, show
 from b24kit.sandbox import DEFAULT_DB, FaultSpecError, Sandbox, SandboxConfig
 from b24kit.sandbox.db import DatabaseBusy, DatabaseLock
 from b24kit.sandbox.seed import SeedError, apply_seed, load_seed
@@ -225,7 +226,5 @@ def seed(
             raise fail(f"{file}: seeding failed: {exc}") from exc
         finally:
             sandbox.close()
-    if format == Format.json:
-        emit_json(counts)
-    else:
-        console.print(", ".join(f"{n} {k}" for k, n in counts.items()) or "nothing to load")
+    show(Output(counts, text=lambda: console.print(
+        ", ".join(f"{n} {k}" for k, n in counts.items()) or "nothing to load")), format)
