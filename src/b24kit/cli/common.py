@@ -25,7 +25,9 @@ from b24kit.errors import Error
 T = TypeVar("T")
 
 # Exit codes: one table for the whole tool (README "Exit codes"; conventions.md)
-OK, FINDINGS, USAGE, PORTAL_FAILED, INTERNAL, INTERRUPTED = 0, 1, 2, 3, 4, 130
+# exit codes: 0 done, 1 findings asked to fail on, 2 bad input, 3 portal failure,
+# 4 a bug (b24kit.errors), 130 interrupted
+USAGE, INTERNAL, INTERRUPTED = 2, 4, 130
 
 
 @dataclass

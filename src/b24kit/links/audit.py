@@ -223,12 +223,6 @@ def audit_deals(link: ResolvedLink, deals: list[Deal] | DealIndex) -> list[Findi
         index.close()
 
 
-def worst(findings: list[Finding]) -> str | None:
-    if not findings:
-        return None
-    return max((f.severity for f in findings), key=SEVERITY_RANK.__getitem__)
-
-
 def child_repair(link: ResolvedLink, parent: int, parent_fields: dict[str, Any],
                  names: Callable[[], str]) -> list[Command]:
     """The repair of a missing child (L001): a child at the link's first stage, found

@@ -60,12 +60,6 @@ class ResolvedLink:
                 return stage.sort
         return -1
 
-    def semantic_of(self, pipeline: PipelineSnap, status_id: str) -> str:
-        for stage in pipeline.stages:
-            if stage.status_id == status_id:
-                return stage.semantics
-        return "process"
-
     def stage_name(self, status_id: str) -> str:
         return next((s.name for s in self.child.stages if s.status_id == status_id), status_id)
 
