@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -74,3 +76,21 @@ def test_set_up_and_cron_lines_work_where_they_will_run() -> None:
     for line in cron.splitlines():
         if "b24kit " in line and not line.startswith("#"):
             assert "/.venv/bin/b24kit " in line, f"cron's PATH has no virtualenv: {line}"
+
+
+def test_the_library_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's library example, run as written (in a fresh folder: its sandbox)."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## The library", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "asyncio.run(main())" in code and "entity_add" in code
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md (the library)", "exec"), {"__name__": "readme"})  # noqa: S102
+    from b24kit.sandbox import Sandbox, SandboxConfig
+
+    box = Sandbox(SandboxConfig(db=str(tmp_path / ".b24kit" / "sandbox.sqlite"), limits="off"))
+    try:
+        titles = [d["TITLE"] for d in box.call("crm.deal.list", {"select": ["TITLE"]})]
+    finally:
+        box.close()
+    assert titles[0] == "Продажа" and titles[1].startswith("Логистика к "), titles
