@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from b24kit.blueprint.document import BlueprintIssue, Document, PathKey
-from b24kit.blueprint.model import Blueprint, CustomField, Pipeline
+from b24kit.blueprint.model import Blueprint, CustomField, Link, Pipeline
 from b24kit.portal.ids import DEAL_STAGE_ID_MAX, LONGEST_DEAL_PREFIX
 
 SYSTEM_DEAL_FIELDS = {"TITLE", "OPPORTUNITY", "CURRENCY_ID", "COMPANY_ID", "CONTACT_ID",
@@ -107,22 +107,27 @@ def _fields(c: _Collector, fields: list[CustomField], path: PathKey, owner: str,
         _field(c, f, (*path, i), spa_codes)
 
 
-def check_references(bp: Blueprint, doc: Document) -> list[BlueprintIssue]:
-    c = _Collector(doc)
-    spa_codes = {s.code for s in bp.smart_processes}
-    pipelines: dict[str, tuple[Pipeline, str]] = {}  # code -> (pipeline, owner)
+# code -> (pipeline, owner): every pipeline of the blueprint, deal ones owned by "deal" and
+# smart process ones by the smart process code
+_Pipelines = dict[str, tuple[Pipeline, str]]
+
+
+def _register(c: _Collector, pipelines: _Pipelines, pipeline: Pipeline, owner: str,
+              path: PathKey) -> None:
+    """Records a pipeline under its code (which must be unique) and checks its stages."""
+    if pipeline.code in pipelines:
+        c.add((*path, "code"), f"pipeline code {pipeline.code!r} is used twice")
+    pipelines[pipeline.code] = (pipeline, owner)
+    _pipeline(c, pipeline, path, deal=owner == "deal")
+
+
+def _deal(c: _Collector, bp: Blueprint, pipelines: _Pipelines, spa_codes: set[str]) -> None:
+    """Deal pipelines (unique names, old names included, and one default) and deal fields."""
     names: dict[str, str] = {}
-
-    def register(pipeline: Pipeline, owner: str, path: PathKey) -> None:
-        if pipeline.code in pipelines:
-            c.add((*path, "code"), f"pipeline code {pipeline.code!r} is used twice")
-        pipelines[pipeline.code] = (pipeline, owner)
-        _pipeline(c, pipeline, path, deal=owner == "deal")
-
     defaults = 0
     for i, pipeline in enumerate(bp.deal.pipelines):
         path: PathKey = ("deal", "pipelines", i)
-        register(pipeline, "deal", path)
+        _register(c, pipelines, pipeline, "deal", path)
         for name in (pipeline.name, *pipeline.previous_names):
             if name in names and names[name] != pipeline.code:
                 c.add((*path, "name"), f"pipeline name {name!r} is also used by "
@@ -133,11 +138,16 @@ def check_references(bp: Blueprint, doc: Document) -> list[BlueprintIssue]:
             c.add((*path, "default"), "only one deal pipeline can be the default")
     _fields(c, bp.deal.fields, ("deal", "fields"), "deal fields", spa_codes)
 
+
+def _smart_processes(c: _Collector, bp: Blueprint, pipelines: _Pipelines,
+                     spa_codes: set[str]) -> None:
+    """Smart process codes, then each smart process: switches that its pipelines need, its
+    pipelines, its relations and its fields."""
     for i in repeats([s.code for s in bp.smart_processes]):
         c.add(("smart_processes", i, "code"),
               f"smart process code {bp.smart_processes[i].code!r} is used twice")
     for i, spa in enumerate(bp.smart_processes):
-        path = ("smart_processes", i)
+        path: PathKey = ("smart_processes", i)
         if len(spa.pipelines) > 1 and not spa.switches.categories:
             c.add((*path, "pipelines"), f"smart process {spa.code!r} has several pipelines "
                   "but switches.categories is off")
@@ -147,60 +157,103 @@ def check_references(bp: Blueprint, doc: Document) -> list[BlueprintIssue]:
         if sum(p.default for p in spa.pipelines) > 1:
             c.add((*path, "pipelines"), f"only one pipeline of {spa.code!r} can be the default")
         for j, pipeline in enumerate(spa.pipelines):
-            register(pipeline, spa.code, (*path, "pipelines", j))
+            _register(c, pipelines, pipeline, spa.code, (*path, "pipelines", j))
         for side in ("parents", "children"):
             for j, target in enumerate(getattr(spa.relations, side)):
                 if target not in LINK_TARGETS and target not in spa_codes:
                     c.add((*path, "relations", side, j), f"relation to unknown entity {target!r}")
         _fields(c, spa.fields, (*path, "fields"), f"smart process {spa.code!r}", spa_codes)
 
+
+def _link_ends(c: _Collector, link: Link, path: PathKey,
+               pipelines: _Pipelines) -> dict[str, Pipeline | None]:
+    """Checks that both ends of a link are a stage of a deal pipeline; returns the pipeline
+    of each end ("parent", "child") that exists, None for one that does not."""
+    ends: dict[str, Pipeline | None] = {}
+    for end in ("parent", "child"):
+        target = getattr(link, end)
+        found = pipelines.get(target.pipeline)
+        ends[end] = found[0] if found else None
+        if found is None:
+            c.add((*path, end, "pipeline"), f"link {link.name!r}: no pipeline "
+                  f"{target.pipeline!r}")
+        elif found[1] != "deal":
+            c.add((*path, end, "pipeline"), f"link {link.name!r}: {target.pipeline!r} is "
+                  "not a deal pipeline (links join deal pipelines)")
+        elif target.stage not in {s.code for s in found[0].stages}:
+            c.add((*path, end, "stage"), f"link {link.name!r}: pipeline "
+                  f"{target.pipeline!r} has no stage {target.stage!r}")
+    return ends
+
+
+def _link_fields_distinct(c: _Collector, link: Link, path: PathKey) -> None:
+    """The child, parent and mirror fields of a link must be different deal fields."""
+    named = [(key, getattr(link, key)) for key in ("child_field", "parent_field",
+                                                   "mirror_field")]
+    for j in repeats([code or f"-{key}" for key, code in named]):
+        c.add((*path, named[j][0]), f"link {link.name!r}: {named[j][0]} {named[j][1]!r} is "
+              "also another of its fields; each link field needs its own deal field")
+
+
+def _link_moves(c: _Collector, link: Link, path: PathKey,
+                ends: dict[str, Pipeline | None]) -> None:
+    """Each stage a move names must be a stage of the pipeline at that end (when it exists)."""
+    for j, move in enumerate(link.moves):
+        for end, stage in (("child", move.child_stage), ("parent", move.parent_stage)):
+            joined = ends[end]
+            if joined is not None and stage not in {s.code for s in joined.stages}:
+                c.add((*path, "moves", j, f"{end}_stage"), f"link {link.name!r}: "
+                      f"{end} pipeline {joined.code!r} has no stage {stage!r}")
+
+
+def _link_field_types(c: _Collector, link: Link, path: PathKey,
+                      deal_fields: dict[str, CustomField]) -> None:
+    """The link fields given must be deal fields of a type that can hold what they hold."""
+    for key, want in (("child_field", ("crm",)), ("parent_field", ("crm",)),
+                      ("mirror_field", ("string", "enumeration", "crm_status"))):
+        code: Any = getattr(link, key)
+        if code is None:
+            continue
+        field = deal_fields.get(code)
+        if field is None:
+            c.add((*path, key), f"link {link.name!r}: no deal field {code!r}")
+        elif field.type not in want:
+            c.add((*path, key), f"link {link.name!r}: {key} {code!r} must be of type "
+                  f"{' or '.join(want)}, not {field.type}")
+        elif field.type == "crm" and "deal" not in (field.links or []):
+            c.add((*path, key), f"link {link.name!r}: {code!r} must link deals")
+
+
+def _link_copy_fields(c: _Collector, link: Link, path: PathKey,
+                      deal_fields: dict[str, CustomField]) -> None:
+    """A link can copy only system deal fields and the blueprint's deal fields."""
+    for j, name in enumerate(link.copy_fields):
+        if name not in SYSTEM_DEAL_FIELDS and name not in deal_fields:
+            c.add((*path, "copy_fields", j), f"link {link.name!r}: cannot copy unknown "
+                  f"field {name!r}")
+
+
+def _links(c: _Collector, bp: Blueprint, pipelines: _Pipelines) -> None:
+    """Link names, then each link: its ends, its fields, its moves and what it copies."""
     deal_fields = {f.code: f for f in bp.deal.fields}
     for i in repeats([link.name for link in bp.links]):
         c.add(("links", i, "name"), f"link name {bp.links[i].name!r} is used twice")
     for i, link in enumerate(bp.links):
-        path = ("links", i)
-        ends: dict[str, Pipeline | None] = {}
-        for end in ("parent", "child"):
-            target = getattr(link, end)
-            found = pipelines.get(target.pipeline)
-            ends[end] = found[0] if found else None
-            if found is None:
-                c.add((*path, end, "pipeline"), f"link {link.name!r}: no pipeline "
-                      f"{target.pipeline!r}")
-            elif found[1] != "deal":
-                c.add((*path, end, "pipeline"), f"link {link.name!r}: {target.pipeline!r} is "
-                      "not a deal pipeline (links join deal pipelines)")
-            elif target.stage not in {s.code for s in found[0].stages}:
-                c.add((*path, end, "stage"), f"link {link.name!r}: pipeline "
-                      f"{target.pipeline!r} has no stage {target.stage!r}")
+        path: PathKey = ("links", i)
+        ends = _link_ends(c, link, path, pipelines)
         if link.parent.pipeline == link.child.pipeline:
             c.add((*path, "child", "pipeline"), f"link {link.name!r} joins a pipeline to itself")
-        named = [(key, getattr(link, key)) for key in ("child_field", "parent_field",
-                                                       "mirror_field")]
-        for j in repeats([code or f"-{key}" for key, code in named]):
-            c.add((*path, named[j][0]), f"link {link.name!r}: {named[j][0]} {named[j][1]!r} is "
-                  "also another of its fields; each link field needs its own deal field")
-        for j, move in enumerate(link.moves):
-            for end, stage in (("child", move.child_stage), ("parent", move.parent_stage)):
-                joined = ends[end]
-                if joined is not None and stage not in {s.code for s in joined.stages}:
-                    c.add((*path, "moves", j, f"{end}_stage"), f"link {link.name!r}: "
-                          f"{end} pipeline {joined.code!r} has no stage {stage!r}")
-        for key, want in (("child_field", ("crm",)), ("parent_field", ("crm",)),
-                          ("mirror_field", ("string", "enumeration", "crm_status"))):
-            code: Any = getattr(link, key)
-            if code is None:
-                continue
-            field = deal_fields.get(code)
-            if field is None:
-                c.add((*path, key), f"link {link.name!r}: no deal field {code!r}")
-            elif field.type not in want:
-                c.add((*path, key), f"link {link.name!r}: {key} {code!r} must be of type "
-                      f"{' or '.join(want)}, not {field.type}")
-            elif field.type == "crm" and "deal" not in (field.links or []):
-                c.add((*path, key), f"link {link.name!r}: {code!r} must link deals")
-        for j, name in enumerate(link.copy_fields):
-            if name not in SYSTEM_DEAL_FIELDS and name not in deal_fields:
-                c.add((*path, "copy_fields", j), f"link {link.name!r}: cannot copy unknown "
-                      f"field {name!r}")
+        _link_fields_distinct(c, link, path)
+        _link_moves(c, link, path, ends)
+        _link_field_types(c, link, path, deal_fields)
+        _link_copy_fields(c, link, path, deal_fields)
+
+
+def check_references(bp: Blueprint, doc: Document) -> list[BlueprintIssue]:
+    c = _Collector(doc)
+    spa_codes = {s.code for s in bp.smart_processes}
+    pipelines: _Pipelines = {}
+    _deal(c, bp, pipelines, spa_codes)
+    _smart_processes(c, bp, pipelines, spa_codes)
+    _links(c, bp, pipelines)
     return sorted(c.issues, key=lambda i: (i.mark.file, i.mark.line, i.mark.column))

@@ -5,7 +5,7 @@ portal names them in."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from b24kit.blueprint.changes import Change, Context, usage_query
@@ -22,7 +22,7 @@ from b24kit.portal.ids import (
     template_stages,
 )
 from b24kit.portal.match import match_pipelines
-from b24kit.portal.snapshot import PipelineSnap, SpaSnap
+from b24kit.portal.snapshot import PipelineSnap, SpaSnap, StageSnap
 
 TEMPLATE_NOTE = "a stage every new pipeline comes with"
 
@@ -191,21 +191,41 @@ def _stage_fields(stage: Stage, sort: int) -> dict[str, Any]:
             "SEMANTICS": SEMANTIC_CODE[stage.semantics]}
 
 
+@dataclass
+class _Chain:
+    """The commands of one pipeline's stages: each runs after the one before it."""
+
+    ctx: Context
+    names: list[str] = field(default_factory=list)
+
+    def add(self, change: Change, command: Command) -> None:
+        """Appends the command to the change, after the last command so far, and adds the
+        change to the plan."""
+        command.after = tuple(self.names[-1:])
+        self.names.append(command.name)
+        change.commands.append(command)
+        self.ctx.add(change)
+
+
+# the stages of the blueprint's pipeline by their code on the portal: (index, stage)
+_Wanted = dict[str, tuple[int, Stage]]
+
+
 def _stages(ctx: Context, owner: Owner, bp: Pipeline, found: PipelineSnap, group: str) -> None:
     """The stages of a pipeline on the portal."""
-    owned = (owner.is_deal and found.originator_id == ORIGINATOR) or owner.spa is not None
-    wanted = {kept_code(found.prefix, s.code): (i, s) for i, s in enumerate(bp.stages)}
+    wanted: _Wanted = {kept_code(found.prefix, s.code): (i, s) for i, s in enumerate(bp.stages)}
     by_code = {s.code: s for s in found.stages}
-    chain: list[str] = []  # this pipeline's commands run in order
+    chain = _Chain(ctx)  # this pipeline's commands run in order
+    _stage_deletes(ctx, owner, bp, found, group, wanted, chain)
+    _stage_updates(ctx, bp, group, wanted, by_code, chain)
+    _stage_creates(ctx, bp, found, group, wanted, by_code, chain)
 
-    def add(change: Change, command: Command) -> None:
-        command.after = tuple(chain[-1:])
-        chain.append(command.name)
-        change.commands.append(command)
-        ctx.add(change)
 
-    # 1. stages to remove: template leftovers (ours, by code and English name, empty), or
-    # everything with --prune
+def _stage_deletes(ctx: Context, owner: Owner, bp: Pipeline, found: PipelineSnap, group: str,
+                   wanted: _Wanted, chain: _Chain) -> None:
+    """1. stages to remove: template leftovers (ours, by code and English name, empty), or
+    everything with --prune"""
+    owned = (owner.is_deal and found.originator_id == ORIGINATOR) or owner.spa is not None
     for old in found.stages:
         if old.code in wanted:
             continue
@@ -213,41 +233,57 @@ def _stages(ctx: Context, owner: Owner, bp: Pipeline, found: PipelineSnap, group
         leftover = not items and owned and template_name(found.entity_type_id, old.code) == old.name
         if not leftover and not ctx.options.prune:
             continue
-        change = Change("delete", "stage", group, f"{bp.code}.{old.code}", {"name": old.name})
-        change.usage = (old.status_id, *usage_query(found.entity_type_id,
-                                                    {"STAGE_ID": old.status_id}))
-        if leftover:
-            change.note = TEMPLATE_NOTE
-        target = ctx.options.move_stage.get(f"{bp.code}:{old.code}")
-        if target:
-            change.moves = old.status_id
-        if items and not target:
-            change.refused = (f"holds {items} item(s); move them with "
-                              f"--move-stage {bp.code}:{old.code}=OTHER_STAGE")
-            ctx.add(change)
-            continue
-        if items and target:
-            if target not in wanted:
-                change.refused = f"--move-stage target {target!r} is not a stage of {bp.code}"
-                ctx.add(change)
-                continue
-            ids = ctx.items.get(old.status_id, [])
-            change.note = f"moves its {items} item(s) to {target} first"
-            change.attrs["move_to"] = target
-            moves = cmd.move_items(found.entity_type_id, ids, found.prefix + target,
-                                   ctx.name("move"))
-            for move in moves:
-                move.after = tuple(chain[-1:])
-            change.commands.extend(moves)
-            chain.extend(m.name for m in moves)
-            delete = cmd.status_delete(old.row_id, old.system, name=ctx.name("del_st"))
-            delete.after = tuple(m.name for m in moves) or tuple(chain[-1:])
-            chain.append(delete.name)
-            change.commands.append(delete)
-            ctx.add(change)
-            continue
-        add(change, cmd.status_delete(old.row_id, old.system, name=ctx.name("del_st")))
-    # 2. updates, success and failure stages first so new stages can sort before them
+        _stage_delete(ctx, bp, found, group, wanted, chain, old, items, leftover)
+
+
+def _stage_delete(ctx: Context, bp: Pipeline, found: PipelineSnap, group: str,
+                  wanted: _Wanted, chain: _Chain, old: StageSnap, items: int,
+                  leftover: bool) -> None:
+    """One stage to remove: deleted when empty, its items moved first with --move-stage,
+    refused when it holds items with nowhere (or nowhere valid) to go."""
+    change = Change("delete", "stage", group, f"{bp.code}.{old.code}", {"name": old.name})
+    change.usage = (old.status_id, *usage_query(found.entity_type_id,
+                                                {"STAGE_ID": old.status_id}))
+    if leftover:
+        change.note = TEMPLATE_NOTE
+    target = ctx.options.move_stage.get(f"{bp.code}:{old.code}")
+    if target:
+        change.moves = old.status_id
+    if not items:
+        chain.add(change, cmd.status_delete(old.row_id, old.system, name=ctx.name("del_st")))
+    elif not target:
+        change.refused = (f"holds {items} item(s); move them with "
+                          f"--move-stage {bp.code}:{old.code}=OTHER_STAGE")
+        ctx.add(change)
+    elif target not in wanted:
+        change.refused = f"--move-stage target {target!r} is not a stage of {bp.code}"
+        ctx.add(change)
+    else:
+        _move_then_delete(ctx, found, chain, change, old, items, target)
+
+
+def _move_then_delete(ctx: Context, found: PipelineSnap, chain: _Chain, change: Change,
+                      old: StageSnap, items: int, target: str) -> None:
+    """The moves of a stage's items to the target stage (all after the chain's last command),
+    then the stage's delete, after them."""
+    ids = ctx.items.get(old.status_id, [])
+    change.note = f"moves its {items} item(s) to {target} first"
+    change.attrs["move_to"] = target
+    moves = cmd.move_items(found.entity_type_id, ids, found.prefix + target, ctx.name("move"))
+    for move in moves:
+        move.after = tuple(chain.names[-1:])
+    change.commands.extend(moves)
+    chain.names.extend(m.name for m in moves)
+    delete = cmd.status_delete(old.row_id, old.system, name=ctx.name("del_st"))
+    delete.after = tuple(m.name for m in moves) or tuple(chain.names[-1:])
+    chain.names.append(delete.name)
+    change.commands.append(delete)
+    ctx.add(change)
+
+
+def _stage_updates(ctx: Context, bp: Pipeline, group: str, wanted: _Wanted,
+                   by_code: dict[str, StageSnap], chain: _Chain) -> None:
+    """2. updates, success and failure stages first so new stages can sort before them"""
     updates = []
     for code, (index, stage) in wanted.items():
         have = by_code.get(code)
@@ -260,28 +296,40 @@ def _stages(ctx: Context, owner: Owner, bp: Pipeline, found: PipelineSnap, group
                               "new stage another code and prune the old one")
             ctx.add(change)
             continue
-        attrs: dict[str, Any] = {}
-        fields: dict[str, Any] = {}
-        sort = stage_sort(index, stage)
-        if have.name != stage.name:
-            attrs["name"] = [have.name, stage.name]
-            fields["NAME"] = stage.name
-        if have.sort != sort:
-            attrs["sort"] = [have.sort, sort]
-            fields["SORT"] = sort
-        if stage.color and (have.color or "").upper() != stage.color.upper():
-            attrs["color"] = [have.color, stage.color]
-            fields["COLOR"] = stage.color
+        attrs, fields = _stage_diff(index, stage, have)
         if fields:
             updates.append((stage.semantics == "process", code, attrs, fields, have.row_id))
     for _, code, attrs, fields, row_id in sorted(updates, key=lambda u: u[0]):
-        add(Change("update", "stage", group, f"{bp.code}.{code}", attrs),
-            cmd.status_update(row_id, fields, name=ctx.name("upd_st")))
-    # 3. creates, in blueprint order
+        chain.add(Change("update", "stage", group, f"{bp.code}.{code}", attrs),
+                  cmd.status_update(row_id, fields, name=ctx.name("upd_st")))
+
+
+def _stage_diff(index: int, stage: Stage,
+                have: StageSnap) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What differs between a stage on the portal and the blueprint's: the change's
+    attributes ([old, new] by name) and the fields to send."""
+    attrs: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
+    sort = stage_sort(index, stage)
+    if have.name != stage.name:
+        attrs["name"] = [have.name, stage.name]
+        fields["NAME"] = stage.name
+    if have.sort != sort:
+        attrs["sort"] = [have.sort, sort]
+        fields["SORT"] = sort
+    if stage.color and (have.color or "").upper() != stage.color.upper():
+        attrs["color"] = [have.color, stage.color]
+        fields["COLOR"] = stage.color
+    return attrs, fields
+
+
+def _stage_creates(ctx: Context, bp: Pipeline, found: PipelineSnap, group: str,
+                   wanted: _Wanted, by_code: dict[str, StageSnap], chain: _Chain) -> None:
+    """3. creates, in blueprint order"""
     for code, (index, stage) in wanted.items():
         if code in by_code:
             continue
         attrs = stage_attrs(index, stage)
-        add(Change("create", "stage", group, f"{bp.code}.{code}", attrs),
-            cmd.status_add(stage_entity(found.entity_type_id, found.id), code,
-                           _stage_fields(stage, attrs["sort"]), name=ctx.name("add_st")))
+        chain.add(Change("create", "stage", group, f"{bp.code}.{code}", attrs),
+                  cmd.status_add(stage_entity(found.entity_type_id, found.id), code,
+                                 _stage_fields(stage, attrs["sort"]), name=ctx.name("add_st")))

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from b24kit.client.core import B24Client
+from b24kit.client.core import B24Client, BatchResult
 from b24kit.client.errors import (
     B24Error,
     BadResponse,
@@ -458,6 +458,28 @@ class _Run:
         a deal whose own outcome is being verified waits for that deal; if the deal turns
         out never to have been made, the comment cannot have been either, and both are
         sent again."""
+        names = self._take_verifiable()
+        if not names:
+            return
+        lookups: dict[str, tuple[str, dict[str, Any]]] = {}
+        for name in names:
+            key = self.lookup_key(name)
+            # a key may name another command's result (a comment on a new deal): by now that
+            # command has finished, so its value is known
+            lookups[name] = (key.method, self._materialise(key.params, set()))
+        try:
+            result = await self.client.batch(lookups, safe=True)
+        except B24Error as exc:
+            for name in names:
+                if self.count_attempt(name, exc):
+                    self.to_verify.append(name)
+            return
+        self._settle_lookups(names, lookups, result)
+
+    def _take_verifiable(self) -> list[str]:
+        """Sorts the commands to verify by what they refer to: those whose dependencies all
+        succeeded are ready (up to 50 are taken, to be looked up now), those with a failed
+        dependency fail, those with a pending one are sent again, and the others wait."""
         ready: list[str] = []
         waiting: list[str] = []
         requeue: list[str] = []
@@ -474,21 +496,13 @@ class _Run:
                 waiting.append(name)
         self.requeue(requeue)
         names, self.to_verify = ready[:50], ready[50:] + waiting
-        if not names:
-            return
-        lookups: dict[str, tuple[str, dict[str, Any]]] = {}
-        for name in names:
-            key = self.lookup_key(name)
-            # a key may name another command's result (a comment on a new deal): by now that
-            # command has finished, so its value is known
-            lookups[name] = (key.method, self._materialise(key.params, set()))
-        try:
-            result = await self.client.batch(lookups, safe=True)
-        except B24Error as exc:
-            for name in names:
-                if self.count_attempt(name, exc):
-                    self.to_verify.append(name)
-            return
+        return names
+
+    def _settle_lookups(self, names: list[str],
+                        lookups: dict[str, tuple[str, dict[str, Any]]],
+                        result: BatchResult) -> None:
+        """Finishes each looked-up command by what its lookup found; a failed lookup is
+        looked again, a create not found is sent again."""
         again: list[str] = []
         for name in names:
             key = self.lookup_key(name)

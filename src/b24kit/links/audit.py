@@ -134,69 +134,94 @@ class _Auditor:
 
     def run(self) -> list[Finding]:
         link = self.link
-        max_children = link.link.max_children
         for parent, kids in self.index.parents_with_children(link.parent.id, link.child.id):
-            if not kids and self.past_trigger(parent) and not self.points_to_a_child(parent):
-                self.add("L001", [parent.id], f"stage {parent.stage}, no child",
-                         f"a child in «{link.child.name}»", self.create_child(parent))
-            if len(kids) > max_children:
-                self.add("L003", [parent.id, *[k.id for k in kids]],
-                         f"{len(kids)} children", f"at most {max_children}")
-            if parent.semantic in ("S", "F"):
-                for kid in kids:
-                    if kid.semantic == "P":
-                        self.add("L006", [parent.id, kid.id], f"parent closed ({parent.stage}), "
-                                 f"child open ({kid.stage})", "the child closed first")
-            if link.parent_field and kids:
-                pointed = parent.child_ref
-                if pointed is not None and pointed not in {k.id for k in kids}:
-                    repair = []
-                    if len(kids) == 1:
-                        repair = [cmd.entity_update("deal", parent.id, {
-                            link.parent_field: deal_ref(kids[0].id)}, name=self.name())]
-                    self.add("L009", [parent.id, *[k.id for k in kids]],
-                             f"parent points to {pointed}", f"one of {[k.id for k in kids]}",
-                             repair)
-                elif pointed is None and len(kids) == 1:
-                    self.add("L009", [parent.id, kids[0].id], "parent points to nothing",
-                             f"D_{kids[0].id}", [cmd.entity_update(
-                                 "deal", parent.id, {link.parent_field: deal_ref(kids[0].id)},
-                                 name=self.name())])
-            if len(kids) == 1:
-                kid = kids[0]
-                if link.mirror_field and parent.mirror != link.stage_name(kid.stage):
-                    self.add("L004", [parent.id, kid.id], f"mirror {parent.mirror!r}",
-                             repr(link.stage_name(kid.stage)), [cmd.entity_update(
-                                 "deal", parent.id, {link.mirror_field: link.stage_name(kid.stage)},
-                                 name=self.name())])
-                target = link.moves.get(kid.stage)
-                if target and parent.semantic == "P" and link.sort_of(
-                        link.parent, parent.stage) < link.sort_of(link.parent, target):
-                    self.add("L005", [parent.id, kid.id], f"child at {kid.stage}, parent at "
-                             f"{parent.stage}", f"parent at {target}", [cmd.entity_update(
-                                 "deal", parent.id, {"STAGE_ID": target}, name=self.name())])
-                if kid.semantic in ("S", "F") and parent.semantic == "P" and not target:
-                    self.add("L007", [parent.id, kid.id], f"child closed ({kid.stage})",
-                             "parent closes or moves on")
+            self.check_parent(parent, kids)
         for child, found in self.index.children_with_parent(link.child.id):
-            ref = child.parent_ref
-            if found is None or found.category != link.parent.id:
-                if found is not None and found.category == link.child.id:
-                    self.add("L008", [child.id, found.id], f"parent {found.id} is itself a "
-                             "child", "a parent in the parent pipeline")
-                    continue
-                claimed = self.index.claiming(child.id, link.parent.id)
-                repair = []
-                if len(claimed) == 1:
-                    repair = [cmd.entity_update("deal", child.id, {
-                        link.child_field: deal_ref(claimed[0].id)}, name=self.name())]
-                seen = "empty" if ref is None else (
-                    f"points to {ref}, which does not exist" if found is None else
-                    f"points to {ref} in the wrong pipeline")
-                self.add("L002", [child.id, *[p.id for p in claimed]], seen,
-                         f"a parent in «{link.parent.name}»", repair)
+            self.check_child(child, found)
         self.cycles()
         return self.findings
+
+    def check_parent(self, parent: Deal, kids: list[Deal]) -> None:
+        """The rules seen from a parent and its children, in rule order (L001, L003, L006,
+        L009, then those of a parent with exactly one child)."""
+        if not kids and self.past_trigger(parent) and not self.points_to_a_child(parent):
+            self.add("L001", [parent.id], f"stage {parent.stage}, no child",
+                     f"a child in «{self.link.child.name}»", self.create_child(parent))
+        max_children = self.link.link.max_children
+        if len(kids) > max_children:
+            self.add("L003", [parent.id, *[k.id for k in kids]],
+                     f"{len(kids)} children", f"at most {max_children}")
+        if parent.semantic in ("S", "F"):
+            for kid in kids:
+                if kid.semantic == "P":
+                    self.add("L006", [parent.id, kid.id], f"parent closed ({parent.stage}), "
+                             f"child open ({kid.stage})", "the child closed first")
+        self.link_fields_disagree(parent, kids)
+        if len(kids) == 1:
+            self.check_only_child(parent, kids[0])
+
+    def link_fields_disagree(self, parent: Deal, kids: list[Deal]) -> None:
+        """L009: the parent's child field names none of its children (repaired when there
+        is one), or nothing while it has exactly one. Only for a link with that field."""
+        link = self.link
+        if not link.parent_field or not kids:
+            return
+        pointed = parent.child_ref
+        if pointed is not None and pointed not in {k.id for k in kids}:
+            repair = []
+            if len(kids) == 1:
+                repair = [cmd.entity_update("deal", parent.id, {
+                    link.parent_field: deal_ref(kids[0].id)}, name=self.name())]
+            self.add("L009", [parent.id, *[k.id for k in kids]],
+                     f"parent points to {pointed}", f"one of {[k.id for k in kids]}",
+                     repair)
+        elif pointed is None and len(kids) == 1:
+            self.add("L009", [parent.id, kids[0].id], "parent points to nothing",
+                     f"D_{kids[0].id}", [cmd.entity_update(
+                         "deal", parent.id, {link.parent_field: deal_ref(kids[0].id)},
+                         name=self.name())])
+
+    def check_only_child(self, parent: Deal, kid: Deal) -> None:
+        """The rules of a parent with exactly one child: its mirror field (L004), the stage
+        the child's stage should have moved it to (L005), a closed child (L007)."""
+        link = self.link
+        if link.mirror_field and parent.mirror != link.stage_name(kid.stage):
+            self.add("L004", [parent.id, kid.id], f"mirror {parent.mirror!r}",
+                     repr(link.stage_name(kid.stage)), [cmd.entity_update(
+                         "deal", parent.id, {link.mirror_field: link.stage_name(kid.stage)},
+                         name=self.name())])
+        target = link.moves.get(kid.stage)
+        if target and parent.semantic == "P" and link.sort_of(
+                link.parent, parent.stage) < link.sort_of(link.parent, target):
+            self.add("L005", [parent.id, kid.id], f"child at {kid.stage}, parent at "
+                     f"{parent.stage}", f"parent at {target}", [cmd.entity_update(
+                         "deal", parent.id, {"STAGE_ID": target}, name=self.name())])
+        if kid.semantic in ("S", "F") and parent.semantic == "P" and not target:
+            self.add("L007", [parent.id, kid.id], f"child closed ({kid.stage})",
+                     "parent closes or moves on")
+
+    def check_child(self, child: Deal, found: Deal | None) -> None:
+        """A child whose parent field does not name a deal of the parent pipeline: nested
+        under another child (L008) or orphaned (L002, re-linked to the one parent claiming
+        it, if there is exactly one)."""
+        link = self.link
+        ref = child.parent_ref
+        if found is not None and found.category == link.parent.id:
+            return
+        if found is not None and found.category == link.child.id:
+            self.add("L008", [child.id, found.id], f"parent {found.id} is itself a "
+                     "child", "a parent in the parent pipeline")
+            return
+        claimed = self.index.claiming(child.id, link.parent.id)
+        repair = []
+        if len(claimed) == 1:
+            repair = [cmd.entity_update("deal", child.id, {
+                link.child_field: deal_ref(claimed[0].id)}, name=self.name())]
+        seen = "empty" if ref is None else (
+            f"points to {ref}, which does not exist" if found is None else
+            f"points to {ref} in the wrong pipeline")
+        self.add("L002", [child.id, *[p.id for p in claimed]], seen,
+                 f"a parent in «{link.parent.name}»", repair)
 
     def cycles(self) -> None:
         for start in self.index.chain_starts():

@@ -387,23 +387,39 @@ def _deal_fields(values: dict[str, Any], target: Target) -> dict[str, Any]:
 
 def plan_migration(records: list[Record], mapping: Mapping, target: Target,
                    existing: Existing) -> MigrationPlan:
-    plan = MigrationPlan()
-    contacts: dict[str, Any] = dict(existing.contacts_by_comm)
-    contractors: dict[str, Any] = dict(existing.contractors_by_key)
-    seq = 0
+    planner = _Planner(mapping, target, existing)
+    for record in records:
+        planner.record(record)
+    return planner.plan
 
-    def name(prefix: str) -> str:
-        nonlocal seq
-        seq += 1
-        return f"{prefix}{seq}"
 
-    def deal(origin: str, fields: dict[str, Any], entity: str) -> Any:
+class _Planner:
+    """The commands of a migration, record by record: each record's contact, contractor,
+    parent deal, children and comment, each created when missing (found by phone, e-mail,
+    title or origin) and updated when it differs."""
+
+    def __init__(self, mapping: Mapping, target: Target, existing: Existing) -> None:
+        self.plan = MigrationPlan()
+        self.mapping = mapping
+        self.target = target
+        self.existing = existing
+        # what earlier records made, found by the same keys as what the portal has
+        self.contacts: dict[str, Any] = dict(existing.contacts_by_comm)
+        self.contractors: dict[str, Any] = dict(existing.contractors_by_key)
+        self.seq = 0
+
+    def name(self, prefix: str) -> str:
+        self.seq += 1
+        return f"{prefix}{self.seq}"
+
+    def deal(self, origin: str, fields: dict[str, Any], entity: str) -> Any:
         """Create or update a deal by ORIGIN_ID; returns its id or a Ref."""
-        have = existing.deals.get(origin)
+        plan = self.plan
+        have = self.existing.deals.get(origin)
         if have is None:
             command = cmd.entity_add("deal", {
-                **fields, "ORIGINATOR_ID": mapping.originator, "ORIGIN_ID": origin},
-                name=name("d"))
+                **fields, "ORIGINATOR_ID": self.mapping.originator, "ORIGIN_ID": origin},
+                name=self.name("d"))
             plan.commands.append(command)
             plan.count(entity, "created")
             return Ref(command.name)
@@ -414,90 +430,118 @@ def plan_migration(records: list[Record], mapping: Mapping, target: Target,
         refs = {k: v for k, v in fields.items() if isinstance(v, Ref)}
         if changed or refs:
             plan.commands.append(cmd.entity_update("deal", int(have["ID"]), {**changed, **refs},
-                                                   name=name("u")))
+                                                   name=self.name("u")))
         plan.count(entity, "updated" if changed else "unchanged")
         return int(have["ID"])
 
-    for record in records:
-        contact: Any = None
+    def record(self, record: Record) -> None:
+        """Everything one record makes, in order: contact, contractor, parent, children,
+        comment."""
+        contact = self.contact(record)
+        contractor = self.contractor(record)
+        target = self.target
+        parent_fields = {"TITLE": record.title, "CATEGORY_ID": target.parent.id,
+                         "STAGE_ID": target.stage_id(target.parent, record.stage),
+                         **_deal_fields(record.fields, target)}
+        if contact is not None:
+            parent_fields["CONTACT_ID"] = contact
+        parent = self.deal(f"row:{record.row_id}", parent_fields, "parents")
+        for child in record.children:
+            self.child(record, child, parent, parent_fields, contact, contractor)
+        if record.comment:
+            self.comment(record, parent)
+
+    def contact(self, record: Record) -> Any:
+        """The record's contact: one found by a phone or e-mail (on the portal or made for
+        an earlier record), else a new one when the record names one or has a phone or
+        e-mail; None when there is none. Returns its id or a Ref."""
         comms = [contact_key(p) for p in record.phones] + [contact_key(e) for e in record.emails]
-        contact = next((contacts[c] for c in comms if c in contacts), None)
+        contact = next((self.contacts[c] for c in comms if c in self.contacts), None)
         if contact is None and (record.contact_name or comms):
             key = comms[0] if comms else f"row:{record.row_id}"
             words = (record.contact_name or record.company or "").split()
             fields: dict[str, Any] = {"NAME": " ".join(words[1:]) if len(words) > 1 else
                                       (words[0] if words else ""),
                                       "LAST_NAME": words[0] if len(words) > 1 else "",
-                                      "ORIGINATOR_ID": mapping.originator,
+                                      "ORIGINATOR_ID": self.mapping.originator,
                                       "ORIGIN_ID": f"contact:{key}"}
             if record.phones:
                 fields["PHONE"] = [{"VALUE": p, "VALUE_TYPE": "WORK"} for p in record.phones]
             if record.emails:
                 fields["EMAIL"] = [{"VALUE": e, "VALUE_TYPE": "WORK"} for e in record.emails]
-            command = cmd.entity_add("contact", fields, name=name("c"))
-            plan.commands.append(command)
-            plan.count("contacts", "created")
+            command = cmd.entity_add("contact", fields, name=self.name("c"))
+            self.plan.commands.append(command)
+            self.plan.count("contacts", "created")
             contact = Ref(command.name)
             for c in comms or [key]:
-                contacts[c] = contact
+                self.contacts[c] = contact
         elif contact is not None:
-            plan.count("contacts", "unchanged")
-        contractor: Any = None
-        if record.contractor and target.contractor_etid is not None and mapping.contractor:
-            keys = [contact_key(p) for p in record.contractor["phones"]] or [
-                f"title:{normalize_word(record.contractor['title'])}"]
-            contractor = next((contractors[k] for k in keys if k in contractors), None)
-            if contractor is None:
-                prefix = spa_uf_prefix(target.contractor_type_id or 0)
-                item_fields = {"title": record.contractor["title"],
-                               "xmlId": f"{mapping.originator}:contractor:{keys[0]}",
-                               prefix + mapping.contractor.phone_field:
-                                   ", ".join(record.contractor["phones"])}
-                item_fields.update({prefix + k: v for k, v in
-                                    record.contractor["fields"].items() if v is not None})
-                command = cmd.item_add(target.contractor_etid, item_fields, name=name("k"),
-                                       original_names=True)
-                plan.commands.append(command)
-                plan.count("contractors", "created")
-                contractor = Ref(command.name, ("item", "id"))
-                for k in keys:
-                    contractors[k] = contractor
-            else:
-                plan.count("contractors", "unchanged")
-        parent_fields = {"TITLE": record.title, "CATEGORY_ID": target.parent.id,
-                         "STAGE_ID": target.stage_id(target.parent, record.stage),
-                         **_deal_fields(record.fields, target)}
+            self.plan.count("contacts", "unchanged")
+        return contact
+
+    def contractor(self, record: Record) -> Any:
+        """The record's contractor, a smart process item found by its phones (or by its
+        title when it has none), else a new one; None when the record or the mapping has
+        none. Returns its id or a Ref."""
+        target, mapping = self.target, self.mapping
+        if not (record.contractor and target.contractor_etid is not None and mapping.contractor):
+            return None
+        keys = [contact_key(p) for p in record.contractor["phones"]] or [
+            f"title:{normalize_word(record.contractor['title'])}"]
+        contractor = next((self.contractors[k] for k in keys if k in self.contractors), None)
+        if contractor is not None:
+            self.plan.count("contractors", "unchanged")
+            return contractor
+        prefix = spa_uf_prefix(target.contractor_type_id or 0)
+        item_fields = {"title": record.contractor["title"],
+                       "xmlId": f"{mapping.originator}:contractor:{keys[0]}",
+                       prefix + mapping.contractor.phone_field:
+                           ", ".join(record.contractor["phones"])}
+        item_fields.update({prefix + k: v for k, v in
+                            record.contractor["fields"].items() if v is not None})
+        command = cmd.item_add(target.contractor_etid, item_fields, name=self.name("k"),
+                               original_names=True)
+        self.plan.commands.append(command)
+        self.plan.count("contractors", "created")
+        contractor = Ref(command.name, ("item", "id"))
+        for k in keys:
+            self.contractors[k] = contractor
+        return contractor
+
+    def child(self, record: Record, child: ChildRecord, parent: Any,
+              parent_fields: dict[str, Any], contact: Any, contractor: Any) -> None:
+        """A child deal of the record's parent, then the parent's link fields pointing back
+        to it when they are not so already."""
+        target = self.target
+        link, pipeline = target.children[child.rule.link]
+        spec = child_link(link, pipeline)
+        stage = target.stage_id(pipeline, child.stage or link.child.stage)
+        own = {"TITLE": child.title or record.title, **_deal_fields(child.fields, target)}
         if contact is not None:
-            parent_fields["CONTACT_ID"] = contact
-        parent = deal(f"row:{record.row_id}", parent_fields, "parents")
-        for child in record.children:
-            link, pipeline = target.children[child.rule.link]
-            spec = child_link(link, pipeline)
-            stage = target.stage_id(pipeline, child.stage or link.child.stage)
-            own = {"TITLE": child.title or record.title, **_deal_fields(child.fields, target)}
-            if contact is not None:
-                own["CONTACT_ID"] = contact
-            if child.rule.contractor and contractor is not None and target.contractor_etid:
-                own[parent_field(target.contractor_etid)] = contractor
-                if target.contractor_field:
-                    own[target.contractor_field] = as_ref_text(
-                        contractor, item_ref(target.contractor_etid, "{}"))
-            fields = child_fields(spec, parent, stage, parent_fields, own)
-            child_id = deal(f"row:{record.row_id}:{child.rule.link}", fields, "children")
-            back = back_fields(spec, child_id, stage)
-            have = existing.deals.get(f"row:{record.row_id}")
-            if back and (have is None or isinstance(child_id, Ref) or any(
-                    not _same(have.get(k), v) for k, v in back.items() if not isinstance(v, Ref))):
-                plan.commands.append(cmd.entity_update("deal", parent, back, name=name("l")))
-        if record.comment:
-            marker = f"[b24kit {mapping.originator} row {record.row_id}]"
-            if marker not in existing.markers:
-                plan.commands.append(cmd.comment_add(
-                    "deal", parent, f"{record.comment}\n\n{marker}", name=name("t")))
-                plan.count("comments", "created")
-            else:
-                plan.count("comments", "unchanged")
-    return plan
+            own["CONTACT_ID"] = contact
+        if child.rule.contractor and contractor is not None and target.contractor_etid:
+            own[parent_field(target.contractor_etid)] = contractor
+            if target.contractor_field:
+                own[target.contractor_field] = as_ref_text(
+                    contractor, item_ref(target.contractor_etid, "{}"))
+        fields = child_fields(spec, parent, stage, parent_fields, own)
+        child_id = self.deal(f"row:{record.row_id}:{child.rule.link}", fields, "children")
+        back = back_fields(spec, child_id, stage)
+        have = self.existing.deals.get(f"row:{record.row_id}")
+        if back and (have is None or isinstance(child_id, Ref) or any(
+                not _same(have.get(k), v) for k, v in back.items() if not isinstance(v, Ref))):
+            self.plan.commands.append(cmd.entity_update("deal", parent, back,
+                                                        name=self.name("l")))
+
+    def comment(self, record: Record, parent: Any) -> None:
+        """The record's comment on its parent deal, once: marked so a re-run finds it."""
+        marker = f"[b24kit {self.mapping.originator} row {record.row_id}]"
+        if marker not in self.existing.markers:
+            self.plan.commands.append(cmd.comment_add(
+                "deal", parent, f"{record.comment}\n\n{marker}", name=self.name("t")))
+            self.plan.count("comments", "created")
+        else:
+            self.plan.count("comments", "unchanged")
 
 
 def child_link(link: Link, pipeline: PipelineSnap) -> ChildLink:

@@ -859,54 +859,74 @@ class Portal:
         out: dict[str, Any] = {}
         for name in names:
             fdef = by_name[name]
-            value = data.get(name)
-            if fdef.kind == DATE and isinstance(value, str) and value:
-                value = render_date(value, self.tz)
-            elif fdef.kind == DATE and isinstance(value, list):
-                value = [render_date(v, self.tz) if isinstance(v, str) and v else v for v in value]
+            value = self._render_dates(fdef, data.get(name))
             if fdef.kind == MULTI:
                 entries = (multis or {}).get(name)
                 if style == "old" and entries:
                     out[name] = entries
                 continue
             if style == "old":
-                if fdef.kind == BOOL01 and value is not None:
-                    out[name] = str(value)
-                elif fdef.kind == FLOAT and value is not None and name in PHP_FLOATS:
-                    out[name] = php_float(float(value))
-                elif fdef.kind == FLOAT and value is not None and not fdef.is_uf:
-                    out[name] = f"{float(value):.2f}"
-                elif isinstance(value, list):
-                    out[name] = [str(v) for v in value]
-                elif value is None:
-                    out[name] = None
-                elif isinstance(value, float):
-                    out[name] = repr(value) if not value.is_integer() else str(int(value))
-                else:
-                    out[name] = str(value)
+                out[name] = self._old_style_value(fdef, name, value)
             else:
-                if fdef.kind == BOOL01 and value is not None:
-                    value = "Y" if value else "N"
-                if (fdef.kind == FLOAT and not fdef.is_uf and isinstance(value, float)
-                        and value.is_integer()):
-                    value = int(value)  # crm-item-update.md: "opportunity": 10000, "taxValue": 0
-                if fdef.multiple and value is None:
-                    value = []
-                if value is None and etid == DEAL and name in ("COMPANY_ID", "CONTACT_ID"):
-                    value = 0  # crm-item-update.md's example: "companyId": 0, "contactId": 0
-                out[fdef.name if original_uf and fdef.is_uf else fdef.camel] = value
+                key = fdef.name if original_uf and fdef.is_uf else fdef.camel
+                out[key] = self._new_style_value(etid, fdef, name, value)
         if style == "new" and multis is not None and etid in (CONTACT, COMPANY):
-            out["fm"] = [
-                {
-                    "id": int(e["ID"]),
-                    "typeId": e["TYPE_ID"],
-                    "valueType": e["VALUE_TYPE"],
-                    "value": e["VALUE"],
-                }
-                for entries in multis.values()
-                for e in entries
-            ]
+            out["fm"] = self._fm(multis)
         return out
+
+    def _render_dates(self, fdef: FieldDef, value: Any) -> Any:
+        """A date field's stored value (or values) as the portal shows it, in its time zone;
+        any other value as it is."""
+        if fdef.kind == DATE and isinstance(value, str) and value:
+            return render_date(value, self.tz)
+        if fdef.kind == DATE and isinstance(value, list):
+            return [render_date(v, self.tz) if isinstance(v, str) and v else v for v in value]
+        return value
+
+    @staticmethod
+    def _old_style_value(fdef: FieldDef, name: str, value: Any) -> Any:
+        """A value as the old API (crm.deal.get and the like) shows it: text, a list of
+        texts, or None."""
+        if fdef.kind == BOOL01 and value is not None:
+            return str(value)
+        if fdef.kind == FLOAT and value is not None and name in PHP_FLOATS:
+            return php_float(float(value))
+        if fdef.kind == FLOAT and value is not None and not fdef.is_uf:
+            return f"{float(value):.2f}"
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        if value is None:
+            return None
+        if isinstance(value, float):
+            return repr(value) if not value.is_integer() else str(int(value))
+        return str(value)
+
+    @staticmethod
+    def _new_style_value(etid: int, fdef: FieldDef, name: str, value: Any) -> Any:
+        """A value as the new API (crm.item.*) shows it: typed, Y/N for a boolean."""
+        if fdef.kind == BOOL01 and value is not None:
+            value = "Y" if value else "N"
+        if fdef.kind == FLOAT and not fdef.is_uf and isinstance(value, float) and value.is_integer():
+            value = int(value)  # crm-item-update.md: "opportunity": 10000, "taxValue": 0
+        if fdef.multiple and value is None:
+            value = []
+        if value is None and etid == DEAL and name in ("COMPANY_ID", "CONTACT_ID"):
+            value = 0  # crm-item-update.md's example: "companyId": 0, "contactId": 0
+        return value
+
+    @staticmethod
+    def _fm(multis: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """A contact's or company's phones, e-mails and the like as the new API's "fm"."""
+        return [
+            {
+                "id": int(e["ID"]),
+                "typeId": e["TYPE_ID"],
+                "valueType": e["VALUE_TYPE"],
+                "value": e["VALUE"],
+            }
+            for entries in multis.values()
+            for e in entries
+        ]
 
     def select_names(self, etid: int, select: Any, style: str) -> tuple[list[str], bool]:
         """Field names a list returns, and whether multifields were asked for."""

@@ -174,19 +174,7 @@ def get(ctx: CallContext, params: dict[str, Any]) -> Any:
 
 @method("crm.status.add", "crm")
 def add(ctx: CallContext, params: dict[str, Any]) -> Any:
-    raw = arg(params, "fields")
-    if not isinstance(raw, Mapping):
-        raise errors.old_style("Parameter 'fields' must be array.")
-    fields = {str(k).upper(): v for k, v in raw.items()}
-    missing = [
-        f"The field {name} is required."
-        for name in ("ENTITY_ID", "STATUS_ID")
-        if not str(fields.get(name) or "").strip()
-    ]
-    if not str(fields.get("NAME") or "").strip():
-        missing.append("The field Title is required.")
-    if missing:
-        raise errors.old_style(" ".join(missing))
+    fields = _fields_to_add(params)
     entity_id = str(fields["ENTITY_ID"]).strip()
     if not _known_entity(ctx, entity_id):
         raise errors.old_style("Specified entity type is not supported.")
@@ -199,33 +187,11 @@ def add(ctx: CallContext, params: dict[str, Any]) -> Any:
     category_id: int | None = None
     extra: str | None = None
     if stage is not None:
-        etid, category_id = stage
-        prefix = ctx.portal.stage_prefix(etid, category_id)
-        if prefix and not status_id.startswith(prefix):
-            status_id = prefix + status_id
-        code = status_id[len(prefix) :]
-        if not STAGE_CODE.match(code):
-            raise errors.old_style("Error on creating status.")
-        if etid == DEAL:
-            status_id = status_id[:DEAL_STAGE_MAX]
-            extra = {"S": "success", "F": "failure"}.get(semantics or "", "process")
-        stages = ctx.portal.stages(etid, category_id)
-        if semantics == "S" and any(r["semantics"] == "S" for r in stages):
-            raise errors.old_style("Error on creating status.")
-        won = next((r for r in stages if r["semantics"] == "S"), None)
-        if etid == DEAL and semantics is None and won is not None and sort > won["sort"]:
-            raise errors.old_style(
-                "Cannot create more stages after the final stage because the final successful "
-                "stage already exists. Try using sort order values less than that of the final "
-                "stage."
-            )
-        if entity_id == "DEAL_STAGE":
-            category_id = None
-    elif entity_id in CODE_LIMITS:
-        if not STAGE_CODE.match(status_id) or len(status_id) > CODE_LIMITS[entity_id]:
-            raise errors.old_style("Error on creating status.")
-    elif len(status_id) > 50:
-        raise errors.old_style("Error on creating status.")
+        status_id, category_id, extra = _new_stage(
+            ctx, entity_id, stage, status_id, sort, semantics
+        )
+    else:
+        _check_status_code(entity_id, status_id)
     exists = ctx.portal.db.one(
         "SELECT 1 FROM statuses WHERE entity_id = ? AND status_id = ?", (entity_id, status_id)
     )
@@ -247,6 +213,77 @@ def add(ctx: CallContext, params: dict[str, Any]) -> Any:
             ),
         )
     return cur.lastrowid
+
+
+def _fields_to_add(params: dict[str, Any]) -> dict[str, Any]:
+    """The fields of crm.status.add, keys upper-cased; ENTITY_ID, STATUS_ID and NAME are
+    required (every missing one named in one error)."""
+    raw = arg(params, "fields")
+    if not isinstance(raw, Mapping):
+        raise errors.old_style("Parameter 'fields' must be array.")
+    fields = {str(k).upper(): v for k, v in raw.items()}
+    missing = [
+        f"The field {name} is required."
+        for name in ("ENTITY_ID", "STATUS_ID")
+        if not str(fields.get(name) or "").strip()
+    ]
+    if not str(fields.get("NAME") or "").strip():
+        missing.append("The field Title is required.")
+    if missing:
+        raise errors.old_style(" ".join(missing))
+    return fields
+
+
+def _new_stage(
+    ctx: CallContext,
+    entity_id: str,
+    stage: tuple[int, int],
+    status_id: str,
+    sort: int,
+    semantics: str | None,
+) -> tuple[str, int | None, str | None]:
+    """A new stage of pipeline ``stage`` (entity type id, category id): its STATUS_ID
+    (prefixed, a deal's cut), its CATEGORY_ID (None for the default deal pipeline's
+    ``DEAL_STAGE``) and its extra semantics (deals only)."""
+    etid, category_id = stage
+    extra: str | None = None
+    prefix = ctx.portal.stage_prefix(etid, category_id)
+    if prefix and not status_id.startswith(prefix):
+        status_id = prefix + status_id
+    code = status_id[len(prefix) :]
+    if not STAGE_CODE.match(code):
+        raise errors.old_style("Error on creating status.")
+    if etid == DEAL:
+        status_id = status_id[:DEAL_STAGE_MAX]
+        extra = {"S": "success", "F": "failure"}.get(semantics or "", "process")
+    _check_stage_order(ctx.portal.stages(etid, category_id), etid, sort, semantics)
+    return status_id, None if entity_id == "DEAL_STAGE" else category_id, extra
+
+
+def _check_stage_order(
+    stages: list[sqlite3.Row], etid: int, sort: int, semantics: str | None
+) -> None:
+    """A pipeline has one success stage, and a deal pipeline no in-progress stage sorted
+    after it."""
+    if semantics == "S" and any(r["semantics"] == "S" for r in stages):
+        raise errors.old_style("Error on creating status.")
+    won = next((r for r in stages if r["semantics"] == "S"), None)
+    if etid == DEAL and semantics is None and won is not None and sort > won["sort"]:
+        raise errors.old_style(
+            "Cannot create more stages after the final stage because the final successful "
+            "stage already exists. Try using sort order values less than that of the final "
+            "stage."
+        )
+
+
+def _check_status_code(entity_id: str, status_id: str) -> None:
+    """The STATUS_ID of an entry of another dictionary: a code within the dictionary's
+    limit, or up to 50 characters."""
+    if entity_id in CODE_LIMITS:
+        if not STAGE_CODE.match(status_id) or len(status_id) > CODE_LIMITS[entity_id]:
+            raise errors.old_style("Error on creating status.")
+    elif len(status_id) > 50:
+        raise errors.old_style("Error on creating status.")
 
 
 @method("crm.status.update", "crm")
