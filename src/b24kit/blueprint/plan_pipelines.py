@@ -150,14 +150,8 @@ def _fresh_stages(ctx: Context, owner: Owner, bp: Pipeline, group: str, entity: 
     template = template_stages(EntityType.DEAL if owner.is_deal else 0)
     listed = cmd.pipeline_stages(entity, name=ctx.name(f"st_{bp.code}"))
     pipeline_change.commands.append(listed)
-    chain: list[str] = [listed.name]
+    add = _Chain(ctx, [listed.name]).add
     wanted = {s.code for s in bp.stages}
-
-    def add(change: Change, command: Command) -> None:
-        command.after = tuple(chain[-1:])
-        chain.append(command.name)
-        change.commands.append(command)
-        ctx.add(change)
 
     for code, name in template.items():
         if code in wanted:
