@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 PARSERS = ("text", "money", "date", "phone", "email", "yes_no", "number", "user", "enum")
 
@@ -105,6 +105,12 @@ class Mapping(Strict):
     contractor: ContractorRule | None = None
     children: list[ChildRule] = Field(default_factory=list)
     comment: str | None = None
+    # the file the mapping was read from, with each value's line (set by load_mapping)
+    _document: Any = PrivateAttr(default=None)
+
+    @property
+    def document(self) -> Any:
+        return self._document
 
 
 def mapping_schema() -> dict[str, Any]:

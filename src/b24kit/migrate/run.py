@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from b24kit.blueprint.loader import BlueprintError, BlueprintIssue, load_blueprint, read_yaml
 from b24kit.client import B24Client, Executor, Outcome
 from b24kit.errors import InputError
+from b24kit.migrate.columns import missing_columns
 from b24kit.migrate.mapping import Mapping
 from b24kit.migrate.plan import (
     Finding,
@@ -31,7 +32,9 @@ from b24kit.portal.snapshot import read_snapshot
 def load_mapping(path: Path) -> Mapping:
     doc = read_yaml(path)
     try:
-        return Mapping.model_validate(doc.data)
+        mapping = Mapping.model_validate(doc.data)
+        mapping._document = doc  # where each of its values is, for later checks
+        return mapping
     except ValidationError as exc:
         issues = []
         for error in exc.errors():
@@ -55,6 +58,20 @@ def load_table(mapping: Mapping, base: Path, sheets_endpoint: str | None = None,
     else:
         raise InputError("the mapping's source needs csv, xlsx or sheet")
     return to_table(grid, source.header_rows)
+
+
+def check_table(mapping: Mapping, table: Table) -> None:
+    """A sheet the mapping cannot be read against is refused before anything else: a
+    column the mapping names and the header lacks (each at the mapping's file:line), or a
+    sheet with no rows under its header."""
+    sheet = f"{table.source}" + (f" [{table.worksheet}]" if table.worksheet else "")
+    if not table.headers:
+        raise InputError(f"{sheet}: the sheet is empty: no header, no rows")
+    issues = missing_columns(mapping, table.headers, mapping.document, sheet)
+    if issues:
+        raise BlueprintError(issues)
+    if not any(not row.blank for row in table.rows):
+        raise InputError(f"{sheet}: no rows under the header: nothing to migrate")
 
 
 @dataclass
@@ -86,6 +103,7 @@ async def prepare(client: B24Client, mapping: Mapping, mapping_dir: Path,
                   sheets_endpoint: str | None = None,
                   credentials: Path | None = None) -> MigrationResult:
     table = load_table(mapping, mapping_dir, sheets_endpoint, credentials)
+    check_table(mapping, table)
     records, findings = read_records(table, mapping)
     blueprint, _ = load_blueprint((mapping_dir / mapping.blueprint).resolve())
     snapshot = await read_snapshot(client)

@@ -1,0 +1,78 @@
+"""A mapping is checked against the sheet's header before anything is read or written
+(issue 16, item 3): a column it names that the sheet lacks is one error at the mapping's
+file:line, with the closest header offered; a sheet with no rows under its header is
+refused. Both exit 2, nothing written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from b24kit.cli.app import app
+from b24kit.migrate.columns import named_columns
+from b24kit.migrate.run import load_mapping
+
+ROOT = Path(__file__).resolve().parent.parent
+MAPPING = ROOT / "examples" / "projects.mapping.yaml"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    shutil.copytree(ROOT / "blueprints", tmp_path / "blueprints")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    return tmp_path / "examples" / "projects.mapping.yaml"
+
+
+def dry_run(mapping: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["migrate", "run", str(mapping), "--portal", "sandbox",
+                                      "--dry-run"])
+    return result.exit_code, result.output
+
+
+def edit(mapping: Path, old: str, new: str) -> int:
+    text = mapping.read_text(encoding="utf-8")
+    assert old in text, old
+    mapping.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return text.split(old, 1)[0].count("\n") + 1  # the line it is on
+
+
+def test_every_column_the_example_names_is_found() -> None:
+    named = named_columns(load_mapping(MAPPING))
+    assert len(named) >= 15 and ("parent", "fields", "OPPORTUNITY", "column") in {
+        p for p, _ in named}
+    header = (ROOT / "examples" / "projects.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert all(column in header for _, column in named), "the example is consistent"
+
+
+def test_a_misspelt_column_is_one_line_at_its_place(project: Path) -> None:
+    line = edit(project, "{column: Цена, parse: money}", "{column: Цнеа, parse: money}")
+    code, out = dry_run(project)
+    assert code == 2, out
+    assert f"projects.mapping.yaml:{line}:" in out, out
+    assert "parent.fields.OPPORTUNITY.column: no column «Цнеа»" in out
+    assert "did you mean «Цена»" in out
+    assert "Traceback" not in out
+
+
+def test_a_title_template_with_an_unknown_column(project: Path) -> None:
+    edit(project, '"{Клиент}: {Что везём}"', '"{Клиент}: {Что везем}"')
+    code, out = dry_run(project)
+    assert code == 2 and "parent.title: no column «Что везем»" in out, out
+
+
+def test_a_sheet_with_only_its_header_is_refused(project: Path) -> None:
+    csv = project.parent / "projects.csv"
+    csv.write_text(csv.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    code, out = dry_run(project)
+    assert code == 2 and "no rows under the header" in out, out
+
+
+def test_an_empty_sheet_is_refused(project: Path) -> None:
+    (project.parent / "projects.csv").write_text("", encoding="utf-8")
+    code, out = dry_run(project)
+    assert code == 2 and "the sheet is empty" in out, out
