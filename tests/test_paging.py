@@ -10,6 +10,7 @@ import pytest
 from b24kit.client import B24Client, IncompleteRead, ServerError, iterate, read_all
 from b24kit.sandbox import Sandbox
 from tests.clients import client_for
+from tests.clocks import FakeClock
 
 
 def seed(box: Sandbox, count: int, etid: int = 2) -> None:
@@ -102,16 +103,18 @@ def test_rows_added_during_the_read_are_not_lost() -> None:
 
 
 def test_budget_refusals_mid_read_are_waited_out() -> None:
-    box = Sandbox(limits="off", operating_limit=0.2, operating_window=1.0)
+    clock = FakeClock()  # the sandbox's budget window passes while the client waits on it
+    box = Sandbox(limits="off", operating_limit=0.2, operating_window=1.0, clock=clock.time)
     seed(box, 12345)
 
     async def go() -> list[dict[str, Any]]:
-        with client_for(box) as client:
+        with client_for(box, clock=clock) as client:
             return await read_all(client, "crm.deal.list", {"select": ["ID"]})
 
     rows = asyncio.run(go())
     assert len(rows) == 12345 and len({r["ID"] for r in rows}) == 12345
     assert box.budget_refusals > 0, "some pages were refused inside batches and read again"
+    assert clock.slept > 0, "the refused pages were waited out, not hammered"
 
 
 def test_transient_failures_are_retried_exactly() -> None:

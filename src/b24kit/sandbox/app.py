@@ -22,6 +22,7 @@ from typing import Any
 
 import b24kit.sandbox.methods  # noqa: F401  (registers every method)
 from b24kit.asgi import lifespan, read_body
+from b24kit.clock import current
 from b24kit.encoding import parse_query, php_truthy
 from b24kit.sandbox import errors
 from b24kit.sandbox.batch import run_batch
@@ -56,7 +57,9 @@ class SandboxConfig:
     operating_window: float = 600.0
     timezone: str = "+03:00"
     scopes: tuple[str, ...] = ALL_SCOPES
-    clock: Callable[[], float] = field(default=time.time)
+    # unix time for the limits, the budget, tokens and stamps (b24kit.clock: the real
+    # clock unless a test installed another)
+    clock: Callable[[], float] = field(default_factory=lambda: current().time)
     # Alternative readings of points no source settles (sandbox/readings.py).
     readings: frozenset[str] = frozenset()
     # "ru": new pipelines' template stages get the Russian names a portal in Russian gives
