@@ -422,6 +422,18 @@ class Sandbox:
         )
         return envelope["result"]
 
+    def clone(self, **overrides: Any) -> Sandbox:
+        """A new in-memory sandbox holding a copy of this one's data, with this one's
+        config and webhook token except for ``overrides`` (limits, faults, budget, clock:
+        how it answers). Made fresh: its counters, limits and fake Sheets. Settings that
+        shaped the stored data when it was made (``language``) come with the data."""
+        config = replace(self.config, db=":memory:", token=self.token, **overrides)
+        box = Sandbox(config)
+        self.db.conn.backup(box.db.conn)
+        box.portal.schema_changed()
+        box.token = box._ensure_webhook()  # the config's user and scopes, as at creation
+        return box
+
     def transport(self) -> Any:
         from b24kit.sandbox.transport import SandboxTransport
 
