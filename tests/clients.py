@@ -16,8 +16,8 @@ from b24kit.client import (
 )
 from b24kit.clock import Clock, current
 from b24kit.sandbox import Faults, Sandbox
-from b24kit.sandbox.server import start_in_thread
 from tests.clocks import FakeClock, Wire
+from tests.servers import served
 
 UNLIMITED = (1e9, 1e9)
 
@@ -44,18 +44,15 @@ def client_for(box: Sandbox, mode: str = "inprocess", *, bucket: Bucket | None =
     retry = retry or RetryPolicy(attempts=10, backoff=0.01, max_backoff=0.05)
     clock = clock or current()
     if mode == "http":
-        server = start_in_thread(box)
-        hook = parse_webhook(box.webhook_url(server.base_url))
-        wire = None
-        if isinstance(clock, FakeClock):
-            wire = Wire()  # time on the fake clock stands still while a request is out
-            clock.busy = lambda: wire.active > 0
-        try:
+        with served(box) as base:  # over loopback HTTP: the process's shared server
+            hook = parse_webhook(box.webhook_url(base))
+            wire = None
+            if isinstance(clock, FakeClock):
+                wire = Wire()  # time on the fake clock stands still while a request is out
+                clock.busy = lambda: wire.active > 0
             yield B24Client(WebhookAuth(hook), transport=wire,
                             bucket=bucket or bucket_for(box, clock), retry=retry,
                             max_in_flight=max_in_flight, tracker=tracker(clock), clock=clock)
-        finally:
-            server.stop()
     else:
         hook = parse_webhook(box.webhook_url("http://sandbox.local"))
         yield B24Client(WebhookAuth(hook), transport=box.transport(),
