@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -105,6 +106,7 @@ def run_cli(*args: str, cwd: Path | str | None = None,
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
     saved_argv = sys.argv
+    saved_sigint = signal.getsignal(signal.SIGINT)  # the entry point ignores it as it exits
     saved_streams = sys.stdin, sys.stdout, sys.stderr
     out, err = _Stream("<stdout>"), _Stream("<stderr>")
     before = Path.cwd()
@@ -125,6 +127,7 @@ def run_cli(*args: str, cwd: Path | str | None = None,
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         typer.main.get_command = _build_command
+        signal.signal(signal.SIGINT, saved_sigint)
         sys.stdin, sys.stdout, sys.stderr = saved_streams
         sys.argv = saved_argv
         os.chdir(before)
