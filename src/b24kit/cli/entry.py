@@ -19,11 +19,12 @@ def _interrupted() -> None:
 
 
 def main() -> None:
+    loaded = True
     try:
         from b24kit.cli.app import main as run
     except KeyboardInterrupt:
-        run = None
-    if run is None:
+        loaded = False
+    if not loaded:
         # exit outside the except block: a SystemExit raised there would carry the
         # KeyboardInterrupt along, and `python -m` then reports death by SIGINT
         _interrupted()
