@@ -14,40 +14,50 @@ from b24kit.client import (
     WebhookAuth,
     parse_webhook,
 )
+from b24kit.clock import Clock, current
 from b24kit.sandbox import Faults, Sandbox
-from b24kit.sandbox.server import start_in_thread
+from tests.clocks import FakeClock, Wire
+from tests.servers import served
 
 UNLIMITED = (1e9, 1e9)
 
 
-def bucket_for(box: Sandbox) -> Bucket:
+def bucket_for(box: Sandbox, clock: Clock | None = None) -> Bucket:
+    clock = clock or current()
     if box.bucket is None:
-        return Bucket(*UNLIMITED)
-    return Bucket(box.bucket.capacity, box.bucket.rate)
+        return Bucket(*UNLIMITED, clock=clock.monotonic, sleep=clock.sleep)
+    return Bucket(box.bucket.capacity, box.bucket.rate, clock=clock.monotonic, sleep=clock.sleep)
 
 
-def tracker() -> OperatingTracker:
+def tracker(clock: Clock | None = None) -> OperatingTracker:
+    clock = clock or current()
     # sandboxes in tests use short budget windows; probe again soon after a 429
-    return OperatingTracker(probe_after=0.2)
+    return OperatingTracker(probe_after=0.2, clock=clock.time, sleep=clock.sleep)
 
 
 @contextmanager
 def client_for(box: Sandbox, mode: str = "inprocess", *, bucket: Bucket | None = None,
-               retry: RetryPolicy | None = None, max_in_flight: int = 8) -> Iterator[B24Client]:
+               retry: RetryPolicy | None = None, max_in_flight: int = 8,
+               clock: Clock | None = None) -> Iterator[B24Client]:
+    """A client of ``box``; with ``clock`` (a tests.clocks.FakeClock, also given to the
+    sandbox) its limiter and retries wait on that clock instead of the real one."""
     retry = retry or RetryPolicy(attempts=10, backoff=0.01, max_backoff=0.05)
+    clock = clock or current()
     if mode == "http":
-        server = start_in_thread(box)
-        hook = parse_webhook(box.webhook_url(server.base_url))
-        try:
-            yield B24Client(WebhookAuth(hook), bucket=bucket or bucket_for(box), retry=retry,
-                            max_in_flight=max_in_flight, tracker=tracker())
-        finally:
-            server.stop()
+        with served(box) as base:  # over loopback HTTP: the process's shared server
+            hook = parse_webhook(box.webhook_url(base))
+            wire = None
+            if isinstance(clock, FakeClock):
+                wire = Wire()  # time on the fake clock stands still while a request is out
+                clock.busy = lambda: wire.active > 0
+            yield B24Client(WebhookAuth(hook), transport=wire,
+                            bucket=bucket or bucket_for(box, clock), retry=retry,
+                            max_in_flight=max_in_flight, tracker=tracker(clock), clock=clock)
     else:
         hook = parse_webhook(box.webhook_url("http://sandbox.local"))
         yield B24Client(WebhookAuth(hook), transport=box.transport(),
-                        bucket=bucket or bucket_for(box), retry=retry, max_in_flight=max_in_flight,
-                        tracker=tracker())
+                        bucket=bucket or bucket_for(box, clock), retry=retry,
+                        max_in_flight=max_in_flight, tracker=tracker(clock), clock=clock)
 
 
 class ScriptedFaults(Faults):

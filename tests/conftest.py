@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import compileall
 import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +14,25 @@ import pytest
 
 from b24kit.encoding import build_query
 from b24kit.sandbox import Sandbox
-from b24kit.sandbox.server import RunningServer, start_in_thread
+from tests.servers import http_client, served
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests run from the project folder, wherever pytest was started: some name the
+    blueprints and examples by relative paths (last, so that options naming files, such as
+    --junitxml, were already read relative to where pytest was started)."""
+    os.chdir(ROOT)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Byte-compile b24kit once, before the tests that start it as a process: with
+    PYTHONDONTWRITEBYTECODE set, each such process would compile all of it again (half a
+    second each). Once, in the controlling process when the tests run in parallel."""
+    if not hasattr(session.config, "workerinput"):
+        compileall.compile_dir(str(ROOT / "src" / "b24kit"), quiet=1)
 
 
 class Rest:
@@ -67,23 +88,13 @@ def sandbox() -> Iterator[Sandbox]:
     box.close()
 
 
-@pytest.fixture(scope="session")
-def _shared_server_box() -> Iterator[tuple[Sandbox, RunningServer]]:
-    box = Sandbox(limits="off")
-    server = start_in_thread(box)
-    yield box, server
-    server.stop()
-    box.close()
-
-
 @pytest.fixture(params=["http", "inprocess"])
 def rest(request: pytest.FixtureRequest, sandbox: Sandbox) -> Iterator[Rest]:
-    """Every test using this runs twice: over a loopback HTTP server and in-process."""
+    """Every test using this runs twice: over loopback HTTP (the process's shared server,
+    tests/servers.py, with this test's sandbox at a path of its own) and in-process."""
     if request.param == "http":
-        server = start_in_thread(sandbox)
-        with httpx.Client(timeout=30) as client:
-            yield Rest(client, sandbox, server.base_url, "http")
-        server.stop()
+        with served(sandbox) as base:
+            yield Rest(http_client(), sandbox, base, "http")
     else:
         yield Rest(None, sandbox, "http://sandbox.local", "inprocess")
 

@@ -3,9 +3,6 @@ reaches the portal."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +10,7 @@ import pytest
 
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import RunningServer, start_in_thread
+from tests.cli import ROOT, run_cli
 
 GOOD_PIPELINE = """\
     - code: sales
@@ -125,11 +123,8 @@ def test_broken_blueprint(tmp_path: Path, portal: tuple[Sandbox, RunningServer],
     for file_name, text in files.items():
         (tmp_path / file_name).write_text(text, encoding="utf-8")
     before = box.requests
-    result = subprocess.run(
-        [sys.executable, "-m", "b24kit", "plan", "b.yaml", "--portal",
-         box.webhook_url(server.base_url)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=60,
-        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    result = run_cli("plan", "b.yaml", "--portal", box.webhook_url(server.base_url),
+                     cwd=tmp_path, env={"XDG_CONFIG_HOME": str(tmp_path)})
     assert result.returncode == 2, result.stderr
     assert reason in result.stderr, result.stderr
     error_file = "a.yaml" if name == "circular_include" and "a.yaml:" in result.stderr else None
@@ -147,8 +142,7 @@ def test_all_errors_at_once(tmp_path: Path) -> None:
     text = HEAD.replace("{code: NEW, name: Новая}", "{code: NEW, name: Новая, color: blue}") \
         + "  fields:\n    - {code: R, type: enumeration, label: L}\n    - {code: R, type: crm, label: L}\n"
     (tmp_path / "b.yaml").write_text(text, encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "b24kit", "validate", "b.yaml"],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    result = run_cli("validate", "b.yaml", cwd=tmp_path)
     assert result.returncode == 2
     assert "must be #RRGGBB" in result.stderr, "the schema error is reported"
     assert "3 errors" in result.stderr or "1 error" in result.stderr
@@ -156,6 +150,5 @@ def test_all_errors_at_once(tmp_path: Path) -> None:
 
 def test_valid_blueprints_validate() -> None:
     for name in ("company.yaml", "example.yaml"):
-        result = subprocess.run([sys.executable, "-m", "b24kit", "validate",
-                                 f"blueprints/{name}"], capture_output=True, text=True, timeout=60)
+        result = run_cli("validate", f"blueprints/{name}", cwd=ROOT)
         assert result.returncode == 0, result.stderr

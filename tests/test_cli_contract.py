@@ -1,8 +1,9 @@
 """The CLI's promises, command by command (issue 11): -h everywhere, -f validated, JSON
 that parses, the exit-code table, no traceback, no silent success, no silent sandbox.
 
-Commands run in-process through ``main`` (the real entry point: argument hoisting, the
-error-to-exit-code mapping), in a folder of their own with the sandbox named as the portal.
+Commands run in-process through the real entry point (tests/cli.py: argument hoisting,
+the error-to-exit-code mapping), in a folder of their own with the sandbox named as the
+portal.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from b24kit.cli.app import hoist_global_flags, main
+from b24kit.cli.app import hoist_global_flags
+from b24kit.clock import Clock
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
+from tests.cli import run_cli
+from tests.clocks import FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [
@@ -55,9 +59,7 @@ class Result:
 
 
 @pytest.fixture
-def b24kit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[object]:
+def b24kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     for folder in ("blueprints", "examples"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     monkeypatch.chdir(tmp_path)
@@ -66,14 +68,10 @@ def b24kit(
     for name in ("B24_PORTAL", "B24_WEBHOOK_URL"):
         monkeypatch.delenv(name, raising=False)
 
-    def run(*args: str) -> Result:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as info:
-            main(list(args))
-        captured = capsys.readouterr()
-        code = info.value.code if isinstance(info.value.code, int) else 0
-        assert "Traceback" not in captured.err, captured.err
-        return Result(code, captured.out, captured.err)
+    def run(*args: str, clock: Clock | None = None) -> Result:
+        result = run_cli(*args, clock=clock)
+        assert "Traceback" not in result.stderr, result.stderr
+        return Result(result.returncode, result.stdout, result.stderr)
 
     yield run
 
@@ -215,7 +213,8 @@ def test_a_saved_plan_is_known_by_its_content(b24kit) -> None:  # type: ignore[n
 def test_sync_marks_are_kept_per_portal(b24kit) -> None:  # type: ignore[no-untyped-def]
     """A pass on portal A must not hide portal B's changes (same folder, same link)."""
     bp = "blueprints/example.yaml"
-    boxes = [Sandbox(limits="off"), Sandbox(limits="off")]
+    clock = FakeClock()  # the portals' clock: the test moves it on instead of sleeping
+    boxes = [Sandbox(limits="off", clock=clock.time), Sandbox(limits="off", clock=clock.time)]
     servers = [start_in_thread(box) for box in boxes]
     try:
         hooks = [
@@ -224,7 +223,7 @@ def test_sync_marks_are_kept_per_portal(b24kit) -> None:  # type: ignore[no-unty
         for hook in hooks:
             assert b24kit("apply", bp, "-p", hook, "--yes").code == 0
         assert b24kit("sync", bp, "-p", hooks[0], "--once").code == 0
-        time.sleep(1.1)  # the portals stamp DATE_MODIFY in whole seconds
+        clock.advance(1.1)  # the portals stamp DATE_MODIFY in whole seconds
         box = boxes[1]
         cats = box.call("crm.category.list", {"entityTypeId": 2})["categories"]
         sales = next(c["id"] for c in cats if c["name"] == "Продажи")
@@ -232,6 +231,9 @@ def test_sync_marks_are_kept_per_portal(b24kit) -> None:  # type: ignore[no-unty
             "crm.deal.add",
             {"fields": {"TITLE": "B", "CATEGORY_ID": sales, "STAGE_ID": f"C{sales}:ESTIMATE"}},
         )
+        # past a pass's 5-second overlap: A's next mark is later than B's new deal, so a
+        # mark shared between the portals would hide that deal from B's pass
+        clock.advance(6)
         assert b24kit("sync", bp, "-p", hooks[0], "--once").code == 0
         result = b24kit("sync", bp, "-p", hooks[1], "--once", "-f", "json")
         assert result.code == 0 and result.json()["children_created"] == 1  # type: ignore[index]
@@ -251,12 +253,17 @@ def test_an_unresolvable_portal_fails_fast(b24kit) -> None:  # type: ignore[no-u
 def test_retries_are_announced(b24kit) -> None:  # type: ignore[no-untyped-def]
     box = Sandbox(limits="off", faults="500=1,seed=1")
     server = start_in_thread(box)
+    clock = FakeClock()  # the backoff's waits are made and recorded, in no time
     try:
-        result = b24kit("call", "server.time", "-p", box.webhook_url(server.base_url))
+        result = b24kit("call", "server.time", "-p", box.webhook_url(server.base_url),
+                        clock=clock)
     finally:
         server.stop()
     assert result.code == 3
     assert "server.time: retrying (2/8)" in result.err
+    assert "server.time: retrying (8/8) in 15 s" in result.err, "every retry is announced"
+    assert clock.sleeps == [0.5, 1, 2, 4, 8, 15, 15], "8 attempts, backoff doubling to 15 s"
+    assert box.statuses[500] == 8
 
 
 def test_ctrl_c_exits_130_and_says_how_to_go_on(tmp_path: Path) -> None:
@@ -293,8 +300,12 @@ def test_ctrl_c_exits_130_and_says_how_to_go_on(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_while_it_loads_is_the_same(tmp_path: Path) -> None:
+    # the installed command, as a user starts it: under `python -m`, CPython itself may
+    # report a Ctrl-C that the program caught during its imports as death by SIGINT
+    installed = Path(sys.executable).parent / "b24kit"
+    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "b24kit"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "b24kit", "validate", "nothing.yaml"],
+        [*command, "validate", "nothing.yaml"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

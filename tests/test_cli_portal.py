@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,13 +14,12 @@ from b24kit.cli.call import parse_assignments
 from b24kit.client import ConfigError
 from b24kit.connect import connect
 from b24kit.sandbox import Sandbox
-from b24kit.sandbox.server import start_in_thread
+from tests.cli import CliResult, run_cli
+from tests.servers import served
 
 
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "b24kit", *args], capture_output=True,
-                          text=True, timeout=120, cwd=cwd,
-                          env={**os.environ, "XDG_CONFIG_HOME": str(cwd / "cfg"), **(env or {})})
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> CliResult:
+    return run_cli(*args, cwd=cwd, env={"XDG_CONFIG_HOME": str(cwd / "cfg"), **(env or {})})
 
 
 @pytest.fixture(params=["http", "inprocess"])
@@ -30,14 +27,13 @@ def portal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]
     """Extra CLI args that select the portal: a served sandbox, or the local one by name."""
     if request.param == "http":
         box = Sandbox(limits="off")
-        running = start_in_thread(box)
-        yield ["--portal", box.webhook_url(running.base_url)]
-        running.stop()
+        with served(box) as base:
+            yield ["--portal", box.webhook_url(base)]
     else:
         yield ["--portal", "sandbox"]
 
 
-def parse(result: subprocess.CompletedProcess[str]) -> object:
+def parse(result: CliResult) -> object:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     if shutil.which("jq"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -15,6 +15,7 @@ from b24kit.client import (
     Bucket,
     MethodNotFound,
     OAuthAuth,
+    OperatingTracker,
     PortalError,
     ScopeError,
     ServerError,
@@ -24,6 +25,7 @@ from b24kit.client import (
 )
 from b24kit.sandbox import Sandbox
 from tests.clients import client_for
+from tests.clocks import FakeClock
 
 
 @pytest.fixture(params=["inprocess", "http"])
@@ -123,45 +125,63 @@ def test_503_is_retried_for_writes_too() -> None:
 
 
 def test_bucket_keeps_the_client_under_the_portal_limit() -> None:
-    box = Sandbox(limits="standard")
+    # one fake clock for the portal's bucket and the client's: the drain happens exactly
+    # while the client waits, and the waits take no real time
+    clock = FakeClock()
+    box = Sandbox(limits="standard", clock=clock.time)
 
     async def go() -> float:
-        with client_for(box, "http") as client:
-            started = time.monotonic()
+        with client_for(box, "http", clock=clock) as client:
+            started = clock.monotonic()
             await asyncio.gather(*(client.call("server.time") for _ in range(60)))
-            return time.monotonic() - started
+            return clock.monotonic() - started
 
     elapsed = asyncio.run(go())
     assert box.statuses[503] == 0, "the client never ran into the portal's bucket"
     assert box.statuses[200] == 60
     assert elapsed >= 4.0, "the 10 requests past the burst waited for the drain (2/s)"
+    assert len(clock.sleeps) >= 10 and all(0 < s <= 0.5 for s in clock.sleeps), \
+        "a wait of at most one drain interval before each request past the burst"
 
 
 def test_429_pauses_only_that_method_until_reset() -> None:
-    box = Sandbox(limits="off", operating_limit=0.05, operating_window=2.0)
+    # the portal's budget window and the client's waits run on one fake clock: waiting
+    # takes no real time. As the clock jumps to the end of whichever wait ends first, a
+    # get's elapsed time would include the lists' waits; so what each method waited is
+    # taken from the client's own tracker.
+    clock = FakeClock()
+    box = Sandbox(limits="off", operating_limit=0.05, operating_window=2.0, clock=clock.time)
     for i in range(300):
         box.call("crm.deal.add", {"fields": {"TITLE": str(i)}})
+    waited: list[tuple[str, float]] = []  # every wait the tracker made, by method
+
+    class Recording(OperatingTracker):
+        async def wait(self, method: str, announce: Callable[[str], None] | None = None) -> None:
+            waited.append((method, self.wait_time(method)))
+            await super().wait(method, announce)
 
     async def go() -> None:
-        with client_for(box) as client:
+        with client_for(box, clock=clock) as client:
+            client.tracker = Recording(probe_after=0.2, clock=clock.time, sleep=clock.sleep)
+
             async def lists() -> float:
-                started = time.monotonic()
+                started = clock.monotonic()
                 for _ in range(12):
                     await client.call("crm.deal.list", {"start": 0})
-                return time.monotonic() - started
+                return clock.monotonic() - started
 
-            async def gets() -> list[float]:
-                delays = []
+            async def gets() -> int:
                 for _ in range(8):  # 8 gets stay well inside their own budget
-                    started = time.monotonic()
                     await client.call("crm.deal.get", {"id": 1})
-                    delays.append(time.monotonic() - started)
-                    await asyncio.sleep(0.1)
-                return delays
+                    await clock.sleep(0.1)
+                return 8
 
-            list_time, get_delays = await asyncio.gather(lists(), gets())
+            list_time, _ = await asyncio.gather(lists(), gets())
             assert list_time >= 1.0, "crm.deal.list waited for its budget to reset"
-            assert max(get_delays) < 0.5, "crm.deal.get was never paused"
+            list_waits = [d for m, d in waited if m == "crm.deal.list"]
+            get_waits = [d for m, d in waited if m == "crm.deal.get"]
+            assert sum(list_waits) >= 1.0, "crm.deal.list waited for its budget to reset"
+            assert len(get_waits) == 8 and max(get_waits) == 0, "crm.deal.get was never paused"
 
     asyncio.run(go())
     assert box.statuses[429] >= 1, "the sandbox did refuse crm.deal.list"

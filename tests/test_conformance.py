@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from b24kit.cli.app import app
+from b24kit.clock import use
 from b24kit.portal.conformance import ASSUMPTIONS, Report, run_conformance
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.readings import READINGS
 from b24kit.sandbox.server import start_in_thread
+from tests.cli import ROOT
 from tests.clients import ScriptedFaults, client_for
+from tests.clocks import FakeClock
 
 
 def conform(box: Sandbox, mode: str = "inprocess") -> Report:
@@ -81,7 +83,7 @@ def test_the_list_and_the_docs_agree() -> None:
         "every reading of the sandbox has its conformance check, and no check names a "
         "reading the sandbox lacks"
     )
-    text = Path("docs/sandbox.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "sandbox.md").read_text(encoding="utf-8")
     missing = [i for i in ids if f"`{i}`" not in text]
     missing += [r for r in READINGS if f"`{r}`" not in text]
     assert missing == [], "docs/sandbox.md lists every assumption and reading"
@@ -92,13 +94,16 @@ def test_cli_over_http_exit_codes_and_json() -> None:
     for readings, code in ((frozenset(), 0), (frozenset({"uf-list-bare"}), 1)):
         box = Sandbox(limits="off", readings=readings)
         server = start_in_thread(box)
+        clock = FakeClock()  # the client keeps to the plan's 2 requests/s: on this clock
         try:
             hook = box.webhook_url(server.base_url)
-            result = runner.invoke(
-                app, ["portal", "conformance", "--portal", hook, "--yes", "--format", "json"]
-            )
+            with use(clock):
+                result = runner.invoke(
+                    app, ["portal", "conformance", "--portal", hook, "--yes", "--format", "json"]
+                )
         finally:
             server.stop()
+        assert clock.sleeps, "past the burst, the client waited for the portal's bucket"
         assert result.exit_code == code, result.output
         report = json.loads(result.stdout)
         assert report["differs"] == code and report["cleanup_left"] == []
@@ -143,9 +148,10 @@ def test_cli_exit_3_when_the_set_up_fails() -> None:
     box = Sandbox(limits="off", scopes=("crm",))  # no userfieldconfig: set-up stops there
     server = start_in_thread(box)
     try:
-        result = CliRunner().invoke(
-            app, ["portal", "conformance", "-p", box.webhook_url(server.base_url), "--yes"]
-        )
+        with use(FakeClock()):  # the client's pacing (2 requests/s) waits on a fake clock
+            result = CliRunner().invoke(
+                app, ["portal", "conformance", "-p", box.webhook_url(server.base_url), "--yes"]
+            )
     finally:
         server.stop()
     assert result.exit_code == 3, result.output

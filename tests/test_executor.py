@@ -9,16 +9,19 @@ from collections import Counter
 import pytest
 
 from b24kit.client import Command, DependencyFailed, Executor, Outcome, Ref, UnknownOutcome
+from b24kit.clock import Clock
 from b24kit.portal import commands as cmd
 from b24kit.sandbox import Sandbox
 from tests.clients import client_for
+from tests.clocks import FakeClock
 
 FAULTS = "500=0.05,503=0.05,drop=0.05,lost=0.05"
 
 
-def run(box: Sandbox, commands: list[Command], **kwargs: object) -> list[Outcome]:
+def run(box: Sandbox, commands: list[Command], clock: Clock | None = None,
+        **kwargs: object) -> list[Outcome]:
     async def go() -> list[Outcome]:
-        with client_for(box) as client:
+        with client_for(box, clock=clock) as client:
             return await Executor(client, **kwargs).run(commands)  # type: ignore[arg-type]
 
     return asyncio.run(go())
@@ -120,12 +123,14 @@ def test_structure_creates_are_not_doubled_by_lost_answers() -> None:
 
 
 def test_budget_refusals_inside_batches_are_retried() -> None:
-    box = Sandbox(limits="off", operating_limit=0.05, operating_window=1.0)
+    clock = FakeClock()  # the sandbox's budget window passes while the client waits on it
+    box = Sandbox(limits="off", operating_limit=0.05, operating_window=1.0, clock=clock.time)
     commands = [cmd.entity_add("deal", {"TITLE": str(i), "ORIGINATOR_ID": "t",
                                         "ORIGIN_ID": str(i)}) for i in range(200)]
-    outcomes = run(box, commands)
+    outcomes = run(box, commands, clock=clock)
     assert all(o.ok for o in outcomes) and box.portal.count_items(2) == 200
     assert box.budget_refusals > 0
+    assert clock.slept > 0, "the refused commands were waited out, not hammered"
 
 
 def test_progress_and_validation() -> None:

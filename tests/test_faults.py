@@ -9,17 +9,13 @@ import httpx
 import pytest
 
 from b24kit.sandbox import Faults, FaultSpecError, Sandbox
-from b24kit.sandbox.server import start_in_thread
+from tests.servers import http_client, served
 
 
 def _post(box: Sandbox, mode: str, method: str, payload: dict) -> httpx.Response:  # type: ignore[type-arg]
     if mode == "http":
-        server = start_in_thread(box)
-        try:
-            with httpx.Client(timeout=10) as client:
-                return client.post(box.webhook_url(server.base_url) + method, json=payload)
-        finally:
-            server.stop()
+        with served(box) as base:
+            return http_client().post(box.webhook_url(base) + method, json=payload, timeout=10)
 
     async def go() -> httpx.Response:
         async with httpx.AsyncClient(transport=box.transport()) as client:

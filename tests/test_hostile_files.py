@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from b24kit.cli.app import main
+from tests.cli import ROOT, run_cli
 
-EXAMPLE = (Path(__file__).resolve().parent.parent / "blueprints" / "example.yaml").read_text(
-    encoding="utf-8"
-)
+EXAMPLE = (ROOT / "blueprints" / "example.yaml").read_text(encoding="utf-8")
 
 
 def _bomb() -> str:
@@ -61,7 +59,6 @@ def test_hostile_file_is_one_line_and_exit_2(
     role: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
@@ -72,10 +69,9 @@ def test_hostile_file_is_one_line_and_exit_2(
         if role == "blueprint"
         else ["migrate", "run", str(path), "-p", "sandbox", "--dry-run"]
     )
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    err = capsys.readouterr().err
-    assert info.value.code == 2, err
+    result = run_cli(*args)
+    err = result.stderr
+    assert result.returncode == 2, err
     assert "Traceback" not in err and "internal error" not in err
     assert EXPECTED[kind] in err, err
     assert f"{kind}.yaml:" in err, "the file (and line) is named"

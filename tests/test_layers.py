@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "b24kit"
-BASE = {"encoding", "asgi", "locks", "errors", "__init__"}  # shared helpers below every layer
+BASE = {"encoding", "asgi", "locks", "errors", "clock", "__init__"}  # shared helpers below every layer
 JOBS = {"blueprint", "migrate", "links"}
 # what each part may import from b24kit (besides itself and BASE)
 ALLOWED: dict[str, set[str]] = {
@@ -90,7 +90,8 @@ def test_client_knows_no_sandbox_and_no_job() -> None:
     for module, path in modules():
         if part_of(module) == "client":
             names = [n for _, n in imports(module, path.read_text(encoding="utf-8"))]
-            assert all(n.startswith(("b24kit.client", "b24kit.encoding", "b24kit.errors"))
+            assert all(n.startswith(("b24kit.client", "b24kit.encoding", "b24kit.errors",
+                                     "b24kit.clock"))
                        for n in names), path
 
 

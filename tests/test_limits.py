@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -10,12 +9,21 @@ import pytest
 
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
+from tests.clocks import FakeClock
 
 
 @pytest.fixture
-def limited(request: pytest.FixtureRequest) -> Iterator[tuple[Sandbox, str, httpx.Client]]:
+def clock() -> FakeClock:
+    """The sandbox's clock: the test moves it on (clock.advance) instead of sleeping."""
+    return FakeClock()
+
+
+@pytest.fixture
+def limited(request: pytest.FixtureRequest,
+            clock: FakeClock) -> Iterator[tuple[Sandbox, str, httpx.Client]]:
     budget = getattr(request, "param", 480.0)
-    box = Sandbox(limits="standard", operating_limit=budget, operating_window=2.0)
+    box = Sandbox(limits="standard", operating_limit=budget, operating_window=2.0,
+                  clock=clock.time)
     server = start_in_thread(box)
     with httpx.Client(timeout=30) as client:
         yield box, box.webhook_url(server.base_url), client
@@ -24,7 +32,7 @@ def limited(request: pytest.FixtureRequest) -> Iterator[tuple[Sandbox, str, http
 
 
 def test_bucket_refuses_after_burst_and_recovers_at_drain_rate(
-    limited: tuple[Sandbox, str, httpx.Client],
+    limited: tuple[Sandbox, str, httpx.Client], clock: FakeClock,
 ) -> None:
     box, hook, client = limited
     statuses = [client.post(hook + "server.time").status_code for _ in range(50)]
@@ -32,18 +40,19 @@ def test_bucket_refuses_after_burst_and_recovers_at_drain_rate(
     refused = client.post(hook + "server.time")
     assert refused.status_code == 503, "the 51st request is refused"
     assert refused.json() == {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
-    time.sleep(0.6)  # 2 per second drain: one slot frees every 0.5 s
+    clock.advance(0.6)  # 2 per second drain: one slot frees every 0.5 s
     assert client.post(hook + "server.time").status_code == 200, "one request after 0.5 s"
     assert client.post(hook + "server.time").status_code == 503, "but not two"
-    time.sleep(1.1)
+    clock.advance(1.1)
     assert [client.post(hook + "server.time").status_code for _ in range(2)] == [200, 200], \
         "two more after another second"
 
 
-def test_batch_counts_once_against_the_bucket(limited: tuple[Sandbox, str, httpx.Client]) -> None:
+def test_batch_counts_once_against_the_bucket(limited: tuple[Sandbox, str, httpx.Client],
+                                              clock: FakeClock) -> None:
     box, hook, client = limited
     box.fill_bucket()
-    time.sleep(0.55)
+    clock.advance(0.55)
     cmd = {f"c{i}": "server.time" for i in range(50)}
     response = client.post(hook + "batch", json={"cmd": cmd})
     assert response.status_code == 200 and len(response.json()["result"]["result"]) == 50
@@ -56,7 +65,7 @@ def test_enterprise_plan_burst() -> None:
 
 @pytest.mark.parametrize("limited", [0.05], indirect=True)
 def test_operating_budget_blocks_only_that_method_until_reset(
-    limited: tuple[Sandbox, str, httpx.Client],
+    limited: tuple[Sandbox, str, httpx.Client], clock: FakeClock,
 ) -> None:
     box, hook, client = limited
     for i in range(300):
@@ -78,10 +87,10 @@ def test_operating_budget_blocks_only_that_method_until_reset(
     assert client.post(hook + "crm.deal.get", json={"id": 1}).status_code == 200, \
         "other methods keep working"
     reset_at = last_ok["time"]["operating_reset_at"]
-    assert time.time() - 0.5 <= reset_at <= time.time() + 2.5, "reset falls within the window"
+    assert clock.time() - 0.5 <= reset_at <= clock.time() + 2.5, "reset falls within the window"
     assert client.post(hook + "crm.deal.list", json={"start": 0}).status_code == 429, \
         "still blocked before the window passes"
-    time.sleep(2.0 + 0.3)  # every bucket of the 2-second window has expired
+    clock.advance(2.0 + 0.3)  # every bucket of the 2-second window has expired
     assert client.post(hook + "crm.deal.list", json={"start": 0}).status_code == 200, \
         "the method works again after operating_reset_at"
 

@@ -19,10 +19,12 @@ from b24kit.links.run import audit_portal, estimates_report, fix, sync_once
 from b24kit.links.serve import SyncService
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
+from tests.cli import ROOT, CliResult, run_cli
 from tests.clients import client_for
+from tests.clocks import FakeClock
 
-EXAMPLE = Path("blueprints/example.yaml").resolve()
-COMPANY = Path("blueprints/company.yaml").resolve()
+EXAMPLE = ROOT / "blueprints" / "example.yaml"
+COMPANY = ROOT / "blueprints" / "company.yaml"
 
 
 def deployed(path: Path = EXAMPLE, **kwargs: Any) -> Sandbox:
@@ -153,27 +155,9 @@ def test_fix_repairs_what_is_safe_and_deletes_nothing(tmp_path: Path) -> None:
     seeded = seed_every_inconsistency(box)
     server = start_in_thread(box)
     try:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "b24kit",
-                "audit",
-                "-b",
-                str(EXAMPLE),
-                "--fix",
-                "--yes",
-                "-f",
-                "json",
-                "--portal",
-                box.webhook_url(server.base_url),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=tmp_path,
-            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
-        )
+        result = run_cli("audit", "-b", str(EXAMPLE), "--fix", "--yes", "-f", "json",
+                         "--portal", box.webhook_url(server.base_url), cwd=tmp_path,
+                         env={"XDG_CONFIG_HOME": str(tmp_path)}, clock=FakeClock())
     finally:
         server.stop()
     assert result.returncode == 1, result.stderr  # unrepairable findings remain
@@ -189,15 +173,9 @@ def test_exit_codes_formats_and_quiet(tmp_path: Path) -> None:
     server = start_in_thread(box)
     url = box.webhook_url(server.base_url)
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "b24kit", "audit", "-b", str(EXAMPLE), *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=tmp_path,
-            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "B24KIT_RETRIES": "1"},
-        )
+    def run(*args: str) -> CliResult:
+        return run_cli("audit", "-b", str(EXAMPLE), *args, cwd=tmp_path, clock=FakeClock(),
+                       env={"XDG_CONFIG_HOME": str(tmp_path), "B24KIT_RETRIES": "1"})
 
     try:
         clean = run("--portal", url, "--quiet")

@@ -22,12 +22,15 @@ from b24kit.blueprint.loader import load_blueprint
 from b24kit.migrate.run import MigrationResult, execute, load_mapping, prepare
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
+from tests.cli import ROOT, CliResult, run_cli
 from tests.clients import client_for
+from tests.clocks import FakeClock
 
-EXAMPLES = Path("examples").resolve()
+EXAMPLES = ROOT / "examples"
 MAPPING = EXAMPLES / "projects.mapping.yaml"
 EXPECTED = json.loads((EXAMPLES / "projects.expected.json").read_text(encoding="utf-8"))
-COMPANY = load_blueprint(Path("blueprints/company.yaml"))[0]
+COMPANY_PATH = ROOT / "blueprints" / "company.yaml"
+COMPANY = load_blueprint(COMPANY_PATH)[0]
 
 
 def deployed(**kwargs: Any) -> Sandbox:
@@ -138,19 +141,15 @@ def test_example_sheet_counts_on_the_portal(tmp_path: Path) -> None:
 def test_the_report_lists_every_rejected_row(tmp_path: Path) -> None:
     box = deployed()
     report = tmp_path / "report.csv"
-    result = subprocess.run(
-        [sys.executable, "-m", "b24kit", "migrate", "run", "--mapping", str(MAPPING), "--yes",
-         "--dry-run", "--report", str(report), "--portal", "x"],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
-        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    env = {"XDG_CONFIG_HOME": str(tmp_path)}
+    result = run_cli("migrate", "run", "--mapping", str(MAPPING), "--yes", "--dry-run",
+                     "--report", str(report), "--portal", "x", cwd=tmp_path, env=env)
     assert result.returncode == 2  # "x" is no portal: a clear usage error
     running = start_in_thread(box)
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "b24kit", "migrate", "run", "--mapping", str(MAPPING),
-             "--dry-run", "--report", str(report), "--portal", box.webhook_url(running.base_url)],
-            capture_output=True, text=True, timeout=120, cwd=tmp_path,
-            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+        result = run_cli("migrate", "run", "--mapping", str(MAPPING), "--dry-run", "--report",
+                         str(report), "--portal", box.webhook_url(running.base_url),
+                         cwd=tmp_path, env=env, clock=FakeClock())
     finally:
         running.stop()
     assert result.returncode == 0, result.stderr
@@ -213,7 +212,7 @@ def test_gspread_sheet_with_merged_header(tmp_path: Path) -> None:
     mapping = tmp_path / "m.yaml"
     mapping.write_text(f"""
 version: 1
-blueprint: {Path('blueprints/company.yaml').resolve()}
+blueprint: {COMPANY_PATH}
 source: {{sheet: "https://docs.google.com/spreadsheets/d/KEY123/edit", header_rows: 2}}
 originator: gsheet
 row_id: "№"
@@ -246,10 +245,8 @@ def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:
     from b24kit.migrate.mapping import Mapping
 
     draft = tmp_path / "draft.yaml"
-    result = subprocess.run(
-        [sys.executable, "-m", "b24kit", "migrate", "init", "blueprints/company.yaml",
-         "--csv", str(EXAMPLES / "projects.csv"), "-o", str(draft)],
-        capture_output=True, text=True, timeout=60)
+    result = run_cli("migrate", "init", "blueprints/company.yaml",
+                     "--csv", str(EXAMPLES / "projects.csv"), "-o", str(draft), cwd=ROOT)
     assert result.returncode == 0, result.stderr
     text = draft.read_text(encoding="utf-8")
     assert "TODO" in text, "guesses are marked for a person to check"
@@ -267,11 +264,9 @@ def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:
 
 
 def test_dry_run_lists_every_rejected_row(tmp_path: Path) -> None:
-    def migrate(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "b24kit", "migrate", "run", str(MAPPING), "--dry-run",
-             *extra], capture_output=True, text=True, timeout=120, cwd=tmp_path,
-            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    def migrate(*extra: str) -> CliResult:
+        return run_cli("migrate", "run", str(MAPPING), "--dry-run", *extra, cwd=tmp_path,
+                       env={"XDG_CONFIG_HOME": str(tmp_path)})
 
     result = migrate()
     assert result.returncode == 2 and "no portal chosen" in result.stderr, \
@@ -286,7 +281,7 @@ def test_dry_run_lists_every_rejected_row(tmp_path: Path) -> None:
 def test_committed_mapping_schema_is_current() -> None:
     from b24kit.migrate.mapping import mapping_schema
 
-    committed = json.loads(Path("schema/mapping.schema.json").read_text(encoding="utf-8"))
+    committed = json.loads((ROOT / "schema" / "mapping.schema.json").read_text(encoding="utf-8"))
     assert committed == mapping_schema(), "run: b24kit migrate schema --out schema/mapping.schema.json"
 
 
@@ -304,7 +299,7 @@ def test_xlsx_export_migrates_like_the_csv(tmp_path: Path, reference: dict[str, 
     mapping = MAPPING.read_text(encoding="utf-8").replace(
         "source: {csv: projects.csv, header_rows: 1}", "source: {xlsx: projects.xlsx}").replace(
         "blueprint: ../blueprints/company.yaml",
-        f"blueprint: {Path('blueprints/company.yaml').resolve()}")
+        f"blueprint: {COMPANY_PATH}")
     (tmp_path / "m.yaml").write_text(mapping, encoding="utf-8")
     box = deployed()
     migrate(box, tmp_path / "m.yaml")

@@ -10,6 +10,7 @@ import pytest
 from b24kit.client import B24Client, IncompleteRead, ServerError, iterate, read_all
 from b24kit.sandbox import Sandbox
 from tests.clients import client_for
+from tests.clocks import FakeClock
 
 
 def seed(box: Sandbox, count: int, etid: int = 2) -> None:
@@ -18,10 +19,23 @@ def seed(box: Sandbox, count: int, etid: int = 2) -> None:
             box.portal.add_item(etid, {"TITLE": f"d{i}"}, 1, "old")
 
 
+_SEEDED: dict[int, Sandbox] = {}
+
+
+def seeded(count: int, **config: Any) -> Sandbox:
+    """A sandbox (limits off, else as ``config`` says) holding ``count`` deals made by
+    seed(): a copy of one seeded once in this process, as seeding 12,345 deals one by one
+    takes seconds and several tests read that many."""
+    if count not in _SEEDED:
+        template = Sandbox(limits="off")
+        seed(template, count)
+        _SEEDED[count] = template
+    return _SEEDED[count].clone(**{"limits": "off", **config})
+
+
 @pytest.mark.parametrize("count", [0, 1, 50, 51, 2500, 2501, 12345])
 def test_exact_counts(count: int) -> None:
-    box = Sandbox(limits="off")
-    seed(box, count)
+    box = seeded(count)
 
     async def go() -> tuple[list[int], list[int], int]:
         with client_for(box) as client:
@@ -39,8 +53,7 @@ def test_exact_counts(count: int) -> None:
 
 
 def test_request_count_for_a_large_read() -> None:
-    box = Sandbox(limits="off")
-    seed(box, 12345)
+    box = seeded(12345)
 
     async def go() -> int:
         with client_for(box) as client:
@@ -51,8 +64,7 @@ def test_request_count_for_a_large_read() -> None:
 
 
 def test_filters_and_start_after_are_kept() -> None:
-    box = Sandbox(limits="off")
-    seed(box, 300)
+    box = seeded(300)
 
     async def go() -> list[dict[str, Any]]:
         with client_for(box) as client:
@@ -64,8 +76,7 @@ def test_filters_and_start_after_are_kept() -> None:
 
 
 def test_deletions_during_the_read() -> None:
-    box = Sandbox(limits="off")
-    seed(box, 6000)
+    box = seeded(6000)
     deleted_ahead = set(range(3000, 6001, 7))
     deleted_behind = set(range(1, 1000, 3))
 
@@ -86,8 +97,7 @@ def test_deletions_during_the_read() -> None:
 
 
 def test_rows_added_during_the_read_are_not_lost() -> None:
-    box = Sandbox(limits="off")
-    seed(box, 2600)
+    box = seeded(2600)
 
     async def go() -> list[int]:
         seen: list[int] = []
@@ -102,21 +112,21 @@ def test_rows_added_during_the_read_are_not_lost() -> None:
 
 
 def test_budget_refusals_mid_read_are_waited_out() -> None:
-    box = Sandbox(limits="off", operating_limit=0.2, operating_window=1.0)
-    seed(box, 12345)
+    clock = FakeClock()  # the sandbox's budget window passes while the client waits on it
+    box = seeded(12345, operating_limit=0.2, operating_window=1.0, clock=clock.time)
 
     async def go() -> list[dict[str, Any]]:
-        with client_for(box) as client:
+        with client_for(box, clock=clock) as client:
             return await read_all(client, "crm.deal.list", {"select": ["ID"]})
 
     rows = asyncio.run(go())
     assert len(rows) == 12345 and len({r["ID"] for r in rows}) == 12345
     assert box.budget_refusals > 0, "some pages were refused inside batches and read again"
+    assert clock.slept > 0, "the refused pages were waited out, not hammered"
 
 
 def test_transient_failures_are_retried_exactly() -> None:
-    box = Sandbox(limits="off", faults="500=0.3,drop=0.2,lost=0.1,seed=11")
-    seed(box, 5100)
+    box = seeded(5100, faults="500=0.3,drop=0.2,lost=0.1,seed=11")
 
     async def go() -> list[dict[str, Any]]:
         with client_for(box) as client:
@@ -127,8 +137,7 @@ def test_transient_failures_are_retried_exactly() -> None:
 
 
 def test_a_failing_page_raises_rather_than_stopping_short() -> None:
-    box = Sandbox(limits="off")
-    seed(box, 200)
+    box = seeded(200)
 
     async def go(client: B24Client) -> None:
         rows = []
@@ -165,8 +174,7 @@ def test_offset_paging_detects_moving_data() -> None:
 
 @pytest.mark.parametrize("count", [0, 1, 50, 51, 2500, 2501, 12345])
 def test_exact_counts_without_a_total(count: int) -> None:
-    box = Sandbox(limits="off")
-    seed(box, count)
+    box = seeded(count)
 
     async def go() -> tuple[list[int], int]:
         with client_for(box) as client:

@@ -15,18 +15,27 @@ from b24kit.client import parse_webhook, redact
 from b24kit.client.errors import ConfigError
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import RunningServer, start_in_thread
+from tests import cli
+from tests.cli import CliResult
+from tests.clocks import FakeClock
 
 SECRET = "zq7secretwebhook9x"
 OTHER = "wr0ngsecretvalue42"
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-            ) -> subprocess.CompletedProcess[str]:
+            ) -> CliResult:
+    """b24kit in-process (tests/cli.py); its retry waits on a fake clock."""
+    return cli.run_cli(*args, cwd=cwd, clock=FakeClock(),
+                       env={"XDG_CONFIG_HOME": str(cwd or "/nonexistent"),
+                            "B24KIT_RETRIES": "2", **(env or {})})
+
+
+def run_process(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """b24kit as a real process: what it prints until the interpreter has exited."""
     return subprocess.run(
         [sys.executable, "-m", "b24kit", *args], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "XDG_CONFIG_HOME": str(cwd or "/nonexistent"), "B24KIT_RETRIES": "2",
-             **(env or {})},
-        cwd=cwd,
+        env={**os.environ, "XDG_CONFIG_HOME": str(cwd), "B24KIT_RETRIES": "2"}, cwd=cwd,
     )
 
 
@@ -44,7 +53,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def assert_clean(result: subprocess.CompletedProcess[str], *secrets: str) -> None:
+def assert_clean(result: CliResult | subprocess.CompletedProcess[str], *secrets: str) -> None:
     text = result.stdout + result.stderr
     for secret in secrets:
         assert secret not in text, f"secret leaked in: {text[-500:]}"
@@ -81,6 +90,20 @@ def test_every_error_path_keeps_the_secret(server: tuple[Sandbox, RunningServer]
     result = run_cli("call", "user.current", "-vv", "--portal", good, cwd=tmp_path)
     assert result.returncode == 3 and "could not reach" in result.stderr
     assert f"{running.base_url}/rest/1/***/" in result.stderr, "the redacted form is shown"
+    assert_clean(result, SECRET)
+
+
+def test_a_real_process_keeps_the_secret_until_it_has_exited(
+        server: tuple[Sandbox, RunningServer], tmp_path: Path) -> None:
+    """The installed command as its own process, on the path with the most to say (-vv, a
+    dropped connection, a retry): what the interpreter prints as it shuts down (unclosed
+    connections, pending tasks, warnings) is checked too, which no in-process run sees."""
+    box, running = server
+    box.faults = type(box.faults).parse("drop=1")
+    result = run_process("call", "user.current", "-vv", "--portal",
+                         f"{running.base_url}/rest/1/{SECRET}/", cwd=tmp_path)
+    assert result.returncode == 3 and "could not reach" in result.stderr
+    assert "HTTP Request: POST" in result.stderr and "retrying" in result.stderr
     assert_clean(result, SECRET)
 
 

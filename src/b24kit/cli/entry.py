@@ -1,17 +1,41 @@
 """The ``b24kit`` command's entry point: imports the CLI inside a guard, so Ctrl-C while
-it loads (a second or so) ends like Ctrl-C at any other moment: one line, exit 130."""
+it loads (a second or so) ends like Ctrl-C at any other moment: one line, exit 130.
+
+Once the outcome is known (the command finished, or it was interrupted), a further Ctrl-C
+is ignored while the process exits: Python would otherwise turn a Ctrl-C that lands
+during its shutdown into death by SIGINT, neither the command's exit code nor 130."""
 
 from __future__ import annotations
 
+import signal
 import sys
 
 INTERRUPTED = 130
 
 
+def _interrupted() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stderr.write("interrupted; run the same command again to continue\n")
+
+
 def main() -> None:
+    loaded = True
     try:
         from b24kit.cli.app import main as run
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted; run the same command again to continue\n")
+        loaded = False
+    if not loaded:
+        # exit outside the except block: a SystemExit raised there would carry the
+        # KeyboardInterrupt along, and `python -m` then reports death by SIGINT
+        _interrupted()
         sys.exit(INTERRUPTED)
-    run()
+    interrupted = False
+    try:
+        run()
+    except KeyboardInterrupt:  # past the CLI's own handling, on its way out
+        interrupted = True
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if interrupted:
+        _interrupted()
+        sys.exit(INTERRUPTED)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ from b24kit.client.errors import (
     classify,
 )
 from b24kit.client.limiter import Bucket, OperatingTracker
+from b24kit.clock import Clock, current
 from b24kit.encoding import build_query
 
 log = logging.getLogger("b24kit.client")
@@ -113,10 +113,16 @@ class B24Client:
         max_in_flight: int = 8,
         timeout: float = 60.0,
         retry: RetryPolicy | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.auth = auth
-        self.bucket = bucket if bucket is not None else Bucket()
-        self.tracker = tracker if tracker is not None else OperatingTracker()
+        # what the retry waits sleep on and max_limit_wait is measured with; a bucket or
+        # tracker made here takes it too (b24kit.clock: the real clock unless a test says)
+        self.clock = clock if clock is not None else current()
+        self.bucket = bucket if bucket is not None else Bucket(
+            clock=self.clock.monotonic, sleep=self.clock.sleep)
+        self.tracker = tracker if tracker is not None else OperatingTracker(
+            clock=self.clock.time, sleep=self.clock.sleep)
         self.retry = retry or RetryPolicy()
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout)
@@ -255,17 +261,18 @@ class B24Client:
             await self._before_retry(state, method)
 
         errors_seen = 0
-        started = time.monotonic()
+        started = self.clock.monotonic()
 
         def stop(state: RetryCallState) -> bool:
             nonlocal errors_seen
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, (QueryLimitExceeded, OperationTimeLimit)):
-                return time.monotonic() - started > self.retry.max_limit_wait
+                return self.clock.monotonic() - started > self.retry.max_limit_wait
             errors_seen += 1
             return errors_seen >= self.retry.attempts
 
         retrying = AsyncRetrying(
+            sleep=self.clock.sleep,
             stop=stop,
             wait=self._wait,
             retry=self._retryable(safe),

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -249,7 +248,7 @@ class _Run:
         # deletes that failed when sent again: is the thing gone? (probe, the error)
         self.gone_probes: dict[str, tuple[LookupKey, PortalError]] = {}
         self.total = len(commands)
-        self.started = time.monotonic()
+        self.started = self.client.clock.monotonic()
 
     # ----------------------------------------------------------------- state
     def finish(self, name: str, ok: bool, result: Any = None, error: B24Error | None = None,
@@ -400,7 +399,7 @@ class _Run:
                     # time (the client's max_limit_wait), not by attempts.
                     if isinstance(error, OperationTimeLimit):
                         self.client.tracker.blocked(self.by_name[name].method)
-                    if time.monotonic() - self.started > self.client.retry.max_limit_wait:
+                    if self.client.clock.monotonic() - self.started > self.client.retry.max_limit_wait:
                         self.attempts[name] += 1
                         self.finish(name, False, error=error)
                     else:

@@ -5,14 +5,18 @@
   more request will not overflow it.
 - ``OperatingTracker``: each method's ``time.operating`` from the responses; a method at
   its budget (or answered 429) waits until its ``operating_reset_at``; others go on.
+
+Both read the time and wait through a clock (``b24kit.clock``): the real one unless given
+another, so that tests can make the waits pass instantly and still see each one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+from b24kit.clock import current
 
 PLANS = {"standard": (50.0, 2.0), "enterprise": (250.0, 5.0)}
 
@@ -21,10 +25,11 @@ PLANS = {"standard": (50.0, 2.0), "enterprise": (250.0, 5.0)}
 class Bucket:
     capacity: float = 50.0
     rate: float = 2.0
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = field(default_factory=lambda: current().monotonic)
     level: float = 0.0
     _updated: float | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sleep: Callable[[float], Awaitable[None]] = field(default_factory=lambda: current().sleep)
 
     @classmethod
     def for_plan(cls, plan: str) -> Bucket:
@@ -47,7 +52,7 @@ class Bucket:
                 if self.level + 1 <= self.capacity - 0.5:
                     self.level += 1
                     return
-                await asyncio.sleep((self.level + 1 - (self.capacity - 0.5)) / self.rate)
+                await self.sleep((self.level + 1 - (self.capacity - 0.5)) / self.rate)
 
     def spend_burst(self) -> None:
         """Start as if the burst were already spent: the sustained rate from now on."""
@@ -71,7 +76,8 @@ class OperatingTracker:
     # After a 429 whose last known reset time has passed, look again this much later: the
     # portal's budget is kept in one-minute buckets, so one expires at least every minute.
     probe_after: float = 60.0
-    clock: Callable[[], float] = time.time
+    clock: Callable[[], float] = field(default_factory=lambda: current().time)
+    sleep: Callable[[float], Awaitable[None]] = field(default_factory=lambda: current().sleep)
     _state: dict[str, tuple[float, float]] = field(default_factory=dict)  # operating, reset_at
     _blocked_until: dict[str, float] = field(default_factory=dict)
 
@@ -105,4 +111,4 @@ class OperatingTracker:
             if announce is not None and delay >= 2:
                 announce(f"{method}: paused by the portal's operating-time limit; waiting "
                          f"{delay:.0f} s for it to reset")
-            await asyncio.sleep(delay)
+            await self.sleep(delay)

@@ -23,6 +23,7 @@ from typing import Any
 
 import b24kit.sandbox.methods  # noqa: F401  (registers every method)
 from b24kit.asgi import lifespan, read_body
+from b24kit.clock import current
 from b24kit.encoding import parse_query, php_truthy
 from b24kit.sandbox import errors
 from b24kit.sandbox.batch import run_batch
@@ -57,7 +58,9 @@ class SandboxConfig:
     operating_window: float = 600.0
     timezone: str = "+03:00"
     scopes: tuple[str, ...] = ALL_SCOPES
-    clock: Callable[[], float] = field(default=time.time)
+    # unix time for the limits, the budget, tokens and stamps (b24kit.clock: the real
+    # clock unless a test installed another)
+    clock: Callable[[], float] = field(default_factory=lambda: current().time)
     # Alternative readings of points no source settles (sandbox/readings.py).
     readings: frozenset[str] = frozenset()
     # "ru": new pipelines' template stages get the Russian names a portal in Russian gives
@@ -433,6 +436,18 @@ class Sandbox:
             method, dict(params or {}), user_id, scopes, "direct", False, metered=False
         )
         return envelope["result"]
+
+    def clone(self, **overrides: Any) -> Sandbox:
+        """A new in-memory sandbox holding a copy of this one's data, with this one's
+        config and webhook token except for ``overrides`` (limits, faults, budget, clock:
+        how it answers). Made fresh: its counters, limits and fake Sheets. Settings that
+        shaped the stored data when it was made (``language``) come with the data."""
+        config = replace(self.config, db=":memory:", token=self.token, **overrides)
+        box = Sandbox(config)
+        self.db.conn.backup(box.db.conn)
+        box.portal.schema_changed()
+        box.token = box._ensure_webhook()  # the config's user and scopes, as at creation
+        return box
 
     def transport(self) -> Any:
         from b24kit.sandbox.transport import SandboxTransport
