@@ -24,7 +24,9 @@ from b24kit.blueprint.plan import Plan, PlanOptions
 from b24kit.portal.snapshot import read_snapshot
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
+from tests.cli import CliResult, run_cli
 from tests.clients import client_for
+from tests.servers import served
 
 COMPANY = Path("blueprints/company.yaml")
 EXAMPLE = Path("blueprints/example.yaml")
@@ -341,15 +343,13 @@ def test_killed_apply_then_again_converges(tmp_path: Path, kill_after: int) -> N
 # ------------------------------------------------------------------- CLI
 def test_cli_plan_apply_saved_plan(tmp_path: Path) -> None:
     box = Sandbox(limits="off")
-    server = start_in_thread(box)
-    url = box.webhook_url(server.base_url)
+    with served(box) as base:
+        url = box.webhook_url(base)
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "b24kit", *args, "--portal", url],
-                              capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                              env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+        def cli(*args: str) -> CliResult:  # the entry point, in this process
+            return run_cli(*args, "--portal", url, cwd=tmp_path,
+                           env={"XDG_CONFIG_HOME": str(tmp_path)})
 
-    try:
         example = str(EXAMPLE.resolve())
         result = cli("plan", example, "--detailed-exitcode")
         assert result.returncode == 2, "changes pending"
@@ -366,11 +366,8 @@ def test_cli_plan_apply_saved_plan(tmp_path: Path) -> None:
         applied = cli("apply", str(saved), "--yes")
         assert applied.returncode == 0 and "Applied 24 of 24 changes" in applied.stdout
         assert cli("plan", example, "--detailed-exitcode").returncode == 0, "no changes left"
-        graph = subprocess.run([sys.executable, "-m", "b24kit", "graph", example],
-                               capture_output=True, text=True, timeout=60)
-        assert "sales__ESTIMATE -. \"estimate: creates child\" .-> logistics__NEW" in graph.stdout
-    finally:
-        server.stop()
+    graph = run_cli("graph", example)
+    assert "sales__ESTIMATE -. \"estimate: creates child\" .-> logistics__NEW" in graph.stdout
 
 
 def test_committed_schema_is_current() -> None:
@@ -398,8 +395,7 @@ def test_update_field_settings_and_crm_links(deployed: tuple[Sandbox, Path]) -> 
 
 def test_graph_svg(tmp_path: Path) -> None:
     out = tmp_path / "g.svg"
-    result = subprocess.run([sys.executable, "-m", "b24kit", "graph", str(EXAMPLE.resolve()),
-                             "--out", str(out)], capture_output=True, text=True, timeout=60)
+    result = run_cli("graph", str(EXAMPLE.resolve()), "--out", str(out))
     assert result.returncode == 0, result.stderr
     import xml.dom.minidom
 

@@ -139,3 +139,20 @@ def test_no_import_cycles() -> None:
         if node not in state:
             visit(node, [node])
     assert cycles == []
+
+
+def test_the_cli_loads_the_sandbox_only_when_asked() -> None:
+    """No module the CLI imports at start imports the sandbox at its top level (every
+    method handler would load for `b24kit --help` and for runs against a real portal)."""
+    from b24kit.cli import sandbox as cli_sandbox
+    from b24kit.sandbox.app import DEFAULT_DB
+
+    assert cli_sandbox.DEFAULT_DB == DEFAULT_DB
+    for module, path in modules():
+        if part_of(module) not in ("cli", "connect"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
+        assert not [n for n in names if n.startswith("b24kit.sandbox")], module

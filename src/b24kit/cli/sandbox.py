@@ -9,16 +9,20 @@ from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from b24kit.cli.common import Format, FormatOption
 from b24kit.cli.output import console, err, fail
 from b24kit.cli.report import Output, show
-from b24kit.sandbox import DEFAULT_DB, FaultSpecError, Sandbox, SandboxConfig
-from b24kit.sandbox.db import DatabaseBusy, DatabaseLock
-from b24kit.sandbox.seed import SeedError, apply_seed, load_seed
+
+if TYPE_CHECKING:
+    from b24kit.sandbox import Sandbox
+
+# the sandbox (its every method handler) is imported by the commands that use it, not by
+# every b24kit command: `b24kit --help` or a run against a real portal never loads it
+DEFAULT_DB = ".b24kit/sandbox.sqlite"  # as b24kit.sandbox.app.DEFAULT_DB (a test checks)
 
 
 class Language(StrEnum):
@@ -44,6 +48,8 @@ DbOption = Annotated[
 def _locked(db: str, role: str) -> Iterator[None]:
     """Hold the database's lock for the block, or refuse (exit 2) while another
     ``serve``, ``reset`` or ``seed`` holds it."""
+    from b24kit.sandbox.db import DatabaseBusy, DatabaseLock
+
     lock = DatabaseLock(db, role)
     try:
         lock.acquire()
@@ -66,6 +72,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _open(db: str, **kwargs: object) -> Sandbox:
+    from b24kit.sandbox import FaultSpecError, Sandbox, SandboxConfig
+
     try:
         return Sandbox(SandboxConfig(db=db), **kwargs)
     except (FaultSpecError, ValueError) as exc:
@@ -190,6 +198,8 @@ def reset(
         return
     if not yes and not sys.stdin.isatty():
         raise fail("reset asks first, and there is no terminal to ask on", "pass --yes")
+    from b24kit.sandbox import Sandbox, SandboxConfig
+
     with _locked(db, "reset"):
         if not yes and not typer.confirm(f"Delete all data of the sandbox portal in {db}?"):
             err.print("Nothing was reset.")
@@ -211,6 +221,8 @@ def seed(
 ) -> None:
     """Load users, deals, contacts, companies and smart-process items from a file. Refuses
     while a `sandbox serve` uses the database (seed through its webhook instead, or stop it)."""
+    from b24kit.sandbox.seed import SeedError, apply_seed, load_seed
+
     try:
         data = load_seed(file)
     except (OSError, SeedError) as exc:
