@@ -40,24 +40,42 @@ def seed(db: Path, deals: int) -> None:
     async def deploy() -> None:
         from b24kit.client import B24Client, Bucket, WebhookAuth, parse_webhook
 
-        async with B24Client(WebhookAuth(parse_webhook(hook)), transport=box.transport(),
-                             bucket=Bucket(1e9, 1e9)) as c:
+        async with B24Client(
+            WebhookAuth(parse_webhook(hook)), transport=box.transport(), bucket=Bucket(1e9, 1e9)
+        ) as c:
             await apply_blueprint(c, load_blueprint(BLUEPRINT)[0])
 
     asyncio.run(deploy())
-    cats = {c["name"]: c["id"] for c in box.call("crm.category.list",
-                                                 {"entityTypeId": 2})["categories"]}
+    cats = {
+        c["name"]: c["id"] for c in box.call("crm.category.list", {"entityTypeId": 2})["categories"]
+    }
     sales, logistics = cats["Продажи"], cats["Логистика"]
     with box.db.transaction():
         for i in range(deals // 2):
-            parent = box.portal.add_item(2, {"CATEGORY_ID": sales, "STAGE_ID": f"C{sales}:ESTIMATE",
-                                             "TITLE": f"p{i}"}, 1, "old")
-            child = box.portal.add_item(2, {"CATEGORY_ID": logistics,
-                                            "STAGE_ID": f"C{logistics}:NEW",
-                                            "UF_CRM_PARENT_DEAL": f"D_{parent}"}, 1, "old")
+            parent = box.portal.add_item(
+                2,
+                {"CATEGORY_ID": sales, "STAGE_ID": f"C{sales}:ESTIMATE", "TITLE": f"p{i}"},
+                1,
+                "old",
+            )
+            child = box.portal.add_item(
+                2,
+                {
+                    "CATEGORY_ID": logistics,
+                    "STAGE_ID": f"C{logistics}:NEW",
+                    "UF_CRM_PARENT_DEAL": f"D_{parent}",
+                },
+                1,
+                "old",
+            )
             mirror = "Новая оценка" if i % 100 else "устарело"  # 1% stale mirrors
-            box.portal.update_item(2, parent, {"UF_CRM_CHILD_DEAL": f"D_{child}",
-                                               "UF_CRM_CHILD_STAGE": mirror}, 1, "old")
+            box.portal.update_item(
+                2,
+                parent,
+                {"UF_CRM_CHILD_DEAL": f"D_{child}", "UF_CRM_CHILD_STAGE": mirror},
+                1,
+                "old",
+            )
     box.close()
 
 
@@ -83,8 +101,7 @@ def main() -> None:
                         index = await read_link_deals(c, links[0])
                         reading = time.perf_counter() - begun
                         findings = audit_deals(links[0], index)
-                        return (time.perf_counter() - started, reading, index.count,
-                                len(findings))
+                        return (time.perf_counter() - started, reading, index.count, len(findings))
 
                 seconds, reading, read, findings = asyncio.run(timed())
                 spend_burst(url)
@@ -98,21 +115,29 @@ def main() -> None:
                         return peak
 
                 peak = asyncio.run(traced())
-            row = {"deals": read, "findings": findings, "seconds": round(seconds, 1),
-                   "read_seconds": round(reading, 1),
-                   "read_rows_per_s": round(read / reading),
-                   "read_share_of_ceiling": round(read / reading / READ_CEILING, 3),
-                   "rows_per_s": round(read / seconds),
-                   "share_of_read_ceiling": round(read / seconds / READ_CEILING, 3),
-                   "peak_memory_mb": round(peak / 1e6, 1)}
-            print(f"{read} deals: reading {row['read_rows_per_s']} rows/s = "
-                  f"{row['read_share_of_ceiling']:.1%} of the read ceiling; end to end "
-                  f"{row['rows_per_s']} rows/s = {row['share_of_read_ceiling']:.1%} "
-                  f"({seconds:.1f} s, {findings} findings); peak memory "
-                  f"{row['peak_memory_mb']} MB", flush=True)
+            row = {
+                "deals": read,
+                "findings": findings,
+                "seconds": round(seconds, 1),
+                "read_seconds": round(reading, 1),
+                "read_rows_per_s": round(read / reading),
+                "read_share_of_ceiling": round(read / reading / READ_CEILING, 3),
+                "rows_per_s": round(read / seconds),
+                "share_of_read_ceiling": round(read / seconds / READ_CEILING, 3),
+                "peak_memory_mb": round(peak / 1e6, 1),
+            }
+            print(
+                f"{read} deals: reading {row['read_rows_per_s']} rows/s = "
+                f"{row['read_share_of_ceiling']:.1%} of the read ceiling; end to end "
+                f"{row['rows_per_s']} rows/s = {row['share_of_read_ceiling']:.1%} "
+                f"({seconds:.1f} s, {findings} findings); peak memory "
+                f"{row['peak_memory_mb']} MB",
+                flush=True,
+            )
             results.append(row)
-    print(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                      "audits": results}))
+    print(
+        json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores", "audits": results})
+    )
 
 
 if __name__ == "__main__":

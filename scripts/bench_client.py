@@ -54,12 +54,30 @@ READ_CEILING = 5000.0  # rows/s: 2 requests/s x 50 pages x 50 rows
 
 @contextmanager
 def serve(db: Path, latency_ms: float, faults: str | None = None) -> Iterator[str]:
-    args = [sys.executable, "-m", "b24kit", "sandbox", "serve", "--port", "0", "--db", str(db),
-            "--limits", "standard", "--latency-ms", str(latency_ms)]
+    args = [
+        sys.executable,
+        "-m",
+        "b24kit",
+        "sandbox",
+        "serve",
+        "--port",
+        "0",
+        "--db",
+        str(db),
+        "--limits",
+        "standard",
+        "--latency-ms",
+        str(latency_ms),
+    ]
     if faults:
         args += ["--faults", faults]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "300"})
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "300"},
+    )
     assert proc.stdout is not None
     url = ""
     for line in proc.stdout:
@@ -104,9 +122,13 @@ def job_writes(db: Path, latency: float, count: int, faults: str | None = None) 
 
         async def go() -> tuple[float, list[Any], int]:
             async with client(url) as c:
-                commands = [cmd.entity_add("deal", {
-                    "TITLE": f"Bench {i}", "ORIGINATOR_ID": "bench", "ORIGIN_ID": f"w{i}"})
-                    for i in range(count)]
+                commands = [
+                    cmd.entity_add(
+                        "deal",
+                        {"TITLE": f"Bench {i}", "ORIGINATOR_ID": "bench", "ORIGIN_ID": f"w{i}"},
+                    )
+                    for i in range(count)
+                ]
                 started = time.perf_counter()
                 outcomes = await Executor(c, max_in_flight=4).run(commands)
                 return time.perf_counter() - started, outcomes, c.requests
@@ -116,9 +138,15 @@ def job_writes(db: Path, latency: float, count: int, faults: str | None = None) 
     on_portal = box.portal.count_items(2, "json_extract(data, '$.ORIGINATOR_ID') = 'bench'")
     box.close()
     rate = count / seconds
-    return {"commands": count, "seconds": round(seconds, 1), "writes_per_s": round(rate, 1),
-            "share_of_ceiling": round(rate / WRITE_CEILING, 3), "requests": requests,
-            "failed": sum(not o.ok for o in outcomes), "deals_on_portal": on_portal}
+    return {
+        "commands": count,
+        "seconds": round(seconds, 1),
+        "writes_per_s": round(rate, 1),
+        "share_of_ceiling": round(rate / WRITE_CEILING, 3),
+        "requests": requests,
+        "failed": sum(not o.ok for o in outcomes),
+        "deals_on_portal": on_portal,
+    }
 
 
 def seed_rows(db: Path, rows: int) -> None:
@@ -143,12 +171,16 @@ def job_read(db: Path, latency: float, rows: int, spent: bool = True) -> dict[st
 
         seconds, count, requests = asyncio.run(go())
     rate = count / seconds
-    return {"rows": count, "seconds": round(seconds, 1), "rows_per_s": round(rate),
-            "share_of_ceiling": round(rate / READ_CEILING, 3), "requests": requests}
+    return {
+        "rows": count,
+        "seconds": round(seconds, 1),
+        "rows_per_s": round(rate),
+        "share_of_ceiling": round(rate / READ_CEILING, 3),
+        "requests": requests,
+    }
 
 
-def job_fb24(db: Path, latency: float, rows: int, cap: float, spent: bool = True
-             ) -> dict[str, Any]:
+def job_fb24(db: Path, latency: float, rows: int, cap: float, spent: bool = True) -> dict[str, Any]:
     try:
         from fast_bitrix24 import BitrixAsync
     except ImportError:
@@ -164,38 +196,55 @@ def job_fb24(db: Path, latency: float, rows: int, cap: float, spent: bool = True
             bx = BitrixAsync(url, verbose=False)
             started = time.perf_counter()
             got = await asyncio.wait_for(
-                bx.get_all("crm.deal.list", {"select": ["ID", "TITLE"]}), timeout=cap)
+                bx.get_all("crm.deal.list", {"select": ["ID", "TITLE"]}), timeout=cap
+            )
             return time.perf_counter() - started, len(got)
 
         started = time.perf_counter()
         try:
             seconds, count = asyncio.run(go())
         except TimeoutError:
-            return {"rows": 0, "seconds": cap, "failed": f"did not finish within {cap:.0f} s",
-                    "rows_per_s_at_most": round(rows / cap)}
+            return {
+                "rows": 0,
+                "seconds": cap,
+                "failed": f"did not finish within {cap:.0f} s",
+                "rows_per_s_at_most": round(rows / cap),
+            }
         except Exception as exc:  # noqa: BLE001  report how the peer failed
-            return {"rows": 0, "seconds": round(time.perf_counter() - started, 1),
-                    "failed": f"{type(exc).__name__}: {str(exc)[:200]}"}
+            return {
+                "rows": 0,
+                "seconds": round(time.perf_counter() - started, 1),
+                "failed": f"{type(exc).__name__}: {str(exc)[:200]}",
+            }
     rate = count / seconds
-    return {"rows": count, "seconds": round(seconds, 1), "rows_per_s": round(rate),
-            "share_of_ceiling": round(rate / READ_CEILING, 3)}
+    return {
+        "rows": count,
+        "seconds": round(seconds, 1),
+        "rows_per_s": round(rate),
+        "share_of_ceiling": round(rate / READ_CEILING, 3),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", default="writes,read,fb24,compare,faults")
-    parser.add_argument("--compare-rows", type=int, default=10_000,
-                        help="table size for the fresh-bucket comparison with fast_bitrix24")
+    parser.add_argument(
+        "--compare-rows",
+        type=int,
+        default=10_000,
+        help="table size for the fresh-bucket comparison with fast_bitrix24",
+    )
     parser.add_argument("--writes", type=int, default=10_000)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--latency-ms", type=float, default=100.0)
-    parser.add_argument("--fb24-cap", type=float, default=600.0,
-                        help="give fast_bitrix24 at most this many seconds")
+    parser.add_argument(
+        "--fb24-cap", type=float, default=600.0, help="give fast_bitrix24 at most this many seconds"
+    )
     args = parser.parse_args()
     jobs = args.jobs.split(",")
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-                   f"{platform.python_version()}",
+        f"{platform.python_version()}",
         "latency_ms": args.latency_ms,
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,27 +258,40 @@ def main() -> None:
                 results["read"] = job_read(read_db, args.latency_ms, args.rows)
                 print("read (b24kit):", results["read"], flush=True)
             if "fb24" in jobs:
-                results["read_fast_bitrix24"] = job_fb24(read_db, args.latency_ms, args.rows,
-                                                         args.fb24_cap)
+                results["read_fast_bitrix24"] = job_fb24(
+                    read_db, args.latency_ms, args.rows, args.fb24_cap
+                )
                 print("read (fast_bitrix24 get_all):", results["read_fast_bitrix24"], flush=True)
                 # and once more from a fresh bucket, the condition it assumes
                 results["read_fast_bitrix24_fresh_bucket"] = job_fb24(
-                    read_db, args.latency_ms, args.rows, args.fb24_cap, spent=False)
-                print("read (fast_bitrix24 get_all, fresh bucket):",
-                      results["read_fast_bitrix24_fresh_bucket"], flush=True)
+                    read_db, args.latency_ms, args.rows, args.fb24_cap, spent=False
+                )
+                print(
+                    "read (fast_bitrix24 get_all, fresh bucket):",
+                    results["read_fast_bitrix24_fresh_bucket"],
+                    flush=True,
+                )
         if "compare" in jobs:
             small_db = Path(tmp) / "c.sqlite"
             seed_rows(small_db, args.compare_rows)
             results["compare_fresh_bucket"] = {
                 "b24kit": job_read(small_db, args.latency_ms, args.compare_rows, spent=False),
-                "fast_bitrix24": job_fb24(small_db, args.latency_ms, args.compare_rows,
-                                          args.fb24_cap, spent=False),
+                "fast_bitrix24": job_fb24(
+                    small_db, args.latency_ms, args.compare_rows, args.fb24_cap, spent=False
+                ),
             }
-            print(f"read {args.compare_rows} rows, fresh bucket:", results["compare_fresh_bucket"],
-                  flush=True)
+            print(
+                f"read {args.compare_rows} rows, fresh bucket:",
+                results["compare_fresh_bucket"],
+                flush=True,
+            )
         if "faults" in jobs:
-            results["faults"] = job_writes(Path(tmp) / "f.sqlite", args.latency_ms, args.writes,
-                                           faults="500=0.05,503=0.05,drop=0.05,lost=0.05,seed=7")
+            results["faults"] = job_writes(
+                Path(tmp) / "f.sqlite",
+                args.latency_ms,
+                args.writes,
+                faults="500=0.05,503=0.05,drop=0.05,lost=0.05,seed=7",
+            )
             print("writes under faults:", results["faults"], flush=True)
     print(json.dumps(results, ensure_ascii=False))
 

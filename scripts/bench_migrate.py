@@ -39,13 +39,26 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        subprocess.run([sys.executable, str(ROOT / "scripts/make_example_sheet.py"), "--rows",
-                        str(args.rows), "--out", str(work / "projects.csv")], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "scripts/make_example_sheet.py"),
+                "--rows",
+                str(args.rows),
+                "--out",
+                str(work / "projects.csv"),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         mapping = (ROOT / "examples/projects.mapping.yaml").read_text(encoding="utf-8")
-        (work / "m.yaml").write_text(mapping.replace(
-            "blueprint: ../blueprints/company.yaml",
-            f"blueprint: {ROOT / 'blueprints/company.yaml'}"), encoding="utf-8")
+        (work / "m.yaml").write_text(
+            mapping.replace(
+                "blueprint: ../blueprints/company.yaml",
+                f"blueprint: {ROOT / 'blueprints/company.yaml'}",
+            ),
+            encoding="utf-8",
+        )
         shutil.copy(ROOT / "blueprints/company.yaml", work / "company.yaml")
         with serve(work / "portal.sqlite", args.latency_ms) as url:
 
@@ -63,10 +76,14 @@ def main() -> None:
                     total = time.perf_counter() - started
                     commands = len(result.plan.commands)
                     return {
-                        "rows": result.rows, "valid_rows": result.records,
-                        "rejected_rows": result.rejected_rows, "commands": commands,
-                        "failed": len(result.failed), "read_seconds": round(read_s, 1),
-                        "write_seconds": round(write_s, 1), "seconds": round(total, 1),
+                        "rows": result.rows,
+                        "valid_rows": result.records,
+                        "rejected_rows": result.rejected_rows,
+                        "commands": commands,
+                        "failed": len(result.failed),
+                        "read_seconds": round(read_s, 1),
+                        "write_seconds": round(write_s, 1),
+                        "seconds": round(total, 1),
                         "rows_per_s": round(result.rows / total, 1),
                         "writes_per_s": round(commands / write_s, 1),
                         "share_of_write_ceiling": round(commands / write_s / 100, 3),
@@ -74,11 +91,14 @@ def main() -> None:
                     }
 
             figures = asyncio.run(go())
-    figures["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python " \
-                         f"{platform.python_version()}"
-    print(f"{figures['rows']} rows ({figures['valid_rows']} valid) in {figures['seconds']} s: "
-          f"{figures['rows_per_s']} rows/s; {figures['commands']} writes at "
-          f"{figures['writes_per_s']}/s = {figures['share_of_write_ceiling']:.1%} of the ceiling")
+    figures["machine"] = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(
+        f"{figures['rows']} rows ({figures['valid_rows']} valid) in {figures['seconds']} s: "
+        f"{figures['rows_per_s']} rows/s; {figures['commands']} writes at "
+        f"{figures['writes_per_s']}/s = {figures['share_of_write_ceiling']:.1%} of the ceiling"
+    )
     print(json.dumps(figures, ensure_ascii=False))
 
 

@@ -21,13 +21,19 @@ import httpx
 from b24kit.sandbox import Sandbox
 
 
-async def run(transport: httpx.AsyncBaseTransport, url: str, method: str, payloads: list[dict],
-              concurrency: int) -> float:
+async def run(
+    transport: httpx.AsyncBaseTransport,
+    url: str,
+    method: str,
+    payloads: list[dict],
+    concurrency: int,
+) -> float:
     queue: asyncio.Queue[dict] = asyncio.Queue()
     for payload in payloads:
         queue.put_nowait(payload)
 
     async with httpx.AsyncClient(transport=transport, base_url=url) as client:
+
         async def worker() -> None:
             while not queue.empty():
                 payload = queue.get_nowait()
@@ -51,20 +57,34 @@ def main() -> None:
     hook = box.webhook_url("http://sandbox.local")
     cases = {
         "crm.deal.get": ("crm.deal.get", [{"id": 1 + i % 1000} for i in range(args.calls)]),
-        "crm.deal.add": ("crm.deal.add", [{"fields": {"TITLE": f"n{i}"}} for i in range(args.calls)]),
+        "crm.deal.add": (
+            "crm.deal.add",
+            [{"fields": {"TITLE": f"n{i}"}} for i in range(args.calls)],
+        ),
         "user.current": ("user.current", [{} for _ in range(args.calls)]),
     }
     results = {}
     for name, (method, payloads) in cases.items():
-        for label, transport in (("transport", box.transport()),
-                                 ("asgi", httpx.ASGITransport(app=box))):
+        for label, transport in (
+            ("transport", box.transport()),
+            ("asgi", httpx.ASGITransport(app=box)),
+        ):
             seconds = asyncio.run(run(transport, hook, method, payloads, args.concurrency))
             rate = len(payloads) / seconds
             results[f"{name} via {label}"] = round(rate)
-            print(f"{name:14} via {label:9}: {rate:8.0f} calls/s  ({len(payloads)} calls, "
-                  f"{seconds:.2f} s)")
-    print(json.dumps({"machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-                      "python": platform.python_version(), "calls_per_second": results}))
+            print(
+                f"{name:14} via {label:9}: {rate:8.0f} calls/s  ({len(payloads)} calls, "
+                f"{seconds:.2f} s)"
+            )
+    print(
+        json.dumps(
+            {
+                "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+                "python": platform.python_version(),
+                "calls_per_second": results,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -14,42 +14,95 @@ import json
 import random
 from pathlib import Path
 
-HEADER = ["№", "Дата", "Клиент", "Телефон", "Email", "Что везём", "Менеджер", "Логист",
-          "Подрядчик", "Телефон подрядчика", "Себестоимость", "Цена", "Статус",
-          "Оценка подрядчика", "Источник", "Комментарий"]
-CLIENTS = [("ООО Ромашка", "9001234567"), ("ИП Петров", "9122223344"),
-           ("Агрохолдинг Заря", "4951112233"), ("Стройтрест", "9035556677"),
-           ("ООО Тяжмаш", "9263334455"), ("СПК Нива", "9167778899"),
-           ("Иван Сидоров", "9998887766"), ("ООО Вектор", "9054443322")]
-CONTRACTORS = [("Тягач-Сервис", "9007654321"), ("ТралСпецТранс", "9113332211"),
-               ("ИП Кузнецов (манипулятор)", "9214445566"), ("АвтоДорСервис", "9310001122")]
-CARGO = ["трактор МТЗ-82", "экскаватор JCB 3CX", "каток Bomag", "погрузчик Амкодор",
-         "бульдозер Б10", "кран КС-45717", "комбайн Acros", "грейдер ДЗ-98"]
-STATUS = [("Новая", "NEW"), ("Оценить", "ESTIMATE"), (" считаем", "ESTIMATE"),
-          ("Оценено", "ESTIMATE_READY"), ("ОЦЕНКА ГОТОВА", "ESTIMATE_READY"),
-          ("КП отправлено", "OFFER"), ("Договор", "CONTRACT"), ("Оплачено", "WON"),
-          ("закрыто", "WON"), ("Отказ", "LOSE")]
+HEADER = [
+    "№",
+    "Дата",
+    "Клиент",
+    "Телефон",
+    "Email",
+    "Что везём",
+    "Менеджер",
+    "Логист",
+    "Подрядчик",
+    "Телефон подрядчика",
+    "Себестоимость",
+    "Цена",
+    "Статус",
+    "Оценка подрядчика",
+    "Источник",
+    "Комментарий",
+]
+CLIENTS = [
+    ("ООО Ромашка", "9001234567"),
+    ("ИП Петров", "9122223344"),
+    ("Агрохолдинг Заря", "4951112233"),
+    ("Стройтрест", "9035556677"),
+    ("ООО Тяжмаш", "9263334455"),
+    ("СПК Нива", "9167778899"),
+    ("Иван Сидоров", "9998887766"),
+    ("ООО Вектор", "9054443322"),
+]
+CONTRACTORS = [
+    ("Тягач-Сервис", "9007654321"),
+    ("ТралСпецТранс", "9113332211"),
+    ("ИП Кузнецов (манипулятор)", "9214445566"),
+    ("АвтоДорСервис", "9310001122"),
+]
+CARGO = [
+    "трактор МТЗ-82",
+    "экскаватор JCB 3CX",
+    "каток Bomag",
+    "погрузчик Амкодор",
+    "бульдозер Б10",
+    "кран КС-45717",
+    "комбайн Acros",
+    "грейдер ДЗ-98",
+]
+STATUS = [
+    ("Новая", "NEW"),
+    ("Оценить", "ESTIMATE"),
+    (" считаем", "ESTIMATE"),
+    ("Оценено", "ESTIMATE_READY"),
+    ("ОЦЕНКА ГОТОВА", "ESTIMATE_READY"),
+    ("КП отправлено", "OFFER"),
+    ("Договор", "CONTRACT"),
+    ("Оплачено", "WON"),
+    ("закрыто", "WON"),
+    ("Отказ", "LOSE"),
+]
 MANAGERS = ["Иванов", "иванов ", "Петрова", "Смирнов"]
 LOGISTS = ["Кузнецова", "Орлов", ""]
 SOURCES = ["звонок", "сайт", "Авито", "рекомендация", "повторный", ""]
 
 
 def phone_shape(rng: random.Random, digits: str) -> str:
-    shapes = [f"8 ({digits[:3]}) {digits[3:6]}-{digits[6:8]}-{digits[8:]}",
-              f"+7 {digits[:3]} {digits[3:6]} {digits[6:8]} {digits[8:]}", f"8{digits}",
-              f"7-{digits[:3]}-{digits[3:6]}-{digits[6:8]}-{digits[8:]}", digits]
+    shapes = [
+        f"8 ({digits[:3]}) {digits[3:6]}-{digits[6:8]}-{digits[8:]}",
+        f"+7 {digits[:3]} {digits[3:6]} {digits[6:8]} {digits[8:]}",
+        f"8{digits}",
+        f"7-{digits[:3]}-{digits[3:6]}-{digits[6:8]}-{digits[8:]}",
+        digits,
+    ]
     return rng.choice(shapes)
 
 
 def money(rng: random.Random, amount: int) -> str:
-    return rng.choice([f"{amount:,}".replace(",", " ") + " руб.", str(amount), f"{amount},00",
-                       f"{amount // 1000} тыс.", f"{amount:,}".replace(",", " ") + " ₽"])
+    return rng.choice(
+        [
+            f"{amount:,}".replace(",", " ") + " руб.",
+            str(amount),
+            f"{amount},00",
+            f"{amount // 1000} тыс.",
+            f"{amount:,}".replace(",", " ") + " ₽",
+        ]
+    )
 
 
 def date_text(rng: random.Random, day: int) -> str:
     d, m = 1 + day % 28, 1 + day % 12
-    return rng.choice([f"{d:02d}.{m:02d}.2024", f"{d}.{m}.24", f"2024-{m:02d}-{d:02d}",
-                       str(45292 + day)])
+    return rng.choice(
+        [f"{d:02d}.{m:02d}.2024", f"{d}.{m}.24", f"2024-{m:02d}-{d:02d}", str(45292 + day)]
+    )
 
 
 def main() -> None:
@@ -81,16 +134,32 @@ def main() -> None:
         has_contractor = rng.random() < 0.7
         cost = rng.randrange(20, 400) * 1000
         status_word, status = rng.choice(STATUS)
-        row = [str(number), date_text(rng, i), client, phone_shape(rng, client_phone),
-               f"info@{client_phone[-4:]}.ru" if rng.random() < 0.3 else "",
-               rng.choice(CARGO), rng.choice(MANAGERS), logist,
-               contractor if has_contractor else "",
-               phone_shape(rng, contractor_phone) if has_contractor else "",
-               money(rng, cost) if has_contractor or logist else "",
-               money(rng, int(cost * 1.3)), status_word,
-               str(rng.choice([5, 4, 3])) if has_contractor else "", rng.choice(SOURCES),
-               rng.choice(["", "", "Клиент просил к 9 утра", "Оплата по факту; нужен пропуск",
-                           "Повторный заказ, скидка 5%"])]
+        row = [
+            str(number),
+            date_text(rng, i),
+            client,
+            phone_shape(rng, client_phone),
+            f"info@{client_phone[-4:]}.ru" if rng.random() < 0.3 else "",
+            rng.choice(CARGO),
+            rng.choice(MANAGERS),
+            logist,
+            contractor if has_contractor else "",
+            phone_shape(rng, contractor_phone) if has_contractor else "",
+            money(rng, cost) if has_contractor or logist else "",
+            money(rng, int(cost * 1.3)),
+            status_word,
+            str(rng.choice([5, 4, 3])) if has_contractor else "",
+            rng.choice(SOURCES),
+            rng.choice(
+                [
+                    "",
+                    "",
+                    "Клиент просил к 9 утра",
+                    "Оплата по факту; нужен пропуск",
+                    "Повторный заказ, скидка 5%",
+                ]
+            ),
+        ]
         if fault < 0.05:
             row[2], row[3], row[4] = "", "", ""
             expected_rejected[sheet_row] = "no client"
@@ -113,10 +182,16 @@ def main() -> None:
             row[0] = str(number - 1)
             expected_rejected[sheet_row] = "repeats row"
         if sheet_row not in expected_rejected:
-            valid.append({"row": sheet_row, "client_phone": "+7" + client_phone,
-                          "child": bool(logist or has_contractor),
-                          "contractor_phone": "+7" + contractor_phone if has_contractor else None,
-                          "comment": bool(row[15]), "status": status})
+            valid.append(
+                {
+                    "row": sheet_row,
+                    "client_phone": "+7" + client_phone,
+                    "child": bool(logist or has_contractor),
+                    "contractor_phone": "+7" + contractor_phone if has_contractor else None,
+                    "comment": bool(row[15]),
+                    "status": status,
+                }
+            )
         rows.append(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", newline="", encoding="utf-8") as handle:
@@ -131,9 +206,12 @@ def main() -> None:
         "rejected": {str(k): v for k, v in sorted(expected_rejected.items())},
     }
     args.out.with_suffix(".expected.json").write_text(
-        json.dumps(expected, ensure_ascii=False, indent=1), encoding="utf-8")
-    print(f"wrote {args.out}: {expected['rows']} rows, {expected['parents']} valid, "
-          f"{len(expected_rejected)} to reject")
+        json.dumps(expected, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
+    print(
+        f"wrote {args.out}: {expected['rows']} rows, {expected['parents']} valid, "
+        f"{len(expected_rejected)} to reject"
+    )
 
 
 if __name__ == "__main__":

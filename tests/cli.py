@@ -79,8 +79,9 @@ class _Stream(io.TextIOWrapper):
     """A captured std stream: UTF-8 text over bytes, not a terminal, like a pipe."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(io.BytesIO(), encoding="utf-8", errors="backslashreplace",
-                         write_through=True)
+        super().__init__(
+            io.BytesIO(), encoding="utf-8", errors="backslashreplace", write_through=True
+        )
         self._name = name
 
     @property
@@ -94,9 +95,12 @@ class _Stream(io.TextIOWrapper):
         return buffer.getvalue().decode("utf-8", errors="backslashreplace")
 
 
-def run_cli(*args: str, cwd: Path | str | None = None,
-            env: Mapping[str, str | None] | None = None,
-            clock: Clock | None = None) -> CliResult:
+def run_cli(
+    *args: str,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str | None] | None = None,
+    clock: Clock | None = None,
+) -> CliResult:
     """Run ``b24kit ARGS`` in-process. ``env`` sets (or, with None, removes) variables
     for the run; ``clock`` (a tests.clocks.FakeClock) makes the client's waits (its
     limiter, its retries) and a local sandbox's limits run on that clock."""

@@ -36,9 +36,15 @@ def tracker(clock: Clock | None = None) -> OperatingTracker:
 
 
 @contextmanager
-def client_for(box: Sandbox, mode: str = "inprocess", *, bucket: Bucket | None = None,
-               retry: RetryPolicy | None = None, max_in_flight: int = 8,
-               clock: Clock | None = None) -> Iterator[B24Client]:
+def client_for(
+    box: Sandbox,
+    mode: str = "inprocess",
+    *,
+    bucket: Bucket | None = None,
+    retry: RetryPolicy | None = None,
+    max_in_flight: int = 8,
+    clock: Clock | None = None,
+) -> Iterator[B24Client]:
     """A client of ``box``; with ``clock`` (a tests.clocks.FakeClock, also given to the
     sandbox) its limiter and retries wait on that clock instead of the real one."""
     retry = retry or RetryPolicy(attempts=10, backoff=0.01, max_backoff=0.05)
@@ -50,14 +56,26 @@ def client_for(box: Sandbox, mode: str = "inprocess", *, bucket: Bucket | None =
             if isinstance(clock, FakeClock):
                 wire = Wire()  # time on the fake clock stands still while a request is out
                 clock.busy = lambda: wire.active > 0
-            yield B24Client(WebhookAuth(hook), transport=wire,
-                            bucket=bucket or bucket_for(box, clock), retry=retry,
-                            max_in_flight=max_in_flight, tracker=tracker(clock), clock=clock)
+            yield B24Client(
+                WebhookAuth(hook),
+                transport=wire,
+                bucket=bucket or bucket_for(box, clock),
+                retry=retry,
+                max_in_flight=max_in_flight,
+                tracker=tracker(clock),
+                clock=clock,
+            )
     else:
         hook = parse_webhook(box.webhook_url("http://sandbox.local"))
-        yield B24Client(WebhookAuth(hook), transport=box.transport(),
-                        bucket=bucket or bucket_for(box, clock), retry=retry,
-                        max_in_flight=max_in_flight, tracker=tracker(clock), clock=clock)
+        yield B24Client(
+            WebhookAuth(hook),
+            transport=box.transport(),
+            bucket=bucket or bucket_for(box, clock),
+            retry=retry,
+            max_in_flight=max_in_flight,
+            tracker=tracker(clock),
+            clock=clock,
+        )
 
 
 class ScriptedFaults(Faults):

@@ -45,16 +45,29 @@ class Rest:
         self.mode = mode
         self.hook = sandbox.webhook_url(base)
 
-    def raw(self, method: str, params: dict[str, Any] | None = None, encoding: str = "json",
-            url: str | None = None) -> httpx.Response:
+    def raw(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        encoding: str = "json",
+        url: str | None = None,
+    ) -> httpx.Response:
         target = (url or self.hook) + method
         params = params or {}
         if encoding == "json":
-            return self._send("POST", target, content=json.dumps(params).encode(),
-                              headers={"content-type": "application/json"})
+            return self._send(
+                "POST",
+                target,
+                content=json.dumps(params).encode(),
+                headers={"content-type": "application/json"},
+            )
         if encoding == "form":
-            return self._send("POST", target, content=build_query(params).encode(),
-                              headers={"content-type": "application/x-www-form-urlencoded"})
+            return self._send(
+                "POST",
+                target,
+                content=build_query(params).encode(),
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
         return self._send("GET", target + ("?" + build_query(params) if params else ""))
 
     def _send(self, verb: str, url: str, **kwargs: Any) -> httpx.Response:
@@ -70,11 +83,14 @@ class Rest:
 
     def ok(self, method: str, params: dict[str, Any] | None = None, encoding: str = "json") -> Any:
         response = self.raw(method, params, encoding)
-        assert response.status_code == 200, f"{method} failed: {response.status_code} {response.text}"
+        assert response.status_code == 200, (
+            f"{method} failed: {response.status_code} {response.text}"
+        )
         return response.json()["result"]
 
-    def error(self, method: str, params: dict[str, Any] | None = None,
-              encoding: str = "json") -> tuple[int, Any, str]:
+    def error(
+        self, method: str, params: dict[str, Any] | None = None, encoding: str = "json"
+    ) -> tuple[int, Any, str]:
         response = self.raw(method, params, encoding)
         body = response.json()
         assert "error" in body, f"{method} was expected to fail but returned {body}"

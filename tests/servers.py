@@ -40,14 +40,21 @@ class Switchboard:
         app = self.apps.get(key)
         if app is None:
             body = f"no sandbox is served at /{key} now".encode()
-            await send({"type": "http.response.start", "status": 404,
-                        "headers": [(b"content-type", b"text/plain"),
-                                    (b"content-length", str(len(body)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 404,
+                    "headers": [
+                        (b"content-type", b"text/plain"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
         inner = dict(scope, path="/" + rest, root_path=scope.get("root_path", "") + "/" + key)
         if isinstance(scope.get("raw_path"), bytes):
-            inner["raw_path"] = scope["raw_path"][len(key) + 1:]
+            inner["raw_path"] = scope["raw_path"][len(key) + 1 :]
         await app(inner, receive, send)
 
 

@@ -12,28 +12,69 @@ from b24kit.portal.snapshot import PipelineSnap, StageSnap
 
 def pipeline(cid: int, name: str, codes: list[tuple[str, str, str]]) -> PipelineSnap:
     p = f"C{cid}:"
-    return PipelineSnap(cid, 2, name, 100, False, stages=[
-        StageSnap(i, p + code, code, title, (i + 1) * 10, None, sem, False)
-        for i, (code, title, sem) in enumerate(codes)])
+    return PipelineSnap(
+        cid,
+        2,
+        name,
+        100,
+        False,
+        stages=[
+            StageSnap(i, p + code, code, title, (i + 1) * 10, None, sem, False)
+            for i, (code, title, sem) in enumerate(codes)
+        ],
+    )
 
 
-SALES = pipeline(1, "Продажи", [("NEW", "Новая", "process"), ("ESTIMATE", "Оценка", "process"),
-                                ("DONE", "Оценка готова", "process"),
-                                ("WON", "Успех", "success")])
-LOGISTICS = pipeline(2, "Логистика", [("NEW", "Новая оценка", "process"),
-                                      ("APPROVAL", "Согласование", "process"),
-                                      ("WON", "Принята", "success")])
+SALES = pipeline(
+    1,
+    "Продажи",
+    [
+        ("NEW", "Новая", "process"),
+        ("ESTIMATE", "Оценка", "process"),
+        ("DONE", "Оценка готова", "process"),
+        ("WON", "Успех", "success"),
+    ],
+)
+LOGISTICS = pipeline(
+    2,
+    "Логистика",
+    [
+        ("NEW", "Новая оценка", "process"),
+        ("APPROVAL", "Согласование", "process"),
+        ("WON", "Принята", "success"),
+    ],
+)
 LINK = ResolvedLink(
-    Link.model_validate({"name": "estimate", "parent": {"pipeline": "sales", "stage": "ESTIMATE"},
-                         "child": {"pipeline": "logistics", "stage": "NEW"},
-                         "child_field": "PARENT_DEAL", "parent_field": "CHILD_DEAL",
-                         "mirror_field": "CHILD_STAGE", "copy_fields": ["OPPORTUNITY"]}),
-    SALES, LOGISTICS, "C1:ESTIMATE", "C2:NEW", {"C2:APPROVAL": "C1:DONE"}, "UF_CRM_PARENT_DEAL",
-    "UF_CRM_CHILD_DEAL", "UF_CRM_CHILD_STAGE", ["OPPORTUNITY"])
+    Link.model_validate(
+        {
+            "name": "estimate",
+            "parent": {"pipeline": "sales", "stage": "ESTIMATE"},
+            "child": {"pipeline": "logistics", "stage": "NEW"},
+            "child_field": "PARENT_DEAL",
+            "parent_field": "CHILD_DEAL",
+            "mirror_field": "CHILD_STAGE",
+            "copy_fields": ["OPPORTUNITY"],
+        }
+    ),
+    SALES,
+    LOGISTICS,
+    "C1:ESTIMATE",
+    "C2:NEW",
+    {"C2:APPROVAL": "C1:DONE"},
+    "UF_CRM_PARENT_DEAL",
+    "UF_CRM_CHILD_DEAL",
+    "UF_CRM_CHILD_STAGE",
+    ["OPPORTUNITY"],
+)
 
 
-def parent(ident: int, stage: str = "C1:ESTIMATE", child: int | None = None,
-           mirror: str | None = None, semantic: str = "P") -> Deal:
+def parent(
+    ident: int,
+    stage: str = "C1:ESTIMATE",
+    child: int | None = None,
+    mirror: str | None = None,
+    semantic: str = "P",
+) -> Deal:
     return Deal(ident, 1, stage, semantic, None, child, mirror, None, 0.0)
 
 

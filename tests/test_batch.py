@@ -11,15 +11,29 @@ def q(method: str, params: dict) -> str:  # type: ignore[type-arg]
 
 
 def test_parent_child_in_one_batch(rest: Rest) -> None:
-    rest.sandbox.call("crm.deal.userfield.add", {"fields": {"FIELD_NAME": "PARENT",
-                                                           "USER_TYPE_ID": "crm",
-                                                           "SETTINGS": {"DEAL": "Y"}}})
-    result = rest.ok("batch", {"halt": 1, "cmd": {
-        "parent": q("crm.deal.add", {"fields": {"TITLE": "Parent"}}),
-        "child": q("crm.deal.add", {"fields": {"TITLE": "Child of $result[parent]",
-                                               "UF_CRM_PARENT": "D_$result[parent]"}}),
-        "read": "crm.deal.get?id=$result[child]",
-    }})
+    rest.sandbox.call(
+        "crm.deal.userfield.add",
+        {"fields": {"FIELD_NAME": "PARENT", "USER_TYPE_ID": "crm", "SETTINGS": {"DEAL": "Y"}}},
+    )
+    result = rest.ok(
+        "batch",
+        {
+            "halt": 1,
+            "cmd": {
+                "parent": q("crm.deal.add", {"fields": {"TITLE": "Parent"}}),
+                "child": q(
+                    "crm.deal.add",
+                    {
+                        "fields": {
+                            "TITLE": "Child of $result[parent]",
+                            "UF_CRM_PARENT": "D_$result[parent]",
+                        }
+                    },
+                ),
+                "read": "crm.deal.get?id=$result[child]",
+            },
+        },
+    )
     parent, child = result["result"]["parent"], result["result"]["child"]
     assert result["result_error"] == [], "no errors serialise as [] like PHP"
     assert result["result"]["read"]["TITLE"] == f"Child of {parent}", "reference inside a string"
@@ -30,19 +44,34 @@ def test_parent_child_in_one_batch(rest: Rest) -> None:
 def test_deep_references_and_other_roots(rest: Rest) -> None:
     for i in range(60):
         rest.sandbox.call("crm.deal.add", {"fields": {"TITLE": f"d{i}"}})
-    result = rest.ok("batch", {"cmd": {
-        "page1": q("crm.item.list", {"entityTypeId": 2, "order": {"id": "ASC"}, "select": ["id"],
-                                      "start": -1}),
-        "page2": q("crm.item.list", {"entityTypeId": 2, "order": {"id": "ASC"}, "select": ["id"],
-                                      "start": -1}) + "&filter[>id]=$result[page1][items][49][id]",
-        "counted": q("crm.deal.list", {"select": ["ID"]}),
-        "by_next": "crm.deal.list?select[]=ID&start=$next[counted]",
-        "echo_total": "crm.deal.list?select[]=TITLE&filter[TITLE]=d$total[counted]",
-    }})
+    result = rest.ok(
+        "batch",
+        {
+            "cmd": {
+                "page1": q(
+                    "crm.item.list",
+                    {"entityTypeId": 2, "order": {"id": "ASC"}, "select": ["id"], "start": -1},
+                ),
+                "page2": q(
+                    "crm.item.list",
+                    {"entityTypeId": 2, "order": {"id": "ASC"}, "select": ["id"], "start": -1},
+                )
+                + "&filter[>id]=$result[page1][items][49][id]",
+                "counted": q("crm.deal.list", {"select": ["ID"]}),
+                "by_next": "crm.deal.list?select[]=ID&start=$next[counted]",
+                "echo_total": "crm.deal.list?select[]=TITLE&filter[TITLE]=d$total[counted]",
+            }
+        },
+    )
     r = result["result"]
     assert [i["id"] for i in r["page2"]["items"]] == list(range(51, 61)), "keyset page via ref"
-    assert result["result_total"] == {"page1": 0, "page2": 0, "counted": 60, "by_next": 60,
-                                      "echo_total": 0}, "start=-1 pages report total 0"
+    assert result["result_total"] == {
+        "page1": 0,
+        "page2": 0,
+        "counted": 60,
+        "by_next": 60,
+        "echo_total": 0,
+    }, "start=-1 pages report total 0"
     assert result["result_next"] == {"counted": 50}, "next only where more rows exist"
     assert [int(x["ID"]) for x in r["by_next"]] == list(range(51, 61)), "$next[...] works"
     assert r["echo_total"] == [], "$total[...] substitutes (d60 does not exist)"
@@ -50,12 +79,17 @@ def test_deep_references_and_other_roots(rest: Rest) -> None:
 
 
 def test_halt_stops_after_first_error(rest: Rest) -> None:
-    cmd = {"a": "crm.deal.add?fields[TITLE]=a", "bad": "crm.deal.get?id=0",
-           "c": "crm.deal.add?fields[TITLE]=c"}
+    cmd = {
+        "a": "crm.deal.add?fields[TITLE]=a",
+        "bad": "crm.deal.get?id=0",
+        "c": "crm.deal.add?fields[TITLE]=c",
+    }
     halted = rest.ok("batch", {"halt": 1, "cmd": cmd})
     assert list(halted["result"]) == ["a"] and list(halted["result_error"]) == ["bad"]
-    assert halted["result_error"]["bad"] == {"error": "",
-                                             "error_description": "ID is not defined or invalid."}
+    assert halted["result_error"]["bad"] == {
+        "error": "",
+        "error_description": "ID is not defined or invalid.",
+    }
     assert rest.sandbox.portal.count_items(2) == 1, "c never ran"
     go_on = rest.ok("batch", {"halt": 0, "cmd": cmd})
     assert set(go_on["result"]) == {"a", "c"}, "without halt the rest still runs"
@@ -77,17 +111,24 @@ def test_more_than_50_commands(rest: Rest) -> None:
 
 
 def test_nested_batch_and_unknown_method(rest: Rest) -> None:
-    result = rest.ok("batch", {"cmd": {"inner": "batch?cmd[x]=user.current",
-                                       "nope": "crm.nope", "me": "user.current"}})
+    result = rest.ok(
+        "batch",
+        {"cmd": {"inner": "batch?cmd[x]=user.current", "nope": "crm.nope", "me": "user.current"}},
+    )
     assert result["result_error"]["inner"]["error"] == "ERROR_BATCH_METHOD_NOT_ALLOWED"
     assert result["result_error"]["nope"]["error"] == "ERROR_METHOD_NOT_FOUND"
-    assert result["result"] == {"me": result["result"]["me"]} and result["result"]["me"]["ID"] == "1"
+    assert (
+        result["result"] == {"me": result["result"]["me"]} and result["result"]["me"]["ID"] == "1"
+    )
 
 
 def test_batch_respects_scopes(rest: Rest) -> None:
     token = rest.sandbox.add_webhook(3, ("user",))
-    response = rest.raw("batch", {"cmd": {"me": "user.current", "deals": "crm.deal.list"}},
-                        url=f"{rest.base}/rest/3/{token}/")
+    response = rest.raw(
+        "batch",
+        {"cmd": {"me": "user.current", "deals": "crm.deal.list"}},
+        url=f"{rest.base}/rest/3/{token}/",
+    )
     body = response.json()["result"]
     assert body["result_error"]["deals"]["error"] == "insufficient_scope"
     assert body["result"]["me"]["ID"] == "3"

@@ -67,8 +67,10 @@ def export(box: Sandbox) -> dict[str, Any]:
 
 
 def stages(box: Sandbox, entity: str) -> list[tuple[str, str, str, str | None]]:
-    return [(r["STATUS_ID"], r["NAME"], r["SORT"], r["SEMANTICS"])
-            for r in box.call("crm.status.list", {"filter": {"ENTITY_ID": entity}})]
+    return [
+        (r["STATUS_ID"], r["NAME"], r["SORT"], r["SEMANTICS"])
+        for r in box.call("crm.status.list", {"filter": {"ENTITY_ID": entity}})
+    ]
 
 
 def deal_pipeline(box: Sandbox, name: str) -> dict[str, Any]:
@@ -93,22 +95,46 @@ def test_company_blueprint_end_to_end() -> None:
     assert len(cats) == 1 + 20, "the default pipeline plus the 20 of the blueprint"
     sales = deal_pipeline(box, "Продажи: Услуга под ключ")
     assert [s[0] for s in stages(box, f"DEAL_STAGE_{sales['id']}")] == [
-        f"C{sales['id']}:{c}" for c in ("NEW", "QUALIFY", "ESTIMATE", "ESTIMATE_READY", "OFFER",
-                                        "CONTRACT", "WON", "LOSE")], "exactly the blueprint's stages"
+        f"C{sales['id']}:{c}"
+        for c in (
+            "NEW",
+            "QUALIFY",
+            "ESTIMATE",
+            "ESTIMATE_READY",
+            "OFFER",
+            "CONTRACT",
+            "WON",
+            "LOSE",
+        )
+    ], "exactly the blueprint's stages"
     assert stages(box, f"DEAL_STAGE_{sales['id']}")[2][1] == "Оценить"
     logistics = deal_pipeline(box, "Логистика")
-    assert f"C{logistics['id']}:APPROVAL" in [s[0] for s in stages(box, f"DEAL_STAGE_{logistics['id']}")]
+    assert f"C{logistics['id']}:APPROVAL" in [
+        s[0] for s in stages(box, f"DEAL_STAGE_{logistics['id']}")
+    ]
     fields = {f["FIELD_NAME"]: f for f in box.call("crm.deal.userfield.list")}
-    assert set(fields) == {f"UF_CRM_{c}" for c in ("PARENT_DEAL", "CHILD_DEAL", "CHILD_STAGE",
-                                                   "ESTIMATE_PRICE", "CONTRACTOR",
-                                                   "CONTRACTOR_PRICE", "CONTRACTOR_RATING")}
+    assert set(fields) == {
+        f"UF_CRM_{c}"
+        for c in (
+            "PARENT_DEAL",
+            "CHILD_DEAL",
+            "CHILD_STAGE",
+            "ESTIMATE_PRICE",
+            "CONTRACTOR",
+            "CONTRACTOR_PRICE",
+            "CONTRACTOR_RATING",
+        )
+    }
     spa = box.call("crm.type.list", {"filter": {"code": "contractors"}})["types"][0]
-    assert fields["UF_CRM_CONTRACTOR"]["SETTINGS"][f"DYNAMIC_{spa['entityTypeId']}"] == "Y", \
+    assert fields["UF_CRM_CONTRACTOR"]["SETTINGS"][f"DYNAMIC_{spa['entityTypeId']}"] == "Y", (
         "the contractor field links the contractor directory"
-    spa_fields = box.call("userfieldconfig.list", {"moduleId": "crm", "filter": {
-        "entityId": f"CRM_{spa['id']}"}})["fields"]
+    )
+    spa_fields = box.call(
+        "userfieldconfig.list", {"moduleId": "crm", "filter": {"entityId": f"CRM_{spa['id']}"}}
+    )["fields"]
     assert {f["fieldName"] for f in spa_fields} == {
-        f"UF_CRM_{spa['id']}_{c}" for c in ("PHONE", "PRICE", "RATING", "NOTES", "SERVICES")}
+        f"UF_CRM_{spa['id']}_{c}" for c in ("PHONE", "PRICE", "RATING", "NOTES", "SERVICES")
+    }
     full = box.call("crm.type.get", {"id": spa["id"]})["type"]
     assert [r["entityTypeId"] for r in full["relations"]["child"]] == [2], "deals are children"
     # idempotent
@@ -178,17 +204,29 @@ def change(box: Sandbox, tmp_path: Path, old: str, new: str, **options: Any) -> 
 def test_update_stage_name_sort_colour(deployed: tuple[Sandbox, Path]) -> None:
     box, tmp = deployed
     cid = deal_pipeline(box, "Продажи")["id"]
-    change(box, tmp, "{code: WORK, name: В работе}", "{code: WORK, name: В процессе, sort: 15, color: \"#ABCDEF\"}")
-    row = next(r for r in box.call("crm.status.list", {"filter": {"ENTITY_ID": f"DEAL_STAGE_{cid}"}})
-               if r["STATUS_ID"] == f"C{cid}:WORK")
+    change(
+        box,
+        tmp,
+        "{code: WORK, name: В работе}",
+        '{code: WORK, name: В процессе, sort: 15, color: "#ABCDEF"}',
+    )
+    row = next(
+        r
+        for r in box.call("crm.status.list", {"filter": {"ENTITY_ID": f"DEAL_STAGE_{cid}"}})
+        if r["STATUS_ID"] == f"C{cid}:WORK"
+    )
     assert (row["NAME"], row["SORT"], row["COLOR"]) == ("В процессе", "15", "#ABCDEF")
 
 
 def test_reorder_stages(deployed: tuple[Sandbox, Path]) -> None:
     box, tmp = deployed
     cid = deal_pipeline(box, "Продажи")["id"]
-    change(box, tmp, "- {code: NEW, name: Новая, color: \"#111111\"}\n        - {code: WORK, name: В работе}",
-           "- {code: WORK, name: В работе}\n        - {code: NEW, name: Новая, color: \"#111111\"}")
+    change(
+        box,
+        tmp,
+        '- {code: NEW, name: Новая, color: "#111111"}\n        - {code: WORK, name: В работе}',
+        '- {code: WORK, name: В работе}\n        - {code: NEW, name: Новая, color: "#111111"}',
+    )
     assert [s[0] for s in stages(box, f"DEAL_STAGE_{cid}")][:2] == [f"C{cid}:WORK", f"C{cid}:NEW"]
 
 
@@ -196,8 +234,12 @@ def test_update_pipeline_sort_and_rename_keeps_identity(deployed: tuple[Sandbox,
     box, tmp = deployed
     before = deal_pipeline(box, "Продажи")
     deal = box.call("crm.deal.add", {"fields": {"CATEGORY_ID": before["id"]}})
-    change(box, tmp, "      name: Продажи\n      sort: 100",
-           "      name: Продажи B2B\n      previous_names: [Продажи]\n      sort: 50")
+    change(
+        box,
+        tmp,
+        "      name: Продажи\n      sort: 100",
+        "      name: Продажи B2B\n      previous_names: [Продажи]\n      sort: 50",
+    )
     after = deal_pipeline(box, "Продажи B2B")
     assert after["id"] == before["id"] and after["sort"] == 50, "renamed in place, not re-created"
     assert box.call("crm.deal.get", {"id": deal})["CATEGORY_ID"] == str(before["id"])
@@ -212,38 +254,68 @@ def test_rename_without_previous_names_uses_the_b24kit_tag(deployed: tuple[Sandb
 
 def test_update_field_label_mandatory_values(deployed: tuple[Sandbox, Path]) -> None:
     box, tmp = deployed
-    change(box, tmp, "label: {ru: Заметка, en: Note}", "label: {ru: Комментарий, en: Comment}, mandatory: true")
-    note = box.call("crm.deal.userfield.list", {"filter": {"LANG": "ru", "FIELD_NAME": "UF_CRM_NOTE"}})[0]
+    change(
+        box,
+        tmp,
+        "label: {ru: Заметка, en: Note}",
+        "label: {ru: Комментарий, en: Comment}, mandatory: true",
+    )
+    note = box.call(
+        "crm.deal.userfield.list", {"filter": {"LANG": "ru", "FIELD_NAME": "UF_CRM_NOTE"}}
+    )[0]
     assert (note["EDIT_FORM_LABEL"], note["MANDATORY"]) == ("Комментарий", "Y")
-    change(box, tmp, "values: [{value: Хорошо, xml_id: GOOD}, {value: Плохо, xml_id: BAD}]",
-           "values: [{value: Отлично, xml_id: GOOD}, {value: Плохо, xml_id: BAD}, {value: Средне, xml_id: MID}]")
+    change(
+        box,
+        tmp,
+        "values: [{value: Хорошо, xml_id: GOOD}, {value: Плохо, xml_id: BAD}]",
+        "values: [{value: Отлично, xml_id: GOOD}, {value: Плохо, xml_id: BAD}, {value: Средне, xml_id: MID}]",
+    )
     rating = box.call("crm.deal.userfield.list", {"filter": {"FIELD_NAME": "UF_CRM_RATING"}})[0]
     assert {(i["XML_ID"], i["VALUE"]) for i in rating["LIST"]} == {
-        ("GOOD", "Отлично"), ("BAD", "Плохо"), ("MID", "Средне")}, "changed, kept and added"
+        ("GOOD", "Отлично"),
+        ("BAD", "Плохо"),
+        ("MID", "Средне"),
+    }, "changed, kept and added"
 
 
 def test_update_smart_process(deployed: tuple[Sandbox, Path]) -> None:
     box, tmp = deployed
-    change(box, tmp, "    title: Подрядчики\n    relations: {children: [deal]}",
-           "    title: Исполнители\n    switches: {client: true, observers: true}\n"
-           "    relations: {children: [deal, company]}")
+    change(
+        box,
+        tmp,
+        "    title: Подрядчики\n    relations: {children: [deal]}",
+        "    title: Исполнители\n    switches: {client: true, observers: true}\n"
+        "    relations: {children: [deal, company]}",
+    )
     spa = box.call("crm.type.list", {"filter": {"code": "contractors"}})["types"][0]
     full = box.call("crm.type.get", {"id": spa["id"]})["type"]
     assert (full["title"], full["isClientEnabled"], full["isObserversEnabled"]) == (
-        "Исполнители", "Y", "Y")
+        "Исполнители",
+        "Y",
+        "Y",
+    )
     assert sorted(r["entityTypeId"] for r in full["relations"]["child"]) == [2, 4]
-    change(box, tmp, "      - {code: PRICE, type: double, label: Цена}",
-           "      - {code: PRICE, type: double, label: Стоимость}")
-    field = box.call("userfieldconfig.list", {"moduleId": "crm", "filter": {
-        "entityId": f"CRM_{spa['id']}"}})["fields"][0]
+    change(
+        box,
+        tmp,
+        "      - {code: PRICE, type: double, label: Цена}",
+        "      - {code: PRICE, type: double, label: Стоимость}",
+    )
+    field = box.call(
+        "userfieldconfig.list", {"moduleId": "crm", "filter": {"entityId": f"CRM_{spa['id']}"}}
+    )["fields"][0]
     assert field["editFormLabel"]["ru"] == "Стоимость"
 
 
 def test_new_things_in_an_existing_deployment(deployed: tuple[Sandbox, Path]) -> None:
     box, tmp = deployed
-    change(box, tmp, "        - {code: WON, name: Успех, semantics: success}\n        - {code: LOSE",
-           "        - {code: CHECK, name: Проверка}\n        - {code: WON, name: Успех, semantics: success}\n"
-           "        - {code: LOSE")
+    change(
+        box,
+        tmp,
+        "        - {code: WON, name: Успех, semantics: success}\n        - {code: LOSE",
+        "        - {code: CHECK, name: Проверка}\n        - {code: WON, name: Успех, semantics: success}\n"
+        "        - {code: LOSE",
+    )
     cid = deal_pipeline(box, "Продажи")["id"]
     assert f"C{cid}:CHECK" in [s[0] for s in stages(box, f"DEAL_STAGE_{cid}")]
 
@@ -252,9 +324,12 @@ def test_prune_deletes_only_with_the_flag(deployed: tuple[Sandbox, Path]) -> Non
     box, tmp = deployed
     cid = deal_pipeline(box, "Продажи")["id"]
     smaller = BASE.replace("        - {code: WORK, name: В работе}\n", "").replace(
-        "    - {code: NOTE, type: string, label: {ru: Заметка, en: Note}}\n", "")
+        "    - {code: NOTE, type: string, label: {ru: Заметка, en: Note}}\n", ""
+    )
     apply(box, from_text(tmp, smaller))
-    assert f"C{cid}:WORK" in [s[0] for s in stages(box, f"DEAL_STAGE_{cid}")], "kept without --prune"
+    assert f"C{cid}:WORK" in [s[0] for s in stages(box, f"DEAL_STAGE_{cid}")], (
+        "kept without --prune"
+    )
     report = apply(box, from_text(tmp, smaller), prune=True)
     assert report.ok
     assert f"C{cid}:WORK" not in [s[0] for s in stages(box, f"DEAL_STAGE_{cid}")], "pruned stage"
@@ -267,7 +342,9 @@ def test_prune_refuses_a_stage_that_holds_deals(deployed: tuple[Sandbox, Path]) 
     deal = box.call("crm.deal.add", {"fields": {"CATEGORY_ID": cid, "STAGE_ID": f"C{cid}:WORK"}})
     smaller = from_text(tmp, BASE.replace("        - {code: WORK, name: В работе}\n", ""))
     refused = plan(box, smaller, prune=True).refused
-    assert [c.address for c in refused] == ["sales.WORK"] and "holds 1 item" in str(refused[0].refused)
+    assert [c.address for c in refused] == ["sales.WORK"] and "holds 1 item" in str(
+        refused[0].refused
+    )
     report = apply(box, smaller, prune=True)
     assert report.refused and report.outcomes == [], "nothing is written while a change is refused"
     assert f"C{cid}:WORK" in [s[0] for s in stages(box, f"DEAL_STAGE_{cid}")]
@@ -287,11 +364,16 @@ def test_prune_refuses_a_pipeline_that_holds_deals(deployed: tuple[Sandbox, Path
 
 def test_semantics_and_type_changes_are_refused(deployed: tuple[Sandbox, Path]) -> None:
     box, tmp = deployed
-    old = ("        - {code: WON, name: Успех, semantics: success}\n"
-           "        - {code: LOSE, name: Провал, semantics: failure}")
+    old = (
+        "        - {code: WON, name: Успех, semantics: success}\n"
+        "        - {code: LOSE, name: Провал, semantics: failure}"
+    )
     assert old in BASE
-    swapped = BASE.replace(old, "        - {code: LOSE, name: Провал, semantics: success}\n"
-                                "        - {code: WON, name: Успех, semantics: failure}")
+    swapped = BASE.replace(
+        old,
+        "        - {code: LOSE, name: Провал, semantics: success}\n"
+        "        - {code: WON, name: Успех, semantics: failure}",
+    )
     bp = from_text(tmp, swapped.replace("{code: NOTE, type: string", "{code: NOTE, type: integer"))
     refused = {c.address: c.refused for c in plan(box, bp).refused}
     assert set(refused) == {"sales.WON", "sales.LOSE", "UF_CRM_NOTE"}, refused
@@ -322,10 +404,21 @@ def test_killed_apply_then_again_converges(tmp_path: Path, kill_after: int) -> N
     server = start_in_thread(box)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "b24kit", "apply", str(COMPANY.resolve()), "--yes",
-             "--portal", box.webhook_url(server.base_url)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
-            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+            [
+                sys.executable,
+                "-m",
+                "b24kit",
+                "apply",
+                str(COMPANY.resolve()),
+                "--yes",
+                "--portal",
+                box.webhook_url(server.base_url),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=tmp_path,
+            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+        )
         deadline = time.time() + 60
         while box.requests < kill_after and time.time() < deadline and proc.poll() is None:
             time.sleep(0.005)
@@ -347,8 +440,9 @@ def test_cli_plan_apply_saved_plan(tmp_path: Path) -> None:
         url = box.webhook_url(base)
 
         def cli(*args: str) -> CliResult:  # the entry point, in this process
-            return run_cli(*args, "--portal", url, cwd=tmp_path,
-                           env={"XDG_CONFIG_HOME": str(tmp_path)})
+            return run_cli(
+                *args, "--portal", url, cwd=tmp_path, env={"XDG_CONFIG_HOME": str(tmp_path)}
+            )
 
         example = str(EXAMPLE.resolve())
         result = cli("plan", example, "--detailed-exitcode")
@@ -359,7 +453,9 @@ def test_cli_plan_apply_saved_plan(tmp_path: Path) -> None:
         assert as_json["summary"]["create"] == 8 and as_json["reads"] <= 5
         saved = tmp_path / "plan.json"
         assert cli("plan", example, "--out", str(saved)).returncode == 0
-        box.call("crm.deal.userfield.add", {"fields": {"FIELD_NAME": "X", "USER_TYPE_ID": "string"}})
+        box.call(
+            "crm.deal.userfield.add", {"fields": {"FIELD_NAME": "X", "USER_TYPE_ID": "string"}}
+        )
         stale = cli("apply", str(saved), "--yes")
         assert stale.returncode == 2 and "portal changed since the plan" in stale.stderr
         assert cli("plan", example, "--out", str(saved)).returncode == 0
@@ -367,30 +463,42 @@ def test_cli_plan_apply_saved_plan(tmp_path: Path) -> None:
         assert applied.returncode == 0 and "Applied 24 of 24 changes" in applied.stdout
         assert cli("plan", example, "--detailed-exitcode").returncode == 0, "no changes left"
     graph = run_cli("graph", example)
-    assert "sales__ESTIMATE -. \"estimate: creates child\" .-> logistics__NEW" in graph.stdout
+    assert 'sales__ESTIMATE -. "estimate: creates child" .-> logistics__NEW' in graph.stdout
 
 
 def test_committed_schema_is_current() -> None:
     from b24kit.blueprint.model import json_schema
 
     committed = json.loads(Path("schema/blueprint.schema.json").read_text(encoding="utf-8"))
-    assert committed == json_schema(), "run: b24kit blueprint schema --out schema/blueprint.schema.json"
+    assert committed == json_schema(), (
+        "run: b24kit blueprint schema --out schema/blueprint.schema.json"
+    )
 
 
 def test_update_field_settings_and_crm_links(deployed: tuple[Sandbox, Path]) -> None:
     box, tmp = deployed
-    text = BASE.replace("      - {code: PRICE, type: double, label: Цена}",
-                        "      - {code: PRICE, type: double, label: Цена, settings: {PRECISION: 4}}")
-    text = text.replace("  fields:\n    - {code: NOTE", "  fields:\n"
-                        "    - {code: LINK, type: crm, links: [deal], label: Связь}\n    - {code: NOTE")
+    text = BASE.replace(
+        "      - {code: PRICE, type: double, label: Цена}",
+        "      - {code: PRICE, type: double, label: Цена, settings: {PRECISION: 4}}",
+    )
+    text = text.replace(
+        "  fields:\n    - {code: NOTE",
+        "  fields:\n    - {code: LINK, type: crm, links: [deal], label: Связь}\n    - {code: NOTE",
+    )
     assert apply(box, from_text(tmp, text)).ok
-    assert apply(box, from_text(tmp, text.replace("links: [deal]", "links: [deal, contractors]"))).ok
+    assert apply(
+        box, from_text(tmp, text.replace("links: [deal]", "links: [deal, contractors]"))
+    ).ok
     spa = box.call("crm.type.list", {"filter": {"code": "contractors"}})["types"][0]
-    price = box.call("userfieldconfig.list", {"moduleId": "crm", "filter": {
-        "entityId": f"CRM_{spa['id']}"}})["fields"][0]
+    price = box.call(
+        "userfieldconfig.list", {"moduleId": "crm", "filter": {"entityId": f"CRM_{spa['id']}"}}
+    )["fields"][0]
     assert price["settings"]["PRECISION"] == 4, "a type setting is updated"
     link = box.call("crm.deal.userfield.list", {"filter": {"FIELD_NAME": "UF_CRM_LINK"}})[0]
-    assert (link["SETTINGS"]["DEAL"], link["SETTINGS"][f"DYNAMIC_{spa['entityTypeId']}"]) == ("Y", "Y")
+    assert (link["SETTINGS"]["DEAL"], link["SETTINGS"][f"DYNAMIC_{spa['entityTypeId']}"]) == (
+        "Y",
+        "Y",
+    )
 
 
 def test_graph_svg(tmp_path: Path) -> None:

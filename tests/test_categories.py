@@ -35,8 +35,10 @@ def test_long_stage_ids_truncate_to_21(api: Sandbox) -> None:
         cat = api.call("crm.category.add", {"entityTypeId": 2, "fields": {"name": "x"}})
     cid = cat["category"]["id"]
     assert cid >= 10
-    codes = [s["STATUS_ID"] for s in api.call("crm.status.list",
-                                               {"filter": {"ENTITY_ID": f"DEAL_STAGE_{cid}"}})]
+    codes = [
+        s["STATUS_ID"]
+        for s in api.call("crm.status.list", {"filter": {"ENTITY_ID": f"DEAL_STAGE_{cid}"}})
+    ]
     assert f"C{cid}:PREPAYMENT_INVOIC" in codes, "§5.2/§6.2: deal stage ids are cut to 21 chars"
 
 
@@ -62,9 +64,12 @@ def test_name_rules(api: Sandbox) -> None:
 
 
 def test_update_and_get(api: Sandbox) -> None:
-    cid = api.call("crm.category.add", {"entityTypeId": 2, "fields": {"name": "A"}})["category"]["id"]
-    api.call("crm.category.update", {"entityTypeId": 2, "id": cid,
-                                     "fields": {"name": "B", "sort": 70}})
+    cid = api.call("crm.category.add", {"entityTypeId": 2, "fields": {"name": "A"}})["category"][
+        "id"
+    ]
+    api.call(
+        "crm.category.update", {"entityTypeId": 2, "id": cid, "fields": {"name": "B", "sort": 70}}
+    )
     got = api.call("crm.category.get", {"entityTypeId": 2, "id": cid})["category"]
     assert (got["name"], got["sort"]) == ("B", 70), "update changes name and sort"
 
@@ -72,14 +77,19 @@ def test_update_and_get(api: Sandbox) -> None:
 def test_delete_rules(api: Sandbox) -> None:
     err = call_error(api, "crm.category.delete", {"entityTypeId": 2, "id": 0})
     assert err.description == "Default deal category cannot be deleted", "§5.1: default stays"
-    cid = api.call("crm.category.add", {"entityTypeId": 2, "fields": {"name": "Busy"}})["category"]["id"]
+    cid = api.call("crm.category.add", {"entityTypeId": 2, "fields": {"name": "Busy"}})["category"][
+        "id"
+    ]
     api.call("crm.deal.add", {"fields": {"CATEGORY_ID": cid}})
     err = call_error(api, "crm.category.delete", {"entityTypeId": 2, "id": cid})
     assert err.description == "Deals related to the funnel Busy found", "§5.1: no delete with deals"
-    empty = api.call("crm.category.add", {"entityTypeId": 2, "fields": {"name": "E"}})["category"]["id"]
+    empty = api.call("crm.category.add", {"entityTypeId": 2, "fields": {"name": "E"}})["category"][
+        "id"
+    ]
     assert api.call("crm.category.delete", {"entityTypeId": 2, "id": empty}) is None
-    assert api.call("crm.status.list", {"filter": {"ENTITY_ID": f"DEAL_STAGE_{empty}"}}) == [], \
+    assert api.call("crm.status.list", {"filter": {"ENTITY_ID": f"DEAL_STAGE_{empty}"}}) == [], (
         "its stages go with it"
+    )
 
 
 def test_spa_default_moves_and_cannot_be_deleted(api: Sandbox) -> None:
@@ -88,10 +98,13 @@ def test_spa_default_moves_and_cannot_be_deleted(api: Sandbox) -> None:
     assert first["isDefault"] == "Y" and first["id"] > 0, "§5.1: SPA default has a real id"
     err = call_error(api, "crm.category.delete", {"entityTypeId": etid, "id": first["id"]})
     assert (err.code, err.description) == ("BX_ERROR", "This funnel is the default funnel")
-    second = api.call("crm.category.add", {"entityTypeId": etid,
-                                           "fields": {"name": "B", "isDefault": "Y"}})["category"]
-    cats = {c["id"]: c["isDefault"] for c in
-            api.call("crm.category.list", {"entityTypeId": etid})["categories"]}
+    second = api.call(
+        "crm.category.add", {"entityTypeId": etid, "fields": {"name": "B", "isDefault": "Y"}}
+    )["category"]
+    cats = {
+        c["id"]: c["isDefault"]
+        for c in api.call("crm.category.list", {"entityTypeId": etid})["categories"]
+    }
     assert cats == {first["id"]: "N", second["id"]: "Y"}, "§5.1: isDefault Y moves the flag"
 
 

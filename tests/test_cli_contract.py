@@ -255,8 +255,7 @@ def test_retries_are_announced(b24kit) -> None:  # type: ignore[no-untyped-def]
     server = start_in_thread(box)
     clock = FakeClock()  # the backoff's waits are made and recorded, in no time
     try:
-        result = b24kit("call", "server.time", "-p", box.webhook_url(server.base_url),
-                        clock=clock)
+        result = b24kit("call", "server.time", "-p", box.webhook_url(server.base_url), clock=clock)
     finally:
         server.stop()
     assert result.code == 3

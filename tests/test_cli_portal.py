@@ -43,16 +43,34 @@ def parse(result: CliResult) -> object:
 
 
 def test_call_round_trip(portal: list[str], tmp_path: Path) -> None:
-    made = parse(cli("call", "crm.deal.add", "fields.TITLE=Перевозка трактора",
-                     "fields[OPPORTUNITY]=125000", *portal, cwd=tmp_path))
+    made = parse(
+        cli(
+            "call",
+            "crm.deal.add",
+            "fields.TITLE=Перевозка трактора",
+            "fields[OPPORTUNITY]=125000",
+            *portal,
+            cwd=tmp_path,
+        )
+    )
     assert isinstance(made, dict) and isinstance(made["result"], int)
-    got = parse(cli("call", "crm.deal.list", "filter.>OPPORTUNITY=100", "select[]=ID",
-                    "select[]=TITLE", *portal, cwd=tmp_path))
+    got = parse(
+        cli(
+            "call",
+            "crm.deal.list",
+            "filter.>OPPORTUNITY=100",
+            "select[]=ID",
+            "select[]=TITLE",
+            *portal,
+            cwd=tmp_path,
+        )
+    )
     assert isinstance(got, dict)
     assert got["result"] == [{"ID": str(made["result"]), "TITLE": "Перевозка трактора"}]
     assert got["total"] == 1
-    listed = parse(cli("call", "crm.deal.list", "--all", "--json", '{"select": ["ID"]}', *portal,
-                       cwd=tmp_path))
+    listed = parse(
+        cli("call", "crm.deal.list", "--all", "--json", '{"select": ["ID"]}', *portal, cwd=tmp_path)
+    )
     assert listed == [{"ID": str(made["result"])}], "--all gives the rows as a JSON list"
 
 
@@ -61,9 +79,14 @@ def test_portal_check(portal: list[str], tmp_path: Path) -> None:
     report = parse(result)
     assert isinstance(report, dict)
     assert report["user"]["id"] == "1" and "crm" in report["scopes"]
-    assert report["plan"] == {"name": "standard", "burst": 50, "per_second": 2.0,
-                              "batch_commands": 50, "writes_per_second": 100.0,
-                              "rows_per_second": 5000.0}
+    assert report["plan"] == {
+        "name": "standard",
+        "burst": 50,
+        "per_second": 2.0,
+        "batch_commands": 50,
+        "writes_per_second": 100.0,
+        "rows_per_second": 5000.0,
+    }
     assert report["latency_ms"] >= 0
     assert report["sandbox"] is (portal[-1] == "sandbox")
     if portal[-1] == "sandbox":
@@ -81,15 +104,25 @@ def test_call_errors(tmp_path: Path) -> None:
     result = cli("call", "x", "--json", "[1]", "-p", "sandbox", cwd=tmp_path)
     assert result.returncode == 2 and "JSON object" in result.stderr
     result = cli("call", "crm.deal.gett", "id=1", "-p", "sandbox", cwd=tmp_path)
-    assert result.returncode == 2 and "ERROR_METHOD_NOT_FOUND" in result.stderr, \
+    assert result.returncode == 2 and "ERROR_METHOD_NOT_FOUND" in result.stderr, (
         "a typo in the method is a usage error (2), not a portal failure (3)"
+    )
 
 
 def test_parse_assignments() -> None:
-    assert parse_assignments(["filter.>ID=5", "filter.%TITLE=a=b", "select[]=ID", "select[]=T",
-                              "fields[PHONE][0][VALUE]=+7"]) == {
-        "filter": {">ID": "5", "%TITLE": "a=b"}, "select": {"0": "ID", "1": "T"},
-        "fields": {"PHONE": {"0": {"VALUE": "+7"}}}}
+    assert parse_assignments(
+        [
+            "filter.>ID=5",
+            "filter.%TITLE=a=b",
+            "select[]=ID",
+            "select[]=T",
+            "fields[PHONE][0][VALUE]=+7",
+        ]
+    ) == {
+        "filter": {">ID": "5", "%TITLE": "a=b"},
+        "select": {"0": "ID", "1": "T"},
+        "fields": {"PHONE": {"0": {"VALUE": "+7"}}},
+    }
 
 
 def test_portal_resolution_order(tmp_path: Path) -> None:
@@ -99,7 +132,8 @@ def test_portal_resolution_order(tmp_path: Path) -> None:
         "default: a\nprofiles:\n"
         "  a: {webhook: 'https://a.bitrix24.ru/rest/1/aaaaaaaa/'}\n"
         "  b: {webhook: 'https://b.bitrix24.ru/rest/2/bbbbbbbb/', plan: enterprise}\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     (cfg / "config.yaml").chmod(0o600)
     env = {"XDG_CONFIG_HOME": str(tmp_path)}
     hook = "https://c.bitrix24.ru/rest/3/cccccccc/"
@@ -112,14 +146,17 @@ def test_portal_resolution_order(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no profile 'zzz'"):
         connect("zzz", env=env)
     with pytest.raises(ConfigError, match="no portal chosen"):
-        connect(None, env={"XDG_CONFIG_HOME": str(tmp_path / "none")},
-                sandbox_dir=tmp_path / "sb")
+        connect(None, env={"XDG_CONFIG_HOME": str(tmp_path / "none")}, sandbox_dir=tmp_path / "sb")
     assert not (tmp_path / "sb").exists(), "no sandbox is made when none was asked for"
-    sandboxed = connect("sandbox", env={"XDG_CONFIG_HOME": str(tmp_path / "none")},
-                        sandbox_dir=tmp_path / "sb")
+    sandboxed = connect(
+        "sandbox", env={"XDG_CONFIG_HOME": str(tmp_path / "none")}, sandbox_dir=tmp_path / "sb"
+    )
     assert sandboxed.is_sandbox and "local sandbox portal" in sandboxed.label
     sandboxed.sandbox.close()
-    named = connect(None, env={"XDG_CONFIG_HOME": str(tmp_path / "none"),
-                               "B24_PORTAL": "sandbox"}, sandbox_dir=tmp_path / "sb")
+    named = connect(
+        None,
+        env={"XDG_CONFIG_HOME": str(tmp_path / "none"), "B24_PORTAL": "sandbox"},
+        sandbox_dir=tmp_path / "sb",
+    )
     assert named.is_sandbox
     named.sandbox.close()

@@ -21,8 +21,18 @@ runner = CliRunner()
 
 
 def _serve_cmd(db: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "b24kit", "sandbox", "serve", "--db", str(db), "--limits", "off",
-            *args]
+    return [
+        sys.executable,
+        "-m",
+        "b24kit",
+        "sandbox",
+        "serve",
+        "--db",
+        str(db),
+        "--limits",
+        "off",
+        *args,
+    ]
 
 
 @contextmanager
@@ -31,7 +41,9 @@ def server_process(db: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str]
     Stopped with SIGINT on the way out, unless the test already stopped it."""
     proc = subprocess.Popen(
         _serve_cmd(db, "--port", "0", *args),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "COLUMNS": "200"},
     )
     try:
@@ -45,7 +57,9 @@ def server_process(db: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str]
                 break
             if not line and proc.poll() is not None:
                 break
-        assert url, f"serve printed no webhook URL; stderr: {proc.stderr.read() if proc.stderr else ''}"
+        assert url, (
+            f"serve printed no webhook URL; stderr: {proc.stderr.read() if proc.stderr else ''}"
+        )
         yield proc, url
     finally:
         if proc.poll() is None:
@@ -67,8 +81,9 @@ def served(db: Path, *args: str) -> Iterator[str]:
 def run_serve(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run a `sandbox serve` that is expected to refuse at once; one that serves instead is
     stopped after a few seconds (and then fails the test's exit-code assertion)."""
-    proc = subprocess.Popen(_serve_cmd(db, *args), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _serve_cmd(db, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         out, err = proc.communicate(timeout=15)
     except subprocess.TimeoutExpired:
@@ -90,7 +105,9 @@ def test_data_survives_restart_with_the_same_token(tmp_path: Path) -> None:
     db = tmp_path / "portal.sqlite"
     with served(db) as url:
         assert url.startswith("http://127.0.0.1:") and "/rest/1/" in url
-        deal = httpx.post(url + "crm.deal.add", json={"fields": {"TITLE": "Трактор"}}).json()["result"]
+        deal = httpx.post(url + "crm.deal.add", json={"fields": {"TITLE": "Трактор"}}).json()[
+            "result"
+        ]
     with served(db) as again:
         assert again.split("/rest/")[1] == url.split("/rest/")[1], "the token is kept with the db"
         got = httpx.post(again + "crm.deal.get", json={"id": deal}).json()["result"]
@@ -180,7 +197,8 @@ def test_busy_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        f"error: port {port} on 127.0.0.1 is in use (another sandbox?); pick another with --port"]
+        f"error: port {port} on 127.0.0.1 is in use (another sandbox?); pick another with --port"
+    ]
 
 
 def test_unusable_host_is_one_line_and_exit_3(tmp_path: Path) -> None:
@@ -216,7 +234,8 @@ def test_second_serve_on_the_same_db_refuses(tmp_path: Path) -> None:
         second = run_serve(db, "--port", "0")
         assert second.returncode == 2, (second.returncode, second.stdout, second.stderr)
         assert second.stderr.strip() == (
-            f"error: a sandbox server is using {db} (pid {proc.pid}); stop it first")
+            f"error: a sandbox server is using {db} (pid {proc.pid}); stop it first"
+        )
         with served(tmp_path / "other.sqlite"):
             pass  # another database is another sandbox: not locked
         proc.kill()  # even a server that dies without cleaning up frees the database

@@ -43,8 +43,12 @@ def test_call_envelope_and_typed_errors(mode: str) -> None:
             assert env.result == [{"ID": str(deal)}] and env.total == 1 and env.next is None
             with pytest.raises(PortalError) as info:
                 await client.call("crm.deal.get", {"id": 999})
-            assert (info.value.method, info.value.status, info.value.code,
-                    info.value.description) == ("crm.deal.get", 400, "", "Not found")
+            assert (
+                info.value.method,
+                info.value.status,
+                info.value.code,
+                info.value.description,
+            ) == ("crm.deal.get", 400, "", "Not found")
             with pytest.raises(MethodNotFound) as missing:
                 await client.call("crm.nope")
             assert missing.value.status == 404
@@ -59,13 +63,22 @@ def test_scope_and_auth_errors(mode: str) -> None:
 
     async def go() -> None:
         with client_for(box, mode) as client:
-            limited = B24Client(WebhookAuth(parse_webhook(
-                client.auth.url("").replace(box.token, token).replace("/rest/1/", "/rest/9/"))),
-                transport=client._http._transport)  # same transport: same sandbox
+            limited = B24Client(
+                WebhookAuth(
+                    parse_webhook(
+                        client.auth.url("")
+                        .replace(box.token, token)
+                        .replace("/rest/1/", "/rest/9/")
+                    )
+                ),
+                transport=client._http._transport,
+            )  # same transport: same sandbox
             with pytest.raises(ScopeError):
                 await limited.call("crm.deal.list")
-            wrong = B24Client(WebhookAuth(parse_webhook(
-                client.auth.url("").replace(box.token, "x" * 16))), transport=client._http._transport)
+            wrong = B24Client(
+                WebhookAuth(parse_webhook(client.auth.url("").replace(box.token, "x" * 16))),
+                transport=client._http._transport,
+            )
             with pytest.raises(AuthError) as info:
                 await wrong.call("user.current")
             assert info.value.status == 401 and "x" * 16 not in str(info.value)
@@ -75,16 +88,22 @@ def test_scope_and_auth_errors(mode: str) -> None:
 
 def _edge(handler: httpx.MockTransport) -> B24Client:
     """A portal behind a broken proxy: the outer edge the sandbox cannot be."""
-    return B24Client(WebhookAuth(parse_webhook("https://acme.bitrix24.ru/rest/1/secrettoken123/")),
-                     transport=handler, bucket=Bucket(1e9, 1e9))
+    return B24Client(
+        WebhookAuth(parse_webhook("https://acme.bitrix24.ru/rest/1/secrettoken123/")),
+        transport=handler,
+        bucket=Bucket(1e9, 1e9),
+    )
 
 
-@pytest.mark.parametrize(("status", "body", "expected"), [
-    (502, "<html><body>Bad gateway</body></html>", "an HTML page"),
-    (200, "", "empty response body"),
-    (200, "[1, 2]", "not a JSON object"),
-    (200, '{"time": {}}', "has no result"),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (502, "<html><body>Bad gateway</body></html>", "an HTML page"),
+        (200, "", "empty response body"),
+        (200, "[1, 2]", "not a JSON object"),
+        (200, '{"time": {}}', "has no result"),
+    ],
+)
 def test_html_or_empty_bodies_are_clear_errors(status: int, body: str, expected: str) -> None:
     client = _edge(httpx.MockTransport(lambda request: httpx.Response(status, text=body)))
 
@@ -140,8 +159,9 @@ def test_bucket_keeps_the_client_under_the_portal_limit() -> None:
     assert box.statuses[503] == 0, "the client never ran into the portal's bucket"
     assert box.statuses[200] == 60
     assert elapsed >= 4.0, "the 10 requests past the burst waited for the drain (2/s)"
-    assert len(clock.sleeps) >= 10 and all(0 < s <= 0.5 for s in clock.sleeps), \
+    assert len(clock.sleeps) >= 10 and all(0 < s <= 0.5 for s in clock.sleeps), (
         "a wait of at most one drain interval before each request past the burst"
+    )
 
 
 def test_429_pauses_only_that_method_until_reset() -> None:
@@ -196,10 +216,15 @@ def test_oauth_refreshes_once_then_retries(mode: str) -> None:
     async def go() -> None:
         with client_for(box, mode) as probe:
             base = probe.auth.url("").split("/rest/")[0]
-            auth = OAuthAuth(rest_base=base + "/rest/", access_token=old["access_token"],
-                             refresh_token=old["refresh_token"], client_id="app.7",
-                             client_secret="s3cret", token_url=base + "/oauth/token/",
-                             on_tokens=saved.append)
+            auth = OAuthAuth(
+                rest_base=base + "/rest/",
+                access_token=old["access_token"],
+                refresh_token=old["refresh_token"],
+                client_id="app.7",
+                client_secret="s3cret",
+                token_url=base + "/oauth/token/",
+                on_tokens=saved.append,
+            )
             client = B24Client(auth, transport=probe._http._transport, bucket=Bucket(1e9, 1e9))
             assert (await client.call("user.current"))["ID"] == "1"
             assert len(saved) == 1 and saved[0]["refresh_token"] != old["refresh_token"]
@@ -211,19 +236,37 @@ def test_oauth_refreshes_once_then_retries(mode: str) -> None:
 def test_none_and_lists_survive_inside_batch() -> None:
     """A peer gap: None and list parameters broken inside batch."""
     box = Sandbox(limits="off")
-    box.call("crm.deal.userfield.add", {"fields": {"FIELD_NAME": "TAGS", "USER_TYPE_ID": "string",
-                                                   "MULTIPLE": "Y"}})
+    box.call(
+        "crm.deal.userfield.add",
+        {"fields": {"FIELD_NAME": "TAGS", "USER_TYPE_ID": "string", "MULTIPLE": "Y"}},
+    )
 
     async def go() -> None:
         with client_for(box) as client:
-            result = await client.batch({
-                "a": ("crm.deal.add", {"fields": {"TITLE": "x", "COMMENTS": None,
-                                                  "UF_CRM_TAGS": ["один", "два & три"]}}),
-                "b": ("crm.deal.add", {"fields": {"TITLE": "y"}}),
-                "list": ("crm.deal.list", {"filter": {"@ID": ["$result[a]", "$result[b]"]},
-                                           "select": ["ID", "COMMENTS", "UF_CRM_TAGS"],
-                                           "order": {"ID": "ASC"}}),
-            }, halt=True)
+            result = await client.batch(
+                {
+                    "a": (
+                        "crm.deal.add",
+                        {
+                            "fields": {
+                                "TITLE": "x",
+                                "COMMENTS": None,
+                                "UF_CRM_TAGS": ["один", "два & три"],
+                            }
+                        },
+                    ),
+                    "b": ("crm.deal.add", {"fields": {"TITLE": "y"}}),
+                    "list": (
+                        "crm.deal.list",
+                        {
+                            "filter": {"@ID": ["$result[a]", "$result[b]"]},
+                            "select": ["ID", "COMMENTS", "UF_CRM_TAGS"],
+                            "order": {"ID": "ASC"},
+                        },
+                    ),
+                },
+                halt=True,
+            )
             rows = result.result["list"]
             assert [r["ID"] for r in rows] == ["1", "2"], "a list of references is substituted"
             assert rows[0]["COMMENTS"] == "", "None arrives as an explicit empty value"

@@ -8,8 +8,11 @@ UGLY = "a&b=c?d#e%f+g \"h' \n i\r\nЖ🚜"
 
 
 def test_nested_round_trip() -> None:
-    params = {"fields": {"TITLE": UGLY, "PHONE": [{"VALUE": "+7 (900)", "VALUE_TYPE": "WORK"}]},
-              "filter": {">=OPPORTUNITY": 10, "@ID": [1, 2]}, "select": ["ID", "TITLE"]}
+    params = {
+        "fields": {"TITLE": UGLY, "PHONE": [{"VALUE": "+7 (900)", "VALUE_TYPE": "WORK"}]},
+        "filter": {">=OPPORTUNITY": 10, "@ID": [1, 2]},
+        "select": ["ID", "TITLE"],
+    }
     back = parse_query(build_query(params))
     assert back["fields"]["TITLE"] == UGLY, "ugly characters survive the form encoding"
     assert back["fields"]["PHONE"]["0"]["VALUE"] == "+7 (900)", "nested list of dicts survives"
@@ -28,15 +31,24 @@ def test_php_bracket_forms() -> None:
 
 def test_scalars_and_empties() -> None:
     assert build_query({"a": True, "b": False, "c": None}) == "a=1&b=0&c="
-    assert build_query({"a": [], "f": {}, "b": 1}) == "b=1", \
+    assert build_query({"a": [], "f": {}, "b": 1}) == "b=1", (
         "empty arrays are left out, as PHP's http_build_query does"
+    )
     assert parse_query("a%5B%5D=")["a"] == {"0": ""}, "because key[]= is [0 => ''] in PHP"
 
 
 @pytest.mark.parametrize(
     ("value", "truth"),
-    [("", False), ("0", False), (0, False), (None, False), ("false", True), ("1", True),
-     (True, True), ([], False)],
+    [
+        ("", False),
+        ("0", False),
+        (0, False),
+        (None, False),
+        ("false", True),
+        ("1", True),
+        (True, True),
+        ([], False),
+    ],
 )
 def test_php_truthiness(value: object, truth: bool) -> None:
     assert php_truthy(value) is truth

@@ -18,8 +18,9 @@ from tests.clocks import FakeClock
 FAULTS = "500=0.05,503=0.05,drop=0.05,lost=0.05"
 
 
-def run(box: Sandbox, commands: list[Command], clock: Clock | None = None,
-        **kwargs: object) -> list[Outcome]:
+def run(
+    box: Sandbox, commands: list[Command], clock: Clock | None = None, **kwargs: object
+) -> list[Outcome]:
     async def go() -> list[Outcome]:
         with client_for(box, clock=clock) as client:
             return await Executor(client, **kwargs).run(commands)  # type: ignore[arg-type]
@@ -28,8 +29,10 @@ def run(box: Sandbox, commands: list[Command], clock: Clock | None = None,
 
 
 def link_field(box: Sandbox) -> None:
-    box.call("crm.deal.userfield.add", {"fields": {"FIELD_NAME": "PARENT", "USER_TYPE_ID": "crm",
-                                                   "SETTINGS": {"DEAL": "Y"}}})
+    box.call(
+        "crm.deal.userfield.add",
+        {"fields": {"FIELD_NAME": "PARENT", "USER_TYPE_ID": "crm", "SETTINGS": {"DEAL": "Y"}}},
+    )
 
 
 @pytest.mark.parametrize("batch_size", [50, 3, 1])
@@ -39,9 +42,16 @@ def test_references_inside_and_across_batches(batch_size: int) -> None:
     commands = []
     for i in range(10):
         commands.append(cmd.entity_add("deal", {"TITLE": f"P{i}"}, name=f"p{i}"))
-        commands.append(cmd.entity_add("deal", {
-            "TITLE": Ref(f"p{i}", fmt="child of {}"), "UF_CRM_PARENT": Ref(f"p{i}", fmt="D_{}")},
-            name=f"c{i}"))
+        commands.append(
+            cmd.entity_add(
+                "deal",
+                {
+                    "TITLE": Ref(f"p{i}", fmt="child of {}"),
+                    "UF_CRM_PARENT": Ref(f"p{i}", fmt="D_{}"),
+                },
+                name=f"c{i}",
+            )
+        )
     outcomes = run(box, commands, batch_size=batch_size)
     assert [o.name for o in outcomes] == [c.name for c in commands], "outcomes in input order"
     assert all(o.ok for o in outcomes)
@@ -53,13 +63,21 @@ def test_references_inside_and_across_batches(batch_size: int) -> None:
 
 def test_nested_result_paths() -> None:
     box = Sandbox(limits="off")
-    spa = box.call("crm.type.add", {"fields": {"title": "T", "relations": {
-        "parent": [{"entityTypeId": 2}]}}})["type"]
-    outcomes = run(box, [
-        cmd.item_add(2, {"title": "deal"}, name="deal"),
-        cmd.item_add(spa["entityTypeId"], {"title": "x", "parentId2": Ref("deal", ("item", "id"))},
-                     name="child"),
-    ], batch_size=2)
+    spa = box.call(
+        "crm.type.add", {"fields": {"title": "T", "relations": {"parent": [{"entityTypeId": 2}]}}}
+    )["type"]
+    outcomes = run(
+        box,
+        [
+            cmd.item_add(2, {"title": "deal"}, name="deal"),
+            cmd.item_add(
+                spa["entityTypeId"],
+                {"title": "x", "parentId2": Ref("deal", ("item", "id"))},
+                name="child",
+            ),
+        ],
+        batch_size=2,
+    )
     assert outcomes[1].result["item"]["parentId2"] == outcomes[0].result["item"]["id"]
 
 
@@ -73,8 +91,9 @@ def test_a_failure_hides_nothing() -> None:
         cmd.read("crm.deal.get", {"id": Ref("a")}, name="read"),
     ]
     outcomes = {o.name: o for o in run(box, commands)}
-    assert outcomes["a"].ok and outcomes["c"].ok and outcomes["read"].ok, \
+    assert outcomes["a"].ok and outcomes["c"].ok and outcomes["read"].ok, (
         "commands after the failure (halted) were sent again"
+    )
     assert not outcomes["bad"].ok and "Currency" in str(outcomes["bad"].error)
     assert isinstance(outcomes["dep"].error, DependencyFailed), "a dependent is not run"
     assert box.portal.count_items(2) == 2
@@ -82,8 +101,10 @@ def test_a_failure_hides_nothing() -> None:
 
 def test_exact_counts_under_every_fault_kind() -> None:
     box = Sandbox(limits="off", faults=FAULTS + ",seed=5")
-    commands = [cmd.entity_add("deal", {
-        "TITLE": f"row {i}", "ORIGINATOR_ID": "test", "ORIGIN_ID": f"r{i}"}) for i in range(1500)]
+    commands = [
+        cmd.entity_add("deal", {"TITLE": f"row {i}", "ORIGINATOR_ID": "test", "ORIGIN_ID": f"r{i}"})
+        for i in range(1500)
+    ]
     outcomes = run(box, commands, batch_size=10)  # more requests, so every kind shows up
     assert all(o.ok for o in outcomes), [str(o.error) for o in outcomes if not o.ok][:3]
     assert box.portal.count_items(2) == 1500, "exactly one deal per command: none lost or doubled"
@@ -98,8 +119,10 @@ def test_unkeyed_creates_are_never_repeated_blindly() -> None:
     box = Sandbox(limits="off", faults="lost=0.2,seed=9")
     commands = [cmd.entity_add("deal", {"TITLE": f"t{i}"}) for i in range(300)]
     outcomes = run(box, commands)
-    titles = Counter(str(box.call("crm.deal.get", {"id": i})["TITLE"])
-                     for i in range(1, box.portal.count_items(2) + 1))
+    titles = Counter(
+        str(box.call("crm.deal.get", {"id": i})["TITLE"])
+        for i in range(1, box.portal.count_items(2) + 1)
+    )
     assert max(titles.values()) == 1, "no deal was created twice"
     unknown = [o for o in outcomes if isinstance(o.error, UnknownOutcome)]
     assert unknown, "lost answers without a key are reported as unknown"
@@ -108,13 +131,18 @@ def test_unkeyed_creates_are_never_repeated_blindly() -> None:
 
 def test_structure_creates_are_not_doubled_by_lost_answers() -> None:
     box = Sandbox(limits="off", faults="lost=0.5,seed=1")
-    outcomes = run(box, [
-        cmd.type_add({"title": "Подрядчики", "code": "contractors"}),
-        cmd.category_add(2, {"name": "Логистика", "originatorId": "b24kit",
-                             "originId": "logistics"}),
-        cmd.deal_field_add({"FIELD_NAME": "UF_CRM_CHILD_STAGE", "USER_TYPE_ID": "string"}),
-        cmd.status_add("DEAL_STAGE", "EST", {"NAME": "Оценить", "SORT": 15}),
-    ], batch_size=1)
+    outcomes = run(
+        box,
+        [
+            cmd.type_add({"title": "Подрядчики", "code": "contractors"}),
+            cmd.category_add(
+                2, {"name": "Логистика", "originatorId": "b24kit", "originId": "logistics"}
+            ),
+            cmd.deal_field_add({"FIELD_NAME": "UF_CRM_CHILD_STAGE", "USER_TYPE_ID": "string"}),
+            cmd.status_add("DEAL_STAGE", "EST", {"NAME": "Оценить", "SORT": 15}),
+        ],
+        batch_size=1,
+    )
     assert all(o.ok for o in outcomes), [str(o.error) for o in outcomes]
     assert len(box.call("crm.type.list")["types"]) == 1
     assert len(box.call("crm.category.list", {"entityTypeId": 2})["categories"]) == 2
@@ -125,8 +153,10 @@ def test_structure_creates_are_not_doubled_by_lost_answers() -> None:
 def test_budget_refusals_inside_batches_are_retried() -> None:
     clock = FakeClock()  # the sandbox's budget window passes while the client waits on it
     box = Sandbox(limits="off", operating_limit=0.05, operating_window=1.0, clock=clock.time)
-    commands = [cmd.entity_add("deal", {"TITLE": str(i), "ORIGINATOR_ID": "t",
-                                        "ORIGIN_ID": str(i)}) for i in range(200)]
+    commands = [
+        cmd.entity_add("deal", {"TITLE": str(i), "ORIGINATOR_ID": "t", "ORIGIN_ID": str(i)})
+        for i in range(200)
+    ]
     outcomes = run(box, commands, clock=clock)
     assert all(o.ok for o in outcomes) and box.portal.count_items(2) == 200
     assert box.budget_refusals > 0
@@ -136,11 +166,19 @@ def test_budget_refusals_inside_batches_are_retried() -> None:
 def test_progress_and_validation() -> None:
     box = Sandbox(limits="off")
     seen: list[tuple[int, int]] = []
-    run(box, [cmd.read("server.time", {}) for _ in range(120)],
-        progress=lambda done, total: seen.append((done, total)))
+    run(
+        box,
+        [cmd.read("server.time", {}) for _ in range(120)],
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen[-1] == (120, 120) and len(seen) == 120
     with pytest.raises(ValueError, match="not an earlier command"):
-        run(box, [cmd.read("crm.deal.get", {"id": Ref("later")}),
-                  cmd.read("server.time", {}, name="later")])
+        run(
+            box,
+            [
+                cmd.read("crm.deal.get", {"id": Ref("later")}),
+                cmd.read("server.time", {}, name="later"),
+            ],
+        )
     with pytest.raises(ValueError, match="letters, digits"):
         run(box, [cmd.read("server.time", {}, name="bad name")])

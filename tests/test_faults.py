@@ -62,8 +62,10 @@ def test_fault_lost_executes_then_cuts_the_connection(mode: str) -> None:
 
 
 def test_fault_mix_is_seeded_and_counted() -> None:
-    a, b = Faults.parse("500=0.1,503=0.1,drop=0.1,lost=0.1,seed=3"), Faults.parse(
-        "500=0.1,503=0.1,drop=0.1,lost=0.1,seed=3")
+    a, b = (
+        Faults.parse("500=0.1,503=0.1,drop=0.1,lost=0.1,seed=3"),
+        Faults.parse("500=0.1,503=0.1,drop=0.1,lost=0.1,seed=3"),
+    )
     draws = [a.draw() for _ in range(2000)]
     assert draws == [b.draw() for _ in range(2000)], "the same seed gives the same faults"
     for kind in ("500", "503", "drop", "lost"):

@@ -295,9 +295,7 @@ def test_type_add_that_drops_the_code(tmp_path: Path) -> None:
 def test_type_add_that_drops_the_code_with_a_lost_answer(tmp_path: Path) -> None:
     box = Sandbox(limits="off", readings={"type-add-drops-code"})
     box.faults = ScriptedFaults(["lost"])
-    [outcome] = run(
-        box, [cmd.type_add({"title": "Подрядчики", "code": "contractors"})]
-    )
+    [outcome] = run(box, [cmd.type_add({"title": "Подрядчики", "code": "contractors"})])
     assert outcome.ok and outcome.found_existing, outcome.error
     assert len(box.call("crm.type.list", {})["types"]) == 1, "looked up by title, not made twice"
 

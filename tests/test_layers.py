@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "b24kit"
-BASE = {"encoding", "asgi", "locks", "errors", "clock", "__init__"}  # shared helpers below every layer
+BASE = {
+    "encoding",
+    "asgi",
+    "locks",
+    "errors",
+    "clock",
+    "__init__",
+}  # shared helpers below every layer
 JOBS = {"blueprint", "migrate", "links"}
 # what each part may import from b24kit (besides itself and BASE)
 ALLOWED: dict[str, set[str]] = {
@@ -35,13 +42,18 @@ def _type_only(tree: ast.AST) -> set[int]:
     lines: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            lines |= {n.lineno for child in node.body for n in ast.walk(child)
-                      if isinstance(n, (ast.Import, ast.ImportFrom))}
+            lines |= {
+                n.lineno
+                for child in node.body
+                for n in ast.walk(child)
+                if isinstance(n, (ast.Import, ast.ImportFrom))
+            }
     return lines
 
 
-def imports(module: str, source: str, is_package: bool = False,
-            run_only: bool = False) -> list[tuple[int, str]]:
+def imports(
+    module: str, source: str, is_package: bool = False, run_only: bool = False
+) -> list[tuple[int, str]]:
     """The b24kit modules ``module`` imports, with their lines (relative ones resolved);
     ``run_only``: without those only a type checker reads."""
     package = module.split(".") if is_package else module.split(".")[:-1]
@@ -69,19 +81,26 @@ def check(module: str, source: str, is_package: bool = False) -> list[str]:
         return []
     allowed = ALLOWED.get(mine)
     assert allowed is not None, f"{module}: add its part to the layer table"
-    return [f"{module}:{line}: {mine} imports {name}"
-            for line, name in imports(module, source, is_package)
-            if part_of(name) not in (mine, *BASE) and part_of(name) not in allowed]
+    return [
+        f"{module}:{line}: {mine} imports {name}"
+        for line, name in imports(module, source, is_package)
+        if part_of(name) not in (mine, *BASE) and part_of(name) not in allowed
+    ]
 
 
 def modules() -> list[tuple[str, Path]]:
-    return [(".".join(p.relative_to(SRC.parent).with_suffix("").parts).removesuffix(".__init__"),
-             p) for p in sorted(SRC.rglob("*.py"))]
+    return [
+        (".".join(p.relative_to(SRC.parent).with_suffix("").parts).removesuffix(".__init__"), p)
+        for p in sorted(SRC.rglob("*.py"))
+    ]
 
 
 def test_no_import_breaks_the_layer_order() -> None:
-    found = [v for module, path in modules() for v in check(
-        module, path.read_text(encoding="utf-8"), path.name == "__init__.py")]
+    found = [
+        v
+        for module, path in modules()
+        for v in check(module, path.read_text(encoding="utf-8"), path.name == "__init__.py")
+    ]
     assert found == []
     assert len(modules()) > 60, "every module was read"
 
@@ -90,16 +109,23 @@ def test_client_knows_no_sandbox_and_no_job() -> None:
     for module, path in modules():
         if part_of(module) == "client":
             names = [n for _, n in imports(module, path.read_text(encoding="utf-8"))]
-            assert all(n.startswith(("b24kit.client", "b24kit.encoding", "b24kit.errors",
-                                     "b24kit.clock"))
-                       for n in names), path
+            assert all(
+                n.startswith(("b24kit.client", "b24kit.encoding", "b24kit.errors", "b24kit.clock"))
+                for n in names
+            ), path
 
 
-@pytest.mark.parametrize(("module", "bad"), [
-    ("b24kit.client.core", "b24kit.sandbox.app"), ("b24kit.client.core", "b24kit.portal.ids"),
-    ("b24kit.portal.ids", "b24kit.blueprint.model"), ("b24kit.blueprint.plan", "b24kit.cli"),
-    ("b24kit.sandbox.app", "b24kit.client"), ("b24kit.migrate.run", "b24kit.connect"),
-])
+@pytest.mark.parametrize(
+    ("module", "bad"),
+    [
+        ("b24kit.client.core", "b24kit.sandbox.app"),
+        ("b24kit.client.core", "b24kit.portal.ids"),
+        ("b24kit.portal.ids", "b24kit.blueprint.model"),
+        ("b24kit.blueprint.plan", "b24kit.cli"),
+        ("b24kit.sandbox.app", "b24kit.client"),
+        ("b24kit.migrate.run", "b24kit.connect"),
+    ],
+)
 def test_the_check_catches_a_wrong_import(module: str, bad: str) -> None:
     """A late import inside a function is found too: the check can fail."""
     source = f"def late() -> None:\n    import {bad}  # noqa\n"
@@ -116,8 +142,9 @@ def test_no_import_cycles() -> None:
     graph: dict[str, set[str]] = {}
     for module, path in found.items():
         edges = set()
-        for _, name in imports(module, path.read_text(encoding="utf-8"),
-                               path.name == "__init__.py", run_only=True):
+        for _, name in imports(
+            module, path.read_text(encoding="utf-8"), path.name == "__init__.py", run_only=True
+        ):
             while name and name not in found:
                 name = name.rpartition(".")[0]
             if name and name != module and found[name].name != "__init__.py":
@@ -130,7 +157,7 @@ def test_no_import_cycles() -> None:
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append([*trail[trail.index(nxt):], nxt])
+                cycles.append([*trail[trail.index(nxt) :], nxt])
             elif nxt not in state:
                 visit(nxt, [*trail, nxt])
         state[node] = 2

@@ -155,9 +155,20 @@ def test_fix_repairs_what_is_safe_and_deletes_nothing(tmp_path: Path) -> None:
     seeded = seed_every_inconsistency(box)
     server = start_in_thread(box)
     try:
-        result = run_cli("audit", "-b", str(EXAMPLE), "--fix", "--yes", "-f", "json",
-                         "--portal", box.webhook_url(server.base_url), cwd=tmp_path,
-                         env={"XDG_CONFIG_HOME": str(tmp_path)}, clock=FakeClock())
+        result = run_cli(
+            "audit",
+            "-b",
+            str(EXAMPLE),
+            "--fix",
+            "--yes",
+            "-f",
+            "json",
+            "--portal",
+            box.webhook_url(server.base_url),
+            cwd=tmp_path,
+            env={"XDG_CONFIG_HOME": str(tmp_path)},
+            clock=FakeClock(),
+        )
     finally:
         server.stop()
     assert result.returncode == 1, result.stderr  # unrepairable findings remain
@@ -174,8 +185,15 @@ def test_exit_codes_formats_and_quiet(tmp_path: Path) -> None:
     url = box.webhook_url(server.base_url)
 
     def run(*args: str) -> CliResult:
-        return run_cli("audit", "-b", str(EXAMPLE), *args, cwd=tmp_path, clock=FakeClock(),
-                       env={"XDG_CONFIG_HOME": str(tmp_path), "B24KIT_RETRIES": "1"})
+        return run_cli(
+            "audit",
+            "-b",
+            str(EXAMPLE),
+            *args,
+            cwd=tmp_path,
+            clock=FakeClock(),
+            env={"XDG_CONFIG_HOME": str(tmp_path), "B24KIT_RETRIES": "1"},
+        )
 
     try:
         clean = run("--portal", url, "--quiet")

@@ -29,8 +29,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def dry_run(mapping: Path) -> tuple[int, str]:
-    result = CliRunner().invoke(app, ["migrate", "run", str(mapping), "--portal", "sandbox",
-                                      "--dry-run"])
+    result = CliRunner().invoke(
+        app, ["migrate", "run", str(mapping), "--portal", "sandbox", "--dry-run"]
+    )
     return result.exit_code, result.output
 
 
@@ -44,7 +45,8 @@ def edit(mapping: Path, old: str, new: str) -> int:
 def test_every_column_the_example_names_is_found() -> None:
     named = named_columns(load_mapping(MAPPING))
     assert len(named) >= 15 and ("parent", "fields", "OPPORTUNITY", "column") in {
-        p for p, _ in named}
+        p for p, _ in named
+    }
     header = (ROOT / "examples" / "projects.csv").read_text(encoding="utf-8").splitlines()[0]
     assert all(column in header for _, column in named), "the example is consistent"
 

@@ -65,9 +65,15 @@ def dump(box: Sandbox) -> dict[str, Any]:
     rows = []
     start = 0
     while True:
-        page = box._run("crm.deal.list", {"select": ["*", "UF_*", "PARENT_ID_1030"],
-                                          "start": start}, 1, frozenset({"crm"}), "t", False,
-                        metered=False)
+        page = box._run(
+            "crm.deal.list",
+            {"select": ["*", "UF_*", "PARENT_ID_1030"], "start": start},
+            1,
+            frozenset({"crm"}),
+            "t",
+            False,
+            metered=False,
+        )
         rows += page["result"]
         if "next" not in page:
             break
@@ -77,8 +83,10 @@ def dump(box: Sandbox) -> dict[str, Any]:
     contacts = {}
     for c in box.portal.db.all("SELECT element_id, value FROM multifields WHERE type_id='PHONE'"):
         contacts.setdefault(int(c["element_id"]), []).append(c["value"])
-    items = {int(r["id"]): json.loads(r["data"]) for r in box.portal.db.all(
-        "SELECT id, data FROM items WHERE entity_type_id >= 128")}
+    items = {
+        int(r["id"]): json.loads(r["data"])
+        for r in box.portal.db.all("SELECT id, data FROM items WHERE entity_type_id >= 128")
+    }
 
     def deal_ref(value: Any) -> Any:
         match = re.fullmatch(r"D_(\d+)", str(value or ""))
@@ -87,19 +95,28 @@ def dump(box: Sandbox) -> dict[str, Any]:
     state = {}
     for d in deals.values():
         state[d["ORIGIN_ID"]] = {
-            "title": d["TITLE"], "category": d["CATEGORY_ID"], "stage": d["STAGE_ID"],
-            "amount": d["OPPORTUNITY"], "assigned": d["ASSIGNED_BY_ID"],
+            "title": d["TITLE"],
+            "category": d["CATEGORY_ID"],
+            "stage": d["STAGE_ID"],
+            "amount": d["OPPORTUNITY"],
+            "assigned": d["ASSIGNED_BY_ID"],
             "contact": sorted(contacts.get(int(d["CONTACT_ID"] or 0), [])),
             "parent": deal_ref(d.get("UF_CRM_PARENT_DEAL")),
-            "child": deal_ref(d.get("UF_CRM_CHILD_DEAL")), "mirror": d.get("UF_CRM_CHILD_STAGE"),
+            "child": deal_ref(d.get("UF_CRM_CHILD_DEAL")),
+            "mirror": d.get("UF_CRM_CHILD_STAGE"),
             "contractor": items.get(int(d.get("PARENT_ID_1030") or 0), {}).get("XML_ID"),
             "rating": d.get("UF_CRM_CONTRACTOR_RATING"),
         }
-    comments = Counter(r["comment"].split("\n\n")[-1] for r in box.portal.db.all(
-        "SELECT comment FROM timeline_comments"))
-    return {"deals": state, "contacts": sorted(sorted(p) for p in contacts.values()),
-            "contractors": sorted(i.get("XML_ID") for i in items.values()),
-            "comments": sorted(comments.items())}
+    comments = Counter(
+        r["comment"].split("\n\n")[-1]
+        for r in box.portal.db.all("SELECT comment FROM timeline_comments")
+    )
+    return {
+        "deals": state,
+        "contacts": sorted(sorted(p) for p in contacts.values()),
+        "contractors": sorted(i.get("XML_ID") for i in items.values()),
+        "comments": sorted(comments.items()),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -146,14 +163,37 @@ def test_the_report_lists_every_rejected_row(tmp_path: Path) -> None:
     box = deployed()
     report = tmp_path / "report.csv"
     env = {"XDG_CONFIG_HOME": str(tmp_path)}
-    result = run_cli("migrate", "run", "--mapping", str(MAPPING), "--yes", "--dry-run",
-                     "--report", str(report), "--portal", "x", cwd=tmp_path, env=env)
+    result = run_cli(
+        "migrate",
+        "run",
+        "--mapping",
+        str(MAPPING),
+        "--yes",
+        "--dry-run",
+        "--report",
+        str(report),
+        "--portal",
+        "x",
+        cwd=tmp_path,
+        env=env,
+    )
     assert result.returncode == 2  # "x" is no portal: a clear usage error
     running = start_in_thread(box)
     try:
-        result = run_cli("migrate", "run", "--mapping", str(MAPPING), "--dry-run", "--report",
-                         str(report), "--portal", box.webhook_url(running.base_url),
-                         cwd=tmp_path, env=env, clock=FakeClock())
+        result = run_cli(
+            "migrate",
+            "run",
+            "--mapping",
+            str(MAPPING),
+            "--dry-run",
+            "--report",
+            str(report),
+            "--portal",
+            box.webhook_url(running.base_url),
+            cwd=tmp_path,
+            env=env,
+            clock=FakeClock(),
+        )
     finally:
         running.stop()
     assert result.returncode == 0, result.stderr
@@ -167,17 +207,31 @@ def test_the_report_lists_every_rejected_row(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kill_after", [2, 4, 7, 11, 16])
-def test_killed_run_resumes_to_the_same_state(tmp_path: Path, kill_after: int,
-                                              reference: dict[str, Any]) -> None:
+def test_killed_run_resumes_to_the_same_state(
+    tmp_path: Path, kill_after: int, reference: dict[str, Any]
+) -> None:
     box = deployed(latency_ms=30)
     running = start_in_thread(box)
     base = box.requests
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "b24kit", "migrate", "run", "--mapping", str(MAPPING), "--yes",
-             "--portal", box.webhook_url(running.base_url)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
-            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+            [
+                sys.executable,
+                "-m",
+                "b24kit",
+                "migrate",
+                "run",
+                "--mapping",
+                str(MAPPING),
+                "--yes",
+                "--portal",
+                box.webhook_url(running.base_url),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=tmp_path,
+            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+        )
         deadline = time.time() + 60
         while box.requests - base < kill_after and time.time() < deadline and proc.poll() is None:
             time.sleep(0.002)
@@ -211,10 +265,15 @@ def test_gspread_sheet_with_merged_header(tmp_path: Path) -> None:
         ["№", "Название", "Телефон", "Что везём", "Цена", "Статус"],
         [3, "ООО Ромашка", "+7 900 123 45 67", "кран", 45323, "Оценено"],
     ]
-    box.sheets.add("KEY123", "Проекты", {"Лист1": rows},
-                   {"Лист1": [(0, 1, 1, 3), (0, 1, 3, 5), (0, 2, 0, 1), (0, 2, 5, 6)]})
+    box.sheets.add(
+        "KEY123",
+        "Проекты",
+        {"Лист1": rows},
+        {"Лист1": [(0, 1, 1, 3), (0, 1, 3, 5), (0, 2, 0, 1), (0, 2, 5, 6)]},
+    )
     mapping = tmp_path / "m.yaml"
-    mapping.write_text(f"""
+    mapping.write_text(
+        f"""
 version: 1
 blueprint: {COMPANY_PATH}
 source: {{sheet: "https://docs.google.com/spreadsheets/d/KEY123/edit", header_rows: 2}}
@@ -227,7 +286,9 @@ parent:
   fields:
     OPPORTUNITY: {{column: Сделка / Цена, parse: money}}
 contact: {{name: Клиент / Название, phone: Клиент / Телефон}}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     running = start_in_thread(box)
     try:
         result = migrate(box, mapping, sheets_endpoint=running.base_url)
@@ -235,12 +296,15 @@ contact: {{name: Клиент / Название, phone: Клиент / Теле
         running.stop()
     assert box.sheets.requests >= 2, "read through gspread and the fake Sheets API"
     assert result.records == 3 and result.rejected_rows == 2, "blank row and repeated header"
-    deals = box.call("crm.deal.list", {"filter": {"ORIGINATOR_ID": "gsheet"},
-                                        "select": ["TITLE", "OPPORTUNITY", "STAGE_ID"]})
+    deals = box.call(
+        "crm.deal.list",
+        {"filter": {"ORIGINATOR_ID": "gsheet"}, "select": ["TITLE", "OPPORTUNITY", "STAGE_ID"]},
+    )
     assert sorted(d["TITLE"] for d in deals) == ["каток", "кран", "трактор"]
     assert sorted(d["OPPORTUNITY"] for d in deals) == ["125000.00", "45323.00", "98000.00"]
-    assert len(box.call("crm.contact.list", {"select": ["ID"]})) == 2, \
+    assert len(box.call("crm.contact.list", {"select": ["ID"]})) == 2, (
         "the same phone in two shapes is one contact"
+    )
 
 
 def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:
@@ -249,32 +313,59 @@ def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:
     from b24kit.migrate.mapping import Mapping
 
     draft = tmp_path / "draft.yaml"
-    result = run_cli("migrate", "init", "blueprints/company.yaml",
-                     "--csv", str(EXAMPLES / "projects.csv"), "-o", str(draft), cwd=ROOT)
+    result = run_cli(
+        "migrate",
+        "init",
+        "blueprints/company.yaml",
+        "--csv",
+        str(EXAMPLES / "projects.csv"),
+        "-o",
+        str(draft),
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     text = draft.read_text(encoding="utf-8")
     assert "TODO" in text, "guesses are marked for a person to check"
     data = yaml.safe_load(text)
     assert data["contact"] == {"name": "Клиент", "phone": "Телефон", "email": "Email"}
-    assert data["contractor"] == {"type": "contractors", "title": "Подрядчик",
-                                  "phone": "Телефон подрядчика"}
+    assert data["contractor"] == {
+        "type": "contractors",
+        "title": "Подрядчик",
+        "phone": "Телефон подрядчика",
+    }
     assert data["parent"]["stage"]["values"]["ESTIMATE"] == ["оценить"], "stage names offered"
-    assert set(data["users"]) == {"Иванов", "Петрова", "Смирнов", "Кузнецова", "Орлов",
-                                  "Неизвестный"}, "people found in the sheet, case folded"
+    assert set(data["users"]) == {
+        "Иванов",
+        "Петрова",
+        "Смирнов",
+        "Кузнецова",
+        "Орлов",
+        "Неизвестный",
+    }, "people found in the sheet, case folded"
     assert data["children"][0]["link"] == "estimate" and data["children"][0]["when"] == [
-        "Логист", "Подрядчик"]
+        "Логист",
+        "Подрядчик",
+    ]
     data["blueprint"] = "blueprints/company.yaml"
     Mapping.model_validate(data)
 
 
 def test_dry_run_lists_every_rejected_row(tmp_path: Path) -> None:
     def migrate(*extra: str) -> CliResult:
-        return run_cli("migrate", "run", str(MAPPING), "--dry-run", *extra, cwd=tmp_path,
-                       env={"XDG_CONFIG_HOME": str(tmp_path)})
+        return run_cli(
+            "migrate",
+            "run",
+            str(MAPPING),
+            "--dry-run",
+            *extra,
+            cwd=tmp_path,
+            env={"XDG_CONFIG_HOME": str(tmp_path)},
+        )
 
     result = migrate()
-    assert result.returncode == 2 and "no portal chosen" in result.stderr, \
+    assert result.returncode == 2 and "no portal chosen" in result.stderr, (
         "no silent sandbox: with no portal named the command stops"
+    )
     assert not (tmp_path / ".b24kit").exists()
     result = migrate("--portal", "sandbox")
     assert "Using the local sandbox portal" in result.stderr
@@ -286,7 +377,9 @@ def test_committed_mapping_schema_is_current() -> None:
     from b24kit.migrate.mapping import mapping_schema
 
     committed = json.loads((ROOT / "schema" / "mapping.schema.json").read_text(encoding="utf-8"))
-    assert committed == mapping_schema(), "run: b24kit migrate schema --out schema/mapping.schema.json"
+    assert committed == mapping_schema(), (
+        "run: b24kit migrate schema --out schema/mapping.schema.json"
+    )
 
 
 def test_xlsx_export_migrates_like_the_csv(tmp_path: Path, reference: dict[str, Any]) -> None:
@@ -300,10 +393,11 @@ def test_xlsx_export_migrates_like_the_csv(tmp_path: Path, reference: dict[str, 
         for row in csv_module.reader(handle):
             sheet.append(row)
     book.save(tmp_path / "projects.xlsx")
-    mapping = MAPPING.read_text(encoding="utf-8").replace(
-        "source: {csv: projects.csv, header_rows: 1}", "source: {xlsx: projects.xlsx}").replace(
-        "blueprint: ../blueprints/company.yaml",
-        f"blueprint: {COMPANY_PATH}")
+    mapping = (
+        MAPPING.read_text(encoding="utf-8")
+        .replace("source: {csv: projects.csv, header_rows: 1}", "source: {xlsx: projects.xlsx}")
+        .replace("blueprint: ../blueprints/company.yaml", f"blueprint: {COMPANY_PATH}")
+    )
     (tmp_path / "m.yaml").write_text(mapping, encoding="utf-8")
     box = deployed()
     migrate(box, tmp_path / "m.yaml")
@@ -316,11 +410,27 @@ def test_two_runs_at_once_make_nothing_twice(tmp_path: Path, reference: dict[str
     box = deployed(latency_ms=5)
     running = start_in_thread(box)
     try:
-        procs = [subprocess.Popen(
-            [sys.executable, "-m", "b24kit", "migrate", "run", str(MAPPING), "--yes",
-             "--portal", box.webhook_url(running.base_url)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}) for _ in range(2)]
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "b24kit",
+                    "migrate",
+                    "run",
+                    str(MAPPING),
+                    "--yes",
+                    "--portal",
+                    box.webhook_url(running.base_url),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=tmp_path,
+                env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+            )
+            for _ in range(2)
+        ]
         errors = [p.communicate(timeout=120)[1] for p in procs]
     finally:
         running.stop()

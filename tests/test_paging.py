@@ -39,10 +39,15 @@ def test_exact_counts(count: int) -> None:
 
     async def go() -> tuple[list[int], list[int], int]:
         with client_for(box) as client:
-            old = [int(r["ID"]) for r in await read_all(client, "crm.deal.list",
-                                                         {"select": ["ID"]})]
-            new = [r["id"] for r in await read_all(client, "crm.item.list",
-                                                  {"entityTypeId": 2, "select": ["id"]})]
+            old = [
+                int(r["ID"]) for r in await read_all(client, "crm.deal.list", {"select": ["ID"]})
+            ]
+            new = [
+                r["id"]
+                for r in await read_all(
+                    client, "crm.item.list", {"entityTypeId": 2, "select": ["id"]}
+                )
+            ]
             return old, new, client.requests
 
     old, new, requests = asyncio.run(go())
@@ -68,8 +73,11 @@ def test_filters_and_start_after_are_kept() -> None:
 
     async def go() -> list[dict[str, Any]]:
         with client_for(box) as client:
-            return await read_all(client, "crm.deal.list", {
-                "filter": {">ID": 100, "<=ID": 250, "%TITLE": "d"}, "select": ["TITLE"]})
+            return await read_all(
+                client,
+                "crm.deal.list",
+                {"filter": {">ID": 100, "<=ID": 250, "%TITLE": "d"}, "select": ["TITLE"]},
+            )
 
     rows = asyncio.run(go())
     assert [int(r["ID"]) for r in rows] == list(range(101, 251)), "ID added to the select"
@@ -154,9 +162,17 @@ def test_offset_paging_detects_moving_data() -> None:
     box = Sandbox(limits="off")
     spa = box.call("crm.type.add", {"fields": {"title": "T"}})["type"]
     for i in range(130):
-        box.call("userfieldconfig.add", {"moduleId": "crm", "field": {
-            "entityId": f"CRM_{spa['id']}", "fieldName": f"UF_CRM_{spa['id']}_F{i}",
-            "userTypeId": "string"}})
+        box.call(
+            "userfieldconfig.add",
+            {
+                "moduleId": "crm",
+                "field": {
+                    "entityId": f"CRM_{spa['id']}",
+                    "fieldName": f"UF_CRM_{spa['id']}_F{i}",
+                    "userTypeId": "string",
+                },
+            },
+        )
 
     async def go(delete: bool) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -178,8 +194,10 @@ def test_exact_counts_without_a_total(count: int) -> None:
 
     async def go() -> tuple[list[int], int]:
         with client_for(box) as client:
-            rows = [int(r["ID"]) async for r in iterate(client, "crm.deal.list",
-                                                        {"select": ["ID"]}, count=False)]
+            rows = [
+                int(r["ID"])
+                async for r in iterate(client, "crm.deal.list", {"select": ["ID"]}, count=False)
+            ]
             return rows, client.requests
 
     rows, requests = asyncio.run(go())

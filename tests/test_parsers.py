@@ -39,7 +39,9 @@ MONEY: list[tuple[Any, str, str, bool]] = [
 ]
 
 
-@pytest.mark.parametrize(("raw", "amount", "currency", "warned"), MONEY, ids=[str(m[0]) for m in MONEY])
+@pytest.mark.parametrize(
+    ("raw", "amount", "currency", "warned"), MONEY, ids=[str(m[0]) for m in MONEY]
+)
 def test_money(raw: Any, amount: str, currency: str, warned: bool) -> None:
     parsed = parse_money(raw)
     assert parsed.value == (Decimal(amount), currency)
@@ -76,8 +78,9 @@ def test_dates(raw: Any, expected: date, warned: bool) -> None:
     assert parsed.value == expected and (parsed.warning is not None) is warned
 
 
-@pytest.mark.parametrize("raw", ["", "31.02.2024", "32.01.2024", "вчера", "1 бреля 2024", 0,
-                                 "2024-13-01"])
+@pytest.mark.parametrize(
+    "raw", ["", "31.02.2024", "32.01.2024", "вчера", "1 бреля 2024", 0, "2024-13-01"]
+)
 def test_date_errors(raw: Any) -> None:
     with pytest.raises(ParseError):
         parse_date(raw)
@@ -105,16 +108,31 @@ def test_phones(raw: Any, expected: list[str], warned: bool) -> None:
     assert parsed.value == expected and (parsed.warning is not None) is warned
 
 
-@pytest.mark.parametrize("raw", ["", "нет телефона", "123-45", "8 900 123", "+7 900 123 45 67 89 0"])
+@pytest.mark.parametrize(
+    "raw", ["", "нет телефона", "123-45", "8 900 123", "+7 900 123 45 67 89 0"]
+)
 def test_phone_errors(raw: str) -> None:
     with pytest.raises(ParseError):
         parse_phones(raw)
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("Да", True), ("да ", True), ("YES", True), ("+", True), ("1", True), ("✓", True),
-    ("Нет", False), ("no", False), ("-", False), ("0", False), (True, True), (False, False),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Да", True),
+        ("да ", True),
+        ("YES", True),
+        ("+", True),
+        ("1", True),
+        ("✓", True),
+        ("Нет", False),
+        ("no", False),
+        ("-", False),
+        ("0", False),
+        (True, True),
+        (False, False),
+    ],
+)
 def test_yes_no(raw: Any, expected: bool) -> None:
     assert parse_yes_no(raw).value is expected
 
@@ -124,15 +142,28 @@ def test_yes_no_errors() -> None:
         parse_yes_no("может быть")
 
 
-STATUS = Enumeration({"ESTIMATE": ["Оценить", "считаем", "в работе"],
-                      "ESTIMATE_READY": ["Оценка готова", "оценено"], "WON": ["Оплачено", "Закрыто"]})
+STATUS = Enumeration(
+    {
+        "ESTIMATE": ["Оценить", "считаем", "в работе"],
+        "ESTIMATE_READY": ["Оценка готова", "оценено"],
+        "WON": ["Оплачено", "Закрыто"],
+    }
+)
 
 
-@pytest.mark.parametrize(("raw", "expected", "warned"), [
-    ("Оценить", "ESTIMATE", False), ("  оценить ", "ESTIMATE", False), ("В  РАБОТЕ", "ESTIMATE", False),
-    ("ОЦЕНКА ГОТОВА", "ESTIMATE_READY", False), ("оплачено!", "WON", True),
-    ("WON", "WON", False), ("закрыто", "WON", False), ("Оценка Готова", "ESTIMATE_READY", False),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected", "warned"),
+    [
+        ("Оценить", "ESTIMATE", False),
+        ("  оценить ", "ESTIMATE", False),
+        ("В  РАБОТЕ", "ESTIMATE", False),
+        ("ОЦЕНКА ГОТОВА", "ESTIMATE_READY", False),
+        ("оплачено!", "WON", True),
+        ("WON", "WON", False),
+        ("закрыто", "WON", False),
+        ("Оценка Готова", "ESTIMATE_READY", False),
+    ],
+)
 def test_enumeration(raw: str, expected: str, warned: bool) -> None:
     parsed = STATUS.parse(raw)
     assert parsed.value == expected and (parsed.warning is not None) is warned
@@ -148,6 +179,8 @@ def test_enumeration_errors() -> None:
 
 def test_emails() -> None:
     assert parse_emails("Ivan@Example.ru; ivan@example.ru, petr@mail.ru").value == [
-        "ivan@example.ru", "petr@mail.ru"]
+        "ivan@example.ru",
+        "petr@mail.ru",
+    ]
     with pytest.raises(ParseError):
         parse_emails("нет почты")

@@ -83,14 +83,16 @@ def cli(*args: str) -> str:
     return result.stdout
 
 
-def compare(box: Sandbox, hook: str, blueprint: Path, *extra: str, saved: Path | None = None
-            ) -> int:
+def compare(
+    box: Sandbox, hook: str, blueprint: Path, *extra: str, saved: Path | None = None
+) -> int:
     planned = json.loads(cli("plan", str(blueprint), "--portal", hook, "-f", "json", *extra))
     commands = planned["commands"]
     names = [c["name"] for c in commands]
     assert len(set(names)) == len(names), "each command has its own name"
-    assert sum(len(c["commands"]) for c in planned["changes"]) == len(commands), \
+    assert sum(len(c["commands"]) for c in planned["changes"]) == len(commands), (
         "the plan's list is its changes' commands, nothing else"
+    )
     box.calls = []
     if saved is not None:
         cli("plan", str(blueprint), "--portal", hook, "--out", str(saved), *extra)
@@ -108,7 +110,8 @@ def compare(box: Sandbox, hook: str, blueprint: Path, *extra: str, saved: Path |
         assert len(got) == 1, f"{command['name']} ({command['method']}) sent {len(got)} times"
         assert got[0].method == command["method"]
         assert same(pattern(wire(command["params"])), wire(got[0].params)), (
-            f"{command['name']}: planned {command['params']}, sent {got[0].params}")
+            f"{command['name']}: planned {command['params']}, sent {got[0].params}"
+        )
     others = [c for group in sent.values() for c in group]
     writes = [c for c in others if not c.method.endswith((".list", ".get"))]
     assert writes == [], "apply sent nothing the plan did not list"
@@ -132,26 +135,34 @@ def test_a_russian_portal(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_a_saved_plan_applies_exactly_its_commands(served: tuple[Sandbox, str],
-                                                   tmp_path: Path) -> None:
+def test_a_saved_plan_applies_exactly_its_commands(
+    served: tuple[Sandbox, str], tmp_path: Path
+) -> None:
     box, hook = served
     compare(box, hook, ROOT / "blueprints" / "example.yaml", saved=tmp_path / "plan.json")
 
 
-def test_a_changed_deployment_with_prune_and_moves(served: tuple[Sandbox, str],
-                                                   tmp_path: Path) -> None:
+def test_a_changed_deployment_with_prune_and_moves(
+    served: tuple[Sandbox, str], tmp_path: Path
+) -> None:
     box, hook = served
     first = tmp_path / "base.yaml"
     first.write_text(BASE, encoding="utf-8")
     compare(box, hook, first)
-    cid = next(c["id"] for c in box.call("crm.category.list", {"entityTypeId": 2})["categories"]
-               if c["name"] == "Продажи")
+    cid = next(
+        c["id"]
+        for c in box.call("crm.category.list", {"entityTypeId": 2})["categories"]
+        if c["name"] == "Продажи"
+    )
     for _ in range(3):
         box.call("crm.deal.add", {"fields": {"CATEGORY_ID": cid, "STAGE_ID": f"C{cid}:WORK"}})
-    changed = (BASE.replace("        - {code: WORK, name: В работе}\n",
-                            "        - {code: CHECK, name: Проверка}\n")
-               .replace("title: Подрядчики", "title: Исполнители")
-               .replace("    - {code: NOTE, type: string, label: {ru: Заметка, en: Note}}\n", ""))
+    changed = (
+        BASE.replace(
+            "        - {code: WORK, name: В работе}\n", "        - {code: CHECK, name: Проверка}\n"
+        )
+        .replace("title: Подрядчики", "title: Исполнители")
+        .replace("    - {code: NOTE, type: string, label: {ru: Заметка, en: Note}}\n", "")
+    )
     assert changed.count("\n") == BASE.count("\n") - 1
     second = tmp_path / "changed.yaml"
     second.write_text(changed, encoding="utf-8")

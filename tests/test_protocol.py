@@ -15,8 +15,16 @@ UGLY = "Трактор & Co = ? # 100% + \"кавычки\" 'single'\nline2 🚜
 def test_envelope_shape(rest: Rest) -> None:
     body = rest.raw("user.current").json()
     assert body["result"]["ID"] == "1", "result carries the webhook's user"
-    for key in ("start", "finish", "duration", "processing", "date_start", "date_finish",
-                "operating", "operating_reset_at"):
+    for key in (
+        "start",
+        "finish",
+        "duration",
+        "processing",
+        "date_start",
+        "date_finish",
+        "operating",
+        "operating_reset_at",
+    ):
         assert key in body["time"], f"time.{key} is present"
     assert "total" not in body and "next" not in body, "no paging keys outside lists"
 
@@ -38,8 +46,10 @@ def test_method_suffix_and_case(rest: Rest) -> None:
 def test_ugly_values_round_trip_through_batch(rest: Rest) -> None:
     from b24kit.encoding import build_query
 
-    cmd = {"add": "crm.deal.add?" + build_query({"fields": {"TITLE": UGLY}}),
-           "get": "crm.deal.get?id=$result[add]"}
+    cmd = {
+        "add": "crm.deal.add?" + build_query({"fields": {"TITLE": UGLY}}),
+        "get": "crm.deal.get?id=$result[add]",
+    }
     for encoding in ("json", "form"):
         result = rest.ok("batch", {"halt": 1, "cmd": cmd}, encoding)
         assert result["result"]["get"]["TITLE"] == UGLY, f"batch over {encoding} keeps the title"
@@ -56,8 +66,9 @@ def test_paging_with_count_over_1000_items(rest: Rest) -> None:
     seen: list[int] = []
     start = 0
     while True:
-        body = rest.raw("crm.deal.list", {"order": {"ID": "ASC"}, "select": ["ID"],
-                                           "start": start}).json()
+        body = rest.raw(
+            "crm.deal.list", {"order": {"ID": "ASC"}, "select": ["ID"], "start": start}
+        ).json()
         assert body["total"] == 1234, "total counts every matching row"
         seen += [int(r["ID"]) for r in body["result"]]
         if "next" not in body:
@@ -74,9 +85,16 @@ def test_paging_without_count_over_1000_items(rest: Rest) -> None:
     seen: list[int] = []
     last = 0
     while True:
-        body = rest.raw("crm.item.list", {"entityTypeId": 2, "order": {"id": "ASC"},
-                                           "filter": {">id": last}, "select": ["id"],
-                                           "start": -1}).json()
+        body = rest.raw(
+            "crm.item.list",
+            {
+                "entityTypeId": 2,
+                "order": {"id": "ASC"},
+                "filter": {">id": last},
+                "select": ["id"],
+                "start": -1,
+            },
+        ).json()
         assert body["total"] == 0, "start=-1 skips the count: total is 0"
         assert "next" not in body, "start=-1 never gives next"
         items = body["result"]["items"]
@@ -121,30 +139,42 @@ FILTER_CASES: list[tuple[dict[str, Any], list[int]]] = [
 
 @pytest.mark.parametrize(("flt", "expected"), FILTER_CASES, ids=[str(c[0]) for c in FILTER_CASES])
 def test_filter_operators(rest: Rest, flt: dict[str, Any], expected: list[int]) -> None:
-    for title, amount, stage in [("Трактор", 0, "NEW"), ("Экскаватор", 10, "NEW"),
-                                 ("Кран", 20, "NEW"), ("Полуприцеп для трактора", 30, "NEW"),
-                                 ("Каток", 40, "WON")]:
-        rest.sandbox.call("crm.deal.add", {"fields": {"TITLE": title, "OPPORTUNITY": amount,
-                                                      "STAGE_ID": stage}})
+    for title, amount, stage in [
+        ("Трактор", 0, "NEW"),
+        ("Экскаватор", 10, "NEW"),
+        ("Кран", 20, "NEW"),
+        ("Полуприцеп для трактора", 30, "NEW"),
+        ("Каток", 40, "WON"),
+    ]:
+        rest.sandbox.call(
+            "crm.deal.add", {"fields": {"TITLE": title, "OPPORTUNITY": amount, "STAGE_ID": stage}}
+        )
     for encoding in ("json", "form"):
-        rows = rest.ok("crm.deal.list", {"filter": flt, "order": {"ID": "ASC"},
-                                         "select": ["ID"]}, encoding)
+        rows = rest.ok(
+            "crm.deal.list", {"filter": flt, "order": {"ID": "ASC"}, "select": ["ID"]}, encoding
+        )
         assert [int(r["ID"]) for r in rows] == expected, f"{flt} over {encoding}"
 
 
 def test_new_style_filter_nesting_and_order(rest: Rest) -> None:
     for title, amount in [("a", 5), ("b", 50), ("c", 500)]:
         rest.sandbox.call("crm.deal.add", {"fields": {"TITLE": title, "OPPORTUNITY": amount}})
-    items = rest.ok("crm.item.list", {
-        "entityTypeId": 2, "order": {"opportunity": "DESC"}, "select": ["id", "title"],
-        "filter": {"0": {"logic": "OR", "0": {"title": "a"}, "1": {">opportunity": 100}}},
-    })["items"]
+    items = rest.ok(
+        "crm.item.list",
+        {
+            "entityTypeId": 2,
+            "order": {"opportunity": "DESC"},
+            "select": ["id", "title"],
+            "filter": {"0": {"logic": "OR", "0": {"title": "a"}, "1": {">opportunity": 100}}},
+        },
+    )["items"]
     assert [i["title"] for i in items] == ["c", "a"], "OR group and DESC order apply"
 
 
 def test_select_star_and_uf(rest: Rest) -> None:
-    rest.sandbox.call("crm.deal.userfield.add", {"fields": {"FIELD_NAME": "NOTE",
-                                                           "USER_TYPE_ID": "string"}})
+    rest.sandbox.call(
+        "crm.deal.userfield.add", {"fields": {"FIELD_NAME": "NOTE", "USER_TYPE_ID": "string"}}
+    )
     rest.sandbox.call("crm.deal.add", {"fields": {"TITLE": "x", "UF_CRM_NOTE": "hi"}})
     star = rest.ok("crm.deal.list", {"select": ["*"]})[0]
     assert "TITLE" in star and "UF_CRM_NOTE" not in star, "* gives system fields only"
@@ -182,8 +212,9 @@ def test_bad_field_values(rest: Rest) -> None:
     assert (status, code) == (400, "") and "Currency" in text
     status, code, _ = rest.error("crm.contact.add", {"fields": {"EMAIL": [{"VALUE": "no-at"}]}})
     assert (status, code) == (400, "ERROR_CORE"), "an invalid e-mail is refused"
-    status, code, _ = rest.error("crm.item.add", {"entityTypeId": 2,
-                                                  "fields": {"currencyId": "XXX"}})
+    status, code, _ = rest.error(
+        "crm.item.add", {"entityTypeId": 2, "fields": {"currencyId": "XXX"}}
+    )
     assert (status, code) == (400, "CRM_FIELD_ERROR_VALUE_NOT_VALID")
 
 
@@ -193,7 +224,8 @@ def test_missing_required_params(rest: Rest) -> None:
     status, code, text = rest.error("crm.item.add", {"fields": {"title": "x"}})
     assert (status, code) == (400, 100) and "entityTypeId" in text
     assert rest.error("crm.status.add", {"fields": {"NAME": "x"}})[2].startswith(
-        "The field ENTITY_ID is required.")
+        "The field ENTITY_ID is required."
+    )
 
 
 def test_scope_the_webhook_lacks_is_403(rest: Rest) -> None:
@@ -218,22 +250,46 @@ def test_oauth_auth_errors_and_refresh(rest: Rest) -> None:
     old = box.issue_tokens("app.1", expires_in=-1)
     expired = rest.raw("user.current", {"auth": old["access_token"]}, url=f"{rest.base}/rest/")
     assert (expired.status_code, expired.json()["error"]) == (401, "expired_token")
-    refreshed = rest.raw("", {"grant_type": "refresh_token", "client_id": "app.1",
-                              "client_secret": "secret", "refresh_token": old["refresh_token"]},
-                         encoding="get", url=f"{rest.base}/oauth/token/")
+    refreshed = rest.raw(
+        "",
+        {
+            "grant_type": "refresh_token",
+            "client_id": "app.1",
+            "client_secret": "secret",
+            "refresh_token": old["refresh_token"],
+        },
+        encoding="get",
+        url=f"{rest.base}/oauth/token/",
+    )
     assert refreshed.status_code == 200, refreshed.text
     new = refreshed.json()
-    assert rest.raw("user.current", {"auth": new["access_token"]},
-                    url=f"{rest.base}/rest/").status_code == 200, "a refreshed token works"
-    again = rest.raw("", {"grant_type": "refresh_token", "client_id": "app.1",
-                          "client_secret": "secret", "refresh_token": old["refresh_token"]},
-                     encoding="get", url=f"{rest.base}/oauth/token/")
+    assert (
+        rest.raw(
+            "user.current", {"auth": new["access_token"]}, url=f"{rest.base}/rest/"
+        ).status_code
+        == 200
+    ), "a refreshed token works"
+    again = rest.raw(
+        "",
+        {
+            "grant_type": "refresh_token",
+            "client_id": "app.1",
+            "client_secret": "secret",
+            "refresh_token": old["refresh_token"],
+        },
+        encoding="get",
+        url=f"{rest.base}/oauth/token/",
+    )
     assert again.json()["error"] == "invalid_grant", "a used refresh token is spent"
 
 
 def test_garbage_json_body(rest: Rest) -> None:
-    response = rest._send("POST", rest.hook + "crm.deal.add", content=b"{not json",
-                          headers={"content-type": "application/json"})
+    response = rest._send(
+        "POST",
+        rest.hook + "crm.deal.add",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 400
     assert response.json()["error_description"] == "Parameter 'fields' must be array."
 

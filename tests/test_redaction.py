@@ -23,19 +23,25 @@ SECRET = "zq7secretwebhook9x"
 OTHER = "wr0ngsecretvalue42"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-            ) -> CliResult:
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> CliResult:
     """b24kit in-process (tests/cli.py); its retry waits on a fake clock."""
-    return cli.run_cli(*args, cwd=cwd, clock=FakeClock(),
-                       env={"XDG_CONFIG_HOME": str(cwd or "/nonexistent"),
-                            "B24KIT_RETRIES": "2", **(env or {})})
+    return cli.run_cli(
+        *args,
+        cwd=cwd,
+        clock=FakeClock(),
+        env={"XDG_CONFIG_HOME": str(cwd or "/nonexistent"), "B24KIT_RETRIES": "2", **(env or {})},
+    )
 
 
 def run_process(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """b24kit as a real process: what it prints until the interpreter has exited."""
     return subprocess.run(
-        [sys.executable, "-m", "b24kit", *args], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "XDG_CONFIG_HOME": str(cwd), "B24KIT_RETRIES": "2"}, cwd=cwd,
+        [sys.executable, "-m", "b24kit", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "XDG_CONFIG_HOME": str(cwd), "B24KIT_RETRIES": "2"},
+        cwd=cwd,
     )
 
 
@@ -59,8 +65,9 @@ def assert_clean(result: CliResult | subprocess.CompletedProcess[str], *secrets:
         assert secret not in text, f"secret leaked in: {text[-500:]}"
 
 
-def test_every_error_path_keeps_the_secret(server: tuple[Sandbox, RunningServer],
-                                           tmp_path: Path) -> None:
+def test_every_error_path_keeps_the_secret(
+    server: tuple[Sandbox, RunningServer], tmp_path: Path
+) -> None:
     box, running = server
     good = f"{running.base_url}/rest/1/{SECRET}/"
     wrong = f"{running.base_url}/rest/1/{OTHER}/"
@@ -83,7 +90,9 @@ def test_every_error_path_keeps_the_secret(server: tuple[Sandbox, RunningServer]
         assert result.returncode == code, (args, result.stdout, result.stderr)
         assert_clean(result, SECRET, OTHER)
     box.faults = type(box.faults).parse("500=1")
-    result = run_cli("call", "crm.deal.add", "fields.TITLE=x", "-vv", "--portal", good, cwd=tmp_path)
+    result = run_cli(
+        "call", "crm.deal.add", "fields.TITLE=x", "-vv", "--portal", good, cwd=tmp_path
+    )
     assert result.returncode == 3 and "INTERNAL_SERVER_ERROR" in result.stderr
     assert_clean(result, SECRET)
     box.faults = type(box.faults).parse("drop=1")
@@ -94,14 +103,21 @@ def test_every_error_path_keeps_the_secret(server: tuple[Sandbox, RunningServer]
 
 
 def test_a_real_process_keeps_the_secret_until_it_has_exited(
-        server: tuple[Sandbox, RunningServer], tmp_path: Path) -> None:
+    server: tuple[Sandbox, RunningServer], tmp_path: Path
+) -> None:
     """The installed command as its own process, on the path with the most to say (-vv, a
     dropped connection, a retry): what the interpreter prints as it shuts down (unclosed
     connections, pending tasks, warnings) is checked too, which no in-process run sees."""
     box, running = server
     box.faults = type(box.faults).parse("drop=1")
-    result = run_process("call", "user.current", "-vv", "--portal",
-                         f"{running.base_url}/rest/1/{SECRET}/", cwd=tmp_path)
+    result = run_process(
+        "call",
+        "user.current",
+        "-vv",
+        "--portal",
+        f"{running.base_url}/rest/1/{SECRET}/",
+        cwd=tmp_path,
+    )
     assert result.returncode == 3 and "could not reach" in result.stderr
     assert "HTTP Request: POST" in result.stderr and "retrying" in result.stderr
     assert_clean(result, SECRET)
@@ -111,15 +127,30 @@ def test_html_answer_keeps_the_secret(tmp_path: Path) -> None:
     async def html_app(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
         if scope["type"] != "http":
             return
-        await send({"type": "http.response.start", "status": 502,  # type: ignore[operator]
-                    "headers": [(b"content-type", b"text/html")]})
-        await send({"type": "http.response.body",  # type: ignore[operator]
-                    "body": f"<html>proxy error for /rest/1/{SECRET}/</html>".encode()})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 502,  # type: ignore[operator]
+                "headers": [(b"content-type", b"text/html")],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.body",  # type: ignore[operator]
+                "body": f"<html>proxy error for /rest/1/{SECRET}/</html>".encode(),
+            }
+        )
 
     running = start_in_thread(html_app)  # type: ignore[arg-type]
     try:
-        result = run_cli("call", "user.current", "-vv", "--portal",
-                         f"{running.base_url}/rest/1/{SECRET}/", cwd=tmp_path)
+        result = run_cli(
+            "call",
+            "user.current",
+            "-vv",
+            "--portal",
+            f"{running.base_url}/rest/1/{SECRET}/",
+            cwd=tmp_path,
+        )
     finally:
         running.stop()
     assert result.returncode == 3 and "HTML page" in result.stderr
@@ -129,9 +160,12 @@ def test_html_answer_keeps_the_secret(tmp_path: Path) -> None:
 def test_redaction_helpers() -> None:
     url = f"https://acme.bitrix24.ru/rest/12/{SECRET}/"
     address = parse_webhook(url)
-    assert SECRET not in repr(address) and address.redacted == "https://acme.bitrix24.ru/rest/12/***/"
+    assert (
+        SECRET not in repr(address) and address.redacted == "https://acme.bitrix24.ru/rest/12/***/"
+    )
     assert redact(f"POST {url}crm.deal.add?auth={OTHER}&x=1") == (
-        "POST https://acme.bitrix24.ru/rest/12/***/crm.deal.add?auth=***&x=1")
+        "POST https://acme.bitrix24.ru/rest/12/***/crm.deal.add?auth=***&x=1"
+    )
     with pytest.raises(ConfigError) as info:
         parse_webhook(f"https://acme.bitrix24.ru/rest/{SECRET}/")
     assert SECRET not in str(info.value)
@@ -142,7 +176,8 @@ def test_config_file_is_checked_and_secret_kept(tmp_path: Path) -> None:
     cfg.mkdir()
     (cfg / "config.yaml").write_text(
         f"default: acme\nprofiles:\n  acme:\n    webhook: http://127.0.0.1:{free_port()}/rest/1/{SECRET}/\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     (cfg / "config.yaml").chmod(0o644)
     result = run_cli("call", "user.current", "-vv", cwd=tmp_path)
     assert "readable by other users" in result.stderr, "a world-readable config is flagged"

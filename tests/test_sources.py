@@ -27,8 +27,17 @@ KEY = "1AbCdEfGhIjKlMnOpQrStUvWxYz_0123456789-abc"
 ROWS = [
     ["№", "Клиент", "Телефон", "Дата", "Цена", "Подрядчик", "", "", "Статус"],
     ["", "", "", "", "", "Название", "Телефон", "Оценка", ""],
-    [1, "ООО Ромашка", 79001234567, 45323, "125 000 руб.", "Тягач-Сервис", "8 900 765-43-21", 5,
-     "Оценить"],
+    [
+        1,
+        "ООО Ромашка",
+        79001234567,
+        45323,
+        "125 000 руб.",
+        "Тягач-Сервис",
+        "8 900 765-43-21",
+        5,
+        "Оценить",
+    ],
     [],
     [2, "ИП Петров", "8 (912) 000-00-00", "01.03.2024", 98000.5, "", "", "", "Оплачено"],
     ["№", "Клиент", "Телефон", "Дата", "Цена", "Название", "Телефон", "Оценка", "Статус"],
@@ -49,13 +58,22 @@ def served() -> Iterator[tuple[Sandbox, RunningServer]]:
 def test_gspread_end_to_end(served: tuple[Sandbox, RunningServer]) -> None:
     box, server = served
     client = gspread_client(endpoint=server.base_url)
-    grid = read_gsheet(client, f"https://docs.google.com/spreadsheets/d/{KEY}/edit#gid=0",
-                       "Проекты")
+    grid = read_gsheet(
+        client, f"https://docs.google.com/spreadsheets/d/{KEY}/edit#gid=0", "Проекты"
+    )
     assert box.sheets.requests >= 2, "gspread's own calls reached the fake over HTTP"
     table = to_table(grid, header_rows=2)
-    assert table.headers == ["№", "Клиент", "Телефон", "Дата", "Цена", "Подрядчик / Название",
-                             "Подрядчик / Телефон", "Подрядчик / Оценка", "Статус"], \
-        "the merged group names its sub-columns"
+    assert table.headers == [
+        "№",
+        "Клиент",
+        "Телефон",
+        "Дата",
+        "Цена",
+        "Подрядчик / Название",
+        "Подрядчик / Телефон",
+        "Подрядчик / Оценка",
+        "Статус",
+    ], "the merged group names its sub-columns"
     first = table.rows[0]
     assert first.number == 3 and table.first_data_row == 3
     assert first.value("Телефон") == 79001234567, "unformatted: a phone stays digits"
@@ -87,8 +105,9 @@ def test_formatted_values_would_mangle(served: tuple[Sandbox, RunningServer]) ->
 
 def test_csv_in_windows_encoding_with_semicolons(tmp_path: Path) -> None:
     path = tmp_path / "projects.csv"
-    path.write_bytes("Клиент;Телефон;Цена\nООО Ромашка;8 900 123-45-67;\"125 000,50\"\n;;\n"
-                     .encode("cp1251"))
+    path.write_bytes(
+        'Клиент;Телефон;Цена\nООО Ромашка;8 900 123-45-67;"125 000,50"\n;;\n'.encode("cp1251")
+    )
     table = to_table(read_csv(path))
     assert table.headers == ["Клиент", "Телефон", "Цена"]
     assert table.rows[0].value("Цена") == "125 000,50"
@@ -109,8 +128,11 @@ def test_xlsx_with_merged_header_and_dates(tmp_path: Path) -> None:
     path = tmp_path / "projects.xlsx"
     book.save(path)
     table = to_table(read_xlsx(path), header_rows=2)
-    assert table.headers[5:8] == ["Подрядчик / Название", "Подрядчик / Телефон",
-                                  "Подрядчик / Оценка"]
+    assert table.headers[5:8] == [
+        "Подрядчик / Название",
+        "Подрядчик / Телефон",
+        "Подрядчик / Оценка",
+    ]
     assert table.rows[0].value("Дата") == datetime(2024, 2, 1), "date cells arrive as dates"
     with pytest.raises(ValueError, match="no worksheet"):
         read_xlsx(path, "Другой")

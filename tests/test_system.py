@@ -19,14 +19,19 @@ def test_scope_methods_and_method_get(rest: Rest) -> None:
     url = f"{rest.base}/rest/4/{token}/"
     assert rest.raw("scope", url=url).json()["result"] == ["user"]
     assert rest.raw("scope", {"full": 1}, url=url).json()["result"] == [
-        "crm", "user", "userfieldconfig"], "full lists every scope"
+        "crm",
+        "user",
+        "userfieldconfig",
+    ], "full lists every scope"
     methods = rest.raw("methods", url=url).json()["result"]
     assert "user.current" in methods and "batch" in methods, "global and granted methods"
     assert "crm.deal.add" not in methods, "methods of missing scopes are hidden"
     info = rest.raw("method.get", {"name": "crm.deal.add"}, url=url).json()["result"]
     assert info == {"isExisting": True, "isAvailable": False}
-    assert rest.ok("method.get", {"name": "crm.deal.add"}) == {"isExisting": True,
-                                                                 "isAvailable": True}
+    assert rest.ok("method.get", {"name": "crm.deal.add"}) == {
+        "isExisting": True,
+        "isAvailable": True,
+    }
     assert rest.ok("method.get", {"name": "crm.nope"})["isExisting"] is False
 
 

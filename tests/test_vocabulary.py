@@ -41,28 +41,40 @@ def sources() -> list[Path]:
 @pytest.mark.parametrize("rule", sorted(RULES))
 def test_each_rule_lives_in_one_place(rule: str) -> None:
     pattern = re.compile(RULES[rule])
-    found = [f"{p.relative_to(SRC)}:{n}: {line.strip()}" for p in sources() if p != HOME
-             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-             if pattern.search(line) and not line.lstrip().startswith("#")
-             and '"""' not in line]
+    found = [
+        f"{p.relative_to(SRC)}:{n}: {line.strip()}"
+        for p in sources()
+        if p != HOME
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line) and not line.lstrip().startswith("#") and '"""' not in line
+    ]
     assert found == [], f"{rule} is written outside portal/ids.py"
-    assert pattern.search(HOME.read_text(encoding="utf-8")) or rule.startswith("the deal's"), \
+    assert pattern.search(HOME.read_text(encoding="utf-8")) or rule.startswith("the deal's"), (
         f"{rule} is in portal/ids.py"
+    )
 
 
 def test_one_pipeline_matcher() -> None:
-    defined = [p.relative_to(SRC) for p in sources()
-               if re.search(r"^def match_pipelines?\(|def _match_one\(",
-                            p.read_text(encoding="utf-8"), re.M)]
+    defined = [
+        p.relative_to(SRC)
+        for p in sources()
+        if re.search(
+            r"^def match_pipelines?\(|def _match_one\(", p.read_text(encoding="utf-8"), re.M
+        )
+    ]
     assert defined == [Path("portal/match.py")]
     for user in ("blueprint/plan_pipelines.py", "blueprint/locate.py"):
         assert "match_pipelines(" in (SRC / user).read_text(encoding="utf-8"), user
 
 
-@pytest.mark.parametrize(("etid", "category", "entity", "prefix"), [
-    (2, 0, "DEAL_STAGE", ""), (2, 7, "DEAL_STAGE_7", "C7:"),
-    (1030, 12, "DYNAMIC_1030_STAGE_12", "DT1030_12:"),
-])
+@pytest.mark.parametrize(
+    ("etid", "category", "entity", "prefix"),
+    [
+        (2, 0, "DEAL_STAGE", ""),
+        (2, 7, "DEAL_STAGE_7", "C7:"),
+        (1030, 12, "DYNAMIC_1030_STAGE_12", "DT1030_12:"),
+    ],
+)
 def test_stage_ids(etid: int, category: int, entity: str, prefix: str) -> None:
     assert stage_entity(etid, category) == entity
     assert stage_prefix(etid, category) == prefix
@@ -72,8 +84,9 @@ def test_stage_ids(etid: int, category: int, entity: str, prefix: str) -> None:
 def test_the_cut() -> None:
     assert status_id("C12:", "PREPAYMENT_INVOICE") == "C12:PREPAYMENT_INVOIC"
     assert status_id("C1:", "PREPAYMENT_INVOICE") == "C1:PREPAYMENT_INVOICE"
-    assert status_id("DT1030_12:", "A_VERY_LONG_SMART_PROCESS_CODE").endswith("_CODE"), \
+    assert status_id("DT1030_12:", "A_VERY_LONG_SMART_PROCESS_CODE").endswith("_CODE"), (
         "smart-process ids are not cut"
+    )
     assert kept_code("C1234:", "PREPAYMENT_INVOICE") == "PREPAYMENT_INVO"
     assert "PREPAYMENT_INVOIC" in cut_forms("PREPAYMENT_INVOICE")
     assert template_name(EntityType.DEAL, "PREPAYMENT_INVOIC") == "Prepayment invoice"

@@ -50,10 +50,12 @@ def listen_socket(host: str, port: int) -> socket.socket:
     port or an unknown interface is a :class:`ListenError`, not uvicorn's ``sys.exit``."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except (socket.gaierror, UnicodeError) as exc:
         raise ListenError(
-            f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+            f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

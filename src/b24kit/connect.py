@@ -116,8 +116,12 @@ def _profile_auth(name: str, profile: Mapping[str, Any], cfg_dir: Path) -> Auth:
 
         def save(tokens: dict[str, Any]) -> None:
             token_file.parent.mkdir(parents=True, exist_ok=True)
-            token_file.write_text(json.dumps({k: tokens[k] for k in (
-                "access_token", "refresh_token") if k in tokens}), encoding="utf-8")
+            token_file.write_text(
+                json.dumps(
+                    {k: tokens[k] for k in ("access_token", "refresh_token") if k in tokens}
+                ),
+                encoding="utf-8",
+            )
             token_file.chmod(0o600)
 
         try:
@@ -193,7 +197,12 @@ def connect(
     db = target
     sandbox = Sandbox(SandboxConfig(db=str(db), limits=plan))
     hook = parse_webhook(sandbox.webhook_url("http://sandbox.local"))
-    client = B24Client(WebhookAuth(hook), transport=sandbox.transport(), bucket=bucket,
-                       max_in_flight=max_in_flight, retry=retry)
+    client = B24Client(
+        WebhookAuth(hook),
+        transport=sandbox.transport(),
+        bucket=bucket,
+        max_in_flight=max_in_flight,
+        retry=retry,
+    )
     label = f"local sandbox portal ({db}, in-process)"
     return Connection(client, label, plan, sandbox=sandbox, warnings=tuple(warnings))

@@ -15,12 +15,13 @@ from b24kit.client import B24Client, B24Error, Executor, read_all
 from b24kit.portal.snapshot import read_snapshot
 
 
-async def _count(client: B24Client, queries: dict[str, tuple[str, dict[str, Any]]]
-                 ) -> dict[str, int]:
+async def _count(
+    client: B24Client, queries: dict[str, tuple[str, dict[str, Any]]]
+) -> dict[str, int]:
     usage: dict[str, int] = {}
     keys = list(queries)
     for chunk in range(0, len(keys), 50):
-        group = keys[chunk:chunk + 50]
+        group = keys[chunk : chunk + 50]
         names = {f"u{i}": key for i, key in enumerate(group)}
         result = await client.batch({n: queries[k] for n, k in names.items()})
         for name, key in names.items():
@@ -104,8 +105,7 @@ async def apply_blueprint(
     outcomes = {o.name: o for o in await Executor(client, progress=progress).run(commands)}
     for change in plan.changes:
         bad = [outcomes[c.name] for c in change.commands if not outcomes[c.name].ok]
-        report.outcomes.append(ChangeOutcome(change, not bad,
-                                             str(bad[0].error) if bad else None))
+        report.outcomes.append(ChangeOutcome(change, not bad, str(bad[0].error) if bad else None))
     if check and report.ok and plan.changes:
         after = await make_plan(client, bp, options)
         if after.changes:
@@ -113,14 +113,19 @@ async def apply_blueprint(
             raise ApplyError(
                 f"the portal still differs after apply ({len(after.changes)} change(s) left), "
                 f"so a change did not take on this portal: {first.action} {first.kind} "
-                f"{first.address} {first.attrs}")
+                f"{first.address} {first.attrs}"
+            )
     report.requests = client.requests - start
     return report
 
 
 def plan_summary_line(summary: dict[str, Any]) -> str:
-    parts = [f"{summary['create']} to create", f"{summary['update']} to update",
-             f"{summary['rename']} to rename", f"{summary['delete']} to delete"]
+    parts = [
+        f"{summary['create']} to create",
+        f"{summary['update']} to update",
+        f"{summary['rename']} to rename",
+        f"{summary['delete']} to delete",
+    ]
     line = "Plan: " + ", ".join(parts) + "."
     if summary.get("refused"):
         line += f" {summary['refused']} refused."

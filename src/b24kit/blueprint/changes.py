@@ -33,9 +33,14 @@ class Change:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "action": self.action, "kind": self.kind, "group": self.group,
-            "address": self.address, "attrs": plain(self.attrs), "refused": self.refused,
-            "note": self.note, "commands": [command_dict(c) for c in self.commands],
+            "action": self.action,
+            "kind": self.kind,
+            "group": self.group,
+            "address": self.address,
+            "attrs": plain(self.attrs),
+            "refused": self.refused,
+            "note": self.note,
+            "commands": [command_dict(c) for c in self.commands],
         }
 
 
@@ -64,9 +69,13 @@ class Plan:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"fingerprint": self.fingerprint, "summary": self.summary(),
-                "reads": self.requests, "changes": [c.as_dict() for c in self.changes],
-                "commands": [command_dict(c) for c in self.commands()]}
+        return {
+            "fingerprint": self.fingerprint,
+            "summary": self.summary(),
+            "reads": self.requests,
+            "changes": [c.as_dict() for c in self.changes],
+            "commands": [command_dict(c) for c in self.commands()],
+        }
 
 
 def plain(value: Any) -> Any:
@@ -101,8 +110,12 @@ def _key(key: Any) -> str:
 
 
 def command_dict(command: Command) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": command.name, "method": command.method, "kind": command.kind,
-                           "params": plain(command.params)}
+    out: dict[str, Any] = {
+        "name": command.name,
+        "method": command.method,
+        "kind": command.kind,
+        "params": plain(command.params),
+    }
     if command.after:
         out["after"] = list(command.after)
     if command.optional:
@@ -114,8 +127,14 @@ class Context:
     """What the planner's parts share: the inputs, the changes so far, command names, and
     the smart processes this plan creates (code -> the name of their crm.type.add)."""
 
-    def __init__(self, bp: Blueprint, snap: Snapshot, options: PlanOptions,
-                 usage: dict[str, int], items: dict[str, list[int]]) -> None:
+    def __init__(
+        self,
+        bp: Blueprint,
+        snap: Snapshot,
+        options: PlanOptions,
+        usage: dict[str, int],
+        items: dict[str, list[int]],
+    ) -> None:
         self.bp = bp
         self.snap = snap
         self.options = options

@@ -9,11 +9,28 @@ from b24kit.blueprint.document import BlueprintIssue, Document, PathKey
 from b24kit.blueprint.model import Blueprint, CustomField, Link, Pipeline
 from b24kit.portal.ids import DEAL_STAGE_ID_MAX, LONGEST_DEAL_PREFIX
 
-SYSTEM_DEAL_FIELDS = {"TITLE", "OPPORTUNITY", "CURRENCY_ID", "COMPANY_ID", "CONTACT_ID",
-                      "CONTACT_IDS", "ASSIGNED_BY_ID", "COMMENTS", "SOURCE_ID",
-                      "SOURCE_DESCRIPTION", "BEGINDATE", "CLOSEDATE", "TYPE_ID",
-                      "ADDITIONAL_INFO", "PROBABILITY", "UTM_SOURCE", "UTM_MEDIUM",
-                      "UTM_CAMPAIGN", "UTM_CONTENT", "UTM_TERM"}
+SYSTEM_DEAL_FIELDS = {
+    "TITLE",
+    "OPPORTUNITY",
+    "CURRENCY_ID",
+    "COMPANY_ID",
+    "CONTACT_ID",
+    "CONTACT_IDS",
+    "ASSIGNED_BY_ID",
+    "COMMENTS",
+    "SOURCE_ID",
+    "SOURCE_DESCRIPTION",
+    "BEGINDATE",
+    "CLOSEDATE",
+    "TYPE_ID",
+    "ADDITIONAL_INFO",
+    "PROBABILITY",
+    "UTM_SOURCE",
+    "UTM_MEDIUM",
+    "UTM_CAMPAIGN",
+    "UTM_CONTENT",
+    "UTM_TERM",
+}
 LINK_TARGETS = {"deal": "DEAL", "contact": "CONTACT", "company": "COMPANY", "lead": "LEAD"}
 
 
@@ -44,35 +61,48 @@ KEPT_OF_DEAL_CODE = DEAL_STAGE_ID_MAX - LONGEST_DEAL_PREFIX
 
 def _pipeline(c: _Collector, pipeline: Pipeline, path: PathKey, deal: bool = False) -> None:
     for i in repeats([s.code for s in pipeline.stages]):
-        c.add((*path, "stages", i, "code"), f"stage code {pipeline.stages[i].code!r} is used "
-              f"twice in pipeline {pipeline.code!r}")
+        c.add(
+            (*path, "stages", i, "code"),
+            f"stage code {pipeline.stages[i].code!r} is used twice in pipeline {pipeline.code!r}",
+        )
     if deal:
         cut = [s.code[:KEPT_OF_DEAL_CODE] for s in pipeline.stages]
         for i in repeats(cut):
             first = next(s.code for s in pipeline.stages if s.code[:KEPT_OF_DEAL_CODE] == cut[i])
             if first != pipeline.stages[i].code:
-                c.add((*path, "stages", i, "code"), f"stage codes {first!r} and "
-                      f"{pipeline.stages[i].code!r} become one stage on the portal, which cuts a "
-                      f"deal stage id to 21 characters: make their first {KEPT_OF_DEAL_CODE} "
-                      "characters differ")
-    ordered = sorted(enumerate(pipeline.stages),
-                     key=lambda p: (p[1].sort if p[1].sort is not None else (p[0] + 1) * 10, p[0]))
+                c.add(
+                    (*path, "stages", i, "code"),
+                    f"stage codes {first!r} and "
+                    f"{pipeline.stages[i].code!r} become one stage on the portal, which cuts a "
+                    f"deal stage id to 21 characters: make their first {KEPT_OF_DEAL_CODE} "
+                    "characters differ",
+                )
+    ordered = sorted(
+        enumerate(pipeline.stages),
+        key=lambda p: (p[1].sort if p[1].sort is not None else (p[0] + 1) * 10, p[0]),
+    )
     semantics = [s.semantics for _, s in ordered]
     if semantics.count("success") != 1:
-        c.add((*path, "stages"),
-              f"pipeline {pipeline.code!r} needs exactly one success stage, has "
-              f"{semantics.count('success')}")
+        c.add(
+            (*path, "stages"),
+            f"pipeline {pipeline.code!r} needs exactly one success stage, has "
+            f"{semantics.count('success')}",
+        )
     if "failure" not in semantics:
         c.add((*path, "stages"), f"pipeline {pipeline.code!r} needs at least one failure stage")
     if semantics and semantics[0] != "process":
-        c.add((*path, "stages", ordered[0][0]),
-              f"the first stage of pipeline {pipeline.code!r} must be an in-progress stage")
+        c.add(
+            (*path, "stages", ordered[0][0]),
+            f"the first stage of pipeline {pipeline.code!r} must be an in-progress stage",
+        )
     rank = {"process": 0, "success": 1, "failure": 2}
     for (i, stage), (_, before) in zip(ordered[1:], ordered, strict=False):
         if rank[stage.semantics] < rank[before.semantics]:
-            c.add((*path, "stages", i),
-                  f"stage {stage.code!r} ({stage.semantics}) comes after a "
-                  f"{before.semantics} stage: in-progress stages, then success, then failure")
+            c.add(
+                (*path, "stages", i),
+                f"stage {stage.code!r} ({stage.semantics}) comes after a "
+                f"{before.semantics} stage: in-progress stages, then success, then failure",
+            )
 
 
 def _field(c: _Collector, f: CustomField, path: PathKey, spa_codes: set[str]) -> None:
@@ -87,20 +117,27 @@ def _field(c: _Collector, f: CustomField, path: PathKey, spa_codes: set[str]) ->
             c.add((*path, "links"), f"crm field {f.code!r} must say which entities it links")
         for j, target in enumerate(f.links or []):
             if target not in LINK_TARGETS and target not in spa_codes:
-                c.add((*path, "links", j), f"crm field {f.code!r} links unknown entity "
-                      f"{target!r}; use deal, contact, company, lead or a smart process code")
+                c.add(
+                    (*path, "links", j),
+                    f"crm field {f.code!r} links unknown entity "
+                    f"{target!r}; use deal, contact, company, lead or a smart process code",
+                )
     elif f.links is not None:
         c.add((*path, "links"), f"only crm fields have links; {f.code!r} is {f.type}")
     keys = [v.xml_id or v.value for v in f.values or []]
     for j in repeats(keys):
         c.add((*path, "values", j), f"value {keys[j]!r} repeats in field {f.code!r}")
-    if f.type == "double" and "PRECISION" in f.settings and not (
-            isinstance(f.settings["PRECISION"], int) and 0 <= f.settings["PRECISION"] <= 12):
+    if (
+        f.type == "double"
+        and "PRECISION" in f.settings
+        and not (isinstance(f.settings["PRECISION"], int) and 0 <= f.settings["PRECISION"] <= 12)
+    ):
         c.add((*path, "settings", "PRECISION"), "PRECISION must be a whole number 0..12")
 
 
-def _fields(c: _Collector, fields: list[CustomField], path: PathKey, owner: str,
-            spa_codes: set[str]) -> None:
+def _fields(
+    c: _Collector, fields: list[CustomField], path: PathKey, owner: str, spa_codes: set[str]
+) -> None:
     for i in repeats([f.code for f in fields]):
         c.add((*path, i, "code"), f"field code {fields[i].code!r} is used twice in {owner}")
     for i, f in enumerate(fields):
@@ -112,8 +149,9 @@ def _fields(c: _Collector, fields: list[CustomField], path: PathKey, owner: str,
 _Pipelines = dict[str, tuple[Pipeline, str]]
 
 
-def _register(c: _Collector, pipelines: _Pipelines, pipeline: Pipeline, owner: str,
-              path: PathKey) -> None:
+def _register(
+    c: _Collector, pipelines: _Pipelines, pipeline: Pipeline, owner: str, path: PathKey
+) -> None:
     """Records a pipeline under its code (which must be unique) and checks its stages."""
     if pipeline.code in pipelines:
         c.add((*path, "code"), f"pipeline code {pipeline.code!r} is used twice")
@@ -130,8 +168,11 @@ def _deal(c: _Collector, bp: Blueprint, pipelines: _Pipelines, spa_codes: set[st
         _register(c, pipelines, pipeline, "deal", path)
         for name in (pipeline.name, *pipeline.previous_names):
             if name in names and names[name] != pipeline.code:
-                c.add((*path, "name"), f"pipeline name {name!r} is also used by "
-                      f"{names[name]!r}: deal pipelines are matched by name")
+                c.add(
+                    (*path, "name"),
+                    f"pipeline name {name!r} is also used by "
+                    f"{names[name]!r}: deal pipelines are matched by name",
+                )
             names[name] = pipeline.code
         defaults += pipeline.default
         if defaults > 1 and pipeline.default:
@@ -139,21 +180,28 @@ def _deal(c: _Collector, bp: Blueprint, pipelines: _Pipelines, spa_codes: set[st
     _fields(c, bp.deal.fields, ("deal", "fields"), "deal fields", spa_codes)
 
 
-def _smart_processes(c: _Collector, bp: Blueprint, pipelines: _Pipelines,
-                     spa_codes: set[str]) -> None:
+def _smart_processes(
+    c: _Collector, bp: Blueprint, pipelines: _Pipelines, spa_codes: set[str]
+) -> None:
     """Smart process codes, then each smart process: switches that its pipelines need, its
     pipelines, its relations and its fields."""
     for i in repeats([s.code for s in bp.smart_processes]):
-        c.add(("smart_processes", i, "code"),
-              f"smart process code {bp.smart_processes[i].code!r} is used twice")
+        c.add(
+            ("smart_processes", i, "code"),
+            f"smart process code {bp.smart_processes[i].code!r} is used twice",
+        )
     for i, spa in enumerate(bp.smart_processes):
         path: PathKey = ("smart_processes", i)
         if len(spa.pipelines) > 1 and not spa.switches.categories:
-            c.add((*path, "pipelines"), f"smart process {spa.code!r} has several pipelines "
-                  "but switches.categories is off")
+            c.add(
+                (*path, "pipelines"),
+                f"smart process {spa.code!r} has several pipelines but switches.categories is off",
+            )
         if spa.pipelines and not spa.switches.stages:
-            c.add((*path, "pipelines"), f"smart process {spa.code!r} has stages but "
-                  "switches.stages is off")
+            c.add(
+                (*path, "pipelines"),
+                f"smart process {spa.code!r} has stages but switches.stages is off",
+            )
         if sum(p.default for p in spa.pipelines) > 1:
             c.add((*path, "pipelines"), f"only one pipeline of {spa.code!r} can be the default")
         for j, pipeline in enumerate(spa.pipelines):
@@ -165,8 +213,9 @@ def _smart_processes(c: _Collector, bp: Blueprint, pipelines: _Pipelines,
         _fields(c, spa.fields, (*path, "fields"), f"smart process {spa.code!r}", spa_codes)
 
 
-def _link_ends(c: _Collector, link: Link, path: PathKey,
-               pipelines: _Pipelines) -> dict[str, Pipeline | None]:
+def _link_ends(
+    c: _Collector, link: Link, path: PathKey, pipelines: _Pipelines
+) -> dict[str, Pipeline | None]:
     """Checks that both ends of a link are a stage of a deal pipeline; returns the pipeline
     of each end ("parent", "child") that exists, None for one that does not."""
     ends: dict[str, Pipeline | None] = {}
@@ -175,42 +224,53 @@ def _link_ends(c: _Collector, link: Link, path: PathKey,
         found = pipelines.get(target.pipeline)
         ends[end] = found[0] if found else None
         if found is None:
-            c.add((*path, end, "pipeline"), f"link {link.name!r}: no pipeline "
-                  f"{target.pipeline!r}")
+            c.add((*path, end, "pipeline"), f"link {link.name!r}: no pipeline {target.pipeline!r}")
         elif found[1] != "deal":
-            c.add((*path, end, "pipeline"), f"link {link.name!r}: {target.pipeline!r} is "
-                  "not a deal pipeline (links join deal pipelines)")
+            c.add(
+                (*path, end, "pipeline"),
+                f"link {link.name!r}: {target.pipeline!r} is "
+                "not a deal pipeline (links join deal pipelines)",
+            )
         elif target.stage not in {s.code for s in found[0].stages}:
-            c.add((*path, end, "stage"), f"link {link.name!r}: pipeline "
-                  f"{target.pipeline!r} has no stage {target.stage!r}")
+            c.add(
+                (*path, end, "stage"),
+                f"link {link.name!r}: pipeline {target.pipeline!r} has no stage {target.stage!r}",
+            )
     return ends
 
 
 def _link_fields_distinct(c: _Collector, link: Link, path: PathKey) -> None:
     """The child, parent and mirror fields of a link must be different deal fields."""
-    named = [(key, getattr(link, key)) for key in ("child_field", "parent_field",
-                                                   "mirror_field")]
+    named = [(key, getattr(link, key)) for key in ("child_field", "parent_field", "mirror_field")]
     for j in repeats([code or f"-{key}" for key, code in named]):
-        c.add((*path, named[j][0]), f"link {link.name!r}: {named[j][0]} {named[j][1]!r} is "
-              "also another of its fields; each link field needs its own deal field")
+        c.add(
+            (*path, named[j][0]),
+            f"link {link.name!r}: {named[j][0]} {named[j][1]!r} is "
+            "also another of its fields; each link field needs its own deal field",
+        )
 
 
-def _link_moves(c: _Collector, link: Link, path: PathKey,
-                ends: dict[str, Pipeline | None]) -> None:
+def _link_moves(c: _Collector, link: Link, path: PathKey, ends: dict[str, Pipeline | None]) -> None:
     """Each stage a move names must be a stage of the pipeline at that end (when it exists)."""
     for j, move in enumerate(link.moves):
         for end, stage in (("child", move.child_stage), ("parent", move.parent_stage)):
             joined = ends[end]
             if joined is not None and stage not in {s.code for s in joined.stages}:
-                c.add((*path, "moves", j, f"{end}_stage"), f"link {link.name!r}: "
-                      f"{end} pipeline {joined.code!r} has no stage {stage!r}")
+                c.add(
+                    (*path, "moves", j, f"{end}_stage"),
+                    f"link {link.name!r}: {end} pipeline {joined.code!r} has no stage {stage!r}",
+                )
 
 
-def _link_field_types(c: _Collector, link: Link, path: PathKey,
-                      deal_fields: dict[str, CustomField]) -> None:
+def _link_field_types(
+    c: _Collector, link: Link, path: PathKey, deal_fields: dict[str, CustomField]
+) -> None:
     """The link fields given must be deal fields of a type that can hold what they hold."""
-    for key, want in (("child_field", ("crm",)), ("parent_field", ("crm",)),
-                      ("mirror_field", ("string", "enumeration", "crm_status"))):
+    for key, want in (
+        ("child_field", ("crm",)),
+        ("parent_field", ("crm",)),
+        ("mirror_field", ("string", "enumeration", "crm_status")),
+    ):
         code: Any = getattr(link, key)
         if code is None:
             continue
@@ -218,19 +278,24 @@ def _link_field_types(c: _Collector, link: Link, path: PathKey,
         if field is None:
             c.add((*path, key), f"link {link.name!r}: no deal field {code!r}")
         elif field.type not in want:
-            c.add((*path, key), f"link {link.name!r}: {key} {code!r} must be of type "
-                  f"{' or '.join(want)}, not {field.type}")
+            c.add(
+                (*path, key),
+                f"link {link.name!r}: {key} {code!r} must be of type "
+                f"{' or '.join(want)}, not {field.type}",
+            )
         elif field.type == "crm" and "deal" not in (field.links or []):
             c.add((*path, key), f"link {link.name!r}: {code!r} must link deals")
 
 
-def _link_copy_fields(c: _Collector, link: Link, path: PathKey,
-                      deal_fields: dict[str, CustomField]) -> None:
+def _link_copy_fields(
+    c: _Collector, link: Link, path: PathKey, deal_fields: dict[str, CustomField]
+) -> None:
     """A link can copy only system deal fields and the blueprint's deal fields."""
     for j, name in enumerate(link.copy_fields):
         if name not in SYSTEM_DEAL_FIELDS and name not in deal_fields:
-            c.add((*path, "copy_fields", j), f"link {link.name!r}: cannot copy unknown "
-                  f"field {name!r}")
+            c.add(
+                (*path, "copy_fields", j), f"link {link.name!r}: cannot copy unknown field {name!r}"
+            )
 
 
 def _links(c: _Collector, bp: Blueprint, pipelines: _Pipelines) -> None:

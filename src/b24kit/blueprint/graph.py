@@ -18,7 +18,8 @@ def mermaid(bp: Blueprint, linked_only: bool = False) -> str:
     lines = ["flowchart LR"]
     pipelines: dict[str, Pipeline] = {}
     owners = [("deal", p) for p in bp.deal.pipelines] + [
-        (spa.title, p) for spa in bp.smart_processes for p in spa.pipelines]
+        (spa.title, p) for spa in bp.smart_processes for p in spa.pipelines
+    ]
     linked = {end for link in bp.links for end in (link.parent.pipeline, link.child.pipeline)}
     for owner, p in owners:
         pipelines[p.code] = p
@@ -41,9 +42,13 @@ def mermaid(bp: Blueprint, linked_only: bool = False) -> str:
         parent, child = pipelines.get(link.parent.pipeline), pipelines.get(link.child.pipeline)
         if parent is None or child is None:
             continue
-        lines.append(f"  {_node(parent, link.parent.stage)} -. \"{link.name}: creates child\" .-> "
-                     f"{_node(child, link.child.stage)}")
+        lines.append(
+            f'  {_node(parent, link.parent.stage)} -. "{link.name}: creates child" .-> '
+            f"{_node(child, link.child.stage)}"
+        )
         for move in link.moves:
-            lines.append(f"  {_node(child, move.child_stage)} == \"moves parent\" ==> "
-                         f"{_node(parent, move.parent_stage)}")
+            lines.append(
+                f'  {_node(child, move.child_stage)} == "moves parent" ==> '
+                f"{_node(parent, move.parent_stage)}"
+            )
     return "\n".join(lines) + "\n"

@@ -19,8 +19,16 @@ from b24kit.blueprint.checks import check_references
 from b24kit.blueprint.document import BlueprintError, BlueprintIssue, Document, Mark, PathKey
 from b24kit.blueprint.model import Blueprint
 
-__all__ = ["BlueprintError", "BlueprintIssue", "Document", "Mark", "PathKey", "load_blueprint",
-           "load_document", "read_yaml"]
+__all__ = [
+    "BlueprintError",
+    "BlueprintIssue",
+    "Document",
+    "Mark",
+    "PathKey",
+    "load_blueprint",
+    "load_document",
+    "read_yaml",
+]
 
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

@@ -18,8 +18,9 @@ def deal_pipeline(bp: Blueprint, snap: Snapshot, code: str) -> PipelineSnap:
         raise InputError(f"the blueprint has no deal pipeline {code!r}")
     found = match_pipelines(bp.deal.pipelines, snap.deal_pipelines, EntityType.DEAL).get(code)
     if found is None:
-        raise InputError(f"pipeline {code!r} («{blue.name}») is not on the portal: apply the "
-                         "blueprint first")
+        raise InputError(
+            f"pipeline {code!r} («{blue.name}») is not on the portal: apply the blueprint first"
+        )
     return found
 
 

@@ -19,8 +19,22 @@ from b24kit.portal.ids import DEAL_STAGE_ID_MAX
 CODE = r"^[A-Z][A-Z0-9_]*$"
 LOCAL = r"^[a-z][a-z0-9_]*$"
 COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
-FIELD_TYPES = ("string", "integer", "double", "boolean", "enumeration", "datetime", "date",
-               "money", "url", "address", "file", "employee", "crm_status", "crm")
+FIELD_TYPES = (
+    "string",
+    "integer",
+    "double",
+    "boolean",
+    "enumeration",
+    "datetime",
+    "date",
+    "money",
+    "url",
+    "address",
+    "file",
+    "employee",
+    "crm_status",
+    "crm",
+)
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 PORTAL_INT_MAX = 2_147_483_647  # the portal keeps sorts in a signed 32-bit column
 STAGE_CODE_MAX = DEAL_STAGE_ID_MAX  # a deal stage id, prefix included, is cut to this
@@ -48,13 +62,20 @@ Labels = dict[Literal["ru", "en", "de", "ua", "kz"], Text]
 
 
 class Stage(Strict):
-    code: Annotated[str, Field(pattern=CODE, max_length=STAGE_CODE_MAX,
-                               description="STATUS_ID without the pipeline prefix")]
+    code: Annotated[
+        str,
+        Field(
+            pattern=CODE,
+            max_length=STAGE_CODE_MAX,
+            description="STATUS_ID without the pipeline prefix",
+        ),
+    ]
     name: Annotated[Text, Field(min_length=1, max_length=255)]
     semantics: Literal["process", "success", "failure"] = "process"
     color: str | None = Field(default=None, description="#RRGGBB")
-    sort: int | None = Field(default=None, ge=1, le=PORTAL_INT_MAX,
-                             description="default: position x 10")
+    sort: int | None = Field(
+        default=None, ge=1, le=PORTAL_INT_MAX, description="default: position x 10"
+    )
 
     @field_validator("color")
     @classmethod
@@ -67,8 +88,9 @@ class Stage(Strict):
 class Pipeline(Strict):
     code: Annotated[str, Field(pattern=LOCAL, description="local name, used by links")]
     name: Annotated[Text, Field(min_length=1, max_length=255)]
-    previous_names: list[Text] = Field(default_factory=list,
-                                       description="names it had, so a rename keeps identity")
+    previous_names: list[Text] = Field(
+        default_factory=list, description="names it had, so a rename keeps identity"
+    )
     sort: Sort | None = None
     default: bool = Field(default=False, description="the portal's default pipeline")
     stages: list[Stage] = Field(min_length=1)
@@ -82,23 +104,31 @@ class EnumValue(Strict):
 
 
 class CustomField(Strict):
-    code: Annotated[str, Field(pattern=CODE, max_length=FIELD_CODE_MAX,
-                               description="UF_CRM_<CODE> on the portal")]
+    code: Annotated[
+        str,
+        Field(pattern=CODE, max_length=FIELD_CODE_MAX, description="UF_CRM_<CODE> on the portal"),
+    ]
     type: Literal[FIELD_TYPES]  # type: ignore[valid-type]
     label: Labels | Text
     multiple: bool = False
     mandatory: bool = False
     sort: Sort | None = None
     values: list[EnumValue] | None = Field(default=None, description="enumeration items")
-    settings: dict[str, Any] = Field(default_factory=dict,
-                                     description="type settings, e.g. crm: {DEAL: Y}")
-    links: list[str] | None = Field(default=None, description="crm fields: entity types "
-                                    "it links (deal, contact, company, or a smart process code)")
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="type settings, e.g. crm: {DEAL: Y}"
+    )
+    links: list[str] | None = Field(
+        default=None,
+        description="crm fields: entity types "
+        "it links (deal, contact, company, or a smart process code)",
+    )
 
 
 class Relations(Strict):
-    parents: list[str] = Field(default_factory=list, description="deal, contact, company or "
-                               "a smart process code whose items can be parents")
+    parents: list[str] = Field(
+        default_factory=list,
+        description="deal, contact, company or a smart process code whose items can be parents",
+    )
     children: list[str] = Field(default_factory=list)
 
 
@@ -142,8 +172,9 @@ class Link(Strict):
     copy_fields: list[str] = Field(default_factory=list)
     parent_field: str | None = Field(default=None, description="parent field holding the child")
     child_field: str = Field(description="child field holding the parent (crm type)")
-    mirror_field: str | None = Field(default=None,
-                                     description="parent field that shows the child's stage")
+    mirror_field: str | None = Field(
+        default=None, description="parent field that shows the child's stage"
+    )
     moves: list[Move] = Field(default_factory=list)
     max_children: int = Field(default=1, ge=1)
 

@@ -27,21 +27,33 @@ from b24kit.portal.ids import EntityType
 from b24kit.portal.snapshot import Snapshot
 
 __all__ = [
-    "Change", "Plan", "PlanOptions", "SWITCH_FLAGS", "TEMPLATE_NOTE", "command_dict", "diff",
-    "plain", "same_setting", "stage_sort", "usage_query",
+    "Change",
+    "Plan",
+    "PlanOptions",
+    "SWITCH_FLAGS",
+    "TEMPLATE_NOTE",
+    "command_dict",
+    "diff",
+    "plain",
+    "same_setting",
+    "stage_sort",
+    "usage_query",
 ]
 
 
-def diff(bp: Blueprint, snap: Snapshot, options: PlanOptions | None = None,
-         usage: dict[str, int] | None = None,
-         items: dict[str, list[int]] | None = None) -> Plan:
+def diff(
+    bp: Blueprint,
+    snap: Snapshot,
+    options: PlanOptions | None = None,
+    usage: dict[str, int] | None = None,
+    items: dict[str, list[int]] | None = None,
+) -> Plan:
     """The plan that makes ``snap`` match ``bp``. ``usage``: items per stage, pipeline or
     smart process considered for deletion; ``items``: their ids where --move-stage moves
     them."""
     ctx = Context(bp, snap, options or PlanOptions(), usage or {}, items or {})
     plan_smart_processes(ctx)
-    plan_pipelines(ctx, Owner("deal", int(EntityType.DEAL)), bp.deal.pipelines,
-                   snap.deal_pipelines)
+    plan_pipelines(ctx, Owner("deal", int(EntityType.DEAL)), bp.deal.pipelines, snap.deal_pipelines)
     plan_fields(ctx, FieldOwner("deal"), bp.deal.fields, snap.deal_fields)
     prune_smart_processes(ctx)
     return Plan(ctx.changes, snap.fingerprint(), snap.requests)

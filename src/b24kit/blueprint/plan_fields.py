@@ -60,8 +60,9 @@ def field_settings(ctx: Context, f: CustomField) -> dict[Any, Any]:
         if target in LINK_KEYS:
             settings[LINK_KEYS[target]] = "Y"
         elif target in ctx.new_spas:
-            settings[Ref(ctx.new_spas[target], ("type", "entityTypeId"),
-                         fmt=dynamic_key("{}"))] = "Y"
+            settings[Ref(ctx.new_spas[target], ("type", "entityTypeId"), fmt=dynamic_key("{}"))] = (
+                "Y"
+            )
         else:
             spa = ctx.snap.spa_by_code(target)
             assert spa is not None, target  # the blueprint's references are checked
@@ -69,8 +70,9 @@ def field_settings(ctx: Context, f: CustomField) -> dict[Any, Any]:
     return settings
 
 
-def plan_fields(ctx: Context, owner: FieldOwner, bps: list[CustomField],
-                portal: list[FieldSnap]) -> None:
+def plan_fields(
+    ctx: Context, owner: FieldOwner, bps: list[CustomField], portal: list[FieldSnap]
+) -> None:
     group = f"{owner.label} fields"
     by_name = {f.name: f for f in portal}
     wanted = set()
@@ -97,25 +99,47 @@ def plan_fields(ctx: Context, owner: FieldOwner, bps: list[CustomField],
     if ctx.options.prune and owner.new_spa is None:
         for have in portal:
             if have.name not in wanted:
-                change = ctx.add(Change("delete", "field", group, have.name, {"type": have.type},
-                                        note="its values on every item are lost"))
+                change = ctx.add(
+                    Change(
+                        "delete",
+                        "field",
+                        group,
+                        have.name,
+                        {"type": have.type},
+                        note="its values on every item are lost",
+                    )
+                )
                 change.commands = [
-                    cmd.spa_field_delete(have.id, name=ctx.name("del_uf")) if owner.spa
-                    else cmd.deal_field_delete(have.id, name=ctx.name("del_uf"))]
+                    cmd.spa_field_delete(have.id, name=ctx.name("del_uf"))
+                    if owner.spa
+                    else cmd.deal_field_delete(have.id, name=ctx.name("del_uf"))
+                ]
 
 
-def _add(ctx: Context, owner: FieldOwner, f: CustomField, name: Any,
-         settings: dict[Any, Any]) -> Command:
+def _add(
+    ctx: Context, owner: FieldOwner, f: CustomField, name: Any, settings: dict[Any, Any]
+) -> Command:
     texts = labels(f)
-    values = [{"VALUE": v.value, "XML_ID": v.xml_id or "", "SORT": v.sort or (i + 1) * 10,
-               "DEF": "Y" if v.default else "N"} for i, v in enumerate(f.values or [])]
+    values = [
+        {
+            "VALUE": v.value,
+            "XML_ID": v.xml_id or "",
+            "SORT": v.sort or (i + 1) * 10,
+            "DEF": "Y" if v.default else "N",
+        }
+        for i, v in enumerate(f.values or [])
+    ]
     if owner.spa is None and owner.new_spa is None:
         fields: dict[str, Any] = {
-            "FIELD_NAME": name, "USER_TYPE_ID": f.type,
+            "FIELD_NAME": name,
+            "USER_TYPE_ID": f.type,
             "LABEL": texts.get("ru") or next(iter(texts.values())),
-            "EDIT_FORM_LABEL": texts, "LIST_COLUMN_LABEL": texts,
-            "LIST_FILTER_LABEL": texts, "MULTIPLE": "Y" if f.multiple else "N",
-            "MANDATORY": "Y" if f.mandatory else "N", "SETTINGS": settings,
+            "EDIT_FORM_LABEL": texts,
+            "LIST_COLUMN_LABEL": texts,
+            "LIST_FILTER_LABEL": texts,
+            "MULTIPLE": "Y" if f.multiple else "N",
+            "MANDATORY": "Y" if f.mandatory else "N",
+            "SETTINGS": settings,
         }
         if f.sort is not None:
             fields["SORT"] = f.sort
@@ -123,30 +147,52 @@ def _add(ctx: Context, owner: FieldOwner, f: CustomField, name: Any,
             fields["LIST"] = values
         return cmd.deal_field_add(fields, name=ctx.name("add_uf"))
     field: dict[str, Any] = {
-        "entityId": owner.entity(), "fieldName": name, "userTypeId": f.type,
-        "multiple": "Y" if f.multiple else "N", "mandatory": "Y" if f.mandatory else "N",
-        "settings": settings, "editFormLabel": texts,
+        "entityId": owner.entity(),
+        "fieldName": name,
+        "userTypeId": f.type,
+        "multiple": "Y" if f.multiple else "N",
+        "mandatory": "Y" if f.mandatory else "N",
+        "settings": settings,
+        "editFormLabel": texts,
     }
     if f.sort is not None:
         field["sort"] = f.sort
     if values:
-        field["enum"] = [{"value": v["VALUE"], "xmlId": v["XML_ID"], "sort": v["SORT"],
-                          "def": v["DEF"]} for v in values]
+        field["enum"] = [
+            {"value": v["VALUE"], "xmlId": v["XML_ID"], "sort": v["SORT"], "def": v["DEF"]}
+            for v in values
+        ]
     return cmd.spa_field_add(field, name=ctx.name("add_uf"))
 
 
 def _shown(settings: dict[Any, Any]) -> dict[str, Any]:
-    return {(k.fmt.replace("{}", f"<{k.command}>") if isinstance(k, Ref) else k): v
-            for k, v in settings.items()}
+    return {
+        (k.fmt.replace("{}", f"<{k.command}>") if isinstance(k, Ref) else k): v
+        for k, v in settings.items()
+    }
 
 
-def _update(ctx: Context, owner: FieldOwner, f: CustomField, have: FieldSnap,
-            settings: dict[Any, Any], group: str) -> None:
+def _update(
+    ctx: Context,
+    owner: FieldOwner,
+    f: CustomField,
+    have: FieldSnap,
+    settings: dict[Any, Any],
+    group: str,
+) -> None:
     if have.type != f.type or have.multiple != f.multiple:
-        change = ctx.add(Change("update", "field", group, have.name, {
-            "type": [have.type, f.type], "multiple": [have.multiple, f.multiple]}))
-        change.refused = ("type and multiple cannot change on the portal; use a new code "
-                          "and prune the old field")
+        change = ctx.add(
+            Change(
+                "update",
+                "field",
+                group,
+                have.name,
+                {"type": [have.type, f.type], "multiple": [have.multiple, f.multiple]},
+            )
+        )
+        change.refused = (
+            "type and multiple cannot change on the portal; use a new code and prune the old field"
+        )
         return
     attrs: dict[str, Any] = {}
     upper: dict[str, Any] = {}
@@ -160,8 +206,12 @@ def _update(ctx: Context, owner: FieldOwner, f: CustomField, have: FieldSnap,
     if f.sort is not None and have.sort != f.sort:
         attrs["sort"] = [have.sort, f.sort]
         upper["SORT"] = f.sort
-    changed = {k: v for k, v in settings.items() if isinstance(k, Ref) or not same_setting(
-        have.settings.get(k, "N" if v == "N" else None), v)}
+    changed = {
+        k: v
+        for k, v in settings.items()
+        if isinstance(k, Ref)
+        or not same_setting(have.settings.get(k, "N" if v == "N" else None), v)
+    }
     if changed:
         attrs["settings"] = [{k: have.settings.get(k) for k in _shown(changed)}, _shown(changed)]
         upper["SETTINGS"] = changed
@@ -175,8 +225,13 @@ def _update(ctx: Context, owner: FieldOwner, f: CustomField, have: FieldSnap,
     if owner.spa is None:
         change.commands = [cmd.deal_field_update(have.id, upper, name=ctx.name("upd_uf"))]
         return
-    keys = {"EDIT_FORM_LABEL": "editFormLabel", "MANDATORY": "mandatory", "SORT": "sort",
-            "SETTINGS": "settings", "LIST": "enum"}
+    keys = {
+        "EDIT_FORM_LABEL": "editFormLabel",
+        "MANDATORY": "mandatory",
+        "SORT": "sort",
+        "SETTINGS": "settings",
+        "LIST": "enum",
+    }
     # userfieldconfig-update.md takes editFormLabel only: list and filter labels of a
     # smart-process field are not changed by update, so they are not sent
     field = {keys[k]: v for k, v in upper.items() if k in keys}
@@ -184,13 +239,19 @@ def _update(ctx: Context, owner: FieldOwner, f: CustomField, have: FieldSnap,
         # the portal applies enum only when the field names its type
         # (userfieldconfig-update.md): without it the change is ignored, yet succeeds
         field["userTypeId"] = "enumeration"
-        field["enum"] = [{("del" if k == "DEL" else "xmlId" if k == "XML_ID" else
-                           k.lower()): v for k, v in item.items()} for item in field["enum"]]
+        field["enum"] = [
+            {
+                ("del" if k == "DEL" else "xmlId" if k == "XML_ID" else k.lower()): v
+                for k, v in item.items()
+            }
+            for item in field["enum"]
+        ]
     change.commands = [cmd.spa_field_update(have.id, field, name=ctx.name("upd_uf"))]
 
 
-def value_changes(ctx: Context, f: CustomField, have: FieldSnap
-                  ) -> tuple[list[str], list[Any]] | None:
+def value_changes(
+    ctx: Context, f: CustomField, have: FieldSnap
+) -> tuple[list[str], list[Any]] | None:
     """The list values to send. Every value the field keeps is named by its id, changed
     or not: the current userfieldconfig-update.md reads as a partial update, but an
     earlier text and the main module's source replace the whole list with what is sent
@@ -204,19 +265,38 @@ def value_changes(ctx: Context, f: CustomField, have: FieldSnap
     matched: set[int] = set()
     for i, v in enumerate(f.values):
         sort = v.sort or (i + 1) * 10
-        found = next((e for e in have.values if e.id not in matched and (
-            (v.xml_id and e.xml_id == v.xml_id) or (not v.xml_id and e.value == v.value))),
-            None)
+        found = next(
+            (
+                e
+                for e in have.values
+                if e.id not in matched
+                and ((v.xml_id and e.xml_id == v.xml_id) or (not v.xml_id and e.value == v.value))
+            ),
+            None,
+        )
         if found is None:
             shown.append(f"+ {v.value}")
-            items.append({"VALUE": v.value, "XML_ID": v.xml_id or "", "SORT": sort,
-                          "DEF": "Y" if v.default else "N"})
+            items.append(
+                {
+                    "VALUE": v.value,
+                    "XML_ID": v.xml_id or "",
+                    "SORT": sort,
+                    "DEF": "Y" if v.default else "N",
+                }
+            )
             continue
         matched.add(found.id)
         if found.value != v.value or found.sort != sort or found.default != v.default:
             shown.append(f"~ {found.value} -> {v.value}")
-        items.append({"ID": found.id, "VALUE": v.value, "XML_ID": found.xml_id,
-                      "SORT": sort, "DEF": "Y" if v.default else "N"})
+        items.append(
+            {
+                "ID": found.id,
+                "VALUE": v.value,
+                "XML_ID": found.xml_id,
+                "SORT": sort,
+                "DEF": "Y" if v.default else "N",
+            }
+        )
     for e in have.values:
         if e.id in matched:
             continue
@@ -224,6 +304,13 @@ def value_changes(ctx: Context, f: CustomField, have: FieldSnap
             shown.append(f"- {e.value}")
             items.append({"ID": e.id, "DEL": "Y"})
         else:  # kept on the portal: named, so a replacing update keeps it too
-            items.append({"ID": e.id, "VALUE": e.value, "XML_ID": e.xml_id, "SORT": e.sort,
-                          "DEF": "Y" if e.default else "N"})
+            items.append(
+                {
+                    "ID": e.id,
+                    "VALUE": e.value,
+                    "XML_ID": e.xml_id,
+                    "SORT": e.sort,
+                    "DEF": "Y" if e.default else "N",
+                }
+            )
     return (shown, items) if shown else None

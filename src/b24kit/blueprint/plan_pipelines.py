@@ -47,15 +47,19 @@ def stage_sort(index: int, stage: Stage) -> int:
 
 
 def stage_attrs(index: int, stage: Stage) -> dict[str, Any]:
-    attrs: dict[str, Any] = {"name": stage.name, "semantics": stage.semantics,
-                             "sort": stage_sort(index, stage)}
+    attrs: dict[str, Any] = {
+        "name": stage.name,
+        "semantics": stage.semantics,
+        "sort": stage_sort(index, stage),
+    }
     if stage.color:
         attrs["color"] = stage.color
     return attrs
 
 
-def plan_pipelines(ctx: Context, owner: Owner, bps: list[Pipeline],
-                   portal: list[PipelineSnap]) -> None:
+def plan_pipelines(
+    ctx: Context, owner: Owner, bps: list[Pipeline], portal: list[PipelineSnap]
+) -> None:
     matches = match_pipelines(bps, portal, owner.etid) if owner.new_spa is None else {}
     for index, bp in enumerate(bps):
         group = f"{owner.label} pipeline {bp.code} «{bp.name}»"
@@ -87,8 +91,9 @@ def _delete_pipeline(ctx: Context, owner: Owner, p: PipelineSnap) -> None:
     ctx.add(change)
 
 
-def _update_pipeline(ctx: Context, owner: Owner, bp: Pipeline, found: PipelineSnap,
-                     group: str) -> None:
+def _update_pipeline(
+    ctx: Context, owner: Owner, bp: Pipeline, found: PipelineSnap, group: str
+) -> None:
     fields: dict[str, Any] = {}
     attrs: dict[str, Any] = {}
     if found.name != bp.name:
@@ -97,8 +102,11 @@ def _update_pipeline(ctx: Context, owner: Owner, bp: Pipeline, found: PipelineSn
     if bp.sort is not None and found.sort != bp.sort:
         attrs["sort"] = [found.sort, bp.sort]
         fields["sort"] = bp.sort
-    if owner.is_deal and not found.is_default and (
-            found.originator_id, found.origin_id) != (ORIGINATOR, bp.code):
+    if (
+        owner.is_deal
+        and not found.is_default
+        and (found.originator_id, found.origin_id) != (ORIGINATOR, bp.code)
+    ):
         fields.update(originatorId=ORIGINATOR, originId=bp.code)  # adopt it, silently
     if not fields:
         return
@@ -135,15 +143,24 @@ def _rename_first(ctx: Context, owner: Owner, bp: Pipeline, group: str) -> None:
     fields: dict[str, Any] = {"name": bp.name}
     if bp.sort is not None:
         fields["sort"] = bp.sort
-    change = ctx.add(Change("rename", "pipeline", group, bp.code,
-                            {"name": ["the smart process's first pipeline", bp.name]}))
-    change.commands.append(cmd.category_update(owner.etid, default, fields,
-                                               name=ctx.name(f"pl_{bp.code}")))
+    change = ctx.add(
+        Change(
+            "rename",
+            "pipeline",
+            group,
+            bp.code,
+            {"name": ["the smart process's first pipeline", bp.name]},
+        )
+    )
+    change.commands.append(
+        cmd.category_update(owner.etid, default, fields, name=ctx.name(f"pl_{bp.code}"))
+    )
     _fresh_stages(ctx, owner, bp, group, cmd.spa_stage_entity(owner.etid, default), change)
 
 
-def _fresh_stages(ctx: Context, owner: Owner, bp: Pipeline, group: str, entity: Any,
-                  pipeline_change: Change) -> None:
+def _fresh_stages(
+    ctx: Context, owner: Owner, bp: Pipeline, group: str, entity: Any, pipeline_change: Change
+) -> None:
     """The stages of a pipeline this plan makes: the template ones it comes with are read
     (one command), those of the blueprint's codes updated, the others removed; the rest
     created. Every command names its stage by a reference, none waits for another plan."""
@@ -156,33 +173,58 @@ def _fresh_stages(ctx: Context, owner: Owner, bp: Pipeline, group: str, entity: 
     for code, name in template.items():
         if code in wanted:
             continue
-        add(Change("delete", "stage", group, f"{bp.code}.{code}", {"name": name},
-                   note=TEMPLATE_NOTE),
-            cmd.status_delete(cmd.stage_row(listed.name, code), system=True,
-                              name=ctx.name("del_st"), optional=True))
+        add(
+            Change(
+                "delete", "stage", group, f"{bp.code}.{code}", {"name": name}, note=TEMPLATE_NOTE
+            ),
+            cmd.status_delete(
+                cmd.stage_row(listed.name, code),
+                system=True,
+                name=ctx.name("del_st"),
+                optional=True,
+            ),
+        )
     for index, stage in enumerate(bp.stages):
         attrs = stage_attrs(index, stage)
         if stage.code in template:
             fields: dict[str, Any] = {"NAME": stage.name, "SORT": attrs["sort"]}
             if stage.color:
                 fields["COLOR"] = stage.color
-            add(Change("update", "stage", group, f"{bp.code}.{stage.code}",
-                       {"name": [template[stage.code], stage.name],
-                        "sort": ["template", attrs["sort"]]}, note=TEMPLATE_NOTE),
-                cmd.status_update(cmd.stage_row(listed.name, stage.code), fields,
-                                  name=ctx.name("upd_st")))
+            add(
+                Change(
+                    "update",
+                    "stage",
+                    group,
+                    f"{bp.code}.{stage.code}",
+                    {
+                        "name": [template[stage.code], stage.name],
+                        "sort": ["template", attrs["sort"]],
+                    },
+                    note=TEMPLATE_NOTE,
+                ),
+                cmd.status_update(
+                    cmd.stage_row(listed.name, stage.code), fields, name=ctx.name("upd_st")
+                ),
+            )
     for index, stage in enumerate(bp.stages):
         if stage.code in template:
             continue
         attrs = stage_attrs(index, stage)
-        add(Change("create", "stage", group, f"{bp.code}.{stage.code}", attrs),
-            cmd.status_add(entity, stage.code, _stage_fields(stage, attrs["sort"]),
-                           name=ctx.name("add_st")))
+        add(
+            Change("create", "stage", group, f"{bp.code}.{stage.code}", attrs),
+            cmd.status_add(
+                entity, stage.code, _stage_fields(stage, attrs["sort"]), name=ctx.name("add_st")
+            ),
+        )
 
 
 def _stage_fields(stage: Stage, sort: int) -> dict[str, Any]:
-    return {"NAME": stage.name, "SORT": sort, "COLOR": stage.color or "",
-            "SEMANTICS": SEMANTIC_CODE[stage.semantics]}
+    return {
+        "NAME": stage.name,
+        "SORT": sort,
+        "COLOR": stage.color or "",
+        "SEMANTICS": SEMANTIC_CODE[stage.semantics],
+    }
 
 
 @dataclass
@@ -215,8 +257,15 @@ def _stages(ctx: Context, owner: Owner, bp: Pipeline, found: PipelineSnap, group
     _stage_creates(ctx, bp, found, group, wanted, by_code, chain)
 
 
-def _stage_deletes(ctx: Context, owner: Owner, bp: Pipeline, found: PipelineSnap, group: str,
-                   wanted: _Wanted, chain: _Chain) -> None:
+def _stage_deletes(
+    ctx: Context,
+    owner: Owner,
+    bp: Pipeline,
+    found: PipelineSnap,
+    group: str,
+    wanted: _Wanted,
+    chain: _Chain,
+) -> None:
     """1. stages to remove: template leftovers (ours, by code and English name, empty), or
     everything with --prune"""
     owned = (owner.is_deal and found.originator_id == ORIGINATOR) or owner.spa is not None
@@ -230,14 +279,21 @@ def _stage_deletes(ctx: Context, owner: Owner, bp: Pipeline, found: PipelineSnap
         _stage_delete(ctx, bp, found, group, wanted, chain, old, items, leftover)
 
 
-def _stage_delete(ctx: Context, bp: Pipeline, found: PipelineSnap, group: str,
-                  wanted: _Wanted, chain: _Chain, old: StageSnap, items: int,
-                  leftover: bool) -> None:
+def _stage_delete(
+    ctx: Context,
+    bp: Pipeline,
+    found: PipelineSnap,
+    group: str,
+    wanted: _Wanted,
+    chain: _Chain,
+    old: StageSnap,
+    items: int,
+    leftover: bool,
+) -> None:
     """One stage to remove: deleted when empty, its items moved first with --move-stage,
     refused when it holds items with nowhere (or nowhere valid) to go."""
     change = Change("delete", "stage", group, f"{bp.code}.{old.code}", {"name": old.name})
-    change.usage = (old.status_id, *usage_query(found.entity_type_id,
-                                                {"STAGE_ID": old.status_id}))
+    change.usage = (old.status_id, *usage_query(found.entity_type_id, {"STAGE_ID": old.status_id}))
     if leftover:
         change.note = TEMPLATE_NOTE
     target = ctx.options.move_stage.get(f"{bp.code}:{old.code}")
@@ -246,8 +302,9 @@ def _stage_delete(ctx: Context, bp: Pipeline, found: PipelineSnap, group: str,
     if not items:
         chain.add(change, cmd.status_delete(old.row_id, old.system, name=ctx.name("del_st")))
     elif not target:
-        change.refused = (f"holds {items} item(s); move them with "
-                          f"--move-stage {bp.code}:{old.code}=OTHER_STAGE")
+        change.refused = (
+            f"holds {items} item(s); move them with --move-stage {bp.code}:{old.code}=OTHER_STAGE"
+        )
         ctx.add(change)
     elif target not in wanted:
         change.refused = f"--move-stage target {target!r} is not a stage of {bp.code}"
@@ -256,8 +313,15 @@ def _stage_delete(ctx: Context, bp: Pipeline, found: PipelineSnap, group: str,
         _move_then_delete(ctx, found, chain, change, old, items, target)
 
 
-def _move_then_delete(ctx: Context, found: PipelineSnap, chain: _Chain, change: Change,
-                      old: StageSnap, items: int, target: str) -> None:
+def _move_then_delete(
+    ctx: Context,
+    found: PipelineSnap,
+    chain: _Chain,
+    change: Change,
+    old: StageSnap,
+    items: int,
+    target: str,
+) -> None:
     """The moves of a stage's items to the target stage (all after the chain's last command),
     then the stage's delete, after them."""
     ids = ctx.items.get(old.status_id, [])
@@ -275,8 +339,14 @@ def _move_then_delete(ctx: Context, found: PipelineSnap, chain: _Chain, change: 
     ctx.add(change)
 
 
-def _stage_updates(ctx: Context, bp: Pipeline, group: str, wanted: _Wanted,
-                   by_code: dict[str, StageSnap], chain: _Chain) -> None:
+def _stage_updates(
+    ctx: Context,
+    bp: Pipeline,
+    group: str,
+    wanted: _Wanted,
+    by_code: dict[str, StageSnap],
+    chain: _Chain,
+) -> None:
     """2. updates, success and failure stages first so new stages can sort before them"""
     updates = []
     for code, (index, stage) in wanted.items():
@@ -284,22 +354,30 @@ def _stage_updates(ctx: Context, bp: Pipeline, group: str, wanted: _Wanted,
         if have is None:
             continue
         if have.semantics != stage.semantics:
-            change = Change("update", "stage", group, f"{bp.code}.{code}",
-                            {"semantics": [have.semantics, stage.semantics]})
-            change.refused = ("a stage's semantics cannot change on the portal; give the "
-                              "new stage another code and prune the old one")
+            change = Change(
+                "update",
+                "stage",
+                group,
+                f"{bp.code}.{code}",
+                {"semantics": [have.semantics, stage.semantics]},
+            )
+            change.refused = (
+                "a stage's semantics cannot change on the portal; give the "
+                "new stage another code and prune the old one"
+            )
             ctx.add(change)
             continue
         attrs, fields = _stage_diff(index, stage, have)
         if fields:
             updates.append((stage.semantics == "process", code, attrs, fields, have.row_id))
     for _, code, attrs, fields, row_id in sorted(updates, key=lambda u: u[0]):
-        chain.add(Change("update", "stage", group, f"{bp.code}.{code}", attrs),
-                  cmd.status_update(row_id, fields, name=ctx.name("upd_st")))
+        chain.add(
+            Change("update", "stage", group, f"{bp.code}.{code}", attrs),
+            cmd.status_update(row_id, fields, name=ctx.name("upd_st")),
+        )
 
 
-def _stage_diff(index: int, stage: Stage,
-                have: StageSnap) -> tuple[dict[str, Any], dict[str, Any]]:
+def _stage_diff(index: int, stage: Stage, have: StageSnap) -> tuple[dict[str, Any], dict[str, Any]]:
     """What differs between a stage on the portal and the blueprint's: the change's
     attributes ([old, new] by name) and the fields to send."""
     attrs: dict[str, Any] = {}
@@ -317,13 +395,26 @@ def _stage_diff(index: int, stage: Stage,
     return attrs, fields
 
 
-def _stage_creates(ctx: Context, bp: Pipeline, found: PipelineSnap, group: str,
-                   wanted: _Wanted, by_code: dict[str, StageSnap], chain: _Chain) -> None:
+def _stage_creates(
+    ctx: Context,
+    bp: Pipeline,
+    found: PipelineSnap,
+    group: str,
+    wanted: _Wanted,
+    by_code: dict[str, StageSnap],
+    chain: _Chain,
+) -> None:
     """3. creates, in blueprint order"""
     for code, (index, stage) in wanted.items():
         if code in by_code:
             continue
         attrs = stage_attrs(index, stage)
-        chain.add(Change("create", "stage", group, f"{bp.code}.{code}", attrs),
-                  cmd.status_add(stage_entity(found.entity_type_id, found.id), code,
-                                 _stage_fields(stage, attrs["sort"]), name=ctx.name("add_st")))
+        chain.add(
+            Change("create", "stage", group, f"{bp.code}.{code}", attrs),
+            cmd.status_add(
+                stage_entity(found.entity_type_id, found.id),
+                code,
+                _stage_fields(stage, attrs["sort"]),
+                name=ctx.name("add_st"),
+            ),
+        )

@@ -15,10 +15,15 @@ from b24kit.portal.ids import ENTITY_WORDS, EntityType
 from b24kit.portal.snapshot import SpaSnap
 
 SWITCH_FLAGS = {
-    "categories": "isCategoriesEnabled", "stages": "isStagesEnabled", "client": "isClientEnabled",
-    "products": "isLinkWithProductsEnabled", "begin_close_dates": "isBeginCloseDatesEnabled",
-    "observers": "isObserversEnabled", "source": "isSourceEnabled",
-    "use_in_userfield": "isUseInUserfieldEnabled", "automation": "isAutomationEnabled",
+    "categories": "isCategoriesEnabled",
+    "stages": "isStagesEnabled",
+    "client": "isClientEnabled",
+    "products": "isLinkWithProductsEnabled",
+    "begin_close_dates": "isBeginCloseDatesEnabled",
+    "observers": "isObserversEnabled",
+    "source": "isSourceEnabled",
+    "use_in_userfield": "isUseInUserfieldEnabled",
+    "automation": "isAutomationEnabled",
 }
 
 
@@ -67,13 +72,28 @@ def plan_smart_processes(ctx: Context) -> None:
             _update(ctx, sp, have)
         elif sp.code in ctx.new_spas and _refers_to_new(ctx, sp):
             group = f"smart process {sp.code} «{sp.title}»"
-            change = ctx.add(Change("update", "smart_process", group, sp.code, {
-                "relations": {"parents": sp.relations.parents,
-                              "children": sp.relations.children}},
-                note="once every smart process it relates to exists"))
-            change.commands = [cmd.type_update(Ref(ctx.new_spas[sp.code], ("type", "id")),
-                                               {"relations": _relations(ctx, sp)},
-                                               name=ctx.name(f"rel_{sp.code}"))]
+            change = ctx.add(
+                Change(
+                    "update",
+                    "smart_process",
+                    group,
+                    sp.code,
+                    {
+                        "relations": {
+                            "parents": sp.relations.parents,
+                            "children": sp.relations.children,
+                        }
+                    },
+                    note="once every smart process it relates to exists",
+                )
+            )
+            change.commands = [
+                cmd.type_update(
+                    Ref(ctx.new_spas[sp.code], ("type", "id")),
+                    {"relations": _relations(ctx, sp)},
+                    name=ctx.name(f"rel_{sp.code}"),
+                )
+            ]
     for sp in ctx.bp.smart_processes:
         _pipelines_and_fields(ctx, sp)
 
@@ -85,8 +105,13 @@ def prune_smart_processes(ctx: Context) -> None:
     for have in ctx.snap.spas:
         if have.code in wanted:
             continue
-        change = Change("delete", "smart_process", f"smart process «{have.title}» "
-                        "(not in the blueprint)", have.code or f"#{have.id}", {"title": have.title})
+        change = Change(
+            "delete",
+            "smart_process",
+            f"smart process «{have.title}» (not in the blueprint)",
+            have.code or f"#{have.id}",
+            {"title": have.title},
+        )
         key = f"spa:{have.entity_type_id}"
         change.usage = (key, *usage_query(have.entity_type_id, {}))
         items = ctx.usage.get(key, 0)
@@ -103,16 +128,28 @@ def _refers_to_new(ctx: Context, sp: SmartProcess) -> bool:
 
 def _create(ctx: Context, sp: SmartProcess) -> None:
     group = f"smart process {sp.code} «{sp.title}»"
-    change = ctx.add(Change("create", "smart_process", group, sp.code, {
-        "title": sp.title, "switches": sp.switches.model_dump(),
-        "parents": sp.relations.parents, "children": sp.relations.children}))
+    change = ctx.add(
+        Change(
+            "create",
+            "smart_process",
+            group,
+            sp.code,
+            {
+                "title": sp.title,
+                "switches": sp.switches.model_dump(),
+                "parents": sp.relations.parents,
+                "children": sp.relations.children,
+            },
+        )
+    )
     twins = _twins(ctx, sp)
     if twins:
         ids = ", ".join(str(t.id) for t in twins)
         change.refused = (
             f"the portal has a smart process «{sp.title}» without a code (id {ids}): if it "
             f"is this one, give it the code: b24kit call crm.type.update id={twins[0].id} "
-            f"fields.code={sp.code}; if not, rename one of them")
+            f"fields.code={sp.code}; if not, rename one of them"
+        )
         return
     fields = _spa_fields(sp)
     if not _refers_to_new(ctx, sp):
@@ -123,8 +160,9 @@ def _create(ctx: Context, sp: SmartProcess) -> None:
         add,
         # crm.type.add may not keep code (crm-type-add.md's table lacks it): set it
         # again, so the smart process is found by code next time
-        cmd.type_update(Ref(add.name, ("type", "id")), {"code": sp.code},
-                        name=ctx.name(f"spa_code_{sp.code}")),
+        cmd.type_update(
+            Ref(add.name, ("type", "id")), {"code": sp.code}, name=ctx.name(f"spa_code_{sp.code}")
+        ),
     ]
 
 
@@ -144,11 +182,11 @@ def _update(ctx: Context, sp: SmartProcess, have: SpaSnap) -> None:
     children = [r["entityTypeId"] for r in relations["child"]]
     client = {int(EntityType.CONTACT), int(EntityType.COMPANY)} if sp.switches.client else set()
     pending = any(isinstance(e, Ref) for e in (*parents, *children))
-    if pending or set(have.parents) != set(parents) | client or set(have.children) != set(
-            children):
-        attrs["relations"] = [{"parents": have.parents, "children": have.children},
-                              {"parents": sp.relations.parents,
-                               "children": sp.relations.children}]
+    if pending or set(have.parents) != set(parents) | client or set(have.children) != set(children):
+        attrs["relations"] = [
+            {"parents": have.parents, "children": have.children},
+            {"parents": sp.relations.parents, "children": sp.relations.children},
+        ]
         update["relations"] = relations
     if update:
         group = f"smart process {sp.code} «{sp.title}»"
@@ -160,8 +198,9 @@ def _pipelines_and_fields(ctx: Context, sp: SmartProcess) -> None:
     label = f"smart process {sp.code}"
     have = ctx.snap.spa_by_code(sp.code)
     if have is not None:
-        plan_pipelines(ctx, Owner(label, have.entity_type_id, spa=have), sp.pipelines,
-                       have.pipelines)
+        plan_pipelines(
+            ctx, Owner(label, have.entity_type_id, spa=have), sp.pipelines, have.pipelines
+        )
         plan_fields(ctx, FieldOwner(label, spa=have), sp.fields, have.fields)
         return
     add = ctx.new_spas.get(sp.code)

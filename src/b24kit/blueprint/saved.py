@@ -27,11 +27,20 @@ class SavedPlan:
 
 
 def save_plan(path: Path, blueprint: Blueprint, options: PlanOptions, plan: Plan) -> None:
-    path.write_text(json.dumps({
-        "b24kit_plan": FORMAT, "blueprint": blueprint.model_dump(mode="json"),
-        "options": {"prune": options.prune, "move_stage": options.move_stage},
-        "fingerprint": plan.fingerprint, "plan": plan.as_dict(),
-    }, ensure_ascii=False, indent=1), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "b24kit_plan": FORMAT,
+                "blueprint": blueprint.model_dump(mode="json"),
+                "options": {"prune": options.prune, "move_stage": options.move_stage},
+                "fingerprint": plan.fingerprint,
+                "plan": plan.as_dict(),
+            },
+            ensure_ascii=False,
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
 
 
 def read_saved_plan(path: Path) -> SavedPlan | None:
@@ -52,15 +61,17 @@ def read_saved_plan(path: Path) -> SavedPlan | None:
     try:
         blueprint = Blueprint.model_validate(saved.get("blueprint"))
         options = saved.get("options") or {}
-        plan_options = PlanOptions(prune=bool(options["prune"]),
-                                   move_stage={str(k): str(v) for k, v in
-                                               dict(options["move_stage"]).items()})
+        plan_options = PlanOptions(
+            prune=bool(options["prune"]),
+            move_stage={str(k): str(v) for k, v in dict(options["move_stage"]).items()},
+        )
         fingerprint = str(saved["fingerprint"])
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"{path}: the plan's blueprint is not valid: {where}: "
-                         f"{first['msg']}") from None
+        raise InputError(
+            f"{path}: the plan's blueprint is not valid: {where}: {first['msg']}"
+        ) from None
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: the plan's options are not valid: {exc}") from None
     issues = check_references(blueprint, Document(saved["blueprint"], {(): Mark(str(path), 1, 1)}))

@@ -69,17 +69,27 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, metavar="",
-                                         help="More log detail on stderr (-vv: debug).")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="",
-                                        help="Only the summary line and errors.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", metavar="",
-                                        help="Show the traceback of an internal error.")]
-    = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            metavar="",
+            help="More log detail on stderr (-vv: debug).",
+        ),
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", metavar="", help="Only the summary line and errors.")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", metavar="", help="Show the traceback of an internal error.")
+    ] = False,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, metavar="",
-                     help="Show the version."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, metavar="", help="Show the version."
+        ),
     ] = False,
 ) -> None:
     """b24kit: deploy, migrate and check Bitrix24 CRM portals."""
@@ -136,11 +146,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         if OPTIONS.debug:
             traceback.print_exc()
         message = redact(f"{type(exc).__name__}: {exc}")
-        err.print(f"error: internal error ({message}); this is a bug in b24kit, please "
-                  "report it" + ("" if OPTIONS.debug else " (--debug shows the traceback)"),
-                  highlight=False, markup=False)
+        err.print(
+            f"error: internal error ({message}); this is a bug in b24kit, please "
+            "report it" + ("" if OPTIONS.debug else " (--debug shows the traceback)"),
+            highlight=False,
+            markup=False,
+        )
         code = INTERNAL
     if code == INTERRUPTED:  # however it arrived: typer returns or raises Exit(130) silently
-        err.print("interrupted; run the same command again to continue (b24kit picks up "
-                  "where it stopped)", highlight=False)
+        err.print(
+            "interrupted; run the same command again to continue (b24kit picks up "
+            "where it stopped)",
+            highlight=False,
+        )
     sys.exit(code if isinstance(code, int) else 0)

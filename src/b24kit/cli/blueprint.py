@@ -45,19 +45,36 @@ from b24kit.portal.snapshot import read_snapshot
 schema_app = typer.Typer(help="The blueprint format.", no_args_is_help=True)
 VarOption = Annotated[
     list[str] | None,
-    typer.Option("--var", metavar="NAME=VALUE", help="Set a blueprint variable: --var company=Ромашка (repeatable)."),
+    typer.Option(
+        "--var",
+        metavar="NAME=VALUE",
+        help="Set a blueprint variable: --var company=Ромашка (repeatable).",
+    ),
 ]
 PruneOption = Annotated[
-    bool, typer.Option("--prune", metavar="", help="Also delete what the portal has and the blueprint "
-                       "does not (refused for stages and pipelines that hold items).")
+    bool,
+    typer.Option(
+        "--prune",
+        metavar="",
+        help="Also delete what the portal has and the blueprint "
+        "does not (refused for stages and pipelines that hold items).",
+    ),
 ]
 MoveOption = Annotated[
     list[str] | None,
-    typer.Option("--move-stage", metavar="PIPELINE:STAGE=TARGET", help="With --prune: move the items of a stage being deleted, "
-                 "PIPELINE:STAGE=TARGET_STAGE (repeatable)."),
+    typer.Option(
+        "--move-stage",
+        metavar="PIPELINE:STAGE=TARGET",
+        help="With --prune: move the items of a stage being deleted, "
+        "PIPELINE:STAGE=TARGET_STAGE (repeatable).",
+    ),
 ]
-SYMBOL = {"create": ("+", "green"), "update": ("~", "yellow"), "rename": ("±", "cyan"),
-          "delete": ("-", "red")}
+SYMBOL = {
+    "create": ("+", "green"),
+    "update": ("~", "yellow"),
+    "rename": ("±", "cyan"),
+    "delete": ("-", "red"),
+}
 
 
 def _variables(pairs: list[str] | None) -> dict[str, str]:
@@ -87,8 +104,9 @@ def _load(file: Path, variables: dict[str, str], code: int = 2) -> Blueprint:
         for issue in exc.issues:
             err.print(str(issue), highlight=False, markup=False)
         noun = "error" if len(exc.issues) == 1 else "errors"
-        raise fail(f"{file}: {len(exc.issues)} {noun}; nothing was sent to the portal",
-                   code=code) from None
+        raise fail(
+            f"{file}: {len(exc.issues)} {noun}; nothing was sent to the portal", code=code
+        ) from None
     return blueprint
 
 
@@ -99,8 +117,9 @@ def _value(value: Any) -> str:
 def render_change(change: Change) -> str:
     symbol, colour = SYMBOL[change.action]
     if change.action in ("update", "rename"):
-        detail = ", ".join(f"{k}: {_value(v[0])} -> {_value(v[1])}"
-                           for k, v in change.attrs.items())
+        detail = ", ".join(
+            f"{k}: {_value(v[0])} -> {_value(v[1])}" for k, v in change.attrs.items()
+        )
     else:
         detail = " ".join(f"{k}={_value(v)}" for k, v in change.attrs.items())
     # names come from the blueprint or the portal: never markup, never control characters
@@ -135,8 +154,11 @@ def print_applied(report: ApplyReport, portal: str) -> None:
             line += f": {safe(o.error)}"
         console.print(line, highlight=False, soft_wrap=True)
     done = sum(o.ok for o in report.outcomes)
-    console.print(f"\nApplied {done} of {len(report.outcomes)} changes on {portal}: "
-                  f"{report.commands} commands, {report.requests} requests.", highlight=False)
+    console.print(
+        f"\nApplied {done} of {len(report.outcomes)} changes on {portal}: "
+        f"{report.commands} commands, {report.requests} requests.",
+        highlight=False,
+    )
 
 
 def validate(
@@ -150,13 +172,24 @@ def validate(
     Exit code 0 when valid, 2 when not.
     """
     blueprint = _load(file, _variables(var))
-    counts = {"deal_pipelines": len(blueprint.deal.pipelines),
-              "deal_fields": len(blueprint.deal.fields),
-              "smart_processes": len(blueprint.smart_processes), "links": len(blueprint.links)}
-    show(Output({"file": str(file), "valid": True, **counts}, text=lambda: console.print(
-        f"{file}: valid ({counts['deal_pipelines']} deal pipelines, "
-        f"{counts['deal_fields']} deal fields, {counts['smart_processes']} smart "
-        f"processes, {counts['links']} links)", highlight=False)), format)
+    counts = {
+        "deal_pipelines": len(blueprint.deal.pipelines),
+        "deal_fields": len(blueprint.deal.fields),
+        "smart_processes": len(blueprint.smart_processes),
+        "links": len(blueprint.links),
+    }
+    show(
+        Output(
+            {"file": str(file), "valid": True, **counts},
+            text=lambda: console.print(
+                f"{file}: valid ({counts['deal_pipelines']} deal pipelines, "
+                f"{counts['deal_fields']} deal fields, {counts['smart_processes']} smart "
+                f"processes, {counts['links']} links)",
+                highlight=False,
+            ),
+        ),
+        format,
+    )
 
 
 def plan(
@@ -167,11 +200,18 @@ def plan(
     prune: PruneOption = False,
     move_stage: MoveOption = None,
     format: FormatOption = Format.text,
-    out: Annotated[Path | None, out_option("Save the plan, to apply exactly it later "
-                                           "(any file name).")] = None,
-    detailed_exitcode: Annotated[bool, typer.Option(
-        "--detailed-exitcode", metavar="", help="Exit 0 with no changes, 2 with changes, 1 on "
-        "any error, bad input included (as Terraform does).")] = False,
+    out: Annotated[
+        Path | None, out_option("Save the plan, to apply exactly it later (any file name).")
+    ] = None,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode",
+            metavar="",
+            help="Exit 0 with no changes, 2 with changes, 1 on "
+            "any error, bad input included (as Terraform does).",
+        ),
+    ] = False,
 ) -> None:
     """Show what apply would change on the portal: + create, ~ update, ± rename,
     - delete. Everything apply will do is listed and counted here, the stages a new
@@ -190,8 +230,16 @@ def plan(
         raise typer.Exit(2)
 
 
-def _plan(file: Path, portal: str | None, plan_name: str | None, var: list[str] | None,
-          prune: bool, move_stage: list[str] | None, format: Format, out: Path | None) -> int:
+def _plan(
+    file: Path,
+    portal: str | None,
+    plan_name: str | None,
+    var: list[str] | None,
+    prune: bool,
+    move_stage: list[str] | None,
+    format: Format,
+    out: Path | None,
+) -> int:
     blueprint = _load(file, _variables(var))
     options = _options(prune, move_stage)
     conn = open_portal(portal, plan_name)
@@ -203,6 +251,7 @@ def _plan(file: Path, portal: str | None, plan_name: str | None, var: list[str] 
     result = run_portal(conn, work)
     if out is not None:
         save_plan(out, blueprint, options, result)
+
     def text() -> None:
         print_plan(result)
         if out is not None:
@@ -213,8 +262,12 @@ def _plan(file: Path, portal: str | None, plan_name: str | None, var: list[str] 
 
 
 def apply(
-    file: Annotated[Path, typer.Argument(metavar="BLUEPRINT|PLAN", help="Blueprint YAML "
-                                         "file, or a plan saved by 'plan --out'.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="BLUEPRINT|PLAN", help="Blueprint YAML file, or a plan saved by 'plan --out'."
+        ),
+    ],
     portal: PortalOption = None,
     plan_name: PlanOption = None,
     var: VarOption = None,
@@ -240,21 +293,26 @@ def apply(
         blueprint = _load(file, _variables(var))
         options = _options(prune, move_stage)
     if not yes and not sys.stdin.isatty():
-        raise fail("apply asks before writing, and there is no terminal to ask on",
-                   "pass --yes to apply without asking (cron, CI)")
+        raise fail(
+            "apply asks before writing, and there is no terminal to ask on",
+            "pass --yes to apply without asking (cron, CI)",
+        )
     conn = open_portal(portal, plan_name, writes=True)
 
     async def work(conn: Connection) -> int:
         with phase(f"reading {conn.label}"):
             first = await make_plan(conn.client, blueprint, options)
         if saved is not None and first.fingerprint != saved.fingerprint:
-            err.print("error: the portal changed since the plan was made; run plan again",
-                      highlight=False)
+            err.print(
+                "error: the portal changed since the plan was made; run plan again", highlight=False
+            )
             return 2
         narrate(format, lambda: print_plan(first))
         if first.refused:
-            err.print(f"error: {len(first.refused)} change(s) refused; nothing was written",
-                      highlight=False)
+            err.print(
+                f"error: {len(first.refused)} change(s) refused; nothing was written",
+                highlight=False,
+            )
             return USAGE
         if not first.changes:
             show(Output({"applied": [], "commands": 0, "summary": first.summary()}), format)
@@ -264,14 +322,32 @@ def apply(
             err.print("Nothing was applied.")
             return 0
         with row_progress("applying") as progress:
-            report = await apply_blueprint(conn.client, blueprint, options, plan=first,
-                                           progress=progress)
-        results = [{"action": o.change.action, "kind": o.change.kind,
-                    "address": o.change.address, "ok": o.ok, "error": o.error}
-                   for o in report.outcomes]
-        show(Output({"applied": results, "commands": report.commands,
-                     "requests": report.requests, "ok": report.ok, "portal": conn.label},
-                    text=lambda: print_applied(report, conn.label)), format)
+            report = await apply_blueprint(
+                conn.client, blueprint, options, plan=first, progress=progress
+            )
+        results = [
+            {
+                "action": o.change.action,
+                "kind": o.change.kind,
+                "address": o.change.address,
+                "ok": o.ok,
+                "error": o.error,
+            }
+            for o in report.outcomes
+        ]
+        show(
+            Output(
+                {
+                    "applied": results,
+                    "commands": report.commands,
+                    "requests": report.requests,
+                    "ok": report.ok,
+                    "portal": conn.label,
+                },
+                text=lambda: print_applied(report, conn.label),
+            ),
+            format,
+        )
         if report.refused:
             return 2
         return 0 if report.ok else 3
@@ -287,10 +363,10 @@ def apply(
 def export(
     portal: PortalOption = None,
     out: Annotated[Path | None, out_option("Write to this file.")] = None,
-    name: Annotated[str, typer.Option(metavar="NAME", help="The blueprint's name.")]
-    = "export",
-    format: Annotated[DocFormat, typer.Option("--format", "-f", metavar="yaml|json",
-                                              help="Output format.")] = DocFormat.yaml,
+    name: Annotated[str, typer.Option(metavar="NAME", help="The blueprint's name.")] = "export",
+    format: Annotated[
+        DocFormat, typer.Option("--format", "-f", metavar="yaml|json", help="Output format.")
+    ] = DocFormat.yaml,
 ) -> None:
     """Write the portal's structure (pipelines, stages, fields, smart processes) as a
     blueprint. 'export' then 'plan' on the same portal shows no changes; export from one
@@ -302,8 +378,11 @@ def export(
             return export_blueprint(await read_snapshot(conn.client), name)
 
     doc = run_portal(conn, work)
-    text = (json.dumps(doc, ensure_ascii=False, indent=2) + "\n" if format == DocFormat.json
-            else dump_yaml(doc))
+    text = (
+        json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+        if format == DocFormat.json
+        else dump_yaml(doc)
+    )
     if out is None:
         typer.echo(text, nl=False)
     else:
@@ -313,21 +392,32 @@ def export(
 
 def graph(
     file: Annotated[Path, typer.Argument(metavar="BLUEPRINT", help="Blueprint YAML file.")],
-    out: Annotated[Path | None, out_option("Write to a file: .svg draws a picture, .md "
-                                           "wraps Mermaid in a code block, anything else "
-                                           "gets Mermaid text.")] = None,
+    out: Annotated[
+        Path | None,
+        out_option(
+            "Write to a file: .svg draws a picture, .md "
+            "wraps Mermaid in a code block, anything else "
+            "gets Mermaid text."
+        ),
+    ] = None,
     var: VarOption = None,
-    linked_only: Annotated[bool, typer.Option("--linked-only", metavar="",
-                                              help="Only the deal pipelines the links join "
-                                              "(and the smart processes).")] = False,
+    linked_only: Annotated[
+        bool,
+        typer.Option(
+            "--linked-only",
+            metavar="",
+            help="Only the deal pipelines the links join (and the smart processes).",
+        ),
+    ] = False,
 ) -> None:
     """Draw the pipelines, their stages and the links between them as a Mermaid flowchart
     (GitHub and most Markdown viewers render it). Every pipeline is drawn unless
     --linked-only is given."""
     blueprint = _load(file, _variables(var))
     if linked_only:
-        linked = {end for link in blueprint.links
-                  for end in (link.parent.pipeline, link.child.pipeline)}
+        linked = {
+            end for link in blueprint.links for end in (link.parent.pipeline, link.child.pipeline)
+        }
         left = [p.code for p in blueprint.deal.pipelines if p.code not in linked]
         if left:
             note(f"--linked-only: {len(left)} deal pipeline(s) not drawn: {', '.join(left)}")
@@ -355,5 +445,3 @@ def schema(out: Annotated[Path | None, out_option("Write to a file.")] = None) -
     else:
         out.write_text(text, encoding="utf-8")
         err.print(f"Wrote {out}")
-
-

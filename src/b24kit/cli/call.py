@@ -44,19 +44,23 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
 
 
 def call(
-    method: Annotated[str, typer.Argument(metavar="METHOD", help="REST method, e.g. crm.deal.list")],
+    method: Annotated[
+        str, typer.Argument(metavar="METHOD", help="REST method, e.g. crm.deal.list")
+    ],
     assignments: Annotated[
         list[str] | None,
-        typer.Argument(metavar="KEY=VALUE...", help="Parameters as key=value; nest with dots or brackets: "
-                       "filter.>ID=5  fields[TITLE]=Трактор  select[]=ID"),
+        typer.Argument(
+            metavar="KEY=VALUE...",
+            help="Parameters as key=value; nest with dots or brackets: "
+            "filter.>ID=5  fields[TITLE]=Трактор  select[]=ID",
+        ),
     ] = None,
     json_params: Annotated[
-        str | None, typer.Option("--json", metavar="JSON",
-                                  help="Parameters as a JSON object (merged first).")
+        str | None,
+        typer.Option("--json", metavar="JSON", help="Parameters as a JSON object (merged first)."),
     ] = None,
     all_pages: Annotated[
-        bool, typer.Option("--all", metavar="", help="Read every page of a list method "
-                           "(batched).")
+        bool, typer.Option("--all", metavar="", help="Read every page of a list method (batched).")
     ] = False,
     portal: PortalOption = None,
     plan: PlanOption = None,

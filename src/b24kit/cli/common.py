@@ -122,8 +122,9 @@ def blueprint_path(argument: Path | None, alias: Path | None) -> Path:
         raise fail("give the blueprint once: as the argument or with -b, not both")
     path = argument or alias
     if path is None:
-        raise fail("missing the blueprint: give the blueprint file first, e.g. "
-                   "blueprints/company.yaml")
+        raise fail(
+            "missing the blueprint: give the blueprint file first, e.g. blueprints/company.yaml"
+        )
     return path
 
 
@@ -159,7 +160,8 @@ def open_portal(portal: str | None, plan: str | None, *, writes: bool = False) -
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not OPTIONS.quiet:
         conn.client.on_retry = lambda text: err.print(
-            f"[yellow]{escape(redact(text))}[/]", highlight=False)
+            f"[yellow]{escape(redact(text))}[/]", highlight=False
+        )
     if writes:
         note(f"Target: {conn.label}")
     elif conn.is_sandbox:
@@ -167,8 +169,12 @@ def open_portal(portal: str | None, plan: str | None, *, writes: bool = False) -
     return conn
 
 
-def run_portal(conn: Connection, work: Callable[[Connection], Awaitable[T]], *,
-               usage_errors: tuple[type[PortalError], ...] = ()) -> T:
+def run_portal(
+    conn: Connection,
+    work: Callable[[Connection], Awaitable[T]],
+    *,
+    usage_errors: tuple[type[PortalError], ...] = (),
+) -> T:
     """Run ``work`` against the portal; portal and network failures exit 3 with one line,
     ``usage_errors`` (the user's mistake, such as a method name in ``call``) exit 2."""
 

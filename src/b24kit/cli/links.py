@@ -43,15 +43,18 @@ from b24kit.links.run import (
     sync_once,
 )
 
-report_app = typer.Typer(help="Reports for management from the links' history.",
-                         no_args_is_help=True)
-LinkOption = Annotated[list[str] | None, typer.Option("--link", metavar="LINK",
-                                                      help="Only this link (repeatable).")]
+report_app = typer.Typer(
+    help="Reports for management from the links' history.", no_args_is_help=True
+)
+LinkOption = Annotated[
+    list[str] | None, typer.Option("--link", metavar="LINK", help="Only this link (repeatable).")
+]
 SHOWN = 50  # findings listed on a terminal; -f json lists every one
 
 
-def _blueprint(argument: Path | None, alias: Path | None,
-               links: list[str] | None = None) -> Blueprint:
+def _blueprint(
+    argument: Path | None, alias: Path | None, links: list[str] | None = None
+) -> Blueprint:
     """The blueprint, checked, with at least one link and every --link named in it."""
     path = blueprint_path(argument, alias)
     try:
@@ -76,13 +79,23 @@ def audit(
     plan_name: PlanOption = None,
     link: LinkOption = None,
     format: ListFormatOption = ListFormat.text,
-    output: Annotated[Path | None, out_option("Write the report here (stdout keeps the "
-                                              "summary).")] = None,
-    fail_on: Annotated[str, typer.Option("--fail-on", metavar="info|warn|error",
-                                         help="Exit 1 on findings of this severity or "
-                                         "worse.")] = "warn",
-    do_fix: Annotated[bool, typer.Option("--fix", metavar="", help="Apply the safe repairs "
-                                         "(never a delete), then audit again.")] = False,
+    output: Annotated[
+        Path | None, out_option("Write the report here (stdout keeps the summary).")
+    ] = None,
+    fail_on: Annotated[
+        str,
+        typer.Option(
+            "--fail-on",
+            metavar="info|warn|error",
+            help="Exit 1 on findings of this severity or worse.",
+        ),
+    ] = "warn",
+    do_fix: Annotated[
+        bool,
+        typer.Option(
+            "--fix", metavar="", help="Apply the safe repairs (never a delete), then audit again."
+        ),
+    ] = False,
     yes: YesOption = False,
     blueprint_alias: BlueprintAlias = None,
 ) -> None:
@@ -98,8 +111,10 @@ def audit(
         raise fail(f"unknown --fail-on {fail_on!r}", "known: info, warn, error")
     bp = _blueprint(blueprint, blueprint_alias, link)
     if do_fix and not yes and not sys.stdin.isatty():
-        raise fail("--fix asks before writing, and there is no terminal to ask on",
-                   "pass --yes to repair without asking (cron)")
+        raise fail(
+            "--fix asks before writing, and there is no terminal to ask on",
+            "pass --yes to repair without asking (cron)",
+        )
     conn = open_portal(portal, plan_name, writes=do_fix)
     base = _portal_base(conn)
 
@@ -112,8 +127,10 @@ def audit(
             if safe_ones and not quiet:
                 console.print(f"{len(safe_ones)} safe repair(s):", highlight=False)
                 for f in safe_ones:
-                    console.print(f"  {f.rule} {f.name} {f.deals}: "
-                                  + "; ".join(c.method for c in f.repair), highlight=False)
+                    console.print(
+                        f"  {f.rule} {f.name} {f.deals}: " + "; ".join(c.method for c in f.repair),
+                        highlight=False,
+                    )
             if safe_ones and (yes or typer.confirm("Apply them?", default=False, err=True)):
                 result, fixed = await repair_until_clean(conn.client, bp, safe_ones, link)
         return result, fixed
@@ -121,31 +138,37 @@ def audit(
     result, fixed = run_portal(conn, work)
     rows = [f.as_dict(base) for f in result.findings]
     counts = result.counts()
-    over = [f for f in result.findings
-            if SEVERITY_RANK[f.severity] >= SEVERITY_RANK[fail_on]]
-    summary = (f"audit: {result.deals_read} deals, {len(result.findings)} finding(s)"
-               + (f" ({', '.join(f'{r} {n}' for r, n in counts.items())})" if counts else "")
-               + (f", {fixed} repaired" if do_fix else "")
-               + ("" if over else ", clean" if not result.findings else ", below --fail-on")
-               + (f" on {conn.label}" if do_fix else ""))
+    over = [f for f in result.findings if SEVERITY_RANK[f.severity] >= SEVERITY_RANK[fail_on]]
+    summary = (
+        f"audit: {result.deals_read} deals, {len(result.findings)} finding(s)"
+        + (f" ({', '.join(f'{r} {n}' for r, n in counts.items())})" if counts else "")
+        + (f", {fixed} repaired" if do_fix else "")
+        + ("" if over else ", clean" if not result.findings else ", below --fail-on")
+        + (f" on {conn.label}" if do_fix else "")
+    )
     report = Output(
-        {"deals": result.deals_read, "counts": counts, "findings": rows}, rows,
+        {"deals": result.deals_read, "counts": counts, "findings": rows},
+        rows,
         text=lambda: print_findings(result, counts, base, summary),
-        plain=lambda: "".join(f"{r['rule']} {r['severity']} {r['deals']} {r['seen']}\n"
-                              for r in rows))
+        plain=lambda: "".join(
+            f"{r['rule']} {r['severity']} {r['deals']} {r['seen']}\n" for r in rows
+        ),
+    )
     if output is not None:
         show(report, format, output)
     if quiet or output is not None:  # the report went to the file: stdout keeps the summary
-        console.print(summary + (f"; report in {output}" if output is not None else ""),
-                      highlight=False, markup=False)
+        console.print(
+            summary + (f"; report in {output}" if output is not None else ""),
+            highlight=False,
+            markup=False,
+        )
     else:
         show(report, format)
     if over:
         raise typer.Exit(1)
 
 
-def print_findings(result: AuditResult, counts: dict[str, int], base: str,
-                   summary: str) -> None:
+def print_findings(result: AuditResult, counts: dict[str, int], base: str, summary: str) -> None:
     if result.findings:
         table = Table(title="Findings by rule")
         for column in ("rule", "severity", "count", "what"):
@@ -155,11 +178,17 @@ def print_findings(result: AuditResult, counts: dict[str, int], base: str,
         console.print(table)
         for f in result.findings[:SHOWN]:
             urls = ", ".join(d["url"] for d in f.as_dict(base)["deals"])
-            console.print(f"{f.rule} {f.name}: saw {f.seen}; expected {f.expected}; {urls}",
-                          highlight=False, markup=False)
+            console.print(
+                f"{f.rule} {f.name}: saw {f.seen}; expected {f.expected}; {urls}",
+                highlight=False,
+                markup=False,
+            )
         if len(result.findings) > SHOWN:
-            console.print(f"... and {len(result.findings) - SHOWN} more findings "
-                          "(-f json or -o FILE lists every one)", highlight=False)
+            console.print(
+                f"... and {len(result.findings) - SHOWN} more findings "
+                "(-f json or -o FILE lists every one)",
+                highlight=False,
+            )
     console.print(summary, highlight=False)
 
 
@@ -167,23 +196,47 @@ def sync(
     blueprint: BlueprintArgument = None,
     portal: PortalOption = None,
     plan_name: PlanOption = None,
-    once: Annotated[bool, typer.Option("--once", metavar="", help="One reconcile pass (cron, "
-                                       "every few minutes).")] = False,
-    serve: Annotated[bool, typer.Option("--serve", metavar="", help="Receive the portal's "
-                                        "outbound webhook events over HTTP.")] = False,
-    full: Annotated[bool, typer.Option("--full", metavar="", help="Read every deal, not only "
-                                       "the ones changed since the last pass.")] = False,
-    host: Annotated[str, typer.Option(metavar="ADDRESS", help="--serve: interface.")]
-    = "127.0.0.1",
+    once: Annotated[
+        bool,
+        typer.Option("--once", metavar="", help="One reconcile pass (cron, every few minutes)."),
+    ] = False,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve", metavar="", help="Receive the portal's outbound webhook events over HTTP."
+        ),
+    ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            metavar="",
+            help="Read every deal, not only the ones changed since the last pass.",
+        ),
+    ] = False,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="--serve: interface.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="--serve: port.")] = 8780,
-    app_token: Annotated[str | None, typer.Option(
-        "--app-token", envvar="B24_APP_TOKEN", metavar="TOKEN", help="--serve: the outbound "
-        "webhook's application token; events without it are refused.")] = None,
-    interval: Annotated[float, typer.Option(metavar="SECONDS", help="--serve: seconds "
-                                            "between safety-net passes.")] = 300.0,
-    state_dir: Annotated[Path, typer.Option("--state-dir", metavar="DIR", help="Where each "
-                                            "portal's last pass and lock live (a folder per "
-                                            "portal inside).")] = Path(".b24kit"),
+    app_token: Annotated[
+        str | None,
+        typer.Option(
+            "--app-token",
+            envvar="B24_APP_TOKEN",
+            metavar="TOKEN",
+            help="--serve: the outbound "
+            "webhook's application token; events without it are refused.",
+        ),
+    ] = None,
+    interval: Annotated[
+        float, typer.Option(metavar="SECONDS", help="--serve: seconds between safety-net passes.")
+    ] = 300.0,
+    state_dir: Annotated[
+        Path,
+        typer.Option(
+            "--state-dir",
+            metavar="DIR",
+            help="Where each portal's last pass and lock live (a folder per portal inside).",
+        ),
+    ] = Path(".b24kit"),
     format: FormatOption = Format.text,
     blueprint_alias: BlueprintAlias = None,
 ) -> None:
@@ -199,6 +252,7 @@ def sync(
     conn = open_portal(portal, plan_name, writes=True)
     state = state_dir / conn.state_key  # marks and locks are per portal
     if once:
+
         async def work(conn: Connection) -> Any:
             with phase(f"reading {conn.label}"):
                 return await sync_once(conn.client, bp, state, full=full)
@@ -206,15 +260,26 @@ def sync(
         result = run_portal(conn, work)
         created = sum(1 for o in result.outcomes if o.ok and o.method == "crm.deal.add")
         failed = [o for o in result.outcomes if not o.ok]
-        show(Output({"portal": conn.label, "deals_read": result.deals_read,
-                     "acted_on": len(result.findings), "children_created": created,
-                     "commands": len(result.outcomes), "failed": len(failed),
-                     "requests": result.requests},
-                    text=lambda: console.print(
-                        f"sync: {result.deals_read} deals read, {len(result.findings)} to "
-                        f"act on, {created} children created, {len(result.outcomes)} "
-                        f"commands, {result.requests} requests on {conn.label}",
-                        highlight=False)), format)
+        show(
+            Output(
+                {
+                    "portal": conn.label,
+                    "deals_read": result.deals_read,
+                    "acted_on": len(result.findings),
+                    "children_created": created,
+                    "commands": len(result.outcomes),
+                    "failed": len(failed),
+                    "requests": result.requests,
+                },
+                text=lambda: console.print(
+                    f"sync: {result.deals_read} deals read, {len(result.findings)} to "
+                    f"act on, {created} children created, {len(result.outcomes)} "
+                    f"commands, {result.requests} requests on {conn.label}",
+                    highlight=False,
+                ),
+            ),
+            format,
+        )
         if failed:
             raise fail(f"{len(failed)} command(s) failed: {failed[0].error}", code=3)
         return
@@ -223,13 +288,20 @@ def sync(
     from b24kit.links.serve import SyncService, serve_forever
 
     async def work_serve(conn: Connection) -> None:
-        service = SyncService(conn.client, bp, state, app_token,
-                              on_pass=None if OPTIONS.quiet else lambda r: err.print(
-                                  f"pass: {len(r.findings)} acted on", highlight=False))
+        service = SyncService(
+            conn.client,
+            bp,
+            state,
+            app_token,
+            on_pass=None
+            if OPTIONS.quiet
+            else lambda r: err.print(f"pass: {len(r.findings)} acted on", highlight=False),
+        )
 
         def ready(url: str) -> None:
-            console.print(f"Listening for events on {url} (point the outbound webhook here)",
-                          highlight=False)
+            console.print(
+                f"Listening for events on {url} (point the outbound webhook here)", highlight=False
+            )
 
         await serve_forever(service, host, port, interval, ready)
 
@@ -247,8 +319,9 @@ def sync(
 def estimates(
     blueprint: BlueprintArgument = None,
     portal: PortalOption = None,
-    link: Annotated[str | None, typer.Option("--link", metavar="LINK",
-                                             help="The link (default: the first).")] = None,
+    link: Annotated[
+        str | None, typer.Option("--link", metavar="LINK", help="The link (default: the first).")
+    ] = None,
     format: TableFormatOption = TableFormat.text,
     blueprint_alias: BlueprintAlias = None,
 ) -> None:
@@ -263,15 +336,32 @@ def estimates(
 
     rows = [r.as_dict() for r in run_portal(conn, work)]
     name = link or bp.links[0].name
-    empty = (f"No estimates to report for link {name!r}: no child has reached the approval "
-             "stage after its parent entered the trigger stage (deals migrated with their "
-             "stages have no such history).")
-    show(Output(rows=rows, columns=ESTIMATE_COLUMNS, empty=empty,
-                text=lambda: print_estimates(rows, name, empty)), format)
+    empty = (
+        f"No estimates to report for link {name!r}: no child has reached the approval "
+        "stage after its parent entered the trigger stage (deals migrated with their "
+        "stages have no such history)."
+    )
+    show(
+        Output(
+            rows=rows,
+            columns=ESTIMATE_COLUMNS,
+            empty=empty,
+            text=lambda: print_estimates(rows, name, empty),
+        ),
+        format,
+    )
 
 
-ESTIMATE_COLUMNS = ["logistician", "logistician_name", "month", "estimates", "median_hours",
-                    "p90_hours", "price_given", "final_amount"]
+ESTIMATE_COLUMNS = [
+    "logistician",
+    "logistician_name",
+    "month",
+    "estimates",
+    "median_hours",
+    "p90_hours",
+    "price_given",
+    "final_amount",
+]
 
 
 def print_estimates(rows: list[dict[str, Any]], name: str, empty: str) -> None:
@@ -279,12 +369,27 @@ def print_estimates(rows: list[dict[str, Any]], name: str, empty: str) -> None:
         console.print(empty, highlight=False)
         return
     table = Table(title=f"Estimates ({name})")
-    for column in ("logistician", "month", "estimates", "median h", "p90 h", "price given",
-                   "final amount"):
+    for column in (
+        "logistician",
+        "month",
+        "estimates",
+        "median h",
+        "p90 h",
+        "price given",
+        "final amount",
+    ):
         table.add_column(column)
     for r in rows:
-        who = r["logistician_name"] or (f"user {r['logistician']}" if r["logistician"]
-                                        else "unassigned")
-        table.add_row(escape(who), r["month"], str(r["estimates"]), str(r["median_hours"]),
-                      str(r["p90_hours"]), str(r["price_given"]), str(r["final_amount"]))
+        who = r["logistician_name"] or (
+            f"user {r['logistician']}" if r["logistician"] else "unassigned"
+        )
+        table.add_row(
+            escape(who),
+            r["month"],
+            str(r["estimates"]),
+            str(r["median_hours"]),
+            str(r["p90_hours"]),
+            str(r["price_given"]),
+            str(r["final_amount"]),
+        )
     console.print(table)

@@ -32,41 +32,74 @@ from b24kit.locks import job_lock
 from b24kit.migrate.run import MigrationResult, execute, load_mapping, prepare, write_report
 from b24kit.migrate.sources import gspread_client, read_csv, read_gsheet, read_xlsx, to_table
 
-app = typer.Typer(help="Migrate legacy Google Sheets / CSV / XLSX project tables into "
-                  "linked parent and child deals, contacts and a contractor directory.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Migrate legacy Google Sheets / CSV / XLSX project tables into "
+    "linked parent and child deals, contacts and a contractor directory.",
+    no_args_is_help=True,
+)
 
 
 def _print_summary(result: MigrationResult) -> None:
     s = result.summary()
-    console.print(f"rows read {s['rows_read']}, valid {s['valid_rows']}, rejected "
-                  f"{s['rejected_rows']}, warnings {s['warnings']}", highlight=False)
+    console.print(
+        f"rows read {s['rows_read']}, valid {s['valid_rows']}, rejected "
+        f"{s['rejected_rows']}, warnings {s['warnings']}",
+        highlight=False,
+    )
     for entity, counts in sorted(s["entities"].items()):
         verb = "to create" if result.dry_run else "created"
-        console.print(f"  {entity}: {counts['created']} {verb}, {counts['updated']} "
-                      f"{'to update' if result.dry_run else 'updated'}, "
-                      f"{counts['unchanged']} unchanged", highlight=False)
+        console.print(
+            f"  {entity}: {counts['created']} {verb}, {counts['updated']} "
+            f"{'to update' if result.dry_run else 'updated'}, "
+            f"{counts['unchanged']} unchanged",
+            highlight=False,
+        )
 
 
 @app.command()
 def run(
-    mapping_arg: Annotated[Path | None, typer.Argument(
-        metavar="MAPPING", help="Mapping YAML file (see 'migrate init').",
-        show_default=False)] = None,
+    mapping_arg: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="MAPPING", help="Mapping YAML file (see 'migrate init').", show_default=False
+        ),
+    ] = None,
     portal: PortalOption = None,
     plan_name: PlanOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="Show what would be created and "
-                                          "every rejected row; write nothing.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            metavar="",
+            help="Show what would be created and every rejected row; write nothing.",
+        ),
+    ] = False,
     yes: YesOption = False,
-    report: Annotated[Path | None, typer.Option(
-        "--report", metavar="FILE", help="Write rejected rows and warnings here (.csv or .json).")] = None,
-    sheets_endpoint: Annotated[str | None, typer.Option(
-        "--sheets-endpoint", envvar="B24KIT_SHEETS_ENDPOINT", metavar="URL",
-        help="Read Google Sheets from this stand-in instead of Google (the sandbox's URL).")]
-    = None,
-    credentials: Annotated[Path | None, typer.Option(
-        "--credentials", metavar="FILE", help="Google service-account or OAuth client JSON, as gspread "
-        "reads them.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="FILE",
+            help="Write rejected rows and warnings here (.csv or .json).",
+        ),
+    ] = None,
+    sheets_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--sheets-endpoint",
+            envvar="B24KIT_SHEETS_ENDPOINT",
+            metavar="URL",
+            help="Read Google Sheets from this stand-in instead of Google (the sandbox's URL).",
+        ),
+    ] = None,
+    credentials: Annotated[
+        Path | None,
+        typer.Option(
+            "--credentials",
+            metavar="FILE",
+            help="Google service-account or OAuth client JSON, as gspread reads them.",
+        ),
+    ] = None,
     format: FormatOption = Format.text,
     mapping_alias: Annotated[Path | None, typer.Option("--mapping", "-m", hidden=True)] = None,
 ) -> None:
@@ -91,14 +124,17 @@ def run(
             err.print(str(issue), highlight=False, markup=False)
         raise fail(f"{mapping_file}: invalid mapping") from None
     if not (yes or dry_run) and not sys.stdin.isatty():
-        raise fail("migrate asks before writing, and there is no terminal to ask on",
-                   "pass --yes to migrate without asking, or --dry-run to only look")
+        raise fail(
+            "migrate asks before writing, and there is no terminal to ask on",
+            "pass --yes to migrate without asking, or --dry-run to only look",
+        )
     conn = open_portal(portal, plan_name, writes=not dry_run)
 
     async def work(conn: Connection) -> MigrationResult:
         with phase(f"reading the sheet and {conn.label}"):
-            result = await prepare(conn.client, mapping, mapping_file.parent, sheets_endpoint,
-                                   credentials)
+            result = await prepare(
+                conn.client, mapping, mapping_file.parent, sheets_endpoint, credentials
+            )
         narrate(format, lambda: _print_summary(result))
         if dry_run or not result.plan.commands:
             return result
@@ -117,8 +153,13 @@ def run(
         raise fail(str(exc)) from None
     if report is not None:
         write_report(report, result)
-    show(Output({**result.summary(), "portal": conn.label},
-                text=lambda: print_outcome(result, conn.label)), format)
+    show(
+        Output(
+            {**result.summary(), "portal": conn.label},
+            text=lambda: print_outcome(result, conn.label),
+        ),
+        format,
+    )
     if result.failed:
         raise typer.Exit(3)
 
@@ -128,31 +169,58 @@ def print_outcome(result: MigrationResult, portal: str) -> None:
     warnings = [f for f in result.findings if f.kind == "warning"]
     shown = len(rejected) if result.dry_run else 20  # a dry run shows every one
     for finding in rejected[:shown] + (warnings if result.dry_run else []):
-        err.print(f"{finding.kind} row {finding.row}"
-                  f"{' ' + finding.column if finding.column else ''}: {finding.reason}",
-                  highlight=False, markup=False)
+        err.print(
+            f"{finding.kind} row {finding.row}"
+            f"{' ' + finding.column if finding.column else ''}: {finding.reason}",
+            highlight=False,
+            markup=False,
+        )
     if len(rejected) > shown:
         err.print(f"... and {len(rejected) - shown} more (see --report)")
     if not result.dry_run:
-        console.print(f"Done: {len(result.outcomes) - len(result.failed)} of "
-                      f"{len(result.outcomes)} commands succeeded on {portal}.",
-                      highlight=False)
+        console.print(
+            f"Done: {len(result.outcomes) - len(result.failed)} of "
+            f"{len(result.outcomes)} commands succeeded on {portal}.",
+            highlight=False,
+        )
 
 
 @app.command()
 def init(
     blueprint_arg: BlueprintArgument = None,
-    csv_file: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="A CSV export.")] = None,
-    xlsx_file: Annotated[Path | None, typer.Option("--xlsx", metavar="FILE", help="An XLSX export.")] = None,
-    sheet: Annotated[str | None, typer.Option("--sheet", metavar="URL|KEY", help="Google Sheet URL or key.")]
-    = None,
-    worksheet: Annotated[str | None, typer.Option("--worksheet", metavar="NAME", help="The worksheet (default: the first).")] = None,
-    header_rows: Annotated[int, typer.Option("--header-rows", metavar="N", help="Rows the header takes "
-                                             "(2 when a merged group sits above columns).")] = 1,
-    sheets_endpoint: Annotated[str | None, typer.Option(
-        "--sheets-endpoint", envvar="B24KIT_SHEETS_ENDPOINT", metavar="URL",
-        help="Read Google Sheets from this stand-in (the sandbox's URL).")] = None,
-    credentials: Annotated[Path | None, typer.Option("--credentials", metavar="FILE", help="Google credentials JSON.")] = None,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", metavar="FILE", help="A CSV export.")
+    ] = None,
+    xlsx_file: Annotated[
+        Path | None, typer.Option("--xlsx", metavar="FILE", help="An XLSX export.")
+    ] = None,
+    sheet: Annotated[
+        str | None, typer.Option("--sheet", metavar="URL|KEY", help="Google Sheet URL or key.")
+    ] = None,
+    worksheet: Annotated[
+        str | None,
+        typer.Option("--worksheet", metavar="NAME", help="The worksheet (default: the first)."),
+    ] = None,
+    header_rows: Annotated[
+        int,
+        typer.Option(
+            "--header-rows",
+            metavar="N",
+            help="Rows the header takes (2 when a merged group sits above columns).",
+        ),
+    ] = 1,
+    sheets_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--sheets-endpoint",
+            envvar="B24KIT_SHEETS_ENDPOINT",
+            metavar="URL",
+            help="Read Google Sheets from this stand-in (the sandbox's URL).",
+        ),
+    ] = None,
+    credentials: Annotated[
+        Path | None, typer.Option("--credentials", metavar="FILE", help="Google credentials JSON.")
+    ] = None,
     out: Annotated[Path | None, out_option("Write the draft here.")] = None,
     blueprint_alias: BlueprintAlias = None,
 ) -> None:
@@ -183,8 +251,12 @@ def init(
         for key in ("csv", "xlsx"):
             if key in source:
                 source[key] = os.path.relpath(Path(str(source[key])).resolve(), home)
-        text = draft_mapping(to_table(grid, header_rows), blueprint, source,
-                             os.path.relpath(blueprint_file.resolve(), home))
+        text = draft_mapping(
+            to_table(grid, header_rows),
+            blueprint,
+            source,
+            os.path.relpath(blueprint_file.resolve(), home),
+        )
     except BlueprintError as exc:
         raise fail(str(exc)) from None
     except (OSError, ValueError) as exc:

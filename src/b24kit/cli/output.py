@@ -24,6 +24,8 @@ def safe(text: object) -> str:
     bidi characters made visible."""
     plain = _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text))
     return escape(plain)
+
+
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -45,8 +47,14 @@ def row_progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
     if not err.is_terminal:
         yield lambda done, total: None
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
         task = progress.add_task(label, total=None)
 
         def update(done: int, total: int | None) -> None:

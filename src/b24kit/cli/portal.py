@@ -27,13 +27,16 @@ from b24kit.client.limiter import PLANS
 from b24kit.connect import Connection
 from b24kit.portal.conformance import ASSUMPTIONS, Report, run_conformance
 
-app = typer.Typer(help="Inspect the portal: reachability, user, scopes, limits, conformance.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Inspect the portal: reachability, user, scopes, limits, conformance.",
+    no_args_is_help=True,
+)
 
 
 @app.command()
-def check(portal: PortalOption = None, plan: PlanOption = None,
-          format: FormatOption = Format.text) -> None:
+def check(
+    portal: PortalOption = None, plan: PlanOption = None, format: FormatOption = Format.text
+) -> None:
     """Reach the portal and show who we are there, the scopes, the plan's limits and latency.
 
     Exit code 0 when the portal answers, 3 when it does not.
@@ -43,28 +46,35 @@ def check(portal: PortalOption = None, plan: PlanOption = None,
     conn = open_portal(portal, plan)
     # the command that diagnoses a wrong or unreachable portal answers within seconds: one
     # retry after half a second, a 5 s time-out, a name that does not resolve at once
-    conn.client.retry = RetryPolicy(attempts=2, backoff=0.5, max_backoff=0.5,
-                                    max_limit_wait=10)
+    conn.client.retry = RetryPolicy(attempts=2, backoff=0.5, max_backoff=0.5, max_limit_wait=10)
     conn.client.timeout = 5.0
 
     async def work(conn: Connection) -> dict[str, Any]:
         started = time.perf_counter()
         await conn.client.call("server.time")
         latency_ms = (time.perf_counter() - started) * 1000
-        batch = await conn.client.batch({"user": ("user.current", {}), "scope": ("scope", {}),
-                                         "time": ("server.time", {})})
+        batch = await conn.client.batch(
+            {"user": ("user.current", {}), "scope": ("scope", {}), "time": ("server.time", {})}
+        )
         user = batch.result.get("user") or {}
         burst, rate = PLANS[conn.plan]
         return {
             "portal": conn.label,
             "sandbox": conn.is_sandbox,
-            "user": {"id": user.get("ID"), "name": " ".join(
-                str(user.get(k) or "") for k in ("NAME", "LAST_NAME")).strip()},
+            "user": {
+                "id": user.get("ID"),
+                "name": " ".join(str(user.get(k) or "") for k in ("NAME", "LAST_NAME")).strip(),
+            },
             "scopes": batch.result.get("scope") or [],
             "server_time": batch.result.get("time"),
-            "plan": {"name": conn.plan, "burst": int(burst), "per_second": rate,
-                     "batch_commands": 50, "writes_per_second": rate * 50,
-                     "rows_per_second": rate * 50 * 50},
+            "plan": {
+                "name": conn.plan,
+                "burst": int(burst),
+                "per_second": rate,
+                "batch_commands": 50,
+                "writes_per_second": rate * 50,
+                "rows_per_second": rate * 50 * 50,
+            },
             "latency_ms": round(latency_ms, 1),
             "errors": {k: str(v) for k, v in batch.error.items()},
         }
@@ -79,10 +89,13 @@ def print_check(report: dict[str, Any]) -> None:
     table.add_row("user", f"{report['user']['id']} {report['user']['name']}")
     table.add_row("scopes", ", ".join(report["scopes"]) or "(none)")
     plan_info = report["plan"]
-    table.add_row("plan", f"{plan_info['name']}: burst {plan_info['burst']}, "
-                  f"{plan_info['per_second']:g} requests/s, up to "
-                  f"{plan_info['writes_per_second']:g} writes/s and "
-                  f"{plan_info['rows_per_second']:g} rows/s through batch")
+    table.add_row(
+        "plan",
+        f"{plan_info['name']}: burst {plan_info['burst']}, "
+        f"{plan_info['per_second']:g} requests/s, up to "
+        f"{plan_info['writes_per_second']:g} writes/s and "
+        f"{plan_info['rows_per_second']:g} rows/s through batch",
+    )
     table.add_row("latency", f"{report['latency_ms']} ms")
     table.add_row("server time", str(report["server_time"]))
     console.print(table)
@@ -98,15 +111,23 @@ def print_assumptions() -> None:
 def print_conformance(report: Report, portal: str) -> None:
     held = f"{len(report.results) - len(report.differs)} held, {len(report.differs)} differ on "
     if OPTIONS.quiet:
-        console.print(held + escape(portal) + "".join(
-            f"; differs: {escape(r.assumption.id)}" for r in report.differs), highlight=False)
+        console.print(
+            held
+            + escape(portal)
+            + "".join(f"; differs: {escape(r.assumption.id)}" for r in report.differs),
+            highlight=False,
+        )
         return
     table = Table("assumption", "expected", "seen", "")
     for r in report.results:
-        mark = ("[bold red]differs[/]" if not r.held else "[green]held[/]" if r.checked
-                else "[yellow]not checked[/]")
-        table.add_row(escape(r.assumption.id), escape(r.assumption.expected), escape(r.seen),
-                      mark)
+        mark = (
+            "[bold red]differs[/]"
+            if not r.held
+            else "[green]held[/]"
+            if r.checked
+            else "[yellow]not checked[/]"
+        )
+        table.add_row(escape(r.assumption.id), escape(r.assumption.expected), escape(r.seen), mark)
     console.print(table)
     console.print(held + escape(portal), highlight=False)
 
@@ -118,12 +139,15 @@ def conformance(
     format: FormatOption = Format.text,
     only: Annotated[
         list[str] | None,
-        typer.Option("--only", metavar="ID",
-                     help="Check only this assumption (repeatable; see --list)."),
+        typer.Option(
+            "--only", metavar="ID", help="Check only this assumption (repeatable; see --list)."
+        ),
     ] = None,
     list_: Annotated[
-        bool, typer.Option("--list", metavar="",
-                           help="List the assumptions and their sources; no portal.")
+        bool,
+        typer.Option(
+            "--list", metavar="", help="List the assumptions and their sources; no portal."
+        ),
     ] = False,
     yes: YesOption = False,
 ) -> None:
@@ -140,8 +164,17 @@ def conformance(
     Example: b24kit portal conformance --portal https://acme.bitrix24.ru/rest/1/SECRET/ -f json
     """
     if list_:
-        rows = [{"id": a.id, "title": a.title, "source": a.source, "expected": a.expected,
-                 "settled": a.settled, "sandbox_reading": a.reading} for a in ASSUMPTIONS]
+        rows = [
+            {
+                "id": a.id,
+                "title": a.title,
+                "source": a.source,
+                "expected": a.expected,
+                "settled": a.settled,
+                "sandbox_reading": a.reading,
+            }
+            for a in ASSUMPTIONS
+        ]
         show(Output(rows, rows, text=print_assumptions), format)
         return
     known = {a.id for a in ASSUMPTIONS}
@@ -149,11 +182,13 @@ def conformance(
         if name not in known:
             raise fail(f"unknown assumption {name!r}", f"known: {', '.join(sorted(known))}")
     conn = open_portal(portal, plan, writes=True)
-    err.print(f"Conformance run on {escape(conn.label)}: makes two deal pipelines with 51 "
-              "deals, two smart processes and two fields named b24kit-conformance-<random>, "
-              "then removes them. New deals may start the portal's automation rules and "
-              "business processes for new deals, and deleted ones may go to the recycle bin.",
-              highlight=False)
+    err.print(
+        f"Conformance run on {escape(conn.label)}: makes two deal pipelines with 51 "
+        "deals, two smart processes and two fields named b24kit-conformance-<random>, "
+        "then removes them. New deals may start the portal's automation rules and "
+        "business processes for new deals, and deleted ones may go to the recycle bin.",
+        highlight=False,
+    )
     if not yes:
         if not sys.stdin.isatty():
             raise fail("this writes to the portal (and removes what it wrote): pass --yes")
@@ -165,14 +200,19 @@ def conformance(
 
     report = run_portal(conn, work)
     if report.setup_error:
-        left = "; still there: " + "; ".join(report.cleanup) if report.cleanup else (
-            "; everything it made was removed")
+        left = (
+            "; still there: " + "; ".join(report.cleanup)
+            if report.cleanup
+            else ("; everything it made was removed")
+        )
         show(Output(report.as_dict()), format)  # text: the error line below says it
-        raise fail(f"the set-up failed, nothing was checked: {report.setup_error}{left}",
-                   code=3)
+        raise fail(f"the set-up failed, nothing was checked: {report.setup_error}{left}", code=3)
     show(Output(report.as_dict(), text=lambda: print_conformance(report, conn.label)), format)
     if report.cleanup:
-        raise fail("could not remove: " + "; ".join(report.cleanup),
-                   "delete them by hand (all are named b24kit-conformance-...)", code=3)
+        raise fail(
+            "could not remove: " + "; ".join(report.cleanup),
+            "delete them by hand (all are named b24kit-conformance-...)",
+            code=3,
+        )
     if report.differs:
         raise typer.Exit(1)

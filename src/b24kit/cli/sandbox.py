@@ -40,7 +40,10 @@ app = typer.Typer(
 )
 
 DbOption = Annotated[
-    str, typer.Option("--db", metavar="FILE", help="SQLite file of the portal (':memory:' for a throwaway one).")
+    str,
+    typer.Option(
+        "--db", metavar="FILE", help="SQLite file of the portal (':memory:' for a throwaway one)."
+    ),
 ]
 
 
@@ -82,42 +85,68 @@ def _open(db: str, **kwargs: object) -> Sandbox:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on (0 picks a free one).")] = 8765,
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(metavar="PORT", help="Port to listen on (0 picks a free one).")
+    ] = 8765,
     db: DbOption = DEFAULT_DB,
-    user_id: Annotated[int, typer.Option("--user-id", metavar="ID", help="User the webhook acts as.")] = 1,
+    user_id: Annotated[
+        int, typer.Option("--user-id", metavar="ID", help="User the webhook acts as.")
+    ] = 1,
     token: Annotated[
         str | None,
-        typer.Option(metavar="TOKEN", help="Webhook secret; by default one is generated once and kept in the db."),
+        typer.Option(
+            metavar="TOKEN",
+            help="Webhook secret; by default one is generated once and kept in the db.",
+        ),
     ] = None,
     limits: Annotated[
         str,
-        typer.Option(metavar="standard|enterprise|off", help="Rate limits: standard (50 burst, 2/s), enterprise (250, 5/s) or off."),
+        typer.Option(
+            metavar="standard|enterprise|off",
+            help="Rate limits: standard (50 burst, 2/s), enterprise (250, 5/s) or off.",
+        ),
     ] = "standard",
     latency_ms: Annotated[
-        float, typer.Option("--latency-ms", metavar="MS", help="Delay added to every request, in ms.")
+        float,
+        typer.Option("--latency-ms", metavar="MS", help="Delay added to every request, in ms."),
     ] = 0.0,
     faults: Annotated[
         str | None,
         typer.Option(
             metavar="SPEC",
             help='Injected faults, e.g. "500=0.05,503=0.05,drop=0.05,lost=0.05,seed=1". '
-            "drop: connection cut before the call runs; lost: the call runs, its answer is lost."
+            "drop: connection cut before the call runs; lost: the call runs, its answer is lost.",
         ),
     ] = None,
     sheet: Annotated[
         list[str] | None,
-        typer.Option("--sheet", metavar="KEY=FILE", help="Serve a CSV or XLSX file as a Google Sheet for gspread: "
-                     "KEY=FILE (repeatable); read it with --sheets-endpoint http://HOST:PORT."),
+        typer.Option(
+            "--sheet",
+            metavar="KEY=FILE",
+            help="Serve a CSV or XLSX file as a Google Sheet for gspread: "
+            "KEY=FILE (repeatable); read it with --sheets-endpoint http://HOST:PORT.",
+        ),
     ] = None,
     reading: Annotated[
         list[str] | None,
-        typer.Option("--reading", metavar="NAME", help="Switch on an alternative reading of a point no source "
-                     "settles, e.g. status-list-pages (repeatable; see docs/sandbox.md)."),
+        typer.Option(
+            "--reading",
+            metavar="NAME",
+            help="Switch on an alternative reading of a point no source "
+            "settles, e.g. status-list-pages (repeatable; see docs/sandbox.md).",
+        ),
     ] = None,
     language: Annotated[
-        Language, typer.Option("--language", metavar="en|ru", help="The language the portal "
-                               "names the stages of a new pipeline in (a Russian portal: ru).")
+        Language,
+        typer.Option(
+            "--language",
+            metavar="en|ru",
+            help="The language the portal "
+            "names the stages of a new pipeline in (a Russian portal: ru).",
+        ),
     ] = Language.en,
 ) -> None:
     """Serve the sandbox portal over HTTP and print its inbound webhook URL. While it runs
@@ -129,9 +158,16 @@ def serve(
     if limits not in ("standard", "enterprise", "off"):
         raise fail(f"--limits must be standard, enterprise or off, not {limits!r}")
     with _locked(db, "serve"):
-        sandbox = _open(db, user_id=user_id, token=token, limits=limits, latency_ms=latency_ms,
-                        faults=faults, readings=frozenset(reading or ()),
-                        language=language.value)
+        sandbox = _open(
+            db,
+            user_id=user_id,
+            token=token,
+            limits=limits,
+            latency_ms=latency_ms,
+            faults=faults,
+            readings=frozenset(reading or ()),
+            language=language.value,
+        )
         try:
             _add_sheets(sandbox, sheet)
             _run(sandbox, db, host, port, limits)
@@ -150,10 +186,12 @@ def _add_sheets(sandbox: Sandbox, sheet: list[str] | None) -> None:
         try:
             grid = read_xlsx(file) if file.suffix.lower() == ".xlsx" else read_csv(file)
         except (OSError, ValueError) as exc:
-            raise fail(f"--sheet {item!r}: cannot read {file}: "
-                       f"{getattr(exc, 'strerror', None) or exc}") from None
-        sandbox.sheets.add(key, file.stem, {grid.worksheet: grid.rows},
-                           {grid.worksheet: grid.merges})
+            raise fail(
+                f"--sheet {item!r}: cannot read {file}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
+        sandbox.sheets.add(
+            key, file.stem, {grid.worksheet: grid.rows}, {grid.worksheet: grid.merges}
+        )
 
 
 def _run(sandbox: Sandbox, db: str, host: str, port: int, limits: str) -> None:
@@ -188,7 +226,9 @@ def _run(sandbox: Sandbox, db: str, host: str, port: int, limits: str) -> None:
 @app.command()
 def reset(
     db: DbOption = DEFAULT_DB,
-    yes: Annotated[bool, typer.Option("--yes", "-y", metavar="", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", metavar="", help="Do not ask for confirmation.")
+    ] = False,
 ) -> None:
     """Delete every entity of the sandbox portal (the webhook token is kept). Refuses while
     a `sandbox serve` uses the database: stop the server first."""
@@ -228,8 +268,10 @@ def seed(
     except (OSError, SeedError) as exc:
         raise fail(str(exc)) from exc
     if db == ":memory:":
-        raise fail("--db :memory: keeps nothing: seed a sandbox file (the default "
-                   f"{DEFAULT_DB}, or --db FILE)")
+        raise fail(
+            "--db :memory: keeps nothing: seed a sandbox file (the default "
+            f"{DEFAULT_DB}, or --db FILE)"
+        )
     with _locked(db, "seed"):
         sandbox = _open(db, limits="off")
         try:
@@ -238,5 +280,12 @@ def seed(
             raise fail(f"{file}: seeding failed: {exc}") from exc
         finally:
             sandbox.close()
-    show(Output(counts, text=lambda: console.print(
-        ", ".join(f"{n} {k}" for k, n in counts.items()) or "nothing to load")), format)
+    show(
+        Output(
+            counts,
+            text=lambda: console.print(
+                ", ".join(f"{n} {k}" for k, n in counts.items()) or "nothing to load"
+            ),
+        ),
+        format,
+    )

@@ -8,9 +8,13 @@ from urllib.parse import urlsplit
 
 from b24kit.client.errors import ConfigError
 
-_WEBHOOK = re.compile(r"^(?P<base>https?://[^/]+(?:/[^/]+)*?)/rest/(?P<user>\d+)/(?P<token>[^/]+)/?$")
+_WEBHOOK = re.compile(
+    r"^(?P<base>https?://[^/]+(?:/[^/]+)*?)/rest/(?P<user>\d+)/(?P<token>[^/]+)/?$"
+)
 _ANY_HOOK = re.compile(r"(/rest/\d+/)([^/\s\"']+)")
-_AUTH_PARAM = re.compile(r"((?:^|[?&\s\"'])(?:auth|access_token|refresh_token|client_secret)=)([^&\s\"']+)")
+_AUTH_PARAM = re.compile(
+    r"((?:^|[?&\s\"'])(?:auth|access_token|refresh_token|client_secret)=)([^&\s\"']+)"
+)
 
 
 @dataclass(frozen=True)

@@ -81,17 +81,26 @@ class OAuthAuth(Auth):
         async with self._lock:
             if self.access_token != stale:
                 return True  # another request refreshed while we waited
-            response = await client.get(self.token_url, params={
-                "grant_type": "refresh_token", "client_id": self.client_id,
-                "client_secret": self.client_secret, "refresh_token": self.refresh_token,
-            })
+            response = await client.get(
+                self.token_url,
+                params={
+                    "grant_type": "refresh_token",
+                    "client_id": self.client_id,
+                    "client_secret": self.client_secret,
+                    "refresh_token": self.refresh_token,
+                },
+            )
             try:
                 data = response.json()
             except ValueError:
                 data = {}
             if response.status_code != 200 or "access_token" not in data:
-                raise AuthError("oauth/token", response.status_code, data.get("error", ""),
-                                redact(str(data.get("error_description", "refresh failed"))))
+                raise AuthError(
+                    "oauth/token",
+                    response.status_code,
+                    data.get("error", ""),
+                    redact(str(data.get("error_description", "refresh failed"))),
+                )
             self.access_token = str(data["access_token"])
             self.refresh_token = str(data["refresh_token"])
             if self.on_tokens is not None:

@@ -38,8 +38,18 @@ from b24kit.encoding import build_query
 
 log = logging.getLogger("b24kit.client")
 
-READ_SUFFIXES = (".list", ".get", ".fields", ".types", ".gettypes", ".getbyentitytypeid",
-                 ".entity.types", ".entity.items", ".current", ".findbycomm")
+READ_SUFFIXES = (
+    ".list",
+    ".get",
+    ".fields",
+    ".types",
+    ".gettypes",
+    ".getbyentitytypeid",
+    ".entity.types",
+    ".entity.items",
+    ".current",
+    ".findbycomm",
+)
 READ_METHODS = {"scope", "methods", "method.get", "server.time", "profile", "user.get"}
 IDEMPOTENT_SUFFIXES = (".update", ".items.set")
 
@@ -119,10 +129,16 @@ class B24Client:
         # what the retry waits sleep on and max_limit_wait is measured with; a bucket or
         # tracker made here takes it too (b24kit.clock: the real clock unless a test says)
         self.clock = clock if clock is not None else current()
-        self.bucket = bucket if bucket is not None else Bucket(
-            clock=self.clock.monotonic, sleep=self.clock.sleep)
-        self.tracker = tracker if tracker is not None else OperatingTracker(
-            clock=self.clock.time, sleep=self.clock.sleep)
+        self.bucket = (
+            bucket
+            if bucket is not None
+            else Bucket(clock=self.clock.monotonic, sleep=self.clock.sleep)
+        )
+        self.tracker = (
+            tracker
+            if tracker is not None
+            else OperatingTracker(clock=self.clock.time, sleep=self.clock.sleep)
+        )
         self.retry = retry or RetryPolicy()
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout)
@@ -172,11 +188,11 @@ class B24Client:
                 for secret in self.auth.secrets():
                     detail = detail.replace(secret, "***")
                 permanent = isinstance(exc, httpx.ConnectError) and any(
-                    marker in str(exc).lower() for marker in UNRESOLVED)
+                    marker in str(exc).lower() for marker in UNRESOLVED
+                )
                 if permanent:
                     detail = "the host name does not resolve (is the portal address right?)"
-                raise TransportFailure(method, self.portal, detail,
-                                       permanent=permanent) from None
+                raise TransportFailure(method, self.portal, detail, permanent=permanent) from None
         return self._decode(method, response)
 
     def _decode(self, method: str, response: httpx.Response) -> dict[str, Any]:
@@ -239,12 +255,16 @@ class B24Client:
         wait = state.next_action.sleep if state.next_action else 0.0
         limited = isinstance(exc, (QueryLimitExceeded, OperationTimeLimit))
         if self.on_retry is not None and (not limited or wait >= 2):
-            what = "waiting for the portal's limit" if limited else (
-                f"retrying ({state.attempt_number + 1}/{self.retry.attempts})")
+            what = (
+                "waiting for the portal's limit"
+                if limited
+                else (f"retrying ({state.attempt_number + 1}/{self.retry.attempts})")
+            )
             self.on_retry(f"{method}: {what} in {wait:.0f} s: {exc}")
 
-    async def envelope(self, method: str, params: Mapping[str, Any] | None = None,
-                       *, safe: bool | None = None) -> Envelope:
+    async def envelope(
+        self, method: str, params: Mapping[str, Any] | None = None, *, safe: bool | None = None
+    ) -> Envelope:
         """Call a method and return the whole envelope. ``safe`` says whether the call may
         be repeated after an unknown outcome (default: reads and updates are safe)."""
         safe = is_safe_to_repeat(method) if safe is None else safe
@@ -289,8 +309,9 @@ class B24Client:
             time=data.get("time"),
         )
 
-    async def raw(self, method: str, params: Mapping[str, Any] | None = None,
-                  *, auth: Auth | None = None) -> tuple[int, dict[str, Any]]:
+    async def raw(
+        self, method: str, params: Mapping[str, Any] | None = None, *, auth: Auth | None = None
+    ) -> tuple[int, dict[str, Any]]:
         """One request, not retried and not classified: the HTTP status and the decoded
         JSON body ({} when there is none). For checks of the protocol's own shape
         (``portal conformance``); everything else goes through ``envelope``."""
@@ -304,7 +325,8 @@ class B24Client:
                 response = await self._http.post(
                     auth.url(method),
                     content=json.dumps(body, ensure_ascii=False, default=str).encode("utf-8"),
-                    headers={"content-type": "application/json"})
+                    headers={"content-type": "application/json"},
+                )
             except httpx.HTTPError as exc:
                 detail = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
                 for secret in [*self.auth.secrets(), *auth.secrets()]:
@@ -316,17 +338,26 @@ class B24Client:
             data = {}
         return response.status_code, data if isinstance(data, dict) else {}
 
-    async def call(self, method: str, params: Mapping[str, Any] | None = None,
-                   *, safe: bool | None = None) -> Any:
+    async def call(
+        self, method: str, params: Mapping[str, Any] | None = None, *, safe: bool | None = None
+    ) -> Any:
         return (await self.envelope(method, params, safe=safe)).result
 
-    async def batch(self, commands: Mapping[str, tuple[str, Mapping[str, Any]]] | Sequence[
-            tuple[str, Mapping[str, Any]]], *, halt: bool = False,
-                    safe: bool | None = None) -> BatchResult:
+    async def batch(
+        self,
+        commands: Mapping[str, tuple[str, Mapping[str, Any]]]
+        | Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        halt: bool = False,
+        safe: bool | None = None,
+    ) -> BatchResult:
         """Run up to 50 commands in one request. Each command is (method, params); params
         may hold ``$result[name][...]`` strings that refer to earlier commands."""
-        items = commands.items() if isinstance(commands, Mapping) else (
-            (str(i), c) for i, c in enumerate(commands))
+        items = (
+            commands.items()
+            if isinstance(commands, Mapping)
+            else ((str(i), c) for i, c in enumerate(commands))
+        )
         cmd: dict[str, str] = {}
         methods: dict[str, str] = {}
         for name, (method, params) in items:
@@ -350,9 +381,12 @@ class B24Client:
         )
         for name, err in _as_map(raw.get("result_error")).items():
             if isinstance(err, Mapping):
-                out.error[name] = classify(methods.get(name, name), 400, err.get("error"),
-                                           redact(str(err.get("error_description", ""))))
+                out.error[name] = classify(
+                    methods.get(name, name),
+                    400,
+                    err.get("error"),
+                    redact(str(err.get("error_description", ""))),
+                )
         for name, info in out.time.items():
             self.tracker.observe(methods.get(name, name), info)
         return out
-

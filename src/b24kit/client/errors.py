@@ -74,9 +74,15 @@ class TransportFailure(B24Error):
 
 
 # What the resolver says when a host name does not exist (glibc, musl, macOS, Windows)
-UNRESOLVED = ("name or service not known", "nodename nor servname", "no address associated",
-              "name does not resolve", "getaddrinfo failed", "temporary failure in name "
-              "resolution", "no such host")
+UNRESOLVED = (
+    "name or service not known",
+    "nodename nor servname",
+    "no address associated",
+    "name does not resolve",
+    "getaddrinfo failed",
+    "temporary failure in name resolution",
+    "no such host",
+)
 
 
 class UnknownOutcome(B24Error):
@@ -104,8 +110,18 @@ def classify(method: str, status: int, code: Any, description: str) -> PortalErr
         return ScopeError(method, status, code, description)
     if upper == "ERROR_METHOD_NOT_FOUND":
         return MethodNotFound(method, status, code, description)
-    if upper in ("EXPIRED_TOKEN", "INVALID_TOKEN", "INVALID_CREDENTIALS", "NO_AUTH_FOUND",
-                 "WRONG_AUTH_TYPE", "INVALID_REQUEST") or status == 401:
+    if (
+        upper
+        in (
+            "EXPIRED_TOKEN",
+            "INVALID_TOKEN",
+            "INVALID_CREDENTIALS",
+            "NO_AUTH_FOUND",
+            "WRONG_AUTH_TYPE",
+            "INVALID_REQUEST",
+        )
+        or status == 401
+    ):
         return AuthError(method, status, code, description)
     if status >= 500:
         return ServerError(method, status, code, description)

@@ -233,8 +233,13 @@ class Executor:
 
 
 class _Run:
-    def __init__(self, ex: Executor, commands: list[Command], deps: dict[str, set[str]],
-                 local: dict[str, set[str]]) -> None:
+    def __init__(
+        self,
+        ex: Executor,
+        commands: list[Command],
+        deps: dict[str, set[str]],
+        local: dict[str, set[str]],
+    ) -> None:
         self.ex = ex
         self.client = ex.client
         self.by_name = {c.name: c for c in commands}
@@ -251,11 +256,19 @@ class _Run:
         self.started = self.client.clock.monotonic()
 
     # ----------------------------------------------------------------- state
-    def finish(self, name: str, ok: bool, result: Any = None, error: B24Error | None = None,
-               found: bool = False, skipped: bool = False) -> None:
+    def finish(
+        self,
+        name: str,
+        ok: bool,
+        result: Any = None,
+        error: B24Error | None = None,
+        found: bool = False,
+        skipped: bool = False,
+    ) -> None:
         command = self.by_name[name]
-        self.outcomes[name] = Outcome(name, command.method, ok, result, error,
-                                      self.attempts[name], found, skipped)
+        self.outcomes[name] = Outcome(
+            name, command.method, ok, result, error, self.attempts[name], found, skipped
+        )
         if self.ex.progress is not None:
             self.ex.progress(len(self.outcomes), self.total)
 
@@ -280,8 +293,9 @@ class _Run:
         if isinstance(value, Join):
             return "".join(str(self._materialise(p, set())) for p in value.parts)
         if isinstance(value, Mapping):
-            return {self._materialise(k, set()): self._materialise(v, batch)
-                    for k, v in value.items()}
+            return {
+                self._materialise(k, set()): self._materialise(v, batch) for k, v in value.items()
+            }
         if isinstance(value, (list, tuple)):
             return [self._materialise(v, batch) for v in value]
         return value
@@ -296,10 +310,14 @@ class _Run:
                 continue
             verdict = self.ready(name, members)
             if verdict is None:
-                failed = next(d for d in self.deps[name]
-                              if d in self.outcomes and not self.outcomes[d].ok)
-                self.finish(name, False, error=DependencyFailed(
-                    f"{name}: not run because {failed!r} failed"))
+                failed = next(
+                    d for d in self.deps[name] if d in self.outcomes and not self.outcomes[d].ok
+                )
+                self.finish(
+                    name,
+                    False,
+                    error=DependencyFailed(f"{name}: not run because {failed!r} failed"),
+                )
             elif verdict:
                 batch.append(name)
                 members.add(name)
@@ -356,8 +374,13 @@ class _Run:
             if command.optional:
                 self.finish(name, True, None, skipped=True)
             else:
-                self.finish(name, False, error=DependencyFailed(
-                    f"{name}: {command.method} has nothing to act on ({exc})"))
+                self.finish(
+                    name,
+                    False,
+                    error=DependencyFailed(
+                        f"{name}: {command.method} has nothing to act on ({exc})"
+                    ),
+                )
             return None
         return params
 
@@ -399,7 +422,10 @@ class _Run:
                     # time (the client's max_limit_wait), not by attempts.
                     if isinstance(error, OperationTimeLimit):
                         self.client.tracker.blocked(self.by_name[name].method)
-                    if self.client.clock.monotonic() - self.started > self.client.retry.max_limit_wait:
+                    if (
+                        self.client.clock.monotonic() - self.started
+                        > self.client.retry.max_limit_wait
+                    ):
                         self.attempts[name] += 1
                         self.finish(name, False, error=error)
                     else:
@@ -420,8 +446,12 @@ class _Run:
         command = self.by_name[name]
         if command.kind != "delete" or self.attempts[name] == 0 or command.gone is None:
             return False
-        probe = LookupKey(command.gone.method, self._materialise(command.gone.params, set()),
-                          command.gone.extract, command.gone.label)
+        probe = LookupKey(
+            command.gone.method,
+            self._materialise(command.gone.params, set()),
+            command.gone.extract,
+            command.gone.label,
+        )
         self.gone_probes[name] = (probe, error)
         self.to_verify.append(name)
         return True
@@ -437,9 +467,14 @@ class _Run:
             elif command.key is not None:
                 self.to_verify.append(name)
             else:
-                self.finish(name, False, error=UnknownOutcome(
-                    f"{name}: {command.method} may or may not have run ({exc}); it has no "
-                    "idempotency key, so it is not repeated"))
+                self.finish(
+                    name,
+                    False,
+                    error=UnknownOutcome(
+                        f"{name}: {command.method} may or may not have run ({exc}); it has no "
+                        "idempotency key, so it is not repeated"
+                    ),
+                )
         self.requeue(again)
 
     def lookup_key(self, name: str) -> LookupKey:
@@ -487,8 +522,13 @@ class _Run:
             if all(d in self.outcomes and self.outcomes[d].ok for d in deps):
                 ready.append(name)
             elif any(d in self.outcomes and not self.outcomes[d].ok for d in deps):
-                self.finish(name, False, error=DependencyFailed(
-                    f"{name}: its outcome is unknown and a command it needed failed"))
+                self.finish(
+                    name,
+                    False,
+                    error=DependencyFailed(
+                        f"{name}: its outcome is unknown and a command it needed failed"
+                    ),
+                )
             elif any(d in self.pending for d in deps):
                 requeue.append(name)
             else:
@@ -497,9 +537,9 @@ class _Run:
         names, self.to_verify = ready[:50], ready[50:] + waiting
         return names
 
-    def _settle_lookups(self, names: list[str],
-                        lookups: dict[str, tuple[str, dict[str, Any]]],
-                        result: BatchResult) -> None:
+    def _settle_lookups(
+        self, names: list[str], lookups: dict[str, tuple[str, dict[str, Any]]], result: BatchResult
+    ) -> None:
         """Finishes each looked-up command by what its lookup found; a failed lookup is
         looked again, a create not found is sent again."""
         again: list[str] = []

@@ -109,6 +109,8 @@ class OperatingTracker:
         delay = self.wait_time(method)
         if delay > 0:
             if announce is not None and delay >= 2:
-                announce(f"{method}: paused by the portal's operating-time limit; waiting "
-                         f"{delay:.0f} s for it to reset")
+                announce(
+                    f"{method}: paused by the portal's operating-time limit; waiting "
+                    f"{delay:.0f} s for it to reset"
+                )
             await self.sleep(delay)

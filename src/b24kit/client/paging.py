@@ -32,9 +32,13 @@ KEYSET: dict[str, tuple[str, bool]] = {
     "crm.item.list": ("id", True),
     "crm.stagehistory.list": ("ID", True),
 }
-WRAPPED_OFFSET = {"crm.type.list": "types", "crm.category.list": "categories",
-                  "userfieldconfig.list": "fields", "crm.item.list": "items",
-                  "crm.stagehistory.list": "items"}
+WRAPPED_OFFSET = {
+    "crm.type.list": "types",
+    "crm.category.list": "categories",
+    "userfieldconfig.list": "fields",
+    "crm.item.list": "items",
+    "crm.stagehistory.list": "items",
+}
 
 Progress = Callable[[int, int | None], None]
 
@@ -93,8 +97,11 @@ async def iterate(
             yield row
         return
     id_key, wrapped, last_id = plan
-    flt = {k: v for k, v in dict(params.get("filter") or {}).items()
-           if str(k).upper() not in (">ID", ">=ID")}
+    flt = {
+        k: v
+        for k, v in dict(params.get("filter") or {}).items()
+        if str(k).upper() not in (">ID", ">=ID")
+    }
     base = {k: v for k, v in params.items() if k not in ("filter", "order", "start")}
     base["order"] = {id_key: "ASC"}
     select = base.get("select")
@@ -129,8 +136,9 @@ async def iterate(
     def commands(after_id: int, pages: int) -> dict[str, tuple[str, dict[str, Any]]]:
         cmds: dict[str, tuple[str, dict[str, Any]]] = {}
         for i in range(pages):
-            after: Any = after_id if i == 0 else (
-                f"$result[p{i - 1}]{ref_path}[{PAGE - 1}][{id_key}]")
+            after: Any = (
+                after_id if i == 0 else (f"$result[p{i - 1}]{ref_path}[{PAGE - 1}][{id_key}]")
+            )
             cmds[f"p{i}"] = (method, page_params(after, -1))
         return cmds
 
@@ -180,8 +188,7 @@ async def iterate(
                     remaining = PAGE * PAGE  # still no total: the next batch is a full one
                 pages = batch_size(remaining)
                 # ask for the next pages now, and hand out these rows while it travels
-                pending = asyncio.ensure_future(
-                    client.batch(commands(last_id, pages), safe=True))
+                pending = asyncio.ensure_future(client.batch(commands(last_id, pages), safe=True))
             for page in good:
                 for row in page:
                     yield row
@@ -208,8 +215,10 @@ async def _offset(
     if first.next is None:
         return
     if total is None:  # more pages, and no count to check them against
-        raise IncompleteRead(f"{method}: the portal says there is more (next={first.next}) "
-                             "but not how much (no total)")
+        raise IncompleteRead(
+            f"{method}: the portal says there is more (next={first.next}) "
+            "but not how much (no total)"
+        )
     starts = list(range(PAGE, total, PAGE))
     seen = len(rows)
     for chunk in range(0, len(starts), PAGE):
@@ -220,8 +229,9 @@ async def _offset(
         for start in group:
             name = f"s{start}"
             if name in batch.error or name not in batch.result:
-                raise IncompleteRead(f"{method}: page at start={start} failed: "
-                                     f"{batch.error.get(name)}")
+                raise IncompleteRead(
+                    f"{method}: page at start={start} failed: {batch.error.get(name)}"
+                )
             page = _rows(method, batch.result[name])
             expected = min(PAGE, total - start)
             if len(page) != expected or batch.total.get(name, total) != total:
@@ -237,7 +247,10 @@ async def _offset(
 
 
 async def read_all(
-    client: B24Client, method: str, params: Mapping[str, Any] | None = None,
-    *, progress: Progress | None = None,
+    client: B24Client,
+    method: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     return [row async for row in iterate(client, method, params, progress=progress)]

@@ -17,20 +17,32 @@ from b24kit.portal.ids import LINKS_ORIGINATOR, deal_ref
 
 SEVERITY_RANK = {"info": 0, "warn": 1, "error": 2}
 RULES = {
-    "L001": ("missing-child", "error", "an open parent at or past the trigger stage has no "
-             "child"),
-    "L002": ("orphan-child", "error", "a child's parent field is empty, points nowhere, or "
-             "points to a deal in the wrong pipeline"),
+    "L001": ("missing-child", "error", "an open parent at or past the trigger stage has no child"),
+    "L002": (
+        "orphan-child",
+        "error",
+        "a child's parent field is empty, points nowhere, or "
+        "points to a deal in the wrong pipeline",
+    ),
     "L003": ("duplicate-children", "error", "more children than the link allows"),
     "L004": ("stale-mirror", "warn", "the parent's mirror field does not show the child's stage"),
-    "L005": ("stale-parent-stage", "error", "the child reached a stage that should have moved "
-             "its parent, and the parent has not moved"),
+    "L005": (
+        "stale-parent-stage",
+        "error",
+        "the child reached a stage that should have moved its parent, and the parent has not moved",
+    ),
     "L006": ("parent-closed-child-open", "warn", "the parent is closed while a child is open"),
     "L007": ("child-closed-parent-open", "info", "a child is closed while its parent is open"),
-    "L008": ("nested-or-cycle", "error", "a child's parent is itself a child of the same link, "
-             "or the links form a cycle"),
-    "L009": ("link-fields-disagree", "error", "the parent's child field and the child's parent "
-             "field disagree"),
+    "L008": (
+        "nested-or-cycle",
+        "error",
+        "a child's parent is itself a child of the same link, or the links form a cycle",
+    ),
+    "L009": (
+        "link-fields-disagree",
+        "error",
+        "the parent's child field and the child's parent field disagree",
+    ),
 }
 
 
@@ -52,11 +64,16 @@ class Finding:
         return RULES[self.rule][1]
 
     def as_dict(self, portal_base: str) -> dict[str, Any]:
-        return {"rule": self.rule, "name": self.name, "severity": self.severity,
-                "link": self.link, "deals": [{"id": d, "url": deal_url(portal_base, d)}
-                                             for d in self.deals],
-                "seen": self.seen, "expected": self.expected,
-                "repair": [{"method": c.method, "params": plain(c.params)} for c in self.repair]}
+        return {
+            "rule": self.rule,
+            "name": self.name,
+            "severity": self.severity,
+            "link": self.link,
+            "deals": [{"id": d, "url": deal_url(portal_base, d)} for d in self.deals],
+            "seen": self.seen,
+            "expected": self.expected,
+            "repair": [{"method": c.method, "params": plain(c.params)} for c in self.repair],
+        }
 
 
 def deal_url(base: str, deal: int) -> str:
@@ -80,9 +97,15 @@ async def read_link_deals(client: B24Client, link: ResolvedLink) -> DealIndex:
     """Every deal of the link's pipelines, streamed into a disk-backed index."""
     index = DealIndex()
     page: list[Deal] = []
-    async for row in iterate(client, "crm.deal.list", {
+    async for row in iterate(
+        client,
+        "crm.deal.list",
+        {
             "filter": {"@CATEGORY_ID": sorted({link.parent.id, link.child.id})},
-            "select": link.fields()}, count=False):
+            "select": link.fields(),
+        },
+        count=False,
+    ):
         page.append(to_deal(row, link))
         if len(page) >= 2500:
             index.add(page)
@@ -99,10 +122,17 @@ class _Auditor:
         self.findings: list[Finding] = []
         self.seq = 0
 
-    def add(self, rule: str, deals: list[int], seen: str, expected: str,
-            repair: list[Command] | None = None) -> None:
-        self.findings.append(Finding(rule, self.link.link.name, deals, seen, expected,
-                                     repair or []))
+    def add(
+        self,
+        rule: str,
+        deals: list[int],
+        seen: str,
+        expected: str,
+        repair: list[Command] | None = None,
+    ) -> None:
+        self.findings.append(
+            Finding(rule, self.link.link.name, deals, seen, expected, repair or [])
+        )
 
     def name(self) -> str:
         self.seq += 1
@@ -112,8 +142,9 @@ class _Auditor:
         """An open parent at or past the trigger stage needs its child; a closed one (won
         or lost) is past needing an estimate, and a child made now would only be left open."""
         link = self.link
-        return (parent.semantic == "P" and link.sort_of(link.parent, parent.stage)
-                >= link.sort_of(link.parent, link.trigger))
+        return parent.semantic == "P" and link.sort_of(link.parent, parent.stage) >= link.sort_of(
+            link.parent, link.trigger
+        )
 
     def points_to_a_child(self, parent: Deal) -> bool:
         """The parent's child field names a deal of the child pipeline that does not point
@@ -145,17 +176,30 @@ class _Auditor:
         """The rules seen from a parent and its children, in rule order (L001, L003, L006,
         L009, then those of a parent with exactly one child)."""
         if not kids and self.past_trigger(parent) and not self.points_to_a_child(parent):
-            self.add("L001", [parent.id], f"stage {parent.stage}, no child",
-                     f"a child in «{self.link.child.name}»", self.create_child(parent))
+            self.add(
+                "L001",
+                [parent.id],
+                f"stage {parent.stage}, no child",
+                f"a child in «{self.link.child.name}»",
+                self.create_child(parent),
+            )
         max_children = self.link.link.max_children
         if len(kids) > max_children:
-            self.add("L003", [parent.id, *[k.id for k in kids]],
-                     f"{len(kids)} children", f"at most {max_children}")
+            self.add(
+                "L003",
+                [parent.id, *[k.id for k in kids]],
+                f"{len(kids)} children",
+                f"at most {max_children}",
+            )
         if parent.semantic in ("S", "F"):
             for kid in kids:
                 if kid.semantic == "P":
-                    self.add("L006", [parent.id, kid.id], f"parent closed ({parent.stage}), "
-                             f"child open ({kid.stage})", "the child closed first")
+                    self.add(
+                        "L006",
+                        [parent.id, kid.id],
+                        f"parent closed ({parent.stage}), child open ({kid.stage})",
+                        "the child closed first",
+                    )
         self.link_fields_disagree(parent, kids)
         if len(kids) == 1:
             self.check_only_child(parent, kids[0])
@@ -170,35 +214,76 @@ class _Auditor:
         if pointed is not None and pointed not in {k.id for k in kids}:
             repair = []
             if len(kids) == 1:
-                repair = [cmd.entity_update("deal", parent.id, {
-                    link.parent_field: deal_ref(kids[0].id)}, name=self.name())]
-            self.add("L009", [parent.id, *[k.id for k in kids]],
-                     f"parent points to {pointed}", f"one of {[k.id for k in kids]}",
-                     repair)
+                repair = [
+                    cmd.entity_update(
+                        "deal",
+                        parent.id,
+                        {link.parent_field: deal_ref(kids[0].id)},
+                        name=self.name(),
+                    )
+                ]
+            self.add(
+                "L009",
+                [parent.id, *[k.id for k in kids]],
+                f"parent points to {pointed}",
+                f"one of {[k.id for k in kids]}",
+                repair,
+            )
         elif pointed is None and len(kids) == 1:
-            self.add("L009", [parent.id, kids[0].id], "parent points to nothing",
-                     f"D_{kids[0].id}", [cmd.entity_update(
-                         "deal", parent.id, {link.parent_field: deal_ref(kids[0].id)},
-                         name=self.name())])
+            self.add(
+                "L009",
+                [parent.id, kids[0].id],
+                "parent points to nothing",
+                f"D_{kids[0].id}",
+                [
+                    cmd.entity_update(
+                        "deal",
+                        parent.id,
+                        {link.parent_field: deal_ref(kids[0].id)},
+                        name=self.name(),
+                    )
+                ],
+            )
 
     def check_only_child(self, parent: Deal, kid: Deal) -> None:
         """The rules of a parent with exactly one child: its mirror field (L004), the stage
         the child's stage should have moved it to (L005), a closed child (L007)."""
         link = self.link
         if link.mirror_field and parent.mirror != link.stage_name(kid.stage):
-            self.add("L004", [parent.id, kid.id], f"mirror {parent.mirror!r}",
-                     repr(link.stage_name(kid.stage)), [cmd.entity_update(
-                         "deal", parent.id, {link.mirror_field: link.stage_name(kid.stage)},
-                         name=self.name())])
+            self.add(
+                "L004",
+                [parent.id, kid.id],
+                f"mirror {parent.mirror!r}",
+                repr(link.stage_name(kid.stage)),
+                [
+                    cmd.entity_update(
+                        "deal",
+                        parent.id,
+                        {link.mirror_field: link.stage_name(kid.stage)},
+                        name=self.name(),
+                    )
+                ],
+            )
         target = link.moves.get(kid.stage)
-        if target and parent.semantic == "P" and link.sort_of(
-                link.parent, parent.stage) < link.sort_of(link.parent, target):
-            self.add("L005", [parent.id, kid.id], f"child at {kid.stage}, parent at "
-                     f"{parent.stage}", f"parent at {target}", [cmd.entity_update(
-                         "deal", parent.id, {"STAGE_ID": target}, name=self.name())])
+        if (
+            target
+            and parent.semantic == "P"
+            and link.sort_of(link.parent, parent.stage) < link.sort_of(link.parent, target)
+        ):
+            self.add(
+                "L005",
+                [parent.id, kid.id],
+                f"child at {kid.stage}, parent at {parent.stage}",
+                f"parent at {target}",
+                [cmd.entity_update("deal", parent.id, {"STAGE_ID": target}, name=self.name())],
+            )
         if kid.semantic in ("S", "F") and parent.semantic == "P" and not target:
-            self.add("L007", [parent.id, kid.id], f"child closed ({kid.stage})",
-                     "parent closes or moves on")
+            self.add(
+                "L007",
+                [parent.id, kid.id],
+                f"child closed ({kid.stage})",
+                "parent closes or moves on",
+            )
 
     def check_child(self, child: Deal, found: Deal | None) -> None:
         """A child whose parent field does not name a deal of the parent pipeline: nested
@@ -209,19 +294,37 @@ class _Auditor:
         if found is not None and found.category == link.parent.id:
             return
         if found is not None and found.category == link.child.id:
-            self.add("L008", [child.id, found.id], f"parent {found.id} is itself a "
-                     "child", "a parent in the parent pipeline")
+            self.add(
+                "L008",
+                [child.id, found.id],
+                f"parent {found.id} is itself a child",
+                "a parent in the parent pipeline",
+            )
             return
         claimed = self.index.claiming(child.id, link.parent.id)
         repair = []
         if len(claimed) == 1:
-            repair = [cmd.entity_update("deal", child.id, {
-                link.child_field: deal_ref(claimed[0].id)}, name=self.name())]
-        seen = "empty" if ref is None else (
-            f"points to {ref}, which does not exist" if found is None else
-            f"points to {ref} in the wrong pipeline")
-        self.add("L002", [child.id, *[p.id for p in claimed]], seen,
-                 f"a parent in «{link.parent.name}»", repair)
+            repair = [
+                cmd.entity_update(
+                    "deal", child.id, {link.child_field: deal_ref(claimed[0].id)}, name=self.name()
+                )
+            ]
+        seen = (
+            "empty"
+            if ref is None
+            else (
+                f"points to {ref}, which does not exist"
+                if found is None
+                else f"points to {ref} in the wrong pipeline"
+            )
+        )
+        self.add(
+            "L002",
+            [child.id, *[p.id for p in claimed]],
+            seen,
+            f"a parent in «{link.parent.name}»",
+            repair,
+        )
 
     def cycles(self) -> None:
         for start in self.index.chain_starts():
@@ -233,8 +336,12 @@ class _Auditor:
                     break
                 if nxt.id in seen:
                     if nxt.id == start.id and start.id == min(seen):
-                        self.add("L008", seen, "the parent chain loops: " + " -> ".join(
-                            map(str, seen + [start.id])), "no cycle")
+                        self.add(
+                            "L008",
+                            seen,
+                            "the parent chain loops: " + " -> ".join(map(str, seen + [start.id])),
+                            "no cycle",
+                        )
                     break
                 seen.append(nxt.id)
                 current = nxt
@@ -248,9 +355,16 @@ def audit_deals(link: ResolvedLink, deals: list[Deal] | DealIndex) -> list[Findi
         index.close()
 
 
-def child_repair(link: ResolvedLink, parent: int, parent_fields: dict[str, Any],
-                 names: Callable[[], str]) -> list[Command]:
+def child_repair(
+    link: ResolvedLink, parent: int, parent_fields: dict[str, Any], names: Callable[[], str]
+) -> list[Command]:
     """The repair of a missing child (L001): a child at the link's first stage, found
     again by (b24kit-links, "<link>:<parent id>") if its answer is lost."""
-    return new_child(link.child_link(), parent, link.child_start, parent_fields,
-                     (LINKS_ORIGINATOR, f"{link.link.name}:{parent}"), names)
+    return new_child(
+        link.child_link(),
+        parent,
+        link.child_start,
+        parent_fields,
+        (LINKS_ORIGINATOR, f"{link.link.name}:{parent}"),
+        names,
+    )

@@ -36,8 +36,13 @@ def as_ref_text(value: Any, fmt: str) -> Any:
     return fmt.replace("{}", str(value))
 
 
-def child_fields(link: ChildLink, parent: Any, stage: str, parent_fields: Mapping[str, Any],
-                 fields: Mapping[str, Any]) -> dict[str, Any]:
+def child_fields(
+    link: ChildLink,
+    parent: Any,
+    stage: str,
+    parent_fields: Mapping[str, Any],
+    fields: Mapping[str, Any],
+) -> dict[str, Any]:
     """The new child's fields: its own ``fields``, the link's copied fields from the
     parent's, its pipeline and stage, and the pointer to its parent."""
     out = dict(fields)
@@ -46,8 +51,13 @@ def child_fields(link: ChildLink, parent: Any, stage: str, parent_fields: Mappin
             out[name] = parent_fields[name]
     if not out.get("TITLE") and parent_fields.get("TITLE"):
         out["TITLE"] = parent_fields["TITLE"]
-    out.update({"CATEGORY_ID": link.child_pipeline, "STAGE_ID": stage,
-                link.child_field: as_ref_text(parent, deal_ref("{}"))})
+    out.update(
+        {
+            "CATEGORY_ID": link.child_pipeline,
+            "STAGE_ID": stage,
+            link.child_field: as_ref_text(parent, deal_ref("{}")),
+        }
+    )
     return out
 
 
@@ -61,9 +71,15 @@ def back_fields(link: ChildLink, child: Any, stage: str | None) -> dict[str, Any
     return out
 
 
-def new_child(link: ChildLink, parent: int, stage: str, parent_fields: Mapping[str, Any],
-              origin: tuple[str, str], names: Callable[[], str],
-              fields: Mapping[str, Any] | None = None) -> list[Command]:
+def new_child(
+    link: ChildLink,
+    parent: int,
+    stage: str,
+    parent_fields: Mapping[str, Any],
+    origin: tuple[str, str],
+    names: Callable[[], str],
+    fields: Mapping[str, Any] | None = None,
+) -> list[Command]:
     """Create the child of an existing parent, then point the parent at it. ``origin``:
     (ORIGINATOR_ID, ORIGIN_ID), by which a create whose answer was lost is found again."""
     values = child_fields(link, parent, stage, parent_fields, fields or {})

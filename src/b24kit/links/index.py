@@ -27,10 +27,23 @@ class DealIndex:
         return index
 
     def add(self, deals: Iterable[Deal]) -> None:
-        rows = [(d.id, d.category, d.stage, d.semantic, d.parent_ref, d.child_ref, d.mirror,
-                 d.assigned, d.amount) for d in deals]
-        self.conn.executemany(f"INSERT OR REPLACE INTO deals ({COLUMNS}) VALUES "
-                              "(?,?,?,?,?,?,?,?,?)", rows)
+        rows = [
+            (
+                d.id,
+                d.category,
+                d.stage,
+                d.semantic,
+                d.parent_ref,
+                d.child_ref,
+                d.mirror,
+                d.assigned,
+                d.amount,
+            )
+            for d in deals
+        ]
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO deals ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows
+        )
         self.count += len(rows)
 
     def finish(self) -> None:
@@ -46,16 +59,18 @@ class DealIndex:
         row = self.conn.execute(f"SELECT {COLUMNS} FROM deals WHERE id = ?", (deal_id,)).fetchone()
         return None if row is None else self._deal(row)
 
-
-    def parents_with_children(self, parent_category: int, child_category: int
-                              ) -> Iterator[tuple[Deal, list[Deal]]]:
+    def parents_with_children(
+        self, parent_category: int, child_category: int
+    ) -> Iterator[tuple[Deal, list[Deal]]]:
         """Each parent with its children, from one streaming join (ordered by parent)."""
         pcols = ", ".join(f"p.{c.strip()}" for c in COLUMNS.split(","))
         ccols = ", ".join(f"c.{c.strip()}" for c in COLUMNS.split(","))
         cursor = self.conn.execute(
             f"SELECT {pcols}, {ccols} FROM deals p LEFT JOIN deals c "
             "ON c.parent_ref = p.id AND c.category = ? WHERE p.category = ? "
-            "ORDER BY p.id, c.id", (child_category, parent_category))
+            "ORDER BY p.id, c.id",
+            (child_category, parent_category),
+        )
         current: Deal | None = None
         kids: list[Deal] = []
         while rows := cursor.fetchmany(2000):
@@ -69,8 +84,9 @@ class DealIndex:
         if current is not None:
             yield current, kids
 
-    def children_with_parent(self, child_category: int, chunk: int = 2000
-                             ) -> Iterator[tuple[Deal, Deal | None]]:
+    def children_with_parent(
+        self, child_category: int, chunk: int = 2000
+    ) -> Iterator[tuple[Deal, Deal | None]]:
         """Each child with the deal its parent field points to (None: points nowhere)."""
         last = -1
         cols = ", ".join(f"c.{c.strip()}" for c in COLUMNS.split(","))
@@ -79,7 +95,8 @@ class DealIndex:
             rows = self.conn.execute(
                 f"SELECT {cols}, {pcols} FROM deals c LEFT JOIN deals p ON p.id = c.parent_ref "
                 "WHERE c.category = ? AND c.id > ? ORDER BY c.id LIMIT ?",
-                (child_category, last, chunk)).fetchall()
+                (child_category, last, chunk),
+            ).fetchall()
             if not rows:
                 return
             for row in rows:
@@ -91,21 +108,29 @@ class DealIndex:
         """Deals whose parent is itself linked to a parent: the only places a cycle or a
         nesting can start (usually none)."""
         cols = ", ".join(f"a.{c.strip()}" for c in COLUMNS.split(","))
-        return [self._deal(r) for r in self.conn.execute(
-            f"SELECT {cols} FROM deals a JOIN deals b ON b.id = a.parent_ref "
-            "WHERE b.parent_ref IS NOT NULL ORDER BY a.id")]
-
+        return [
+            self._deal(r)
+            for r in self.conn.execute(
+                f"SELECT {cols} FROM deals a JOIN deals b ON b.id = a.parent_ref "
+                "WHERE b.parent_ref IS NOT NULL ORDER BY a.id"
+            )
+        ]
 
     def claiming(self, child: int, category: int) -> list[Deal]:
-        return [self._deal(r) for r in self.conn.execute(
-            f"SELECT {COLUMNS} FROM deals WHERE child_ref = ? AND category = ? ORDER BY id",
-            (child, category))]
+        return [
+            self._deal(r)
+            for r in self.conn.execute(
+                f"SELECT {COLUMNS} FROM deals WHERE child_ref = ? AND category = ? ORDER BY id",
+                (child, category),
+            )
+        ]
 
     def all(self) -> Iterator[Deal]:
         last = -1
         while True:
-            rows = self.conn.execute(f"SELECT {COLUMNS} FROM deals WHERE id > ? ORDER BY id "
-                                     "LIMIT 2000", (last,)).fetchall()
+            rows = self.conn.execute(
+                f"SELECT {COLUMNS} FROM deals WHERE id > ? ORDER BY id LIMIT 2000", (last,)
+            ).fetchall()
             if not rows:
                 return
             yield from (self._deal(r) for r in rows)

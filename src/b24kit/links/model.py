@@ -64,19 +64,33 @@ class ResolvedLink:
         return next((s.name for s in self.child.stages if s.status_id == status_id), status_id)
 
     def child_link(self) -> ChildLink:
-        return ChildLink(self.link.name, self.child.id, self.child_field, self.parent_field,
-                         self.mirror_field, tuple(self.copy_fields),
-                         {s.status_id: s.name for s in self.child.stages})
+        return ChildLink(
+            self.link.name,
+            self.child.id,
+            self.child_field,
+            self.parent_field,
+            self.mirror_field,
+            tuple(self.copy_fields),
+            {s.status_id: s.name for s in self.child.stages},
+        )
 
     def fields(self) -> list[str]:
-        names = {"ID", "CATEGORY_ID", "STAGE_ID", "STAGE_SEMANTIC_ID", "ASSIGNED_BY_ID",
-                 "OPPORTUNITY", self.child_field}
+        names = {
+            "ID",
+            "CATEGORY_ID",
+            "STAGE_ID",
+            "STAGE_SEMANTIC_ID",
+            "ASSIGNED_BY_ID",
+            "OPPORTUNITY",
+            self.child_field,
+        }
         names |= {f for f in (self.parent_field, self.mirror_field) if f}
         return sorted(names)
 
 
-def resolve_links(bp: Blueprint, snap: Snapshot, names: list[str] | None = None
-                  ) -> list[ResolvedLink]:
+def resolve_links(
+    bp: Blueprint, snap: Snapshot, names: list[str] | None = None
+) -> list[ResolvedLink]:
     def pipeline(code: str) -> PipelineSnap:
         return deal_pipeline(bp, snap, code)
 
@@ -86,14 +100,23 @@ def resolve_links(bp: Blueprint, snap: Snapshot, names: list[str] | None = None
             continue
         parent, child = pipeline(link.parent.pipeline), pipeline(link.child.pipeline)
         resolved = ResolvedLink(
-            link, parent, child, "", "", {}, uf_name(link.child_field),
+            link,
+            parent,
+            child,
+            "",
+            "",
+            {},
+            uf_name(link.child_field),
             uf_name(link.parent_field) if link.parent_field else None,
             uf_name(link.mirror_field) if link.mirror_field else None,
-            list(link.copy_fields))
+            list(link.copy_fields),
+        )
         resolved.trigger = resolved.status(parent, link.parent.stage)
         resolved.child_start = resolved.status(child, link.child.stage)
-        resolved.moves = {resolved.status(child, m.child_stage): resolved.status(parent, m.parent_stage)
-                          for m in link.moves}
+        resolved.moves = {
+            resolved.status(child, m.child_stage): resolved.status(parent, m.parent_stage)
+            for m in link.moves
+        }
         out.append(resolved)
     return out
 
@@ -102,10 +125,13 @@ def to_deal(row: dict[str, Any], link: ResolvedLink) -> Deal:
     # stage and mirror texts repeat across thousands of deals: share one copy of each
     mirror = row.get(link.mirror_field) if link.mirror_field else None
     return Deal(
-        int(row["ID"]), int(row.get("CATEGORY_ID") or 0),
+        int(row["ID"]),
+        int(row.get("CATEGORY_ID") or 0),
         sys.intern(str(row.get("STAGE_ID") or "")),
-        sys.intern(str(row.get("STAGE_SEMANTIC_ID") or "P")), deal_id(row.get(link.child_field)),
+        sys.intern(str(row.get("STAGE_SEMANTIC_ID") or "P")),
+        deal_id(row.get(link.child_field)),
         deal_id(row.get(link.parent_field)) if link.parent_field else None,
         sys.intern(str(mirror)) if mirror is not None else None,
         int(row["ASSIGNED_BY_ID"]) if row.get("ASSIGNED_BY_ID") else None,
-        float(row.get("OPPORTUNITY") or 0))
+        float(row.get("OPPORTUNITY") or 0),
+    )

@@ -29,8 +29,9 @@ REPAIRABLE = {"L001", "L002", "L004", "L005", "L009"}
 SYNC_RULES = {"L001", "L004", "L005"}
 
 
-async def links_for(client: B24Client, bp: Blueprint, names: list[str] | None = None
-                    ) -> list[ResolvedLink]:
+async def links_for(
+    client: B24Client, bp: Blueprint, names: list[str] | None = None
+) -> list[ResolvedLink]:
     if not bp.links:
         raise InputError("the blueprint declares no links")
     known = [link.name for link in bp.links]
@@ -40,8 +41,9 @@ async def links_for(client: B24Client, bp: Blueprint, names: list[str] | None = 
     return resolve_links(bp, await read_snapshot(client), names)
 
 
-async def audit_portal(client: B24Client, bp: Blueprint, names: list[str] | None = None
-                       ) -> AuditResult:
+async def audit_portal(
+    client: B24Client, bp: Blueprint, names: list[str] | None = None
+) -> AuditResult:
     findings: list[Finding] = []
     read = 0
     for link in await links_for(client, bp, names):
@@ -51,25 +53,32 @@ async def audit_portal(client: B24Client, bp: Blueprint, names: list[str] | None
     return AuditResult(findings, read)
 
 
-async def _parents_read(client: B24Client, links: dict[str, ResolvedLink],
-                        findings: list[Finding]) -> dict[int, dict[str, Any]]:
+async def _parents_read(
+    client: B24Client, links: dict[str, ResolvedLink], findings: list[Finding]
+) -> dict[int, dict[str, Any]]:
     """The parents of missing children whose link copies fields (50 to a batch)."""
-    wanted = sorted({f.deals[0] for f in findings if f.rule == "L001"
-                     and links[f.link].copy_fields})
+    wanted = sorted(
+        {f.deals[0] for f in findings if f.rule == "L001" and links[f.link].copy_fields}
+    )
     parents: dict[int, dict[str, Any]] = {}
     for chunk in range(0, len(wanted), 50):
-        group = wanted[chunk:chunk + 50]
-        got = await client.batch({f"p{i}": ("crm.deal.get", {"id": deal})
-                                  for i, deal in enumerate(group)}, safe=True)
+        group = wanted[chunk : chunk + 50]
+        got = await client.batch(
+            {f"p{i}": ("crm.deal.get", {"id": deal}) for i, deal in enumerate(group)}, safe=True
+        )
         for i, deal in enumerate(group):
             row = got.result.get(f"p{i}")
             parents[deal] = row if isinstance(row, dict) else {}
     return parents
 
 
-async def fix(client: B24Client, bp: Blueprint, findings: list[Finding],
-              rules: set[str] | None = None,
-              resolved: list[ResolvedLink] | None = None) -> list[Outcome]:
+async def fix(
+    client: B24Client,
+    bp: Blueprint,
+    findings: list[Finding],
+    rules: set[str] | None = None,
+    resolved: list[ResolvedLink] | None = None,
+) -> list[Outcome]:
     """Apply the safe repairs (never a delete) through the executor. ``resolved``: the
     links the caller already resolved (saves reading the portal's structure again). The
     findings are not changed: a missing child is built again here, with the fields the
@@ -91,8 +100,9 @@ async def fix(client: B24Client, bp: Blueprint, findings: list[Finding],
             parent = finding.deals[0]
             commands += child_repair(links[finding.link], parent, parents.get(parent, {}), name)
         else:
-            commands += [replace(c, name=name(), params=deepcopy(c.params), after=())
-                         for c in finding.repair]
+            commands += [
+                replace(c, name=name(), params=deepcopy(c.params), after=()) for c in finding.repair
+            ]
     return await Executor(client).run(commands)
 
 
@@ -100,9 +110,13 @@ def repairable(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.rule in REPAIRABLE and f.repair]
 
 
-async def repair_until_clean(client: B24Client, bp: Blueprint, findings: list[Finding],
-                             names: list[str] | None = None, rounds: int = 3
-                             ) -> tuple[AuditResult, int]:
+async def repair_until_clean(
+    client: B24Client,
+    bp: Blueprint,
+    findings: list[Finding],
+    names: list[str] | None = None,
+    rounds: int = 3,
+) -> tuple[AuditResult, int]:
     """Apply the safe repairs and audit again; a repair can reveal the next one (a
     re-linked orphan's new parent needs its mirror), so repeat while safe repairs remain,
     at most ``rounds`` times. Returns the last audit and how many repairs succeeded."""
@@ -139,9 +153,11 @@ async def sync_lock(state_dir: Path, wait: float = 120.0) -> AsyncIterator[None]
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise SyncBusy(f"another sync pass has held {state_dir / 'sync.lock'} for "
-                                   f"over {wait:.0f} s; this pass gives up (the next one "
-                                   "will try again)") from None
+                    raise SyncBusy(
+                        f"another sync pass has held {state_dir / 'sync.lock'} for "
+                        f"over {wait:.0f} s; this pass gives up (the next one "
+                        "will try again)"
+                    ) from None
                 await asyncio.sleep(0.2)
         try:
             yield
@@ -171,26 +187,43 @@ async def _changed_deals(client: B24Client, link: ResolvedLink, since: str | Non
     deals = {int(r["ID"]): to_deal(r, link) for r in rows}
     if since is None:
         return list(deals.values())
-    parent_ids = {d.parent_ref for d in deals.values() if d.category == link.child.id
-                  and d.parent_ref is not None} | {d.id for d in deals.values()
-                                                   if d.category == link.parent.id}
+    parent_ids = {
+        d.parent_ref
+        for d in deals.values()
+        if d.category == link.child.id and d.parent_ref is not None
+    } | {d.id for d in deals.values() if d.category == link.parent.id}
     missing = sorted(parent_ids - set(deals))
     for chunk in range(0, len(missing), 500):
-        for r in await read_all(client, "crm.deal.list", {
-                "filter": {"@ID": missing[chunk:chunk + 500]}, "select": link.fields()}):
+        for r in await read_all(
+            client,
+            "crm.deal.list",
+            {"filter": {"@ID": missing[chunk : chunk + 500]}, "select": link.fields()},
+        ):
             deals[int(r["ID"])] = to_deal(r, link)
     parents = sorted(d.id for d in deals.values() if d.category == link.parent.id)
     for chunk in range(0, len(parents), 500):
-        for r in await read_all(client, "crm.deal.list", {"filter": {
-                "CATEGORY_ID": link.child.id,
-                f"@{link.child_field}": [f"D_{p}" for p in parents[chunk:chunk + 500]]},
-                "select": link.fields()}):
+        for r in await read_all(
+            client,
+            "crm.deal.list",
+            {
+                "filter": {
+                    "CATEGORY_ID": link.child.id,
+                    f"@{link.child_field}": [f"D_{p}" for p in parents[chunk : chunk + 500]],
+                },
+                "select": link.fields(),
+            },
+        ):
             deals[int(r["ID"])] = to_deal(r, link)
     return list(deals.values())
 
 
-async def sync_once(client: B24Client, bp: Blueprint, state_dir: Path,
-                    names: list[str] | None = None, full: bool = False) -> SyncResult:
+async def sync_once(
+    client: B24Client,
+    bp: Blueprint,
+    state_dir: Path,
+    names: list[str] | None = None,
+    full: bool = False,
+) -> SyncResult:
     """Perform the links: create the children of parents that reached the trigger stage,
     mirror the children's stages on their parents, and move parents where the link says."""
     start = client.requests
@@ -240,7 +273,7 @@ async def user_names(client: B24Client, ids: list[int]) -> dict[int, str]:
     """Users by name (user.get); an id stays an id when the webhook may not read users."""
     names: dict[int, str] = {}
     for chunk in range(0, len(ids), 50):
-        group = ids[chunk:chunk + 50]
+        group = ids[chunk : chunk + 50]
         got = await client.batch({f"u{i}": ("user.get", {"ID": i}) for i in group}, safe=True)
         for i in group:
             for row in as_list(got.result.get(f"u{i}")):
@@ -259,23 +292,31 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-async def estimates_report(client: B24Client, bp: Blueprint, link_name: str | None = None,
-                           done_stage: str | None = None) -> list[EstimateRow]:
+async def estimates_report(
+    client: B24Client, bp: Blueprint, link_name: str | None = None, done_stage: str | None = None
+) -> list[EstimateRow]:
     """Per logistician and month: estimates made (children that reached the approval stage),
     median and 90th percentile hours from the parent entering the trigger stage to the
     child reaching approval, the price given (child amount) and the final deal amount."""
     links = await links_for(client, bp, [link_name] if link_name else None)
     link = links[0]
-    approval = next(iter(link.moves), None) if done_stage is None else link.status(
-        link.child, done_stage)
+    approval = (
+        next(iter(link.moves), None) if done_stage is None else link.status(link.child, done_stage)
+    )
     if approval is None:
         raise InputError(f"link {link.link.name!r} has no move: name the approval stage")
     index = await read_link_deals(client, link)
     deals = {d.id: d for d in index.all()}
     index.close()
-    history = await read_all(client, "crm.stagehistory.list", {
-        "entityTypeId": int(EntityType.DEAL), "filter": {"@STAGE_ID": [link.trigger, approval]},
-        "select": ["OWNER_ID", "STAGE_ID", "CREATED_TIME"]})
+    history = await read_all(
+        client,
+        "crm.stagehistory.list",
+        {
+            "entityTypeId": int(EntityType.DEAL),
+            "filter": {"@STAGE_ID": [link.trigger, approval]},
+            "select": ["OWNER_ID", "STAGE_ID", "CREATED_TIME"],
+        },
+    )
     entered: dict[tuple[int, str], datetime] = {}
     for row in history:
         key = (int(row["OWNER_ID"]), str(row["STAGE_ID"]))
@@ -291,15 +332,21 @@ async def estimates_report(client: B24Client, bp: Blueprint, link_name: str | No
             continue
         parent = deals[child.parent_ref]
         took = (done - began).total_seconds() / 3600
-        groups[(child.assigned, done.strftime("%Y-%m"))].append(
-            (took, child.amount, parent.amount))
+        groups[(child.assigned, done.strftime("%Y-%m"))].append((took, child.amount, parent.amount))
     rows = []
     names = await user_names(client, sorted({who for who, _ in groups if who}))
     for (who, month), items in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0] or 0)):
         spans = [h for h, _, _ in items]
-        rows.append(EstimateRow(who, month, len(items), round(statistics.median(spans), 2),
-                                round(percentile(spans, 0.9), 2),
-                                round(sum(p for _, p, _ in items), 2),
-                                round(sum(f for _, _, f in items), 2),
-                                names.get(who or 0, "")))
+        rows.append(
+            EstimateRow(
+                who,
+                month,
+                len(items),
+                round(statistics.median(spans), 2),
+                round(percentile(spans, 0.9), 2),
+                round(sum(p for _, p, _ in items), 2),
+                round(sum(f for _, _, f in items), 2),
+                names.get(who or 0, ""),
+            )
+        )
     return rows

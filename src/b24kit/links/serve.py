@@ -53,8 +53,14 @@ def _client(scope: dict[str, Any]) -> str:
 
 
 class SyncService:
-    def __init__(self, client: B24Client, bp: Blueprint, state_dir: Path, app_token: str,
-                 on_pass: Callable[[SyncResult], None] | None = None) -> None:
+    def __init__(
+        self,
+        client: B24Client,
+        bp: Blueprint,
+        state_dir: Path,
+        app_token: str,
+        on_pass: Callable[[SyncResult], None] | None = None,
+    ) -> None:
         self.client = client
         self.bp = bp
         self.state_dir = state_dir
@@ -75,8 +81,9 @@ class SyncService:
             self.passes += 1
             self.last_pass = _now()
             failed = [o for o in result.outcomes if not o.ok]
-            self.last_error = (redact(f"{len(failed)} command(s) failed: {failed[0].error}")
-                               if failed else None)
+            self.last_error = (
+                redact(f"{len(failed)} command(s) failed: {failed[0].error}") if failed else None
+            )
             if self.on_pass:
                 self.on_pass(result)
             return result
@@ -91,8 +98,12 @@ class SyncService:
                 log.debug("safety-net pass failed", exc_info=True)
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "passes": self.passes, "last_pass": self.last_pass,
-                "last_error": self.last_error}
+        return {
+            "status": "ok",
+            "passes": self.passes,
+            "last_pass": self.last_pass,
+            "last_error": self.last_error,
+        }
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -107,8 +118,9 @@ class SyncService:
             body = await read_body(receive, limit=MAX_BODY)
         except BodyTooLarge:
             log.warning("time=%s client=%s refused: body over %d bytes", _now(), peer, MAX_BODY)
-            await self._answer(send, 413, {"error": f"the body is over {MAX_BODY} bytes"},
-                               allow="POST")
+            await self._answer(
+                send, 413, {"error": f"the body is over {MAX_BODY} bytes"}, allow="POST"
+            )
             return
         if path == HEALTH:
             if method in ("GET", "HEAD"):
@@ -116,25 +128,28 @@ class SyncService:
                 status, answer = 200, self.health()
             else:
                 status, answer = 405, {"error": f"only GET {HEALTH}"}
-            await self._answer(send, status, answer, allow="GET, HEAD",
-                               body=method != "HEAD")
+            await self._answer(send, status, answer, allow="GET, HEAD", body=method != "HEAD")
             return
         status, answer = await self.handle(method, body, client=peer)
         await self._answer(send, status, answer, allow="POST")
 
     @staticmethod
-    async def _answer(send: Any, status: int, answer: dict[str, Any], *, allow: str,
-                      body: bool = True) -> None:
+    async def _answer(
+        send: Any, status: int, answer: dict[str, Any], *, allow: str, body: bool = True
+    ) -> None:
         payload = json.dumps(answer).encode()
-        headers = [(b"content-type", b"application/json"),
-                   (b"content-length", str(len(payload)).encode())]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+        ]
         if status == 405:
             headers.append((b"allow", allow.encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload if body else b""})
 
-    async def handle(self, method: str, body: bytes,
-                     client: str = "-") -> tuple[int, dict[str, Any]]:
+    async def handle(
+        self, method: str, body: bytes, client: str = "-"
+    ) -> tuple[int, dict[str, Any]]:
         """Answer one request to the event endpoint and log it in one line."""
         started = time.monotonic()
         line = f"time={_now()} client={client}"
@@ -164,9 +179,15 @@ class SyncService:
             return 500, {"error": f"sync pass failed: {self.last_error}"}
         created = sum(1 for o in result.outcomes if o.ok and o.method == "crm.deal.add")
         failed = sum(1 for o in result.outcomes if not o.ok)
-        log.log(logging.ERROR if failed else logging.INFO,
-                "%s accepted; pass created=%d findings=%d failed=%d (%.2f s)", line, created,
-                len(result.findings), failed, time.monotonic() - started)
+        log.log(
+            logging.ERROR if failed else logging.INFO,
+            "%s accepted; pass created=%d findings=%d failed=%d (%.2f s)",
+            line,
+            created,
+            len(result.findings),
+            failed,
+            time.monotonic() - started,
+        )
         return 200, {"event": name, "created": created, "findings": len(result.findings)}
 
 
@@ -181,8 +202,13 @@ def _make_access_log_visible() -> None:
         log.addHandler(handler)
 
 
-async def serve_forever(service: SyncService, host: str, port: int, interval: float,
-                        ready: Callable[[str], Awaitable[None] | None] | None = None) -> None:
+async def serve_forever(
+    service: SyncService,
+    host: str,
+    port: int,
+    interval: float,
+    ready: Callable[[str], Awaitable[None] | None] | None = None,
+) -> None:
     """Listen on ``host:port`` (a busy port or unknown interface raises
     :class:`~b24kit.asgi.ListenError` before anything starts) and serve events,
     with a safety-net pass every ``interval`` seconds."""
@@ -192,8 +218,11 @@ async def serve_forever(service: SyncService, host: str, port: int, interval: fl
 
     sock = listen_socket(host, port)
     _make_access_log_visible()
-    server = uvicorn.Server(uvicorn.Config(service, host=host, port=port, log_level="warning",
-                                           access_log=False, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            service, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        )
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

@@ -58,8 +58,9 @@ def named_columns(mapping: Mapping) -> list[Named]:
     return out
 
 
-def missing_columns(mapping: Mapping, headers: list[str], doc: Document | None,
-                    sheet: str) -> list[BlueprintIssue]:
+def missing_columns(
+    mapping: Mapping, headers: list[str], doc: Document | None, sheet: str
+) -> list[BlueprintIssue]:
     """One issue per column the mapping names and the sheet lacks."""
     issues = []
     known = set(headers)
@@ -67,9 +68,12 @@ def missing_columns(mapping: Mapping, headers: list[str], doc: Document | None,
         if column in known:
             continue
         near = difflib.get_close_matches(column, headers, n=3, cutoff=0.6)
-        hint = (f"; did you mean {', '.join(f'«{n}»' for n in near)}?" if near
-                else f"; the sheet's columns: {', '.join(f'«{h}»' for h in headers[:12])}"
-                + (" …" if len(headers) > 12 else ""))
+        hint = (
+            f"; did you mean {', '.join(f'«{n}»' for n in near)}?"
+            if near
+            else f"; the sheet's columns: {', '.join(f'«{h}»' for h in headers[:12])}"
+            + (" …" if len(headers) > 12 else "")
+        )
         mark = doc.mark(path) if doc is not None else Mark("mapping", 1, 1)
         where = ".".join(str(p) for p in path)
         issues.append(BlueprintIssue(mark, f"{where}: no column «{column}» in {sheet}{hint}"))

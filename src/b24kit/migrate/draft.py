@@ -46,21 +46,33 @@ def classify(header: str) -> str | None:
     return None
 
 
-def draft_mapping(table: Table, bp: Blueprint, source: dict[str, Any],
-                  blueprint_ref: str = "TODO: path/to/blueprint.yaml") -> str:
+def draft_mapping(
+    table: Table,
+    bp: Blueprint,
+    source: dict[str, Any],
+    blueprint_ref: str = "TODO: path/to/blueprint.yaml",
+) -> str:
     """``blueprint_ref`` and the paths in ``source`` are as the mapping file will read them
     (relative to its folder)."""
     roles, unmapped = _roles(table.headers)
     pipeline = _target_pipeline(bp)
     names = _people(table, roles)
-    mapping: dict[str, Any] = {"version": 1, "blueprint": blueprint_ref,
-                               "source": source, "originator": "legacy-sheet"}
+    mapping: dict[str, Any] = {
+        "version": 1,
+        "blueprint": blueprint_ref,
+        "source": source,
+        "originator": "legacy-sheet",
+    }
     if "row_id" in roles:
         mapping["row_id"] = roles["row_id"]
     mapping["users"] = {name: 0 for name in names}
     title = "{" + roles["parent.title"] + "}" if "parent.title" in roles else "Проект {№}"
-    mapping["parent"] = {"pipeline": pipeline.code, "title": title,
-                         "stage": _parent_stage(roles, pipeline), "fields": _parent_fields(roles)}
+    mapping["parent"] = {
+        "pipeline": pipeline.code,
+        "title": title,
+        "stage": _parent_stage(roles, pipeline),
+        "fields": _parent_fields(roles),
+    }
     mapping["contact"] = {k.split(".")[1]: v for k, v in roles.items() if k.startswith("contact.")}
     contractor = _contractor(bp, roles)
     if contractor is not None:
@@ -70,13 +82,18 @@ def draft_mapping(table: Table, bp: Blueprint, source: dict[str, Any],
         mapping["children"] = children
     if "comment" in roles:
         mapping["comment"] = roles["comment"]
-    lines = ["# Drafted by b24kit migrate init: check every line marked TODO, then run",
-             "#   b24kit migrate run THIS_FILE --portal PORTAL --dry-run",
-             "# TODO: set the portal user id of every name under users:"]
+    lines = [
+        "# Drafted by b24kit migrate init: check every line marked TODO, then run",
+        "#   b24kit migrate run THIS_FILE --portal PORTAL --dry-run",
+        "# TODO: set the portal user id of every name under users:",
+    ]
     if unmapped:
         lines.append(f"# Not mapped (map them by hand if they matter): {', '.join(unmapped)}")
-    return "\n".join(lines) + "\n" + yaml.safe_dump(mapping, allow_unicode=True,
-                                                    sort_keys=False, width=100)
+    return (
+        "\n".join(lines)
+        + "\n"
+        + yaml.safe_dump(mapping, allow_unicode=True, sort_keys=False, width=100)
+    )
 
 
 def _roles(headers: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -97,8 +114,10 @@ def _target_pipeline(bp: Blueprint) -> Pipeline:
     """The deal pipeline the sheet's rows become deals of: the first that is a link's parent,
     else the first one."""
     parents = {link.parent.pipeline for link in bp.links}
-    pipeline = next((p for p in bp.deal.pipelines if p.code in parents),
-                    bp.deal.pipelines[0] if bp.deal.pipelines else None)
+    pipeline = next(
+        (p for p in bp.deal.pipelines if p.code in parents),
+        bp.deal.pipelines[0] if bp.deal.pipelines else None,
+    )
     if pipeline is None:
         raise InputError("the blueprint has no deal pipeline to migrate into")
     return pipeline
@@ -130,9 +149,16 @@ def _parent_fields(roles: dict[str, str]) -> dict[str, Any]:
         elif role == "parent.ASSIGNED_BY_ID":
             fields["ASSIGNED_BY_ID"] = {"column": header, "parse": "user"}
         elif role == "parent.SOURCE_ID":
-            fields["SOURCE_ID"] = {"column": header, "parse": "enum", "values": {
-                "CALL": ["звонок"], "WEB": ["сайт"], "ADVERTISING": ["реклама"],
-                "RECOMMENDATION": ["рекомендация"]}}
+            fields["SOURCE_ID"] = {
+                "column": header,
+                "parse": "enum",
+                "values": {
+                    "CALL": ["звонок"],
+                    "WEB": ["сайт"],
+                    "ADVERTISING": ["реклама"],
+                    "RECOMMENDATION": ["рекомендация"],
+                },
+            }
     return fields
 
 
@@ -152,12 +178,16 @@ def _contractor(bp: Blueprint, roles: dict[str, str]) -> dict[str, Any] | None:
     spa = bp.smart_processes[0].code if bp.smart_processes else None
     if not spa or "contractor.title" not in roles:
         return None
-    return {"type": spa, "title": roles["contractor.title"],
-            **({"phone": roles["contractor.phone"]} if "contractor.phone" in roles else {})}
+    return {
+        "type": spa,
+        "title": roles["contractor.title"],
+        **({"phone": roles["contractor.phone"]} if "contractor.phone" in roles else {}),
+    }
 
 
-def _children(bp: Blueprint, roles: dict[str, str], pipeline: Pipeline, title: str,
-              contractor: bool) -> list[dict[str, Any]]:
+def _children(
+    bp: Blueprint, roles: dict[str, str], pipeline: Pipeline, title: str, contractor: bool
+) -> list[dict[str, Any]]:
     """A child for each link from the pipeline, made when the logist or contractor column
     has a value (none when the sheet has neither)."""
     children = []
@@ -167,8 +197,15 @@ def _children(bp: Blueprint, roles: dict[str, str], pipeline: Pipeline, title: s
         when = [roles[r] for r in ("child.logist", "contractor.title") if r in roles]
         if not when:
             continue
-        children.append({"link": link.name, "when": when, "title": f"{link.name}: {title}",
-                         "contractor": contractor, "fields": _child_fields(roles)})
+        children.append(
+            {
+                "link": link.name,
+                "when": when,
+                "title": f"{link.name}: {title}",
+                "contractor": contractor,
+                "fields": _child_fields(roles),
+            }
+        )
     return children
 
 
@@ -181,6 +218,8 @@ def _child_fields(roles: dict[str, str]) -> dict[str, Any]:
         child_fields["OPPORTUNITY"] = {"column": roles["child.cost"], "parse": "money"}
     if "child.rating" in roles:
         child_fields["UF_CRM_CONTRACTOR_RATING"] = {
-            "column": roles["child.rating"], "parse": "enum",
-            "values": {"TODO_XML_ID": ["TODO: words in the sheet"]}}
+            "column": roles["child.rating"],
+            "parse": "enum",
+            "values": {"TODO_XML_ID": ["TODO: words in the sheet"]},
+        }
     return child_fields

@@ -1,29 +1,29 @@
 """The mapping file: which sheet columns feed which fields of which entities.
 
-    version: 1
-    blueprint: ../blueprints/company.yaml     # pipeline, stage and field codes come from it
-    source: {csv: projects.csv, header_rows: 1}        # or xlsx: / sheet: URL-or-key
-    originator: legacy-projects                # ORIGINATOR_ID on every deal it makes
-    row_id: "№"                                # a stable row id column (default: row number)
-    users: {Иванов: 5, Петрова: 7}             # names in the sheet -> portal user ids
-    parent:
-      pipeline: sales_turnkey
-      title: "{Что везём}"                      # a template over columns
-      stage: {column: Статус, default: NEW, values: {ESTIMATE: [оценить, считаем]}}
-      fields:
-        OPPORTUNITY: {column: Цена, parse: money}
-        BEGINDATE: {column: Дата, parse: date}
-        ASSIGNED_BY_ID: {column: Менеджер, parse: user}
-    contact: {name: Клиент, phone: Телефон, email: Email}
-    contractor: {type: contractors, title: Подрядчик, phone: Телефон подрядчика,
-                 fields: {PRICE: {column: Стоимость, parse: money}}}
-    children:
-      - link: estimate                          # a link of the blueprint: pipeline and fields
-        when: [Логист, Подрядчик]              # created when any of these is filled
-        title: "Логистика: {Что везём}"
-        contractor: true                        # tie the contractor to this child
-        fields: {ASSIGNED_BY_ID: {column: Логист, parse: user}}
-    comment: Комментарий                        # added to the parent's timeline
+version: 1
+blueprint: ../blueprints/company.yaml     # pipeline, stage and field codes come from it
+source: {csv: projects.csv, header_rows: 1}        # or xlsx: / sheet: URL-or-key
+originator: legacy-projects                # ORIGINATOR_ID on every deal it makes
+row_id: "№"                                # a stable row id column (default: row number)
+users: {Иванов: 5, Петрова: 7}             # names in the sheet -> portal user ids
+parent:
+  pipeline: sales_turnkey
+  title: "{Что везём}"                      # a template over columns
+  stage: {column: Статус, default: NEW, values: {ESTIMATE: [оценить, считаем]}}
+  fields:
+    OPPORTUNITY: {column: Цена, parse: money}
+    BEGINDATE: {column: Дата, parse: date}
+    ASSIGNED_BY_ID: {column: Менеджер, parse: user}
+contact: {name: Клиент, phone: Телефон, email: Email}
+contractor: {type: contractors, title: Подрядчик, phone: Телефон подрядчика,
+             fields: {PRICE: {column: Стоимость, parse: money}}}
+children:
+  - link: estimate                          # a link of the blueprint: pipeline and fields
+    when: [Логист, Подрядчик]              # created when any of these is filled
+    title: "Логистика: {Что везём}"
+    contractor: true                        # tie the contractor to this child
+    fields: {ASSIGNED_BY_ID: {column: Логист, parse: user}}
+comment: Комментарий                        # added to the parent's timeline
 """
 
 from __future__ import annotations
@@ -51,15 +51,17 @@ class Column(Strict):
     column: str
     parse: Literal[PARSERS] = "text"  # type: ignore[valid-type]
     values: dict[str, list[str]] | None = Field(
-        default=None, description="enum: code (or enumeration XML_ID) -> words in the sheet")
+        default=None, description="enum: code (or enumeration XML_ID) -> words in the sheet"
+    )
     required: bool = False
 
 
 class StageRule(Strict):
     column: str | None = None
     default: str
-    values: dict[str, list[str]] = Field(default_factory=dict,
-                                         description="stage code -> words in the sheet")
+    values: dict[str, list[str]] = Field(
+        default_factory=dict, description="stage code -> words in the sheet"
+    )
 
 
 class DealRule(Strict):
@@ -86,7 +88,9 @@ class ContractorRule(Strict):
 
 class ChildRule(Strict):
     link: str = Field(description="a link name of the blueprint")
-    when: list[str] = Field(min_length=1, description="columns: the child is made when any is filled")
+    when: list[str] = Field(
+        min_length=1, description="columns: the child is made when any is filled"
+    )
     title: str
     stage: StageRule | None = None
     contractor: bool = False

@@ -36,11 +36,14 @@ def normalize_word(text: str) -> str:
 
 # ------------------------------------------------------------------ money
 CURRENCY_WORDS = [
-    (r"руб(?:\.|лей|ля|ль)?|р\.|₽|rub", "RUB"), (r"\$|usd|долл(?:\.|аров|ара)?", "USD"),
+    (r"руб(?:\.|лей|ля|ль)?|р\.|₽|rub", "RUB"),
+    (r"\$|usd|долл(?:\.|аров|ара)?", "USD"),
     (r"€|eur|евро", "EUR"),
 ]
-MULTIPLIERS = [(r"тыс(?:\.|яч[аи]?)?|т\.?р\.?|к(?=\W|$)", Decimal(1000)),
-               (r"млн\.?|миллион(?:ов|а)?", Decimal(1_000_000))]
+MULTIPLIERS = [
+    (r"тыс(?:\.|яч[аи]?)?|т\.?р\.?|к(?=\W|$)", Decimal(1000)),
+    (r"млн\.?|миллион(?:ов|а)?", Decimal(1_000_000)),
+]
 
 
 def parse_money(raw: Any, default_currency: str = "RUB") -> Parsed:
@@ -88,10 +91,27 @@ def parse_money(raw: Any, default_currency: str = "RUB") -> Parsed:
 
 # ------------------------------------------------------------------ dates
 EXCEL_EPOCH = date(1899, 12, 30)
-MONTHS = {name: i for i, names in enumerate([
-    ("январ", "янв"), ("феврал", "фев"), ("март", "мар"), ("апрел", "апр"), ("ма",),
-    ("июн",), ("июл",), ("август", "авг"), ("сентябр", "сен"), ("октябр", "окт"),
-    ("ноябр", "ноя"), ("декабр", "дек")], start=1) for name in names}
+MONTHS = {
+    name: i
+    for i, names in enumerate(
+        [
+            ("январ", "янв"),
+            ("феврал", "фев"),
+            ("март", "мар"),
+            ("апрел", "апр"),
+            ("ма",),
+            ("июн",),
+            ("июл",),
+            ("август", "авг"),
+            ("сентябр", "сен"),
+            ("октябр", "окт"),
+            ("ноябр", "ноя"),
+            ("декабр", "дек"),
+        ],
+        start=1,
+    )
+    for name in names
+}
 
 
 def _year(text: str) -> int:
@@ -122,8 +142,7 @@ def parse_date(raw: Any) -> Parsed:
             return Parsed(date(_year(m[3]), int(m[2]), int(m[1])))
         if m := re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})", text):
             day, month = int(m[1]), int(m[2])
-            warning = None if day > 12 or day == month else (
-                f"read {text!r} as day/month/year")
+            warning = None if day > 12 or day == month else (f"read {text!r} as day/month/year")
             return Parsed(date(_year(m[3]), month, day), warning)
         if m := re.fullmatch(r"(\d{1,2})\s+([а-я]+)\.?\s+(\d{4})(?:\s*г\.?)?", text):
             named = next((n for stem, n in MONTHS.items() if m[2].startswith(stem)), None)
@@ -157,8 +176,9 @@ def parse_phone_one(raw: str) -> Parsed:
     elif len(digits) == 10 and digits[0] in "3489":
         digits = "7" + digits
     else:
-        raise ParseError(f"{raw.strip()!r} is not a Russian phone number "
-                         "(10 digits, or 11 starting with 7 or 8)")
+        raise ParseError(
+            f"{raw.strip()!r} is not a Russian phone number (10 digits, or 11 starting with 7 or 8)"
+        )
     return Parsed("+" + digits, warning)
 
 

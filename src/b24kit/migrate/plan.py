@@ -57,9 +57,14 @@ class Finding:
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "worksheet": self.worksheet, "row": self.row,
-                "column": self.column, "value": "" if self.value is None else str(self.value),
-                "reason": self.reason}
+        return {
+            "kind": self.kind,
+            "worksheet": self.worksheet,
+            "row": self.row,
+            "column": self.column,
+            "value": "" if self.value is None else str(self.value),
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -119,8 +124,9 @@ class _RowReader:
         value = self.raw(spec.column)
         if value is None:
             if spec.required:
-                self.errors.append(self.finding("rejected", spec.column, None,
-                                                "required value is empty"))
+                self.errors.append(
+                    self.finding("rejected", spec.column, None, "required value is empty")
+                )
             return None
         if spec.parse == "money":
             money = self.parse(spec.column, parse_money)
@@ -142,8 +148,11 @@ class _RowReader:
             users = {normalize_word(k): v for k, v in self.mapping.users.items()}
             found = users.get(normalize_word(str(value)))
             if found is None:
-                self.errors.append(self.finding("rejected", spec.column, value,
-                                                f"unknown user {value!r}; add it to users:"))
+                self.errors.append(
+                    self.finding(
+                        "rejected", spec.column, value, f"unknown user {value!r}; add it to users:"
+                    )
+                )
             return found
         if spec.parse == "enum":
             return self.parse(spec.column, Enumeration(spec.values or {}).parse)
@@ -188,8 +197,14 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
             continue
         row_id = _row_id(mapping, row)
         if row_id in seen:
-            findings.append(reader.finding("rejected", mapping.row_id, row_id,
-                                           f"row id {row_id} repeats row {seen[row_id]}"))
+            findings.append(
+                reader.finding(
+                    "rejected",
+                    mapping.row_id,
+                    row_id,
+                    f"row id {row_id} repeats row {seen[row_id]}",
+                )
+            )
             continue
         contact = mapping.contact
         name = reader.raw(contact.name) if contact.name else None
@@ -197,9 +212,17 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
         phones = (reader.parse(contact.phone, parse_phones) if contact.phone else None) or []
         emails = (reader.parse(contact.email, parse_emails) if contact.email else None) or []
         if not any((name, company, phones, emails)) and not reader.errors:
-            columns = [c for c in (contact.name, contact.phone, contact.email, contact.company) if c]
-            reader.errors.append(reader.finding("rejected", columns[0] if columns else None, None,
-                                                f"no client ({', '.join(columns)} empty)"))
+            columns = [
+                c for c in (contact.name, contact.phone, contact.email, contact.company) if c
+            ]
+            reader.errors.append(
+                reader.finding(
+                    "rejected",
+                    columns[0] if columns else None,
+                    None,
+                    f"no client ({', '.join(columns)} empty)",
+                )
+            )
         fields = {key: reader.column(spec) for key, spec in mapping.parent.fields.items()}
         stage = reader.stage(mapping.parent.stage)
         contractor = None
@@ -208,27 +231,44 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
             title = reader.raw(rule.title)
             c_phones = (reader.parse(rule.phone, parse_phones) if rule.phone else None) or []
             if title or c_phones:
-                contractor = {"title": str(title or c_phones[0]).strip(), "phones": c_phones,
-                              "fields": {k: reader.column(s) for k, s in rule.fields.items()}}
+                contractor = {
+                    "title": str(title or c_phones[0]).strip(),
+                    "phones": c_phones,
+                    "fields": {k: reader.column(s) for k, s in rule.fields.items()},
+                }
         children = []
         for child in mapping.children:
             if any(reader.raw(col) is not None for col in child.when):
-                children.append(ChildRecord(
-                    child, reader.template(child.title),
-                    reader.stage(child.stage) if child.stage else None,
-                    {k: reader.column(s) for k, s in child.fields.items()}))
+                children.append(
+                    ChildRecord(
+                        child,
+                        reader.template(child.title),
+                        reader.stage(child.stage) if child.stage else None,
+                        {k: reader.column(s) for k, s in child.fields.items()},
+                    )
+                )
         comment = reader.raw(mapping.comment) if mapping.comment else None
         findings.extend(reader.warnings)
         if reader.errors:
             findings.extend(reader.errors)
             continue
         seen[row_id] = row.number
-        records.append(Record(
-            row.number, row_id, reader.template(mapping.parent.title) or f"Проект {row_id}",
-            stage, {k: v for k, v in fields.items() if v is not None},
-            None if name is None else str(name).strip(),
-            None if company is None else str(company).strip(), phones, emails, contractor,
-            children, None if comment is None else str(comment).strip()))
+        records.append(
+            Record(
+                row.number,
+                row_id,
+                reader.template(mapping.parent.title) or f"Проект {row_id}",
+                stage,
+                {k: v for k, v in fields.items() if v is not None},
+                None if name is None else str(name).strip(),
+                None if company is None else str(company).strip(),
+                phones,
+                emails,
+                contractor,
+                children,
+                None if comment is None else str(comment).strip(),
+            )
+        )
     return records, findings
 
 
@@ -265,11 +305,16 @@ def resolve_target(mapping: Mapping, bp: Blueprint, snap: Snapshot) -> Target:
         if spa is None:
             raise InputError(f"smart process {mapping.contractor.type!r} is not on the portal")
         etid, type_id = spa.entity_type_id, spa.id
-        field = next((f.name for f in snap.deal_fields if f.type == "crm" and str(
-            f.settings.get(dynamic_key(etid))) == "Y"), None)
+        field = next(
+            (
+                f.name
+                for f in snap.deal_fields
+                if f.type == "crm" and str(f.settings.get(dynamic_key(etid))) == "Y"
+            ),
+            None,
+        )
     enum_ids = {f.name: {v.xml_id: v.id for v in f.values} for f in snap.deal_fields if f.values}
-    return Target(pipeline(mapping.parent.pipeline), children, etid, type_id, field,
-                  enum_ids)
+    return Target(pipeline(mapping.parent.pipeline), children, etid, type_id, field, enum_ids)
 
 
 @dataclass
@@ -284,15 +329,26 @@ def contact_key(value: str) -> str:
     return re.sub(r"\D", "", value) if value.startswith("+") else value.lower()
 
 
-async def read_existing(client: B24Client, mapping: Mapping, target: Target,
-                        select: list[str], commented: set[str] | None = None) -> Existing:
+async def read_existing(
+    client: B24Client,
+    mapping: Mapping,
+    target: Target,
+    select: list[str],
+    commented: set[str] | None = None,
+) -> Existing:
     """One paged scan per entity type; comment markers only of the parents whose row has a
     comment (``commented``: their row ids; None: every parent)."""
     out = Existing()
-    for deal in await read_all(client, "crm.deal.list", {
+    for deal in await read_all(
+        client,
+        "crm.deal.list",
+        {
             "filter": {"ORIGINATOR_ID": mapping.originator},
-            "select": sorted({"ID", "ORIGIN_ID", "TITLE", "STAGE_ID", "CATEGORY_ID", "CONTACT_ID",
-                              *select})}):
+            "select": sorted(
+                {"ID", "ORIGIN_ID", "TITLE", "STAGE_ID", "CATEGORY_ID", "CONTACT_ID", *select}
+            ),
+        },
+    ):
         out.deals[str(deal.get("ORIGIN_ID"))] = deal
     for contact in await read_all(client, "crm.contact.list", {"select": ["ID", "PHONE", "EMAIL"]}):
         for kind in ("PHONE", "EMAIL"):
@@ -306,17 +362,27 @@ async def read_existing(client: B24Client, mapping: Mapping, target: Target,
                 out.contacts_by_comm.setdefault(contact_key(value), int(contact["ID"]))
     if target.contractor_etid is not None and mapping.contractor is not None:
         phone_field = spa_uf_prefix(target.contractor_type_id or 0) + mapping.contractor.phone_field
-        for item in await read_all(client, "crm.item.list", {
-                "entityTypeId": target.contractor_etid, "useOriginalUfNames": "Y",
-                "select": ["id", "xmlId", "title", phone_field]}):
+        for item in await read_all(
+            client,
+            "crm.item.list",
+            {
+                "entityTypeId": target.contractor_etid,
+                "useOriginalUfNames": "Y",
+                "select": ["id", "xmlId", "title", phone_field],
+            },
+        ):
             for phone in str(item.get(phone_field) or "").split(","):
                 if phone.strip():
                     out.contractors_by_key.setdefault(contact_key(phone.strip()), int(item["id"]))
-            out.contractors_by_key.setdefault(f"title:{normalize_word(str(item['title']))}",
-                                              int(item["id"]))
+            out.contractors_by_key.setdefault(
+                f"title:{normalize_word(str(item['title']))}", int(item["id"])
+            )
     if mapping.comment:
-        parents = [int(d["ID"]) for key, d in out.deals.items() if re.fullmatch(r"row:\d+", key)
-                   and (commented is None or key[4:] in commented)]
+        parents = [
+            int(d["ID"])
+            for key, d in out.deals.items()
+            if re.fullmatch(r"row:\d+", key) and (commented is None or key[4:] in commented)
+        ]
         out.markers = await read_markers(client, "deal", parents)
     return out
 
@@ -334,8 +400,13 @@ async def read_markers(client: B24Client, entity_type: str, ids: list[int]) -> s
                 markers.add(found.group(0))
 
     async def chunk(group: list[int]) -> None:
-        cmds = {f"e{i}": ("crm.timeline.comment.list", {
-            "filter": {"ENTITY_ID": i, "ENTITY_TYPE": entity_type}}) for i in group}
+        cmds = {
+            f"e{i}": (
+                "crm.timeline.comment.list",
+                {"filter": {"ENTITY_ID": i, "ENTITY_TYPE": entity_type}},
+            )
+            for i in group
+        }
         batch = await client.batch(cmds, safe=True)
         if batch.error:
             raise next(iter(batch.error.values()))
@@ -347,7 +418,7 @@ async def read_markers(client: B24Client, entity_type: str, ids: list[int]) -> s
 
     async with asyncio.TaskGroup() as group:  # the first failure cancels the rest
         for i in range(0, len(ids), 50):
-            group.create_task(chunk(ids[i:i + 50]))
+            group.create_task(chunk(ids[i : i + 50]))
     return markers
 
 
@@ -385,8 +456,9 @@ def _deal_fields(values: dict[str, Any], target: Target) -> dict[str, Any]:
     return out
 
 
-def plan_migration(records: list[Record], mapping: Mapping, target: Target,
-                   existing: Existing) -> MigrationPlan:
+def plan_migration(
+    records: list[Record], mapping: Mapping, target: Target, existing: Existing
+) -> MigrationPlan:
     planner = _Planner(mapping, target, existing)
     for record in records:
         planner.record(record)
@@ -417,20 +489,28 @@ class _Planner:
         plan = self.plan
         have = self.existing.deals.get(origin)
         if have is None:
-            command = cmd.entity_add("deal", {
-                **fields, "ORIGINATOR_ID": self.mapping.originator, "ORIGIN_ID": origin},
-                name=self.name("d"))
+            command = cmd.entity_add(
+                "deal",
+                {**fields, "ORIGINATOR_ID": self.mapping.originator, "ORIGIN_ID": origin},
+                name=self.name("d"),
+            )
             plan.commands.append(command)
             plan.count(entity, "created")
             return Ref(command.name)
         # the pipeline cannot change, and the stage is the sheet's only at creation: deals move
         # on the portal after a migration, and a re-run must not move them back
-        changed = {k: v for k, v in fields.items() if k not in ("CATEGORY_ID", "STAGE_ID")
-                   and not isinstance(v, Ref) and not _same(have.get(k), v)}
+        changed = {
+            k: v
+            for k, v in fields.items()
+            if k not in ("CATEGORY_ID", "STAGE_ID")
+            and not isinstance(v, Ref)
+            and not _same(have.get(k), v)
+        }
         refs = {k: v for k, v in fields.items() if isinstance(v, Ref)}
         if changed or refs:
-            plan.commands.append(cmd.entity_update("deal", int(have["ID"]), {**changed, **refs},
-                                                   name=self.name("u")))
+            plan.commands.append(
+                cmd.entity_update("deal", int(have["ID"]), {**changed, **refs}, name=self.name("u"))
+            )
         plan.count(entity, "updated" if changed else "unchanged")
         return int(have["ID"])
 
@@ -440,9 +520,12 @@ class _Planner:
         contact = self.contact(record)
         contractor = self.contractor(record)
         target = self.target
-        parent_fields = {"TITLE": record.title, "CATEGORY_ID": target.parent.id,
-                         "STAGE_ID": target.stage_id(target.parent, record.stage),
-                         **_deal_fields(record.fields, target)}
+        parent_fields = {
+            "TITLE": record.title,
+            "CATEGORY_ID": target.parent.id,
+            "STAGE_ID": target.stage_id(target.parent, record.stage),
+            **_deal_fields(record.fields, target),
+        }
         if contact is not None:
             parent_fields["CONTACT_ID"] = contact
         parent = self.deal(f"row:{record.row_id}", parent_fields, "parents")
@@ -460,11 +543,12 @@ class _Planner:
         if contact is None and (record.contact_name or comms):
             key = comms[0] if comms else f"row:{record.row_id}"
             words = (record.contact_name or record.company or "").split()
-            fields: dict[str, Any] = {"NAME": " ".join(words[1:]) if len(words) > 1 else
-                                      (words[0] if words else ""),
-                                      "LAST_NAME": words[0] if len(words) > 1 else "",
-                                      "ORIGINATOR_ID": self.mapping.originator,
-                                      "ORIGIN_ID": f"contact:{key}"}
+            fields: dict[str, Any] = {
+                "NAME": " ".join(words[1:]) if len(words) > 1 else (words[0] if words else ""),
+                "LAST_NAME": words[0] if len(words) > 1 else "",
+                "ORIGINATOR_ID": self.mapping.originator,
+                "ORIGIN_ID": f"contact:{key}",
+            }
             if record.phones:
                 fields["PHONE"] = [{"VALUE": p, "VALUE_TYPE": "WORK"} for p in record.phones]
             if record.emails:
@@ -487,20 +571,24 @@ class _Planner:
         if not (record.contractor and target.contractor_etid is not None and mapping.contractor):
             return None
         keys = [contact_key(p) for p in record.contractor["phones"]] or [
-            f"title:{normalize_word(record.contractor['title'])}"]
+            f"title:{normalize_word(record.contractor['title'])}"
+        ]
         contractor = next((self.contractors[k] for k in keys if k in self.contractors), None)
         if contractor is not None:
             self.plan.count("contractors", "unchanged")
             return contractor
         prefix = spa_uf_prefix(target.contractor_type_id or 0)
-        item_fields = {"title": record.contractor["title"],
-                       "xmlId": f"{mapping.originator}:contractor:{keys[0]}",
-                       prefix + mapping.contractor.phone_field:
-                           ", ".join(record.contractor["phones"])}
-        item_fields.update({prefix + k: v for k, v in
-                            record.contractor["fields"].items() if v is not None})
-        command = cmd.item_add(target.contractor_etid, item_fields, name=self.name("k"),
-                               original_names=True)
+        item_fields = {
+            "title": record.contractor["title"],
+            "xmlId": f"{mapping.originator}:contractor:{keys[0]}",
+            prefix + mapping.contractor.phone_field: ", ".join(record.contractor["phones"]),
+        }
+        item_fields.update(
+            {prefix + k: v for k, v in record.contractor["fields"].items() if v is not None}
+        )
+        command = cmd.item_add(
+            target.contractor_etid, item_fields, name=self.name("k"), original_names=True
+        )
         self.plan.commands.append(command)
         self.plan.count("contractors", "created")
         contractor = Ref(command.name, ("item", "id"))
@@ -508,8 +596,15 @@ class _Planner:
             self.contractors[k] = contractor
         return contractor
 
-    def child(self, record: Record, child: ChildRecord, parent: Any,
-              parent_fields: dict[str, Any], contact: Any, contractor: Any) -> None:
+    def child(
+        self,
+        record: Record,
+        child: ChildRecord,
+        parent: Any,
+        parent_fields: dict[str, Any],
+        contact: Any,
+        contractor: Any,
+    ) -> None:
         """A child deal of the record's parent, then the parent's link fields pointing back
         to it when they are not so already."""
         target = self.target
@@ -523,32 +618,43 @@ class _Planner:
             own[parent_field(target.contractor_etid)] = contractor
             if target.contractor_field:
                 own[target.contractor_field] = as_ref_text(
-                    contractor, item_ref(target.contractor_etid, "{}"))
+                    contractor, item_ref(target.contractor_etid, "{}")
+                )
         fields = child_fields(spec, parent, stage, parent_fields, own)
         child_id = self.deal(f"row:{record.row_id}:{child.rule.link}", fields, "children")
         back = back_fields(spec, child_id, stage)
         have = self.existing.deals.get(f"row:{record.row_id}")
-        if back and (have is None or isinstance(child_id, Ref) or any(
-                not _same(have.get(k), v) for k, v in back.items() if not isinstance(v, Ref))):
-            self.plan.commands.append(cmd.entity_update("deal", parent, back,
-                                                        name=self.name("l")))
+        if back and (
+            have is None
+            or isinstance(child_id, Ref)
+            or any(not _same(have.get(k), v) for k, v in back.items() if not isinstance(v, Ref))
+        ):
+            self.plan.commands.append(cmd.entity_update("deal", parent, back, name=self.name("l")))
 
     def comment(self, record: Record, parent: Any) -> None:
         """The record's comment on its parent deal, once: marked so a re-run finds it."""
         marker = f"[b24kit {self.mapping.originator} row {record.row_id}]"
         if marker not in self.existing.markers:
-            self.plan.commands.append(cmd.comment_add(
-                "deal", parent, f"{record.comment}\n\n{marker}", name=self.name("t")))
+            self.plan.commands.append(
+                cmd.comment_add(
+                    "deal", parent, f"{record.comment}\n\n{marker}", name=self.name("t")
+                )
+            )
             self.plan.count("comments", "created")
         else:
             self.plan.count("comments", "unchanged")
 
 
 def child_link(link: Link, pipeline: PipelineSnap) -> ChildLink:
-    return ChildLink(link.name, pipeline.id, uf_name(link.child_field),
-                     uf_name(link.parent_field) if link.parent_field else None,
-                     uf_name(link.mirror_field) if link.mirror_field else None,
-                     tuple(link.copy_fields), {s.status_id: s.name for s in pipeline.stages})
+    return ChildLink(
+        link.name,
+        pipeline.id,
+        uf_name(link.child_field),
+        uf_name(link.parent_field) if link.parent_field else None,
+        uf_name(link.mirror_field) if link.mirror_field else None,
+        tuple(link.copy_fields),
+        {s.status_id: s.name for s in pipeline.stages},
+    )
 
 
 def select_fields(mapping: Mapping, target: Target) -> list[str]:

@@ -39,22 +39,28 @@ def load_mapping(path: Path) -> Mapping:
         issues = []
         for error in exc.errors():
             loc = tuple(p for p in error["loc"] if isinstance(p, (str, int)))
-            message = (f"unknown key {loc[-1]!r}" if error["type"] == "extra_forbidden"
-                       else error["msg"])
+            message = (
+                f"unknown key {loc[-1]!r}" if error["type"] == "extra_forbidden" else error["msg"]
+            )
             issues.append(BlueprintIssue(doc.mark(loc), f"{'.'.join(map(str, loc))}: {message}"))
         raise BlueprintError(issues) from None
 
 
-def load_table(mapping: Mapping, base: Path, sheets_endpoint: str | None = None,
-               credentials: Path | None = None) -> Table:
+def load_table(
+    mapping: Mapping,
+    base: Path,
+    sheets_endpoint: str | None = None,
+    credentials: Path | None = None,
+) -> Table:
     source = mapping.source
     if source.csv:
         grid = read_csv(base / source.csv)
     elif source.xlsx:
         grid = read_xlsx(base / source.xlsx, source.worksheet)
     elif source.sheet:
-        grid = read_gsheet(gspread_client(credentials, sheets_endpoint), source.sheet,
-                           source.worksheet)
+        grid = read_gsheet(
+            gspread_client(credentials, sheets_endpoint), source.sheet, source.worksheet
+        )
     else:
         raise InputError("the mapping's source needs csv, xlsx or sheet")
     return to_table(grid, source.header_rows)
@@ -92,30 +98,45 @@ class MigrationResult:
         return [o for o in self.outcomes if not o.ok]
 
     def summary(self) -> dict[str, Any]:
-        return {"rows_read": self.rows, "valid_rows": self.records,
-                "rejected_rows": self.rejected_rows,
-                "warnings": sum(f.kind == "warning" for f in self.findings),
-                "entities": self.plan.counts, "commands": len(self.plan.commands),
-                "failed_commands": len(self.failed), "dry_run": self.dry_run}
+        return {
+            "rows_read": self.rows,
+            "valid_rows": self.records,
+            "rejected_rows": self.rejected_rows,
+            "warnings": sum(f.kind == "warning" for f in self.findings),
+            "entities": self.plan.counts,
+            "commands": len(self.plan.commands),
+            "failed_commands": len(self.failed),
+            "dry_run": self.dry_run,
+        }
 
 
-async def prepare(client: B24Client, mapping: Mapping, mapping_dir: Path,
-                  sheets_endpoint: str | None = None,
-                  credentials: Path | None = None) -> MigrationResult:
+async def prepare(
+    client: B24Client,
+    mapping: Mapping,
+    mapping_dir: Path,
+    sheets_endpoint: str | None = None,
+    credentials: Path | None = None,
+) -> MigrationResult:
     table = load_table(mapping, mapping_dir, sheets_endpoint, credentials)
     check_table(mapping, table)
     records, findings = read_records(table, mapping)
     blueprint, _ = load_blueprint((mapping_dir / mapping.blueprint).resolve())
     snapshot = await read_snapshot(client)
     target = resolve_target(mapping, blueprint, snapshot)
-    existing = await read_existing(client, mapping, target, select_fields(mapping, target),
-                                   commented={str(r.row_id) for r in records if r.comment})
+    existing = await read_existing(
+        client,
+        mapping,
+        target,
+        select_fields(mapping, target),
+        commented={str(r.row_id) for r in records if r.comment},
+    )
     plan = plan_migration(records, mapping, target, existing)
     return MigrationResult(len(table.rows), len(records), findings, plan)
 
 
-async def execute(client: B24Client, result: MigrationResult,
-                  progress: Callable[[int, int], None] | None = None) -> MigrationResult:
+async def execute(
+    client: B24Client, result: MigrationResult, progress: Callable[[int, int], None] | None = None
+) -> MigrationResult:
     result.outcomes = await Executor(client, progress=progress).run(result.plan.commands)
     result.dry_run = False
     return result
@@ -124,11 +145,23 @@ async def execute(client: B24Client, result: MigrationResult,
 def write_report(path: Path, result: MigrationResult) -> None:
     rows = [f.as_dict() for f in result.findings]
     for outcome in result.failed:
-        rows.append({"kind": "failed", "worksheet": "", "row": "", "column": "",
-                     "value": outcome.method, "reason": str(outcome.error)})
+        rows.append(
+            {
+                "kind": "failed",
+                "worksheet": "",
+                "row": "",
+                "column": "",
+                "value": outcome.method,
+                "reason": str(outcome.error),
+            }
+        )
     if path.suffix == ".json":
-        path.write_text(json.dumps({"summary": result.summary(), "findings": rows},
-                                   ensure_ascii=False, indent=1), encoding="utf-8")
+        path.write_text(
+            json.dumps(
+                {"summary": result.summary(), "findings": rows}, ensure_ascii=False, indent=1
+            ),
+            encoding="utf-8",
+        )
         return
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, ["kind", "worksheet", "row", "column", "value", "reason"])

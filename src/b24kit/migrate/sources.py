@@ -105,8 +105,10 @@ def to_table(grid: Grid, header_rows: int = 1) -> Table:
     filled = _filled(grid)
     start = next((i for i, r in enumerate(filled) if any(v not in (None, "") for v in r)), 0)
     width = max((len(r) for r in filled), default=0)
-    header_lines = [filled[i] + [None] * (width - len(filled[i]))
-                    for i in range(start, min(start + header_rows, len(filled)))]
+    header_lines = [
+        filled[i] + [None] * (width - len(filled[i]))
+        for i in range(start, min(start + header_rows, len(filled)))
+    ]
     headers: list[str] = []
     for col in range(width):
         parts: list[str] = []
@@ -125,8 +127,13 @@ def to_table(grid: Grid, header_rows: int = 1) -> Table:
     for index in range(first, len(grid.rows)):
         raw = grid.rows[index]
         cells = {
-            header: Cell(raw[col] if col < len(raw) else None, grid.worksheet, index + 1,
-                         column_letter(col), header)
+            header: Cell(
+                raw[col] if col < len(raw) else None,
+                grid.worksheet,
+                index + 1,
+                column_letter(col),
+                header,
+            )
             for col, header in enumerate(headers)
         }
         rows.append(SheetRow(index + 1, cells))
@@ -158,11 +165,13 @@ def read_xlsx(path: Path, worksheet: str | None = None) -> Grid:
     try:
         sheet = book[worksheet] if worksheet else book.active
     except KeyError:
-        raise InputError(f"{path}: no worksheet {worksheet!r} (has: {', '.join(book.sheetnames)})") \
-            from None
+        raise InputError(
+            f"{path}: no worksheet {worksheet!r} (has: {', '.join(book.sheetnames)})"
+        ) from None
     rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
-    merges = [(r.min_row - 1, r.max_row, r.min_col - 1, r.max_col)
-              for r in sheet.merged_cells.ranges]
+    merges = [
+        (r.min_row - 1, r.max_row, r.min_col - 1, r.max_col) for r in sheet.merged_cells.ranges
+    ]
     return Grid(str(path), sheet.title, rows, merges)
 
 
@@ -189,7 +198,7 @@ def gspread_client(credentials: Path | None = None, endpoint: str | None = None)
 
         class Redirect(HTTPAdapter):
             def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-                request.url = base + request.url[len(GOOGLE_SHEETS):]
+                request.url = base + request.url[len(GOOGLE_SHEETS) :]
                 return super().send(request, *args, **kwargs)
 
         session = requests.Session()
@@ -213,6 +222,8 @@ def read_gsheet(client: Any, url_or_key: str, worksheet: str | None = None) -> G
     merges: list[Merge] = []
     for info in meta.get("sheets", []):
         if info["properties"]["sheetId"] == sheet.id:
-            merges = [(m["startRowIndex"], m["endRowIndex"], m["startColumnIndex"],
-                       m["endColumnIndex"]) for m in info.get("merges", [])]
+            merges = [
+                (m["startRowIndex"], m["endRowIndex"], m["startColumnIndex"], m["endColumnIndex"])
+                for m in info.get("merges", [])
+            ]
     return Grid(f"{spreadsheet.title} ({sheet_key(url_or_key)})", sheet.title, rows, merges)

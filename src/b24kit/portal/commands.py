@@ -40,9 +40,9 @@ def _first_id(result: Any, sent: dict[str, Any]) -> Any | None:
     return int(rows[0]["ID"]) if rows else None
 
 
-def _wrapped(list_key: str, one_key: str,
-             match: Callable[[Mapping[str, Any]], bool] | None = None
-             ) -> Extract:
+def _wrapped(
+    list_key: str, one_key: str, match: Callable[[Mapping[str, Any]], bool] | None = None
+) -> Extract:
     def extract(result: Any, sent: dict[str, Any]) -> Any | None:
         rows = result.get(list_key, []) if isinstance(result, Mapping) else []
         rows = [r for r in rows if match is None or match(r)]
@@ -51,8 +51,9 @@ def _wrapped(list_key: str, one_key: str,
     return extract
 
 
-def _absent(id_key: str, wanted: Value, list_key: str | None = None, filtered: bool = True
-            ) -> Extract:
+def _absent(
+    id_key: str, wanted: Value, list_key: str | None = None, filtered: bool = True
+) -> Extract:
     """True when a well-formed answer has no row with the id; None (not known to be gone)
     when the thing is there, the answer is malformed, or a filter was ignored."""
 
@@ -98,28 +99,37 @@ def entity_add(entity: str, fields: dict[str, Any], name: str = "") -> Command:
     key = None
     originator, origin = fields.get("ORIGINATOR_ID"), fields.get("ORIGIN_ID")
     if _present(originator) and _present(origin):
-        key = LookupKey(f"crm.{entity}.list", {"filter": {
-            "ORIGINATOR_ID": originator, "ORIGIN_ID": origin}, "select": ["ID"]},
-            _first_id, f"{originator}/{origin}")
+        key = LookupKey(
+            f"crm.{entity}.list",
+            {"filter": {"ORIGINATOR_ID": originator, "ORIGIN_ID": origin}, "select": ["ID"]},
+            _first_id,
+            f"{originator}/{origin}",
+        )
     return Command(f"crm.{entity}.add", {"fields": fields}, name=name, kind="create", key=key)
 
 
 def entity_update(entity: str, ident: Value, fields: dict[str, Any], name: str = "") -> Command:
     assert entity in OLD_ENTITIES, entity
-    return Command(f"crm.{entity}.update", {"id": ident, "fields": fields}, name=name,
-                   kind="update")
+    return Command(
+        f"crm.{entity}.update", {"id": ident, "fields": fields}, name=name, kind="update"
+    )
 
 
 def entity_delete(entity: str, ident: Value, name: str = "") -> Command:
     assert entity in OLD_ENTITIES, entity
-    gone = LookupKey(f"crm.{entity}.list", {"filter": {"ID": ident}, "select": ["ID"]},
-                     _absent("ID", ident), f"crm.{entity}.delete {_label(ident)}")
+    gone = LookupKey(
+        f"crm.{entity}.list",
+        {"filter": {"ID": ident}, "select": ["ID"]},
+        _absent("ID", ident),
+        f"crm.{entity}.delete {_label(ident)}",
+    )
     return Command(f"crm.{entity}.delete", {"id": ident}, name=name, kind="delete", gone=gone)
 
 
 # ------------------------------------------------------------ smart-process items
-def item_add(etid: Value, fields: dict[str, Any], name: str = "",
-             original_names: bool = False) -> Command:
+def item_add(
+    etid: Value, fields: dict[str, Any], name: str = "", original_names: bool = False
+) -> Command:
     """crm.item.add; found again by xmlId, or originatorId + originId."""
     key = None
     if _present(fields.get("xmlId")):
@@ -129,8 +139,12 @@ def item_add(etid: Value, fields: dict[str, Any], name: str = "",
     else:
         flt = {}
     if flt:
-        key = LookupKey("crm.item.list", {"entityTypeId": etid, "filter": flt, "select": ["*"]},
-                        _wrapped("items", "item"), str(flt))
+        key = LookupKey(
+            "crm.item.list",
+            {"entityTypeId": etid, "filter": flt, "select": ["*"]},
+            _wrapped("items", "item"),
+            str(flt),
+        )
     params: dict[str, Any] = {"entityTypeId": etid, "fields": fields}
     if original_names:
         params["useOriginalUfNames"] = "Y"
@@ -138,26 +152,37 @@ def item_add(etid: Value, fields: dict[str, Any], name: str = "",
 
 
 def item_update(etid: Value, ident: Value, fields: dict[str, Any], name: str = "") -> Command:
-    return Command("crm.item.update", {"entityTypeId": etid, "id": ident, "fields": fields},
-                   name=name, kind="update")
+    return Command(
+        "crm.item.update",
+        {"entityTypeId": etid, "id": ident, "fields": fields},
+        name=name,
+        kind="update",
+    )
 
 
 def item_delete(etid: Value, ident: Value, name: str = "") -> Command:
-    gone = LookupKey("crm.item.list", {"entityTypeId": etid, "filter": {"id": ident},
-                                       "select": ["id"]},
-                     _absent("id", ident, "items"), f"crm.item.delete {_label(ident)}")
-    return Command("crm.item.delete", {"entityTypeId": etid, "id": ident}, name=name,
-                   kind="delete", gone=gone)
+    gone = LookupKey(
+        "crm.item.list",
+        {"entityTypeId": etid, "filter": {"id": ident}, "select": ["id"]},
+        _absent("id", ident, "items"),
+        f"crm.item.delete {_label(ident)}",
+    )
+    return Command(
+        "crm.item.delete", {"entityTypeId": etid, "id": ident}, name=name, kind="delete", gone=gone
+    )
 
 
 def move_items(etid: int, ids: list[int], target: str, name: str) -> list[Command]:
     """Move items to stage ``target``: one update per item (the step before a stage they
     are in is deleted)."""
     if etid == EntityType.DEAL:
-        return [entity_update("deal", i, {"STAGE_ID": target}, name=f"{name}_{n}")
-                for n, i in enumerate(ids)]
-    return [item_update(etid, i, {"stageId": target}, name=f"{name}_{n}")
-            for n, i in enumerate(ids)]
+        return [
+            entity_update("deal", i, {"STAGE_ID": target}, name=f"{name}_{n}")
+            for n, i in enumerate(ids)
+        ]
+    return [
+        item_update(etid, i, {"stageId": target}, name=f"{name}_{n}") for n, i in enumerate(ids)
+    ]
 
 
 # --------------------------------------------------------------------- stages
@@ -173,34 +198,52 @@ def status_add(entity_id: Value, code: str, fields: dict[str, Any], name: str = 
                 return int(row["ID"])
         return None
 
-    key = LookupKey("crm.status.list", {"filter": {"ENTITY_ID": entity_id}}, same,
-                    f"{_label(entity_id)}/{code}")
-    return Command("crm.status.add", {"fields": {"ENTITY_ID": entity_id, "STATUS_ID": code,
-                                                 **fields}},
-                   name=name, kind="create", key=key)
+    key = LookupKey(
+        "crm.status.list", {"filter": {"ENTITY_ID": entity_id}}, same, f"{_label(entity_id)}/{code}"
+    )
+    return Command(
+        "crm.status.add",
+        {"fields": {"ENTITY_ID": entity_id, "STATUS_ID": code, **fields}},
+        name=name,
+        kind="create",
+        key=key,
+    )
 
 
-def status_update(row_id: Value, fields: dict[str, Any], name: str = "",
-                  optional: bool = False) -> Command:
-    return Command("crm.status.update", {"id": row_id, "fields": fields}, name=name,
-                   kind="update", optional=optional)
+def status_update(
+    row_id: Value, fields: dict[str, Any], name: str = "", optional: bool = False
+) -> Command:
+    return Command(
+        "crm.status.update",
+        {"id": row_id, "fields": fields},
+        name=name,
+        kind="update",
+        optional=optional,
+    )
 
 
-def status_delete(row_id: Value, system: bool = False, name: str = "",
-                  optional: bool = False) -> Command:
+def status_delete(
+    row_id: Value, system: bool = False, name: str = "", optional: bool = False
+) -> Command:
     params: dict[str, Any] = {"id": row_id}
     if system:
         params["params"] = {"FORCED": "Y"}
-    gone = LookupKey("crm.status.list", {"filter": {"ID": row_id}}, _absent("ID", row_id),
-                     f"crm.status.delete {_label(row_id)}")
-    return Command("crm.status.delete", params, name=name, kind="delete", gone=gone,
-                   optional=optional)
+    gone = LookupKey(
+        "crm.status.list",
+        {"filter": {"ID": row_id}},
+        _absent("ID", row_id),
+        f"crm.status.delete {_label(row_id)}",
+    )
+    return Command(
+        "crm.status.delete", params, name=name, kind="delete", gone=gone, optional=optional
+    )
 
 
 def pipeline_stages(entity_id: Value, name: str) -> Command:
     """Read a pipeline's stages (to find the rows a new pipeline came with)."""
-    return read("crm.status.list", {"filter": {"ENTITY_ID": entity_id}, "order": {"ID": "ASC"}},
-                name=name)
+    return read(
+        "crm.status.list", {"filter": {"ENTITY_ID": entity_id}, "order": {"ID": "ASC"}}, name=name
+    )
 
 
 def stage_row(read_name: str, code: str) -> Ref:
@@ -219,24 +262,45 @@ def category_add(etid: Value, fields: dict[str, Any], name: str = "") -> Command
         def same(row: Mapping[str, Any]) -> bool:
             return (str(row.get("originatorId")), str(row.get("originId"))) == pair
 
-        key = LookupKey("crm.category.list", {"entityTypeId": etid},
-                        _wrapped("categories", "category", same), "/".join(pair))
-    return Command("crm.category.add", {"entityTypeId": etid, "fields": fields}, name=name,
-                   kind="create", key=key)
+        key = LookupKey(
+            "crm.category.list",
+            {"entityTypeId": etid},
+            _wrapped("categories", "category", same),
+            "/".join(pair),
+        )
+    return Command(
+        "crm.category.add",
+        {"entityTypeId": etid, "fields": fields},
+        name=name,
+        kind="create",
+        key=key,
+    )
 
 
 def category_update(etid: Value, ident: Value, fields: dict[str, Any], name: str = "") -> Command:
-    return Command("crm.category.update", {"entityTypeId": etid, "id": ident, "fields": fields},
-                   name=name, kind="update")
+    return Command(
+        "crm.category.update",
+        {"entityTypeId": etid, "id": ident, "fields": fields},
+        name=name,
+        kind="update",
+    )
 
 
 def category_delete(etid: Value, ident: Value, name: str = "") -> Command:
     # crm-category-list.md documents no filter: the whole list of the entity
-    gone = LookupKey("crm.category.list", {"entityTypeId": etid},
-                     _absent("id", ident, "categories", filtered=False),
-                     f"crm.category.delete {_label(ident)}")
-    return Command("crm.category.delete", {"entityTypeId": etid, "id": ident}, name=name,
-                   kind="delete", gone=gone)
+    gone = LookupKey(
+        "crm.category.list",
+        {"entityTypeId": etid},
+        _absent("id", ident, "categories", filtered=False),
+        f"crm.category.delete {_label(ident)}",
+    )
+    return Command(
+        "crm.category.delete",
+        {"entityTypeId": etid, "id": ident},
+        name=name,
+        kind="delete",
+        gone=gone,
+    )
 
 
 def categories(etid: Value, name: str) -> Command:
@@ -258,22 +322,26 @@ def spa_stage_entity(etid: Value, category: Value) -> Value:
 # -------------------------------------------------------------- custom fields
 def deal_field_add(fields: dict[str, Any], name: str = "") -> Command:
     field_name = str(fields["FIELD_NAME"])
-    key = LookupKey("crm.deal.userfield.list", {"filter": {"FIELD_NAME": field_name}},
-                    _first_id, field_name)
-    return Command("crm.deal.userfield.add", {"fields": fields}, name=name, kind="create",
-                   key=key)
+    key = LookupKey(
+        "crm.deal.userfield.list", {"filter": {"FIELD_NAME": field_name}}, _first_id, field_name
+    )
+    return Command("crm.deal.userfield.add", {"fields": fields}, name=name, kind="create", key=key)
 
 
 def deal_field_update(ident: int, fields: dict[str, Any], name: str = "") -> Command:
-    return Command("crm.deal.userfield.update", {"id": ident, "fields": fields}, name=name,
-                   kind="update")
+    return Command(
+        "crm.deal.userfield.update", {"id": ident, "fields": fields}, name=name, kind="update"
+    )
 
 
 def deal_field_delete(ident: int, name: str = "") -> Command:
-    gone = LookupKey("crm.deal.userfield.list", {"filter": {"ID": ident}},
-                     _absent("ID", ident), f"crm.deal.userfield.delete {ident}")
-    return Command("crm.deal.userfield.delete", {"id": ident}, name=name, kind="delete",
-                   gone=gone)
+    gone = LookupKey(
+        "crm.deal.userfield.list",
+        {"filter": {"ID": ident}},
+        _absent("ID", ident),
+        f"crm.deal.userfield.delete {ident}",
+    )
+    return Command("crm.deal.userfield.delete", {"id": ident}, name=name, kind="delete", gone=gone)
 
 
 def spa_field_add(field: dict[str, Any], name: str = "") -> Command:
@@ -289,22 +357,44 @@ def spa_field_add(field: dict[str, Any], name: str = "") -> Command:
         return None
 
     flt = {"entityId": field["entityId"], "fieldName": field["fieldName"]}
-    key = LookupKey("userfieldconfig.list", {"moduleId": "crm", "filter": flt}, extract,
-                    _label(field["fieldName"]))
-    return Command("userfieldconfig.add", {"moduleId": "crm", "field": field}, name=name,
-                   kind="create", key=key)
+    key = LookupKey(
+        "userfieldconfig.list",
+        {"moduleId": "crm", "filter": flt},
+        extract,
+        _label(field["fieldName"]),
+    )
+    return Command(
+        "userfieldconfig.add",
+        {"moduleId": "crm", "field": field},
+        name=name,
+        kind="create",
+        key=key,
+    )
 
 
 def spa_field_update(ident: int, field: dict[str, Any], name: str = "") -> Command:
-    return Command("userfieldconfig.update", {"moduleId": "crm", "id": ident, "field": field},
-                   name=name, kind="update")
+    return Command(
+        "userfieldconfig.update",
+        {"moduleId": "crm", "id": ident, "field": field},
+        name=name,
+        kind="update",
+    )
 
 
 def spa_field_delete(ident: int, name: str = "") -> Command:
-    gone = LookupKey("userfieldconfig.list", {"moduleId": "crm", "filter": {"id": ident}},
-                     _absent("id", ident, "fields"), f"userfieldconfig.delete {ident}")
-    return Command("userfieldconfig.delete", {"moduleId": "crm", "id": ident}, name=name,
-                   kind="delete", gone=gone)
+    gone = LookupKey(
+        "userfieldconfig.list",
+        {"moduleId": "crm", "filter": {"id": ident}},
+        _absent("id", ident, "fields"),
+        f"userfieldconfig.delete {ident}",
+    )
+    return Command(
+        "userfieldconfig.delete",
+        {"moduleId": "crm", "id": ident},
+        name=name,
+        kind="delete",
+        gone=gone,
+    )
 
 
 # ------------------------------------------------------------- smart processes
@@ -331,8 +421,12 @@ def type_add(fields: dict[str, Any], name: str = "") -> Command:
         flt = {"entityTypeId": fields["entityTypeId"]}
         key = LookupKey("crm.type.list", {"filter": flt}, _wrapped("types", "type"), str(flt))
     elif code:
-        key = LookupKey("crm.type.list", {"order": {"id": "DESC"}},
-                        _wrapped("types", "type", same_type), f"code={code}")
+        key = LookupKey(
+            "crm.type.list",
+            {"order": {"id": "DESC"}},
+            _wrapped("types", "type", same_type),
+            f"code={code}",
+        )
     return Command("crm.type.add", {"fields": fields}, name=name, kind="create", key=key)
 
 
@@ -341,8 +435,12 @@ def type_update(ident: Value, fields: dict[str, Any], name: str = "") -> Command
 
 
 def type_delete(ident: int, name: str = "") -> Command:
-    gone = LookupKey("crm.type.list", {"filter": {"id": ident}}, _absent("id", ident, "types"),
-                     f"crm.type.delete {ident}")
+    gone = LookupKey(
+        "crm.type.list",
+        {"filter": {"id": ident}},
+        _absent("id", ident, "types"),
+        f"crm.type.delete {ident}",
+    )
     return Command("crm.type.delete", {"id": ident}, name=name, kind="delete", gone=gone)
 
 
@@ -362,7 +460,12 @@ def comment_add(entity_type: str, entity_id: Value, text: str, name: str = "") -
                     return int(row["ID"])
             return None
 
-        key = LookupKey("crm.timeline.comment.list", {"filter": {
-            "ENTITY_ID": entity_id, "ENTITY_TYPE": entity_type}}, has_marker, wanted)
-    return Command("crm.timeline.comment.add", {"fields": fields}, name=name, kind="create",
-                   key=key)
+        key = LookupKey(
+            "crm.timeline.comment.list",
+            {"filter": {"ENTITY_ID": entity_id, "ENTITY_TYPE": entity_type}},
+            has_marker,
+            wanted,
+        )
+    return Command(
+        "crm.timeline.comment.add", {"fields": fields}, name=name, kind="create", key=key
+    )

@@ -46,6 +46,7 @@ def _id(value: int | None) -> int:
     assert value is not None, "set-up has not made this yet"
     return value
 
+
 UF_MISSING = {  # userfieldconfig-{get,update,delete}.md: code "" and these texts, HTTP 400
     "get": "You do not have permission to view user field settings",
     "update": "You cannot change the settings of the user field",
@@ -284,7 +285,10 @@ async def _new_pipeline_stages(client: B24Client, s: Scratch) -> Seen:
     rows = as_list(
         await client.call(
             "crm.status.list",
-            {"filter": {"ENTITY_ID": stage_entity(DEAL, _id(s.pipeline))}, "order": {"SORT": "ASC"}},
+            {
+                "filter": {"ENTITY_ID": stage_entity(DEAL, _id(s.pipeline))},
+                "order": {"SORT": "ASC"},
+            },
         )
     )
     prefix = stage_prefix(DEAL, _id(s.pipeline))
@@ -323,7 +327,9 @@ async def _stage_id_cut(client: B24Client, s: Scratch) -> Seen:
             False, f"a {len(LONG_STAGE)}-character code was refused: " + _error(status, body)
         )
     rows = as_list(
-        await client.call("crm.status.list", {"filter": {"ENTITY_ID": stage_entity(DEAL, _id(s.pipeline))}})
+        await client.call(
+            "crm.status.list", {"filter": {"ENTITY_ID": stage_entity(DEAL, _id(s.pipeline))}}
+        )
     )
     want_short, want_long = _our_stages(s)
     ids = {str(r["STATUS_ID"]) for r in rows}
@@ -343,7 +349,8 @@ async def _spa_stage_prefix(client: B24Client, s: Scratch) -> Seen:
     cat = cats[0]
     rows = as_list(
         await client.call(
-            "crm.status.list", {"filter": {"ENTITY_ID": stage_entity(_id(s.spa_etid), int(cat["id"]))}}
+            "crm.status.list",
+            {"filter": {"ENTITY_ID": stage_entity(_id(s.spa_etid), int(cat["id"]))}},
         )
     )
     prefix = stage_prefix(_id(s.spa_etid), int(cat["id"]))

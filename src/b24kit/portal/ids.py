@@ -24,8 +24,10 @@ class EntityType(IntEnum):
 
 # blueprint words for the built-in entities (relations and crm-type field links)
 ENTITY_WORDS: dict[str, EntityType] = {
-    "lead": EntityType.LEAD, "deal": EntityType.DEAL,
-    "contact": EntityType.CONTACT, "company": EntityType.COMPANY,
+    "lead": EntityType.LEAD,
+    "deal": EntityType.DEAL,
+    "contact": EntityType.CONTACT,
+    "company": EntityType.COMPANY,
 }
 WORD_OF = {etid: word for word, etid in ENTITY_WORDS.items()}
 # the settings key of a crm-type field that may link to the entity (crm.userfield.types)
@@ -49,13 +51,22 @@ SEMANTIC_WORD = {None: "process", "": "process", "S": "success", "F": "failure"}
 # Stages a new pipeline comes with: code -> English name (API notes §5.2). A deal code
 # longer than its pipeline's prefix allows is kept cut (PREPAYMENT_INVOIC).
 DEAL_TEMPLATE = {
-    "NEW": "New", "PREPARATION": "Document preparation",
-    "PREPAYMENT_INVOICE": "Prepayment invoice", "EXECUTING": "In progress",
-    "FINAL_INVOICE": "Final invoice", "WON": "Deal successful", "LOSE": "Deal failed",
+    "NEW": "New",
+    "PREPARATION": "Document preparation",
+    "PREPAYMENT_INVOICE": "Prepayment invoice",
+    "EXECUTING": "In progress",
+    "FINAL_INVOICE": "Final invoice",
+    "WON": "Deal successful",
+    "LOSE": "Deal failed",
     "APOLOGY": "Analyze failure",
 }
-SPA_TEMPLATE = {"NEW": "Start", "PREPARATION": "Preparation", "CLIENT": "Approval",
-                "SUCCESS": "Success", "FAIL": "Failure"}
+SPA_TEMPLATE = {
+    "NEW": "Start",
+    "PREPARATION": "Preparation",
+    "CLIENT": "Approval",
+    "SUCCESS": "Success",
+    "FAIL": "Failure",
+}
 
 
 def template_stages(etid: int) -> dict[str, str]:
@@ -106,13 +117,13 @@ def status_id(prefix: str, code: str) -> str:
 
 def kept_code(prefix: str, code: str) -> str:
     """The part of ``code`` the portal keeps after the prefix."""
-    return status_id(prefix, code)[len(prefix):]
+    return status_id(prefix, code)[len(prefix) :]
 
 
 def cut_forms(code: str) -> tuple[str, ...]:
     """Every form a deal stage code may take once cut, for any pipeline id up to 9999:
     the code of a template stage of a pipeline whose id is not known yet."""
-    forms = {code[:DEAL_STAGE_ID_MAX - len(f"C{'9' * digits}:")] for digits in range(1, 5)}
+    forms = {code[: DEAL_STAGE_ID_MAX - len(f"C{'9' * digits}:")] for digits in range(1, 5)}
     return tuple(sorted(forms | {code}, key=len, reverse=True))
 
 

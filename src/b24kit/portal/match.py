@@ -26,8 +26,9 @@ class Wanted(Protocol):
     def default(self) -> bool: ...
 
 
-def match_pipelines(wanted: Sequence[Wanted], portal: Sequence[PipelineSnap],
-                    etid: int) -> dict[str, PipelineSnap | None]:
+def match_pipelines(
+    wanted: Sequence[Wanted], portal: Sequence[PipelineSnap], etid: int
+) -> dict[str, PipelineSnap | None]:
     """Each wanted pipeline (by code, in order) to its portal pipeline, or None when it is
     not there. A portal pipeline is taken once. Per wanted pipeline: the default pipeline
     when it is the default one; then (deals) b24kit's tag ``originId == code``; then its
@@ -48,8 +49,10 @@ def _match_one(want: Wanted, candidates: list[PipelineSnap], etid: int) -> Pipel
         if found is not None:
             return found
     if etid == EntityType.DEAL:
-        found = next((p for p in candidates if p.originator_id == ORIGINATOR
-                      and p.origin_id == want.code), None)
+        found = next(
+            (p for p in candidates if p.originator_id == ORIGINATOR and p.origin_id == want.code),
+            None,
+        )
         if found is not None:
             return found
     for name in (want.name, *want.previous_names):

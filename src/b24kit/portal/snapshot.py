@@ -95,8 +95,9 @@ class Snapshot:
     def fingerprint(self) -> str:
         data = asdict(self)
         data.pop("requests")
-        return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False,
-                                         default=str).encode()).hexdigest()[:16]
+        return hashlib.sha256(
+            json.dumps(data, sort_keys=True, ensure_ascii=False, default=str).encode()
+        ).hexdigest()[:16]
 
     def spa_by_code(self, code: str) -> SpaSnap | None:
         return next((s for s in self.spas if s.code == code), None)
@@ -107,17 +108,32 @@ def _stage_rows(statuses: list[dict[str, Any]], entity: str, prefix: str) -> lis
     out = []
     for r in rows:
         status_id = str(r["STATUS_ID"])
-        code = status_id[len(prefix):] if prefix and status_id.startswith(prefix) else status_id
-        out.append(StageSnap(int(r["ID"]), status_id, code, str(r["NAME"]), int(r["SORT"]),
-                             r.get("COLOR"), SEMANTIC_WORD.get(r.get("SEMANTICS"), "process"),
-                             r.get("SYSTEM") == "Y"))
+        code = status_id[len(prefix) :] if prefix and status_id.startswith(prefix) else status_id
+        out.append(
+            StageSnap(
+                int(r["ID"]),
+                status_id,
+                code,
+                str(r["NAME"]),
+                int(r["SORT"]),
+                r.get("COLOR"),
+                SEMANTIC_WORD.get(r.get("SEMANTICS"), "process"),
+                r.get("SYSTEM") == "Y",
+            )
+        )
     return sorted(out, key=lambda s: (s.sort, s.row_id))
 
 
 def _pipeline(row: dict[str, Any], statuses: list[dict[str, Any]]) -> PipelineSnap:
-    p = PipelineSnap(int(row["id"]), int(row["entityTypeId"]), str(row["name"]),
-                     int(row.get("sort") or 0), row.get("isDefault") == "Y",
-                     str(row.get("originId") or ""), str(row.get("originatorId") or ""))
+    p = PipelineSnap(
+        int(row["id"]),
+        int(row["entityTypeId"]),
+        str(row["name"]),
+        int(row.get("sort") or 0),
+        row.get("isDefault") == "Y",
+        str(row.get("originId") or ""),
+        str(row.get("originatorId") or ""),
+    )
     p.stages = _stage_rows(statuses, p.stage_entity, p.prefix)
     return p
 
@@ -126,11 +142,25 @@ def _enum(items: Any, camel: bool) -> list[EnumSnap]:
     out = []
     for i in as_list(items):
         if camel:
-            out.append(EnumSnap(int(i["id"]), str(i["value"]), str(i.get("xmlId") or ""),
-                                int(i.get("sort") or 0), i.get("def") == "Y"))
+            out.append(
+                EnumSnap(
+                    int(i["id"]),
+                    str(i["value"]),
+                    str(i.get("xmlId") or ""),
+                    int(i.get("sort") or 0),
+                    i.get("def") == "Y",
+                )
+            )
         else:
-            out.append(EnumSnap(int(i["ID"]), str(i["VALUE"]), str(i.get("XML_ID") or ""),
-                                int(i.get("SORT") or 0), i.get("DEF") == "Y"))
+            out.append(
+                EnumSnap(
+                    int(i["ID"]),
+                    str(i["VALUE"]),
+                    str(i.get("XML_ID") or ""),
+                    int(i.get("SORT") or 0),
+                    i.get("DEF") == "Y",
+                )
+            )
     return out
 
 
@@ -141,10 +171,17 @@ def _deal_fields(by_lang: dict[str, list[dict[str, Any]]]) -> list[FieldSnap]:
             name = str(r["FIELD_NAME"])
             snap = fields.get(name)
             if snap is None:
-                snap = FieldSnap(int(r["ID"]), name, str(r["USER_TYPE_ID"]),
-                                 r.get("MULTIPLE") == "Y", r.get("MANDATORY") == "Y",
-                                 int(r.get("SORT") or 100), dict(r.get("SETTINGS") or {}), {},
-                                 _enum(r.get("LIST"), camel=False))
+                snap = FieldSnap(
+                    int(r["ID"]),
+                    name,
+                    str(r["USER_TYPE_ID"]),
+                    r.get("MULTIPLE") == "Y",
+                    r.get("MANDATORY") == "Y",
+                    int(r.get("SORT") or 100),
+                    dict(r.get("SETTINGS") or {}),
+                    {},
+                    _enum(r.get("LIST"), camel=False),
+                )
                 fields[name] = snap
             snap.labels[lang] = str(r.get("EDIT_FORM_LABEL") or "")
     return sorted(fields.values(), key=lambda f: f.name)
@@ -152,16 +189,24 @@ def _deal_fields(by_lang: dict[str, list[dict[str, Any]]]) -> list[FieldSnap]:
 
 def _spa_field(r: dict[str, Any]) -> FieldSnap:
     labels = r.get("editFormLabel") or {}
-    return FieldSnap(int(r["id"]), str(r["fieldName"]), str(r["userTypeId"]),
-                     r.get("multiple") == "Y", r.get("mandatory") == "Y",
-                     int(r.get("sort") or 100), dict(r.get("settings") or {}),
-                     {lang: str(labels.get(lang) or "") for lang in LANGS} if isinstance(
-                         labels, dict) else {lang: str(labels) for lang in LANGS},
-                     _enum(r.get("enum"), camel=True))
+    return FieldSnap(
+        int(r["id"]),
+        str(r["fieldName"]),
+        str(r["userTypeId"]),
+        r.get("multiple") == "Y",
+        r.get("mandatory") == "Y",
+        int(r.get("sort") or 100),
+        dict(r.get("settings") or {}),
+        {lang: str(labels.get(lang) or "") for lang in LANGS}
+        if isinstance(labels, dict)
+        else {lang: str(labels) for lang in LANGS},
+        _enum(r.get("enum"), camel=True),
+    )
 
 
-async def _whole(client: B24Client, batch: BatchResult,
-                 cmds: dict[str, tuple[str, dict[str, Any]]]) -> BatchResult:
+async def _whole(
+    client: B24Client, batch: BatchResult, cmds: dict[str, tuple[str, dict[str, Any]]]
+) -> BatchResult:
     """Every list of the batch whole: a command whose answer says ``next`` is read again
     page by page. Whether ``crm.status.list`` (or any list here) pages is not settled by
     the docs (docs/sandbox.md, "status-list-pages"), so never trust one page to be all."""
@@ -181,19 +226,25 @@ def _need_get(row: dict[str, Any]) -> bool:
     if "editFormLabel" not in row:
         return True
     return row.get("userTypeId") == "enumeration" and not (
-        isinstance(row.get("enum"), list) and row["enum"])
+        isinstance(row.get("enum"), list) and row["enum"]
+    )
 
 
-async def _spa_fields(client: B24Client, rows: list[dict[str, Any]],
-                      entity_id: str) -> list[dict[str, Any]]:
+async def _spa_fields(
+    client: B24Client, rows: list[dict[str, Any]], entity_id: str
+) -> list[dict[str, Any]]:
     """The smart process's own fields, each with its enum and labels. A row of another
     entity is dropped: the list's entityId filter is not documented as honoured."""
     mine = [r for r in rows if str(r.get("entityId")) == entity_id]
     missing = [r for r in mine if _need_get(r)]
     for chunk in range(0, len(missing), 50):
-        group = missing[chunk:chunk + 50]
-        got = await client.batch({f"g{r['id']}": ("userfieldconfig.get", {
-            "moduleId": "crm", "id": r["id"]}) for r in group})
+        group = missing[chunk : chunk + 50]
+        got = await client.batch(
+            {
+                f"g{r['id']}": ("userfieldconfig.get", {"moduleId": "crm", "id": r["id"]})
+                for r in group
+            }
+        )
         if got.error:
             raise next(iter(got.error.values()))
         for r in group:
@@ -202,8 +253,9 @@ async def _spa_fields(client: B24Client, rows: list[dict[str, Any]],
             if not isinstance(field_row, dict) or str(field_row.get("entityId")) != entity_id:
                 # never go on with a field whose values are unknown: the plan would send
                 # them all again (duplicates) or, on a replacing portal, delete them
-                raise IncompleteRead(f"userfieldconfig.get {r['id']}: no field of {entity_id} "
-                                     "in the answer")
+                raise IncompleteRead(
+                    f"userfieldconfig.get {r['id']}: no field of {entity_id} in the answer"
+                )
             r.clear()
             r.update(field_row)
     return mine
@@ -215,8 +267,7 @@ async def read_snapshot(client: B24Client) -> Snapshot:
         "cats": ("crm.category.list", {"entityTypeId": int(EntityType.DEAL)}),
         # by ID: a stable order across pages (many rows share a SORT); stages are sorted here
         "statuses": ("crm.status.list", {"order": {"ID": "ASC"}}),
-        **{f"uf_{lang}": ("crm.deal.userfield.list", {"filter": {"LANG": lang}})
-           for lang in LANGS},
+        **{f"uf_{lang}": ("crm.deal.userfield.list", {"filter": {"LANG": lang}}) for lang in LANGS},
         "types": ("crm.type.list", {"order": {"id": "ASC"}}),
     }
     first = await client.batch(first_cmds)
@@ -228,18 +279,24 @@ async def read_snapshot(client: B24Client) -> Snapshot:
     snap = Snapshot()
     snap.deal_pipelines = sorted(
         (_pipeline(row, statuses) for row in as_list(first.result["cats"].get("categories"))),
-        key=lambda p: (p.sort, p.id))
+        key=lambda p: (p.sort, p.id),
+    )
     snap.deal_fields = _deal_fields({lang: as_list(first.result[f"uf_{lang}"]) for lang in LANGS})
-    types = as_list((first.result.get("types") or {}).get("types") if isinstance(
-        first.result.get("types"), dict) else [])
+    types = as_list(
+        (first.result.get("types") or {}).get("types")
+        if isinstance(first.result.get("types"), dict)
+        else []
+    )
     for chunk in range(0, len(types), 16):
-        group = types[chunk:chunk + 16]
+        group = types[chunk : chunk + 16]
         cmds: dict[str, tuple[str, dict[str, Any]]] = {}
         for t in group:
             cmds[f"t{t['id']}"] = ("crm.type.get", {"id": t["id"]})
             cmds[f"c{t['id']}"] = ("crm.category.list", {"entityTypeId": t["entityTypeId"]})
-            cmds[f"f{t['id']}"] = ("userfieldconfig.list", {
-                "moduleId": "crm", "filter": {"entityId": spa_uf_entity(t["id"])}})
+            cmds[f"f{t['id']}"] = (
+                "userfieldconfig.list",
+                {"moduleId": "crm", "filter": {"entityId": spa_uf_entity(t["id"])}},
+            )
         second = await client.batch(cmds)
         if second.error:
             raise next(iter(second.error.values()))
@@ -248,16 +305,25 @@ async def read_snapshot(client: B24Client) -> Snapshot:
             full = second.result[f"t{t['id']}"]["type"]
             rel = full.get("relations") or {}
             flags = {k: str(v) for k, v in full.items() if re.match(r"^is[A-Z]", k)}
-            spa = SpaSnap(int(full["id"]), int(full["entityTypeId"]), full.get("code") or None,
-                          str(full["title"]), flags,
-                          sorted(int(r["entityTypeId"]) for r in as_list(rel.get("parent"))),
-                          sorted(int(r["entityTypeId"]) for r in as_list(rel.get("child"))))
+            spa = SpaSnap(
+                int(full["id"]),
+                int(full["entityTypeId"]),
+                full.get("code") or None,
+                str(full["title"]),
+                flags,
+                sorted(int(r["entityTypeId"]) for r in as_list(rel.get("parent"))),
+                sorted(int(r["entityTypeId"]) for r in as_list(rel.get("child"))),
+            )
             spa.pipelines = sorted(
-                (_pipeline(row, statuses) for row in
-                 as_list(second.result[f"c{t['id']}"].get("categories"))),
-                key=lambda p: (p.sort, p.id))
-            rows = await _spa_fields(client, as_list(
-                second.result[f"f{t['id']}"].get("fields")), spa_uf_entity(t["id"]))
+                (
+                    _pipeline(row, statuses)
+                    for row in as_list(second.result[f"c{t['id']}"].get("categories"))
+                ),
+                key=lambda p: (p.sort, p.id),
+            )
+            rows = await _spa_fields(
+                client, as_list(second.result[f"f{t['id']}"].get("fields")), spa_uf_entity(t["id"])
+            )
             spa.fields = sorted((_spa_field(r) for r in rows), key=lambda f: f.name)
             snap.spas.append(spa)
     snap.requests = client.requests - start

@@ -104,8 +104,7 @@ class Sandbox:
         self.faults = Faults.parse(self.config.faults)
         self.db = Database(self.config.db)
         self.readings = parse_readings(self.config.readings)
-        self.portal = Portal(self.db, self.tz, self.clock, self.readings,
-                             self.config.language)
+        self.portal = Portal(self.db, self.tz, self.clock, self.readings, self.config.language)
         self.bucket: LeakyBucket | None = None
         if self.config.limits != "off":
             capacity, rate = PLANS[self.config.limits]
@@ -353,8 +352,9 @@ class Sandbox:
         self, http_method: str, path: str, query: bytes | str, content_type: str, body: bytes
     ) -> Response:
         if self.sheets.handles(path):
-            status, body = self.sheets.handle(path, query.decode() if isinstance(query, bytes)
-                                              else query)
+            status, body = self.sheets.handle(
+                path, query.decode() if isinstance(query, bytes) else query
+            )
             return Response(status, body)
         self.requests += 1
         if self.config.latency_ms:

@@ -193,8 +193,9 @@ class DatabaseLock:
             file.seek(0)
             pid_text, _, role = file.read().strip().partition(" ")
             file.close()
-            raise DatabaseBusy(self.db, int(pid_text) if pid_text.isdigit() else None,
-                               role or "serve") from None
+            raise DatabaseBusy(
+                self.db, int(pid_text) if pid_text.isdigit() else None, role or "serve"
+            ) from None
         file.seek(0)
         file.truncate()
         file.write(f"{os.getpid()} {self.role}\n")

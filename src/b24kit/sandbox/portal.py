@@ -68,14 +68,21 @@ SPA_DEFAULT_STAGES = [
 # The names a portal in Russian gives the template stages (crm-status-entity-items.md in
 # the Russian docs; fast_bitrix24 real_responses): names are localised, codes are not.
 TEMPLATE_NAMES_RU = {
-    "NEW": "Новая", "PREPARATION": "Подготовка документов",
-    "PREPAYMENT_INVOICE": "Счёт на предоплату", "EXECUTING": "В работе",
-    "FINAL_INVOICE": "Финальный счёт", "WON": "Сделка успешна", "LOSE": "Сделка провалена",
+    "NEW": "Новая",
+    "PREPARATION": "Подготовка документов",
+    "PREPAYMENT_INVOICE": "Счёт на предоплату",
+    "EXECUTING": "В работе",
+    "FINAL_INVOICE": "Финальный счёт",
+    "WON": "Сделка успешна",
+    "LOSE": "Сделка провалена",
     "APOLOGY": "Анализ причины провала",
 }
 SPA_TEMPLATE_NAMES_RU = {
-    "NEW": "Начало", "PREPARATION": "Подготовка", "CLIENT": "Согласование",
-    "SUCCESS": "Успех", "FAIL": "Провал",
+    "NEW": "Начало",
+    "PREPARATION": "Подготовка",
+    "CLIENT": "Согласование",
+    "SUCCESS": "Успех",
+    "FAIL": "Провал",
 }
 DICTIONARIES: dict[str, list[tuple[str, str]]] = {
     "SOURCE": [
@@ -261,8 +268,11 @@ class Portal:
         entity = self.stage_entity(etid, category_id)
         prefix = self.stage_prefix(etid, category_id)
         template = DEAL_DEFAULT_STAGES if etid == DEAL else SPA_DEFAULT_STAGES
-        local = (TEMPLATE_NAMES_RU if etid == DEAL else SPA_TEMPLATE_NAMES_RU) if (
-            self.language == "ru" and category_id) else {}
+        local = (
+            (TEMPLATE_NAMES_RU if etid == DEAL else SPA_TEMPLATE_NAMES_RU)
+            if (self.language == "ru" and category_id)
+            else {}
+        )
         for code, english, sort, color, semantics, system, extra in template:
             name = local.get(code, english)
             status_id = (prefix + code)[:DEAL_STAGE_MAX] if etid == DEAL else prefix + code
@@ -692,8 +702,10 @@ class Portal:
     ) -> dict[str, Any]:
         current = self.load_item(etid, item_id)
         if current is None:
-            raise errors.old_style("Not found") if style == "old" else errors.not_found_new(
-                "Item not found"
+            raise (
+                errors.old_style("Not found")
+                if style == "old"
+                else errors.not_found_new("Item not found")
             )
         allow_category = style == "new"
         changes, multis = self._split_input(etid, raw, style, allow_category)
@@ -906,7 +918,12 @@ class Portal:
         """A value as the new API (crm.item.*) shows it: typed, Y/N for a boolean."""
         if fdef.kind == BOOL01 and value is not None:
             value = "Y" if value else "N"
-        if fdef.kind == FLOAT and not fdef.is_uf and isinstance(value, float) and value.is_integer():
+        if (
+            fdef.kind == FLOAT
+            and not fdef.is_uf
+            and isinstance(value, float)
+            and value.is_integer()
+        ):
             value = int(value)  # crm-item-update.md: "opportunity": 10000, "taxValue": 0
         if fdef.multiple and value is None:
             value = []
@@ -1015,8 +1032,12 @@ class Portal:
             data["ID"] = row["id"]
             out.append(
                 self.render(
-                    etid, data, style, names,
-                    multis.get(row["id"], {}) if want_multis else None, original_uf,
+                    etid,
+                    data,
+                    style,
+                    names,
+                    multis.get(row["id"], {}) if want_multis else None,
+                    original_uf,
                 )
             )
         return out, (total if start >= 0 else 0), next_start

@@ -51,8 +51,9 @@ def serve(
     try:
         asyncio.run(run())
     except SystemExit as exc:  # uvicorn's way to say that it could not start
-        raise ListenError(f"the sandbox server failed to start on {host}:{port} "
-                          f"(exit {exc.code})") from None
+        raise ListenError(
+            f"the sandbox server failed to start on {host}:{port} (exit {exc.code})"
+        ) from None
     finally:
         sock.close()
 
@@ -73,8 +74,7 @@ def start_in_thread(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) ->
     sock = listen_socket(host, port)
     server = uvicorn.Server(_config(sandbox, host, port))
     server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])),
-                              daemon=True)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()
     while not server.started:
         if not thread.is_alive():

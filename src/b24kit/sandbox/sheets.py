@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-A1 = re.compile(r"^(?:'?(?P<sheet>.+?)'?!)?(?P<c1>[A-Z]+)?(?P<r1>\d+)?(?::(?P<c2>[A-Z]+)?(?P<r2>\d+)?)?$")
+A1 = re.compile(
+    r"^(?:'?(?P<sheet>.+?)'?!)?(?P<c1>[A-Z]+)?(?P<r1>\d+)?(?::(?P<c2>[A-Z]+)?(?P<r2>\d+)?)?$"
+)
 
 
 def col_number(letters: str) -> int:
@@ -64,10 +66,17 @@ class FakeSheets:
         self.spreadsheets: dict[str, Spreadsheet] = {}
         self.requests = 0
 
-    def add(self, key: str, title: str, worksheets: dict[str, list[list[Any]]],
-            merges: dict[str, list[tuple[int, int, int, int]]] | None = None) -> None:
-        sheets = [Worksheet(name, rows, (merges or {}).get(name, []), i)
-                  for i, (name, rows) in enumerate(worksheets.items())]
+    def add(
+        self,
+        key: str,
+        title: str,
+        worksheets: dict[str, list[list[Any]]],
+        merges: dict[str, list[tuple[int, int, int, int]]] | None = None,
+    ) -> None:
+        sheets = [
+            Worksheet(name, rows, (merges or {}).get(name, []), i)
+            for i, (name, rows) in enumerate(worksheets.items())
+        ]
         self.spreadsheets[key] = Spreadsheet(key, title, sheets)
 
     def handles(self, path: str) -> bool:
@@ -76,7 +85,7 @@ class FakeSheets:
     def handle(self, path: str, query: str) -> tuple[int, bytes]:
         self.requests += 1
         params = {k: v[-1] for k, v in parse_qs(query).items()}
-        parts = path[len("/v4/spreadsheets/"):].split("/", 2)
+        parts = path[len("/v4/spreadsheets/") :].split("/", 2)
         sheet = self.spreadsheets.get(unquote(parts[0]))
         if sheet is None:
             return self._error(404, "Requested entity was not found.", "NOT_FOUND")
@@ -98,16 +107,31 @@ class FakeSheets:
         return {
             "spreadsheetId": sheet.id,
             "properties": {"title": sheet.title, "locale": "ru_RU", "timeZone": "Europe/Moscow"},
-            "sheets": [{
-                "properties": {
-                    "sheetId": ws.sheet_id, "title": ws.title, "index": i, "sheetType": "GRID",
-                    "gridProperties": {"rowCount": max(len(ws.rows), 1000),
-                                       "columnCount": max((len(r) for r in ws.rows), default=26)},
-                },
-                "merges": [{"sheetId": ws.sheet_id, "startRowIndex": a, "endRowIndex": b,
-                            "startColumnIndex": c, "endColumnIndex": d}
-                           for a, b, c, d in ws.merges],
-            } for i, ws in enumerate(sheet.worksheets)],
+            "sheets": [
+                {
+                    "properties": {
+                        "sheetId": ws.sheet_id,
+                        "title": ws.title,
+                        "index": i,
+                        "sheetType": "GRID",
+                        "gridProperties": {
+                            "rowCount": max(len(ws.rows), 1000),
+                            "columnCount": max((len(r) for r in ws.rows), default=26),
+                        },
+                    },
+                    "merges": [
+                        {
+                            "sheetId": ws.sheet_id,
+                            "startRowIndex": a,
+                            "endRowIndex": b,
+                            "startColumnIndex": c,
+                            "endColumnIndex": d,
+                        }
+                        for a, b, c, d in ws.merges
+                    ],
+                }
+                for i, ws in enumerate(sheet.worksheets)
+            ],
         }
 
     def _values(self, sheet: Spreadsheet, a1: str, params: dict[str, str]) -> tuple[int, bytes]:
@@ -133,5 +157,10 @@ class FakeSheets:
         unformatted = params.get("valueRenderOption") == "UNFORMATTED_VALUE"
         if not unformatted:
             rows = [[_formatted(v) for v in row] for row in rows]
-        return 200, self._json({"range": f"'{ws.title}'!{a1.split('!')[-1]}",
-                                "majorDimension": "ROWS", "values": _trim(rows)})
+        return 200, self._json(
+            {
+                "range": f"'{ws.title}'!{a1.split('!')[-1]}",
+                "majorDimension": "ROWS",
+                "values": _trim(rows),
+            }
+        )

@@ -161,7 +161,8 @@ def comment_list(ctx: CallContext, params: dict[str, Any]) -> Any:
     return Paged(
         [
             {
-                c: r[COMMENT_COLUMNS[c]] if c in ("ENTITY_TYPE", "CREATED", "COMMENT")
+                c: r[COMMENT_COLUMNS[c]]
+                if c in ("ENTITY_TYPE", "CREATED", "COMMENT")
                 else str(r[COMMENT_COLUMNS[c]])
                 for c in columns
             }

@@ -133,14 +133,18 @@ def deal_contacts_set(ctx: CallContext, params: dict[str, Any]) -> Any:
     items = arg(params, "items")
     if not isinstance(items, (Mapping, list)):
         raise errors.old_style("The parameter items must be array.")
-    entries = [e for e in (items.values() if isinstance(items, Mapping) else items)
-               if isinstance(e, Mapping) and intval(e.get("CONTACT_ID")) > 0]
+    entries = [
+        e
+        for e in (items.values() if isinstance(items, Mapping) else items)
+        if isinstance(e, Mapping) and intval(e.get("CONTACT_ID")) > 0
+    ]
     # the first binding with IS_PRIMARY = Y is primary, else the first one
     flagged = [e for e in entries if str(e.get("IS_PRIMARY", "")).upper() == "Y"]
     ordered = flagged[:1] + [e for e in entries if not flagged or e is not flagged[0]]
     ids = [intval(e.get("CONTACT_ID")) for e in ordered]
     sorts = {
-        str(intval(e.get("CONTACT_ID"))): intval(e["SORT"]) if e.get("SORT") not in (None, "")
+        str(intval(e.get("CONTACT_ID"))): intval(e["SORT"])
+        if e.get("SORT") not in (None, "")
         else (i + 1) * 10
         for i, e in enumerate(entries)
     }
@@ -170,16 +174,15 @@ def _item_id(params: Mapping[str, Any]) -> int:
     return intval(raw)
 
 
-
 def _original(params: Mapping[str, Any]) -> bool:
     return str(params.get("useOriginalUfNames", "N")).upper() == "Y"
 
 
-def _render_new(ctx: CallContext, etid: int, data: dict[str, Any], original: bool = False
-                ) -> dict[str, Any]:
+def _render_new(
+    ctx: CallContext, etid: int, data: dict[str, Any], original: bool = False
+) -> dict[str, Any]:
     multis = ctx.portal.multifields(etid, [int(data["ID"])]).get(int(data["ID"]), {})
-    out = ctx.portal.render(etid, data, "new", ctx.portal.get_names(etid, "new"), multis,
-                            original)
+    out = ctx.portal.render(etid, data, "new", ctx.portal.get_names(etid, "new"), multis, original)
     # crm-item-get.md, crm-item-add.md, crm-item-update.md: an item ends with its type;
     # fast_bitrix24 real_responses/crm_item_add.py: "entityTypeId": 133
     out["entityTypeId"] = etid

@@ -83,9 +83,7 @@ FIELDS: dict[str, dict[str, Any]] = {
     "entityTypeId": _field(
         "integer", "Type Identifier", "ENTITY_TYPE_ID", required=True, immutable=True
     ),
-    "customSectionId": _field(
-        "integer", "Digital Workspace", "CUSTOM_SECTION_ID", immutable=True
-    ),
+    "customSectionId": _field("integer", "Digital Workspace", "CUSTOM_SECTION_ID", immutable=True),
     **{name: _field("boolean", title, _upper(name)) for name, title in SWITCH_TITLES.items()},
     "createdTime": _field("datetime", "Creation Date", "CREATED_TIME"),
     "updatedTime": _field("datetime", "Modification Date", "UPDATED_TIME"),
@@ -117,8 +115,7 @@ def _relations(ctx: CallContext, etid: int) -> dict[str, list[dict[str, Any]]]:
                 "isPredefined": r["predefined"],
             }
             for r in ctx.portal.db.all(
-                f"SELECT * FROM relations WHERE {where} = ? "
-                "ORDER BY predefined = 'Y' DESC, rowid",
+                f"SELECT * FROM relations WHERE {where} = ? ORDER BY predefined = 'Y' DESC, rowid",
                 (etid,),
             )
         ]
@@ -189,8 +186,10 @@ def _write_relations(ctx: CallContext, etid: int, relations: Any, client: bool) 
             if not isinstance(rel, Mapping):
                 continue
             other = intval(rel.get("entityTypeId"))
-            if other <= 0 or other == etid or not (
-                other in RELATION_SYSTEM_TYPES or ctx.portal.entity_supported(other)
+            if (
+                other <= 0
+                or other == etid
+                or not (other in RELATION_SYSTEM_TYPES or ctx.portal.entity_supported(other))
             ):
                 continue
             parent, child = (other, etid) if side == "parent" else (etid, other)
