@@ -127,3 +127,21 @@ def call_error(sandbox: Sandbox, method: str, params: dict[str, Any]) -> Any:
     with pytest.raises(ApiError) as info:
         sandbox.call(method, params)
     return info.value
+
+
+@pytest.fixture(autouse=True)
+def _sigint_as_found() -> Iterator[None]:
+    """Ctrl-C in the test process stays as pytest set it: a test that leaves SIGINT
+    ignored (an in-process run of the entry point ignores it as it exits) would have every
+    process a later test starts inherit the ignored signal and never answer its Ctrl-C."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        signal.signal(signal.SIGINT, before)
+        leaks = os.environ.get("B24KIT_SIGINT_LEAKS")
+        if leaks:  # where to record who left it changed (a diagnostic for CI runs)
+            with open(leaks, "a", encoding="utf-8") as handle:
+                handle.write(f"{os.environ.get('PYTEST_CURRENT_TEST')}: {after!r}\n")

@@ -16,6 +16,7 @@ import httpx
 from typer.testing import CliRunner
 
 from b24kit.cli.app import app
+from tests.processes import like_a_terminal
 
 runner = CliRunner()
 
@@ -45,6 +46,7 @@ def server_process(db: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str]
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
+        preexec_fn=like_a_terminal,
     )
     try:
         assert proc.stdout is not None
@@ -82,7 +84,11 @@ def run_serve(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run a `sandbox serve` that is expected to refuse at once; one that serves instead is
     stopped after a few seconds (and then fails the test's exit-code assertion)."""
     proc = subprocess.Popen(
-        _serve_cmd(db, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        _serve_cmd(db, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=like_a_terminal,
     )
     try:
         out, err = proc.communicate(timeout=15)

@@ -4,7 +4,6 @@ notice, error handling with exit codes, and running the async core."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import typer
 from rich.markup import escape
 
 from b24kit.blueprint.document import BlueprintError
+from b24kit.cli.interrupt import run_cancellable
 from b24kit.cli.output import err, fail
 from b24kit.client import ConfigError, redact
 from b24kit.client.errors import PortalError
@@ -185,7 +185,7 @@ def run_portal(
             await conn.close()
 
     try:
-        return asyncio.run(go())
+        return run_cancellable(go)
     except usage_errors as exc:
         raise fail(redact(str(exc)), code=USAGE) from None
     except BlueprintError:

@@ -1,0 +1,70 @@
+"""Ctrl-C while a command works on a portal: the work is cancelled at once (every write
+b24kit makes can be resumed by running the command again), and the process ends within
+a few seconds even when a cancelled request does not let go (a read that waits on a
+silent portal, a library that holds a cancellation). A second Ctrl-C ends it at once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from types import FrameType
+from typing import TypeVar
+
+T = TypeVar("T")
+GRACE = 3.0  # seconds the cancelled work has to wind down
+INTERRUPTED = 130
+MESSAGE = "interrupted; run the same command again to continue (b24kit picks up where it stopped)\n"
+
+
+def _hard_exit() -> None:
+    sys.stderr.write(MESSAGE)
+    sys.stderr.flush()
+    os._exit(INTERRUPTED)
+
+
+def run_cancellable(main: Callable[[], Awaitable[T]], grace: float = GRACE) -> T:
+    """``asyncio.run(main())``, where Ctrl-C cancels ``main`` and, if it has not ended
+    ``grace`` seconds later, ends the process with 130. Raises KeyboardInterrupt when the
+    work was cancelled by Ctrl-C. A Ctrl-C the process was started ignoring stays ignored."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        return asyncio.run(main())  # type: ignore[arg-type]
+    hits = 0
+    running: list[tuple[asyncio.AbstractEventLoop, asyncio.Task[T]]] = []
+    watchdogs: list[threading.Timer] = []
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        nonlocal hits
+        hits += 1
+        if hits > 1 or not running:
+            raise KeyboardInterrupt
+        loop, task = running[0]
+        loop.call_soon_threadsafe(task.cancel)
+        watchdog = threading.Timer(grace, _hard_exit)
+        watchdog.daemon = True
+        watchdog.start()
+        watchdogs.append(watchdog)
+
+    async def wrapped() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        running.append((asyncio.get_running_loop(), task))  # type: ignore[arg-type]
+        return await main()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        return asyncio.run(wrapped())
+    except asyncio.CancelledError:
+        if hits:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        for watchdog in watchdogs:  # the work has ended: the caller takes it from here
+            watchdog.cancel()
+        signal.signal(signal.SIGINT, previous)
