@@ -96,110 +96,147 @@ async def iterate(
         async for row in _offset(client, method, params, progress):
             yield row
         return
-    id_key, wrapped, last_id = plan
-    flt = {
-        k: v
-        for k, v in dict(params.get("filter") or {}).items()
-        if str(k).upper() not in (">ID", ">=ID")
-    }
-    base = {k: v for k, v in params.items() if k not in ("filter", "order", "start")}
-    base["order"] = {id_key: "ASC"}
-    select = base.get("select")
-    if select and "*" not in select and id_key not in select:
-        base["select"] = [*list(select), id_key]
+    reader = _KeysetReader(client, method, params, plan, progress, page_retries, count)
+    async for row in reader.rows():
+        yield row
 
-    def page_params(after: Any, start: int) -> dict[str, Any]:
-        return {**base, "filter": {**flt, f">{id_key}": after}, "start": start}
 
-    seen = 0
-    total: int | None = None
-    if count:
-        first = await client.envelope(method, page_params(last_id, 0))
-        rows = _rows(method, first.result)
-        total = first.total if isinstance(first.total, int) else None
-        for row in rows:
-            if int(row[id_key]) <= last_id:
-                raise IncompleteRead(f"{method}: the portal ignored the ID filter")
-            last_id = int(row[id_key])
-            seen += 1
-            yield row
-        if progress:
-            progress(seen, total)
-        if len(rows) < PAGE:
-            return
-        remaining = (total or 0) - seen
-    else:
-        remaining = PAGE * PAGE  # unknown: ask for a full batch
-    failures = 0
-    ref_path = "[items]" if wrapped else ""
+class _KeysetReader:
+    """Pages by ID windows: each batch asks for up to 50 pages, each page's filter naming
+    the last ID of the page before it (``$result[...]``); the next batch is on its way
+    while this one's rows are handed out. Every page is checked to advance."""
 
-    def commands(after_id: int, pages: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    def __init__(
+        self,
+        client: B24Client,
+        method: str,
+        params: dict[str, Any],
+        plan: tuple[str, bool, int],
+        progress: Progress | None,
+        page_retries: int,
+        count: bool,
+    ) -> None:
+        self.client, self.method, self.progress = client, method, progress
+        self.page_retries, self.count = page_retries, count
+        self.id_key, wrapped, self.last_id = plan
+        self.ref_path = "[items]" if wrapped else ""
+        self.filter = {
+            k: v
+            for k, v in dict(params.get("filter") or {}).items()
+            if str(k).upper() not in (">ID", ">=ID")
+        }
+        base = {k: v for k, v in params.items() if k not in ("filter", "order", "start")}
+        base["order"] = {self.id_key: "ASC"}
+        select = base.get("select")
+        if select and "*" not in select and self.id_key not in select:
+            base["select"] = [*list(select), self.id_key]
+        self.base = base
+        self.seen = 0
+        self.total: int | None = None
+        self.remaining = PAGE * PAGE  # unknown: ask for a full batch
+        self.failures = 0
+        self.only_page = False
+
+    def page_params(self, after: Any, start: int) -> dict[str, Any]:
+        return {**self.base, "filter": {**self.filter, f">{self.id_key}": after}, "start": start}
+
+    def commands(self, pages: int) -> dict[str, tuple[str, dict[str, Any]]]:
         cmds: dict[str, tuple[str, dict[str, Any]]] = {}
         for i in range(pages):
             after: Any = (
-                after_id if i == 0 else (f"$result[p{i - 1}]{ref_path}[{PAGE - 1}][{id_key}]")
+                self.last_id
+                if i == 0
+                else (f"$result[p{i - 1}]{self.ref_path}[{PAGE - 1}][{self.id_key}]")
             )
-            cmds[f"p{i}"] = (method, page_params(after, -1))
+            cmds[f"p{i}"] = (self.method, self.page_params(after, -1))
         return cmds
 
-    def batch_size(remaining: int) -> int:
-        return min(PAGE, max(1, math.ceil(remaining / PAGE)))
+    def batch_size(self) -> int:
+        return min(PAGE, max(1, math.ceil(self.remaining / PAGE)))
 
-    pages = batch_size(remaining)
-    pending = asyncio.ensure_future(client.batch(commands(last_id, pages), safe=True))
-    try:
-        while True:
-            batch = await pending
-            broke = finished = False
-            good: list[list[dict[str, Any]]] = []
-            for i in range(pages):
-                name = f"p{i}"
-                if isinstance(batch.error.get(name), OperationTimeLimit):
-                    client.tracker.blocked(method)  # wait for the budget, then go on
-                    broke = True
-                    break
-                if name in batch.error or name not in batch.result:
-                    failures += 1
-                    if failures > page_retries:
-                        err = batch.error.get(name)
-                        raise IncompleteRead(f"{method}: page after ID {last_id} failed: {err}")
-                    broke = True
-                    break
-                page = _rows(method, batch.result[name])
-                ids = [int(r[id_key]) for r in page]
-                if any(b <= a for a, b in zip([last_id, *ids], ids, strict=False)):
-                    failures += 1  # a page built from a broken reference: discard, resume
-                    if failures > page_retries:
-                        raise IncompleteRead(f"{method}: pages after ID {last_id} do not advance")
-                    broke = True
-                    break
-                failures = 0
-                good.append(page)
-                remaining -= len(page)
-                if page:
-                    last_id = ids[-1]
-                if len(page) < PAGE:
-                    finished = True
-                    break
-            if not finished:
-                if not broke and remaining <= 0:
-                    remaining = 0  # counted rows all read, last page full: check for more
-                if not count and not broke:
-                    remaining = PAGE * PAGE  # still no total: the next batch is a full one
-                pages = batch_size(remaining)
-                # ask for the next pages now, and hand out these rows while it travels
-                pending = asyncio.ensure_future(client.batch(commands(last_id, pages), safe=True))
-            for page in good:
-                for row in page:
-                    yield row
-                seen += len(page)
-                if progress:
-                    progress(seen, total)
-            if finished:
+    def report(self) -> None:
+        if self.progress:
+            self.progress(self.seen, self.total)
+
+    async def counted_first_page(self) -> AsyncIterator[dict[str, Any]]:
+        """The first page, counted: its total sizes the batches. Sets ``only_page`` when
+        there is no other."""
+        first = await self.client.envelope(self.method, self.page_params(self.last_id, 0))
+        rows = _rows(self.method, first.result)
+        self.total = first.total if isinstance(first.total, int) else None
+        for row in rows:
+            if int(row[self.id_key]) <= self.last_id:
+                raise IncompleteRead(f"{self.method}: the portal ignored the ID filter")
+            self.last_id = int(row[self.id_key])
+            self.seen += 1
+            yield row
+        self.report()
+        self.only_page = len(rows) < PAGE
+        self.remaining = (self.total or 0) - self.seen
+
+    def take(self, batch: Any, pages: int) -> tuple[list[list[dict[str, Any]]], bool, bool]:
+        """The good pages of a batch, in order, up to the first that failed or did not
+        advance (``broke``: read again from there) or the last one (``finished``)."""
+        good: list[list[dict[str, Any]]] = []
+        for i in range(pages):
+            name = f"p{i}"
+            if isinstance(batch.error.get(name), OperationTimeLimit):
+                self.client.tracker.blocked(self.method)  # wait for the budget, then go on
+                return good, True, False
+            if name in batch.error or name not in batch.result:
+                self.failed(f"page after ID {self.last_id} failed: {batch.error.get(name)}")
+                return good, True, False
+            page = _rows(self.method, batch.result[name])
+            ids = [int(r[self.id_key]) for r in page]
+            if any(b <= a for a, b in zip([self.last_id, *ids], ids, strict=False)):
+                # a page built from a broken reference: discard, resume
+                self.failed(f"pages after ID {self.last_id} do not advance")
+                return good, True, False
+            self.failures = 0
+            good.append(page)
+            self.remaining -= len(page)
+            if page:
+                self.last_id = ids[-1]
+            if len(page) < PAGE:
+                return good, False, True
+        return good, False, False
+
+    def failed(self, why: str) -> None:
+        self.failures += 1
+        if self.failures > self.page_retries:
+            raise IncompleteRead(f"{self.method}: {why}")
+
+    async def rows(self) -> AsyncIterator[dict[str, Any]]:
+        if self.count:
+            async for row in self.counted_first_page():
+                yield row
+            if self.only_page:
                 return
-    finally:
-        if not pending.done():
-            pending.cancel()
+        pages = self.batch_size()
+        pending = asyncio.ensure_future(self.client.batch(self.commands(pages), safe=True))
+        try:
+            while True:
+                good, broke, finished = self.take(await pending, pages)
+                if not finished:
+                    if not broke and self.remaining <= 0:
+                        self.remaining = 0  # counted rows all read, last page full: check
+                    if not self.count and not broke:
+                        self.remaining = PAGE * PAGE  # still no total: a full batch next
+                    pages = self.batch_size()
+                    # ask for the next pages now, and hand out these rows while it travels
+                    pending = asyncio.ensure_future(
+                        self.client.batch(self.commands(pages), safe=True)
+                    )
+                for page in good:
+                    for row in page:
+                        yield row
+                    self.seen += len(page)
+                    self.report()
+                if finished:
+                    return
+        finally:
+            if not pending.done():
+                pending.cancel()
 
 
 async def _offset(
