@@ -78,3 +78,52 @@ def test_an_empty_sheet_is_refused(project: Path) -> None:
     (project.parent / "projects.csv").write_text("", encoding="utf-8")
     code, out = dry_run(project)
     assert code == 2 and "the sheet is empty" in out, out
+
+
+SHEET = (
+    "№,Клиент,Что везём,Статус,Комментарий\n"
+    "1,ООО Тяжмаш,погрузчик Амкодор,новая,позвонить после обеда\n"
+    "2,ИП Сидоров,щебень 20 тонн,оценить,«срочно» — ждёт ответа\n"
+)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1251", "koi8-r", "utf-16"])
+def test_a_russian_sheet_in_any_usual_encoding_reads_the_same(
+    tmp_path: Path, encoding: str
+) -> None:
+    from b24kit.migrate.sources import read_csv
+
+    # KOI8-R has no «», — or №: the sheet a KOI8-R editor saves has none either
+    text = SHEET
+    if encoding == "koi8-r":
+        for old, new in (("«", "'"), ("»", "'"), ("—", "-"), ("№", "N")):
+            text = text.replace(old, new)
+    path = tmp_path / "sheet.csv"
+    path.write_bytes(text.encode(encoding))
+    rows = read_csv(path).rows
+    assert rows[0][1] == "Клиент" and rows[2][1] == "ИП Сидоров", encoding
+    assert rows[2][4] == text.splitlines()[2].split(",", 4)[4], "every letter as written"
+
+
+def test_a_sheet_in_no_known_encoding_asks_for_one(project: Path) -> None:
+    csv = project.parent / "projects.csv"
+    csv.write_bytes(bytes(range(128, 256)) * 4 + b"\n")
+    code, out = dry_run(project)
+    assert code == 2 and "source.encoding" in out, out
+    edit(project, "source: {csv: projects.csv,", "source: {csv: projects.csv, encoding: latin-1,")
+    code, out = dry_run(project)
+    assert "source.encoding" not in out, "the named encoding is used"
+
+
+def test_an_unbalanced_quote_is_refused_where_it_starts(project: Path) -> None:
+    csv = project.parent / "projects.csv"
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    lines[3] = (
+        lines[3].replace(",погрузчик", ',"погрузчик', 1)
+        if ",погрузчик" in lines[3]
+        else lines[3].replace(",", ',"', 1)
+    )
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, out = dry_run(project)
+    assert code == 2, out
+    assert "row 4 (line 4)" in out and "a quote that is not closed" in out, out

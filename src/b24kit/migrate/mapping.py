@@ -41,6 +41,9 @@ class Strict(BaseModel):
 
 class Source(Strict):
     csv: str | None = None
+    encoding: str | None = Field(
+        default=None, description="the CSV file's encoding (default: UTF-8, cp1251 or KOI8-R)"
+    )
     xlsx: str | None = None
     sheet: str | None = Field(default=None, description="Google Sheet URL or key")
     worksheet: str | None = None

@@ -54,7 +54,7 @@ def load_table(
 ) -> Table:
     source = mapping.source
     if source.csv:
-        grid = read_csv(base / source.csv)
+        grid = read_csv(base / source.csv, source.encoding)
     elif source.xlsx:
         grid = read_xlsx(base / source.xlsx, source.worksheet)
     elif source.sheet:

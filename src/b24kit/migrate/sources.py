@@ -141,21 +141,74 @@ def to_table(grid: Grid, header_rows: int = 1) -> Table:
 
 
 # ------------------------------------------------------------------- readers
-def read_csv(path: Path) -> Grid:
-    data = path.read_bytes()
-    for encoding in ("utf-8-sig", "cp1251"):
+# the Cyrillic letters of Russian text, most of them lowercase: the code page that reads a
+# file as mostly lowercase Cyrillic is the one it was written in (cp1251 and KOI8-R both
+# decode any byte, and give each other's text as capital-letter junk)
+_CYRILLIC = re.compile(r"[А-Яа-яЁё]")
+_LOWER = re.compile(r"[а-яё]")
+
+
+def _russian_score(text: str) -> float:
+    letters = _CYRILLIC.findall(text)
+    if not letters:
+        return 0.0
+    return len(_LOWER.findall(text)) / len(letters)
+
+
+def decode_sheet(data: bytes, name: str, encoding: str | None = None) -> str:
+    """A CSV export's text: the given encoding; else UTF-8 (a BOM or not) or UTF-16 with
+    its BOM; else cp1251 or KOI8-R, whichever reads as Russian text. A file that is none of
+    these is refused, naming the option that settles it."""
+    if encoding:
         try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
+            return data.decode(encoding)
+        except (LookupError, UnicodeDecodeError) as exc:
+            raise InputError(f"{name}: cannot be read as {encoding}: {exc}") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    candidates = {enc: data.decode(enc, errors="replace") for enc in ("cp1251", "koi8-r")}
+    scores = {enc: _russian_score(text) for enc, text in candidates.items()}
+    best = max(scores, key=lambda enc: scores[enc])
+    if scores[best] < 0.6:
+        raise InputError(
+            f"{name}: not UTF-8, and neither cp1251 nor KOI8-R reads as Russian text; "
+            "name the file's encoding in the mapping (source.encoding)"
+        )
+    return candidates[best]
+
+
+def read_csv(path: Path, encoding: str | None = None) -> Grid:
+    text = decode_sheet(path.read_bytes(), str(path), encoding)
     sample = text[:8192]
     try:
         dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
     rows = [list(r) for r in csv.reader(io.StringIO(text), dialect)]
+    _check_quotes(rows, str(path), dialect.delimiter)
     return Grid(str(path), path.stem, rows)
+
+
+def _check_quotes(rows: list[list[str]], name: str, delimiter: str) -> None:
+    """An unbalanced quote makes one cell of the lines after it, rows swallowed silently:
+    a cell holding a line that looks like a row of the sheet (as many delimiters as half
+    the header's columns) is refused with where it starts."""
+    width = len(rows[0]) if rows else 0
+    line = 1
+    for number, row in enumerate(rows, 1):
+        for col, cell in enumerate(row):
+            inner = cell.split("\n")[1:]
+            if width > 2 and any(part.count(delimiter) >= max(2, width // 2) for part in inner):
+                raise InputError(
+                    f"{name}: row {number} (line {line}), column {column_letter(col)}: a quote "
+                    f"that is not closed takes the next {len(inner)} line(s) into one cell; "
+                    "close it (or double a quote meant as text) and read the sheet again"
+                )
+        line += 1 + sum(cell.count("\n") for cell in row)
 
 
 def read_xlsx(path: Path, worksheet: str | None = None) -> Grid:
