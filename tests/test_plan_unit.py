@@ -234,3 +234,16 @@ def test_an_existing_smart_process_field_update_sends_its_type_with_values() -> 
     [update] = [c for c in plan.commands() if c.method == "userfieldconfig.update"]
     assert update.params["field"]["userTypeId"] == "enumeration"
     assert update.params["field"]["enum"][0]["value"] == "A"
+
+
+def test_a_rename_that_would_leave_two_pipelines_one_name_is_refused() -> None:
+    bp = blueprint()
+    bp.deal.pipelines[0].name = "Логистика"
+    bp.deal.pipelines[0].previous_names = ["Продажи"]
+    theirs = PipelineSnap(9, 2, "Логистика", 200, False)  # a pipeline b24kit does not manage
+    plan = diff(bp, Snapshot([default(), sales(), theirs]))
+    [refused] = plan.refused
+    assert refused.kind == "pipeline" and "(id 9) is named «Логистика»" in str(refused.refused)
+    assert plan.commands() == [], "nothing else to do, and the rename is not sent"
+    free = diff(bp, Snapshot([default(), sales()]))
+    assert [c.action for c in free.changes] == ["rename"] and not free.refused

@@ -61,11 +61,17 @@ def plan_pipelines(
     ctx: Context, owner: Owner, bps: list[Pipeline], portal: list[PipelineSnap]
 ) -> None:
     matches = match_pipelines(bps, portal, owner.etid) if owner.new_spa is None else {}
+    # each portal pipeline's name once this plan is applied
+    names_after = {p.id: p.name for p in portal}
+    for bp in bps:
+        if matches.get(bp.code) is not None:
+            names_after[matches[bp.code].id] = bp.name  # type: ignore[union-attr]
     for index, bp in enumerate(bps):
         group = f"{owner.label} pipeline {bp.code} «{bp.name}»"
         found = matches.get(bp.code)
         if found is not None:
-            _update_pipeline(ctx, owner, bp, found, group)
+            twin = next((i for i, n in names_after.items() if n == bp.name and i != found.id), None)
+            _update_pipeline(ctx, owner, bp, found, group, twin)
             _stages(ctx, owner, bp, found, group)
         elif owner.new_spa is not None and (bp.default or index == 0):
             _rename_first(ctx, owner, bp, group)
@@ -92,8 +98,11 @@ def _delete_pipeline(ctx: Context, owner: Owner, p: PipelineSnap) -> None:
 
 
 def _update_pipeline(
-    ctx: Context, owner: Owner, bp: Pipeline, found: PipelineSnap, group: str
+    ctx: Context, owner: Owner, bp: Pipeline, found: PipelineSnap, group: str, twin: int | None
 ) -> None:
+    """``twin``: another portal pipeline that will be named as this one wants to be: a
+    rename is refused rather than leave two pipelines one name (which one a later plan,
+    migration or audit took would be a matter of order)."""
     fields: dict[str, Any] = {}
     attrs: dict[str, Any] = {}
     if found.name != bp.name:
@@ -111,6 +120,13 @@ def _update_pipeline(
     if not fields:
         return
     change = Change("rename" if "name" in attrs else "update", "pipeline", group, bp.code, attrs)
+    if "name" in attrs and twin is not None:
+        change.refused = (
+            f"another pipeline on the portal (id {twin}) is named «{bp.name}»: rename or "
+            "remove it first, or give this one another name"
+        )
+        ctx.add(change)
+        return
     change.commands = [cmd.category_update(owner.etid, found.id, fields, name=ctx.name("upd_pl"))]
     if not attrs:
         change.note = "tagged as managed by b24kit"
