@@ -149,6 +149,13 @@ def note(message: str) -> None:
         err.print(message, highlight=False, markup=False)
 
 
+def _loopback(url: str) -> bool:
+    """A portal on this machine (the sandbox served on loopback): its token is a rehearsal's."""
+    host = url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return host in ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
 def open_portal(portal: str | None, plan: str | None, *, writes: bool = False) -> Connection:
     """Connect; an unusable choice is a usage error. A command that writes names its target
     when it starts (and again in its last line)."""
@@ -156,6 +163,12 @@ def open_portal(portal: str | None, plan: str | None, *, writes: bool = False) -
         conn = connect(portal, plan=plan)
     except (ConfigError, ValueError) as exc:
         raise fail(redact(str(exc))) from None
+    if portal and "://" in portal and not _loopback(portal):
+        err.print(
+            "[yellow]warning:[/] a webhook URL on the command line can be read by other users "
+            "of this machine (ps, shell history); set B24_WEBHOOK_URL or use a profile",
+            highlight=False,
+        )
     for warning in conn.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not OPTIONS.quiet:

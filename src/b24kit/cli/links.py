@@ -193,6 +193,7 @@ def print_findings(result: AuditResult, counts: dict[str, int], base: str, summa
 
 
 def sync(
+    ctx: typer.Context,
     blueprint: BlueprintArgument = None,
     portal: PortalOption = None,
     plan_name: PlanOption = None,
@@ -284,7 +285,17 @@ def sync(
             raise fail(f"{len(failed)} command(s) failed: {failed[0].error}", code=3)
         return
     if not app_token:
-        raise fail("--serve needs --app-token (the outbound webhook's application token)")
+        raise fail(
+            "--serve needs the outbound webhook's application token: set B24_APP_TOKEN "
+            "(or pass --app-token)"
+        )
+    source = ctx.get_parameter_source("app_token")  # typer may carry its own click
+    if source is not None and source.name == "COMMANDLINE":
+        err.print(
+            "[yellow]warning:[/] --app-token on the command line can be read by other users "
+            "of this machine (ps); set B24_APP_TOKEN instead",
+            highlight=False,
+        )
     from b24kit.links.serve import SyncService, serve_forever
 
     async def work_serve(conn: Connection) -> None:

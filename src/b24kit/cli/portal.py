@@ -41,7 +41,7 @@ def check(
 
     Exit code 0 when the portal answers, 3 when it does not.
 
-    Example: b24kit portal check --portal https://acme.bitrix24.ru/rest/1/SECRET/ -f json
+    Example: b24kit portal check -p acme -f json  (a profile; or B24_WEBHOOK_URL)
     """
     conn = open_portal(portal, plan)
     # the command that diagnoses a wrong or unreachable portal answers within seconds: one
@@ -161,7 +161,7 @@ def conformance(
     Exit code 0 when every assumption held, 1 when one differs, 2 for bad options, 3 when
     the portal failed or something could not be removed (it is listed).
 
-    Example: b24kit portal conformance --portal https://acme.bitrix24.ru/rest/1/SECRET/ -f json
+    Example: b24kit portal conformance -p acme --yes -f json  (a profile; or B24_WEBHOOK_URL)
     """
     if list_:
         rows = [
