@@ -127,3 +127,21 @@ def test_an_unbalanced_quote_is_refused_where_it_starts(project: Path) -> None:
     code, out = dry_run(project)
     assert code == 2, out
     assert "row 4 (line 4)" in out and "a quote that is not closed" in out, out
+
+
+def test_a_formula_in_a_cell_is_kept_as_text_and_reported(project: Path) -> None:
+    from b24kit.migrate.plan import read_records
+    from b24kit.migrate.run import load_table
+
+    csv = project.parent / "projects.csv"
+    text = csv.read_text(encoding="utf-8")
+    assert "погрузчик Амкодор" in text
+    csv.write_text(text.replace("погрузчик Амкодор", "=cmd|' /C calc'!A0", 1), encoding="utf-8")
+    mapping = load_mapping(project)
+    records, findings = read_records(load_table(mapping, project.parent), mapping)
+    formula = [f for f in findings if "formula" in f.reason]
+    assert [(f.kind, f.row, f.column) for f in formula] == [("warning", 2, "Что везём")]
+    assert records[0].title.endswith("=cmd|' /C calc'!A0"), "the user's text is kept"
+    assert not [f for f in findings if "formula" in f.reason and f.column == "Телефон"], (
+        "+7 phones are not formulas"
+    )

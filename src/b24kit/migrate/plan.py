@@ -45,6 +45,9 @@ from b24kit.portal.ids import (
 from b24kit.portal.snapshot import PipelineSnap, Snapshot
 
 TEMPLATE = re.compile(r"\{([^{}]+)\}")
+# what a spreadsheet runs as a formula (OWASP's CSV-injection rule): = or @ first, or + or -
+# before a letter or a bracket (not a phone number or a negative amount)
+FORMULA = re.compile(r"^(?:[=@]|[+-][^\d\s.,])")
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,19 @@ class _RowReader:
             return found
         if spec.parse == "enum":
             return self.parse(spec.column, Enumeration(spec.values or {}).parse)
-        return str(value).strip()
+        return self.text(spec.column, value)
+
+    def text(self, column: str, value: Any) -> str:
+        """A text cell as written; one that a spreadsheet would run as a formula is kept as
+        text and reported (the portal's exports and a person's Excel may run it)."""
+        text = str(value).strip()
+        if FORMULA.match(text):
+            self.warnings.append(
+                self.finding(
+                    "warning", column, text, "looks like a spreadsheet formula; written as text"
+                )
+            )
+        return text
 
     def stage(self, rule: StageRule) -> str:
         if rule.column is None:
@@ -167,7 +182,7 @@ class _RowReader:
     def template(self, text: str) -> str:
         def repl(match: re.Match[str]) -> str:
             value = self.raw(match.group(1))
-            return "" if value is None else str(value).strip()
+            return "" if value is None else self.text(match.group(1), value)
 
         return re.sub(r"\s+", " ", TEMPLATE.sub(repl, text)).strip(" :-—")
 
