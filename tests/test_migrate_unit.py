@@ -1,0 +1,149 @@
+"""The migration planner as pure functions: a hand-built sheet and portal in, findings and
+commands out (no portal, milliseconds)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from b24kit.blueprint.model import Link
+from b24kit.client.executor import Ref
+from b24kit.migrate.mapping import Mapping
+from b24kit.migrate.plan import Existing, Target, plan_migration, read_records
+from b24kit.migrate.sources import Grid, to_table
+from b24kit.portal.snapshot import PipelineSnap, StageSnap
+
+MAPPING = Mapping.model_validate(
+    {
+        "version": 1,
+        "blueprint": "bp.yaml",
+        "source": {"csv": "s.csv"},
+        "originator": "legacy",
+        "row_id": "№",
+        "parent": {
+            "pipeline": "sales",
+            "title": "{Клиент}: {Груз}",
+            "stage": {
+                "column": "Статус",
+                "default": "NEW",
+                "values": {"NEW": ["новая"], "WORK": ["в работе"]},
+            },
+            "fields": {"OPPORTUNITY": {"column": "Цена", "parse": "money"}},
+        },
+        "contact": {"name": "Клиент", "phone": "Телефон"},
+        "children": [{"link": "estimate", "when": ["Логист"], "title": "Оценка: {Груз}"}],
+    }
+)
+
+
+def pipeline(cid: int, codes: list[str]) -> PipelineSnap:
+    return PipelineSnap(
+        cid,
+        2,
+        f"P{cid}",
+        100,
+        False,
+        stages=[
+            StageSnap(i, f"C{cid}:{c}", c, c.title(), (i + 1) * 10, None, "process", False)
+            for i, c in enumerate(codes)
+        ],
+    )
+
+
+SALES, LOGISTICS = pipeline(1, ["NEW", "WORK"]), pipeline(2, ["NEW", "DONE"])
+LINK = Link.model_validate(
+    {
+        "name": "estimate",
+        "parent": {"pipeline": "sales", "stage": "WORK"},
+        "child": {"pipeline": "logistics", "stage": "NEW"},
+        "child_field": "PARENT_DEAL",
+        "parent_field": "CHILD_DEAL",
+        "mirror_field": "CHILD_STAGE",
+    }
+)
+TARGET = Target(SALES, {"estimate": (LINK, LOGISTICS)}, None, None, None, {})
+HEADER = ["№", "Клиент", "Телефон", "Груз", "Статус", "Цена", "Логист"]
+
+
+def table(*rows: list[Any]) -> Any:
+    return to_table(Grid("s.csv", "s", [HEADER, *[list(r) for r in rows]]))
+
+
+def test_rows_become_records_and_bad_rows_findings() -> None:
+    records, findings = read_records(
+        table(
+            [1, "Иванов Иван", "+7 926 111-22-33", "кран", "новая", "12 500 ₽", "Петрова"],
+            [2, "Сидоров", "", "щебень", "потерялась", "100", ""],
+            [None, None, None, None, None, None, None],
+        ),
+        MAPPING,
+    )
+    assert [r.row_id for r in records] == ["1"]
+    assert records[0].title == "Иванов Иван: кран" and records[0].fields["OPPORTUNITY"] == 12500
+    assert records[0].phones == ["+79261112233"] and records[0].stage == "NEW"
+    reasons = {(f.row, f.column): f.reason for f in findings if f.kind == "rejected"}
+    assert (3, "Статус") in reasons, reasons  # an unknown status word
+    assert reasons.get((4, None)) == "blank row"
+
+
+def test_a_new_row_makes_contact_parent_child_and_links_by_reference() -> None:
+    records, _ = read_records(
+        table([1, "Иванов Иван", "+7 926 111-22-33", "кран", "в работе", "100", "Петрова"]), MAPPING
+    )
+    plan = plan_migration(records, MAPPING, TARGET, Existing())
+    methods = [c.method for c in plan.commands]
+    assert methods == ["crm.contact.add", "crm.deal.add", "crm.deal.add", "crm.deal.update"]
+    contact, parent, child, back = plan.commands
+    assert all(c.key is not None for c in (contact, parent, child)), "each found again if lost"
+    assert parent.params["fields"]["CONTACT_ID"] == Ref(contact.name)
+    assert parent.params["fields"]["ORIGIN_ID"] == "row:1"
+    assert child.params["fields"]["UF_CRM_PARENT_DEAL"] == Ref(parent.name, fmt="D_{}")
+    assert child.params["fields"]["STAGE_ID"] == "C2:NEW"
+    assert back.params["fields"] == {
+        "UF_CRM_CHILD_DEAL": Ref(child.name, fmt="D_{}"),
+        "UF_CRM_CHILD_STAGE": "New",
+    }
+    assert plan.counts["parents"]["created"] == 1 and plan.counts["children"]["created"] == 1
+
+
+def test_an_unchanged_row_already_migrated_plans_nothing() -> None:
+    records, _ = read_records(
+        table([1, "Иванов Иван", "+7 926 111-22-33", "кран", "новая", "100", ""]), MAPPING
+    )
+    existing = Existing(
+        deals={
+            "row:1": {
+                "ID": "10",
+                "TITLE": "Иванов Иван: кран",
+                "STAGE_ID": "C1:NEW",
+                "CATEGORY_ID": "1",
+                "CONTACT_ID": "5",
+                "OPPORTUNITY": "100.00",
+            }
+        },
+        contacts_by_comm={"79261112233": 5},
+    )
+    plan = plan_migration(records, MAPPING, TARGET, existing)
+    assert plan.commands == []
+    assert plan.counts["parents"]["unchanged"] == 1 and plan.counts["contacts"]["unchanged"] == 1
+
+
+def test_a_changed_amount_is_an_update_and_the_stage_is_left_alone() -> None:
+    records, _ = read_records(
+        table([1, "Иванов Иван", "+7 926 111-22-33", "кран", "в работе", "150", ""]), MAPPING
+    )
+    existing = Existing(
+        deals={
+            "row:1": {
+                "ID": "10",
+                "TITLE": "Иванов Иван: кран",
+                "STAGE_ID": "C1:NEW",
+                "CATEGORY_ID": "1",
+                "CONTACT_ID": "5",
+                "OPPORTUNITY": "100.00",
+            }
+        },
+        contacts_by_comm={"79261112233": 5},
+    )
+    [update] = plan_migration(records, MAPPING, TARGET, existing).commands
+    assert update.method == "crm.deal.update" and update.params["id"] == 10
+    assert update.params["fields"] == {"OPPORTUNITY": 150.0}, "deals move on the portal"
