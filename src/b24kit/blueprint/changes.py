@@ -97,13 +97,15 @@ def plain(value: Any) -> Any:
     if isinstance(value, Pick):
         return {"field": value.field, "values": list(value.values)}
     if isinstance(value, dict):
-        return {_key(k): plain(v) for k, v in value.items()}
+        return {key_text(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value
 
 
-def _key(key: Any) -> str:
+def key_text(key: Any) -> str:
+    """A dictionary key as text: one that is a reference shows what it will be,
+    ``DYNAMIC_<spa_contractors_1>``."""
     if isinstance(key, Ref):
         return key.fmt.replace("{}", f"<{key.command}>")
     return str(key)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from b24kit.blueprint.changes import Change, Context
+from b24kit.blueprint.changes import Change, Context, key_text
 from b24kit.blueprint.model import CustomField
 from b24kit.client.executor import Command, Ref
 from b24kit.portal import commands as cmd
@@ -166,10 +166,7 @@ def _add(
 
 
 def _shown(settings: dict[Any, Any]) -> dict[str, Any]:
-    return {
-        (k.fmt.replace("{}", f"<{k.command}>") if isinstance(k, Ref) else k): v
-        for k, v in settings.items()
-    }
+    return {key_text(k): v for k, v in settings.items()}
 
 
 def _update(

@@ -6,13 +6,11 @@ header names offered."""
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterator
 
 from b24kit.blueprint.document import BlueprintIssue, Document, Mark, PathKey
-from b24kit.migrate.mapping import Column, Mapping, StageRule
+from b24kit.migrate.mapping import TEMPLATE, Column, Mapping, StageRule
 
-TEMPLATE = re.compile(r"\{([^{}]+)\}")
 Named = tuple[PathKey, str]  # where in the mapping, the column it names
 
 

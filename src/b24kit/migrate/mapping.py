@@ -28,11 +28,16 @@ comment: Комментарий                        # added to the parent's t
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 PARSERS = ("text", "money", "date", "phone", "email", "yes_no", "number", "user", "enum")
+
+
+# a title template names the sheet's columns in braces: "{Клиент}: {Что везём}"
+TEMPLATE = re.compile(r"\{([^{}]+)\}")
 
 
 class Strict(BaseModel):

@@ -20,7 +20,7 @@ from b24kit.client import B24Client, Command, Ref, read_all
 from b24kit.encoding import as_list
 from b24kit.errors import InputError
 from b24kit.links.children import ChildLink, as_ref_text, back_fields, child_fields
-from b24kit.migrate.mapping import ChildRule, Column, Mapping, StageRule
+from b24kit.migrate.mapping import TEMPLATE, ChildRule, Column, Mapping, StageRule
 from b24kit.migrate.parsers import (
     Enumeration,
     Parsed,
@@ -44,7 +44,6 @@ from b24kit.portal.ids import (
 )
 from b24kit.portal.snapshot import PipelineSnap, Snapshot
 
-TEMPLATE = re.compile(r"\{([^{}]+)\}")
 # what a spreadsheet runs as a formula (OWASP's CSV-injection rule): = or @ first, or + or -
 # before a letter or a bracket (not a phone number or a negative amount)
 FORMULA = re.compile(r"^(?:[=@]|[+-][^\d\s.,])")
