@@ -19,11 +19,9 @@ except ImportError:  # a typer that uses click itself
 from b24kit import __version__
 from b24kit.blueprint.loader import BlueprintError
 from b24kit.cli import blueprint, call, links, migrate, portal, sandbox
+from b24kit.cli.codes import INTERNAL, INTERRUPTED, INTERRUPTED_LINE, USAGE
 from b24kit.cli.common import (
-    INTERNAL,
-    INTERRUPTED,
     OPTIONS,
-    USAGE,
     setup_logging,
 )
 from b24kit.cli.output import err
@@ -154,9 +152,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         code = INTERNAL
     if code == INTERRUPTED:  # however it arrived: typer returns or raises Exit(130) silently
-        err.print(
-            "interrupted; run the same command again to continue (b24kit picks up "
-            "where it stopped)",
-            highlight=False,
-        )
+        err.print(INTERRUPTED_LINE, highlight=False, markup=False)
     sys.exit(code if isinstance(code, int) else 0)

@@ -23,8 +23,8 @@ from b24kit.blueprint.model import Blueprint, json_schema
 from b24kit.blueprint.plan import Change, Plan, PlanOptions
 from b24kit.blueprint.saved import read_saved_plan, save_plan
 from b24kit.blueprint.svg import render_svg
+from b24kit.cli.codes import USAGE
 from b24kit.cli.common import (
-    USAGE,
     DocFormat,
     Format,
     FormatOption,

@@ -15,6 +15,7 @@ import typer
 from rich.markup import escape
 
 from b24kit.blueprint.document import BlueprintError
+from b24kit.cli.codes import USAGE
 from b24kit.cli.interrupt import run_cancellable
 from b24kit.cli.output import err, fail
 from b24kit.client import ConfigError, redact
@@ -25,9 +26,6 @@ from b24kit.errors import Error
 T = TypeVar("T")
 
 # Exit codes: one table for the whole tool (README "Exit codes"; conventions.md)
-# exit codes: 0 done, 1 findings asked to fail on, 2 bad input, 3 portal failure,
-# 4 a bug (b24kit.errors), 130 interrupted
-USAGE, INTERNAL, INTERRUPTED = 2, 4, 130
 
 
 @dataclass

@@ -10,12 +10,12 @@ from __future__ import annotations
 import signal
 import sys
 
-INTERRUPTED = 130
+from b24kit.cli.codes import INTERRUPTED, INTERRUPTED_LINE  # imports nothing itself
 
 
 def _interrupted() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sys.stderr.write("interrupted; run the same command again to continue\n")
+    sys.stderr.write(INTERRUPTED_LINE + "\n")
 
 
 def main() -> None:

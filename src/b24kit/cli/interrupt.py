@@ -14,14 +14,14 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import TypeVar
 
+from b24kit.cli.codes import INTERRUPTED, INTERRUPTED_LINE
+
 T = TypeVar("T")
 GRACE = 3.0  # seconds the cancelled work has to wind down
-INTERRUPTED = 130
-MESSAGE = "interrupted; run the same command again to continue (b24kit picks up where it stopped)\n"
 
 
 def _hard_exit() -> None:
-    sys.stderr.write(MESSAGE)
+    sys.stderr.write(INTERRUPTED_LINE + "\n")
     sys.stderr.flush()
     os._exit(INTERRUPTED)
 
