@@ -105,23 +105,24 @@ def test_a_new_row_makes_contact_parent_child_and_links_by_reference() -> None:
     assert plan.counts["parents"]["created"] == 1 and plan.counts["children"]["created"] == 1
 
 
+def migrated() -> Existing:
+    """The portal after row 1 (Иванов Иван, кран, новая, 100) was migrated."""
+    deal = {
+        "ID": "10",
+        "TITLE": "Иванов Иван: кран",
+        "STAGE_ID": "C1:NEW",
+        "CATEGORY_ID": "1",
+        "CONTACT_ID": "5",
+        "OPPORTUNITY": "100.00",
+    }
+    return Existing(deals={"row:1": deal}, contacts_by_comm={"79261112233": 5})
+
+
 def test_an_unchanged_row_already_migrated_plans_nothing() -> None:
     records, _ = read_records(
         table([1, "Иванов Иван", "+7 926 111-22-33", "кран", "новая", "100", ""]), MAPPING
     )
-    existing = Existing(
-        deals={
-            "row:1": {
-                "ID": "10",
-                "TITLE": "Иванов Иван: кран",
-                "STAGE_ID": "C1:NEW",
-                "CATEGORY_ID": "1",
-                "CONTACT_ID": "5",
-                "OPPORTUNITY": "100.00",
-            }
-        },
-        contacts_by_comm={"79261112233": 5},
-    )
+    existing = migrated()
     plan = plan_migration(records, MAPPING, TARGET, existing)
     assert plan.commands == []
     assert plan.counts["parents"]["unchanged"] == 1 and plan.counts["contacts"]["unchanged"] == 1
@@ -131,19 +132,7 @@ def test_a_changed_amount_is_an_update_and_the_stage_is_left_alone() -> None:
     records, _ = read_records(
         table([1, "Иванов Иван", "+7 926 111-22-33", "кран", "в работе", "150", ""]), MAPPING
     )
-    existing = Existing(
-        deals={
-            "row:1": {
-                "ID": "10",
-                "TITLE": "Иванов Иван: кран",
-                "STAGE_ID": "C1:NEW",
-                "CATEGORY_ID": "1",
-                "CONTACT_ID": "5",
-                "OPPORTUNITY": "100.00",
-            }
-        },
-        contacts_by_comm={"79261112233": 5},
-    )
+    existing = migrated()
     [update] = plan_migration(records, MAPPING, TARGET, existing).commands
     assert update.method == "crm.deal.update" and update.params["id"] == 10
     assert update.params["fields"] == {"OPPORTUNITY": 150.0}, "deals move on the portal"

@@ -13,7 +13,6 @@ from b24kit.portal.ids import (
     EntityType,
     cut_forms,
     kept_code,
-    prefix_of_entity,
     stage_entity,
     stage_prefix,
     status_id,
@@ -78,7 +77,6 @@ def test_one_pipeline_matcher() -> None:
 def test_stage_ids(etid: int, category: int, entity: str, prefix: str) -> None:
     assert stage_entity(etid, category) == entity
     assert stage_prefix(etid, category) == prefix
-    assert prefix_of_entity(entity) == prefix
 
 
 def test_the_cut() -> None:

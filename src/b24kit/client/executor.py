@@ -370,7 +370,7 @@ class _Run:
         command = self.by_name[name]
         try:
             params: dict[str, Any] = self._materialise(command.params, members)
-        except (LookupError, IndexError, ValueError) as exc:
+        except (LookupError, ValueError) as exc:  # IndexError is a LookupError
             if command.optional:
                 self.finish(name, True, None, skipped=True)
             else:

@@ -160,18 +160,6 @@ def item_update(etid: Value, ident: Value, fields: dict[str, Any], name: str = "
     )
 
 
-def item_delete(etid: Value, ident: Value, name: str = "") -> Command:
-    gone = LookupKey(
-        "crm.item.list",
-        {"entityTypeId": etid, "filter": {"id": ident}, "select": ["id"]},
-        _absent("id", ident, "items"),
-        f"crm.item.delete {_label(ident)}",
-    )
-    return Command(
-        "crm.item.delete", {"entityTypeId": etid, "id": ident}, name=name, kind="delete", gone=gone
-    )
-
-
 def move_items(etid: int, ids: list[int], target: str, name: str) -> list[Command]:
     """Move items to stage ``target``: one update per item (the step before a stage they
     are in is deleted)."""

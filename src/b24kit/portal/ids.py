@@ -97,17 +97,6 @@ def stage_prefix(etid: int, category_id: int | str) -> str:
     return f"DT{etid}_{category_id}:"
 
 
-def prefix_of_entity(entity_id: str) -> str:
-    """The stage-id prefix of a crm.status ENTITY_ID ("" for anything else)."""
-    match = re.fullmatch(r"DEAL_STAGE_(\d+)", entity_id)
-    if match:
-        return stage_prefix(EntityType.DEAL, int(match.group(1)))
-    match = re.fullmatch(r"DYNAMIC_(\d+)_STAGE_(\d+)", entity_id)
-    if match:
-        return stage_prefix(int(match.group(1)), int(match.group(2)))
-    return ""
-
-
 def status_id(prefix: str, code: str) -> str:
     """A stage's STATUS_ID as the portal keeps it: prefix + code, deal ids ("C…:") cut."""
     full = code if code.startswith(prefix) else prefix + code
