@@ -52,3 +52,23 @@ def test_scalars_and_empties() -> None:
 )
 def test_php_truthiness(value: object, truth: bool) -> None:
     assert php_truthy(value) is truth
+
+
+def test_appending_with_empty_brackets_costs_the_same_for_every_element() -> None:
+    """Issue 16, item 8: ``a[b][]=1`` repeated 7,000 times (63 KB, under the event body
+    limit) took 8 s to parse, each append scanning the keys before it."""
+    import time
+
+    body = "a[b][]=1&" * 7000
+    started = time.perf_counter()
+    parsed = parse_query(body)
+    took = time.perf_counter() - started
+    assert list(parsed["a"]["b"]) == [str(i) for i in range(7000)]
+    assert took < 1.0, f"{took:.2f} s for 63 KB"
+    assert parse_query("a[]=1&a[5]=2&a[]=3&a[-3]=4&a[]=5")["a"] == {
+        "0": "1",
+        "5": "2",
+        "6": "3",
+        "-3": "4",
+        "7": "5",
+    }, "PHP: an empty [] takes the largest integer key so far, plus one"

@@ -82,13 +82,18 @@ def _split_key(raw: str) -> list[str]:
     return parts
 
 
-def _assign(target: dict[str, Any], path: list[str], value: str) -> None:
+def _assign(target: dict[str, Any], path: list[str], value: str, next_free: dict[int, int]) -> None:
+    """Set ``value`` at ``path``. ``next_free`` holds, per array (by id), the index an
+    empty ``[]`` takes next: PHP's "largest integer key + 1", kept as keys arrive so that
+    appending costs the same for the thousandth element as for the first."""
     node = target
     for index, part in enumerate(path):
         last = index == len(path) - 1
         if part == "":
-            numeric = [int(k) for k in node if k.lstrip("-").isdigit()]
-            part = str(max(numeric) + 1 if numeric else 0)
+            part = str(next_free.get(id(node), 0))
+        if part.lstrip("-").isdigit():
+            seen = next_free.get(id(node))
+            next_free[id(node)] = int(part) + 1 if seen is None else max(seen, int(part) + 1)
         if last:
             node[part] = value
             return
@@ -108,6 +113,7 @@ def parse_query(query: str | bytes) -> Params:
     if isinstance(query, bytes):
         query = query.decode("utf-8", errors="replace")
     result: Params = {}
+    next_free: dict[int, int] = {}
     for chunk in query.split("&"):
         if not chunk:
             continue
@@ -115,7 +121,7 @@ def parse_query(query: str | bytes) -> Params:
         key = unquote_plus(raw_key)
         if not key:
             continue
-        _assign(result, _split_key(key), unquote_plus(raw_value))
+        _assign(result, _split_key(key), unquote_plus(raw_value), next_free)
     return result
 
 
