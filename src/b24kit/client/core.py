@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from b24kit.client.errors import (
     UNRESOLVED,
     AuthError,
     BadResponse,
+    DeadlinePassed,
     OperationTimeLimit,
     PortalError,
     QueryLimitExceeded,
@@ -112,6 +114,20 @@ class RetryPolicy:
     max_limit_wait: float = 1800.0  # give up waiting on the portal's limits after this
 
 
+def _shorter(timeout: httpx.Timeout, seconds: float) -> httpx.Timeout:
+    """``timeout`` with no part longer than ``seconds``."""
+
+    def cut(part: float | None) -> float:
+        return seconds if part is None else min(part, seconds)
+
+    return httpx.Timeout(
+        connect=cut(timeout.connect),
+        read=cut(timeout.read),
+        write=cut(timeout.write),
+        pool=cut(timeout.pool),
+    )
+
+
 class B24Client:
     def __init__(
         self,
@@ -146,6 +162,9 @@ class B24Client:
         # told of every retry and of every wait on the portal's limits of 2 s or more
         # ("retrying crm.deal.list (2/8) in 4 s: ..."), so that no wait is silent
         self.on_retry: Callable[[str], None] | None = None
+        # when the run must end (on self.clock's monotonic time): see within()
+        self.deadline: float | None = None
+        self._budget = 0.0
 
     @property
     def portal(self) -> str:
@@ -160,6 +179,41 @@ class B24Client:
     def timeout(self, seconds: float) -> None:
         self._http.timeout = httpx.Timeout(seconds)
 
+    @contextmanager
+    def within(self, seconds: float | None) -> Iterator[None]:
+        """Every request made inside the block ends within ``seconds`` from now: no wait on
+        the portal's limits, no retry and no request outlasts it (each request's timeout
+        is cut to what is left); past it, :class:`DeadlinePassed`. Nested: the earlier
+        deadline wins. ``None``: no deadline of its own."""
+        saved = self.deadline, self._budget
+        if seconds is not None:
+            end = self.clock.monotonic() + seconds
+            if self.deadline is None or end < self.deadline:
+                self.deadline, self._budget = end, seconds
+        try:
+            yield
+        finally:
+            self.deadline, self._budget = saved
+
+    def _time_left(self, method: str, need: float = 0.0) -> float | None:
+        """Seconds left before the deadline (None: none set); DeadlinePassed when fewer
+        than ``need`` are."""
+        if self.deadline is None:
+            return None
+        left = self.deadline - self.clock.monotonic()
+        if left <= need:
+            why = f"waiting {need:.0f} s more would pass it" if need > max(left, 0) else "passed"
+            raise DeadlinePassed(
+                f"{method}: the run's deadline of {self._budget:g} s {why}; the work is "
+                "incomplete (run it again to continue)"
+            )
+        return left
+
+    async def _wait_limits(self, method: str) -> None:
+        """Wait for the method's operating budget, unless that wait outlasts the deadline."""
+        self._time_left(method, self.tracker.wait_time(method))
+        await self.tracker.wait(method, self.on_retry)
+
     async def __aenter__(self) -> B24Client:
         return self
 
@@ -171,18 +225,26 @@ class B24Client:
 
     # ------------------------------------------------------------- one request
     async def _send(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        await self.tracker.wait(method, self.on_retry)
+        await self._wait_limits(method)
         await self.bucket.acquire()
         body = dict(params)
         body.update(self.auth.params())
         async with self._in_flight:
+            left = self._time_left(method)
+            timeout = self._http.timeout if left is None else _shorter(self._http.timeout, left)
             self.requests += 1
             try:
-                response = await self._http.post(
-                    self.auth.url(method),
-                    content=json.dumps(body, ensure_ascii=False, default=str).encode("utf-8"),
-                    headers={"content-type": "application/json"},
-                )
+                async with asyncio.timeout(left):  # the whole answer, however slowly it drips
+                    response = await self._http.post(
+                        self.auth.url(method),
+                        content=json.dumps(body, ensure_ascii=False, default=str).encode("utf-8"),
+                        headers={"content-type": "application/json"},
+                        timeout=timeout,
+                    )
+            except TimeoutError:
+                raise TransportFailure(
+                    method, self.portal, f"no answer within the run's deadline ({self._budget:g} s)"
+                ) from None
             except httpx.HTTPError as exc:
                 detail = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
                 for secret in self.auth.secrets():
@@ -279,6 +341,7 @@ class B24Client:
                     raise exc  # refresh once, then give up (docs' recommended flow)
                 refreshed = True
             await self._before_retry(state, method)
+            self._time_left(method, state.next_action.sleep if state.next_action else 0.0)
 
         errors_seen = 0
         started = self.clock.monotonic()
@@ -370,7 +433,7 @@ class B24Client:
             safe = all(is_safe_to_repeat(m) for m in methods.values())
         for method_name in set(methods.values()):
             # each command counts against its own method's budget: wait for every one
-            await self.tracker.wait(method_name, self.on_retry)
+            await self._wait_limits(method_name)
         envelope = await self.envelope("batch", {"halt": 1 if halt else 0, "cmd": cmd}, safe=safe)
         raw = envelope.result if isinstance(envelope.result, Mapping) else {}
         out = BatchResult(

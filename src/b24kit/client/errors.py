@@ -89,6 +89,11 @@ class UnknownOutcome(B24Error):
     """A write may or may not have happened and cannot be looked up safely."""
 
 
+class DeadlinePassed(B24Error):
+    """The run's deadline passed before the portal answered: the work is incomplete, and
+    running it again continues it (every write can be found again)."""
+
+
 class IncompleteRead(B24Error):
     """A paged read could not be completed exactly; nothing partial is returned."""
 
