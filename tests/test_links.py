@@ -300,7 +300,8 @@ def test_the_pilot_with_sync_serve(tmp_path: Path) -> None:
 
     async def go() -> None:
         with client_for(box) as client:
-            service = SyncService(client, bp, tmp_path, "app-secret")
+            service = SyncService(client, bp, tmp_path, "app-secret", pause=0)
+            worker = asyncio.create_task(service.work(300))
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=service), base_url="http://sync"
             ) as http:
@@ -315,7 +316,8 @@ def test_the_pilot_with_sync_serve(tmp_path: Path) -> None:
                 answer = await http.post(
                     "/", content=event("ONCRMDEALUPDATE", deal), headers=headers
                 )
-                assert answer.json()["created"] == 1
+                assert answer.status_code == 200 and answer.json()["queued"] == deal
+                await service.drain()  # the pass the event woke
                 child = box.call("crm.deal.list", {"filter": {"CATEGORY_ID": logistics}})[0]
                 box.call(
                     "crm.deal.update",
@@ -324,6 +326,10 @@ def test_the_pilot_with_sync_serve(tmp_path: Path) -> None:
                 await http.post(
                     "/", content=event("ONCRMDEALUPDATE", int(child["ID"])), headers=headers
                 )
+                await service.drain()
+            service.stop()
+            await worker
+        assert service.passes == 2, "one pass per event that came alone"
 
     asyncio.run(go())
     assert _stage(box, deal) == f"C{sales}:ESTIMATE_READY"
@@ -386,9 +392,13 @@ def test_concurrent_passes_make_one_child(tmp_path: Path) -> None:
                 f"event=ONCRMDEALUPDATE&data%5BFIELDS%5D%5BID%5D={second}"
                 "&auth%5Bapplication_token%5D=t"
             ).encode()
-            await asyncio.gather(
-                service.handle("POST", body), service.run_pass(), service.handle("POST", body)
-            )
+            worker = asyncio.create_task(service.work(300))
+            service.handle("POST", body)
+            await asyncio.gather(service.run_pass(), service.drain())
+            service.handle("POST", body)
+            await asyncio.gather(service.run_pass(), service.drain())
+            service.stop()
+            await worker
 
     asyncio.run(race())
     children = box.call(
@@ -494,9 +504,9 @@ def test_a_stuck_sync_pass_does_not_freeze_the_next(tmp_path: Path) -> None:
     loop, then gives up with a clear error (the one after tries again)."""
     import fcntl
 
-    from b24kit.links.run import SyncBusy, sync_lock
+    from b24kit.locks import LockHeld, run_lock
 
-    held = (tmp_path / "sync.lock").open("w")
+    held = (tmp_path / "run.lock").open("w")
     fcntl.flock(held, fcntl.LOCK_EX)  # another process's pass, stuck
 
     async def go() -> tuple[str, int]:
@@ -510,13 +520,14 @@ def test_a_stuck_sync_pass_does_not_freeze_the_next(tmp_path: Path) -> None:
 
         task = asyncio.create_task(ticker())
         try:
-            async with sync_lock(tmp_path, wait=0.5):
+            async with run_lock(tmp_path / "run.lock", "sync", wait=0.5):
                 return "entered", ticks
-        except SyncBusy as exc:
+        except LockHeld as exc:
             return str(exc), ticks
         finally:
             task.cancel()
 
     message, ticks = asyncio.run(go())
     held.close()
-    assert "gives up" in message and ticks >= 5, "bounded, and the loop kept running"
+    assert "holds" in message and "waited" in message, message
+    assert ticks >= 5, "bounded, and the loop kept running"

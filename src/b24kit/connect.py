@@ -49,6 +49,11 @@ from b24kit.client.limiter import Bucket
 SANDBOX_DIR = Path(".b24kit")
 
 
+def state_root() -> Path:
+    """Where every portal's local state lives: ``$B24KIT_STATE_DIR`` or ``./.b24kit``."""
+    return Path(os.environ.get("B24KIT_STATE_DIR") or SANDBOX_DIR)
+
+
 def config_dir(env: Mapping[str, str]) -> Path:
     base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
     return Path(base) / "b24kit"
@@ -74,6 +79,11 @@ class Connection:
         host = re.sub(r"[^A-Za-z0-9.-]+", "-", host).strip("-") or "portal"
         digest = hashlib.sha256(self.label.encode("utf-8")).hexdigest()[:8]
         return f"{'sandbox' if self.is_sandbox else host}-{digest}"
+
+    def state_dir(self, root: Path | None = None) -> Path:
+        """This portal's local state folder (sync marks, the run lock) under ``root``:
+        by default ``$B24KIT_STATE_DIR``, else ``./.b24kit``."""
+        return (root or state_root()) / self.state_key
 
     async def close(self) -> None:
         await self.client.aclose()

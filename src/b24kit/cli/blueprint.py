@@ -25,12 +25,15 @@ from b24kit.blueprint.saved import read_saved_plan, save_plan
 from b24kit.blueprint.svg import render_svg
 from b24kit.cli.codes import USAGE
 from b24kit.cli.common import (
+    LOCK_WAIT,
     DocFormat,
     Format,
     FormatOption,
+    LockWaitOption,
     PlanOption,
     PortalOption,
     YesOption,
+    locked,
     note,
     open_portal,
     out_option,
@@ -274,6 +277,7 @@ def apply(
     prune: PruneOption = False,
     move_stage: MoveOption = None,
     yes: YesOption = False,
+    lock_wait: LockWaitOption = LOCK_WAIT,
     format: FormatOption = Format.text,
 ) -> None:
     """Make the portal match the blueprint: show the plan, ask, then apply it through
@@ -353,7 +357,7 @@ def apply(
         return 0 if report.ok else 3
 
     try:
-        code = run_portal(conn, work)
+        code = run_portal(conn, locked("apply", lock_wait, work))
     except ApplyError as exc:
         raise fail(str(exc), code=3) from None
     if code:

@@ -22,6 +22,7 @@ from b24kit.client import ConfigError, redact
 from b24kit.client.errors import PortalError
 from b24kit.connect import Connection, connect
 from b24kit.errors import Error
+from b24kit.locks import LOCK_FILE, WAIT, run_lock
 
 T = TypeVar("T")
 
@@ -178,6 +179,32 @@ def open_portal(portal: str | None, plan: str | None, *, writes: bool = False) -
     elif conn.is_sandbox:
         note(f"Using the {conn.label}.")
     return conn
+
+
+LockWaitOption = Annotated[
+    float,
+    typer.Option(
+        "--lock-wait",
+        metavar="SECONDS",
+        min=0,
+        help="How long to wait for another b24kit run writing to the same portal "
+        "(0: do not wait); then exit 3 naming it.",
+    ),
+]
+LOCK_WAIT = WAIT
+
+
+def locked(
+    job: str, wait: float, work: Callable[[Connection], Awaitable[T]]
+) -> Callable[[Connection], Awaitable[T]]:
+    """``work`` under the portal's run lock (b24kit.locks): taken before anything is
+    read for planning, so that two runs never plan the same create."""
+
+    async def run(conn: Connection) -> T:
+        async with run_lock(conn.state_dir() / LOCK_FILE, job, wait=wait, on_wait=note):
+            return await work(conn)
+
+    return run
 
 
 def run_portal(

@@ -13,6 +13,7 @@ from rich.table import Table
 from b24kit.blueprint.loader import BlueprintError, load_blueprint
 from b24kit.blueprint.model import Blueprint
 from b24kit.cli.common import (
+    LOCK_WAIT,
     OPTIONS,
     BlueprintAlias,
     BlueprintArgument,
@@ -20,6 +21,7 @@ from b24kit.cli.common import (
     FormatOption,
     ListFormat,
     ListFormatOption,
+    LockWaitOption,
     PlanOption,
     PortalOption,
     TableFormat,
@@ -27,6 +29,8 @@ from b24kit.cli.common import (
     YesOption,
     blueprint_path,
     check_names,
+    locked,
+    note,
     open_portal,
     out_option,
     run_portal,
@@ -97,6 +101,7 @@ def audit(
         ),
     ] = False,
     yes: YesOption = False,
+    lock_wait: LockWaitOption = LOCK_WAIT,
     blueprint_alias: BlueprintAlias = None,
 ) -> None:
     """Check that parents and children agree, by the blueprint's links.
@@ -135,7 +140,7 @@ def audit(
                 result, fixed = await repair_until_clean(conn.client, bp, safe_ones, link)
         return result, fixed
 
-    result, fixed = run_portal(conn, work)
+    result, fixed = run_portal(conn, locked("audit --fix", lock_wait, work) if do_fix else work)
     rows = [f.as_dict(base) for f in result.findings]
     counts = result.counts()
     over = [f for f in result.findings if SEVERITY_RANK[f.severity] >= SEVERITY_RANK[fail_on]]
@@ -234,10 +239,34 @@ def sync(
         Path,
         typer.Option(
             "--state-dir",
+            envvar="B24KIT_STATE_DIR",
             metavar="DIR",
-            help="Where each portal's last pass and lock live (a folder per portal inside).",
+            help="Where each portal's last pass and run lock live (a folder per portal "
+            "inside); migrate, apply and audit --fix read B24KIT_STATE_DIR for the same lock.",
         ),
     ] = Path(".b24kit"),
+    deadline: Annotated[
+        float,
+        typer.Option(
+            "--deadline",
+            metavar="SECONDS",
+            min=1,
+            help="A pass ends within this time, whatever the portal does (no answer, "
+            "refusals, limits); past it, exit 3 (--serve: the next pass tries again).",
+        ),
+    ] = 600.0,
+    rate_share: Annotated[
+        float,
+        typer.Option(
+            "--rate-share",
+            metavar="FRACTION",
+            min=0.05,
+            max=1.0,
+            help="--serve: the share of the portal's rate limit the passes may use; the "
+            "rest is left to other tools and people.",
+        ),
+    ] = 0.5,
+    lock_wait: LockWaitOption = 120.0,
     format: FormatOption = Format.text,
     blueprint_alias: BlueprintAlias = None,
 ) -> None:
@@ -251,12 +280,12 @@ def sync(
         raise fail("choose --once or --serve")
     bp = _blueprint(blueprint, blueprint_alias)
     conn = open_portal(portal, plan_name, writes=True)
-    state = state_dir / conn.state_key  # marks and locks are per portal
+    state = conn.state_dir(state_dir)  # marks and locks are per portal
     if once:
 
         async def work(conn: Connection) -> Any:
-            with phase(f"reading {conn.label}"):
-                return await sync_once(conn.client, bp, state, full=full)
+            with phase(f"reading {conn.label}"), conn.client.within(deadline):
+                return await sync_once(conn.client, bp, state, full=full, lock_wait=lock_wait)
 
         result = run_portal(conn, work)
         created = sum(1 for o in result.outcomes if o.ok and o.method == "crm.deal.add")
@@ -304,10 +333,11 @@ def sync(
             bp,
             state,
             app_token,
-            on_pass=None
-            if OPTIONS.quiet
-            else lambda r: err.print(f"pass: {len(r.findings)} acted on", highlight=False),
+            deadline=deadline,
+            lock_wait=lock_wait,
         )
+        bucket = conn.client.bucket  # leave the rest of the portal's limit to others
+        bucket.capacity, bucket.rate = bucket.capacity * rate_share, bucket.rate * rate_share
 
         def ready(url: str) -> None:
             console.print(
@@ -322,8 +352,7 @@ def sync(
         run_portal(conn, work_serve)
     except ListenError as exc:
         raise fail(str(exc), code=2 if exc.in_use else 3) from None
-    except KeyboardInterrupt:  # Ctrl-C is how a foreground service is stopped: a clean stop
-        err.print("sync stopped.", highlight=False)
+    note("sync stopped.")
 
 
 @report_app.command()

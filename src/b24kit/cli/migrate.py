@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -12,15 +11,17 @@ import typer
 
 from b24kit.blueprint.loader import BlueprintError
 from b24kit.cli.common import (
+    LOCK_WAIT,
     BlueprintAlias,
     BlueprintArgument,
     Format,
     FormatOption,
+    LockWaitOption,
     PlanOption,
     PortalOption,
     YesOption,
     blueprint_path,
-    note,
+    locked,
     open_portal,
     out_option,
     run_portal,
@@ -28,7 +29,6 @@ from b24kit.cli.common import (
 from b24kit.cli.output import console, err, fail, phase, row_progress
 from b24kit.cli.report import Output, narrate, show
 from b24kit.connect import Connection
-from b24kit.locks import job_lock
 from b24kit.migrate.run import MigrationResult, execute, load_mapping, prepare, write_report
 from b24kit.migrate.sources import gspread_client, read_csv, read_gsheet, read_xlsx, to_table
 
@@ -100,6 +100,7 @@ def run(
             help="Google service-account or OAuth client JSON, as gspread reads them.",
         ),
     ] = None,
+    lock_wait: LockWaitOption = LOCK_WAIT,
     format: FormatOption = Format.text,
     mapping_alias: Annotated[Path | None, typer.Option("--mapping", "-m", hidden=True)] = None,
 ) -> None:
@@ -145,10 +146,8 @@ def run(
             return await execute(conn.client, result, progress)
 
     # two runs on one portal at once would each see the rows as new and make them twice
-    lock = Path(".b24kit") / conn.state_key / "migrate.lock"
     try:
-        with job_lock(lock, on_wait=note) if not dry_run else nullcontext():
-            result = run_portal(conn, work)
+        result = run_portal(conn, work if dry_run else locked("migrate", lock_wait, work))
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     if report is not None:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
 import json
 import statistics
-import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Iterator
 from copy import deepcopy
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -17,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from b24kit.blueprint.model import Blueprint
-from b24kit.client import B24Client, B24Error, Command, Executor, Outcome, read_all
+from b24kit.client import B24Client, Command, Executor, Outcome, read_all
 from b24kit.encoding import as_list
 from b24kit.errors import InputError
 from b24kit.links.audit import AuditResult, Finding, audit_deals, child_repair, read_link_deals
 from b24kit.links.model import Deal, ResolvedLink, resolve_links, to_deal
+from b24kit.locks import LOCK_FILE, run_lock
 from b24kit.portal.ids import EntityType
 from b24kit.portal.snapshot import read_snapshot
 
@@ -134,37 +131,6 @@ async def repair_until_clean(
 
 
 # ---------------------------------------------------------------------- sync
-class SyncBusy(B24Error):
-    """Another sync pass held the lock for longer than this one would wait."""
-
-
-@asynccontextmanager
-async def sync_lock(state_dir: Path, wait: float = 120.0) -> AsyncIterator[None]:
-    """One sync pass at a time on this machine: two passes racing would both see a
-    parent without a child and both create one. The wait is bounded (a stuck pass never
-    freezes the next cron run or the event server) and does not block the event loop; the
-    OS frees the lock of a process that died."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with (state_dir / "sync.lock").open("w") as handle:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise SyncBusy(
-                        f"another sync pass has held {state_dir / 'sync.lock'} for "
-                        f"over {wait:.0f} s; this pass gives up (the next one "
-                        "will try again)"
-                    ) from None
-                await asyncio.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @dataclass
 class SyncResult:
     deals_read: int
@@ -177,16 +143,25 @@ def _state_file(state_dir: Path, link: ResolvedLink) -> Path:
     return state_dir / f"sync-{link.link.name}.json"
 
 
-async def _changed_deals(client: B24Client, link: ResolvedLink, since: str | None) -> list[Deal]:
-    """Deals of the link's pipelines changed since the last pass, and the deals they are
+async def _changed_deals(
+    client: B24Client, link: ResolvedLink, since: str | None, touched: Iterable[int] = ()
+) -> list[Deal]:
+    """Deals of the link's pipelines changed since the last pass, the ``touched`` ones
+    (named by events, read by id whatever their DATE_MODIFY says), and the deals they are
     tied to (a quiet portal costs a request or two)."""
-    flt: dict[str, Any] = {"@CATEGORY_ID": sorted({link.parent.id, link.child.id})}
+    categories = sorted({link.parent.id, link.child.id})
+    flt: dict[str, Any] = {"@CATEGORY_ID": categories}
     if since:
         flt[">=DATE_MODIFY"] = since
     rows = await read_all(client, "crm.deal.list", {"filter": flt, "select": link.fields()})
     deals = {int(r["ID"]): to_deal(r, link) for r in rows}
     if since is None:
         return list(deals.values())
+    named = sorted(set(touched) - set(deals))
+    for chunk in range(0, len(named), 500):
+        flt = {"@CATEGORY_ID": categories, "@ID": named[chunk : chunk + 500]}
+        for r in await read_all(client, "crm.deal.list", {"filter": flt, "select": link.fields()}):
+            deals[int(r["ID"])] = to_deal(r, link)
     parent_ids = {
         d.parent_ref
         for d in deals.values()
@@ -223,11 +198,18 @@ async def sync_once(
     state_dir: Path,
     names: list[str] | None = None,
     full: bool = False,
+    lock_wait: float = 120.0,
+    touched: Iterable[int] = (),
 ) -> SyncResult:
     """Perform the links: create the children of parents that reached the trigger stage,
-    mirror the children's stages on their parents, and move parents where the link says."""
+    mirror the children's stages on their parents, and move parents where the link says.
+    Under the portal's run lock (``state_dir``/run.lock): two passes racing would both see
+    a parent without a child and both create one; a pass waits ``lock_wait`` seconds for
+    another writer at most (then :class:`~b24kit.locks.LockHeld`; the next pass tries
+    again). ``touched``: deals to read whatever their DATE_MODIFY (from events)."""
+    touched = list(touched)
     start = client.requests
-    async with sync_lock(state_dir):
+    async with run_lock(state_dir / LOCK_FILE, "sync", wait=lock_wait):
         now = str(await client.call("server.time"))
         findings: list[Finding] = []
         read = 0
@@ -238,7 +220,7 @@ async def sync_once(
             since = None
             if state.exists() and not full:
                 since = json.loads(state.read_text(encoding="utf-8")).get("since")
-            deals = await _changed_deals(client, link, since)
+            deals = await _changed_deals(client, link, since, touched)
             read += len(deals)
             found = [f for f in audit_deals(link, deals) if f.rule in SYNC_RULES]
             findings += found

@@ -1,0 +1,174 @@
+"""The portal's run lock (issue 16, items 2 and 10): one writer per portal; a wait that is
+bounded and names the holder; a dead holder's lock taken over at once; a live one never."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from b24kit.clock import use
+from b24kit.locks import LockHeld, run_lock
+from tests.cli import ROOT, run_cli
+from tests.clocks import FakeClock
+
+
+def hold(path: Path, **holder: Any) -> IO[str]:
+    """Another run's hold on the lock: an open, flocked file naming it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+", encoding="utf-8")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    handle.truncate(0)
+    handle.write(json.dumps(holder))
+    handle.flush()
+    return handle
+
+
+def ago(**delta: float) -> str:
+    return (datetime.now(UTC) - timedelta(**delta)).isoformat(timespec="seconds")
+
+
+def take(path: Path, job: str, wait: float, clock: FakeClock | None = None) -> str:
+    """Take and release the lock as ``job``; what the lock said, or "entered"."""
+
+    async def go() -> str:
+        try:
+            async with run_lock(path, job, wait=wait, on_wait=said.append):
+                return "entered"
+        except LockHeld as exc:
+            return str(exc)
+
+    said: list[str] = []
+    with use(clock or FakeClock()):
+        outcome = asyncio.run(go())
+    return outcome + "".join(f"\nsaid: {line}" for line in said)
+
+
+def test_the_wait_is_bounded_and_names_the_holder(tmp_path: Path) -> None:
+    lock = tmp_path / "run.lock"
+    held = hold(lock, job="migrate", pid=4242, host="build-1", since=ago(minutes=3))
+    clock = FakeClock()
+    try:
+        outcome = take(lock, "apply", wait=30, clock=clock)
+    finally:
+        held.close()
+    first, said = outcome.split("\nsaid: ")
+    assert first.startswith(f"migrate (pid 4242 on build-1, for 3 min) holds {lock}; waited 30 s")
+    assert first.endswith("nothing was written: run again when it ends")
+    assert said == f"migrate (pid 4242 on build-1, for 3 min) holds {lock}; waiting up to 30 s"
+    assert 29.99 <= sum(clock.sleeps) < 31, "it waited the bound on the clock, then stopped"
+    assert take(lock, "apply", wait=30) == "entered", "free once the holder let go"
+
+
+def test_no_wait_says_nothing_and_fails_at_once(tmp_path: Path) -> None:
+    lock = tmp_path / "run.lock"
+    held = hold(lock, job="sync", pid=7, since=ago(minutes=5))
+    clock = FakeClock()
+    try:
+        outcome = take(lock, "apply", wait=0, clock=clock)
+    finally:
+        held.close()
+    assert (
+        outcome
+        == f"sync (pid 7, for 5 min) holds {lock}; nothing was written: run again when it ends"
+    )
+    assert clock.sleeps == []
+
+
+def test_a_live_holder_is_never_overridden_and_an_old_one_is_named_stuck(tmp_path: Path) -> None:
+    lock = tmp_path / "run.lock"
+    held = hold(lock, job="migrate", pid=99, host="h", since=ago(hours=9))
+    try:
+        outcome = take(lock, "apply", wait=5)
+    finally:
+        held.close()
+    assert "migrate (pid 99 on h, for 9.0 h) holds" in outcome
+    assert "it may be stuck: if so, stop it (kill 99) and run again" in outcome
+
+
+def test_the_lock_of_a_killed_holder_is_taken_at_once(tmp_path: Path) -> None:
+    """kill -9 leaves the file naming the dead run; the OS has freed the flock."""
+    lock = tmp_path / "run.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time\n"
+            f"h = open({str(lock)!r}, 'a+'); fcntl.flock(h, fcntl.LOCK_EX)\n"
+            'h.write(\'{"job": "migrate", "pid": 1}\'); h.flush()\n'
+            "print('held', flush=True); time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        assert "holds" in take(lock, "apply", wait=0), "held while it lives"
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+    finally:
+        holder.kill()
+    assert take(lock, "apply", wait=0) == "entered"
+    mine = json.loads(lock.read_text(encoding="utf-8"))
+    assert mine["job"] == "apply" and mine["pid"] == os.getpid(), "the file names its holder"
+    assert datetime.fromisoformat(mine["since"]).tzinfo is not None
+
+
+# --------------------------------------------------------------- the commands
+def portal_rows(db: Path) -> dict[str, list[Any]]:
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {t: sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"'))) for t in tables}
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for folder in ("blueprints", "examples"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    yield tmp_path
+
+
+def test_every_writing_command_refuses_while_another_run_writes(project: Path) -> None:
+    """apply, migrate run, audit --fix and sync --once on a portal another run is writing
+    to: exit 3, one line naming the holder, and not one write."""
+    bp = "blueprints/company.yaml"
+    first = run_cli("apply", bp, "-p", "sandbox", "--yes")
+    assert first.returncode == 0, first.stderr
+    (lock,) = project.glob(".b24kit/sandbox-*/run.lock")
+    db = project / ".b24kit" / "sandbox.sqlite"
+    before = portal_rows(db)
+    held = hold(lock, job="migrate", pid=4242, host="ops-1", since=ago(minutes=12))
+    try:
+        for args in (
+            ["apply", bp, "--var", "x=1"],
+            ["migrate", "run", "examples/projects.mapping.yaml"],
+            ["audit", bp, "--fix"],
+            ["sync", bp, "--once"],
+        ):
+            result = run_cli(
+                *args, "-p", "sandbox", "--yes" if args[0] != "sync" else "-q", "--lock-wait", "0"
+            )
+            lines = [x for x in result.stderr.splitlines() if x.strip()]
+            assert result.returncode == 3, (args, result.stderr)
+            assert "Traceback" not in result.stderr
+            error = [x for x in lines if x.startswith("error:")]
+            assert len(error) == 1, (args, lines)
+            assert "migrate (pid 4242 on ops-1, for 12 min) holds" in error[0], error
+            assert "waiting" not in result.stderr, "--lock-wait 0 does not wait"
+    finally:
+        held.close()
+    assert portal_rows(db) == before, "nothing was written"
