@@ -11,7 +11,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from b24kit.blueprint.loader import BlueprintError, BlueprintIssue, load_blueprint, read_yaml
+from b24kit.blueprint.loader import (
+    BlueprintError,
+    BlueprintIssue,
+    load_blueprint,
+    read_yaml,
+    schema_errors,
+    unknown_key,
+)
 from b24kit.client import B24Client, Executor, Outcome
 from b24kit.errors import InputError
 from b24kit.migrate.columns import missing_columns
@@ -37,10 +44,10 @@ def load_mapping(path: Path) -> Mapping:
         return mapping
     except ValidationError as exc:
         issues = []
-        for error in exc.errors():
+        for error in schema_errors(Mapping, exc):
             loc = tuple(p for p in error["loc"] if isinstance(p, (str, int)))
             message = (
-                f"unknown key {loc[-1]!r}" if error["type"] == "extra_forbidden" else error["msg"]
+                unknown_key(Mapping, loc) if error["type"] == "extra_forbidden" else error["msg"]
             )
             issues.append(BlueprintIssue(doc.mark(loc), f"{'.'.join(map(str, loc))}: {message}"))
         raise BlueprintError(issues) from None
