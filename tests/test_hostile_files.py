@@ -77,3 +77,23 @@ def test_hostile_file_is_one_line_and_exit_2(
     assert f"{kind}.yaml:" in err, "the file (and line) is named"
     assert len(err.strip().splitlines()) <= 2, err
     assert not (tmp_path / ".b24kit").exists() or role == "mapping", "validate needs no portal"
+
+
+def test_apply_reads_only_the_head_of_a_file_to_tell_a_saved_plan() -> None:
+    from b24kit.blueprint.saved import read_saved_plan
+
+    assert read_saved_plan(Path("/dev/zero")) is None, "read 64 bytes, not the whole device"
+
+
+def test_an_error_line_shows_control_characters_and_no_emoji(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "root:x:0.yaml").write_text(
+        'version: 1\ndeal:\n  "pipe\\nlines\\e[2J": []\n', encoding="utf-8"
+    )
+    result = run_cli("validate", "root:x:0.yaml")
+    assert result.returncode == 2
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("root:x:0.yaml:3:3: "), "':x:' is text, not an emoji code"
+    assert "\\u000a" in first and "\\u001b[2J" in first and "\x1b" not in result.stderr, first

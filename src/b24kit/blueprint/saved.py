@@ -47,7 +47,8 @@ def read_saved_plan(path: Path) -> SavedPlan | None:
     """The plan saved in ``path``, recognised by its content (any file name); None when the
     file is not JSON (a blueprint). InputError for a JSON file that is not a valid plan."""
     try:
-        head = path.read_bytes()[:64].lstrip()
+        with path.open("rb") as handle:  # the head only: the file may be /dev/zero or huge
+            head = handle.read(64).lstrip()
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     if not head.startswith(b"{"):
