@@ -145,3 +145,14 @@ def test_a_formula_in_a_cell_is_kept_as_text_and_reported(project: Path) -> None
     assert not [f for f in findings if "formula" in f.reason and f.column == "Телефон"], (
         "+7 phones are not formulas"
     )
+
+
+def test_a_column_the_sheet_has_twice_is_refused(project: Path) -> None:
+    csv = project.parent / "projects.csv"
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("№,Дата,Клиент,")
+    lines[0] = lines[0].replace("№,Дата,Клиент,", "№,Клиент,Клиент,", 1)
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, out = dry_run(project)
+    assert code == 2, out
+    assert "contact.name: column «Клиент» is in" in out and "(columns B, C)" in out, out

@@ -21,7 +21,7 @@ from b24kit.blueprint.loader import (
 )
 from b24kit.client import B24Client, Executor, Outcome
 from b24kit.errors import InputError
-from b24kit.migrate.columns import missing_columns
+from b24kit.migrate.columns import missing_columns, repeated_columns
 from b24kit.migrate.mapping import Mapping
 from b24kit.migrate.plan import (
     Finding,
@@ -81,6 +81,7 @@ def check_table(mapping: Mapping, table: Table) -> None:
     if not table.headers:
         raise InputError(f"{sheet}: the sheet is empty: no header, no rows")
     issues = missing_columns(mapping, table.headers, mapping.document, sheet)
+    issues += repeated_columns(mapping, table.repeated, mapping.document, sheet)
     if issues:
         raise BlueprintError(issues)
     if not any(not row.blank for row in table.rows):
