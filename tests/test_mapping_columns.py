@@ -156,3 +156,52 @@ def test_a_column_the_sheet_has_twice_is_refused(project: Path) -> None:
     code, out = dry_run(project)
     assert code == 2, out
     assert "contact.name: column «Клиент» is in" in out and "(columns B, C)" in out, out
+
+
+# every name the mapping gives is checked before anything is written: (old text, new text,
+# the error); the error is at the line of the new text
+NAMES = [
+    ("pipeline: sales_turnkey", "pipeline: sales_tunkey", "did you mean 'sales_turnkey'?"),
+    ("OFFER: [кп отправлено]", "OFER: [кп отправлено]", "has no stage 'OFER'; did you mean"),
+    ("default: NEW", "default: NEWW", "parent.stage.default: pipeline 'sales_turnkey' has no"),
+    ("APPROVAL: [оценено", "APROVAL: [оценено", "pipeline 'logistics' has no stage 'APROVAL'"),
+    ("- link: estimate", "- link: estimates", "the blueprint has no link 'estimates'"),
+    ("type: contractors", "type: contractor", "no smart process 'contractor'"),
+    ("PRICE: {column: Себестоимость", "PRISE: {column: Себестоимость", "has no field 'PRISE'"),
+    ("OPPORTUNITY: {column: Цена", "OPORTUNITY: {column: Цена", "no deal field 'OPORTUNITY'"),
+    ("BEGINDATE: {column: Дата", "ORIGIN_ID: {column: Дата", "ORIGIN_ID is set by the migration"),
+    ("BEGINDATE: {column: Дата", "DATE_CREATE: {column: Дата", "DATE_CREATE is read-only"),
+    ("RATING_5: [", "RATING_6: [", "UF_CRM_CONTRACTOR_RATING has no item with XML_ID 'RATING_6'"),
+    ("WEB: [сайт]", "SITE: [сайт]", "field SOURCE_ID has no SOURCE entry 'SITE'"),
+    ("{csv: projects.csv,", "{csv: projects.csv, xlsx: p.xlsx,", "one of csv, xlsx or sheet"),
+    ('"{Клиент}: {Что везём}"', '"{Клиент}: {Что везём"', "a brace that is not part of"),
+    ("{column: Дата, parse: date}", "{column: Дата, parse: date, values: {}}", "parse: enum"),
+    ("{column: Цена, parse: money}", "{colunm: Цена, parse: money}", "did you mean 'column'?"),
+    ("Иванов: 3", "Иванов: true", "users.Иванов: Input should be a valid integer"),
+]
+
+
+@pytest.fixture
+def deployed(project: Path, deployed_db: Path) -> Path:
+    """The example mapping, with the company blueprint applied to the sandbox."""
+    (project.parent.parent / ".b24kit").mkdir()
+    shutil.copy(deployed_db, project.parent.parent / ".b24kit" / "sandbox.sqlite")
+    return project
+
+
+def test_the_example_passes_every_name_check(deployed: Path) -> None:
+    code, out = dry_run(deployed)
+    assert code == 0, out
+
+
+@pytest.mark.parametrize(("old", "new", "reason"), NAMES, ids=[n[2][:40] for n in NAMES])
+def test_a_name_the_blueprint_or_portal_lacks_is_refused_at_its_line(
+    deployed: Path, old: str, new: str, reason: str
+) -> None:
+    project = deployed
+    line = edit(project, old, new)
+    code, out = dry_run(project)
+    assert code == 2, out
+    errors = [ln for ln in out.splitlines() if reason in ln]
+    assert errors and f"projects.mapping.yaml:{line}:" in errors[0], out
+    assert "Traceback" not in out

@@ -19,7 +19,7 @@ from b24kit.blueprint.loader import (
     schema_errors,
     unknown_key,
 )
-from b24kit.client import B24Client, Executor, Outcome
+from b24kit.client import B24Client, Executor, Outcome, read_all
 from b24kit.errors import InputError
 from b24kit.migrate.columns import missing_columns, repeated_columns
 from b24kit.migrate.mapping import Mapping
@@ -32,6 +32,7 @@ from b24kit.migrate.plan import (
     resolve_target,
     select_fields,
 )
+from b24kit.migrate.rules import check_portal_fields, check_rules, status_lists
 from b24kit.migrate.sources import Table, gspread_client, read_csv, read_gsheet, read_xlsx, to_table
 from b24kit.portal.snapshot import read_snapshot
 
@@ -88,6 +89,11 @@ def check_table(mapping: Mapping, table: Table) -> None:
         raise InputError(f"{sheet}: no rows under the header: nothing to migrate")
 
 
+def _refuse(issues: list[BlueprintIssue]) -> None:
+    if issues:
+        raise BlueprintError(issues)
+
+
 @dataclass
 class MigrationResult:
     rows: int
@@ -129,8 +135,18 @@ async def prepare(
     check_table(mapping, table)
     records, findings = read_records(table, mapping)
     blueprint, _ = load_blueprint((mapping_dir / mapping.blueprint).resolve())
+    _refuse(check_rules(mapping, blueprint))
     snapshot = await read_snapshot(client)
     target = resolve_target(mapping, blueprint, snapshot)
+    deal_fields = await client.call("crm.deal.fields")
+    statuses = {
+        kind: [
+            str(s.get("STATUS_ID"))
+            for s in await read_all(client, "crm.status.list", {"filter": {"ENTITY_ID": kind}})
+        ]
+        for kind in status_lists(mapping, deal_fields)
+    }
+    _refuse(check_portal_fields(mapping, deal_fields, target.enum_ids, statuses))
     existing = await read_existing(
         client,
         mapping,
