@@ -111,6 +111,16 @@ CASES = [
         "unknown key 'cod'; did you mean 'code'?",
     ),
     (
+        "label_in_an_unknown_language",  # one error, not one per kind a label may be
+        blueprint(extra="  fields:\n    - {code: NOTE, type: string, label: {fr: Note}}\n"),
+        "deal.fields[0].label.fr: Input should be 'ru'",
+    ),
+    (
+        "include_of_a_directory",
+        blueprint().replace("name: t\n", "include: [.]\n"),
+        "is a directory",
+    ),
+    (
         "smart_process_pipelines_by_one_name",
         "version: 1\nsmart_processes:\n  - code: crews\n    title: Бригады\n"
         "    switches: {categories: true}\n    pipelines:\n"

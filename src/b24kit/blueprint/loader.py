@@ -255,6 +255,9 @@ def _with_includes(path: Path, stack: tuple[Path, ...]) -> Document:
         if not target.exists():
             issues.append(BlueprintIssue(mark, f"included file {item!r} does not exist"))
             continue
+        if target.is_dir():
+            issues.append(BlueprintIssue(mark, f"included file {item!r} is a directory"))
+            continue
         try:
             included = _with_includes(target, (*stack, path.resolve()))
         except BlueprintError as exc:
@@ -324,7 +327,7 @@ def load_blueprint(
         blueprint = Blueprint.model_validate(doc.data)
     except ValidationError as exc:
         issues = []
-        for error in schema_errors(Blueprint, exc):
+        for error in _one_branch(schema_errors(Blueprint, exc)):
             loc = tuple(error["loc"])
             # drop pydantic's union/literal tags so the path matches the document
             path_loc = tuple(p for p in loc if isinstance(p, int) or p in _keys(doc.data, loc))
@@ -333,12 +336,37 @@ def load_blueprint(
                 message = unknown_key(Blueprint, loc)
             elif error["type"] == "missing":
                 message = f"{loc[-1]!r} is required"
-            issues.append(BlueprintIssue(doc.mark(path_loc), f"{_loc_text(loc)}: {message}"))
+            shown = tuple(p for p in loc if not _is_tag(p))
+            issues.append(BlueprintIssue(doc.mark(path_loc), f"{_loc_text(shown)}: {message}"))
         raise BlueprintError(sorted(issues, key=lambda i: (i.mark.file, i.mark.line))) from None
     issues = check_references(blueprint, doc)
     if issues:
         raise BlueprintError(issues)
     return blueprint, doc
+
+
+def _is_tag(part: Any) -> bool:
+    """Pydantic's name for a branch of a union in an error's location (``str``,
+    ``dict[...]``, ``function-after[...]``, ``[key]``), not a key of the document."""
+    return isinstance(part, str) and ("[" in part or "(" in part or part == "str")
+
+
+def _one_branch(errors: list[Any]) -> list[Any]:
+    """A value that may be one of several kinds (a label: text, or text per language) fails
+    each kind it is not; of one value's errors, keep those of the kind it was written as:
+    the errors that say more than "not this kind", or only the first when none does."""
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for error in errors:
+        loc = tuple(error["loc"])
+        cut = next((i for i, part in enumerate(loc) if _is_tag(part)), None)
+        if cut is not None:
+            groups.setdefault(loc[:cut], []).append(error)
+    dropped: set[int] = set()
+    for group in groups.values():
+        kinds = [e for e in group if str(e["type"]).endswith("_type")]
+        keep = [e for e in group if e not in kinds] or kinds[:1]
+        dropped.update(id(e) for e in group if not any(e is k for k in keep))
+    return [e for e in errors if id(e) not in dropped]
 
 
 def _keys(data: Any, loc: tuple[Any, ...]) -> set[str]:

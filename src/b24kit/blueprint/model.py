@@ -67,7 +67,10 @@ def _not_blank(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_printable)]
-Name = Annotated[Text, AfterValidator(_not_blank), Field(min_length=1, max_length=255)]
+# the length first: its error then speaks of characters
+Name = Annotated[
+    str, Field(min_length=1, max_length=255), AfterValidator(_printable), AfterValidator(_not_blank)
+]
 # numbers and switches are taken as YAML wrote them: `sort: true` or `default: "yes"` is a
 # mistake, not 1 or True
 Sort = Annotated[int, Field(ge=0, le=PORTAL_INT_MAX, strict=True)]
