@@ -175,6 +175,18 @@ def test_csv_refused_where_it_goes_wrong(tmp_path: Path, text: str, reason: str)
         read_csv(path)
 
 
+def test_a_workbook_given_as_csv_is_refused(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    path = tmp_path / "s.csv"
+    Workbook().save(path)
+    with pytest.raises(ValueError, match="an XLSX workbook .a zip file., not CSV text"):
+        read_csv(path)
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504)
+    with pytest.raises(ValueError, match="an old .xls workbook"):
+        read_csv(path)
+
+
 def test_a_file_that_is_no_workbook_is_refused(tmp_path: Path) -> None:
     import zipfile
 

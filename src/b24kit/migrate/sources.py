@@ -193,8 +193,22 @@ def decode_sheet(data: bytes, name: str, encoding: str | None = None) -> str:
     return candidates[best]
 
 
+# the first bytes of a workbook: an XLSX is a zip file, an old .xls an OLE2 compound file
+WORKBOOKS = {
+    b"PK\x03\x04": "an XLSX workbook (a zip file)",
+    b"\xd0\xcf\x11\xe0": "an old .xls workbook",
+}
+
+
 def read_csv(path: Path, encoding: str | None = None) -> Grid:
-    text = decode_sheet(path.read_bytes(), str(path), encoding)
+    data = path.read_bytes()
+    for magic, what in WORKBOOKS.items():
+        if data.startswith(magic):
+            raise InputError(
+                f"{path}: {what}, not CSV text: name an XLSX under source.xlsx, or save the "
+                "sheet as CSV"
+            )
+    text = decode_sheet(data, str(path), encoding)
     sample = text[:8192]
     try:
         dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
