@@ -74,6 +74,23 @@ def test_a_sheet_with_only_its_header_is_refused(project: Path) -> None:
     assert code == 2 and "no rows under the header" in out, out
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        ("{csv: projects.csv,", "{csv: projects-2023.csv,", "source.csv: cannot read"),
+        ("{csv: projects.csv,", "{csv: .,", "Is a directory"),
+        ("blueprint: ../blueprints/company.yaml", "blueprint: company.yaml", "no blueprint file"),
+    ],
+    ids=["no-sheet", "sheet-a-directory", "no-blueprint"],
+)
+def test_a_file_the_mapping_names_and_cannot_be_read(
+    project: Path, old: str, new: str, reason: str
+) -> None:
+    line = edit(project, old, new)
+    code, out = dry_run(project)
+    assert code == 2 and f"projects.mapping.yaml:{line}:" in out and reason in out, out
+
+
 def test_an_empty_sheet_is_refused(project: Path) -> None:
     (project.parent / "projects.csv").write_text("", encoding="utf-8")
     code, out = dry_run(project)

@@ -175,6 +175,14 @@ def test_csv_refused_where_it_goes_wrong(tmp_path: Path, text: str, reason: str)
         read_csv(path)
 
 
+def test_a_latin1_sheet_is_not_taken_for_cp1251(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_bytes("Kunde,Ware\nMüller & Söhne,Bagger\nGrün AG,Kran\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="source.encoding"):
+        read_csv(path)  # ü and ö are ь and ц in cp1251: lowercase Cyrillic, but a few letters
+    assert read_csv(path, "latin-1").rows[1][0] == "Müller & Söhne"
+
+
 def test_a_workbook_given_as_csv_is_refused(tmp_path: Path) -> None:
     from openpyxl import Workbook
 

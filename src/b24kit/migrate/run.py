@@ -7,13 +7,14 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
 from b24kit.blueprint.loader import (
     BlueprintError,
     BlueprintIssue,
+    Mark,
     load_blueprint,
     read_yaml,
     schema_errors,
@@ -61,17 +62,29 @@ def load_table(
     credentials: Path | None = None,
 ) -> Table:
     source = mapping.source
-    if source.csv:
-        grid = read_csv(base / source.csv, source.encoding)
-    elif source.xlsx:
-        grid = read_xlsx(base / source.xlsx, source.worksheet)
-    elif source.sheet:
-        grid = read_gsheet(
-            gspread_client(credentials, sheets_endpoint), source.sheet, source.worksheet
-        )
-    else:
-        raise InputError("the mapping's source needs csv, xlsx or sheet")
+    try:
+        if source.csv:
+            grid = read_csv(base / source.csv, source.encoding)
+        elif source.xlsx:
+            grid = read_xlsx(base / source.xlsx, source.worksheet)
+        elif source.sheet:
+            grid = read_gsheet(
+                gspread_client(credentials, sheets_endpoint), source.sheet, source.worksheet
+            )
+        else:
+            raise InputError("the mapping's source needs csv, xlsx or sheet")
+    except OSError as exc:  # the file the mapping names: missing, a directory, unreadable
+        key = "csv" if source.csv else "xlsx" if source.xlsx else None
+        if key is None or exc.filename is None:
+            raise
+        _refuse_at(mapping, ("source", key), f"cannot read {exc.filename}: {exc.strerror}")
     return to_table(grid, source.header_rows)
+
+
+def _refuse_at(mapping: Mapping, path: tuple[str, ...], message: str) -> NoReturn:
+    doc = mapping.document
+    mark = doc.mark(path) if doc is not None else Mark("mapping", 1, 1)
+    raise BlueprintError([BlueprintIssue(mark, f"{'.'.join(path)}: {message}")])
 
 
 def check_table(mapping: Mapping, table: Table) -> None:
@@ -134,7 +147,10 @@ async def prepare(
     table = load_table(mapping, mapping_dir, sheets_endpoint, credentials)
     check_table(mapping, table)
     records, findings = read_records(table, mapping)
-    blueprint, _ = load_blueprint((mapping_dir / mapping.blueprint).resolve())
+    blueprint_file = (mapping_dir / mapping.blueprint).resolve()
+    if not blueprint_file.is_file():
+        _refuse_at(mapping, ("blueprint",), f"no blueprint file {blueprint_file}")
+    blueprint, _ = load_blueprint(blueprint_file)
     _refuse(check_rules(mapping, blueprint))
     snapshot = await read_snapshot(client)
     target = resolve_target(mapping, blueprint, snapshot)

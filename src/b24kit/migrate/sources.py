@@ -158,12 +158,13 @@ def _has_text(value: Any) -> bool:
 # decode any byte, and give each other's text as capital-letter junk)
 _CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 _LOWER = re.compile(r"[а-яё]")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 def _russian_score(text: str) -> float:
     letters = _CYRILLIC.findall(text)
-    if not letters:
-        return 0.0
+    if not letters or len(letters) < 0.1 * len(_LETTER.findall(text)):
+        return 0.0  # a few Cyrillic letters in Latin text: umlauts and accents (ü is ь in cp1251)
     return len(_LOWER.findall(text)) / len(letters)
 
 
