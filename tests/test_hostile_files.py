@@ -39,7 +39,7 @@ HOSTILE: dict[str, bytes] = {
 EXPECTED = {
     "cp1251": "not UTF-8",
     "utf16": "UTF-16",
-    "nul": "not valid YAML",
+    "nul": "not valid YAML: the character U+0000 is not allowed (a binary file",
     "python-tag": "not allowed here",
     "merge-key": "merge keys",
     "bad-int": "not a valid",

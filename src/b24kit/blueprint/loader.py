@@ -167,9 +167,15 @@ def read_yaml(path: Path) -> Document:
     except yaml.YAMLError as exc:  # the reader: NUL and other characters YAML refuses
         position = getattr(exc, "position", 0) or 0
         line = text.count("\n", 0, position) + 1
+        column = position - text.rfind("\n", 0, position)
         what = getattr(exc, "reason", None) or "not valid YAML"
+        character = getattr(exc, "character", None)  # a code point, or bytes' one byte
+        if isinstance(character, int):  # which one, as U+XXXX: it may be unprintable
+            what = f"the character U+{character:04X} is not allowed" + (
+                " (a binary file, or UTF-16 without its BOM?)" if character == 0 else ""
+            )
         raise BlueprintError(
-            [BlueprintIssue(Mark(name, line, 1), f"not valid YAML: {what}")]
+            [BlueprintIssue(Mark(name, line, column), f"not valid YAML: {what}")]
         ) from None
     except RecursionError:
         raise BlueprintError([BlueprintIssue(Mark(name, 1, 1), "nested too deep")]) from None
@@ -327,7 +333,7 @@ def load_blueprint(
         blueprint = Blueprint.model_validate(doc.data)
     except ValidationError as exc:
         issues = []
-        for error in _one_branch(schema_errors(Blueprint, exc)):
+        for error in _one_branch(schema_errors(Blueprint, exc), doc.data):
             loc = tuple(error["loc"])
             # drop pydantic's union/literal tags so the path matches the document
             path_loc = tuple(p for p in loc if isinstance(p, int) or p in _keys(doc.data, loc))
@@ -336,7 +342,7 @@ def load_blueprint(
                 message = unknown_key(Blueprint, loc)
             elif error["type"] == "missing":
                 message = f"{loc[-1]!r} is required"
-            shown = tuple(p for p in loc if not _is_tag(p))
+            shown = tuple(p for p in loc if not _is_tag(p, doc.data, loc))
             issues.append(BlueprintIssue(doc.mark(path_loc), f"{_loc_text(shown)}: {message}"))
         raise BlueprintError(sorted(issues, key=lambda i: (i.mark.file, i.mark.line))) from None
     issues = check_references(blueprint, doc)
@@ -345,20 +351,35 @@ def load_blueprint(
     return blueprint, doc
 
 
-def _is_tag(part: Any) -> bool:
-    """Pydantic's name for a branch of a union in an error's location (``str``,
-    ``dict[...]``, ``function-after[...]``, ``[key]``), not a key of the document."""
-    return isinstance(part, str) and ("[" in part or "(" in part or part == "str")
+# pydantic's names for the branches of a union in an error's location: str,
+# function-after[...], dict[...], literal[...], [key]
+_TAG = re.compile(r"\[key\]|str|int|[a-z-]+\[.*\]", re.DOTALL)
 
 
-def _one_branch(errors: list[Any]) -> list[Any]:
+def _is_tag(part: Any, data: Any, loc: tuple[Any, ...]) -> bool:
+    """Whether ``part`` of an error's location names a branch of a union, not a key of a
+    mapping along the location."""
+    if not (isinstance(part, str) and _TAG.fullmatch(part)):
+        return False
+    node = data
+    for item in loc:
+        if isinstance(node, dict) and part in node:
+            return False
+        if isinstance(node, dict) and isinstance(item, str):
+            node = node.get(item)
+        elif isinstance(node, list) and isinstance(item, int) and item < len(node):
+            node = node[item]
+    return True
+
+
+def _one_branch(errors: list[Any], data: Any) -> list[Any]:
     """A value that may be one of several kinds (a label: text, or text per language) fails
     each kind it is not; of one value's errors, keep those of the kind it was written as:
     the errors that say more than "not this kind", or only the first when none does."""
     groups: dict[tuple[Any, ...], list[Any]] = {}
     for error in errors:
         loc = tuple(error["loc"])
-        cut = next((i for i, part in enumerate(loc) if _is_tag(part)), None)
+        cut = next((i for i, part in enumerate(loc) if _is_tag(part, data, loc)), None)
         if cut is not None:
             groups.setdefault(loc[:cut], []).append(error)
     dropped: set[int] = set()
