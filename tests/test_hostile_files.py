@@ -4,6 +4,7 @@ blueprints and migration mappings, so each file is tried as both."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -79,10 +80,25 @@ def test_hostile_file_is_one_line_and_exit_2(
     assert not (tmp_path / ".b24kit").exists() or role == "mapping", "validate needs no portal"
 
 
-def test_apply_reads_only_the_head_of_a_file_to_tell_a_saved_plan() -> None:
+def test_apply_reads_a_device_or_a_pipe_once_and_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from b24kit.blueprint.saved import read_saved_plan
 
-    assert read_saved_plan(Path("/dev/zero")) is None, "read 64 bytes, not the whole device"
+    assert read_saved_plan(Path("/dev/zero")) is None, "not read whole to tell a plan"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    zero = run_cli("apply", "/dev/zero", "-p", "sandbox", "--yes")
+    assert zero.returncode == 2 and "/dev/zero:1:1: larger than" in zero.stderr, zero.stderr
+    read, write = os.pipe()  # as `b24kit apply <(make-blueprint)` gives it
+    os.write(write, EXAMPLE.encode())
+    os.close(write)
+    try:
+        piped = run_cli("apply", f"/dev/fd/{read}", "-p", "sandbox", "--yes")
+    finally:
+        os.close(read)
+    assert piped.returncode == 0, piped.stderr
+    assert "Applied" in piped.stdout and "✗" not in piped.stdout, "the whole blueprint, read once"
 
 
 def test_an_error_line_shows_control_characters_and_no_emoji(
