@@ -91,6 +91,14 @@ def test_a_file_the_mapping_names_and_cannot_be_read(
     assert code == 2 and f"projects.mapping.yaml:{line}:" in out and reason in out, out
 
 
+def test_a_sheet_of_its_header_again_and_again_is_refused(project: Path) -> None:
+    csv = project.parent / "projects.csv"
+    header = csv.read_text(encoding="utf-8").splitlines()[0]
+    csv.write_text(f"{header}\n{header}\n\n{header}\n", encoding="utf-8")
+    code, out = dry_run(project)
+    assert code == 2 and "no rows under the header" in out, out
+
+
 def test_an_empty_sheet_is_refused(project: Path) -> None:
     (project.parent / "projects.csv").write_text("", encoding="utf-8")
     code, out = dry_run(project)

@@ -98,8 +98,11 @@ def check_table(mapping: Mapping, table: Table) -> None:
     issues += repeated_columns(mapping, table.repeated, mapping.document, sheet)
     if issues:
         raise BlueprintError(issues)
-    if not any(not row.blank for row in table.rows):
-        raise InputError(f"{sheet}: no rows under the header: nothing to migrate")
+    if not any(not (row.blank or row.repeats_header(table.headers)) for row in table.rows):
+        raise InputError(
+            f"{sheet}: no rows under the header (only blank rows or the header again): "
+            "nothing to migrate"
+        )
 
 
 def _refuse(issues: list[BlueprintIssue]) -> None:
