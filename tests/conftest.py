@@ -145,3 +145,31 @@ def _sigint_as_found() -> Iterator[None]:
         if leaks:  # where to record who left it changed (a diagnostic for CI runs)
             with open(leaks, "a", encoding="utf-8") as handle:
                 handle.write(f"{os.environ.get('PYTEST_CURRENT_TEST')}: {after!r}\n")
+
+
+@pytest.fixture(scope="session")
+def deployed_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sandbox database file where the company blueprint was applied, made once per test
+    process: copy it to DIR/.b24kit/sandbox.sqlite and ``-p sandbox`` run in DIR finds a
+    deployed portal (an apply costs a second; a copy, milliseconds)."""
+    import asyncio
+    import sqlite3
+
+    from b24kit.blueprint.apply import apply_blueprint
+    from b24kit.blueprint.loader import load_blueprint
+    from tests.clients import client_for
+
+    box = Sandbox(limits="off")
+    company = load_blueprint(ROOT / "blueprints" / "company.yaml")[0]
+
+    async def go() -> None:
+        with client_for(box) as client:
+            assert (await apply_blueprint(client, company)).ok
+
+    asyncio.run(go())
+    path = tmp_path_factory.mktemp("deployed") / "sandbox.sqlite"
+    target = sqlite3.connect(path)
+    box.db.conn.backup(target)
+    target.close()
+    box.close()
+    return path

@@ -79,6 +79,57 @@ CASES = [
         "control character U+202E",
     ),
     ("link_field_twice", blueprint(extra=LINKED), "also another of its fields"),
+    (
+        "sort_true",
+        blueprint(
+            STAGES.replace("{code: NEW, name: Новая}", "{code: NEW, name: Новая, sort: true}")
+        ),
+        "valid integer",
+    ),
+    ("pipeline_sort_quoted", blueprint(pipeline="      sort: '100'\n"), "valid integer"),
+    ("default_yes_quoted", blueprint(pipeline="      default: 'yes'\n"), "valid boolean"),
+    ("version_true", blueprint().replace("version: 1", "version: true"), "must be the number 1"),
+    ("blank_name", blueprint(STAGES.replace("name: Новая", "name: '   '")), "is blank"),
+    (
+        "zero_width_in_name",
+        blueprint(STAGES.replace("name: Новая", 'name: "Но\\u200bвая"')),
+        "control character U+200B",
+    ),
+    (
+        "line_separator_in_name",
+        blueprint(STAGES.replace("name: Новая", 'name: "Но\\u2028вая"')),
+        "control character U+2028",
+    ),
+    (
+        "lone_surrogate",
+        blueprint(STAGES.replace("name: Новая", 'name: "\\ud800"')),
+        "lone surrogate U+D800",
+    ),
+    (
+        "typo_of_a_required_key",
+        blueprint(STAGES.replace("{code: NEW,", "{cod: NEW,")),
+        "unknown key 'cod'; did you mean 'code'?",
+    ),
+    (
+        "label_in_an_unknown_language",  # one error, not one per kind a label may be
+        blueprint(extra="  fields:\n    - {code: NOTE, type: string, label: {fr: Note}}\n"),
+        "deal.fields[0].label.fr: Input should be 'ru'",
+    ),
+    (
+        "include_of_a_directory",
+        blueprint().replace("name: t\n", "include: [.]\n"),
+        "is a directory",
+    ),
+    (
+        "smart_process_pipelines_by_one_name",
+        "version: 1\nsmart_processes:\n  - code: crews\n    title: Бригады\n"
+        "    switches: {categories: true}\n    pipelines:\n"
+        "      - {code: a, name: Одна, stages: [{code: NEW, name: Н}, "
+        "{code: WON, name: У, semantics: success}, {code: LOSE, name: П, semantics: failure}]}\n"
+        "      - {code: b, name: Одна, stages: [{code: NEW, name: Н}, "
+        "{code: WON, name: У, semantics: success}, {code: LOSE, name: П, semantics: failure}]}\n",
+        "are matched by name",
+    ),
 ]
 
 
@@ -90,6 +141,7 @@ def test_refused_with_file_and_line(tmp_path: Path, name: str, text: str, reason
         load_blueprint(path)
     issues = [str(i) for i in info.value.issues]
     assert any(reason in i for i in issues), issues
+    assert len(issues) == 1, "one mistake, one issue"
     assert all(i.startswith(f"{path}:") and i.split(":")[1].isdigit() for i in issues), issues
 
 

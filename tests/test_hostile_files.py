@@ -4,6 +4,7 @@ blueprints and migration mappings, so each file is tried as both."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ HOSTILE: dict[str, bytes] = {
 EXPECTED = {
     "cp1251": "not UTF-8",
     "utf16": "UTF-16",
-    "nul": "not valid YAML",
+    "nul": "not valid YAML: the character U+0000 is not allowed (a binary file",
     "python-tag": "not allowed here",
     "merge-key": "merge keys",
     "bad-int": "not a valid",
@@ -77,3 +78,38 @@ def test_hostile_file_is_one_line_and_exit_2(
     assert f"{kind}.yaml:" in err, "the file (and line) is named"
     assert len(err.strip().splitlines()) <= 2, err
     assert not (tmp_path / ".b24kit").exists() or role == "mapping", "validate needs no portal"
+
+
+def test_apply_reads_a_device_or_a_pipe_once_and_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from b24kit.blueprint.saved import read_saved_plan
+
+    assert read_saved_plan(Path("/dev/zero")) is None, "not read whole to tell a plan"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    zero = run_cli("apply", "/dev/zero", "-p", "sandbox", "--yes")
+    assert zero.returncode == 2 and "/dev/zero:1:1: larger than" in zero.stderr, zero.stderr
+    read, write = os.pipe()  # as `b24kit apply <(make-blueprint)` gives it
+    os.write(write, EXAMPLE.encode())
+    os.close(write)
+    try:
+        piped = run_cli("apply", f"/dev/fd/{read}", "-p", "sandbox", "--yes")
+    finally:
+        os.close(read)
+    assert piped.returncode == 0, piped.stderr
+    assert "Applied" in piped.stdout and "✗" not in piped.stdout, "the whole blueprint, read once"
+
+
+def test_an_error_line_shows_control_characters_and_no_emoji(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "root:x:0.yaml").write_text(
+        'version: 1\ndeal:\n  "pipe\\nlines\\e[2J": []\n', encoding="utf-8"
+    )
+    result = run_cli("validate", "root:x:0.yaml")
+    assert result.returncode == 2
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("root:x:0.yaml:3:3: "), "':x:' is text, not an emoji code"
+    assert "\\u000a" in first and "\\u001b[2J" in first and "\x1b" not in result.stderr, first

@@ -74,6 +74,31 @@ def test_a_sheet_with_only_its_header_is_refused(project: Path) -> None:
     assert code == 2 and "no rows under the header" in out, out
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        ("{csv: projects.csv,", "{csv: projects-2023.csv,", "source.csv: cannot read"),
+        ("{csv: projects.csv,", "{csv: .,", "Is a directory"),
+        ("blueprint: ../blueprints/company.yaml", "blueprint: company.yaml", "no blueprint file"),
+    ],
+    ids=["no-sheet", "sheet-a-directory", "no-blueprint"],
+)
+def test_a_file_the_mapping_names_and_cannot_be_read(
+    project: Path, old: str, new: str, reason: str
+) -> None:
+    line = edit(project, old, new)
+    code, out = dry_run(project)
+    assert code == 2 and f"projects.mapping.yaml:{line}:" in out and reason in out, out
+
+
+def test_a_sheet_of_its_header_again_and_again_is_refused(project: Path) -> None:
+    csv = project.parent / "projects.csv"
+    header = csv.read_text(encoding="utf-8").splitlines()[0]
+    csv.write_text(f"{header}\n{header}\n\n{header}\n", encoding="utf-8")
+    code, out = dry_run(project)
+    assert code == 2 and "no rows under the header" in out, out
+
+
 def test_an_empty_sheet_is_refused(project: Path) -> None:
     (project.parent / "projects.csv").write_text("", encoding="utf-8")
     code, out = dry_run(project)
@@ -136,12 +161,76 @@ def test_a_formula_in_a_cell_is_kept_as_text_and_reported(project: Path) -> None
     csv = project.parent / "projects.csv"
     text = csv.read_text(encoding="utf-8")
     assert "погрузчик Амкодор" in text
-    csv.write_text(text.replace("погрузчик Амкодор", "=cmd|' /C calc'!A0", 1), encoding="utf-8")
+    text = text.replace("погрузчик Амкодор", "=cmd|' /C calc'!A0", 1)
+    csv.write_text(text.replace("ООО Тяжмаш", "@SUM(1)", 1), encoding="utf-8")
     mapping = load_mapping(project)
     records, findings = read_records(load_table(mapping, project.parent), mapping)
     formula = [f for f in findings if "formula" in f.reason]
-    assert [(f.kind, f.row, f.column) for f in formula] == [("warning", 2, "Что везём")]
+    assert [(f.kind, f.row, f.column) for f in formula] == [
+        ("warning", 2, "Клиент"),  # a contact's name, and in the parent's title: once
+        ("warning", 2, "Что везём"),
+    ]
     assert records[0].title.endswith("=cmd|' /C calc'!A0"), "the user's text is kept"
     assert not [f for f in findings if "formula" in f.reason and f.column == "Телефон"], (
         "+7 phones are not formulas"
     )
+
+
+def test_a_column_the_sheet_has_twice_is_refused(project: Path) -> None:
+    csv = project.parent / "projects.csv"
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("№,Дата,Клиент,")
+    lines[0] = lines[0].replace("№,Дата,Клиент,", "№,Клиент,Клиент,", 1)
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, out = dry_run(project)
+    assert code == 2, out
+    assert "contact.name: column «Клиент» is in" in out and "(columns B, C)" in out, out
+
+
+# every name the mapping gives is checked before anything is written: (old text, new text,
+# the error); the error is at the line of the new text
+NAMES = [
+    ("pipeline: sales_turnkey", "pipeline: sales_tunkey", "did you mean 'sales_turnkey'?"),
+    ("OFFER: [кп отправлено]", "OFER: [кп отправлено]", "has no stage 'OFER'; did you mean"),
+    ("default: NEW", "default: NEWW", "parent.stage.default: pipeline 'sales_turnkey' has no"),
+    ("APPROVAL: [оценено", "APROVAL: [оценено", "pipeline 'logistics' has no stage 'APROVAL'"),
+    ("- link: estimate", "- link: estimates", "the blueprint has no link 'estimates'"),
+    ("type: contractors", "type: contractor", "no smart process 'contractor'"),
+    ("PRICE: {column: Себестоимость", "PRISE: {column: Себестоимость", "has no field 'PRISE'"),
+    ("OPPORTUNITY: {column: Цена", "OPORTUNITY: {column: Цена", "no deal field 'OPORTUNITY'"),
+    ("BEGINDATE: {column: Дата", "ORIGIN_ID: {column: Дата", "ORIGIN_ID is set by the migration"),
+    ("BEGINDATE: {column: Дата", "DATE_CREATE: {column: Дата", "DATE_CREATE is read-only"),
+    ("RATING_5: [", "RATING_6: [", "UF_CRM_CONTRACTOR_RATING has no item with XML_ID 'RATING_6'"),
+    ("WEB: [сайт]", "SITE: [сайт]", "field SOURCE_ID has no SOURCE entry 'SITE'"),
+    ("{csv: projects.csv,", "{csv: projects.csv, xlsx: p.xlsx,", "one of csv, xlsx or sheet"),
+    ('"{Клиент}: {Что везём}"', '"{Клиент}: {Что везём"', "a brace that is not part of"),
+    ("{column: Дата, parse: date}", "{column: Дата, parse: date, values: {}}", "parse: enum"),
+    ("{column: Цена, parse: money}", "{colunm: Цена, parse: money}", "did you mean 'column'?"),
+    ("Иванов: 3", "Иванов: true", "users.Иванов: Input should be a valid integer"),
+]
+
+
+@pytest.fixture
+def deployed(project: Path, deployed_db: Path) -> Path:
+    """The example mapping, with the company blueprint applied to the sandbox."""
+    (project.parent.parent / ".b24kit").mkdir()
+    shutil.copy(deployed_db, project.parent.parent / ".b24kit" / "sandbox.sqlite")
+    return project
+
+
+def test_the_example_passes_every_name_check(deployed: Path) -> None:
+    code, out = dry_run(deployed)
+    assert code == 0, out
+
+
+@pytest.mark.parametrize(("old", "new", "reason"), NAMES, ids=[n[2][:40] for n in NAMES])
+def test_a_name_the_blueprint_or_portal_lacks_is_refused_at_its_line(
+    deployed: Path, old: str, new: str, reason: str
+) -> None:
+    project = deployed
+    line = edit(project, old, new)
+    code, out = dry_run(project)
+    assert code == 2, out
+    errors = [ln for ln in out.splitlines() if reason in ln]
+    assert errors and f"projects.mapping.yaml:{line}:" in errors[0], out
+    assert "Traceback" not in out

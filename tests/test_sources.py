@@ -3,6 +3,7 @@ CSV and XLSX files, with provenance of every cell."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -141,6 +142,71 @@ def test_xlsx_with_merged_header_and_dates(tmp_path: Path) -> None:
 def test_header_names_without_text_and_duplicates() -> None:
     table = to_table(Grid("x", "s", [[], ["A", "", "A"], [1, 2, 3]]))
     assert table.headers == ["A", "column B", "A (2)"] and table.rows[0].number == 3
+    assert table.repeated == {"A": ["A", "C"]}, "which columns share a name"
+
+
+def test_a_sheet_of_blank_cells_is_empty() -> None:
+    table = to_table(Grid("x", "s", [[], ["", " ", None], ["", ""]]))
+    assert table.headers == [] and table.rows == []
+
+
+def test_csv_with_old_mac_line_ends(tmp_path: Path) -> None:
+    path = tmp_path / "mac.csv"
+    path.write_bytes("Клиент,Цена\rООО Ромашка,10\rИП Сидоров,20\r".encode())
+    assert read_csv(path).rows == [["Клиент", "Цена"], ["ООО Ромашка", "10"], ["ИП Сидоров", "20"]]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Клиент,Цена,Груз\nООО Ромашка,1\x00,кран\n", "row 2, column B: a NUL character"),
+        ('Клиент,Цена,Груз\nООО Ромашка,1,"' + "к" * 200_000 + '"\n', "line 2: not a readable CSV"),
+        (
+            'Клиент,Цена,Груз,Статус\nООО Ромашка,1,кран,новая\nИП,"2,щебень,новая\n',
+            "row 3 (line 3), column B: a quote that is not closed takes the rest of the file",
+        ),
+    ],
+    ids=["nul", "cell-over-the-limit", "quote-open-at-the-end"],
+)
+def test_csv_refused_where_it_goes_wrong(tmp_path: Path, text: str, reason: str) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        read_csv(path)
+
+
+def test_a_latin1_sheet_is_not_taken_for_cp1251(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_bytes("Kunde,Ware\nMüller & Söhne,Bagger\nGrün AG,Kran\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="source.encoding"):
+        read_csv(path)  # ü and ö are ь and ц in cp1251: lowercase Cyrillic, but a few letters
+    assert read_csv(path, "latin-1").rows[1][0] == "Müller & Söhne"
+
+
+def test_a_workbook_given_as_csv_is_refused(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    path = tmp_path / "s.csv"
+    Workbook().save(path)
+    with pytest.raises(ValueError, match="an XLSX workbook .a zip file., not CSV text"):
+        read_csv(path)
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504)
+    with pytest.raises(ValueError, match="an old .xls workbook"):
+        read_csv(path)
+
+
+def test_a_file_that_is_no_workbook_is_refused(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "s.xlsx"
+    path.write_text("Клиент,Цена\nООО Ромашка,10\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a readable XLSX workbook"):
+        read_xlsx(path)
+    with zipfile.ZipFile(path, "w") as packed:  # one member that says it unpacks to 300 MiB
+        packed.writestr("xl/worksheets/sheet1.xml", b"<x/>")
+        packed.infolist()[0].file_size = 300 * 2**20
+    with pytest.raises(ValueError, match="a zip bomb"):
+        read_xlsx(path)
 
 
 def test_helpers() -> None:

@@ -3,6 +3,21 @@
 
 from __future__ import annotations
 
+import re
+
+# characters that would rewrite what a terminal shows (ANSI escapes, bidi overrides, line
+# breaks, invisible ones) in text that came from a user's file or a portal
+_UNPRINTABLE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff"
+    r"\ud800-\udfff]"
+)
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line of plain characters: each control, bidi or line-breaking
+    character shown as ``\\uXXXX``, so an error line is one line and says what it says."""
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
 
 class Error(Exception):
     """Something b24kit could not do. Unknown kinds are bugs: exit 4."""

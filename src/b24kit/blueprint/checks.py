@@ -204,8 +204,17 @@ def _smart_processes(
             )
         if sum(p.default for p in spa.pipelines) > 1:
             c.add((*path, "pipelines"), f"only one pipeline of {spa.code!r} can be the default")
+        names: dict[str, str] = {}
         for j, pipeline in enumerate(spa.pipelines):
             _register(c, pipelines, pipeline, spa.code, (*path, "pipelines", j))
+            for name in (pipeline.name, *pipeline.previous_names):
+                if name in names and names[name] != pipeline.code:
+                    c.add(
+                        (*path, "pipelines", j, "name"),
+                        f"pipeline name {name!r} is also used by {names[name]!r}: the "
+                        f"pipelines of smart process {spa.code!r} are matched by name",
+                    )
+                names[name] = pipeline.code
         for side in ("parents", "children"):
             for j, target in enumerate(getattr(spa.relations, side)):
                 if target not in LINK_TARGETS and target not in spa_codes:

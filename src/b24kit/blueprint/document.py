@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from b24kit.errors import InputError
+from b24kit.errors import InputError, one_line
 
 PathKey = tuple[str | int, ...]
 
@@ -24,7 +24,7 @@ class BlueprintIssue:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.mark.file}:{self.mark.line}:{self.mark.column}: {self.message}"
+        return one_line(f"{self.mark.file}:{self.mark.line}:{self.mark.column}: {self.message}")
 
 
 class BlueprintError(InputError):

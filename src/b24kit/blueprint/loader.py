@@ -6,12 +6,13 @@ not just the first.
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -28,9 +29,12 @@ __all__ = [
     "load_blueprint",
     "load_document",
     "read_yaml",
+    "schema_errors",
+    "unknown_key",
 ]
 
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 MAX_BYTES = 5 * 1024 * 1024  # a blueprint or mapping larger than this is not one
@@ -67,7 +71,7 @@ class _Builder:
         if isinstance(node, MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
-                key = self.constructor.construct_object(key_node, deep=True)
+                key = self.text(key_node, self.constructor.construct_object(key_node, deep=True))
                 if not isinstance(key, str):
                     self.issues.append(
                         BlueprintIssue(self.mark_of(key_node), f"key {key!r} must be text")
@@ -87,7 +91,7 @@ class _Builder:
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         assert isinstance(node, ScalarNode)
         try:
-            return self.constructor.construct_object(node, deep=True)
+            return self.text(node, self.constructor.construct_object(node, deep=True))
         except (ValueError, TypeError) as exc:  # !!int ten and the like
             self.issues.append(
                 BlueprintIssue(
@@ -95,6 +99,22 @@ class _Builder:
                 )
             )
             return None
+
+    def text(self, node: Node, value: Any) -> Any:
+        """A string with a lone surrogate (YAML's "\\ud800" escape) is no text: no file
+        can hold it and no request can carry it."""
+        if isinstance(value, str):
+            found = SURROGATE.search(value)
+            if found:
+                self.issues.append(
+                    BlueprintIssue(
+                        self.mark_of(node),
+                        f"not valid text: a lone surrogate U+{ord(found.group()):04X} "
+                        "(an escape of half a character)",
+                    )
+                )
+                return None
+        return value
 
 
 def _decode(name: str, raw: bytes) -> str:
@@ -147,9 +167,15 @@ def read_yaml(path: Path) -> Document:
     except yaml.YAMLError as exc:  # the reader: NUL and other characters YAML refuses
         position = getattr(exc, "position", 0) or 0
         line = text.count("\n", 0, position) + 1
+        column = position - text.rfind("\n", 0, position)
         what = getattr(exc, "reason", None) or "not valid YAML"
+        character = getattr(exc, "character", None)  # a code point, or bytes' one byte
+        if isinstance(character, int):  # which one, as U+XXXX: it may be unprintable
+            what = f"the character U+{character:04X} is not allowed" + (
+                " (a binary file, or UTF-16 without its BOM?)" if character == 0 else ""
+            )
         raise BlueprintError(
-            [BlueprintIssue(Mark(name, line, 1), f"not valid YAML: {what}")]
+            [BlueprintIssue(Mark(name, line, column), f"not valid YAML: {what}")]
         ) from None
     except RecursionError:
         raise BlueprintError([BlueprintIssue(Mark(name, 1, 1), "nested too deep")]) from None
@@ -235,6 +261,9 @@ def _with_includes(path: Path, stack: tuple[Path, ...]) -> Document:
         if not target.exists():
             issues.append(BlueprintIssue(mark, f"included file {item!r} does not exist"))
             continue
+        if target.is_dir():
+            issues.append(BlueprintIssue(mark, f"included file {item!r} is a directory"))
+            continue
         try:
             included = _with_includes(target, (*stack, path.resolve()))
         except BlueprintError as exc:
@@ -304,21 +333,61 @@ def load_blueprint(
         blueprint = Blueprint.model_validate(doc.data)
     except ValidationError as exc:
         issues = []
-        for error in exc.errors():
+        for error in _one_branch(schema_errors(Blueprint, exc), doc.data):
             loc = tuple(error["loc"])
             # drop pydantic's union/literal tags so the path matches the document
             path_loc = tuple(p for p in loc if isinstance(p, int) or p in _keys(doc.data, loc))
             message = error["msg"]
             if error["type"] == "extra_forbidden":
-                message = f"unknown key {loc[-1]!r}"
+                message = unknown_key(Blueprint, loc)
             elif error["type"] == "missing":
                 message = f"{loc[-1]!r} is required"
-            issues.append(BlueprintIssue(doc.mark(path_loc), f"{_loc_text(loc)}: {message}"))
+            shown = tuple(p for p in loc if not _is_tag(p, doc.data, loc))
+            issues.append(BlueprintIssue(doc.mark(path_loc), f"{_loc_text(shown)}: {message}"))
         raise BlueprintError(sorted(issues, key=lambda i: (i.mark.file, i.mark.line))) from None
     issues = check_references(blueprint, doc)
     if issues:
         raise BlueprintError(issues)
     return blueprint, doc
+
+
+# pydantic's names for the branches of a union in an error's location: str,
+# function-after[...], dict[...], literal[...], [key]
+_TAG = re.compile(r"\[key\]|str|int|[a-z-]+\[.*\]", re.DOTALL)
+
+
+def _is_tag(part: Any, data: Any, loc: tuple[Any, ...]) -> bool:
+    """Whether ``part`` of an error's location names a branch of a union, not a key of a
+    mapping along the location."""
+    if not (isinstance(part, str) and _TAG.fullmatch(part)):
+        return False
+    node = data
+    for item in loc:
+        if isinstance(node, dict) and part in node:
+            return False
+        if isinstance(node, dict) and isinstance(item, str):
+            node = node.get(item)
+        elif isinstance(node, list) and isinstance(item, int) and item < len(node):
+            node = node[item]
+    return True
+
+
+def _one_branch(errors: list[Any], data: Any) -> list[Any]:
+    """A value that may be one of several kinds (a label: text, or text per language) fails
+    each kind it is not; of one value's errors, keep those of the kind it was written as:
+    the errors that say more than "not this kind", or only the first when none does."""
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for error in errors:
+        loc = tuple(error["loc"])
+        cut = next((i for i, part in enumerate(loc) if _is_tag(part, data, loc)), None)
+        if cut is not None:
+            groups.setdefault(loc[:cut], []).append(error)
+    dropped: set[int] = set()
+    for group in groups.values():
+        kinds = [e for e in group if str(e["type"]).endswith("_type")]
+        keep = [e for e in group if e not in kinds] or kinds[:1]
+        dropped.update(id(e) for e in group if not any(e is k for k in keep))
+    return [e for e in errors if id(e) not in dropped]
 
 
 def _keys(data: Any, loc: tuple[Any, ...]) -> set[str]:
@@ -336,3 +405,65 @@ def _keys(data: Any, loc: tuple[Any, ...]) -> set[str]:
                 keys.add(item)
             break
     return keys
+
+
+def unknown_key(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """The reason for a key at ``loc`` that ``model`` does not have there ("unknown key
+    'x'"), with the closest key it has (or the keys it has)."""
+    key = str(loc[-1])
+    known = _keys_at(model, loc[:-1])
+    near = _near(key, known)
+    if near:
+        return f"unknown key {key!r}; did you mean {near!r}?"
+    return f"unknown key {key!r}" + (f"; expected one of: {', '.join(known)}" if known else "")
+
+
+def schema_errors(model: type[BaseModel], exc: ValidationError) -> list[Any]:
+    """Pydantic's errors, less each "'x' is required" that a misspelt key beside it
+    answers (its did-you-mean names x): one mistake, one line."""
+    errors = exc.errors()
+    answered = set()
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            loc = tuple(error["loc"])
+            near = _near(str(loc[-1]), _keys_at(model, loc[:-1]))
+            if near:
+                answered.add((*loc[:-1], near))
+    return [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in answered)]
+
+
+def _near(key: str, known: list[str]) -> str | None:
+    near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the model found at ``loc`` (list indexes and mapping keys along
+    the way are stepped over); none when the path leads elsewhere."""
+    current: type[BaseModel] | None = model
+    keyed = False  # the last field was a mapping of models: the next part is its key
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if keyed:
+            keyed = False
+            continue
+        field = current.model_fields.get(str(part)) if current is not None else None
+        if field is None:
+            return []
+        current, keyed = _model_in(field.annotation)
+    return list(current.model_fields) if current is not None else []
+
+
+def _model_in(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model an annotation holds (in a list, a mapping's values, an optional), and
+    whether it is the values of a mapping."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    if get_origin(annotation) is dict:
+        return _model_in(get_args(annotation)[1])[0], True
+    for arg in get_args(annotation):
+        found, keyed = _model_in(arg)
+        if found is not None:
+            return found, keyed
+    return None, False

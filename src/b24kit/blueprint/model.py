@@ -35,7 +35,12 @@ FIELD_TYPES = (
     "crm_status",
     "crm",
 )
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# control and bidi characters, line and paragraph separators, invisible zero-width ones
+# and lone surrogates (which no file can hold and no request can carry)
+CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff"
+    r"\ud800-\udfff]"
+)
 PORTAL_INT_MAX = 2_147_483_647  # the portal keeps sorts in a signed 32-bit column
 STAGE_CODE_MAX = DEAL_STAGE_ID_MAX  # a deal stage id, prefix included, is cut to this
 FIELD_CODE_MAX = 35  # "UF_CRM_" + "9999_" + 35 < 50, the portal's limit for field names
@@ -54,8 +59,22 @@ def _printable(value: str) -> str:
     return value
 
 
+def _not_blank(value: str) -> str:
+    """A name of only spaces is no name: the portal trims it and refuses it as missing."""
+    if value and not value.strip():
+        raise ValueError("is blank: give it a name")
+    return value
+
+
 Text = Annotated[str, AfterValidator(_printable)]
-Sort = Annotated[int, Field(ge=0, le=PORTAL_INT_MAX)]
+# the length first: its error then speaks of characters
+Name = Annotated[
+    str, Field(min_length=1, max_length=255), AfterValidator(_printable), AfterValidator(_not_blank)
+]
+# numbers and switches are taken as YAML wrote them: `sort: true` or `default: "yes"` is a
+# mistake, not 1 or True
+Sort = Annotated[int, Field(ge=0, le=PORTAL_INT_MAX, strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
 
 
 Labels = dict[Literal["ru", "en", "de", "ua", "kz"], Text]
@@ -70,11 +89,11 @@ class Stage(Strict):
             description="STATUS_ID without the pipeline prefix",
         ),
     ]
-    name: Annotated[Text, Field(min_length=1, max_length=255)]
+    name: Name
     semantics: Literal["process", "success", "failure"] = "process"
     color: str | None = Field(default=None, description="#RRGGBB")
     sort: int | None = Field(
-        default=None, ge=1, le=PORTAL_INT_MAX, description="default: position x 10"
+        default=None, ge=1, le=PORTAL_INT_MAX, strict=True, description="default: position x 10"
     )
 
     @field_validator("color")
@@ -87,20 +106,20 @@ class Stage(Strict):
 
 class Pipeline(Strict):
     code: Annotated[str, Field(pattern=LOCAL, description="local name, used by links")]
-    name: Annotated[Text, Field(min_length=1, max_length=255)]
-    previous_names: list[Text] = Field(
+    name: Name
+    previous_names: list[Name] = Field(
         default_factory=list, description="names it had, so a rename keeps identity"
     )
     sort: Sort | None = None
-    default: bool = Field(default=False, description="the portal's default pipeline")
+    default: Flag = Field(default=False, description="the portal's default pipeline")
     stages: list[Stage] = Field(min_length=1)
 
 
 class EnumValue(Strict):
-    value: Annotated[Text, Field(min_length=1)]
-    xml_id: str | None = None
+    value: Annotated[Text, AfterValidator(_not_blank), Field(min_length=1)]
+    xml_id: Text | None = None
     sort: Sort | None = None
-    default: bool = False
+    default: Flag = False
 
 
 class CustomField(Strict):
@@ -110,8 +129,8 @@ class CustomField(Strict):
     ]
     type: Literal[FIELD_TYPES]  # type: ignore[valid-type]
     label: Labels | Text
-    multiple: bool = False
-    mandatory: bool = False
+    multiple: Flag = False
+    mandatory: Flag = False
     sort: Sort | None = None
     values: list[EnumValue] | None = Field(default=None, description="enumeration items")
     settings: dict[str, Any] = Field(
@@ -133,20 +152,20 @@ class Relations(Strict):
 
 
 class Switches(Strict):
-    categories: bool = False
-    stages: bool = True
-    client: bool = False
-    products: bool = False
-    begin_close_dates: bool = False
-    observers: bool = False
-    source: bool = False
-    use_in_userfield: bool = True
-    automation: bool = False
+    categories: Flag = False
+    stages: Flag = True
+    client: Flag = False
+    products: Flag = False
+    begin_close_dates: Flag = False
+    observers: Flag = False
+    source: Flag = False
+    use_in_userfield: Flag = True
+    automation: Flag = False
 
 
 class SmartProcess(Strict):
     code: Annotated[str, Field(pattern=LOCAL)]
-    title: Annotated[Text, Field(min_length=1, max_length=255)]
+    title: Name
     switches: Switches = Field(default_factory=Switches)
     relations: Relations = Field(default_factory=Relations)
     pipelines: list[Pipeline] = Field(default_factory=list)
@@ -176,7 +195,7 @@ class Link(Strict):
         default=None, description="parent field that shows the child's stage"
     )
     moves: list[Move] = Field(default_factory=list)
-    max_children: int = Field(default=1, ge=1)
+    max_children: int = Field(default=1, ge=1, strict=True)
 
 
 class DealSection(Strict):
@@ -193,6 +212,14 @@ class Blueprint(Strict):
     deal: DealSection = Field(default_factory=DealSection)
     smart_processes: list[SmartProcess] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        """1 as a number: `true` and `1.0` equal 1 to Python, not to a person reading it."""
+        if type(value) is not int:
+            raise ValueError(f"must be the number 1, not {value!r}")
+        return value
 
 
 def json_schema() -> dict[str, Any]:

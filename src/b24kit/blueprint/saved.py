@@ -45,9 +45,14 @@ def save_plan(path: Path, blueprint: Blueprint, options: PlanOptions, plan: Plan
 
 def read_saved_plan(path: Path) -> SavedPlan | None:
     """The plan saved in ``path``, recognised by its content (any file name); None when the
-    file is not JSON (a blueprint). InputError for a JSON file that is not a valid plan."""
+    file is not JSON (a blueprint), or not a regular file: a pipe (``apply <(…)``) can be
+    read once, and a device (/dev/zero) is read, bounded, by the blueprint reader.
+    InputError for a JSON file that is not a valid plan."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        return None
     try:
-        head = path.read_bytes()[:64].lstrip()
+        with path.open("rb") as handle:  # the head only: the file may be huge
+            head = handle.read(64).lstrip()
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     if not head.startswith(b"{"):

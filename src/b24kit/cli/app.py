@@ -26,7 +26,7 @@ from b24kit.cli.common import (
 )
 from b24kit.cli.output import err
 from b24kit.client import redact
-from b24kit.errors import Error
+from b24kit.errors import Error, one_line
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
@@ -132,11 +132,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             for issue in exc.issues:
                 err.print(str(issue), highlight=False, markup=False)
         else:
-            err.print(f"error: {redact(str(exc))}", highlight=False, markup=False)
+            err.print(f"error: {one_line(redact(str(exc)))}", highlight=False, markup=False)
         code = exc.exit_code
     except OSError as exc:  # a file the user named: cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""
-        err.print(f"error: {where}{exc.strerror or exc}", highlight=False, markup=False)
+        text = one_line(f"{where}{exc.strerror or exc}")
+        err.print(f"error: {text}", highlight=False, markup=False)
         code = USAGE
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

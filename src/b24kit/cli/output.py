@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console(soft_wrap=True)
+# no emoji codes: a user's ":x:" (as in /etc/passwd's "root:x:0") is not a picture
+console = Console(soft_wrap=True, emoji=False)
 # control characters (ANSI escapes, bidi overrides) in names from users or the portal would
 # rewrite what a person approves on the terminal: shown as \uXXXX instead
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -26,7 +27,7 @@ def safe(text: object) -> str:
     return escape(plain)
 
 
-err = Console(stderr=True, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 def emit_json(data: Any) -> None:

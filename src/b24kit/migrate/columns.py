@@ -76,3 +76,24 @@ def missing_columns(
         where = ".".join(str(p) for p in path)
         issues.append(BlueprintIssue(mark, f"{where}: no column «{column}» in {sheet}{hint}"))
     return issues
+
+
+def repeated_columns(
+    mapping: Mapping, repeated: dict[str, list[str]], doc: Document | None, sheet: str
+) -> list[BlueprintIssue]:
+    """One issue per column the mapping names that the sheet's header has more than once:
+    which of them it means is a guess (the first, silently)."""
+    issues = []
+    for path, column in named_columns(mapping):
+        if column in repeated:
+            mark = doc.mark(path) if doc is not None else Mark("mapping", 1, 1)
+            where = ".".join(str(p) for p in path)
+            letters = ", ".join(repeated[column])
+            issues.append(
+                BlueprintIssue(
+                    mark,
+                    f"{where}: column «{column}» is in {sheet} more than once (columns "
+                    f"{letters}): rename the others so the mapping names one",
+                )
+            )
+    return issues

@@ -31,13 +31,25 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 PARSERS = ("text", "money", "date", "phone", "email", "yes_no", "number", "user", "enum")
 
 
 # a title template names the sheet's columns in braces: "{Клиент}: {Что везём}"
 TEMPLATE = re.compile(r"\{([^{}]+)\}")
+# numbers and switches as YAML wrote them: `required: "yes"` or a user id `true` is a mistake
+Flag = Annotated[bool, Field(strict=True)]
+
+
+def _template(text: str) -> str:
+    """A title template: every brace opens or closes a {Column}; a stray one would be
+    written into every title."""
+    if "{" in TEMPLATE.sub("", text) or "}" in TEMPLATE.sub("", text):
+        raise ValueError(
+            f"{text!r}: a brace that is not part of a {{Column}}: name a column as {{Column}}"
+        )
+    return text
 
 
 class Strict(BaseModel):
@@ -52,7 +64,17 @@ class Source(Strict):
     xlsx: str | None = None
     sheet: str | None = Field(default=None, description="Google Sheet URL or key")
     worksheet: str | None = None
-    header_rows: Annotated[int, Field(ge=1, le=3)] = 1
+    header_rows: Annotated[int, Field(ge=1, le=3, strict=True)] = 1
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Source:
+        named = [key for key in ("csv", "xlsx", "sheet") if getattr(self, key)]
+        if len(named) != 1:
+            raise ValueError(
+                "name the sheet once: one of csv, xlsx or sheet"
+                + (f", not {' and '.join(named)}" if named else "")
+            )
+        return self
 
 
 class Column(Strict):
@@ -61,7 +83,13 @@ class Column(Strict):
     values: dict[str, list[str]] | None = Field(
         default=None, description="enum: code (or enumeration XML_ID) -> words in the sheet"
     )
-    required: bool = False
+    required: Flag = False
+
+    @model_validator(mode="after")
+    def _values_for_enum(self) -> Column:
+        if self.values is not None and self.parse != "enum":
+            raise ValueError(f"values are read only with parse: enum, not {self.parse}")
+        return self
 
 
 class StageRule(Strict):
@@ -77,6 +105,8 @@ class DealRule(Strict):
     title: str = Field(description="template, e.g. '{Клиент}: {Что везём}'")
     stage: StageRule
     fields: dict[str, Column] = Field(default_factory=dict)
+
+    _title = field_validator("title")(_template)
 
 
 class ContactRule(Strict):
@@ -101,8 +131,10 @@ class ChildRule(Strict):
     )
     title: str
     stage: StageRule | None = None
-    contractor: bool = False
+    contractor: Flag = False
     fields: dict[str, Column] = Field(default_factory=dict)
+
+    _title = field_validator("title")(_template)
 
 
 class Mapping(Strict):
@@ -111,7 +143,7 @@ class Mapping(Strict):
     source: Source
     originator: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]+$")]
     row_id: str | None = None
-    users: dict[str, int] = Field(default_factory=dict)
+    users: dict[str, Annotated[int, Field(ge=0, strict=True)]] = Field(default_factory=dict)
     parent: DealRule
     contact: ContactRule = Field(default_factory=ContactRule)
     contractor: ContractorRule | None = None

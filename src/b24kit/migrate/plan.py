@@ -164,13 +164,17 @@ class _RowReader:
         """A text cell as written; one that a spreadsheet would run as a formula is kept as
         text and reported (the portal's exports and a person's Excel may run it)."""
         text = str(value).strip()
-        if FORMULA.match(text):
-            self.warnings.append(
-                self.finding(
-                    "warning", column, text, "looks like a spreadsheet formula; written as text"
-                )
-            )
+        warning = self.finding(
+            "warning", column, text, "looks like a spreadsheet formula; written as text"
+        )
+        if FORMULA.match(text) and warning not in self.warnings:  # once, however often used
+            self.warnings.append(warning)
         return text
+
+    def cell_text(self, column: str) -> str | None:
+        """A cell written to the portal as text (a name, a comment), or None when blank."""
+        value = self.raw(column)
+        return None if value is None else self.text(column, value)
 
     def stage(self, rule: StageRule) -> str:
         if rule.column is None:
@@ -221,8 +225,8 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
             )
             continue
         contact = mapping.contact
-        name = reader.raw(contact.name) if contact.name else None
-        company = reader.raw(contact.company) if contact.company else None
+        name = reader.cell_text(contact.name) if contact.name else None
+        company = reader.cell_text(contact.company) if contact.company else None
         phones = (reader.parse(contact.phone, parse_phones) if contact.phone else None) or []
         emails = (reader.parse(contact.email, parse_emails) if contact.email else None) or []
         if not any((name, company, phones, emails)) and not reader.errors:
@@ -242,7 +246,7 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
         contractor = None
         if mapping.contractor is not None:
             rule = mapping.contractor
-            title = reader.raw(rule.title)
+            title = reader.cell_text(rule.title)
             c_phones = (reader.parse(rule.phone, parse_phones) if rule.phone else None) or []
             if title or c_phones:
                 contractor = {
@@ -261,8 +265,9 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
                         {k: reader.column(s) for k, s in child.fields.items()},
                     )
                 )
-        comment = reader.raw(mapping.comment) if mapping.comment else None
-        findings.extend(reader.warnings)
+        comment = reader.cell_text(mapping.comment) if mapping.comment else None
+        title = reader.template(mapping.parent.title) or f"Проект {row_id}"
+        findings.extend(reader.warnings)  # after every cell is read: the title's too
         if reader.errors:
             findings.extend(reader.errors)
             continue
@@ -271,7 +276,7 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
             Record(
                 row.number,
                 row_id,
-                reader.template(mapping.parent.title) or f"Проект {row_id}",
+                title,
                 stage,
                 {k: v for k, v in fields.items() if v is not None},
                 None if name is None else str(name).strip(),

@@ -7,14 +7,22 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from b24kit.blueprint.loader import BlueprintError, BlueprintIssue, load_blueprint, read_yaml
-from b24kit.client import B24Client, Executor, Outcome
+from b24kit.blueprint.loader import (
+    BlueprintError,
+    BlueprintIssue,
+    Mark,
+    load_blueprint,
+    read_yaml,
+    schema_errors,
+    unknown_key,
+)
+from b24kit.client import B24Client, Executor, Outcome, read_all
 from b24kit.errors import InputError
-from b24kit.migrate.columns import missing_columns
+from b24kit.migrate.columns import missing_columns, repeated_columns
 from b24kit.migrate.mapping import Mapping
 from b24kit.migrate.plan import (
     Finding,
@@ -25,6 +33,7 @@ from b24kit.migrate.plan import (
     resolve_target,
     select_fields,
 )
+from b24kit.migrate.rules import check_portal_fields, check_rules, status_lists
 from b24kit.migrate.sources import Table, gspread_client, read_csv, read_gsheet, read_xlsx, to_table
 from b24kit.portal.snapshot import read_snapshot
 
@@ -37,10 +46,10 @@ def load_mapping(path: Path) -> Mapping:
         return mapping
     except ValidationError as exc:
         issues = []
-        for error in exc.errors():
+        for error in schema_errors(Mapping, exc):
             loc = tuple(p for p in error["loc"] if isinstance(p, (str, int)))
             message = (
-                f"unknown key {loc[-1]!r}" if error["type"] == "extra_forbidden" else error["msg"]
+                unknown_key(Mapping, loc) if error["type"] == "extra_forbidden" else error["msg"]
             )
             issues.append(BlueprintIssue(doc.mark(loc), f"{'.'.join(map(str, loc))}: {message}"))
         raise BlueprintError(issues) from None
@@ -53,17 +62,29 @@ def load_table(
     credentials: Path | None = None,
 ) -> Table:
     source = mapping.source
-    if source.csv:
-        grid = read_csv(base / source.csv, source.encoding)
-    elif source.xlsx:
-        grid = read_xlsx(base / source.xlsx, source.worksheet)
-    elif source.sheet:
-        grid = read_gsheet(
-            gspread_client(credentials, sheets_endpoint), source.sheet, source.worksheet
-        )
-    else:
-        raise InputError("the mapping's source needs csv, xlsx or sheet")
+    try:
+        if source.csv:
+            grid = read_csv(base / source.csv, source.encoding)
+        elif source.xlsx:
+            grid = read_xlsx(base / source.xlsx, source.worksheet)
+        elif source.sheet:
+            grid = read_gsheet(
+                gspread_client(credentials, sheets_endpoint), source.sheet, source.worksheet
+            )
+        else:
+            raise InputError("the mapping's source needs csv, xlsx or sheet")
+    except OSError as exc:  # the file the mapping names: missing, a directory, unreadable
+        key = "csv" if source.csv else "xlsx" if source.xlsx else None
+        if key is None or exc.filename is None:
+            raise
+        _refuse_at(mapping, ("source", key), f"cannot read {exc.filename}: {exc.strerror}")
     return to_table(grid, source.header_rows)
+
+
+def _refuse_at(mapping: Mapping, path: tuple[str, ...], message: str) -> NoReturn:
+    doc = mapping.document
+    mark = doc.mark(path) if doc is not None else Mark("mapping", 1, 1)
+    raise BlueprintError([BlueprintIssue(mark, f"{'.'.join(path)}: {message}")])
 
 
 def check_table(mapping: Mapping, table: Table) -> None:
@@ -74,10 +95,19 @@ def check_table(mapping: Mapping, table: Table) -> None:
     if not table.headers:
         raise InputError(f"{sheet}: the sheet is empty: no header, no rows")
     issues = missing_columns(mapping, table.headers, mapping.document, sheet)
+    issues += repeated_columns(mapping, table.repeated, mapping.document, sheet)
     if issues:
         raise BlueprintError(issues)
-    if not any(not row.blank for row in table.rows):
-        raise InputError(f"{sheet}: no rows under the header: nothing to migrate")
+    if not any(not (row.blank or row.repeats_header(table.headers)) for row in table.rows):
+        raise InputError(
+            f"{sheet}: no rows under the header (only blank rows or the header again): "
+            "nothing to migrate"
+        )
+
+
+def _refuse(issues: list[BlueprintIssue]) -> None:
+    if issues:
+        raise BlueprintError(issues)
 
 
 @dataclass
@@ -120,9 +150,22 @@ async def prepare(
     table = load_table(mapping, mapping_dir, sheets_endpoint, credentials)
     check_table(mapping, table)
     records, findings = read_records(table, mapping)
-    blueprint, _ = load_blueprint((mapping_dir / mapping.blueprint).resolve())
+    blueprint_file = (mapping_dir / mapping.blueprint).resolve()
+    if not blueprint_file.is_file():
+        _refuse_at(mapping, ("blueprint",), f"no blueprint file {blueprint_file}")
+    blueprint, _ = load_blueprint(blueprint_file)
+    _refuse(check_rules(mapping, blueprint))
     snapshot = await read_snapshot(client)
     target = resolve_target(mapping, blueprint, snapshot)
+    deal_fields = await client.call("crm.deal.fields")
+    statuses = {
+        kind: [
+            str(s.get("STATUS_ID"))
+            for s in await read_all(client, "crm.status.list", {"filter": {"ENTITY_ID": kind}})
+        ]
+        for kind in status_lists(mapping, deal_fields)
+    }
+    _refuse(check_portal_fields(mapping, deal_fields, target.enum_ids, statuses))
     existing = await read_existing(
         client,
         mapping,

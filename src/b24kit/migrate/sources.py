@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,8 @@ class Table:
     headers: list[str]
     rows: list[SheetRow]
     first_data_row: int
+    # a header name the sheet has more than once -> its columns' letters ("Цена": ["E", "F"])
+    repeated: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _filled(grid: Grid) -> list[list[Any]]:
@@ -103,13 +106,16 @@ def to_table(grid: Grid, header_rows: int = 1) -> Table:
     """The first non-blank row starts the header; ``header_rows`` rows make it (a merged
     group above sub-columns reads as "Group / Sub")."""
     filled = _filled(grid)
-    start = next((i for i, r in enumerate(filled) if any(v not in (None, "") for v in r)), 0)
+    start = next((i for i, r in enumerate(filled) if any(_has_text(v) for v in r)), None)
+    if start is None:  # nothing but blank cells (or none): an empty sheet
+        return Table(grid.source, grid.worksheet, [], [], 1)
     width = max((len(r) for r in filled), default=0)
     header_lines = [
         filled[i] + [None] * (width - len(filled[i]))
         for i in range(start, min(start + header_rows, len(filled)))
     ]
     headers: list[str] = []
+    letters: dict[str, list[str]] = {}
     for col in range(width):
         parts: list[str] = []
         for line in header_lines:
@@ -117,6 +123,7 @@ def to_table(grid: Grid, header_rows: int = 1) -> Table:
             if text and (not parts or parts[-1] != text):
                 parts.append(text)
         name = " / ".join(parts) or f"column {column_letter(col)}"
+        letters.setdefault(name, []).append(column_letter(col))
         base, n = name, 2
         while name in headers:
             name = f"{base} ({n})"
@@ -137,7 +144,12 @@ def to_table(grid: Grid, header_rows: int = 1) -> Table:
             for col, header in enumerate(headers)
         }
         rows.append(SheetRow(index + 1, cells))
-    return Table(grid.source, grid.worksheet, headers, rows, first + 1)
+    repeated = {name: cols for name, cols in letters.items() if len(cols) > 1}
+    return Table(grid.source, grid.worksheet, headers, rows, first + 1, repeated)
+
+
+def _has_text(value: Any) -> bool:
+    return value is not None and (not isinstance(value, str) or bool(value.strip()))
 
 
 # ------------------------------------------------------------------- readers
@@ -146,12 +158,13 @@ def to_table(grid: Grid, header_rows: int = 1) -> Table:
 # decode any byte, and give each other's text as capital-letter junk)
 _CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 _LOWER = re.compile(r"[а-яё]")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 def _russian_score(text: str) -> float:
     letters = _CYRILLIC.findall(text)
-    if not letters:
-        return 0.0
+    if not letters or len(letters) < 0.1 * len(_LETTER.findall(text)):
+        return 0.0  # a few Cyrillic letters in Latin text: umlauts and accents (ü is ь in cp1251)
     return len(_LOWER.findall(text)) / len(letters)
 
 
@@ -181,16 +194,50 @@ def decode_sheet(data: bytes, name: str, encoding: str | None = None) -> str:
     return candidates[best]
 
 
+# the first bytes of a workbook: an XLSX is a zip file, an old .xls an OLE2 compound file
+WORKBOOKS = {
+    b"PK\x03\x04": "an XLSX workbook (a zip file)",
+    b"\xd0\xcf\x11\xe0": "an old .xls workbook",
+}
+
+
 def read_csv(path: Path, encoding: str | None = None) -> Grid:
-    text = decode_sheet(path.read_bytes(), str(path), encoding)
+    data = path.read_bytes()
+    for magic, what in WORKBOOKS.items():
+        if data.startswith(magic):
+            raise InputError(
+                f"{path}: {what}, not CSV text: name an XLSX under source.xlsx, or save the "
+                "sheet as CSV"
+            )
+    text = decode_sheet(data, str(path), encoding)
     sample = text[:8192]
     try:
         dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    rows = [list(r) for r in csv.reader(io.StringIO(text), dialect)]
+    # newline="": a line may end in \n, \r\n or a lone \r (an old Mac export)
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    try:
+        rows = [list(r) for r in reader]
+    except csv.Error as exc:  # a cell over the csv module's limit (128 KiB) and the like
+        raise InputError(f"{path}: line {reader.line_num}: not a readable CSV: {exc}") from None
+    if "\x00" in text:
+        _refuse_nul(rows, str(path))
     _check_quotes(rows, str(path), dialect.delimiter)
+    _check_quote_at_end(rows, text, str(path), dialect)
     return Grid(str(path), path.stem, rows)
+
+
+def _refuse_nul(rows: list[list[str]], name: str) -> None:
+    """A NUL character is in no text a person typed: the file is binary, or UTF-16 saved
+    without its BOM (read as UTF-8, every other byte is NUL)."""
+    for number, row in enumerate(rows, 1):
+        for col, cell in enumerate(row):
+            if "\x00" in cell:
+                raise InputError(
+                    f"{name}: row {number}, column {column_letter(col)}: a NUL character; "
+                    "the file is binary or UTF-16 without its BOM: save it as UTF-8 CSV"
+                )
 
 
 def _check_quotes(rows: list[list[str]], name: str, delimiter: str) -> None:
@@ -211,10 +258,45 @@ def _check_quotes(rows: list[list[str]], name: str, delimiter: str) -> None:
         line += 1 + sum(cell.count("\n") for cell in row)
 
 
+def _check_quote_at_end(rows: list[list[str]], text: str, name: str, dialect: Any) -> None:
+    """A quote opened in the last row and never closed takes the rest of the file into its
+    cell: the row is shorter than the header and that cell holds the missing delimiters."""
+    width = len(rows[0]) if rows else 0
+    if len(rows) < 2 or not dialect.quotechar or text.count(dialect.quotechar) % 2 == 0:
+        return
+    last = rows[-1]
+    if 0 < len(last) < width and last[-1].count(dialect.delimiter) >= width - len(last):
+        line = 1 + sum(1 + sum(cell.count("\n") for cell in row) for row in rows[:-1])
+        raise InputError(
+            f"{name}: row {len(rows)} (line {line}), column {column_letter(len(last) - 1)}: "
+            "a quote that is not closed takes the rest of the file into one cell; close it "
+            "(or double a quote meant as text) and read the sheet again"
+        )
+
+
+MAX_XLSX_UNPACKED = 256 * 1024 * 1024  # an XLSX that unpacks to more is a zip bomb
+
+
 def read_xlsx(path: Path, worksheet: str | None = None) -> Grid:
     from openpyxl import load_workbook
 
-    book = load_workbook(path, data_only=True)
+    with path.open("rb") as handle:  # by content: a workbook named .csv is still one
+        try:
+            with zipfile.ZipFile(handle) as packed:
+                unpacked = sum(info.file_size for info in packed.infolist())
+            if unpacked > MAX_XLSX_UNPACKED:
+                raise InputError(
+                    f"{path}: unpacks to {unpacked // 2**20} MiB, more than "
+                    f"{MAX_XLSX_UNPACKED // 2**20} MiB: not a sheet to migrate (a zip bomb?)"
+                )
+            handle.seek(0)
+            book = load_workbook(handle, data_only=True)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever a broken workbook makes openpyxl raise
+            raise InputError(
+                f"{path}: not a readable XLSX workbook ({type(exc).__name__}: {exc})"
+            ) from None
     try:
         sheet = book[worksheet] if worksheet else book.active
     except KeyError:
