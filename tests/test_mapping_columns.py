@@ -234,3 +234,30 @@ def test_a_name_the_blueprint_or_portal_lacks_is_refused_at_its_line(
     errors = [ln for ln in out.splitlines() if reason in ln]
     assert errors and f"projects.mapping.yaml:{line}:" in errors[0], out
     assert "Traceback" not in out
+
+
+def test_a_sheet_whose_every_row_is_rejected_is_not_a_success(project: Path) -> None:
+    """No silent success: a sheet where no row could be taken (here: no row names its
+    client by name, phone or e-mail) exited 0 with nothing migrated. Now exit 2 with one line
+    saying so, after the rejections; a sheet with some good rows still exits 0."""
+    applied = CliRunner().invoke(
+        app, ["apply", "blueprints/company.yaml", "-p", "sandbox", "--yes"]
+    )
+    assert applied.exit_code == 0, applied.output
+    sheet = project.parent / "projects.csv"
+    header, *rows = sheet.read_text(encoding="utf-8").splitlines()
+    sheet.write_text("\n".join([header, *rows[:3]]) + "\n", encoding="utf-8")
+    code, out = dry_run(project)
+    assert code == 0, out
+    column = header.split(",").index("Клиент")
+    broken = []
+    for row in rows[:3]:
+        cells = row.split(",")
+        cells[column] = ""
+        cells[header.split(",").index("Телефон")] = ""
+        cells[header.split(",").index("Email")] = ""
+        broken.append(",".join(cells))
+    sheet.write_text("\n".join([header, *broken]) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["migrate", "run", str(project), "-p", "sandbox", "--yes"])
+    assert result.exit_code == 2, result.output
+    assert "every one of the sheet's 3 row(s) was rejected; nothing was migrated" in result.output

@@ -161,6 +161,12 @@ def run(
     )
     if result.failed:
         raise typer.Exit(3)
+    if result.rows and not result.records:  # no silent success: nothing could be taken
+        raise fail(
+            f"{mapping_file}: every one of the sheet's {result.rows} row(s) was rejected; "
+            "nothing was migrated",
+            "the first rejections are listed above (--dry-run lists them all)",
+        )
 
 
 def print_outcome(result: MigrationResult, portal: str) -> None:
