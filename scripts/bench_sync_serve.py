@@ -153,7 +153,7 @@ async def slow_client(host: str, port: int, in_headers: bool, stop: asyncio.Even
             continue
         head = b"POST / HTTP/1.1\r\nHost: slow\r\n"
         if not in_headers:
-            head += b"Content-Length: 100000\r\n\r\n"
+            head += b"Content-Length: 1000\r\n\r\n"
         writer.write(head)
         try:
             while not stop.is_set():
@@ -169,6 +169,7 @@ async def slow_client(host: str, port: int, in_headers: bool, stop: asyncio.Even
             pass
         cuts += 1
         writer.close()
+        await asyncio.sleep(0.5)  # then come back, as a patient attacker does
     return cuts
 
 
