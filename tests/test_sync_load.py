@@ -334,3 +334,57 @@ def test_a_portal_that_never_answers_cannot_outlast_the_deadline(tmp_path: Path)
     assert result.returncode == 3, result.stderr
     assert "deadline" in result.stderr.strip().splitlines()[-1], result.stderr
     assert took < 5, f"{took:.1f} s"
+
+
+def test_slow_clients_do_not_stop_it_answering(tmp_path: Path) -> None:
+    """300 connections that send a byte now and then (in their headers or their body)
+    stopped the old server answering; the portal's events and /healthz still get their
+    answer at once, and a body that stops coming is cut."""
+    import socket
+    import threading
+
+    from b24kit.links.serve import serve_forever
+
+    box = deployed(COMPANY)
+    found: list[str] = []
+    ready = threading.Event()
+    holder: list[SyncService] = []
+
+    def serve() -> None:
+        async def go() -> None:
+            with client_for(box) as client:
+                service = SyncService(client, load_blueprint(COMPANY)[0], tmp_path, TOKEN)
+                holder.append(service)
+
+                def up(url: str) -> None:
+                    found.append(url)
+                    ready.set()
+
+                await serve_forever(service, "127.0.0.1", 0, 3600.0, up)
+
+        asyncio.run(go())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(30)
+    host, port = found[0].split("//")[1].rstrip("/").split(":")
+    slow = []
+    try:
+        for i in range(300):
+            sock = socket.create_connection((host, int(port)))
+            head = b"POST / HTTP/1.1\r\nHost: x\r\n" + (
+                b"Content-Length: 500\r\n\r\na" if i % 2 else b"X"
+            )
+            sock.sendall(head)
+            slow.append(sock)
+        started = time.monotonic()
+        with httpx.Client(base_url=found[0], timeout=10) as http:
+            assert http.get("/healthz").status_code == 200
+            assert http.post("/", content=event("ONCRMDEALADD", 1), headers=FORM).status_code == 200
+        assert time.monotonic() - started < 1.0, "answered at once beside 300 slow clients"
+    finally:
+        for sock in slow:
+            sock.close()
+        holder[0].stop()
+        thread.join(30)
+    assert not thread.is_alive(), "stop() ends the server too"

@@ -130,6 +130,7 @@ class SyncService:
         self.overflow = False  # pending was full: the next pass reads every deal
         self.wake = asyncio.Event()
         self.stopping = False
+        self.on_stop: Callable[[], None] | None = None  # set by serve_forever
         self.busy = False
         self.events = 0  # accepted events
         self.passes = 0
@@ -230,9 +231,12 @@ class SyncService:
             await asyncio.sleep(0.01)
 
     def stop(self) -> None:
-        """Take no more events and start no new pass; the pass in flight finishes."""
+        """Take no more events and start no new pass; the pass in flight finishes, and
+        a server started by :func:`serve_forever` stops listening."""
         self.stopping = True
         self.wake.set()
+        if self.on_stop is not None:
+            self.on_stop()
 
     def health(self) -> dict[str, Any]:
         return {
@@ -410,7 +414,8 @@ async def serve_forever(
 
     def stop() -> None:
         service.stop()
-        server.should_exit = True
+
+    service.on_stop = lambda: setattr(server, "should_exit", True)
 
     def now() -> None:
         stop()
