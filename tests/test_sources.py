@@ -183,6 +183,26 @@ def test_a_latin1_sheet_is_not_taken_for_cp1251(tmp_path: Path) -> None:
     assert read_csv(path, "latin-1").rows[1][0] == "Müller & Söhne"
 
 
+@pytest.mark.parametrize("encoding", ["cp1251", "koi8-r"])
+def test_a_sheet_in_capitals_is_read_in_its_own_code_page(tmp_path: Path, encoding: str) -> None:
+    """Issue 16, item 3: the code page was chosen by which reading looked lowercase, so an
+    all-capitals cp1251 sheet was read as KOI8-R junk («йкхемр»). Letter frequencies
+    decide now, whatever the case."""
+    path = tmp_path / "s.csv"
+    path.write_bytes("КЛИЕНТ,ГРУЗ\nООО ТЯЖМАШ,ПОГРУЗЧИК\nИП СИДОРОВ,ЩЕБЕНЬ\n".encode(encoding))
+    assert read_csv(path).rows[0] == ["КЛИЕНТ", "ГРУЗ"]
+
+
+def test_no_guess_between_code_pages_without_evidence(tmp_path: Path) -> None:
+    """Text that reads as Russian in both code pages («ОЕЙ» in cp1251 is «неи» in KOI8-R)
+    is refused, asking for the encoding, instead of a coin toss that writes junk."""
+    path = tmp_path / "s.csv"
+    path.write_bytes("ОЕЙ,ООП\n1,2\n".encode("cp1251"))
+    with pytest.raises(ValueError, match=r"both as cp1251 and as KOI8-R.*source.encoding"):
+        read_csv(path)
+    assert read_csv(path, "cp1251").rows[0] == ["ОЕЙ", "ООП"]
+
+
 def test_a_workbook_given_as_csv_is_refused(tmp_path: Path) -> None:
     from openpyxl import Workbook
 

@@ -184,12 +184,6 @@ def _latin1_sheet(folder: Path) -> Path:
     return _write(folder / "sheet.csv", text.encode("latin-1"))
 
 
-@sheet("caps-cp1251-read-as-koi8")
-def _caps(folder: Path) -> Path:
-    text = "КЛИЕНТ,ГРУЗ\nООО ТЯЖМАШ,ПОГРУЗЧИК\nИП СИДОРОВ,ЩЕБЕНЬ\n"
-    return _write(folder / "sheet.csv", text.encode("cp1251"))
-
-
 # -------------------------------------------------------------------- accepted
 @accepted("old-mac-line-ends")
 def _cr_sheet(folder: Path) -> Path:

@@ -153,25 +153,68 @@ def _has_text(value: Any) -> bool:
 
 
 # ------------------------------------------------------------------- readers
-# the Cyrillic letters of Russian text, most of them lowercase: the code page that reads a
-# file as mostly lowercase Cyrillic is the one it was written in (cp1251 and KOI8-R both
-# decode any byte, and give each other's text as capital-letter junk)
+# cp1251 and KOI8-R both decode any byte, and each reads the other's text as Cyrillic
+# junk; the reading whose letters are as frequent as Russian's is the right one. Letter
+# frequencies of Russian text, in percent (case does not count: a sheet may be in capitals).
+_FREQUENCY = dict(
+    zip(
+        "оеаинтсрвлкмдпуяыьгзбчйхжшюцщэфъё",
+        (
+            10.97,
+            8.45,
+            8.01,
+            7.35,
+            6.70,
+            6.26,
+            5.47,
+            4.73,
+            4.54,
+            4.40,
+            3.49,
+            3.21,
+            2.98,
+            2.81,
+            2.62,
+            2.01,
+            1.90,
+            1.74,
+            1.70,
+            1.65,
+            1.59,
+            1.44,
+            1.21,
+            0.97,
+            0.94,
+            0.73,
+            0.64,
+            0.48,
+            0.36,
+            0.32,
+            0.26,
+            0.04,
+            0.04,
+        ),
+        strict=True,
+    )
+)
 _CYRILLIC = re.compile(r"[А-Яа-яЁё]")
-_LOWER = re.compile(r"[а-яё]")
 _LETTER = re.compile(r"[^\W\d_]")
+RUSSIAN = 4.0  # mean frequency of a reading's letters: Russian text scores 5 to 6, junk 3
+EVIDENCE = 1.25  # how much better one reading must score to be chosen without being told
 
 
 def _russian_score(text: str) -> float:
+    """The mean Russian frequency of the text's Cyrillic letters (0: hardly any)."""
     letters = _CYRILLIC.findall(text)
     if not letters or len(letters) < 0.1 * len(_LETTER.findall(text)):
         return 0.0  # a few Cyrillic letters in Latin text: umlauts and accents (ü is ь in cp1251)
-    return len(_LOWER.findall(text)) / len(letters)
+    return sum(_FREQUENCY.get(c.lower(), 0.0) for c in letters) / len(letters)
 
 
 def decode_sheet(data: bytes, name: str, encoding: str | None = None) -> str:
     """A CSV export's text: the given encoding; else UTF-8 (a BOM or not) or UTF-16 with
-    its BOM; else cp1251 or KOI8-R, whichever reads as Russian text. A file that is none of
-    these is refused, naming the option that settles it."""
+    its BOM; else cp1251 or KOI8-R, whichever reads as Russian text, if the evidence is
+    clear. Otherwise refused, naming the option that settles it."""
     if encoding:
         try:
             return data.decode(encoding)
@@ -185,11 +228,16 @@ def decode_sheet(data: bytes, name: str, encoding: str | None = None) -> str:
         pass
     candidates = {enc: data.decode(enc, errors="replace") for enc in ("cp1251", "koi8-r")}
     scores = {enc: _russian_score(text) for enc, text in candidates.items()}
-    best = max(scores, key=lambda enc: scores[enc])
-    if scores[best] < 0.6:
+    best, other = sorted(scores, key=lambda enc: scores[enc], reverse=True)
+    if scores[best] < RUSSIAN:
         raise InputError(
             f"{name}: not UTF-8, and neither cp1251 nor KOI8-R reads as Russian text; "
             "name the file's encoding in the mapping (source.encoding)"
+        )
+    if scores[best] < EVIDENCE * scores[other]:
+        raise InputError(
+            f"{name}: not UTF-8, and it reads as Russian text both as cp1251 and as KOI8-R; "
+            "name the file's encoding in the mapping (source.encoding: cp1251 or koi8-r)"
         )
     return candidates[best]
 
