@@ -261,3 +261,42 @@ def test_a_sheet_whose_every_row_is_rejected_is_not_a_success(project: Path) -> 
     result = CliRunner().invoke(app, ["migrate", "run", str(project), "-p", "sandbox", "--yes"])
     assert result.exit_code == 2, result.output
     assert "every one of the sheet's 3 row(s) was rejected; nothing was migrated" in result.output
+
+
+def test_user_ids_are_checked_against_the_portal(project: Path) -> None:
+    """Every id of users: is a user of the portal, and not a dismissed one (the hostile
+    corpus has the unknown id and the draft's 0)."""
+    from b24kit.sandbox import Sandbox, SandboxConfig
+
+    applied = CliRunner().invoke(
+        app, ["apply", "blueprints/company.yaml", "-p", "sandbox", "--yes"]
+    )
+    assert applied.exit_code == 0, applied.output
+    assert dry_run(project)[0] == 0
+    box = Sandbox(SandboxConfig(db=".b24kit/sandbox.sqlite", limits="off"))
+    box.portal.add_user({"NAME": "Ольга", "LAST_NAME": "Кузнецова", "ACTIVE": False}, 6)
+    box.close()
+    code, out = dry_run(project)
+    assert code == 2, out
+    assert "users.Кузнецова: user 6 (Ольга Кузнецова) is dismissed" in out, out
+
+
+def test_a_webhook_that_may_not_read_users_leaves_them_unchecked() -> None:
+    """read_users says "cannot tell" (None) rather than "no such user" without the scope."""
+    import asyncio
+
+    from b24kit.client import B24Client, WebhookAuth, parse_webhook
+    from b24kit.portal.users import read_users
+    from b24kit.sandbox import Sandbox
+
+    box = Sandbox(limits="off")
+    crm_only = box.add_webhook(1, ("crm",))
+
+    async def go(url: str) -> object:
+        auth = WebhookAuth(parse_webhook(url))
+        async with B24Client(auth, transport=box.transport()) as client:
+            return await read_users(client, [3, 999])
+
+    full = asyncio.run(go(box.webhook_url("http://sandbox.local")))
+    assert isinstance(full, dict) and sorted(full) == [3]
+    assert asyncio.run(go(f"http://sandbox.local/rest/1/{crm_only}/")) is None

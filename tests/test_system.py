@@ -8,8 +8,8 @@ from tests.conftest import Rest
 def test_user_current_and_get(rest: Rest) -> None:
     me = rest.ok("user.current")
     assert me["ID"] == "1" and me["ACTIVE"] is True, "the webhook's user"
-    rest.sandbox.portal.add_user({"NAME": "Ольга", "LAST_NAME": "Логист"}, 7)
-    users = rest.ok("user.get", {"filter": {"ID": 7}})
+    rest.sandbox.portal.add_user({"NAME": "Ольга", "LAST_NAME": "Логист"}, 17)
+    users = rest.ok("user.get", {"filter": {"ID": 17}})
     assert [u["NAME"] for u in users] == ["Ольга"]
 
 

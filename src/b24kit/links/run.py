@@ -14,13 +14,13 @@ from typing import Any
 
 from b24kit.blueprint.model import Blueprint
 from b24kit.client import B24Client, Command, Executor, Outcome, read_all
-from b24kit.encoding import as_list
 from b24kit.errors import InputError
 from b24kit.links.audit import AuditResult, Finding, audit_deals, child_repair, read_link_deals
 from b24kit.links.model import Deal, ResolvedLink, resolve_links, to_deal
 from b24kit.locks import LOCK_FILE, run_lock
 from b24kit.portal.ids import EntityType
 from b24kit.portal.snapshot import read_snapshot
+from b24kit.portal.users import display_name, read_users
 
 REPAIRABLE = {"L001", "L002", "L004", "L005", "L009"}
 SYNC_RULES = {"L001", "L004", "L005"}
@@ -253,15 +253,8 @@ class EstimateRow:
 
 async def user_names(client: B24Client, ids: list[int]) -> dict[int, str]:
     """Users by name (user.get); an id stays an id when the webhook may not read users."""
-    names: dict[int, str] = {}
-    for chunk in range(0, len(ids), 50):
-        group = ids[chunk : chunk + 50]
-        got = await client.batch({f"u{i}": ("user.get", {"ID": i}) for i in group}, safe=True)
-        for i in group:
-            for row in as_list(got.result.get(f"u{i}")):
-                name = " ".join(str(row.get(k) or "") for k in ("NAME", "LAST_NAME")).strip()
-                names[i] = name or str(row.get("EMAIL") or "")
-    return names
+    users = await read_users(client, ids) or {}
+    return {i: display_name(user) for i, user in users.items()}
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -18,6 +18,7 @@ from typing import Any
 from b24kit.blueprint.document import BlueprintIssue, Document, Mark, PathKey
 from b24kit.blueprint.model import Blueprint, Pipeline
 from b24kit.migrate.mapping import Column, Mapping, StageRule
+from b24kit.portal.users import display_name
 
 # deal fields the migration fills itself, from the rule named here
 OWN_FIELDS = {
@@ -158,4 +159,24 @@ def check_portal_fields(
             for code in spec.values:
                 if code not in known:
                     issues.unknown((*path, "values", code), what, code, known)
+    return issues.found
+
+
+def check_users(mapping: Mapping, found: dict[int, dict[str, Any]] | None) -> list[BlueprintIssue]:
+    """Each id of ``users:`` must be a user of the portal (``found``: the users user.get
+    returned for them; ``None`` when the webhook may not read users, and only placeholders
+    are caught). A 0 is a draft's placeholder (``migrate init``), never a user."""
+    issues = _Issues(mapping.document)
+    for name, user_id in mapping.users.items():
+        path = ("users", name)
+        if user_id < 1:
+            issues.add(
+                path,
+                f"{user_id} is not a user id: put the portal user's id here (the number "
+                "in the address of their profile)",
+            )
+        elif found is not None and user_id not in found:
+            issues.add(path, f"the portal has no user {user_id}")
+        elif found is not None and found[user_id].get("ACTIVE") is False:
+            issues.add(path, f"user {user_id} ({display_name(found[user_id])}) is dismissed")
     return issues.found

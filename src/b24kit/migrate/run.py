@@ -33,9 +33,10 @@ from b24kit.migrate.plan import (
     resolve_target,
     select_fields,
 )
-from b24kit.migrate.rules import check_portal_fields, check_rules, status_lists
+from b24kit.migrate.rules import check_portal_fields, check_rules, check_users, status_lists
 from b24kit.migrate.sources import Table, gspread_client, read_csv, read_gsheet, read_xlsx, to_table
 from b24kit.portal.snapshot import read_snapshot
+from b24kit.portal.users import read_users
 
 
 def load_mapping(path: Path) -> Mapping:
@@ -155,6 +156,19 @@ async def prepare(
         _refuse_at(mapping, ("blueprint",), f"no blueprint file {blueprint_file}")
     blueprint, _ = load_blueprint(blueprint_file)
     _refuse(check_rules(mapping, blueprint))
+    users = await read_users(client, [i for i in mapping.users.values() if i > 0])
+    _refuse(check_users(mapping, users))
+    if users is None and mapping.users:
+        findings.append(
+            Finding(
+                "warning",
+                "",
+                0,
+                "users",
+                "",
+                "user ids not checked: the webhook may not read users (scope user)",
+            )
+        )
     snapshot = await read_snapshot(client)
     target = resolve_target(mapping, blueprint, snapshot)
     deal_fields = await client.call("crm.deal.fields")

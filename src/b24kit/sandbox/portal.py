@@ -164,6 +164,20 @@ def semantic_letter(semantics: str | None) -> str:
     return semantics if semantics in ("S", "F") else "P"
 
 
+# The demo company's staff, beside the admin (1): a portal has its people, and the
+# examples' mappings assign deals to them by id (users: {Иванов: 3, ...}), which migrate
+# checks against user.get.
+STAFF: dict[int, tuple[str, str, str]] = {
+    2: ("Мария", "Соколова", "Руководитель продаж"),
+    3: ("Иван", "Иванов", "Менеджер по продажам"),
+    4: ("Анна", "Петрова", "Логист"),
+    5: ("Сергей", "Смирнов", "Менеджер по продажам"),
+    6: ("Ольга", "Кузнецова", "Логист"),
+    7: ("Павел", "Орлов", "Инженер"),
+    8: ("Елена", "Волкова", "Бухгалтер"),
+}
+
+
 class Portal:
     def __init__(
         self,
@@ -206,6 +220,17 @@ class Portal:
                     ),
                 ),
             )
+            for user_id, (name, last_name, position) in STAFF.items():
+                self.add_user(
+                    {
+                        "NAME": name,
+                        "LAST_NAME": last_name,
+                        "WORK_POSITION": position,
+                        "EMAIL": f"user{user_id}@sandbox.local",
+                        "ACTIVE": True,
+                    },
+                    user_id,
+                )
             self.db.execute(
                 "INSERT INTO categories(id, entity_type_id, name, sort, is_default) "
                 "VALUES(0, 2, 'General', 300, 'Y')"

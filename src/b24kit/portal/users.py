@@ -1,0 +1,33 @@
+"""The portal's users by id (``user.get``), for checking the ids a user gives and for
+showing people by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from b24kit.client import B24Client, ScopeError
+from b24kit.encoding import as_list
+
+
+async def read_users(client: B24Client, ids: Iterable[int]) -> dict[int, dict[str, Any]] | None:
+    """The users with these ids that exist on the portal (id -> user.get's row), 50 to a
+    batch; ``None`` when the webhook may not read users (no ``user`` scope)."""
+    wanted = sorted(set(ids))
+    found: dict[int, dict[str, Any]] = {}
+    for chunk in range(0, len(wanted), 50):
+        group = wanted[chunk : chunk + 50]
+        got = await client.batch({f"u{i}": ("user.get", {"ID": i}) for i in group}, safe=True)
+        if any(isinstance(e, ScopeError) for e in got.error.values()):
+            return None
+        for i in group:
+            for row in as_list(got.result.get(f"u{i}")):
+                if isinstance(row, dict) and str(row.get("ID")) == str(i):
+                    found[i] = row
+    return found
+
+
+def display_name(user: dict[str, Any]) -> str:
+    """``Иван Иванов``, or the e-mail when the user has no name."""
+    name = " ".join(str(user.get(k) or "") for k in ("NAME", "LAST_NAME")).strip()
+    return name or str(user.get("EMAIL") or "")
