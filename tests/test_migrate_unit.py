@@ -136,3 +136,62 @@ def test_a_changed_amount_is_an_update_and_the_stage_is_left_alone() -> None:
     [update] = plan_migration(records, MAPPING, TARGET, existing).commands
     assert update.method == "crm.deal.update" and update.params["id"] == 10
     assert update.params["fields"] == {"OPPORTUNITY": 150.0}, "deals move on the portal"
+
+
+def test_a_contractor_enumeration_is_written_as_its_item_id() -> None:
+    """The mapping's value keys are XML_IDs; a deal field's were turned into item ids, a
+    contractor directory field's were written raw ("Q5"), which the portal does not take."""
+    mapping = Mapping.model_validate(
+        {
+            **MAPPING.model_dump(exclude={"document"}, exclude_none=True),
+            "contractor": {
+                "type": "contractors",
+                "title": "Подрядчик",
+                "phone": "Телефон подрядчика",
+                "fields": {
+                    "RATING": {
+                        "column": "Оценка",
+                        "parse": "enum",
+                        "values": {"Q5": ["5", "отлично"], "Q4": ["4"]},
+                    }
+                },
+            },
+            "children": [
+                {
+                    "link": "estimate",
+                    "when": ["Логист"],
+                    "title": "Оценка: {Груз}",
+                    "contractor": True,
+                }
+            ],
+        }
+    )
+    header = [*HEADER, "Подрядчик", "Телефон подрядчика", "Оценка"]
+    rows = [
+        [
+            1,
+            "Иванов",
+            "+7 926 111-22-33",
+            "кран",
+            "новая",
+            "100",
+            "Петрова",
+            "ИП Ломов",
+            "+7 903 000-11-22",
+            "отлично",
+        ]
+    ]
+    records, findings = read_records(to_table(Grid("s.csv", "s", [header, *rows])), mapping)
+    assert [f for f in findings if f.kind == "rejected"] == []
+    target = Target(
+        SALES,
+        {"estimate": (LINK, LOGISTICS)},
+        1030,
+        5,
+        "UF_CRM_CONTRACTOR",
+        {},
+        {"UF_CRM_5_RATING": {"Q5": 55, "Q4": 54}},
+    )
+    plan = plan_migration(records, mapping, target, Existing())
+    [item] = [c for c in plan.commands if c.method == "crm.item.add"]
+    assert item.params["fields"]["UF_CRM_5_RATING"] == 55

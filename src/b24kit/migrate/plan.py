@@ -302,6 +302,8 @@ class Target:
     contractor_type_id: int | None
     contractor_field: str | None  # the deal field linking the contractor directory
     enum_ids: dict[str, dict[str, int]]  # deal field -> XML_ID -> item id
+    # the contractor directory's enumeration fields (UF_CRM_<type>_...) -> XML_ID -> item id
+    contractor_enum_ids: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def stage_id(self, pipeline: PipelineSnap, code: str) -> str:
         return stage_id(pipeline, code)
@@ -319,6 +321,7 @@ def resolve_target(mapping: Mapping, bp: Blueprint, snap: Snapshot) -> Target:
         children[rule.link] = (link, pipeline(link.child.pipeline))
     etid = type_id = None
     field = None
+    contractor_enums: dict[str, dict[str, int]] = {}
     if mapping.contractor is not None:
         spa = snap.spa_by_code(mapping.contractor.type)
         if spa is None:
@@ -332,8 +335,19 @@ def resolve_target(mapping: Mapping, bp: Blueprint, snap: Snapshot) -> Target:
             ),
             None,
         )
+        contractor_enums = {
+            f.name: {v.xml_id: v.id for v in f.values} for f in spa.fields if f.values
+        }
     enum_ids = {f.name: {v.xml_id: v.id for v in f.values} for f in snap.deal_fields if f.values}
-    return Target(pipeline(mapping.parent.pipeline), children, etid, type_id, field, enum_ids)
+    return Target(
+        pipeline(mapping.parent.pipeline),
+        children,
+        etid,
+        type_id,
+        field,
+        enum_ids,
+        contractor_enums,
+    )
 
 
 @dataclass
@@ -602,9 +616,12 @@ class _Planner:
             "xmlId": f"{mapping.originator}:contractor:{keys[0]}",
             prefix + mapping.contractor.phone_field: ", ".join(record.contractor["phones"]),
         }
-        item_fields.update(
-            {prefix + k: v for k, v in record.contractor["fields"].items() if v is not None}
-        )
+        for key, value in record.contractor["fields"].items():
+            if value is None:
+                continue
+            items = target.contractor_enum_ids.get(prefix + key, {})
+            # an enumeration's XML_ID (the mapping's value key) is written as its item id
+            item_fields[prefix + key] = items.get(value, value) if isinstance(value, str) else value
         command = cmd.item_add(
             target.contractor_etid, item_fields, name=self.name("k"), original_names=True
         )
