@@ -32,10 +32,22 @@ MONEY: list[tuple[Any, str, str, bool]] = [
     ("$1,200.50", "1200.50", "USD", False),
     ("1.200,50 €", "1200.50", "EUR", False),
     ("350 долларов", "350", "USD", False),
-    ("-5 000", "-5000", "RUB", False),
-    ("1,250", "1.250", "RUB", True),  # a decimal comma is a guess here
+    ("1 250,5 тыс. руб.", "1250500", "RUB", False),
+    ("₽ 12 500", "12500", "RUB", False),
+    ("12.500,00", "12500.00", "RUB", False),
+    ("12,500.00", "12500.00", "RUB", False),
+    ("12'500", "12500", "RUB", False),
+    ("12 345 678", "12345678", "RUB", False),
+    ("5k", "5000", "RUB", False),
+    ("5 к", "5000", "RUB", False),
+    ("1,250 тыс", "1250", "RUB", False),  # with a multiplier the separator is a decimal one
+    ("+500", "500", "RUB", False),
+    ("0", "0", "RUB", False),
+    ("10,5", "10.5", "RUB", False),
+    ("1 000,555", "1000.56", "RUB", True),  # rounded to kopecks, and said so
     (125000, "125000", "RUB", False),
     (99.5, "99.5", "RUB", False),
+    (0.125, "0.13", "RUB", True),
 ]
 
 
@@ -48,10 +60,57 @@ def test_money(raw: Any, amount: str, currency: str, warned: bool) -> None:
     assert (parsed.warning is not None) is warned
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "договорная", "руб.", "1,2,3.4,5"])
-def test_money_errors(raw: str) -> None:
-    with pytest.raises(ParseError):
+MONEY_REFUSED: list[tuple[Any, str]] = [
+    ("", "empty amount"),
+    ("   ", "empty amount"),
+    ("договорная", "no amount"),
+    ("руб.", "no amount"),
+    ("тыс", "no amount"),
+    ("1,2,3.4,5", "grouped in an unusual way"),
+    # issue 10: each of these was read as a number, with no warning
+    ("1e9999", "an exponent"),
+    ("1E5", "an exponent"),
+    ("ок 5000", "words around the amount ('ок')"),
+    ("около 5000", "words around the amount ('около')"),
+    ("12-15 тыс", "a range"),
+    ("10 – 20", "a range"),
+    ("abc123", "words around the amount ('abc')"),
+    ("-500", "a negative amount"),
+    ("−5 000 ₽", "a negative amount"),
+    (-5.0, "a negative amount"),
+    ("1,250", "1250 or 1.250?"),  # thousands or decimals: nobody can tell
+    ("1.250 р", "1250 or 1.250?"),
+    ("12 5000", "grouped in an unusual way"),
+    ("1 23", "grouped in an unusual way"),
+    ("12..5", "grouped in an unusual way"),
+    ("2.5.2024", "grouped in an unusual way"),
+    ("5000 руб 50 коп", "words around the amount ('коп')"),
+    ("к5", "not one amount"),
+    ("$100 руб", "more than one currency"),
+    ("100 $ 200", "not one amount"),
+    ("--5", "two signs"),
+    (float("nan"), "is not an amount"),
+    (float("inf"), "is not an amount"),
+    (True, "is not an amount"),
+    ("=1000*2", "not one amount"),
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), MONEY_REFUSED, ids=[repr(m[0]) for m in MONEY_REFUSED])
+def test_money_refused_with_the_reason(raw: Any, reason: str) -> None:
+    with pytest.raises(ParseError) as info:
         parse_money(raw)
+    assert reason in str(info.value)
+
+
+def test_negative_amounts_only_where_the_mapping_allows_them() -> None:
+    assert parse_money("-5 000", negative=True).value == (Decimal(-5000), "RUB")
+    assert parse_money("−1,5 тыс", negative=True).value == (Decimal(-1500), "RUB")
+    assert parse_money(-2.5, negative=True).value == (Decimal("-2.5"), "RUB")
+
+
+def test_a_number_keeps_its_decimals() -> None:
+    assert parse_money("0,125", places=None).value == (Decimal("0.125"), "RUB")
 
 
 DATES: list[tuple[Any, date, bool]] = [

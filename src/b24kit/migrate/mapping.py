@@ -84,11 +84,16 @@ class Column(Strict):
         default=None, description="enum: code (or enumeration XML_ID) -> words in the sheet"
     )
     required: Flag = False
+    negative: Flag = Field(
+        default=False, description="money, number: a minus sign is allowed (refused otherwise)"
+    )
 
     @model_validator(mode="after")
     def _values_for_enum(self) -> Column:
         if self.values is not None and self.parse != "enum":
             raise ValueError(f"values are read only with parse: enum, not {self.parse}")
+        if self.negative and self.parse not in ("money", "number"):
+            raise ValueError(f"negative is read only with parse: money or number, not {self.parse}")
         return self
 
 

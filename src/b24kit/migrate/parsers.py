@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from b24kit.errors import InputError
@@ -35,58 +35,154 @@ def normalize_word(text: str) -> str:
 
 
 # ------------------------------------------------------------------ money
-CURRENCY_WORDS = [
-    (r"руб(?:\.|лей|ля|ль)?|р\.|₽|rub", "RUB"),
-    (r"\$|usd|долл(?:\.|аров|ара)?", "USD"),
+# An amount as people write one, and nothing else (issue 10: a parser that dropped every
+# non-digit read «ок 5000» as 5,000,000 and «12-15 тыс» as 1,215,000):
+#
+#   amount   = [sign] [currency] number [multiplier] [currency]      (spaces anywhere between)
+#   number   = digits, in groups of three after the first separated by one kind of
+#              separator (space, no-break space, apostrophe, "." or ","), and an optional
+#              decimal part after "," or "." (the last separator when both appear)
+#   multiplier = тыс / тыс. / тысяч(а/и) / т.р. / тр / к / k (x 1,000), млн / миллион(а/ов)
+#              (x 1,000,000): only right after a number
+#   currency = руб / руб. / рублей / р. / ₽ / rub (RUB), $ / usd / долл. (USD), € / eur / евро
+#              (EUR); one currency an amount
+#   sign     = "-" (rejected unless the column allows negatives), "+"
+#
+# Everything else is refused with the reason: words (ок 5000, около, abc123), ranges
+# (12-15 тыс), exponents (1e9999), two numbers, a multiplier with no number, groups that
+# are not three digits, and 1,250 or 1.250 alone (a thousands separator or a decimal
+# point: nobody can tell). Amounts are rounded to kopecks (a warning says so).
+_CURRENCY = [
+    (r"руб(?:лей|ля|ль|\.)?|р\.?|₽|rub|rur", "RUB"),
+    (r"\$|usd|долл(?:аров|ара|ар|\.)?", "USD"),
     (r"€|eur|евро", "EUR"),
 ]
-MULTIPLIERS = [
-    (r"тыс(?:\.|яч[аи]?)?|т\.?р\.?|к(?=\W|$)", Decimal(1000)),
+_MULTIPLIER = [
+    (r"тыс(?:яч[аи]?|\.)?|т\.\s?р\.?|тр\.?|к|k", Decimal(1000)),
     (r"млн\.?|миллион(?:ов|а)?", Decimal(1_000_000)),
 ]
+_CUR = "|".join(f"(?:{p})" for p, _ in _CURRENCY)
+_MUL = "|".join(f"(?:{p})" for p, _ in _MULTIPLIER)
+_AMOUNT = re.compile(
+    rf"(?P<sign>[-−–+])?\s*(?P<cur1>{_CUR})?\s*(?P<sign2>[-−–+])?\s*"
+    rf"(?P<num>\d(?:[\d.,' ’]*\d)?)\s*(?P<mul>{_MUL})?\s*(?P<cur2>{_CUR})?",
+    re.IGNORECASE,
+)
+_GROUPED = re.compile(r"\d{1,3}(?:(?P<sep>[ '’.,])\d{3})(?:(?P=sep)\d{3})*")
+_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " ", "\t": " "})
 
 
-def parse_money(raw: Any, default_currency: str = "RUB") -> Parsed:
-    """``125 000 руб.``, ``125000,50``, ``1 250 000 ₽``, ``125 тыс.``, ``$1,200.50`` ->
-    Parsed((Decimal, currency))."""
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        return Parsed((Decimal(str(raw)), default_currency))
-    text = _text(raw).lower().replace("\u00a0", " ").replace("\u202f", " ")
+def _currency(text: str | None) -> str | None:
     if not text:
-        raise ParseError("empty amount")
-    factor = Decimal(1)  # multipliers first: "т.р." is thousands of roubles
-    for pattern, mult in MULTIPLIERS:
-        if re.search(pattern, text):
-            factor = mult
-            text = re.sub(pattern, " ", text)
-    currency = default_currency
-    for pattern, code in CURRENCY_WORDS:
-        if re.search(pattern, text):
-            currency = code
-            text = re.sub(pattern, " ", text)
-    negative = text.strip().startswith(("-", "−", "–"))
-    digits = re.sub(r"[^\d.,]", "", text.replace(" ", ""))
-    if not digits or not re.search(r"\d", digits):
-        raise ParseError(f"no amount in {_text(raw)!r}")
-    warning = None
-    if "," in digits and "." in digits:
-        decimal_sep = "," if digits.rfind(",") > digits.rfind(".") else "."
-        thousands = "." if decimal_sep == "," else ","
-        digits = digits.replace(thousands, "").replace(decimal_sep, ".")
-    elif digits.count(",") > 1 or digits.count(".") > 1:
-        sep = "," if digits.count(",") > 1 else "."
-        digits = digits.replace(sep, "")  # 1,250,000 or 1.250.000: thousands separators
-    elif "," in digits or "." in digits:
-        sep = "," if "," in digits else "."
-        head, tail = digits.split(sep)
-        if len(tail) == 3 and factor == 1 and sep == ",":
-            warning = f"read {_text(raw)!r} as {head}.{tail} (a decimal comma), not thousands"
-        digits = f"{head}.{tail}"
-    try:
-        value = Decimal(digits) * factor
-    except InvalidOperation as exc:
-        raise ParseError(f"{_text(raw)!r} is not an amount") from exc
-    return Parsed((-value if negative else value, currency), warning)
+        return None
+    return next(code for pattern, code in _CURRENCY if re.fullmatch(pattern, text, re.I))
+
+
+def _multiplier(text: str | None) -> Decimal:
+    if not text:
+        return Decimal(1)
+    return next(m for pattern, m in _MULTIPLIER if re.fullmatch(pattern, text, re.I))
+
+
+def _why_not(text: str) -> str:
+    """Why ``text`` is not an amount, in words."""
+    if re.search(r"\d\s*[-–—]\s*\d", text):
+        return "a range, not one amount"
+    if re.search(r"\d\s*[eE][-+]?\d", text):
+        return "an exponent: not an amount written by hand"
+    if not re.search(r"\d", text):
+        return "no amount"
+    for word in re.findall(r"[^\W\d_]+", text):
+        if not re.fullmatch(f"{_CUR}|{_MUL}", word, re.IGNORECASE):
+            return f"words around the amount ({word[:20]!r}): write the amount alone"
+    return "not one amount written the usual way"
+
+
+def _number(text: str) -> tuple[Decimal, bool]:
+    """The number part: (value, whether a lone separator before three digits was read as a
+    decimal point, a guess). ValueError when the grouping is not the usual one."""
+    text = re.sub(r" +", " ", text)
+    decimal = ""
+    last = max(text.rfind(","), text.rfind("."))
+    head = text
+    if last >= 0:
+        tail = text[last + 1 :]
+        before = text[:last]
+        others = {c for c in before if c in " '’.,"}
+        if text[last] in others or (not before.replace(" ", "").isdigit() and not others):
+            decimal, head = "", text  # "1.250.000" / "1,250,000": the last one groups too
+        elif tail.isdigit():
+            decimal, head = tail, before
+    if head and not head.isdigit() and not _GROUPED.fullmatch(head):
+        raise ValueError("groups of digits")
+    digits = re.sub(r"[ '’.,]", "", head)
+    guess = (  # 1,250: a thousands separator or a decimal one? (0,125 is no thousands)
+        bool(decimal)
+        and len(decimal) == 3
+        and head.isdigit()
+        and len(head) <= 3
+        and not head.startswith("0")
+    )
+    return Decimal(f"{digits}.{decimal}" if decimal else digits), guess
+
+
+def parse_money(
+    raw: Any,
+    default_currency: str = "RUB",
+    *,
+    negative: bool = False,
+    places: int | None = 2,
+) -> Parsed:
+    """``125 000 руб.``, ``125000,50``, ``1 250 000 ₽``, ``125 тыс.``, ``$1,200.50`` ->
+    Parsed((Decimal, currency)), by the grammar above; ParseError otherwise. ``negative``:
+    a minus sign is allowed; ``places``: decimals kept (rounded half up, with a warning)."""
+    if isinstance(raw, bool):
+        raise ParseError(f"{raw!r} is not an amount")
+    if isinstance(raw, (int, float)):
+        if raw != raw or raw in (float("inf"), float("-inf")):
+            raise ParseError(f"{raw!r} is not an amount")
+        value, currency, warning = Decimal(str(raw)), default_currency, None
+    else:
+        text = _text(raw).translate(_SPACES).strip()
+        if not text:
+            raise ParseError("empty amount")
+        match = _AMOUNT.fullmatch(text)
+        if match is None:
+            raise ParseError(f"{_text(raw)!r}: {_why_not(text)}")
+        if match["sign"] and match["sign2"]:
+            raise ParseError(f"{_text(raw)!r}: two signs")
+        found = {c for c in (_currency(match["cur1"]), _currency(match["cur2"])) if c}
+        if len(found) > 1 or (match["cur1"] and match["cur2"]):
+            raise ParseError(f"{_text(raw)!r}: more than one currency")
+        try:
+            number, guessed = _number(match["num"])
+        except ValueError:
+            raise ParseError(
+                f"{_text(raw)!r}: digits grouped in an unusual way (write 1 250 000 or 1250000)"
+            ) from None
+        sign = match["sign"] or match["sign2"] or ""
+        value = number * _multiplier(match["mul"])
+        if sign in "-−–" and sign:
+            value = -value
+        currency = found.pop() if found else default_currency
+        warning = None
+        if guessed and not match["mul"]:
+            head, tail = re.split(r"[.,]", match["num"])
+            raise ParseError(
+                f"{_text(raw)!r}: {head}{tail} or {head}.{tail}? a lone separator before "
+                "three digits could be either: write the thousands without it (or with a "
+                "space), a decimal part with one or two digits"
+            )
+    if value < 0 and not negative:
+        raise ParseError(
+            f"{_text(raw)!r}: a negative amount (say negative: true on the column to allow it)"
+        )
+    if places is not None:
+        rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+        if rounded != value:
+            warning = f"rounded {_text(raw)!r} to {rounded}"
+            value = rounded
+    return Parsed((value, currency), warning)
 
 
 # ------------------------------------------------------------------ dates

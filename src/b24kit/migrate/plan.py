@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from b24kit.blueprint.locate import deal_pipeline, stage_id
@@ -131,7 +132,7 @@ class _RowReader:
                 )
             return None
         if spec.parse == "money":
-            money = self.parse(spec.column, parse_money)
+            money = self.parse(spec.column, partial(parse_money, negative=spec.negative))
             return None if money is None else float(money[0])
         if spec.parse == "date":
             day = self.parse(spec.column, parse_date)
@@ -144,7 +145,9 @@ class _RowReader:
             flag = self.parse(spec.column, parse_yes_no)
             return None if flag is None else ("Y" if flag else "N")
         if spec.parse == "number":
-            number = self.parse(spec.column, parse_money)
+            number = self.parse(
+                spec.column, partial(parse_money, negative=spec.negative, places=None)
+            )
             return None if number is None else float(number[0])
         if spec.parse == "user":
             users = {normalize_word(k): v for k, v in self.mapping.users.items()}
