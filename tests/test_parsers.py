@@ -128,7 +128,34 @@ DATES: list[tuple[Any, date, bool]] = [
     ("25/12/2023", date(2023, 12, 25), False),
     ("01/02/2024", date(2024, 2, 1), True),  # day/month/year, guessed
     (datetime(2024, 2, 1, 9, 0), date(2024, 2, 1), False),
+    ("2024-02-01 10:30", date(2024, 2, 1), False),
+    ("2024-02-01T10:30:15Z", date(2024, 2, 1), False),
+    ("01.02.2024 10:30:15", date(2024, 2, 1), False),
+    ("1 мая 2024", date(2024, 5, 1), False),
+    ("3 сент. 2024", date(2024, 9, 3), False),
+    ("12 декабря 2023г", date(2023, 12, 12), False),
+    ("1.2.1990", date(1990, 2, 1), False),
 ]
+
+DATES_REFUSED: list[tuple[Any, str]] = [
+    # text after the date was ignored: a note in the cell is not a time
+    ("01.02.2024 примерно", "is not a date"),
+    ("2024-02-01 abc", "is not a date"),
+    ("01.02.2024 или 03.02.2024", "is not a date"),
+    # a typo'd year was taken as written
+    ("1.2.1024", "the year 1024 is outside 1990 to 2100"),
+    ("01.02.20244", "is not a date"),
+    (5, "the year 1900 is outside"),  # a spreadsheet serial of 1900
+    (date(1900, 1, 1), "the year 1900 is outside"),
+    ("1 маяка 2024", "unknown month"),  # not any word that starts like a month
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), DATES_REFUSED, ids=[repr(d[0]) for d in DATES_REFUSED])
+def test_dates_refused_with_the_reason(raw: Any, reason: str) -> None:
+    with pytest.raises(ParseError) as info:
+        parse_date(raw)
+    assert reason in str(info.value)
 
 
 @pytest.mark.parametrize(("raw", "expected", "warned"), DATES, ids=[str(d[0]) for d in DATES])
@@ -146,6 +173,7 @@ def test_date_errors(raw: Any) -> None:
 
 
 PHONES: list[tuple[Any, list[str], bool]] = [
+    ("Иван 8 926 111-22-33", ["+79261112233"], True),  # the name is dropped, and said so
     ("8 (900) 123-45-67", ["+79001234567"], False),
     ("+7 900 123 45 67", ["+79001234567"], False),
     ("7-900-123-45-67", ["+79001234567"], False),
@@ -157,7 +185,7 @@ PHONES: list[tuple[Any, list[str], bool]] = [
     ("8 900 123 45 67 или 8 912 000 00 00", ["+79001234567", "+79120000000"], False),
     ("+7 900 123-45-67 доб. 123", ["+79001234567"], True),
     ("+375 29 123-45-67", ["+375291234567"], False),
-    ("тел.: 8-900-123-45-67 (Иван)", ["+79001234567"], False),
+    ("тел.: 8-900-123-45-67 (Иван)", ["+79001234567"], True),  # «Иван» dropped, said
 ]
 
 

@@ -210,41 +210,71 @@ MONTHS = {
 }
 
 
+# The grammar (anything else is rejected with the reason): 01.02.2024 and 1.2.24 (day
+# first, a two-digit year is 20xx), 2024-02-01, 1/2/2024 (day first, as in Russia; warned
+# when the day could be a month), 1 февраля 2024 (г.), a time after any of these
+# (10:30, 10:30:15, T10:30:15Z) ignored, spreadsheet serial numbers and date cells. Years
+# outside FIRST_YEAR..LAST_YEAR are refused: a typo (1024, 20244), not a project's date.
+FIRST_YEAR, LAST_YEAR = 1990, 2100
+_TIME = r"(?:[ t]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?"
+
+
+def _month_word(word: str, stem: str) -> bool:
+    """A month's name in any case form (февраля, марта, мая), or its short form; not any
+    word that starts like one (маяк)."""
+    return word == stem or (word.startswith(stem) and len(word) - len(stem) <= 2)
+
+
 def _year(text: str) -> int:
     year = int(text)
     return year + 2000 if year < 100 else year
 
 
+def _plausible(day: date, raw: Any) -> Parsed:
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise ParseError(
+            f"{_text(raw)!r}: the year {day.year} is outside {FIRST_YEAR} to {LAST_YEAR}"
+        )
+    return Parsed(day)
+
+
 def parse_date(raw: Any) -> Parsed:
     """``01.02.2024``, ``1.2.24``, ``2024-02-01``, ``1 февраля 2024``, spreadsheet serial
-    numbers (45323) and date cells -> Parsed(date)."""
+    numbers (45323) and date cells -> Parsed(date), by the grammar above."""
     if isinstance(raw, datetime):
-        return Parsed(raw.date())
+        return _plausible(raw.date(), raw)
     if isinstance(raw, date):
-        return Parsed(raw)
+        return _plausible(raw, raw)
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
         if not 1 <= raw < 100_000:
             raise ParseError(f"{raw} is not a spreadsheet date")
-        return Parsed(EXCEL_EPOCH + timedelta(days=int(raw)))
+        return _plausible(EXCEL_EPOCH + timedelta(days=int(raw)), raw)
     text = _text(raw).lower()
     if not text:
         raise ParseError("empty date")
     if re.fullmatch(r"\d{5}(\.\d+)?", text):
         return parse_date(float(text))
+    parsed = _parse_date_text(text, raw)
+    return Parsed(_plausible(parsed.value, raw).value, parsed.warning)
+
+
+def _parse_date_text(text: str, raw: Any) -> Parsed:
     try:
-        if m := re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ t].*)?", text):
+        if m := re.fullmatch(rf"(\d{{4}})-(\d{{1,2}})-(\d{{1,2}}){_TIME}", text):
             return Parsed(date(int(m[1]), int(m[2]), int(m[3])))
-        if m := re.fullmatch(r"(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})(?:\s.*)?", text):
+        if m := re.fullmatch(rf"(\d{{1,2}})\.(\d{{1,2}})\.(\d{{2}}|\d{{4}}){_TIME}", text):
             return Parsed(date(_year(m[3]), int(m[2]), int(m[1])))
         if m := re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})", text):
             day, month = int(m[1]), int(m[2])
             warning = None if day > 12 or day == month else (f"read {text!r} as day/month/year")
             return Parsed(date(_year(m[3]), month, day), warning)
         if m := re.fullmatch(r"(\d{1,2})\s+([а-я]+)\.?\s+(\d{4})(?:\s*г\.?)?", text):
-            named = next((n for stem, n in MONTHS.items() if m[2].startswith(stem)), None)
+            named = next((n for stem, n in MONTHS.items() if _month_word(m[2], stem)), None)
             if named is None:
                 raise ParseError(f"unknown month in {text!r}")
             return Parsed(date(int(m[3]), named, int(m[1])))
+    except ParseError:
+        raise
     except ValueError as exc:
         raise ParseError(f"{_text(raw)!r} is not a real date ({exc})") from None
     raise ParseError(f"{_text(raw)!r} is not a date (expected 01.02.2024 or 2024-02-01)")
@@ -252,6 +282,8 @@ def parse_date(raw: Any) -> Parsed:
 
 # ----------------------------------------------------------------- phones
 PHONE_SPLIT = re.compile(r"[;,/\n]|\s+(?:или|и|or)\s+")
+PHONE_LABELS = {"тел", "телефон", "моб", "мобильный", "сот", "сотовый", "раб", "рабочий", "дом"}
+PHONE_LABELS |= {"tel", "phone", "mob", "mobile", "cell", "work", "home"}
 EXTENSION = re.compile(r"(доб\.?|ext\.?|вн\.?)\s*\d+", re.IGNORECASE)
 
 
@@ -261,6 +293,10 @@ def parse_phone_one(raw: str) -> Parsed:
     if EXTENSION.search(text):
         warning = f"extension dropped from {text!r}"
         text = EXTENSION.sub("", text)
+    words = [w for w in re.findall(r"[^\W\d_]+", text) if w.lower() not in PHONE_LABELS]
+    if words:  # a name or a note beside the number: the number is kept, the words are not
+        dropped = f"{' '.join(words)[:30]!r} dropped from {text!r}"
+        warning = f"{warning}; {dropped}" if warning else dropped
     international = text.startswith("+")
     digits = re.sub(r"\D", "", text)
     if international and not digits.startswith("7"):
