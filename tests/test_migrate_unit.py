@@ -195,3 +195,20 @@ def test_a_contractor_enumeration_is_written_as_its_item_id() -> None:
     plan = plan_migration(records, mapping, target, Existing())
     [item] = [c for c in plan.commands if c.method == "crm.item.add"]
     assert item.params["fields"]["UF_CRM_5_RATING"] == 55
+
+
+def test_values_changed_on_the_way_are_counted() -> None:
+    """Issue 10, item 1: a value trimmed, normalised (a phone to +7..., an amount's
+    spaces and currency) or rounded is counted; one written as it was is not, nor a
+    status word translated to its stage."""
+    records, findings = read_records(
+        table(
+            [1, "  Иванов Иван ", "8 926 111-22-33", "кран", "новая", "12 500,555 ₽", ""],
+            [2, "Петров", "+79261112244", "щебень", "новая", "100", ""],
+        ),
+        MAPPING,
+    )
+    assert [f.reason for f in findings if f.kind == "rejected"] == []
+    first, second = records
+    assert first.changes == {"trimmed": 1, "normalised": 1, "rounded": 1}, first.changes
+    assert second.changes == {}, "written as the portal gets it"

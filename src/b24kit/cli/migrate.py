@@ -46,6 +46,12 @@ def _print_summary(result: MigrationResult) -> None:
         f"{s['rejected_rows']}, warnings {s['warnings']}",
         highlight=False,
     )
+    if s["changed_values"]:  # what reaches the portal otherwise than the sheet wrote it
+        console.print(
+            "  values changed on the way: "
+            + ", ".join(f"{n} {kind}" for kind, n in s["changed_values"].items()),
+            highlight=False,
+        )
     for entity, counts in sorted(s["entities"].items()):
         verb = "to create" if result.dry_run else "created"
         console.print(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -92,6 +93,19 @@ class Record:
     contractor: dict[str, Any] | None
     children: list[ChildRecord]
     comment: str | None
+    # values changed on the way to the portal, by kind: trimmed, normalised, rounded
+    changes: Counter[str] = field(default_factory=Counter)
+
+
+def _as_written(value: Any) -> str:
+    """A parsed value as the portal gets it, to compare with the cell's text."""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, tuple):  # money: (amount, currency)
+        return format(value[0], "f")
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
 
 
 class _RowReader:
@@ -101,6 +115,8 @@ class _RowReader:
         self.row = row
         self.errors: list[Finding] = []
         self.warnings: list[Finding] = []
+        self.changes: Counter[str] = Counter()
+        self._counted: set[str] = set()  # a cell read twice (a name, a title) counts once
 
     def finding(self, kind: str, column: str | None, value: Any, reason: str) -> Finding:
         return Finding(kind, self.worksheet, self.row.number, column, value, reason)
@@ -110,7 +126,10 @@ class _RowReader:
             return None
         return self.row.value(column)
 
-    def parse(self, column: str, parser: Callable[[Any], Parsed]) -> Any:
+    def parse(self, column: str, parser: Callable[[Any], Parsed], count: bool = True) -> Any:
+        """The cell parsed, or None (the reason a rejection); ``count``: a value written
+        otherwise than the cell (a phone to +7..., a date to ISO) counts as normalised (not
+        for words translated to codes: stages, enumerations, yes/no)."""
         value = self.raw(column)
         if value is None:
             return None
@@ -121,7 +140,23 @@ class _RowReader:
             return None
         if parsed.warning:
             self.warnings.append(self.finding("warning", column, value, parsed.warning))
+        if isinstance(value, str) and count:
+            self._count(column, value, _as_written(parsed.value), parsed.warning)
+        elif parsed.warning and parsed.warning.startswith("rounded"):
+            self._count(column, "", "", parsed.warning)
         return parsed.value
+
+    def _count(self, column: str, cell: str, written: str, warning: str | None = None) -> None:
+        """Count a cell whose value reaches the portal otherwise than it was written."""
+        if column in self._counted:
+            return
+        self._counted.add(column)
+        if warning and warning.startswith("rounded"):
+            self.changes["rounded"] += 1
+        elif cell != cell.strip() and written == cell.strip():
+            self.changes["trimmed"] += 1
+        elif written != cell:
+            self.changes["normalised"] += 1
 
     def column(self, spec: Column) -> Any:
         value = self.raw(spec.column)
@@ -142,7 +177,7 @@ class _RowReader:
         if spec.parse == "email":
             return self.parse(spec.column, parse_emails)
         if spec.parse == "yes_no":
-            flag = self.parse(spec.column, parse_yes_no)
+            flag = self.parse(spec.column, parse_yes_no, count=False)
             return None if flag is None else ("Y" if flag else "N")
         if spec.parse == "number":
             number = self.parse(
@@ -160,13 +195,15 @@ class _RowReader:
                 )
             return found
         if spec.parse == "enum":
-            return self.parse(spec.column, Enumeration(spec.values or {}).parse)
+            return self.parse(spec.column, Enumeration(spec.values or {}).parse, count=False)
         return self.text(spec.column, value)
 
     def text(self, column: str, value: Any) -> str:
         """A text cell as written; one that a spreadsheet would run as a formula is kept as
         text and reported (the portal's exports and a person's Excel may run it)."""
         text = str(value).strip()
+        if isinstance(value, str):
+            self._count(column, value, text)
         warning = self.finding(
             "warning", column, text, "looks like a spreadsheet formula; written as text"
         )
@@ -182,7 +219,7 @@ class _RowReader:
     def stage(self, rule: StageRule) -> str:
         if rule.column is None:
             return rule.default
-        code = self.parse(rule.column, Enumeration(rule.values).parse)
+        code = self.parse(rule.column, Enumeration(rule.values).parse, count=False)
         return rule.default if code is None else str(code)
 
     def template(self, text: str) -> str:
@@ -289,6 +326,7 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
                 contractor,
                 children,
                 None if comment is None else str(comment).strip(),
+                reader.changes,
             )
         )
     return records, findings

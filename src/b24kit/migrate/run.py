@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,8 @@ class MigrationResult:
     outcomes: list[Outcome] = field(default_factory=list)
     dry_run: bool = True
 
+    changes: Counter[str] = field(default_factory=Counter)  # of the valid rows' values
+
     @property
     def rejected_rows(self) -> int:
         return len({(f.worksheet, f.row) for f in self.findings if f.kind == "rejected"})
@@ -134,6 +137,7 @@ class MigrationResult:
             "valid_rows": self.records,
             "rejected_rows": self.rejected_rows,
             "warnings": sum(f.kind == "warning" for f in self.findings),
+            "changed_values": dict(sorted(self.changes.items())),
             "entities": self.plan.counts,
             "commands": len(self.plan.commands),
             "failed_commands": len(self.failed),
@@ -188,7 +192,8 @@ async def prepare(
         commented={str(r.row_id) for r in records if r.comment},
     )
     plan = plan_migration(records, mapping, target, existing)
-    return MigrationResult(len(table.rows), len(records), findings, plan)
+    changes: Counter[str] = sum((r.changes for r in records), Counter())
+    return MigrationResult(len(table.rows), len(records), findings, plan, changes=changes)
 
 
 async def execute(
