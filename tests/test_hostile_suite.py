@@ -154,7 +154,10 @@ def test_sheets_that_look_hostile_and_are_fine(name: str, portal: Path) -> None:
     if name == "formula-cells":  # the dry run lists the warnings
         result, _ = run(portal, "migrate", "run", mapping, "-p", "sandbox", "--dry-run")
         warned = [ln for ln in result.stderr.splitlines() if "spreadsheet formula" in ln]
-        assert [ln.split(":")[0] for ln in warned] == ["warning row 2 Груз", "warning row 3 Клиент"]
+        assert [ln.split(":")[0] for ln in warned] == [
+            "warning row 2 (№ 1) Груз",
+            "warning row 3 (№ 2) Клиент",
+        ]
     result, unchanged = run(portal, "migrate", "run", mapping, "-p", "sandbox", "--yes")
     assert result.returncode == 0 and not unchanged, result.stderr
     assert "rows read 2, valid 2, rejected 0" in result.stdout, result.stdout + result.stderr

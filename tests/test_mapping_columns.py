@@ -300,3 +300,13 @@ def test_a_webhook_that_may_not_read_users_leaves_them_unchecked() -> None:
     full = asyncio.run(go(box.webhook_url("http://sandbox.local")))
     assert isinstance(full, dict) and sorted(full) == [3]
     assert asyncio.run(go(f"http://sandbox.local/rest/1/{crm_only}/")) is None
+
+
+def test_row_rules_name_columns_of_the_sheet(project: Path) -> None:
+    text = project.read_text(encoding="utf-8")
+    project.write_text(text + "rows: {require: [Дта]}\n", encoding="utf-8")
+    code, out = dry_run(project)
+    assert code == 2, out
+    line = text.count("\n") + 1
+    assert f"projects.mapping.yaml:{line}:" in out and "rows.require.0: no column «Дта»" in out
+    assert "did you mean «Дата»" in out

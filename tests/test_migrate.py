@@ -202,7 +202,7 @@ def test_the_report_lists_every_rejected_row(tmp_path: Path) -> None:
     assert len(listed) == len(EXPECTED["rejected"]), "a dry run lists every rejected row"
     assert box.portal.count_items(2) == 0, "a dry run writes nothing"
     lines = report.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "kind,worksheet,row,column,value,reason"
+    assert lines[0] == "kind,worksheet,row,row_id,column,value,reason"
     assert len([x for x in lines if x.startswith("rejected,")]) == len(EXPECTED["rejected"])
 
 

@@ -212,3 +212,39 @@ def test_values_changed_on_the_way_are_counted() -> None:
     first, second = records
     assert first.changes == {"trimmed": 1, "normalised": 1, "rounded": 1}, first.changes
     assert second.changes == {}, "written as the portal gets it"
+
+
+def test_a_project_row_names_its_client_and_the_rejection_its_number() -> None:
+    """Issue 10, item 2: a row with only an e-mail made a contact with no name. By default a
+    project row needs a client name or a phone; rows.require_any and rows.require say
+    otherwise; a rejection names the project's own number (the row_id column)."""
+    mapping = Mapping.model_validate(
+        {
+            **MAPPING.model_dump(exclude={"document"}, exclude_none=True),
+            "contact": {"name": "Клиент", "phone": "Телефон", "email": "Email"},
+        }
+    )
+    header = [*HEADER, "Email"]
+    grid = [
+        header,
+        [7, "", "", "кран", "новая", "100", "", "a@b.ru"],
+        [8, "Иванов", "", "", "новая", "100", "", ""],
+    ]
+    records, findings = read_records(to_table(Grid("s.csv", "s", grid)), mapping)
+    assert [r.row_id for r in records] == ["8"]
+    [rejected] = [f for f in findings if f.kind == "rejected"]
+    assert (rejected.row, rejected.row_id, rejected.column) == (2, "7", "Клиент")
+    assert rejected.reason == "no client: Клиент, Телефон empty (a client name or phone)"
+
+    strict = Mapping.model_validate(
+        {
+            **mapping.model_dump(exclude={"document"}, exclude_none=True),
+            "rows": {"require_any": ["Email"], "require": ["Груз"]},
+        }
+    )
+    records, findings = read_records(to_table(Grid("s.csv", "s", grid)), strict)
+    assert [r.row_id for r in records] == ["7"], "an e-mail is enough when the mapping says so"
+    assert [f.reason for f in findings if f.row_id == "8"] == [
+        "no client: Email empty (rows.require_any)",
+        "empty, and rows.require needs it",
+    ]

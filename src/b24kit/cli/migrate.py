@@ -180,8 +180,9 @@ def print_outcome(result: MigrationResult, portal: str) -> None:
     warnings = [f for f in result.findings if f.kind == "warning"]
     shown = len(rejected) if result.dry_run else 20  # a dry run shows every one
     for finding in rejected[:shown] + (warnings if result.dry_run else []):
+        number = f" (№ {finding.row_id})" if finding.row_id else ""  # the project's own number
         err.print(
-            f"{finding.kind} row {finding.row}"
+            f"{finding.kind} row {finding.row}{number}"
             f"{' ' + finding.column if finding.column else ''}: {finding.reason}",
             highlight=False,
             markup=False,

@@ -53,6 +53,9 @@ def named_columns(mapping: Mapping) -> list[Named]:
         out += _fields(("children", i, "fields"), child.fields)
     if mapping.comment:
         out.append((("comment",), mapping.comment))
+    for i, column in enumerate(mapping.rows.require_any or []):
+        out.append((("rows", "require_any", i), column))
+    out += [(("rows", "require", i), column) for i, column in enumerate(mapping.rows.require)]
     return out
 
 

@@ -142,6 +142,19 @@ class ChildRule(Strict):
     _title = field_validator("title")(_template)
 
 
+class RowRules(Strict):
+    """What makes a row a project (issue 10, item 2)."""
+
+    require_any: list[str] | None = Field(
+        default=None,
+        description="a row is a project when one of these columns is filled (default: the "
+        "contact's name, company and phone columns: a client name or a phone)",
+    )
+    require: list[str] = Field(
+        default_factory=list, description="columns every project row must fill"
+    )
+
+
 class Mapping(Strict):
     version: Literal[1]
     blueprint: str
@@ -154,6 +167,7 @@ class Mapping(Strict):
     contractor: ContractorRule | None = None
     children: list[ChildRule] = Field(default_factory=list)
     comment: str | None = None
+    rows: RowRules = Field(default_factory=RowRules)
     # the file the mapping was read from, with each value's line (set by load_mapping)
     _document: Any = PrivateAttr(default=None)
 

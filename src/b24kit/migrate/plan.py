@@ -59,12 +59,14 @@ class Finding:
     column: str | None
     value: Any
     reason: str
+    row_id: str | None = None  # the project's own number (row_id column), when known
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "worksheet": self.worksheet,
             "row": self.row,
+            "row_id": self.row_id or "",
             "column": self.column,
             "value": "" if self.value is None else str(self.value),
             "reason": self.reason,
@@ -113,13 +115,14 @@ class _RowReader:
         self.mapping = mapping
         self.worksheet = worksheet
         self.row = row
+        self.row_id: str | None = None  # set once the row is known to be a project row
         self.errors: list[Finding] = []
         self.warnings: list[Finding] = []
         self.changes: Counter[str] = Counter()
         self._counted: set[str] = set()  # a cell read twice (a name, a title) counts once
 
     def finding(self, kind: str, column: str | None, value: Any, reason: str) -> Finding:
-        return Finding(kind, self.worksheet, self.row.number, column, value, reason)
+        return Finding(kind, self.worksheet, self.row.number, column, value, reason, self.row_id)
 
     def raw(self, column: str) -> Any:
         if column not in self.row.cells:
@@ -239,6 +242,36 @@ def _row_id(mapping: Mapping, row: SheetRow) -> str:
     return f"r{row.number}"
 
 
+def project_columns(mapping: Mapping) -> list[str]:
+    """The columns of which a project row fills one: rows.require_any, or by default the
+    client's name, company and phone (a row with only an e-mail is no project: it made a
+    contact with no name)."""
+    if mapping.rows.require_any is not None:
+        return mapping.rows.require_any
+    contact = mapping.contact
+    return [c for c in (contact.name, contact.company, contact.phone) if c]
+
+
+def _row_rules(reader: _RowReader, mapping: Mapping) -> None:
+    """Reject a row that is no project (none of project_columns filled) or that leaves a
+    rows.require column empty, saying which rule."""
+    wanted = project_columns(mapping)
+    if wanted and all(reader.raw(c) is None for c in wanted):
+        rule = (
+            "rows.require_any" if mapping.rows.require_any is not None else "a client name or phone"
+        )
+        reader.errors.append(
+            reader.finding(
+                "rejected", wanted[0], None, f"no client: {', '.join(wanted)} empty ({rule})"
+            )
+        )
+    for column in mapping.rows.require:
+        if reader.raw(column) is None:
+            reader.errors.append(
+                reader.finding("rejected", column, None, "empty, and rows.require needs it")
+            )
+
+
 def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Finding]]:
     """Validate every row. A row with any error is rejected whole (each problem listed);
     nothing is dropped silently."""
@@ -264,23 +297,14 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
                 )
             )
             continue
+        if mapping.row_id and row.value(mapping.row_id) is not None:
+            reader.row_id = row_id
         contact = mapping.contact
+        _row_rules(reader, mapping)
         name = reader.cell_text(contact.name) if contact.name else None
         company = reader.cell_text(contact.company) if contact.company else None
         phones = (reader.parse(contact.phone, parse_phones) if contact.phone else None) or []
         emails = (reader.parse(contact.email, parse_emails) if contact.email else None) or []
-        if not any((name, company, phones, emails)) and not reader.errors:
-            columns = [
-                c for c in (contact.name, contact.phone, contact.email, contact.company) if c
-            ]
-            reader.errors.append(
-                reader.finding(
-                    "rejected",
-                    columns[0] if columns else None,
-                    None,
-                    f"no client ({', '.join(columns)} empty)",
-                )
-            )
         fields = {key: reader.column(spec) for key, spec in mapping.parent.fields.items()}
         stage = reader.stage(mapping.parent.stage)
         contractor = None

@@ -212,6 +212,7 @@ def write_report(path: Path, result: MigrationResult) -> None:
                 "kind": "failed",
                 "worksheet": "",
                 "row": "",
+                "row_id": "",
                 "column": "",
                 "value": outcome.method,
                 "reason": str(outcome.error),
@@ -226,7 +227,8 @@ def write_report(path: Path, result: MigrationResult) -> None:
         )
         return
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, ["kind", "worksheet", "row", "column", "value", "reason"])
+        columns = ["kind", "worksheet", "row", "row_id", "column", "value", "reason"]
+        writer = csv.DictWriter(handle, columns)
         writer.writeheader()
         writer.writerows({k: inert(v) for k, v in row.items()} for row in rows)
 
