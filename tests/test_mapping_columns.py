@@ -5,6 +5,7 @@ refused. Both exit 2, nothing written."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -310,3 +311,24 @@ def test_row_rules_name_columns_of_the_sheet(project: Path) -> None:
     line = text.count("\n") + 1
     assert f"projects.mapping.yaml:{line}:" in out and "rows.require.0: no column «Дта»" in out
     assert "did you mean «Дата»" in out
+
+
+def test_a_dry_run_reads_as_a_digest_then_the_rows(project: Path) -> None:
+    """Issue 10, item 7: per column, each distinct rejected value with its count, then the
+    rows; a run ends with what was created per entity and the time taken."""
+    applied = CliRunner().invoke(
+        app, ["apply", "blueprints/company.yaml", "-p", "sandbox", "--yes"]
+    )
+    assert applied.exit_code == 0, applied.output
+    code, out = dry_run(project)
+    assert code == 0, out
+    lines = out.splitlines()
+    digest = lines.index("rejected, by column:")
+    first_row = next(i for i, ln in enumerate(lines) if ln.startswith("rejected row "))
+    assert digest < first_row, "the digest comes before the rows"
+    assert "  Телефон: 'нет' in 4 row(s): no phone number in 'нет'" in lines
+    assert "  (row): blank row in 2 row(s)" in lines
+    run = CliRunner().invoke(app, ["migrate", "run", str(project), "-p", "sandbox", "--yes"])
+    assert run.exit_code == 0, run.output
+    assert "  parents: 278 created, 0 updated, 0 unchanged" in run.output
+    assert re.search(r"Done in \d+\.\d s: (\d+) of \1 commands succeeded", run.output)

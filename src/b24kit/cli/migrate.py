@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +30,7 @@ from b24kit.cli.common import (
 from b24kit.cli.output import console, err, fail, phase, row_progress
 from b24kit.cli.report import Output, narrate, show
 from b24kit.connect import Connection
+from b24kit.migrate.plan import Finding
 from b24kit.migrate.run import MigrationResult, execute, load_mapping, prepare, write_report
 from b24kit.migrate.sources import gspread_client, read_csv, read_gsheet, read_xlsx, to_table
 
@@ -142,7 +144,7 @@ def run(
             result = await prepare(
                 conn.client, mapping, mapping_file.parent, sheets_endpoint, credentials
             )
-        narrate(format, lambda: _print_summary(result))
+        narrate(format, lambda: _print_before(result, dry_run))
         if dry_run or not result.plan.commands:
             return result
         if not yes and not typer.confirm("Migrate these rows?", default=False, err=True):
@@ -152,16 +154,18 @@ def run(
             return await execute(conn.client, result, progress)
 
     # two runs on one portal at once would each see the rows as new and make them twice
+    started = time.monotonic()
     try:
         result = run_portal(conn, work if dry_run else locked("migrate", lock_wait, work))
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     if report is not None:
         write_report(report, result)
+    took = time.monotonic() - started
     show(
         Output(
-            {**result.summary(), "portal": conn.label},
-            text=lambda: print_outcome(result, conn.label),
+            {**result.summary(), "portal": conn.label, "seconds": round(took, 1)},
+            text=lambda: print_outcome(result, conn.label, took),
         ),
         format,
     )
@@ -175,11 +179,36 @@ def run(
         )
 
 
-def print_outcome(result: MigrationResult, portal: str) -> None:
+DIGEST = 12  # groups of rejected values shown before the rows
+
+
+def _print_before(result: MigrationResult, dry_run: bool) -> None:
+    """What a person reads before saying yes: the summary, the rejected values grouped by
+    column (each distinct value with its count), then the rejected rows themselves (all of
+    them in a dry run, the first 20 otherwise) and, in a dry run, the warnings."""
+    _print_summary(result)
     rejected = [f for f in result.findings if f.kind == "rejected"]
     warnings = [f for f in result.findings if f.kind == "warning"]
-    shown = len(rejected) if result.dry_run else 20  # a dry run shows every one
-    for finding in rejected[:shown] + (warnings if result.dry_run else []):
+    if rejected:
+        groups: dict[tuple[str, str], list[Finding]] = {}
+        for finding in rejected:
+            value = "(empty)" if finding.value in (None, "") else repr(str(finding.value))
+            if finding.column is None:  # a row-level reason: blank, a header again
+                value = finding.reason
+            groups.setdefault((finding.column or "(row)", value), []).append(finding)
+        ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        err.print("rejected, by column:", highlight=False)
+        for (column, value), found in ordered[:DIGEST]:
+            why = "" if value == found[0].reason else f": {found[0].reason}"
+            err.print(
+                f"  {column}: {value} in {len(found)} row(s){why}",
+                highlight=False,
+                markup=False,
+            )
+        if len(ordered) > DIGEST:
+            err.print(f"  ... and {len(ordered) - DIGEST} other value(s)", highlight=False)
+    shown = len(rejected) if dry_run else 20  # a dry run shows every one
+    for finding in rejected[:shown] + (warnings if dry_run else []):
         number = f" (№ {finding.row_id})" if finding.row_id else ""  # the project's own number
         err.print(
             f"{finding.kind} row {finding.row}{number}"
@@ -188,13 +217,27 @@ def print_outcome(result: MigrationResult, portal: str) -> None:
             markup=False,
         )
     if len(rejected) > shown:
-        err.print(f"... and {len(rejected) - shown} more (see --report)")
-    if not result.dry_run:
+        err.print(f"... and {len(rejected) - shown} more (see --report)", highlight=False)
+
+
+def print_outcome(result: MigrationResult, portal: str, took: float = 0.0) -> None:
+    """The end of a run: per entity what was created, updated and left unchanged, the
+    commands that failed, and the time taken."""
+    if result.dry_run:
+        return
+    failed = len(result.failed)
+    for entity, counts in sorted(result.summary()["entities"].items()):
         console.print(
-            f"Done: {len(result.outcomes) - len(result.failed)} of "
-            f"{len(result.outcomes)} commands succeeded on {portal}.",
+            f"  {entity}: {counts['created']} created, {counts['updated']} updated, "
+            f"{counts['unchanged']} unchanged",
             highlight=False,
         )
+    console.print(
+        f"Done in {took:.1f} s: {len(result.outcomes) - failed} of {len(result.outcomes)} "
+        f"commands succeeded on {portal}"
+        + (f"; {failed} failed: run it again to finish" if failed else "."),
+        highlight=False,
+    )
 
 
 @app.command()
