@@ -22,6 +22,7 @@ from b24kit.client import B24Client, Command, Ref, read_all
 from b24kit.encoding import as_list
 from b24kit.errors import InputError
 from b24kit.links.children import ChildLink, as_ref_text, back_fields, child_fields
+from b24kit.migrate.clients import Client, ClientRow, group_clients, identifier
 from b24kit.migrate.mapping import TEMPLATE, ChildRule, Column, Mapping, StageRule
 from b24kit.migrate.parsers import (
     Enumeration,
@@ -424,7 +425,8 @@ class Existing:
 
 
 def contact_key(value: str) -> str:
-    return re.sub(r"\D", "", value) if value.startswith("+") else value.lower()
+    """A phone or e-mail as contacts are found by it (migrate/clients.py's identifier)."""
+    return identifier(value)
 
 
 async def read_existing(
@@ -524,6 +526,7 @@ async def read_markers(client: B24Client, entity_type: str, ids: list[int]) -> s
 class MigrationPlan:
     commands: list[Command] = field(default_factory=list)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)  # what planning found: conflicts
 
     def count(self, entity: str, outcome: str) -> None:
         self.counts.setdefault(entity, {"created": 0, "updated": 0, "unchanged": 0})
@@ -557,9 +560,32 @@ def _deal_fields(values: dict[str, Any], target: Target) -> dict[str, Any]:
 def plan_migration(
     records: list[Record], mapping: Mapping, target: Target, existing: Existing
 ) -> MigrationPlan:
-    planner = _Planner(mapping, target, existing)
+    clients = group_clients(
+        ClientRow(r.row_id, r.contact_name or r.company, tuple(r.phones), tuple(r.emails))
+        for r in records
+    )
+    planner = _Planner(mapping, target, existing, clients)
     for record in records:
         planner.record(record)
+    rows = {r.row_id: r for r in records}
+    reported: set[str] = set()
+    for client in clients.values():
+        if client.key in reported or client.conflict is None:
+            continue
+        reported.add(client.key)
+        first = rows[client.rows[0]]
+        planner.plan.findings.append(
+            Finding(
+                "warning",
+                "",
+                first.row,
+                "contact",
+                client.name,
+                f"{client.conflict}: rows {', '.join(client.rows[:10])}; the contact is named "
+                f"«{client.name}»",
+                first.row_id,
+            )
+        )
     return planner.plan
 
 
@@ -568,11 +594,19 @@ class _Planner:
     parent deal, children and comment, each created when missing (found by phone, e-mail,
     title or origin) and updated when it differs."""
 
-    def __init__(self, mapping: Mapping, target: Target, existing: Existing) -> None:
+    def __init__(
+        self,
+        mapping: Mapping,
+        target: Target,
+        existing: Existing,
+        clients: dict[str, Client] | None = None,
+    ) -> None:
         self.plan = MigrationPlan()
         self.mapping = mapping
         self.target = target
         self.existing = existing
+        self.clients = clients or {}
+        self.made_clients: dict[str, Any] = {}  # client key -> its contact's id or Ref
         # what earlier records made, found by the same keys as what the portal has
         self.contacts: dict[str, Any] = dict(existing.contacts_by_comm)
         self.contractors: dict[str, Any] = dict(existing.contractors_by_key)
@@ -633,33 +667,71 @@ class _Planner:
             self.comment(record, parent)
 
     def contact(self, record: Record) -> Any:
-        """The record's contact: one found by a phone or e-mail (on the portal or made for
-        an earlier record), else a new one when the record names one or has a phone or
-        e-mail; None when there is none. Returns its id or a Ref."""
-        comms = [contact_key(p) for p in record.phones] + [contact_key(e) for e in record.emails]
-        contact = next((self.contacts[c] for c in comms if c in self.contacts), None)
-        if contact is None and (record.contact_name or comms):
-            key = comms[0] if comms else f"row:{record.row_id}"
-            words = (record.contact_name or record.company or "").split()
-            fields: dict[str, Any] = {
+        """The record's client as one contact: every row of its group (rows sharing a phone
+        or an e-mail, migrate/clients.py) gets the same one. An existing contact found by
+        any of the group's phones or e-mails gains the ones it lacks; otherwise a new one
+        is made with all of them. None when the row names no client."""
+        client = self.clients.get(record.row_id)
+        if client is None:  # planned without grouping (a caller's own records)
+            client = group_clients(
+                [
+                    ClientRow(
+                        record.row_id,
+                        record.contact_name or record.company,
+                        tuple(record.phones),
+                        tuple(record.emails),
+                    )
+                ]
+            )[record.row_id]
+        if client.key in self.made_clients:
+            return self.made_clients[client.key]
+        if not (client.name or client.identifiers):
+            return None
+        found = sorted(
+            {self.contacts[i] for i in client.identifiers if i in self.contacts}, key=str
+        )
+        if found:
+            contact = found[0]
+            missing = [
+                v for v in (*client.phones, *client.emails) if identifier(v) not in self.contacts
+            ]
+            if missing and isinstance(contact, int):
+                fields = self._comms(
+                    [v for v in missing if v.startswith("+")],
+                    [v for v in missing if not v.startswith("+")],
+                )
+                self.plan.commands.append(
+                    cmd.entity_update("contact", contact, fields, name=self.name("c"))
+                )
+                self.plan.count("contacts", "updated")
+            else:
+                self.plan.count("contacts", "unchanged")
+        else:
+            words = (client.name or "").split()
+            fields = {
                 "NAME": " ".join(words[1:]) if len(words) > 1 else (words[0] if words else ""),
                 "LAST_NAME": words[0] if len(words) > 1 else "",
                 "ORIGINATOR_ID": self.mapping.originator,
-                "ORIGIN_ID": f"contact:{key}",
+                "ORIGIN_ID": f"contact:{client.key}",
+                **self._comms(client.phones, client.emails),
             }
-            if record.phones:
-                fields["PHONE"] = [{"VALUE": p, "VALUE_TYPE": "WORK"} for p in record.phones]
-            if record.emails:
-                fields["EMAIL"] = [{"VALUE": e, "VALUE_TYPE": "WORK"} for e in record.emails]
             command = cmd.entity_add("contact", fields, name=self.name("c"))
             self.plan.commands.append(command)
             self.plan.count("contacts", "created")
             contact = Ref(command.name)
-            for c in comms or [key]:
-                self.contacts[c] = contact
-        elif contact is not None:
-            self.plan.count("contacts", "unchanged")
+        for i in client.identifiers:
+            self.contacts.setdefault(i, contact)
+        self.made_clients[client.key] = contact
         return contact
+
+    @staticmethod
+    def _comms(phones: list[str], emails: list[str]) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if phones:
+            fields["PHONE"] = [{"VALUE": p, "VALUE_TYPE": "WORK"} for p in phones]
+        if emails:
+            fields["EMAIL"] = [{"VALUE": e, "VALUE_TYPE": "WORK"} for e in emails]
+        return fields
 
     def contractor(self, record: Record) -> Any:
         """The record's contractor, a smart process item found by its phones (or by its

@@ -192,6 +192,7 @@ async def prepare(
         commented={str(r.row_id) for r in records if r.comment},
     )
     plan = plan_migration(records, mapping, target, existing)
+    findings = findings + plan.findings  # the clients whose rows name them differently
     changes: Counter[str] = sum((r.changes for r in records), Counter())
     return MigrationResult(len(table.rows), len(records), findings, plan, changes=changes)
 

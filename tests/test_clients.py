@@ -1,0 +1,103 @@
+"""One client per client (issue 10, item 3): rows grouped by every phone and e-mail they
+share, transitively and in any order; the group has all of them and one name; different
+names for one client are a conflict to report."""
+
+from __future__ import annotations
+
+import random
+
+from b24kit.migrate.clients import ClientRow, group_clients
+from b24kit.migrate.plan import Existing, plan_migration, read_records
+from tests.test_migrate_unit import MAPPING, TARGET, table
+
+ROWS = [
+    ClientRow("1", "Иванов Иван", ("+79261112233",), ()),
+    ClientRow("2", "Иванов И.", ("+79035556677",), ("ivanov@mail.ru",)),
+    ClientRow("3", "Иванов Иван", ("+79261112233", "+79035556677"), ()),  # joins 1 and 2
+    ClientRow("4", "Петров", (), ("IVANOV@mail.ru", "petrov@mail.ru")),  # through 2's e-mail
+    ClientRow("5", "Сидоров", ("+79160000000",), ()),
+    ClientRow("6", None, (), ()),
+    ClientRow("7", "Сидоров", ("+79160000000",), ()),
+]
+
+
+def groups(rows: list[ClientRow]) -> list[tuple[str, ...]]:
+    clients = group_clients(rows)
+    return sorted({tuple(sorted(c.rows)) for c in clients.values()})
+
+
+def test_rows_sharing_any_identifier_are_one_client_transitively() -> None:
+    assert groups(ROWS) == [("1", "2", "3", "4"), ("5", "7"), ("6",)]
+    ivanov = group_clients(ROWS)["1"]
+    assert ivanov.phones == ["+79035556677", "+79261112233"], "every phone of the group"
+    assert ivanov.emails == ["ivanov@mail.ru", "petrov@mail.ru"], "every e-mail, once"
+
+
+def test_the_grouping_and_the_names_do_not_depend_on_row_order() -> None:
+    expected = group_clients(ROWS)
+    for seed in range(20):
+        shuffled = ROWS[:]
+        random.Random(seed).shuffle(shuffled)
+        got = group_clients(shuffled)
+        for row in ROWS:
+            a, b = expected[row.row_id], got[row.row_id]
+            assert (a.key, a.name, a.phones, a.emails) == (b.key, b.name, b.phones, b.emails)
+            assert sorted(a.rows) == sorted(b.rows)
+
+
+def test_one_client_with_two_names_is_a_conflict_and_the_commonest_name_wins() -> None:
+    ivanov = group_clients(ROWS)["4"]
+    assert ivanov.name == "Иванов Иван", "two rows say so"
+    assert ivanov.conflict is not None and "«Петров»" in ivanov.conflict
+    assert group_clients(ROWS)["5"].conflict is None, "the same name twice is no conflict"
+
+
+def test_the_planner_makes_one_contact_per_client_with_all_its_identifiers() -> None:
+    """A row joined the first contact sharing any phone, which never gained the row's
+    other phones; now the group is one contact made with all of them, whichever row
+    comes first, and a conflict of names is a warning in the dry run."""
+    rows = [
+        [1, "Иванов Иван", "+7 926 111-22-33", "кран", "новая", "100", ""],
+        [2, "Иванов Иван", "+7 926 111-22-33; +7 903 555-66-77", "щебень", "новая", "100", ""],
+        [3, "Ваня", "+7 903 555-66-77", "песок", "новая", "100", ""],
+    ]
+    for order in (rows, rows[::-1]):
+        records, _ = read_records(table(*order), MAPPING)
+        plan = plan_migration(records, MAPPING, TARGET, Existing())
+        contacts = [c for c in plan.commands if c.method == "crm.contact.add"]
+        assert len(contacts) == 1, "one client, one contact"
+        fields = contacts[0].params["fields"]
+        assert [p["VALUE"] for p in fields["PHONE"]] == ["+79035556677", "+79261112233"]
+        assert (fields["LAST_NAME"], fields["NAME"]) == ("Иванов", "Иван")
+        assert fields["ORIGIN_ID"] == "contact:79035556677", "the same key in any order"
+        parents = [
+            c
+            for c in plan.commands
+            if c.method == "crm.deal.add" and "CONTACT_ID" in c.params["fields"]
+        ]
+        assert {p.params["fields"]["CONTACT_ID"].command for p in parents} == {contacts[0].name}
+        [warning] = plan.findings
+        assert "named «Ваня», «Иванов Иван»" in warning.reason
+
+
+def test_an_existing_client_gains_the_phone_it_lacks_instead_of_a_second_contact() -> None:
+    """Issue 10, item 5's first edit: a new phone in the sheet made a second contact and
+    moved the deals to it."""
+    records, _ = read_records(
+        table([1, "Иванов Иван", "+7 926 111-22-33, +7 903 555-66-77", "кран", "новая", "100", ""]),
+        MAPPING,
+    )
+    existing = Existing(contacts_by_comm={"79261112233": 5})
+    plan = plan_migration(records, MAPPING, TARGET, existing)
+    assert not [c for c in plan.commands if c.method == "crm.contact.add"]
+    [update] = [c for c in plan.commands if c.method == "crm.contact.update"]
+    assert update.params == {
+        "id": 5,
+        "fields": {"PHONE": [{"VALUE": "+79035556677", "VALUE_TYPE": "WORK"}]},
+    }
+    parent = next(c for c in plan.commands if c.method == "crm.deal.add")
+    assert parent.params["fields"]["CONTACT_ID"] == 5, "the deal stays with its client"
+    again = plan_migration(
+        records, MAPPING, TARGET, Existing(contacts_by_comm={"79261112233": 5, "79035556677": 5})
+    )
+    assert not [c for c in again.commands if c.method.startswith("crm.contact.")]
