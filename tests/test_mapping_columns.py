@@ -332,3 +332,18 @@ def test_a_dry_run_reads_as_a_digest_then_the_rows(project: Path) -> None:
     assert run.exit_code == 0, run.output
     assert "  parents: 278 created, 0 updated, 0 unchanged" in run.output
     assert re.search(r"Done in \d+\.\d s: (\d+) of \1 commands succeeded", run.output)
+
+
+def test_a_route_names_pipelines_of_the_blueprint(project: Path) -> None:
+    line = edit(
+        project,
+        "  pipeline: sales_turnkey\n",
+        "  pipeline: sales_turnkey\n  route: {column: Статус, values: {sales_rentl: [аренда]}}\n",
+    )
+    code, out = dry_run(project)
+    assert code == 2, out
+    assert f"projects.mapping.yaml:{line + 1}:" in out, out
+    assert (
+        "parent.route.values.sales_rentl: the blueprint has no deal pipeline 'sales_rentl'" in out
+    )
+    assert "did you mean 'sales_rental'?" in out

@@ -248,3 +248,60 @@ def test_a_project_row_names_its_client_and_the_rejection_its_number() -> None:
         "no client: Email empty (rows.require_any)",
         "empty, and rows.require needs it",
     ]
+
+
+def test_rows_are_routed_to_their_direction_and_children_only_where_a_link_is() -> None:
+    """Issue 10, item 4: every row went to one sales pipeline. parent.route maps a column's
+    words to pipelines, as stages are; an empty cell takes the default; an unknown word is a
+    rejection; a row routed where no link takes children gets none, with a warning."""
+    rental = pipeline(3, ["NEW", "WORK"])
+    mapping = Mapping.model_validate(
+        {
+            **MAPPING.model_dump(exclude={"document"}, exclude_none=True),
+            "parent": {
+                **MAPPING.parent.model_dump(exclude_none=True),
+                "route": {"column": "Направление", "values": {"rental": ["аренда"]}},
+            },
+        }
+    )
+    header = [*HEADER, "Направление"]
+    grid = [
+        header,
+        [1, "Иванов", "+7 926 111-22-33", "кран", "в работе", "100", "Петрова", ""],
+        [2, "Петров", "+7 926 111-22-44", "кран", "в работе", "100", "Петрова", "Аренда"],
+        [3, "Сидоров", "+7 926 111-22-55", "кран", "новая", "100", "", "лизинг"],
+    ]
+    records, findings = read_records(to_table(Grid("s.csv", "s", grid)), mapping)
+    assert [(r.row_id, r.pipeline) for r in records] == [("1", "sales"), ("2", "rental")]
+    [rejected] = [f for f in findings if f.kind == "rejected"]
+    assert (rejected.row_id, rejected.column) == ("3", "Направление")
+    target = Target(
+        SALES,
+        {"estimate": (LINK, LOGISTICS)},
+        None,
+        None,
+        None,
+        {},
+        {},
+        {"sales": SALES, "rental": rental},
+    )
+    plan = plan_migration(records, mapping, target, Existing())
+    parents = [
+        c
+        for c in plan.commands
+        if c.method == "crm.deal.add" and c.params["fields"]["CATEGORY_ID"] != 2
+    ]
+    assert [
+        (p.params["fields"]["CATEGORY_ID"], p.params["fields"]["STAGE_ID"]) for p in parents
+    ] == [
+        (1, "C1:WORK"),
+        (3, "C3:WORK"),
+    ]
+    children = [
+        c
+        for c in plan.commands
+        if c.method == "crm.deal.add" and c.params["fields"]["CATEGORY_ID"] == 2
+    ]
+    assert len(children) == 1, "the estimate link takes children from sales only"
+    [warning] = plan.findings
+    assert warning.row_id == "2" and "no child by link 'estimate'" in warning.reason

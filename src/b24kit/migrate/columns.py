@@ -36,6 +36,8 @@ def named_columns(mapping: Mapping) -> list[Named]:
         out.append((("row_id",), mapping.row_id))
     out += _template(("parent", "title"), mapping.parent.title)
     out += _stage(("parent", "stage"), mapping.parent.stage)
+    if mapping.parent.route is not None:
+        out.append((("parent", "route", "column"), mapping.parent.route.column))
     out += _fields(("parent", "fields"), mapping.parent.fields)
     for key in ("name", "phone", "email", "company"):
         value = getattr(mapping.contact, key)

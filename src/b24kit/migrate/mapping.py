@@ -105,11 +105,27 @@ class StageRule(Strict):
     )
 
 
+class Route(Strict):
+    """A row's pipeline from a column (issue 10, item 4), as stages are: pipeline code ->
+    the words the sheet writes for it. An empty cell takes ``pipeline``; an unknown word
+    rejects the row."""
+
+    column: str
+    values: dict[str, list[str]] = Field(description="pipeline code -> words in the sheet")
+
+
 class DealRule(Strict):
-    pipeline: str
+    pipeline: str = Field(description="the pipeline code (the default one, with route)")
+    route: Route | None = None
     title: str = Field(description="template, e.g. '{Клиент}: {Что везём}'")
     stage: StageRule
     fields: dict[str, Column] = Field(default_factory=dict)
+
+    @property
+    def pipelines(self) -> list[str]:
+        """Every pipeline a row may go to: the default one first."""
+        routed = list(self.route.values) if self.route else []
+        return [self.pipeline, *[p for p in routed if p != self.pipeline]]
 
     _title = field_validator("title")(_template)
 

@@ -98,6 +98,7 @@ class Record:
     comment: str | None
     # values changed on the way to the portal, by kind: trimmed, normalised, rounded
     changes: Counter[str] = field(default_factory=Counter)
+    pipeline: str = ""  # the parent's pipeline code (parent.route, or parent.pipeline)
 
 
 def _as_written(value: Any) -> str:
@@ -308,6 +309,7 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
         emails = (reader.parse(contact.email, parse_emails) if contact.email else None) or []
         fields = {key: reader.column(spec) for key, spec in mapping.parent.fields.items()}
         stage = reader.stage(mapping.parent.stage)
+        pipeline = _route(reader, mapping)
         contractor = None
         if mapping.contractor is not None:
             rule = mapping.contractor
@@ -352,9 +354,20 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
                 children,
                 None if comment is None else str(comment).strip(),
                 reader.changes,
+                pipeline,
             )
         )
     return records, findings
+
+
+def _route(reader: _RowReader, mapping: Mapping) -> str:
+    """The row's pipeline: by parent.route's value map; the default when its cell is empty
+    (an unknown word rejects the row)."""
+    route = mapping.parent.route
+    if route is None or reader.raw(route.column) is None:
+        return mapping.parent.pipeline
+    code = reader.parse(route.column, Enumeration(route.values).parse, count=False)
+    return mapping.parent.pipeline if code is None else str(code)
 
 
 # --------------------------------------------------------------- the portal
@@ -370,6 +383,11 @@ class Target:
     enum_ids: dict[str, dict[str, int]]  # deal field -> XML_ID -> item id
     # the contractor directory's enumeration fields (UF_CRM_<type>_...) -> XML_ID -> item id
     contractor_enum_ids: dict[str, dict[str, int]] = field(default_factory=dict)
+    # every pipeline a row may go to (parent.route), by code; the default one is `parent`
+    parents: dict[str, PipelineSnap] = field(default_factory=dict)
+
+    def parent_of(self, code: str) -> PipelineSnap:
+        return self.parents.get(code, self.parent)
 
     def stage_id(self, pipeline: PipelineSnap, code: str) -> str:
         return stage_id(pipeline, code)
@@ -413,6 +431,7 @@ def resolve_target(mapping: Mapping, bp: Blueprint, snap: Snapshot) -> Target:
         field,
         enum_ids,
         contractor_enums,
+        {code: pipeline(code) for code in mapping.parent.pipelines},
     )
 
 
@@ -652,19 +671,42 @@ class _Planner:
         contact = self.contact(record)
         contractor = self.contractor(record)
         target = self.target
+        code = record.pipeline or self.mapping.parent.pipeline
+        pipeline = target.parent_of(code)
         parent_fields = {
             "TITLE": record.title,
-            "CATEGORY_ID": target.parent.id,
-            "STAGE_ID": target.stage_id(target.parent, record.stage),
+            "CATEGORY_ID": pipeline.id,
+            "STAGE_ID": target.stage_id(pipeline, record.stage),
             **_deal_fields(record.fields, target),
         }
         if contact is not None:
             parent_fields["CONTACT_ID"] = contact
-        parent = self.deal(f"row:{record.row_id}", parent_fields, "parents")
+        origin = f"row:{record.row_id}"
+        have = self.existing.deals.get(origin)
+        if have is not None and str(have.get("CATEGORY_ID")) != str(pipeline.id):
+            self.warn(
+                record,
+                f"the row goes to pipeline {code!r} now; its deal stays where it is (a "
+                "migration never moves a deal between pipelines: move it on the portal)",
+            )
+        parent = self.deal(origin, parent_fields, "parents")
         for child in record.children:
+            link = target.children[child.rule.link][0]
+            if link.parent.pipeline != code:
+                self.warn(
+                    record,
+                    f"no child by link {link.name!r}: the row goes to pipeline {code!r}, and "
+                    f"the link takes children from {link.parent.pipeline!r}",
+                )
+                continue
             self.child(record, child, parent, parent_fields, contact, contractor)
         if record.comment:
             self.comment(record, parent)
+
+    def warn(self, record: Record, reason: str) -> None:
+        self.plan.findings.append(
+            Finding("warning", "", record.row, None, None, reason, record.row_id)
+        )
 
     def contact(self, record: Record) -> Any:
         """The record's client as one contact: every row of its group (rows sharing a phone

@@ -70,21 +70,26 @@ def check_rules(mapping: Mapping, bp: Blueprint) -> list[BlueprintIssue]:
     """The names the mapping gives that the blueprint does not have."""
     issues = _Issues(mapping.document)
     pipelines = {p.code: p for p in bp.deal.pipelines}
-    parent = pipelines.get(mapping.parent.pipeline)
-    if parent is None:
-        issues.unknown(
-            ("parent", "pipeline"),
-            "the blueprint has no deal pipeline",
-            mapping.parent.pipeline,
-            pipelines,
-        )
-    else:
-        _stages(issues, ("parent", "stage"), mapping.parent.stage, parent)
+    routed: list[tuple[PathKey, str]] = [(("parent", "pipeline"), mapping.parent.pipeline)]
+    if mapping.parent.route is not None:
+        routed += [(("parent", "route", "values", c), c) for c in mapping.parent.route.values]
+    for path, code in routed:
+        parent = pipelines.get(code)
+        if parent is None:
+            issues.unknown(path, "the blueprint has no deal pipeline", code, pipelines)
+        else:  # every stage rule's code on every pipeline a row may go to
+            _stages(issues, ("parent", "stage"), mapping.parent.stage, parent)
     links = {link.name: link for link in bp.links}
     for i, child in enumerate(mapping.children):
         link = links.get(child.link)
         if link is None:
             issues.unknown(("children", i, "link"), "the blueprint has no link", child.link, links)
+        elif link.parent.pipeline not in mapping.parent.pipelines:
+            issues.add(
+                ("children", i, "link"),
+                f"link {link.name!r} takes children from pipeline {link.parent.pipeline!r}, "
+                f"which no row goes to (the rows go to: {', '.join(mapping.parent.pipelines)})",
+            )
         elif link.child.pipeline in pipelines:
             _stages(issues, ("children", i, "stage"), child.stage, pipelines[link.child.pipeline])
     rule = mapping.contractor
