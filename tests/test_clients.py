@@ -101,3 +101,38 @@ def test_an_existing_client_gains_the_phone_it_lacks_instead_of_a_second_contact
         records, MAPPING, TARGET, Existing(contacts_by_comm={"79261112233": 5, "79035556677": 5})
     )
     assert not [c for c in again.commands if c.method.startswith("crm.contact.")]
+
+
+def test_a_renamed_client_renames_the_contact_b24kit_made_and_no_other() -> None:
+    """Issue 10, item 5: a renamed client renamed the deal but not the client."""
+    records, _ = read_records(
+        table([1, "Иванова Анна Петровна", "+7 926 111-22-33", "кран", "новая", "100", ""]),
+        MAPPING,
+    )
+    ours = Existing(
+        contacts_by_comm={"79261112233": 5},
+        contacts={5: {"NAME": "Анна", "LAST_NAME": "Петрова", "ORIGINATOR_ID": "legacy"}},
+    )
+    [update] = [
+        c
+        for c in plan_migration(records, MAPPING, TARGET, ours).commands
+        if c.method == "crm.contact.update"
+    ]
+    assert update.params == {
+        "id": 5,
+        "fields": {"NAME": "Анна Петровна", "LAST_NAME": "Иванова"},
+    }
+    theirs = Existing(
+        contacts_by_comm={"79261112233": 5},
+        contacts={5: {"NAME": "Анна", "LAST_NAME": "Петрова", "ORIGINATOR_ID": None}},
+    )
+    plan = plan_migration(records, MAPPING, TARGET, theirs)
+    assert not [c for c in plan.commands if c.method == "crm.contact.update"], (
+        "a contact someone made by hand keeps its name"
+    )
+    done = Existing(
+        contacts_by_comm={"79261112233": 5},
+        contacts={5: {"NAME": "Анна Петровна", "LAST_NAME": "Иванова", "ORIGINATOR_ID": "legacy"}},
+    )
+    plan = plan_migration(records, MAPPING, TARGET, done)
+    assert not [c for c in plan.commands if c.method == "crm.contact.update"], "once"

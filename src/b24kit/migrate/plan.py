@@ -439,8 +439,19 @@ def resolve_target(mapping: Mapping, bp: Blueprint, snap: Snapshot) -> Target:
 class Existing:
     deals: dict[str, dict[str, Any]] = field(default_factory=dict)  # ORIGIN_ID -> deal
     contacts_by_comm: dict[str, int] = field(default_factory=dict)
+    # contact id -> NAME, LAST_NAME, ORIGINATOR_ID (who made it: renamed only if b24kit did)
+    contacts: dict[int, dict[str, Any]] = field(default_factory=dict)
     contractors_by_key: dict[str, int] = field(default_factory=dict)
     markers: set[str] = field(default_factory=set)
+
+
+def person_name(name: str | None) -> dict[str, str]:
+    """A person's name as the CRM has it: «Иванов Иван Петрович» -> LAST_NAME Иванов, NAME
+    «Иван Петрович»; one word is the NAME."""
+    words = (name or "").split()
+    if len(words) > 1:
+        return {"NAME": " ".join(words[1:]), "LAST_NAME": words[0]}
+    return {"NAME": words[0] if words else "", "LAST_NAME": ""}
 
 
 def contact_key(value: str) -> str:
@@ -469,7 +480,11 @@ async def read_existing(
         },
     ):
         out.deals[str(deal.get("ORIGIN_ID"))] = deal
-    for contact in await read_all(client, "crm.contact.list", {"select": ["ID", "PHONE", "EMAIL"]}):
+    select = ["ID", "PHONE", "EMAIL", "NAME", "LAST_NAME", "ORIGINATOR_ID"]
+    for contact in await read_all(client, "crm.contact.list", {"select": select}):
+        out.contacts[int(contact["ID"])] = {
+            k: contact.get(k) for k in ("NAME", "LAST_NAME", "ORIGINATOR_ID")
+        }
         for kind in ("PHONE", "EMAIL"):
             for entry in contact.get(kind) or []:
                 value = str(entry.get("VALUE", ""))
@@ -737,11 +752,13 @@ class _Planner:
             missing = [
                 v for v in (*client.phones, *client.emails) if identifier(v) not in self.contacts
             ]
-            if missing and isinstance(contact, int):
-                fields = self._comms(
-                    [v for v in missing if v.startswith("+")],
-                    [v for v in missing if not v.startswith("+")],
-                )
+            fields = self._comms(
+                [v for v in missing if v.startswith("+")],
+                [v for v in missing if not v.startswith("+")],
+            )
+            if isinstance(contact, int):
+                fields.update(self._renamed(contact, client.name))
+            if fields and isinstance(contact, int):
                 self.plan.commands.append(
                     cmd.entity_update("contact", contact, fields, name=self.name("c"))
                 )
@@ -749,10 +766,8 @@ class _Planner:
             else:
                 self.plan.count("contacts", "unchanged")
         else:
-            words = (client.name or "").split()
             fields = {
-                "NAME": " ".join(words[1:]) if len(words) > 1 else (words[0] if words else ""),
-                "LAST_NAME": words[0] if len(words) > 1 else "",
+                **person_name(client.name),
                 "ORIGINATOR_ID": self.mapping.originator,
                 "ORIGIN_ID": f"contact:{client.key}",
                 **self._comms(client.phones, client.emails),
@@ -765,6 +780,16 @@ class _Planner:
             self.contacts.setdefault(i, contact)
         self.made_clients[client.key] = contact
         return contact
+
+    def _renamed(self, contact: int, name: str | None) -> dict[str, Any]:
+        """NAME and LAST_NAME when the sheet renamed a client whose contact b24kit made
+        (issue 10, item 5); a contact someone else made keeps its name."""
+        have = self.existing.contacts.get(contact)
+        if not name or have is None or have.get("ORIGINATOR_ID") != self.mapping.originator:
+            return {}
+        want = person_name(name)
+        same = all(str(have.get(k) or "") == v for k, v in want.items())
+        return {} if same else want
 
     @staticmethod
     def _comms(phones: list[str], emails: list[str]) -> dict[str, Any]:
