@@ -72,3 +72,13 @@ def test_appending_with_empty_brackets_costs_the_same_for_every_element() -> Non
         "-3": "4",
         "7": "5",
     }, "PHP: an empty [] takes the largest integer key so far, plus one"
+
+
+def test_an_array_dropped_and_made_again_never_inherits_a_count() -> None:
+    """The review of the fix above: counters kept by id() alone were inherited by a new
+    array made at a freed address; keys that only look numeric crashed int()."""
+    for _ in range(50):
+        parsed = parse_query("a[x][]=1&a[x][]=2&a[x][]=3&a[x]=s&b[]=z")
+        assert parsed["b"] == {"0": "z"}
+    odd = parse_query("a[--5]=1&a[²]=2&a[" + "9" * 5000 + "]=3&a[]=4")["a"]
+    assert odd["--5"] == "1" and odd["²"] == "2" and odd["0"] == "4"

@@ -388,3 +388,28 @@ def test_slow_clients_do_not_stop_it_answering(tmp_path: Path) -> None:
         holder[0].stop()
         thread.join(30)
     assert not thread.is_alive(), "stop() ends the server too"
+
+
+def test_the_pending_bound_holds_across_failed_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The review: deals put back after a failed pass grew the set past its bound."""
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("portal down")
+
+    monkeypatch.setattr(serve_module, "sync_once", broken)
+
+    async def steps(http: httpx.AsyncClient, box: Any, service: SyncService) -> tuple[int, bool]:
+        service.stop()
+        await asyncio.sleep(0.05)
+        service.stopping = False
+        service.retry = 3600  # no wake-up during the test
+        for round_ in range(6):
+            for deal in range(5):
+                service.note_event(round_ * 10 + deal)
+            await service._next_pass()
+        return len(service.pending), service.overflow
+
+    pending, overflow = run_service(tmp_path, steps, max_pending=5)
+    assert pending <= 5 and overflow, (pending, overflow)

@@ -9,6 +9,7 @@ This module only encodes and decodes. It knows nothing of methods or results.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
@@ -82,18 +83,30 @@ def _split_key(raw: str) -> list[str]:
     return parts
 
 
-def _assign(target: dict[str, Any], path: list[str], value: str, next_free: dict[int, int]) -> None:
-    """Set ``value`` at ``path``. ``next_free`` holds, per array (by id), the index an
-    empty ``[]`` takes next: PHP's "largest integer key + 1", kept as keys arrive so that
-    appending costs the same for the thousandth element as for the first."""
+_INDEX = re.compile(r"-?[0-9]{1,18}")  # an integer key, as PHP takes one (bounded)
+
+
+def _assign(
+    target: dict[str, Any],
+    path: list[str],
+    value: str,
+    next_free: dict[int, tuple[dict[str, Any], int]],
+) -> None:
+    """Set ``value`` at ``path``. ``next_free`` holds, per array, the index an empty ``[]``
+    takes next: PHP's "largest integer key + 1", kept as keys arrive so that appending
+    costs the same for the thousandth element as for the first. It is kept by id with the
+    array itself, so an array dropped and another made at the same address never shares
+    its count."""
     node = target
     for index, part in enumerate(path):
         last = index == len(path) - 1
+        entry = next_free.get(id(node))
+        seen = entry[1] if entry is not None and entry[0] is node else None
         if part == "":
-            part = str(next_free.get(id(node), 0))
-        if part.lstrip("-").isdigit():
-            seen = next_free.get(id(node))
-            next_free[id(node)] = int(part) + 1 if seen is None else max(seen, int(part) + 1)
+            part = str(seen if seen is not None else 0)
+        if _INDEX.fullmatch(part):
+            number = int(part) + 1
+            next_free[id(node)] = (node, number if seen is None else max(seen, number))
         if last:
             node[part] = value
             return
@@ -113,7 +126,7 @@ def parse_query(query: str | bytes) -> Params:
     if isinstance(query, bytes):
         query = query.decode("utf-8", errors="replace")
     result: Params = {}
-    next_free: dict[int, int] = {}
+    next_free: dict[int, tuple[dict[str, Any], int]] = {}
     for chunk in query.split("&"):
         if not chunk:
             continue

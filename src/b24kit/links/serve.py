@@ -205,6 +205,9 @@ class SyncService:
         except Exception:  # noqa: BLE001  the worker keeps going; the next pass retries
             self.pending |= deals
             self.overflow = self.overflow or full
+            if len(self.pending) > self.max_pending:  # the bound holds across failures too
+                self.pending.clear()
+                self.overflow = True
             log.error(
                 "time=%s pass failed: %s (next try in %g s)", _now(), self.last_error, self.retry
             )
@@ -322,7 +325,9 @@ class SyncService:
         data = event.get("data")
         fields = data.get("FIELDS") if isinstance(data, dict) else None
         raw = fields.get("ID") if isinstance(fields, dict) else None
-        deal = int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) < 19 else None
+        deal = None
+        if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) < 19:
+            deal = int(raw)  # ASCII digits only: «²» or «٣» is no deal id
         line += f" event={_shown(name)} deal={_shown(raw)}"
         if name not in EVENTS:
             log.info("%s refused: ignored event (only %s)", line, ", ".join(sorted(EVENTS)))
