@@ -148,7 +148,7 @@ def test_every_writing_command_refuses_while_another_run_writes(project: Path) -
     bp = "blueprints/company.yaml"
     first = run_cli("apply", bp, "-p", "sandbox", "--yes")
     assert first.returncode == 0, first.stderr
-    (lock,) = project.glob(".b24kit/sandbox-*/run.lock")
+    (lock,) = project.glob(".b24kit/locks/*.lock")
     db = project / ".b24kit" / "sandbox.sqlite"
     before = portal_rows(db)
     held = hold(lock, job="migrate", pid=4242, host="ops-1", since=ago(minutes=12))
@@ -172,3 +172,49 @@ def test_every_writing_command_refuses_while_another_run_writes(project: Path) -
     finally:
         held.close()
     assert portal_rows(db) == before, "nothing was written"
+
+
+def test_one_lock_per_portal_whichever_webhook_or_user_reaches_it() -> None:
+    """The review: the lock was keyed by the whole webhook address, so a service on its own
+    webhook and a person's migrate on another did not block each other."""
+    from b24kit.client import B24Client, WebhookAuth, parse_webhook
+    from b24kit.connect import Connection
+
+    def lock(url: str) -> Path:
+        client = B24Client(WebhookAuth(parse_webhook(url)))
+        return Connection(client, client.portal, "standard").lock_path(Path("/s"))
+
+    one = lock("https://acme.bitrix24.ru/rest/1/aaaaaaaaaaaa/")
+    assert one == Path("/s/locks/acme.bitrix24.ru.lock")
+    assert lock("https://ACME.bitrix24.ru:443/rest/7/bbbbbbbbbbbb/") == one
+    assert lock("https://beta.bitrix24.ru/rest/1/aaaaaaaaaaaa/") != one
+
+
+def test_a_stopping_service_does_not_wait_for_the_lock(tmp_path: Path) -> None:
+    """The review: stop() waited out --lock-wait (120 s) when another run held the lock."""
+    lock = tmp_path / "run.lock"
+    held = hold(lock, job="migrate", pid=1)
+    stopping = [False]
+
+    async def go() -> str:
+        async def stop_soon() -> None:
+            await asyncio.sleep(0.3)
+            stopping[0] = True
+
+        task = asyncio.create_task(stop_soon())
+        try:
+            async with run_lock(lock, "sync", wait=60, give_up=lambda: stopping[0]):
+                return "entered"
+        except LockHeld as exc:
+            return str(exc)
+        finally:
+            await task
+
+    import time
+
+    begun = time.monotonic()  # the real clock: the test is that a stop ends the wait
+    try:
+        outcome = asyncio.run(go())
+    finally:
+        held.close()
+    assert "holds" in outcome and time.monotonic() - begun < 5

@@ -413,3 +413,20 @@ def test_the_pending_bound_holds_across_failed_passes(
 
     pending, overflow = run_service(tmp_path, steps, max_pending=5)
     assert pending <= 5 and overflow, (pending, overflow)
+
+
+def test_the_clients_own_rate_limit_waits_within_the_deadline() -> None:
+    """The review: a wait on the client's bucket was not bounded by the deadline."""
+    from b24kit.client import Bucket, DeadlinePassed
+
+    box = deployed(COMPANY)
+
+    async def go() -> float:
+        with client_for(box, bucket=Bucket(2, 0.2)) as client:  # the second waits 2.5 s
+            await client.call("server.time")
+            started = time.monotonic()
+            with client.within(0.5), pytest.raises(DeadlinePassed):
+                await client.call("server.time")
+            return time.monotonic() - started
+
+    assert asyncio.run(go()) < 2

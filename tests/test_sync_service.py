@@ -198,6 +198,8 @@ def test_the_documented_unit_runs_the_real_command() -> None:
     assert {"User", "WorkingDirectory", "ExecStart", "Restart"} <= keys
     assert ["Environment", "B24_PORTAL=acme"] in settings
     assert ["Restart", "on-failure"] in settings
+    stop_after = int(dict(settings)["TimeoutStopSec"])
+    assert stop_after > 600, "systemd waits out the pass in flight (--deadline, 600 s)"
     exec_start = dict(settings)["ExecStart"].split()
     assert exec_start[0] == "/opt/acme/.venv/bin/b24kit", "the venv's b24kit, by absolute path"
     assert exec_start[1] == "sync" and "--serve" in exec_start

@@ -80,6 +80,21 @@ class Connection:
         digest = hashlib.sha256(self.label.encode("utf-8")).hexdigest()[:8]
         return f"{'sandbox' if self.is_sandbox else host}-{digest}"
 
+    @property
+    def portal_key(self) -> str:
+        """One name per portal, whichever webhook, user or profile reaches it: the host,
+        lowercased, without a default port (the sandbox: its own state key)."""
+        if self.is_sandbox:
+            return self.state_key
+        host = re.sub(r"^[a-z]+://", "", self.label.lower()).split("/")[0].rsplit("@", 1)[-1]
+        host = re.sub(r":(443|80)$", "", host)
+        return re.sub(r"[^a-z0-9.-]+", "-", host).strip("-") or "portal"
+
+    def lock_path(self, root: Path | None = None) -> Path:
+        """The portal's run lock (b24kit.locks): one file per portal host under ``root``
+        (``$B24KIT_STATE_DIR`` or ``./.b24kit``), shared by every webhook and user of it."""
+        return (root or state_root()) / "locks" / f"{self.portal_key}.lock"
+
     def state_dir(self, root: Path | None = None) -> Path:
         """This portal's local state folder (sync marks, the run lock) under ``root``:
         by default ``$B24KIT_STATE_DIR``, else ``./.b24kit``."""

@@ -2,7 +2,7 @@
 ``audit --fix`` and every sync pass take the portal's run lock before they write.
 
 Two writers racing would each see a row, a parent or a field as missing and each create
-it. The lock is an ``flock`` on ``<state>/<portal>/run.lock``:
+it. The lock is an ``flock`` on ``<state>/locks/<portal host>.lock`` (``Connection.lock_path``):
 
 - the OS frees it when its holder ends, however it ends (``kill -9`` included), so the lock
   of a dead holder is taken over at once; what the file said about that holder is
@@ -39,6 +39,17 @@ POLL = 0.2
 
 class LockHeld(PortalFailure):
     """Another run holds the portal's lock, and did for longer than this one would wait."""
+
+
+def _open(path: Path) -> IO[str]:
+    """The lock file, made readable and writable by the group (a service user and the
+    people who run migrate for it share it); read-only when another user made it without
+    (an flock needs no write access, only the holder's name is left out)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
+        return os.fdopen(fd, "r+", encoding="utf-8")
+    except PermissionError:
+        return os.fdopen(os.open(path, os.O_RDONLY), "r", encoding="utf-8")
 
 
 def _take(handle: IO[str]) -> bool:
@@ -110,13 +121,15 @@ async def run_lock(
     *,
     wait: float = WAIT,
     on_wait: Callable[[str], None] | None = None,
+    give_up: Callable[[], bool] | None = None,
 ) -> AsyncIterator[None]:
     """Hold the run lock at ``path`` for the block, as ``job``; if another run holds it,
-    say so through ``on_wait`` and wait up to ``wait`` seconds for it, then raise
-    :class:`LockHeld` naming the holder."""
+    say so through ``on_wait`` and wait up to ``wait`` seconds for it (less when
+    ``give_up()`` turns true: a service that stops), then raise :class:`LockHeld` naming
+    the holder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     clock = current()
-    with path.open("a+", encoding="utf-8") as handle:
+    with _open(path) as handle:
         if not _take(handle):
             holder = _holder(handle)
             started = clock.monotonic()
@@ -124,15 +137,16 @@ async def run_lock(
                 on_wait(f"{describe(holder)} holds {path}; waiting up to {_span(wait)}")
             while not _take(handle):
                 waited = clock.monotonic() - started
-                if waited >= wait:
+                if waited >= wait or (give_up is not None and give_up()):
                     raise LockHeld(_refusal(path, _holder(handle) or holder, waited))
                 await clock.sleep(min(POLL, wait - waited))
-        handle.seek(0)
-        handle.truncate()
-        since = datetime.now(UTC).isoformat(timespec="seconds")
-        mine = {"job": job, "pid": os.getpid(), "host": socket.gethostname(), "since": since}
-        handle.write(json.dumps(mine) + "\n")
-        handle.flush()
+        if handle.writable():  # a file another user made: locked all the same, not named
+            handle.seek(0)
+            handle.truncate()
+            since = datetime.now(UTC).isoformat(timespec="seconds")
+            mine = {"job": job, "pid": os.getpid(), "host": socket.gethostname(), "since": since}
+            handle.write(json.dumps(mine) + "\n")
+            handle.flush()
         try:
             yield
         finally:

@@ -22,7 +22,7 @@ from b24kit.client import ConfigError, redact
 from b24kit.client.errors import PortalError
 from b24kit.connect import Connection, connect
 from b24kit.errors import Error
-from b24kit.locks import LOCK_FILE, WAIT, run_lock
+from b24kit.locks import WAIT, run_lock
 
 T = TypeVar("T")
 
@@ -201,7 +201,7 @@ def locked(
     read for planning, so that two runs never plan the same create."""
 
     async def run(conn: Connection) -> T:
-        async with run_lock(conn.state_dir() / LOCK_FILE, job, wait=wait, on_wait=note):
+        async with run_lock(conn.lock_path(), job, wait=wait, on_wait=note):
             return await work(conn)
 
     return run

@@ -285,7 +285,15 @@ def sync(
 
         async def work(conn: Connection) -> Any:
             with phase(f"reading {conn.label}"), conn.client.within(deadline):
-                return await sync_once(conn.client, bp, state, full=full, lock_wait=lock_wait)
+                return await sync_once(
+                    conn.client,
+                    bp,
+                    state,
+                    full=full,
+                    lock_wait=min(lock_wait, deadline),  # the deadline bounds the wait too
+                    lock=conn.lock_path(state_dir),
+                    on_wait=note,
+                )
 
         result = run_portal(conn, work)
         created = sum(1 for o in result.outcomes if o.ok and o.method == "crm.deal.add")
@@ -334,7 +342,8 @@ def sync(
             state,
             app_token,
             deadline=deadline,
-            lock_wait=lock_wait,
+            lock_wait=min(lock_wait, deadline),
+            lock=conn.lock_path(state_dir),
         )
         bucket = conn.client.bucket  # leave the rest of the portal's limit to others
         bucket.capacity, bucket.rate = bucket.capacity * rate_share, bucket.rate * rate_share

@@ -226,7 +226,12 @@ class B24Client:
     # ------------------------------------------------------------- one request
     async def _send(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
         await self._wait_limits(method)
-        await self.bucket.acquire()
+        try:  # the client's own rate limit waits within the deadline too
+            async with asyncio.timeout(self._time_left(method)):
+                await self.bucket.acquire()
+        except TimeoutError:
+            self._time_left(method, float("inf"))  # raises DeadlinePassed
+            raise
         body = dict(params)
         body.update(self.auth.params())
         async with self._in_flight:

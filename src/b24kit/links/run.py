@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from copy import deepcopy
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -200,16 +200,23 @@ async def sync_once(
     full: bool = False,
     lock_wait: float = 120.0,
     touched: Iterable[int] = (),
+    lock: Path | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    give_up: Callable[[], bool] | None = None,
 ) -> SyncResult:
     """Perform the links: create the children of parents that reached the trigger stage,
     mirror the children's stages on their parents, and move parents where the link says.
     Under the portal's run lock (``state_dir``/run.lock): two passes racing would both see
     a parent without a child and both create one; a pass waits ``lock_wait`` seconds for
     another writer at most (then :class:`~b24kit.locks.LockHeld`; the next pass tries
-    again). ``touched``: deals to read whatever their DATE_MODIFY (from events)."""
+    again). ``touched``: deals to read whatever their DATE_MODIFY (from events); ``lock``:
+    the portal's run lock (``Connection.lock_path``; by default one in ``state_dir``)."""
     touched = list(touched)
+    state_dir.mkdir(parents=True, exist_ok=True)  # the marks live here
     start = client.requests
-    async with run_lock(state_dir / LOCK_FILE, "sync", wait=lock_wait):
+    async with run_lock(
+        lock or state_dir / LOCK_FILE, "sync", wait=lock_wait, on_wait=on_wait, give_up=give_up
+    ):
         now = str(await client.call("server.time"))
         findings: list[Finding] = []
         read = 0

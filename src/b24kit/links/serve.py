@@ -114,6 +114,7 @@ class SyncService:
         max_pending: int = MAX_PENDING,
         pause: float = 0.5,
         retry: float = 30.0,
+        lock: Path | None = None,
     ) -> None:
         self.client = client
         self.bp = bp
@@ -125,6 +126,7 @@ class SyncService:
         self.max_pending = max_pending
         self.pause = pause  # seconds between passes when events keep coming
         self.retry = retry  # seconds after a failed pass before the next try
+        self.lock_file = lock  # the portal's run lock (by default one in state_dir)
         self.lock = asyncio.Lock()  # one pass at a time in this process
         self.pending: set[int] = set()
         self.overflow = False  # pending was full: the next pass reads every deal
@@ -168,6 +170,8 @@ class SyncService:
                         full=full,
                         lock_wait=self.lock_wait,
                         touched=deals,
+                        lock=self.lock_file,
+                        give_up=lambda: self.stopping,  # a stop does not wait for the lock
                     )
             except Exception as exc:
                 self.last_error = redact(str(exc)) or type(exc).__name__
