@@ -9,7 +9,8 @@ event arrives during a pass is handled by the next: every event within two passe
 periodic pass is the safety net for events the portal never sent.
 
 Under load and attack:
-- the request's size is checked before its body is read (``Content-Length`` over
+- a connection that has not sent its request's headers within :data:`HEADER_TIMEOUT` is
+  closed; the request's size is checked before its body is read (``Content-Length`` over
   :data:`MAX_BODY`: 413 at once), the body is read against a size limit and a time limit
   (:data:`READ_TIMEOUT`: 408), and the application token is checked, in constant time,
   before the form is parsed;
@@ -53,6 +54,7 @@ from b24kit.links.run import SyncResult, sync_once
 log = logging.getLogger("b24kit.sync")
 MAX_BODY = 64 * 1024  # bytes of one event request (a portal's event is about 1 KB)
 READ_TIMEOUT = 10.0  # seconds a client has to send its whole body
+HEADER_TIMEOUT = 10.0  # seconds a new connection has to send its request's headers
 MAX_PENDING = 10_000  # deals remembered between passes; past it, the next pass is full
 EVENTS = {"ONCRMDEALADD", "ONCRMDEALUPDATE"}
 HEALTH = "/healthz"
@@ -403,6 +405,24 @@ async def serve_forever(
         def capture_signals(self) -> Any:  # the signals are ours: see _on_signals
             return contextlib.nullcontext()
 
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadersInTime(H11Protocol):
+        """uvicorn's HTTP/1.1 protocol, closing a connection whose request headers have not
+        all come within HEADER_TIMEOUT seconds: slow clients cannot hold every slot."""
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._header_timer = self.loop.call_later(HEADER_TIMEOUT, self._headers_late)
+
+        def _headers_late(self) -> None:
+            if self.headers is None and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._header_timer.cancel()
+            super().connection_lost(exc)
+
     sock = listen_socket(host, port)
     _make_access_log_visible()
     server = Server(
@@ -415,6 +435,7 @@ async def serve_forever(
             lifespan="off",
             timeout_keep_alive=5,
             limit_concurrency=1000,
+            http=HeadersInTime,
             timeout_graceful_shutdown=5,
         )
     )
