@@ -324,3 +324,37 @@ def test_asgi_app_in_process() -> None:
 
     asyncio.run(lost())
     assert box.portal.count_items(2) == 2, "the lost write committed"
+
+
+def test_direct_calls_beside_a_served_sandbox_never_interleave_transactions() -> None:
+    """Found by the sync benchmark: a direct call (a person editing in the portal) while
+    the server's thread was in a transaction failed with "cannot start a transaction within
+    a transaction"."""
+    import threading
+
+    from b24kit.sandbox import Sandbox
+
+    box = Sandbox(limits="off")
+    deal = int(box.call("crm.deal.add", {"fields": {"TITLE": "x"}}))
+    errors: list[BaseException] = []
+
+    def edit(tag: str) -> None:
+        try:
+            for i in range(300):
+                box.call("crm.deal.update", {"id": deal, "fields": {"COMMENTS": f"{tag}{i}"}})
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    import sys
+
+    threads = [threading.Thread(target=edit, args=(t,)) for t in "ab"]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often, as a busy server's would
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []

@@ -1,4 +1,4 @@
-"""SQLite storage of one sandbox portal. One connection, used from one thread at a time."""
+"""SQLite storage of one sandbox portal: one connection, its transactions one thread at a time."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,26 +103,32 @@ class Database:
         self.conn.create_function("b24_like", 2, _like, deterministic=True)
         self.conn.executescript(SCHEMA)
         self._depth = 0
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         self.conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Nested-safe transaction: the outermost one commits or rolls back."""
-        if self._depth == 0:
-            self.conn.execute("BEGIN IMMEDIATE")
-        self._depth += 1
-        try:
-            yield
-        except BaseException:
+        """Nested-safe transaction: the outermost one commits or rolls back. One thread at a
+        time: the served sandbox (its server's thread) and direct calls from another thread
+        (a test, a benchmark acting as people in the portal) share one connection, and two
+        threads' transactions on it would interleave ("cannot start a transaction within a
+        transaction")."""
+        with self._lock:
+            if self._depth == 0:
+                self.conn.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self.conn.execute("ROLLBACK")
+                raise
             self._depth -= 1
             if self._depth == 0:
-                self.conn.execute("ROLLBACK")
-            raise
-        self._depth -= 1
-        if self._depth == 0:
-            self.conn.execute("COMMIT")
+                self.conn.execute("COMMIT")
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
