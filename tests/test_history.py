@@ -119,3 +119,31 @@ def test_duplicates_by_phone_and_email(api: Sandbox) -> None:
         "not supported"
         in call_error(api, "crm.duplicate.findbycomm", {"type": "FAX", "values": ["1"]}).description
     )
+
+
+def test_timeline_comment_update(api: Sandbox) -> None:
+    deal = api.call("crm.deal.add", {"fields": {"TITLE": "x"}})
+    comment = api.call(
+        "crm.timeline.comment.add",
+        {"fields": {"ENTITY_ID": deal, "ENTITY_TYPE": "deal", "COMMENT": "было"}},
+    )
+    answer = api.call(
+        "crm.timeline.comment.update", {"id": comment, "fields": {"COMMENT": "стало"}}
+    )
+    assert answer == comment, "crm-timeline-comment-update.md: result is the comment's id"
+    rows = api.call(
+        "crm.timeline.comment.list", {"filter": {"ENTITY_ID": deal, "ENTITY_TYPE": "deal"}}
+    )
+    assert [r["COMMENT"] for r in rows] == ["стало"]
+    missing = call_error(
+        api, "crm.timeline.comment.update", {"id": 999, "fields": {"COMMENT": "x"}}
+    )
+    assert (missing.code, missing.description, missing.status) == (
+        "NOT_FOUND",
+        "Not found.",
+        400,
+    ), "crm-timeline-comment-update.md: Error Handling"
+    empty = call_error(
+        api, "crm.timeline.comment.update", {"id": comment, "fields": {"COMMENT": ""}}
+    )
+    assert empty.code == "INVALID_ARG_VALUE", "crm-timeline-comment-update.md: empty comment"

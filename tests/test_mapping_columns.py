@@ -347,3 +347,34 @@ def test_a_route_names_pipelines_of_the_blueprint(project: Path) -> None:
         "parent.route.values.sales_rentl: the blueprint has no deal pipeline 'sales_rentl'" in out
     )
     assert "did you mean 'sales_rental'?" in out
+
+
+def test_an_edited_comment_updates_the_one_b24kit_wrote(project: Path) -> None:
+    """Issue 10, item 5: an edited comment was ignored silently. A re-run updates the
+    comment b24kit wrote (crm.timeline.comment.update), never a second one."""
+    import sqlite3
+
+    applied = CliRunner().invoke(
+        app, ["apply", "blueprints/company.yaml", "-p", "sandbox", "--yes"]
+    )
+    assert applied.exit_code == 0, applied.output
+    run = ["migrate", "run", str(project), "-p", "sandbox", "--yes"]
+    assert CliRunner().invoke(app, run).exit_code == 0
+    db = Path(".b24kit/sandbox.sqlite")
+
+    def comments() -> list[str]:
+        with sqlite3.connect(db) as conn:
+            return sorted(r[0] for r in conn.execute("SELECT comment FROM timeline_comments"))
+
+    before = comments()
+    sheet = project.parent / "projects.csv"
+    text = sheet.read_text(encoding="utf-8")
+    sheet.write_text(text.replace("Оплата по факту; нужен пропуск", "Оплата 50/50"), "utf-8")
+    again = CliRunner().invoke(app, [*run[:-1], "--yes", "-f", "json"])
+    assert again.exit_code == 0, again.output
+    after = comments()
+    assert len(after) == len(before), "no second comment"
+    assert [c for c in after if c.startswith("Оплата 50/50")], after
+    assert not [c for c in after if c.startswith("Оплата по факту; нужен пропуск")]
+    third = CliRunner().invoke(app, [*run, "--dry-run"])
+    assert "comments: 0 to create, 0 to update" in third.output, third.output

@@ -442,7 +442,8 @@ class Existing:
     # contact id -> NAME, LAST_NAME, ORIGINATOR_ID (who made it: renamed only if b24kit did)
     contacts: dict[int, dict[str, Any]] = field(default_factory=dict)
     contractors_by_key: dict[str, int] = field(default_factory=dict)
-    markers: set[str] = field(default_factory=set)
+    # b24kit's marker -> (the comment's id, its text): an edited comment updates that one
+    markers: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 def person_name(name: str | None) -> dict[str, str]:
@@ -521,17 +522,20 @@ async def read_existing(
     return out
 
 
-async def read_markers(client: B24Client, entity_type: str, ids: list[int]) -> set[str]:
+async def read_markers(
+    client: B24Client, entity_type: str, ids: list[int]
+) -> dict[str, tuple[int, str]]:
     """b24kit's markers in the timeline comments of these entities. The portal lists
     comments only with a filter on both ENTITY_ID and ENTITY_TYPE
     (crm-timeline-comment-list.md), so they are read per entity, 50 to a batch."""
-    markers: set[str] = set()
+    markers: dict[str, tuple[int, str]] = {}
 
     def take(rows: Any) -> None:
         for comment in as_list(rows):
-            found = MARKER.search(str(comment.get("COMMENT", "")))
+            text = str(comment.get("COMMENT", ""))
+            found = MARKER.search(text)
             if found:
-                markers.add(found.group(0))
+                markers.setdefault(found.group(0), (int(comment.get("ID") or 0), text))
 
     async def chunk(group: list[int]) -> None:
         cmds = {
@@ -872,15 +876,17 @@ class _Planner:
             self.plan.commands.append(cmd.entity_update("deal", parent, back, name=self.name("l")))
 
     def comment(self, record: Record, parent: Any) -> None:
-        """The record's comment on its parent deal, once: marked so a re-run finds it."""
+        """The record's comment on its parent deal, once: marked so a re-run finds it; one
+        edited in the sheet updates the comment b24kit wrote (issue 10, item 5)."""
         marker = f"[b24kit {self.mapping.originator} row {record.row_id}]"
-        if marker not in self.existing.markers:
-            self.plan.commands.append(
-                cmd.comment_add(
-                    "deal", parent, f"{record.comment}\n\n{marker}", name=self.name("t")
-                )
-            )
+        text = f"{record.comment}\n\n{marker}"
+        have = self.existing.markers.get(marker)
+        if have is None:
+            self.plan.commands.append(cmd.comment_add("deal", parent, text, name=self.name("t")))
             self.plan.count("comments", "created")
+        elif have[1].strip() != text.strip() and have[0]:
+            self.plan.commands.append(cmd.comment_update(have[0], text, name=self.name("t")))
+            self.plan.count("comments", "updated")
         else:
             self.plan.count("comments", "unchanged")
 

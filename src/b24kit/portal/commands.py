@@ -433,6 +433,17 @@ def type_delete(ident: int, name: str = "") -> Command:
 
 
 # ------------------------------------------------------------------ timeline
+def comment_update(comment_id: int, text: str, name: str = "") -> Command:
+    """crm.timeline.comment.update (crm-timeline-comment-update.md): the text of a comment;
+    repeating it is harmless."""
+    return Command(
+        "crm.timeline.comment.update",
+        {"id": comment_id, "fields": {"COMMENT": text}},
+        name=name,
+        kind="update",
+    )
+
+
 def comment_add(entity_type: str, entity_id: Value, text: str, name: str = "") -> Command:
     """crm.timeline.comment.add; found again by b24kit's marker in its text (the list is
     filtered by both ENTITY_ID and ENTITY_TYPE, crm-timeline-comment-list.md)."""

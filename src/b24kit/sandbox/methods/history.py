@@ -113,6 +113,30 @@ def comment_add(ctx: CallContext, params: dict[str, Any]) -> Any:
     return cur.lastrowid
 
 
+@method("crm.timeline.comment.update", "crm")
+def comment_update(ctx: CallContext, params: dict[str, Any]) -> Any:
+    """crm-timeline-comment-update.md: ``id`` and lowercase ``fields`` {COMMENT}; answers the
+    comment's id; NOT_FOUND / "Not found." (400) for an unknown id, INVALID_ARG_VALUE for
+    an empty comment, 100 for a missing parameter."""
+    fields = params.get("fields")
+    if params.get("id") in (None, ""):
+        raise errors.ApiError(100, "Could not find value for parameter {id}")
+    if not isinstance(fields, Mapping):
+        raise errors.required_arg("fields")
+    comment_id = intval(params["id"])
+    row = ctx.portal.db.one("SELECT id FROM timeline_comments WHERE id = ?", (comment_id,))
+    if row is None:
+        raise errors.not_found_new("Not found.")
+    comment = str(fields.get("COMMENT") or "")
+    if not comment.strip():
+        raise errors.invalid_arg("Comment is empty")
+    with ctx.portal.db.transaction():
+        ctx.portal.db.execute(
+            "UPDATE timeline_comments SET comment = ? WHERE id = ?", (comment, comment_id)
+        )
+    return comment_id
+
+
 COMMENT_COLUMNS = {
     "ID": "id",
     "ENTITY_ID": "entity_id",
