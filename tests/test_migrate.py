@@ -134,7 +134,10 @@ def test_example_sheet_counts_on_the_portal(tmp_path: Path) -> None:
     parents = {k: v for k, v in deals.items() if k.count(":") == 1}
     children = {k: v for k, v in deals.items() if k.count(":") == 2}
     assert len(parents) == EXPECTED["parents"], "one parent per valid row"
-    assert len(children) == EXPECTED["children"], "a logistics child where the row names one"
+    assert len(children) == EXPECTED["children"], (
+        "a logistics child where the row names one, and for every open parent at or past "
+        "the trigger stage (audit's L001), as sync would make it"
+    )
     assert len(state["contacts"]) == EXPECTED["contacts"], "contacts de-duplicated by phone"
     phones = [p for c in state["contacts"] for p in c]
     assert len(phones) == len(set(phones)), "no phone on two contacts"

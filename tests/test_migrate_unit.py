@@ -305,3 +305,24 @@ def test_rows_are_routed_to_their_direction_and_children_only_where_a_link_is() 
     assert len(children) == 1, "the estimate link takes children from sales only"
     [warning] = plan.findings
     assert warning.row_id == "2" and "no child by link 'estimate'" in warning.reason
+
+
+def test_an_open_parent_at_the_trigger_gets_its_child_even_when_the_row_names_nobody() -> None:
+    """Issue 10, item 5: after a migration, audit flagged the migration's own parents (L001,
+    an open parent at or past the trigger stage with no child); sync would make that
+    child, so the migration does."""
+    records, _ = read_records(
+        table(
+            [1, "Иванов", "+7 926 111-22-33", "кран", "в работе", "100", ""],  # trigger, nobody
+            [2, "Петров", "+7 926 111-22-44", "кран", "новая", "100", ""],  # before it
+        ),
+        MAPPING,
+    )
+    plan = plan_migration(records, MAPPING, TARGET, Existing())
+    children = [
+        c
+        for c in plan.commands
+        if c.method == "crm.deal.add" and c.params["fields"]["CATEGORY_ID"] == 2
+    ]
+    assert [c.params["fields"]["TITLE"] for c in children] == ["Оценка: кран"]
+    assert children[0].params["fields"]["STAGE_ID"] == "C2:NEW", "the link's first stage"

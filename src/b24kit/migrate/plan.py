@@ -80,6 +80,9 @@ class ChildRecord:
     title: str
     stage: str | None
     fields: dict[str, Any]
+    # the row names it (a `when` column is filled); otherwise it is made only when the
+    # parent is open at or past the link's trigger stage, as sync would make it
+    wanted: bool = True
 
 
 @dataclass
@@ -332,6 +335,8 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
                         {k: reader.column(s) for k, s in child.fields.items()},
                     )
                 )
+            else:  # kept in case the parent's stage needs it (its cells are not read)
+                children.append(ChildRecord(child, reader.template(child.title), None, {}, False))
         comment = reader.cell_text(mapping.comment) if mapping.comment else None
         title = reader.template(mapping.parent.title) or f"Проект {row_id}"
         findings.extend(reader.warnings)  # after every cell is read: the title's too
@@ -709,8 +714,13 @@ class _Planner:
                 "migration never moves a deal between pipelines: move it on the portal)",
             )
         parent = self.deal(origin, parent_fields, "parents")
+        stage_now = str(have["STAGE_ID"]) if have is not None else parent_fields["STAGE_ID"]
         for child in record.children:
             link = target.children[child.rule.link][0]
+            if not child.wanted:
+                if link.parent.pipeline == code and _needs_child(link, pipeline, stage_now):
+                    self.child(record, child, parent, parent_fields, contact, contractor)
+                continue
             if link.parent.pipeline != code:
                 self.warn(
                     record,
@@ -889,6 +899,17 @@ class _Planner:
             self.plan.count("comments", "updated")
         else:
             self.plan.count("comments", "unchanged")
+
+
+def _needs_child(link: Link, pipeline: PipelineSnap, stage_id: str) -> bool:
+    """An open parent at or past the link's trigger stage needs its child (audit's L001):
+    the migration makes it, as sync would, even when the row names nobody for it."""
+    stages = {s.status_id: s for s in pipeline.stages}
+    at = stages.get(stage_id)
+    trigger = next((s for s in pipeline.stages if s.code == link.parent.stage), None)
+    if at is None or trigger is None:
+        return False
+    return at.semantics == "process" and at.sort >= trigger.sort
 
 
 def child_link(link: Link, pipeline: PipelineSnap) -> ChildLink:
