@@ -89,17 +89,18 @@ class ClientRow:
 def group_clients(rows: Iterable[ClientRow]) -> dict[str, Client]:
     """Row id -> its client. Rows sharing a phone or an e-mail, directly or through other
     rows, are one client; a row with neither is a client of its own."""
-    rows = list(rows)
+    keyed = [
+        (row, [identifier(v) for v in (*row.phones, *row.emails)] or [f"row:{row.row_id}"])
+        for row in rows
+    ]
     sets = _Sets()
-    for row in rows:
-        ids = [identifier(v) for v in (*row.phones, *row.emails)] or [f"row:{row.row_id}"]
+    for _, ids in keyed:
         for other in ids[1:]:
             sets.join(ids[0], other)
         sets.find(ids[0])
     clients: dict[str, Client] = {}
     by_row: dict[str, Client] = {}
-    for row in rows:
-        ids = [identifier(v) for v in (*row.phones, *row.emails)] or [f"row:{row.row_id}"]
+    for row, ids in keyed:
         root = sets.find(ids[0])
         client = clients.setdefault(root, Client(root, []))
         client.rows.append(row.row_id)

@@ -460,11 +460,6 @@ def person_name(name: str | None) -> dict[str, str]:
     return {"NAME": words[0] if words else "", "LAST_NAME": ""}
 
 
-def contact_key(value: str) -> str:
-    """A phone or e-mail as contacts are found by it (migrate/clients.py's identifier)."""
-    return identifier(value)
-
-
 async def read_existing(
     client: B24Client,
     mapping: Mapping,
@@ -499,7 +494,7 @@ async def read_existing(
                         value = parse_phones(value).value[0]
                     except ParseError:
                         continue
-                out.contacts_by_comm.setdefault(contact_key(value), int(contact["ID"]))
+                out.contacts_by_comm.setdefault(identifier(value), int(contact["ID"]))
     if target.contractor_etid is not None and mapping.contractor is not None:
         phone_field = spa_uf_prefix(target.contractor_type_id or 0) + mapping.contractor.phone_field
         for item in await read_all(
@@ -513,7 +508,7 @@ async def read_existing(
         ):
             for phone in str(item.get(phone_field) or "").split(","):
                 if phone.strip():
-                    out.contractors_by_key.setdefault(contact_key(phone.strip()), int(item["id"]))
+                    out.contractors_by_key.setdefault(identifier(phone.strip()), int(item["id"]))
             out.contractors_by_key.setdefault(
                 f"title:{normalize_word(str(item['title']))}", int(item["id"])
             )
@@ -642,13 +637,13 @@ class _Planner:
         mapping: Mapping,
         target: Target,
         existing: Existing,
-        clients: dict[str, Client] | None = None,
+        clients: dict[str, Client],
     ) -> None:
         self.plan = MigrationPlan()
         self.mapping = mapping
         self.target = target
         self.existing = existing
-        self.clients = clients or {}
+        self.clients = clients  # row id -> its client (group_clients)
         self.made_clients: dict[str, Any] = {}  # client key -> its contact's id or Ref
         # what earlier records made, found by the same keys as what the portal has
         self.contacts: dict[str, Any] = dict(existing.contacts_by_comm)
@@ -742,18 +737,7 @@ class _Planner:
         or an e-mail, migrate/clients.py) gets the same one. An existing contact found by
         any of the group's phones or e-mails gains the ones it lacks; otherwise a new one
         is made with all of them. None when the row names no client."""
-        client = self.clients.get(record.row_id)
-        if client is None:  # planned without grouping (a caller's own records)
-            client = group_clients(
-                [
-                    ClientRow(
-                        record.row_id,
-                        record.contact_name or record.company,
-                        tuple(record.phones),
-                        tuple(record.emails),
-                    )
-                ]
-            )[record.row_id]
+        client = self.clients[record.row_id]
         if client.key in self.made_clients:
             return self.made_clients[client.key]
         if not (client.name or client.identifiers):
@@ -821,7 +805,7 @@ class _Planner:
         target, mapping = self.target, self.mapping
         if not (record.contractor and target.contractor_etid is not None and mapping.contractor):
             return None
-        keys = [contact_key(p) for p in record.contractor["phones"]] or [
+        keys = [identifier(p) for p in record.contractor["phones"]] or [
             f"title:{normalize_word(record.contractor['title'])}"
         ]
         contractor = next((self.contractors[k] for k in keys if k in self.contractors), None)
