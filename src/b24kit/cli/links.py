@@ -280,7 +280,9 @@ def sync(
         raise fail("choose --once or --serve")
     bp = _blueprint(blueprint, blueprint_alias)
     conn = open_portal(portal, plan_name, writes=True)
-    state = conn.state_dir(state_dir)  # marks and locks are per portal
+    state = conn.state_dir(state_dir)  # the marks are per portal
+    lock = conn.lock_path(state_dir)  # one writer per portal host
+    pass_wait = min(lock_wait, deadline)  # the deadline bounds the lock's wait too
     if once:
 
         async def work(conn: Connection) -> Any:
@@ -290,13 +292,13 @@ def sync(
                     bp,
                     state,
                     full=full,
-                    lock_wait=min(lock_wait, deadline),  # the deadline bounds the wait too
-                    lock=conn.lock_path(state_dir),
+                    lock_wait=pass_wait,
+                    lock=lock,
                     on_wait=note,
                 )
 
         result = run_portal(conn, work)
-        created = sum(1 for o in result.outcomes if o.ok and o.method == "crm.deal.add")
+        created = result.created
         failed = [o for o in result.outcomes if not o.ok]
         show(
             Output(
@@ -342,8 +344,8 @@ def sync(
             state,
             app_token,
             deadline=deadline,
-            lock_wait=min(lock_wait, deadline),
-            lock=conn.lock_path(state_dir),
+            lock_wait=pass_wait,
+            lock=lock,
         )
         bucket = conn.client.bucket  # leave the rest of the portal's limit to others
         bucket.capacity, bucket.rate = bucket.capacity * rate_share, bucket.rate * rate_share

@@ -138,6 +138,11 @@ class SyncResult:
     outcomes: list[Outcome]
     requests: int
 
+    @property
+    def created(self) -> int:
+        """Children the pass made."""
+        return sum(1 for o in self.outcomes if o.ok and o.method == "crm.deal.add")
+
 
 def _state_file(state_dir: Path, link: ResolvedLink) -> Path:
     return state_dir / f"sync-{link.link.name}.json"

@@ -186,14 +186,13 @@ class SyncService:
             self.last_error = (
                 redact(f"{len(failed)} command(s) failed: {failed[0].error}") if failed else None
             )
-            created = sum(1 for o in result.outcomes if o.ok and o.method == "crm.deal.add")
             log.log(
                 logging.ERROR if failed else logging.INFO,
                 "time=%s pass %d: %d deal(s) read, created=%d findings=%d failed=%d (%.2f s)",
                 self.last_pass,
                 self.passes,
                 result.deals_read,
-                created,
+                result.created,
                 len(result.findings),
                 len(failed),
                 time.monotonic() - started,
