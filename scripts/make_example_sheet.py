@@ -42,6 +42,8 @@ CLIENTS = [
     ("Иван Сидоров", "9998887766"),
     ("ООО Вектор", "9054443322"),
 ]
+# the clients that are organisations (a legal form in the name): companies on the portal
+ORGANISATIONS = {"ООО Ромашка", "ИП Петров", "ООО Тяжмаш", "СПК Нива", "ООО Вектор"}
 CONTRACTORS = [
     ("Тягач-Сервис", "9007654321"),
     ("ТралСпецТранс", "9113332211"),
@@ -186,6 +188,7 @@ def main() -> None:
                 {
                     "row": sheet_row,
                     "client_phone": "+7" + client_phone,
+                    "organisation": client in ORGANISATIONS,
                     "child": bool(logist or has_contractor),
                     "contractor_phone": "+7" + contractor_phone if has_contractor else None,
                     "comment": bool(row[15]),
@@ -200,7 +203,8 @@ def main() -> None:
         "rows": len(rows) - 1,
         "parents": len(valid),
         "children": sum(1 for v in valid if v["child"]),
-        "contacts": len({v["client_phone"] for v in valid}),
+        "contacts": len({v["client_phone"] for v in valid if not v["organisation"]}),
+        "companies": len({v["client_phone"] for v in valid if v["organisation"]}),
         "contractors": len({v["contractor_phone"] for v in valid if v["contractor_phone"]}),
         "comments": sum(1 for v in valid if v["comment"]),
         "rejected": {str(k): v for k, v in sorted(expected_rejected.items())},

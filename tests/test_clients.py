@@ -120,7 +120,7 @@ def test_a_renamed_client_renames_the_contact_b24kit_made_and_no_other() -> None
     ]
     assert update.params == {
         "id": 5,
-        "fields": {"NAME": "Анна Петровна", "LAST_NAME": "Иванова"},
+        "fields": {"NAME": "Анна", "SECOND_NAME": "Петровна", "LAST_NAME": "Иванова"},
     }
     theirs = Existing(
         contacts_by_comm={"79261112233": 5},
@@ -132,7 +132,14 @@ def test_a_renamed_client_renames_the_contact_b24kit_made_and_no_other() -> None
     )
     done = Existing(
         contacts_by_comm={"79261112233": 5},
-        contacts={5: {"NAME": "Анна Петровна", "LAST_NAME": "Иванова", "ORIGINATOR_ID": "legacy"}},
+        contacts={
+            5: {
+                "NAME": "Анна",
+                "SECOND_NAME": "Петровна",
+                "LAST_NAME": "Иванова",
+                "ORIGINATOR_ID": "legacy",
+            }
+        },
     )
     plan = plan_migration(records, MAPPING, TARGET, done)
     assert not [c for c in plan.commands if c.method == "crm.contact.update"], "once"

@@ -80,9 +80,13 @@ def dump(box: Sandbox) -> dict[str, Any]:
         start = page["next"]
     deals = {int(d["ID"]): d for d in rows}
     origin = {i: d.get("ORIGIN_ID") for i, d in deals.items()}
-    contacts = {}
-    for c in box.portal.db.all("SELECT element_id, value FROM multifields WHERE type_id='PHONE'"):
-        contacts.setdefault(int(c["element_id"]), []).append(c["value"])
+    contacts: dict[int, list[str]] = {}
+    companies: dict[int, list[str]] = {}
+    for c in box.portal.db.all(
+        "SELECT entity_type_id, element_id, value FROM multifields WHERE type_id='PHONE'"
+    ):
+        owner = contacts if c["entity_type_id"] == 3 else companies
+        owner.setdefault(int(c["element_id"]), []).append(c["value"])
     items = {
         int(r["id"]): json.loads(r["data"])
         for r in box.portal.db.all("SELECT id, data FROM items WHERE entity_type_id >= 128")
@@ -101,6 +105,7 @@ def dump(box: Sandbox) -> dict[str, Any]:
             "amount": d["OPPORTUNITY"],
             "assigned": d["ASSIGNED_BY_ID"],
             "contact": sorted(contacts.get(int(d["CONTACT_ID"] or 0), [])),
+            "company": sorted(companies.get(int(d["COMPANY_ID"] or 0), [])),
             "parent": deal_ref(d.get("UF_CRM_PARENT_DEAL")),
             "child": deal_ref(d.get("UF_CRM_CHILD_DEAL")),
             "mirror": d.get("UF_CRM_CHILD_STAGE"),
@@ -114,6 +119,7 @@ def dump(box: Sandbox) -> dict[str, Any]:
     return {
         "deals": state,
         "contacts": sorted(sorted(p) for p in contacts.values()),
+        "companies": sorted(sorted(p) for p in companies.values()),
         "contractors": sorted(i.get("XML_ID") for i in items.values()),
         "comments": sorted(comments.items()),
     }
@@ -139,7 +145,8 @@ def test_example_sheet_counts_on_the_portal(tmp_path: Path) -> None:
         "the trigger stage (audit's L001), as sync would make it"
     )
     assert len(state["contacts"]) == EXPECTED["contacts"], "contacts de-duplicated by phone"
-    phones = [p for c in state["contacts"] for p in c]
+    assert len(state["companies"]) == EXPECTED["companies"], "ООО, ИП, СПК clients: companies"
+    phones = [p for c in state["contacts"] + state["companies"] for p in c]
     assert len(phones) == len(set(phones)), "no phone on two contacts"
     assert len(state["contractors"]) == EXPECTED["contractors"], "contractors by phone"
     assert sum(n for _, n in state["comments"]) == EXPECTED["comments"]
@@ -305,8 +312,8 @@ contact: {{name: Клиент / Название, phone: Клиент / Теле
     )
     assert sorted(d["TITLE"] for d in deals) == ["каток", "кран", "трактор"]
     assert sorted(d["OPPORTUNITY"] for d in deals) == ["125000.00", "45323.00", "98000.00"]
-    assert len(box.call("crm.contact.list", {"select": ["ID"]})) == 2, (
-        "the same phone in two shapes is one contact"
+    assert len(box.call("crm.company.list", {"select": ["ID"]})) == 2, (
+        "the same phone in two shapes is one client (ООО, ИП: companies)"
     )
 
 

@@ -128,14 +128,31 @@ def test_an_unchanged_row_already_migrated_plans_nothing() -> None:
     assert plan.counts["parents"]["unchanged"] == 1 and plan.counts["contacts"]["unchanged"] == 1
 
 
-def test_a_changed_amount_is_an_update_and_the_stage_is_left_alone() -> None:
+def test_a_changed_amount_is_an_update_and_the_stage_moves_only_forward() -> None:
+    """Issue 10, item 5: a status change rewrote the mirror but moved no stage. Forward
+    is written (and the parent, now at the link's trigger, gets its child); backward is
+    a warning and the deal stays."""
     records, _ = read_records(
         table([1, "Иванов Иван", "+7 926 111-22-33", "кран", "в работе", "150", ""]), MAPPING
     )
-    existing = migrated()
-    [update] = plan_migration(records, MAPPING, TARGET, existing).commands
+    plan = plan_migration(records, MAPPING, TARGET, migrated())
+    update = plan.commands[0]
     assert update.method == "crm.deal.update" and update.params["id"] == 10
-    assert update.params["fields"] == {"OPPORTUNITY": 150.0}, "deals move on the portal"
+    assert update.params["fields"] == {"OPPORTUNITY": 150.0, "STAGE_ID": "C1:WORK"}
+    [child] = [c for c in plan.commands if c.method == "crm.deal.add"]
+    assert child.params["fields"]["STAGE_ID"] == "C2:NEW", "at the trigger: its child"
+    assert plan.findings == []
+
+    existing = migrated()
+    existing.deals["row:1"]["STAGE_ID"] = "C1:WORK"  # moved on the portal since
+    records, _ = read_records(
+        table([1, "Иванов Иван", "+7 926 111-22-33", "кран", "новая", "150", ""]), MAPPING
+    )
+    plan = plan_migration(records, MAPPING, TARGET, existing)
+    update = plan.commands[0]
+    assert update.params["fields"] == {"OPPORTUNITY": 150.0}, "never back"
+    [warning] = plan.findings
+    assert warning.kind == "warning" and "behind the deal's stage «Work»" in warning.reason
 
 
 def test_a_contractor_enumeration_is_written_as_its_item_id() -> None:

@@ -14,7 +14,8 @@ parent:
     OPPORTUNITY: {column: Цена, parse: money}
     BEGINDATE: {column: Дата, parse: date}
     ASSIGNED_BY_ID: {column: Менеджер, parse: user}
-contact: {name: Клиент, phone: Телефон, email: Email}
+contact: {name: Клиент, phone: Телефон, email: Email,   # ООО/ИП... in name: a company
+          person: Контактное лицо}          # an organisation's contact person
 contractor: {type: contractors, title: Подрядчик, phone: Телефон подрядчика,
              fields: {PRICE: {column: Стоимость, parse: money}}}
 children:
@@ -131,10 +132,16 @@ class DealRule(Strict):
 
 
 class ContactRule(Strict):
-    name: str | None = None
+    """The client's columns. A client name that names an organisation (ООО, ИП, LLC...)
+    makes a company, as the ``company`` column always does; ``person`` is then its contact
+    person. A person's name makes a contact."""
+
+    name: str | None = Field(default=None, description="the client: a person or an organisation")
     phone: str | None = None
     email: str | None = None
-    company: str | None = None
+    company: str | None = Field(default=None, description="the client's organisation")
+    person: str | None = Field(default=None, description="the organisation's contact person")
+    inn: str | None = Field(default=None, description="the client's INN: groups rows sharing it")
 
 
 class ContractorRule(Strict):

@@ -344,6 +344,33 @@ def parse_emails(raw: Any) -> Parsed:
     return Parsed(list(dict.fromkeys(found)))
 
 
+# ------------------------------------------------------------------ INN
+# a Russian taxpayer number: 10 digits (an organisation) or 12 (a person, an ИП), spaces
+# allowed; its check digits (ФНС's weights) are checked, and a wrong one is a warning: the
+# number still groups the rows that share it
+_INN_WEIGHTS = {
+    10: [(9, [2, 4, 10, 3, 5, 9, 4, 6, 8])],
+    12: [
+        (10, [7, 2, 4, 10, 3, 5, 9, 4, 6, 8]),
+        (11, [3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8]),
+    ],
+}
+
+
+def parse_inn(raw: Any) -> Parsed:
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        raw = str(int(raw))
+    text = _text(raw)
+    digits = re.sub(r"[\s\u00a0-]", "", text)
+    if not re.fullmatch(r"\d{10}|\d{12}", digits):
+        raise ParseError(f"{text!r} is no INN: 10 or 12 digits")
+    for at, weights in _INN_WEIGHTS[len(digits)]:
+        check = sum(int(d) * w for d, w in zip(digits, weights, strict=False)) % 11 % 10
+        if check != int(digits[at]):
+            return Parsed(digits, f"INN {digits}: its check digit is wrong (a typo?)")
+    return Parsed(digits)
+
+
 # ------------------------------------------------------------ words, lists
 YES = {"да", "yes", "y", "д", "+", "1", "✓", "✔", "true", "истина", "есть", "ок", "ok"}
 NO = {"нет", "no", "n", "н", "-", "0", "false", "ложь", "—", "–"}

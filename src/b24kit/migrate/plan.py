@@ -22,7 +22,14 @@ from b24kit.client import B24Client, Command, Ref, read_all
 from b24kit.encoding import as_list
 from b24kit.errors import InputError
 from b24kit.links.children import ChildLink, as_ref_text, back_fields, child_fields
-from b24kit.migrate.clients import Client, ClientRow, group_clients, identifier
+from b24kit.migrate.clients import (
+    Client,
+    ClientRow,
+    group_clients,
+    identifier,
+    organisation,
+    person_name,
+)
 from b24kit.migrate.mapping import TEMPLATE, ChildRule, Column, Mapping, StageRule
 from b24kit.migrate.parsers import (
     Enumeration,
@@ -31,6 +38,7 @@ from b24kit.migrate.parsers import (
     normalize_word,
     parse_date,
     parse_emails,
+    parse_inn,
     parse_money,
     parse_phones,
     parse_yes_no,
@@ -102,6 +110,8 @@ class Record:
     # values changed on the way to the portal, by kind: trimmed, normalised, rounded
     changes: Counter[str] = field(default_factory=Counter)
     pipeline: str = ""  # the parent's pipeline code (parent.route, or parent.pipeline)
+    person: str | None = None  # the contact person (contact.person) of an organisation
+    inn: str | None = None  # the client's INN (contact.inn): 10 or 12 digits
 
 
 def _as_written(value: Any) -> str:
@@ -308,6 +318,8 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
         _row_rules(reader, mapping)
         name = reader.cell_text(contact.name) if contact.name else None
         company = reader.cell_text(contact.company) if contact.company else None
+        person = reader.cell_text(contact.person) if contact.person else None
+        inn = reader.parse(contact.inn, parse_inn) if contact.inn else None
         phones = (reader.parse(contact.phone, parse_phones) if contact.phone else None) or []
         emails = (reader.parse(contact.email, parse_emails) if contact.email else None) or []
         fields = {key: reader.column(spec) for key, spec in mapping.parent.fields.items()}
@@ -360,6 +372,8 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
                 None if comment is None else str(comment).strip(),
                 reader.changes,
                 pipeline,
+                None if person is None else str(person).strip(),
+                inn,
             )
         )
     return records, findings
@@ -444,20 +458,17 @@ def resolve_target(mapping: Mapping, bp: Blueprint, snap: Snapshot) -> Target:
 class Existing:
     deals: dict[str, dict[str, Any]] = field(default_factory=dict)  # ORIGIN_ID -> deal
     contacts_by_comm: dict[str, int] = field(default_factory=dict)
-    # contact id -> NAME, LAST_NAME, ORIGINATOR_ID (who made it: renamed only if b24kit did)
+    # contact id -> NAME, SECOND_NAME, LAST_NAME, ORIGINATOR_ID (renamed only if b24kit made it)
     contacts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    contacts_by_origin: dict[str, int] = field(default_factory=dict)  # this mapping's ORIGIN_ID
+    # companies by phone, e-mail and organisation name key; id -> TITLE, ORIGINATOR_ID
+    companies_by_key: dict[str, int] = field(default_factory=dict)
+    companies: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # (company id, the person's name as compared) -> the contact, for contact persons
+    persons: dict[tuple[int, str], int] = field(default_factory=dict)
     contractors_by_key: dict[str, int] = field(default_factory=dict)
     # b24kit's marker -> (the comment's id, its text): an edited comment updates that one
     markers: dict[str, tuple[int, str]] = field(default_factory=dict)
-
-
-def person_name(name: str | None) -> dict[str, str]:
-    """A person's name as the CRM has it: «Иванов Иван Петрович» -> LAST_NAME Иванов, NAME
-    «Иван Петрович»; one word is the NAME."""
-    words = (name or "").split()
-    if len(words) > 1:
-        return {"NAME": " ".join(words[1:]), "LAST_NAME": words[0]}
-    return {"NAME": words[0] if words else "", "LAST_NAME": ""}
 
 
 async def read_existing(
@@ -476,25 +487,41 @@ async def read_existing(
         {
             "filter": {"ORIGINATOR_ID": mapping.originator},
             "select": sorted(
-                {"ID", "ORIGIN_ID", "TITLE", "STAGE_ID", "CATEGORY_ID", "CONTACT_ID", *select}
+                {
+                    "ID",
+                    "ORIGIN_ID",
+                    "TITLE",
+                    "STAGE_ID",
+                    "CATEGORY_ID",
+                    "CONTACT_ID",
+                    "COMPANY_ID",
+                    *select,
+                }
             ),
         },
     ):
         out.deals[str(deal.get("ORIGIN_ID"))] = deal
-    select = ["ID", "PHONE", "EMAIL", "NAME", "LAST_NAME", "ORIGINATOR_ID"]
-    for contact in await read_all(client, "crm.contact.list", {"select": select}):
-        out.contacts[int(contact["ID"])] = {
-            k: contact.get(k) for k in ("NAME", "LAST_NAME", "ORIGINATOR_ID")
+    select = ["ID", "PHONE", "EMAIL", "NAME", "SECOND_NAME", "LAST_NAME", "ORIGINATOR_ID"]
+    read = {"select": [*select, "ORIGIN_ID", "COMPANY_ID"]}
+    for contact in await read_all(client, "crm.contact.list", read):
+        cid = int(contact["ID"])
+        out.contacts[cid] = {
+            k: contact.get(k) for k in ("NAME", "SECOND_NAME", "LAST_NAME", "ORIGINATOR_ID")
         }
-        for kind in ("PHONE", "EMAIL"):
-            for entry in contact.get(kind) or []:
-                value = str(entry.get("VALUE", ""))
-                if kind == "PHONE":
-                    try:
-                        value = parse_phones(value).value[0]
-                    except ParseError:
-                        continue
-                out.contacts_by_comm.setdefault(identifier(value), int(contact["ID"]))
+        if contact.get("ORIGINATOR_ID") == mapping.originator and contact.get("ORIGIN_ID"):
+            out.contacts_by_origin[str(contact["ORIGIN_ID"])] = cid
+        if str(contact.get("COMPANY_ID") or "0") not in ("", "0"):
+            full = " ".join(str(contact.get(k) or "") for k in ("LAST_NAME", "NAME", "SECOND_NAME"))
+            out.persons.setdefault((int(contact["COMPANY_ID"]), _plain_name(full)), cid)
+        for key in _comm_keys(contact):
+            out.contacts_by_comm.setdefault(key, cid)
+    select = ["ID", "TITLE", "PHONE", "EMAIL", "ORIGINATOR_ID"]
+    for company in await read_all(client, "crm.company.list", {"select": select}):
+        cid = int(company["ID"])
+        out.companies[cid] = {k: company.get(k) for k in ("TITLE", "ORIGINATOR_ID")}
+        org = organisation(str(company.get("TITLE") or ""))
+        for key in [*_comm_keys(company), *([org.key] if org else [])]:
+            out.companies_by_key.setdefault(key, cid)
     if target.contractor_etid is not None and mapping.contractor is not None:
         phone_field = spa_uf_prefix(target.contractor_type_id or 0) + mapping.contractor.phone_field
         for item in await read_all(
@@ -520,6 +547,30 @@ async def read_existing(
         ]
         out.markers = await read_markers(client, "deal", parents)
     return out
+
+
+def _person(name: str | None) -> dict[str, str]:
+    return person_name(name)
+
+
+def _plain_name(name: str) -> str:
+    """A person's name as compared: its words, in any order, case- and ё-insensitive."""
+    return " ".join(sorted(normalize_word(name).split()))
+
+
+def _comm_keys(entity: dict[str, Any]) -> list[str]:
+    """The identifiers of a contact's or a company's phones and e-mails."""
+    keys = []
+    for kind in ("PHONE", "EMAIL"):
+        for entry in entity.get(kind) or []:
+            value = str(entry.get("VALUE", ""))
+            if kind == "PHONE":
+                try:
+                    value = parse_phones(value).value[0]
+                except ParseError:
+                    continue
+            keys.append(identifier(value))
+    return keys
 
 
 async def read_markers(
@@ -599,7 +650,15 @@ def plan_migration(
     records: list[Record], mapping: Mapping, target: Target, existing: Existing
 ) -> MigrationPlan:
     clients = group_clients(
-        ClientRow(r.row_id, r.contact_name or r.company, tuple(r.phones), tuple(r.emails))
+        ClientRow(
+            r.row_id,
+            r.contact_name,
+            tuple(r.phones),
+            tuple(r.emails),
+            r.company,
+            r.person,
+            r.inn,
+        )
         for r in records
     )
     planner = _Planner(mapping, target, existing, clients)
@@ -648,14 +707,19 @@ class _Planner:
         # what earlier records made, found by the same keys as what the portal has
         self.contacts: dict[str, Any] = dict(existing.contacts_by_comm)
         self.contractors: dict[str, Any] = dict(existing.contractors_by_key)
+        self.companies: dict[str, Any] = dict(existing.companies_by_key)
+        self.persons: dict[tuple[str, str], Any] = {}  # (company, name) -> contact
         self.seq = 0
 
     def name(self, prefix: str) -> str:
         self.seq += 1
         return f"{prefix}{self.seq}"
 
-    def deal(self, origin: str, fields: dict[str, Any], entity: str) -> Any:
-        """Create or update a deal by ORIGIN_ID; returns its id or a Ref."""
+    def deal(
+        self, origin: str, fields: dict[str, Any], entity: str, stage: str | None = None
+    ) -> Any:
+        """Create or update a deal by ORIGIN_ID; returns its id or a Ref. An existing deal
+        keeps its pipeline, and its stage unless ``stage`` moves it (forward: _forward)."""
         plan = self.plan
         have = self.existing.deals.get(origin)
         if have is None:
@@ -667,8 +731,7 @@ class _Planner:
             plan.commands.append(command)
             plan.count(entity, "created")
             return Ref(command.name)
-        # the pipeline cannot change, and the stage is the sheet's only at creation: deals move
-        # on the portal after a migration, and a re-run must not move them back
+        # the pipeline cannot change; the stage only forward (the caller decides)
         changed = {
             k: v
             for k, v in fields.items()
@@ -676,6 +739,8 @@ class _Planner:
             and not isinstance(v, Ref)
             and not _same(have.get(k), v)
         }
+        if stage is not None:
+            changed["STAGE_ID"] = stage
         refs = {k: v for k, v in fields.items() if isinstance(v, Ref)}
         if changed or refs:
             plan.commands.append(
@@ -687,7 +752,7 @@ class _Planner:
     def record(self, record: Record) -> None:
         """Everything one record makes, in order: contact, contractor, parent, children,
         comment."""
-        contact = self.contact(record)
+        client = self.client(record)
         contractor = self.contractor(record)
         target = self.target
         code = record.pipeline or self.mapping.parent.pipeline
@@ -698,23 +763,44 @@ class _Planner:
             "STAGE_ID": target.stage_id(pipeline, record.stage),
             **_deal_fields(record.fields, target),
         }
-        if contact is not None:
-            parent_fields["CONTACT_ID"] = contact
+        parent_fields.update(client)
         origin = f"row:{record.row_id}"
         have = self.existing.deals.get(origin)
+        move = None
         if have is not None and str(have.get("CATEGORY_ID")) != str(pipeline.id):
             self.warn(
                 record,
                 f"the row goes to pipeline {code!r} now; its deal stays where it is (a "
                 "migration never moves a deal between pipelines: move it on the portal)",
             )
-        parent = self.deal(origin, parent_fields, "parents")
-        stage_now = str(have["STAGE_ID"]) if have is not None else parent_fields["STAGE_ID"]
+        elif have is not None:
+            move, why = _forward(pipeline, str(have["STAGE_ID"]), parent_fields["STAGE_ID"])
+            if why:
+                self.warn(record, f"parent deal: {why}")
+        # the parent's stage after this run: the child may move it on (the link's moves)
+        stage_now = move or (str(have["STAGE_ID"]) if have is not None else "")
+        stage_now = stage_now or parent_fields["STAGE_ID"]
+        for child in record.children:
+            link, child_pipeline = target.children[child.rule.link]
+            if link.parent.pipeline != code or not child.wanted:
+                continue
+            want = target.stage_id(child_pipeline, child.stage or link.child.stage)
+            moved_to = _moved_parent(link, pipeline, child_pipeline, want, stage_now)
+            if moved_to is not None:
+                stage_now = moved_to
+                if have is None:
+                    parent_fields["STAGE_ID"] = moved_to
+                else:
+                    move = moved_to
+        parent = self.deal(origin, parent_fields, "parents", move)
+        kids: list[str] = []
         for child in record.children:
             link = target.children[child.rule.link][0]
             if not child.wanted:
                 if link.parent.pipeline == code and _needs_child(link, pipeline, stage_now):
-                    self.child(record, child, parent, parent_fields, contact, contractor)
+                    kids.append(
+                        self.child(record, child, parent, parent_fields, client, contractor)
+                    )
                 continue
             if link.parent.pipeline != code:
                 self.warn(
@@ -723,7 +809,8 @@ class _Planner:
                     f"the link takes children from {link.parent.pipeline!r}",
                 )
                 continue
-            self.child(record, child, parent, parent_fields, contact, contractor)
+            kids.append(self.child(record, child, parent, parent_fields, client, contractor))
+        self._closed_with_open_child(record, pipeline, stage_now, kids)
         if record.comment:
             self.comment(record, parent)
 
@@ -732,12 +819,26 @@ class _Planner:
             Finding("warning", "", record.row, None, None, reason, record.row_id)
         )
 
-    def contact(self, record: Record) -> Any:
-        """The record's client as one contact: every row of its group (rows sharing a phone
+    def client(self, record: Record) -> dict[str, Any]:
+        """The deal's COMPANY_ID and CONTACT_ID for the record's client: an organisation is
+        a company, with the row's contact person as a contact of it; a person is a contact.
+        Empty when the row names no client."""
+        client = self.clients[record.row_id]
+        if not client.is_organisation:
+            contact = self.contact(client)
+            return {} if contact is None else {"CONTACT_ID": contact}
+        company = self.company(client)
+        out: dict[str, Any] = {"COMPANY_ID": company}
+        person = client.persons.get(record.row_id)
+        if person:
+            out["CONTACT_ID"] = self.person(client, person, company)
+        return out
+
+    def contact(self, client: Client) -> Any:
+        """A person client as one contact: every row of its group (rows sharing a phone
         or an e-mail, migrate/clients.py) gets the same one. An existing contact found by
         any of the group's phones or e-mails gains the ones it lacks; otherwise a new one
         is made with all of them. None when the row names no client."""
-        client = self.clients[record.row_id]
         if client.key in self.made_clients:
             return self.made_clients[client.key]
         if not (client.name or client.identifiers):
@@ -747,13 +848,7 @@ class _Planner:
         )
         if found:
             contact = found[0]
-            missing = [
-                v for v in (*client.phones, *client.emails) if identifier(v) not in self.contacts
-            ]
-            fields = self._comms(
-                [v for v in missing if v.startswith("+")],
-                [v for v in missing if not v.startswith("+")],
-            )
+            fields = self._missing(client, self.contacts)
             if isinstance(contact, int):
                 fields.update(self._renamed(contact, client.name))
             if fields and isinstance(contact, int):
@@ -765,7 +860,7 @@ class _Planner:
                 self.plan.count("contacts", "unchanged")
         else:
             fields = {
-                **person_name(client.name),
+                **_person(client.name),
                 "ORIGINATOR_ID": self.mapping.originator,
                 "ORIGIN_ID": f"contact:{client.key}",
                 **self._comms(client.phones, client.emails),
@@ -779,13 +874,89 @@ class _Planner:
         self.made_clients[client.key] = contact
         return contact
 
+    def _missing(self, client: Client, known: dict[str, Any]) -> dict[str, Any]:
+        """The client's phones and e-mails that no entity of the kind has yet."""
+        missing = [v for v in (*client.phones, *client.emails) if identifier(v) not in known]
+        return self._comms(
+            [v for v in missing if v.startswith("+")],
+            [v for v in missing if not v.startswith("+")],
+        )
+
+    def company(self, client: Client) -> Any:
+        """An organisation client as one company (crm.company), found by any of its
+        phones, e-mails or its name in another spelling («АгроМир ООО»); it gains the
+        phones and e-mails it lacks, and one b24kit made is renamed with the sheet."""
+        if client.key in self.made_clients:
+            return self.made_clients[client.key]
+        found = sorted(
+            {self.companies[i] for i in client.identifiers if i in self.companies}, key=str
+        )
+        title = " ".join((client.name or "").split())
+        if found:
+            company = found[0]
+            fields = self._missing(client, self.companies)
+            have = self.existing.companies.get(company) if isinstance(company, int) else None
+            if (
+                have is not None
+                and have.get("ORIGINATOR_ID") == self.mapping.originator
+                and str(have.get("TITLE") or "") != title
+            ):
+                fields["TITLE"] = title
+            if fields and isinstance(company, int):
+                self.plan.commands.append(
+                    cmd.entity_update("company", company, fields, name=self.name("o"))
+                )
+                self.plan.count("companies", "updated")
+            else:
+                self.plan.count("companies", "unchanged")
+        else:
+            fields = {
+                "TITLE": title,
+                "COMPANY_TYPE": "CUSTOMER",
+                "ORIGINATOR_ID": self.mapping.originator,
+                "ORIGIN_ID": f"company:{client.key}",
+                **self._comms(client.phones, client.emails),
+            }
+            command = cmd.entity_add("company", fields, name=self.name("o"))
+            self.plan.commands.append(command)
+            self.plan.count("companies", "created")
+            company = Ref(command.name)
+        for i in client.identifiers:
+            self.companies.setdefault(i, company)
+        self.made_clients[client.key] = company
+        return company
+
+    def person(self, client: Client, name: str, company: Any) -> Any:
+        """An organisation's contact person: a contact of the company, found by the
+        company and the name (each person once per company)."""
+        key = (str(company), _plain_name(name))
+        if key in self.persons:
+            return self.persons[key]
+        found = self.existing.persons.get((company, key[1])) if isinstance(company, int) else None
+        if found is not None:
+            self.plan.count("contacts", "unchanged")
+            self.persons[key] = found
+            return found
+        org = organisation(client.name)
+        fields = {
+            **_person(name),
+            "COMPANY_ID": company,
+            "ORIGINATOR_ID": self.mapping.originator,
+            "ORIGIN_ID": f"person:{org.key if org else client.key}:{key[1]}"[:255],
+        }
+        command = cmd.entity_add("contact", fields, name=self.name("p"))
+        self.plan.commands.append(command)
+        self.plan.count("contacts", "created")
+        self.persons[key] = Ref(command.name)
+        return self.persons[key]
+
     def _renamed(self, contact: int, name: str | None) -> dict[str, Any]:
         """NAME and LAST_NAME when the sheet renamed a client whose contact b24kit made
         (issue 10, item 5); a contact someone else made keeps its name."""
         have = self.existing.contacts.get(contact)
         if not name or have is None or have.get("ORIGINATOR_ID") != self.mapping.originator:
             return {}
-        want = person_name(name)
+        want = _person(name)
         same = all(str(have.get(k) or "") == v for k, v in want.items())
         return {} if same else want
 
@@ -840,9 +1011,9 @@ class _Planner:
         child: ChildRecord,
         parent: Any,
         parent_fields: dict[str, Any],
-        contact: Any,
+        client: dict[str, Any],
         contractor: Any,
-    ) -> None:
+    ) -> str:
         """A child deal of the record's parent, then the parent's link fields pointing back
         to it when they are not so already."""
         target = self.target
@@ -850,8 +1021,7 @@ class _Planner:
         spec = child_link(link, pipeline)
         stage = target.stage_id(pipeline, child.stage or link.child.stage)
         own = {"TITLE": child.title or record.title, **_deal_fields(child.fields, target)}
-        if contact is not None:
-            own["CONTACT_ID"] = contact
+        own.update(client)
         if child.rule.contractor and contractor is not None and target.contractor_etid:
             own[parent_field(target.contractor_etid)] = contractor
             if target.contractor_field:
@@ -859,7 +1029,15 @@ class _Planner:
                     contractor, item_ref(target.contractor_etid, "{}")
                 )
         fields = child_fields(spec, parent, stage, parent_fields, own)
-        child_id = self.deal(f"row:{record.row_id}:{child.rule.link}", fields, "children")
+        origin = f"row:{record.row_id}:{child.rule.link}"
+        have_child = self.existing.deals.get(origin)
+        move = None
+        if have_child is not None:
+            move, why = _forward(pipeline, str(have_child["STAGE_ID"]), stage)
+            if why:
+                self.warn(record, f"child deal ({child.rule.link}): {why}")
+            stage = move or str(have_child["STAGE_ID"])
+        child_id = self.deal(origin, fields, "children", move)
         back = back_fields(spec, child_id, stage)
         have = self.existing.deals.get(f"row:{record.row_id}")
         if back and (
@@ -868,6 +1046,25 @@ class _Planner:
             or any(not _same(have.get(k), v) for k, v in back.items() if not isinstance(v, Ref))
         ):
             self.plan.commands.append(cmd.entity_update("deal", parent, back, name=self.name("l")))
+        return stage
+
+    def _closed_with_open_child(
+        self, record: Record, pipeline: PipelineSnap, parent: str, kids: list[str]
+    ) -> None:
+        """Said in the dry run: a parent the sheet closes while its child stays open
+        (audit's L006); map the child's stage for the closing words too."""
+        semantics = {s.status_id: s.semantics for st in (pipeline,) for s in st.stages}
+        if semantics.get(parent, "process") == "process":
+            return
+        every = {
+            s.status_id: s.semantics for _, p in self.target.children.values() for s in p.stages
+        }
+        if any(every.get(kid) == "process" for kid in kids):
+            self.warn(
+                record,
+                "the parent deal is closed and its child stays open: give the child's "
+                "stage map the sheet's closing words too",
+            )
 
     def comment(self, record: Record, parent: Any) -> None:
         """The record's comment on its parent deal, once: marked so a re-run finds it; one
@@ -883,6 +1080,45 @@ class _Planner:
             self.plan.count("comments", "updated")
         else:
             self.plan.count("comments", "unchanged")
+
+
+def _forward(pipeline: PipelineSnap, have: str, want: str) -> tuple[str | None, str | None]:
+    """An existing deal's stage against the sheet's (issue 10, item 5): (the stage to move
+    it to, or None; a warning, or None). Forward along the pipeline only: a migration
+    never moves a deal back, nor reopens or re-closes a closed one (people and sync move
+    deals after a migration, and a re-run must not undo their work)."""
+    if have == want:
+        return None, None
+    stages = {s.status_id: s for s in pipeline.stages}
+    at, to = stages.get(have), stages.get(want)
+    if at is None or to is None:
+        return None, f"stage {have} is not in its pipeline; the sheet's stage is not written"
+    if at.semantics != "process":
+        return None, (
+            f"the deal is closed at «{at.name}»; the sheet's «{to.name}» is not written "
+            "(a migration never reopens or re-closes a deal)"
+        )
+    if to.sort > at.sort:
+        return want, None
+    return None, (
+        f"the sheet's «{to.name}» is behind the deal's stage «{at.name}» on the portal; "
+        "the deal stays (a migration never moves a deal back)"
+    )
+
+
+def _moved_parent(
+    link: Link, parent: PipelineSnap, child: PipelineSnap, child_stage: str, parent_stage: str
+) -> str | None:
+    """The stage the child's stage moves its open parent to by the link's moves, when the
+    parent is not there yet (audit's L005: sync would move it); None otherwise."""
+    by_id = {s.status_id: s for s in parent.stages}
+    code = next((s.code for s in child.stages if s.status_id == child_stage), None)
+    target_code = next((m.parent_stage for m in link.moves if m.child_stage == code), None)
+    target = next((s for s in parent.stages if s.code == target_code), None)
+    at = by_id.get(parent_stage)
+    if target is None or at is None or at.semantics != "process" or at.sort >= target.sort:
+        return None
+    return target.status_id
 
 
 def _needs_child(link: Link, pipeline: PipelineSnap, stage_id: str) -> bool:
