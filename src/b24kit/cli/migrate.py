@@ -164,7 +164,13 @@ def run(
     took = time.monotonic() - started
     show(
         Output(
-            {**result.summary(), "portal": conn.label, "seconds": round(took, 1)},
+            {
+                **result.summary(),
+                "portal": conn.label,
+                "seconds": round(took, 1),
+                # what a script needs to act on: every rejected row and warning
+                "findings": [f.as_dict() for f in result.findings],
+            },
             text=lambda: print_outcome(result, conn.label, took),
         ),
         format,

@@ -1,0 +1,283 @@
+"""Re-runs with edits (issue 10, item 5): the sheet is edited after a migration and the
+migration run again. Each edit does what the dry run said, to the entity b24kit made,
+and leaves `audit` clean of error and warn findings: a new phone joins the same client,
+a status moves the deal forward (never back) with its child and mirror, an edited
+comment updates b24kit's comment, a renamed client renames its contact or company, and a
+changed amount updates the deal."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from b24kit.cli.app import app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def migrated_db(deployed_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example sheet migrated once into the deployed company blueprint."""
+    home = tmp_path_factory.mktemp("migrated")
+    shutil.copytree(ROOT / "examples", home / "examples")
+    shutil.copytree(ROOT / "blueprints", home / "blueprints")
+    (home / ".b24kit").mkdir()
+    shutil.copy(deployed_db, home / ".b24kit" / "sandbox.sqlite")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(home)
+        mp.setenv("XDG_CONFIG_HOME", str(home / "cfg"))
+        done = cli("migrate", "run", "examples/projects.mapping.yaml", "-p", "sandbox", "--yes")
+        assert done.exit_code == 0, done.output
+    return home / ".b24kit" / "sandbox.sqlite"
+
+
+@pytest.fixture
+def home(migrated_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    shutil.copytree(ROOT / "blueprints", tmp_path / "blueprints")
+    (tmp_path / ".b24kit").mkdir()
+    shutil.copy(migrated_db, tmp_path / ".b24kit" / "sandbox.sqlite")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    return tmp_path
+
+
+def cli(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args))
+
+
+def edit_rows(home: Path, change: Callable[[dict[str, str]], bool]) -> list[dict[str, str]]:
+    """Rewrite the example sheet, ``change`` editing each row in place (True: it did)."""
+    sheet = home / "examples" / "projects.csv"
+    rows = list(csv.DictReader(io.StringIO(sheet.read_text(encoding="utf-8"))))
+    changed = [row for row in rows if change(row)]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    sheet.write_text(out.getvalue(), encoding="utf-8")
+    assert changed, "the edit found its rows"
+    return changed
+
+
+def rerun(home: Path) -> dict[str, Any]:
+    """Dry run, then the run: the run does what the dry run said; returns the run's
+    JSON: its summary and findings."""
+    mapping = "examples/projects.mapping.yaml"
+    dry = cli("migrate", "run", mapping, "-p", "sandbox", "--dry-run", "-f", "json")
+    assert dry.exit_code == 0, dry.output
+    run = cli("migrate", "run", mapping, "-p", "sandbox", "--yes", "-f", "json")
+    assert run.exit_code == 0, run.output
+    said, did = json.loads(dry.stdout), json.loads(run.stdout)
+    assert said["entities"] == did["entities"], "the run did what was shown"
+    assert did["failed_commands"] == 0
+    again = json.loads(
+        cli("migrate", "run", mapping, "-p", "sandbox", "--dry-run", "-f", "json").stdout
+    )
+    for entity, counts in again["entities"].items():
+        assert counts["created"] == counts["updated"] == 0, (entity, counts)
+    return did
+
+
+def audit_clean() -> None:
+    result = cli("audit", "blueprints/company.yaml", "-p", "sandbox", "-f", "json")
+    findings = json.loads(result.stdout)["findings"]
+    assert result.exit_code == 0, [f for f in findings if f["severity"] != "info"]
+
+
+def call(method: str, params: dict[str, Any]) -> Any:
+    """One REST call to the sandbox through `b24kit call` (all pages of a list)."""
+    args = ["call", method, "--json", json.dumps(params), "-p", "sandbox"]
+    if method.endswith(".list"):
+        args.append("--all")
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    return answer["result"] if isinstance(answer, dict) and "result" in answer else answer
+
+
+def deal(origin: str) -> dict[str, Any]:
+    [found] = call(
+        "crm.deal.list",
+        {"filter": {"ORIGIN_ID": origin}, "select": ["*", "UF_*", "PHONE"]},
+    )
+    return dict(found)
+
+
+def count(table: str) -> int:
+    with sqlite3.connect(".b24kit/sandbox.sqlite") as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def stage_history(deal_id: int) -> list[str]:
+    rows = call("crm.stagehistory.list", {"entityTypeId": 2, "filter": {"OWNER_ID": deal_id}})
+    return [r["STAGE_ID"] for r in rows["items"]]
+
+
+EXPECTED = json.loads((ROOT / "examples" / "projects.expected.json").read_text(encoding="utf-8"))
+
+
+def valid(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The rows the example migrated (sheet row = index + 2: the header is row 1)."""
+    return [r for i, r in enumerate(rows, start=2) if str(i) not in EXPECTED["rejected"]]
+
+
+def sheet_rows(home: Path) -> list[dict[str, str]]:
+    text = (home / "examples" / "projects.csv").read_text(encoding="utf-8")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def first(home: Path, wanted: Callable[[dict[str, str]], bool]) -> str:
+    """The № of the first migrated row that ``wanted``."""
+    return next(r["№"] for r in valid(sheet_rows(home)) if wanted(r))
+
+
+def norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def test_a_new_phone_or_e_mail_joins_the_same_client(home: Path) -> None:
+    """A new phone made a second contact and moved the deals to it."""
+    contacts = len(call("crm.contact.list", {"select": ["ID"]}))
+    companies = len(call("crm.company.list", {"select": ["ID"]}))
+    person = first(home, lambda r: r["Клиент"] == "Иван Сидоров")
+    company = first(home, lambda r: r["Клиент"] == "ООО Тяжмаш")
+    before = {
+        d["ID"]: d["CONTACT_ID"] for d in call("crm.deal.list", {"select": ["ID", "CONTACT_ID"]})
+    }
+
+    def change(row: dict[str, str]) -> bool:
+        if row["№"] == person:
+            row["Телефон"] += "; 8 (917) 555-00-11"
+            return True
+        if row["№"] == company:
+            row["Email"] = "Zakaz@Tyazhmash.RU"
+            return True
+        return False
+
+    assert len(edit_rows(home, change)) == 2
+    did = rerun(home)
+    assert did["entities"]["contacts"]["updated"] == 1
+    assert did["entities"]["companies"]["updated"] == 1
+    assert len(call("crm.contact.list", {"select": ["ID"]})) == contacts, "no second contact"
+    assert len(call("crm.company.list", {"select": ["ID"]})) == companies, "no second company"
+    sidorov = call("crm.contact.get", {"id": deal(f"row:{person}")["CONTACT_ID"]})
+    assert "+79175550011" in [p["VALUE"] for p in sidorov["PHONE"]]
+    assert "+79998887766" in [p["VALUE"] for p in sidorov["PHONE"]], "the old phone stays"
+    tyazh = call("crm.company.get", {"id": deal(f"row:{company}")["COMPANY_ID"]})
+    assert "zakaz@tyazhmash.ru" in [e["VALUE"] for e in tyazh["EMAIL"]], "lowercased"
+    after = {
+        d["ID"]: d["CONTACT_ID"] for d in call("crm.deal.list", {"select": ["ID", "CONTACT_ID"]})
+    }
+    assert after == before, "no deal moved to another contact"
+    audit_clean()
+
+
+def test_a_status_moves_the_deal_forward_with_its_child_and_mirror(home: Path) -> None:
+    """A status change rewrote the parent's mirror field but moved no stage, so audit
+    flagged the migration's own work (L004)."""
+    fresh = first(
+        home,
+        lambda r: norm(r["Статус"]) == "новая" and not r["Логист"].strip() and not r["Подрядчик"],
+    )
+    estimating = first(
+        home,
+        lambda r: norm(r["Статус"]) in ("оценить", "считаем") and bool(r["Логист"].strip()),
+    )
+    paid = first(home, lambda r: norm(r["Статус"]) == "оплачено")
+    assert not call("crm.deal.list", {"filter": {"ORIGIN_ID": f"row:{fresh}:estimate"}})
+    won = deal(f"row:{paid}")["STAGE_ID"]
+
+    def change(row: dict[str, str]) -> bool:
+        new = {fresh: "Оценить", estimating: "Оценка готова", paid: "Новая"}.get(row["№"])
+        if new:
+            row["Статус"] = new
+        return new is not None
+
+    edit_rows(home, change)
+    did = rerun(home)
+    warnings = [f for f in did["findings"] if f["kind"] == "warning"]
+    assert {w["row_id"] for w in warnings} == {paid}, "only the backward row is warned"
+    assert all("a migration never" in w["reason"] for w in warnings)
+    assert [w for w in warnings if w["reason"].startswith("parent deal: the deal is closed")]
+
+    parent = deal(f"row:{fresh}")
+    assert parent["STAGE_ID"].endswith(":ESTIMATE"), "moved forward to the trigger"
+    child = deal(f"row:{fresh}:estimate")
+    assert child["UF_CRM_PARENT_DEAL"] == f"D_{parent['ID']}"
+    assert parent["UF_CRM_CHILD_DEAL"] == f"D_{child['ID']}"
+    assert parent["UF_CRM_CHILD_STAGE"], "the mirror shows the child's stage"
+
+    parent = deal(f"row:{estimating}")
+    child = deal(f"row:{estimating}:estimate")
+    assert child["STAGE_ID"].endswith(":APPROVAL"), "the child moved on"
+    assert parent["STAGE_ID"].endswith(":ESTIMATE_READY"), "and the parent with it"
+    names = {s["STATUS_ID"]: s["NAME"] for s in call("crm.status.list", {"filter": {}})}
+    assert parent["UF_CRM_CHILD_STAGE"] == names[child["STAGE_ID"]], "mirror: the child's stage"
+
+    assert deal(f"row:{paid}")["STAGE_ID"] == won, "a closed deal is never moved back"
+    audit_clean()
+
+
+def test_an_edited_comment_updates_b24kit_s_comment(home: Path) -> None:
+    row = first(home, lambda r: bool(r["Комментарий"].strip()))
+    comments = count("timeline_comments")
+    edit_rows(
+        home,
+        lambda r: r["№"] == row and bool(r.update({"Комментарий": "Пропуск на 2 дня"})) is False,
+    )
+    did = rerun(home)
+    assert did["entities"]["comments"]["updated"] == 1
+    assert count("timeline_comments") == comments, "no second comment"
+    listed = call(
+        "crm.timeline.comment.list",
+        {"filter": {"ENTITY_ID": int(deal(f"row:{row}")["ID"]), "ENTITY_TYPE": "deal"}},
+    )
+    assert [c["COMMENT"].split("\n\n")[0] for c in listed] == ["Пропуск на 2 дня"]
+    audit_clean()
+
+
+def test_a_renamed_client_renames_its_contact_or_company(home: Path) -> None:
+    """A renamed client renamed the deal but not the client."""
+    person = first(home, lambda r: r["Клиент"] == "Иван Сидоров")
+    company = first(home, lambda r: r["Клиент"] == "ООО Вектор")
+    names = {"Иван Сидоров": "Сидоров Иван Петрович", "ООО Вектор": "ООО «Вектор-Плюс»"}
+
+    def change(row: dict[str, str]) -> bool:
+        new = names.get(row["Клиент"])
+        if new:
+            row["Клиент"] = new
+        return new is not None
+
+    edit_rows(home, change)
+    did = rerun(home)
+    assert did["entities"]["contacts"]["updated"] == 1
+    assert did["entities"]["companies"]["updated"] == 1
+    sidorov = call("crm.contact.get", {"id": deal(f"row:{person}")["CONTACT_ID"]})
+    assert (sidorov["LAST_NAME"], sidorov["NAME"], sidorov["SECOND_NAME"]) == (
+        "Сидоров",
+        "Иван",
+        "Петрович",
+    )
+    vector = call("crm.company.get", {"id": deal(f"row:{company}")["COMPANY_ID"]})
+    assert vector["TITLE"] == "ООО «Вектор-Плюс»"
+    assert deal(f"row:{company}")["TITLE"].startswith("ООО «Вектор-Плюс»: ")
+    audit_clean()
+
+
+def test_a_changed_amount_updates_the_deal(home: Path) -> None:
+    row = first(home, lambda r: r["Цена"].strip() == "447 200 ₽")
+    edit_rows(home, lambda r: r["№"] == row and r.update({"Цена": "450 000 ₽"}) is None)
+    did = rerun(home)
+    assert did["entities"]["parents"]["updated"] == 1
+    assert deal(f"row:{row}")["OPPORTUNITY"] == "450000.00"
+    audit_clean()
