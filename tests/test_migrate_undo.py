@@ -191,10 +191,13 @@ def test_dry_run_lists_then_undo_removes_and_a_rerun_recreates(tmp_path: Path) -
     assert owned(box) == MIGRATED, "a dry run deletes nothing"
 
     text = cli_undo(box, mapping, tmp_path, "--dry-run")
-    assert "Undo of 'rehearsal' on " in text.stderr and "8 to delete" not in text.stderr
-    assert "7 to delete (1 children, 3 parents, 1 contractors, 2 contacts)" in text.stderr
-    assert "kept: not made by this mapping" in text.stderr
-
+    lines = text.stdout.splitlines()
+    assert lines[0].startswith("Undo of 'rehearsal' on http://127.0.0.1:")
+    assert lines[0].endswith(
+        "/rest/1/***/: 7 to delete (children 1, parents 3, contractors 1, contacts 2)"
+    ), "the portal, redacted, and the counts"
+    assert lines[2].startswith("  delete child deal ") and "row:1:estimate" in lines[2]
+    assert f"  kept: not made by this mapping: contact {before} Старый Иван" in lines
     asked = cli_undo(box, mapping, tmp_path)
     assert asked.returncode == 2 and "pass --yes" in asked.stderr, "no terminal to ask on"
 
@@ -247,7 +250,7 @@ def test_an_entity_changed_by_someone_else_refuses_the_undo(tmp_path: Path) -> N
     assert refused.returncode == 2
     lines = [x for x in refused.stderr.splitlines() if x.startswith("refused:")]
     assert len(lines) == 2, refused.stderr
-    assert f"refused: parents {deals['row:2']} row:2: edited by user 9" in lines
+    assert f"refused: parent deal {deals['row:2']} row:2: edited by user 9" in lines
     assert "2 entities changed on" in refused.stderr and "nothing was deleted" in refused.stderr
     assert owned(box) == migrated, "refused: nothing deleted"
 
@@ -356,3 +359,40 @@ def plan_cost(box: Sandbox, mapping: Path) -> int:
     before = box.requests
     plan(box, mapping)
     return box.requests - before
+
+
+def test_companies_and_contact_persons_go_by_their_keys(tmp_path: Path) -> None:
+    """Companies (ORIGIN_ID company:) and contact persons (person:) of the originator are
+    removed like its contacts; a company it did not make, bound to its deal, is kept."""
+    box = deployed()
+    mapping = sheet(tmp_path)
+    migrate(box, mapping)
+    parent = box.call(
+        "crm.deal.list", {"filter": {"ORIGINATOR_ID": ORIGINATOR, "ORIGIN_ID": "row:2"}}
+    )[0]
+    ours = box.call(
+        "crm.company.add",
+        {"fields": {"TITLE": "ООО Вектор", "ORIGINATOR_ID": ORIGINATOR, "ORIGIN_ID": "company:1"}},
+    )
+    person = box.call(
+        "crm.contact.add",
+        {
+            "fields": {
+                "NAME": "Сергей",
+                "COMPANY_ID": ours,
+                "ORIGINATOR_ID": ORIGINATOR,
+                "ORIGIN_ID": "person:1",
+            }
+        },
+    )
+    foreign = box.call("crm.company.add", {"fields": {"TITLE": "ИП Сидоров"}})
+    box.call("crm.deal.update", {"id": parent["ID"], "fields": {"COMPANY_ID": foreign}})
+    found = plan(box, mapping)
+    assert found.counts["companies"] == 1 and not found.changed
+    assert ("contacts", int(person)) in {(d.entity, d.id) for d in found.remove}
+    assert [(k.entity, k.id, k.title, k.reason) for k in found.kept] == [
+        ("companies", int(foreign), "ИП Сидоров", "kept: not made by this mapping")
+    ]
+    assert not undo(box, mapping).failed
+    assert box.call("crm.company.list", {"select": ["ID"]}) == [{"ID": str(foreign)}]
+    assert owned(box)["contacts"] == []

@@ -416,7 +416,6 @@ def undo(
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     plan = result.plan
-    done = not dry_run and code == 0
     data = {
         **plan.as_dict(),
         "removed": result.removed,
@@ -425,7 +424,7 @@ def undo(
         "refused": code == USAGE,
         "portal": conn.label,
     }
-    show(Output(data, text=lambda: _print_undo_outcome(result, conn.label, done)), format)
+    show(Output(data, text=lambda: _print_undo_outcome(result, conn.label)), format)
     if code:
         raise fail(
             f"{len(plan.changed)} entit{'y' if len(plan.changed) == 1 else 'ies'} changed on "
@@ -437,51 +436,67 @@ def undo(
         raise typer.Exit(3)
 
 
+SINGULAR = {
+    "children": "child deal",
+    "parents": "parent deal",
+    "contractors": "contractor",
+    "contacts": "contact",
+    "companies": "company",
+}
+
+
 def _print_undo_plan(result: UndoResult, portal: str, force: bool) -> None:
-    """The plan on standard error, before the question: the portal, the counts, the first
-    rows, what is kept, and each changed entity on a line of its own."""
+    """The plan, before the question: the portal, the counts, the first rows in the order
+    they go, what is kept and why; then each changed entity on a line of its own."""
     plan = result.plan
     counts = plan.counts
     total = sum(counts.values())
-    err.print(
-        f"Undo of {plan.originator!r} on {portal}: {total} to delete"
-        + (f" ({', '.join(f'{n} {e}' for e, n in counts.items() if n)})" if total else ""),
+    console.print(
+        f"Undo of {safe(repr(plan.originator))} on {safe(portal)}: {total} to delete"
+        + (f" ({', '.join(f'{e} {n}' for e, n in counts.items() if n)})" if total else ""),
         highlight=False,
-        markup=False,
     )
     if plan.comments:
-        err.print(f"  {plan.comments} comment(s) go with their deals", highlight=False)
+        console.print(f"  {plan.comments} b24kit comment(s) go with their deals", highlight=False)
     for doomed in plan.remove[:SHOWN]:
-        err.print(
-            f"  delete {doomed.entity[:-1] if doomed.entity != 'companies' else 'company'} "
-            f"{doomed.id} {safe(doomed.key)}: {safe(doomed.title)}",
+        console.print(
+            f"  delete {SINGULAR[doomed.entity]} {doomed.id} {safe(doomed.key)}: "
+            f"{safe(doomed.title)}",
             highlight=False,
         )
     if len(plan.remove) > SHOWN:
-        err.print(f"  ... and {len(plan.remove) - SHOWN} more (--format json lists all)")
+        console.print(
+            f"  ... and {len(plan.remove) - SHOWN} more (--format json lists them all)",
+            highlight=False,
+        )
     for kept in plan.kept:
-        err.print(
-            f"  {kept.entity} {kept.id} {safe(kept.title)}: {safe(kept.reason)}", highlight=False
+        console.print(
+            f"  {safe(kept.reason)}: {SINGULAR[kept.entity]} {kept.id} {safe(kept.title)}",
+            highlight=False,
         )
     for note_line in plan.notes:
-        err.print(f"  note: {safe(note_line)}", highlight=False)
+        console.print(f"  note: {safe(note_line)}", highlight=False)
     for doomed in plan.changed:
         err.print(
-            f"{'changed (removed with --force)' if force else 'refused'}: {doomed.entity} "
-            f"{doomed.id} {safe(doomed.key)}: {safe('; '.join(doomed.changes))}",
+            f"{'changed, deleted with --force' if force else 'refused'}: "
+            f"{SINGULAR[doomed.entity]} {doomed.id} {safe(doomed.key)}: "
+            f"{safe('; '.join(doomed.changes))}",
             highlight=False,
         )
 
 
-def _print_undo_outcome(result: UndoResult, portal: str, done: bool) -> None:
-    if not done:
+def _print_undo_outcome(result: UndoResult, portal: str) -> None:
+    """The last line: what was deleted, per entity, and where."""
+    if not result.outcomes:
+        if not result.plan.remove:
+            console.print(f"Nothing of this mapping's to undo on {safe(portal)}.", highlight=False)
         return
     removed = result.removed
     failed = len(result.failed)
     console.print(
-        f"Deleted {sum(removed.values())} of {len(result.plan.remove)} on {portal}"
+        f"Deleted {sum(removed.values())} of {len(result.plan.remove)} on {safe(portal)}"
         + (
-            f" ({', '.join(f'{n} {e}' for e, n in removed.items() if n)})"
+            f" ({', '.join(f'{e} {n}' for e, n in removed.items() if n)})"
             if any(removed.values())
             else ""
         )

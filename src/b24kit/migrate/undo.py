@@ -373,8 +373,8 @@ async def _plan_clients(
 ) -> None:
     """The contacts (or companies) the originator made, each removed unless a deal that
     stays is bound to it; and the ones the mapping's deals use that it did not make."""
-    select = [*OLD_FIELDS, "TITLE"] if entity == "company" else [*OLD_FIELDS, "NAME", "LAST_NAME"]
-    rows = await _read_owned(client, entity, plan.originator, select)
+    names = ["TITLE"] if entity == "company" else ["NAME", "LAST_NAME"]
+    rows = await _read_owned(client, entity, plan.originator, [*OLD_FIELDS, *names])
     ids = sorted(int(r["ID"]) for r in rows)
     if entity == "contact":
         bound = await _bound_contacts(client, ids, ours)
@@ -392,10 +392,10 @@ async def _plan_clients(
             Doomed(plural, ident, str(row.get("ORIGIN_ID") or ""), _name(row), tuple(changes))
         )
     used = {int(d.get(f"{entity.upper()}_ID") or 0) for d in deals} - set(ids) - {0}
-    names = await _names(client, entity, sorted(used), select[5:])
+    found = await _names(client, entity, sorted(used), names)
     for ident in sorted(used):
         plan.kept.append(
-            Kept(plural, ident, names.get(ident, ""), "kept: not made by this mapping")
+            Kept(plural, ident, found.get(ident, ""), "kept: not made by this mapping")
         )
 
 
