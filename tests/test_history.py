@@ -147,3 +147,17 @@ def test_timeline_comment_update(api: Sandbox) -> None:
         api, "crm.timeline.comment.update", {"id": comment, "fields": {"COMMENT": ""}}
     )
     assert empty.code == "INVALID_ARG_VALUE", "crm-timeline-comment-update.md: empty comment"
+
+
+def test_deleting_an_entity_deletes_its_timeline_comments(api: Sandbox) -> None:
+    """crm-deal-delete.md: deleting a deal removes "all related objects, such as CRM
+    activities, history, Timeline activities"; another entity's comments stay."""
+    gone, kept = (api.call("crm.deal.add", {"fields": {"TITLE": t}}) for t in ("a", "b"))
+    for deal in (gone, kept):
+        api.call(
+            "crm.timeline.comment.add",
+            {"fields": {"ENTITY_ID": deal, "ENTITY_TYPE": "deal", "COMMENT": "текст"}},
+        )
+    assert api.call("crm.deal.delete", {"id": gone}) is True
+    left = api.portal.db.all("SELECT entity_id FROM timeline_comments")
+    assert [int(r["entity_id"]) for r in left] == [kept]

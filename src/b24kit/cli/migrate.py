@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from b24kit.blueprint.loader import BlueprintError
+from b24kit.cli.codes import USAGE
 from b24kit.cli.common import (
     LOCK_WAIT,
     BlueprintAlias,
@@ -27,12 +28,13 @@ from b24kit.cli.common import (
     out_option,
     run_portal,
 )
-from b24kit.cli.output import console, err, fail, phase, row_progress
+from b24kit.cli.output import console, err, fail, phase, row_progress, safe
 from b24kit.cli.report import Output, narrate, show
 from b24kit.connect import Connection
 from b24kit.migrate.plan import Finding
 from b24kit.migrate.run import MigrationResult, execute, load_mapping, prepare, write_report
 from b24kit.migrate.sources import gspread_client, read_csv, read_gsheet, read_xlsx, to_table
+from b24kit.migrate.undo import UndoResult, plan_undo, run_undo
 
 app = typer.Typer(
     help="Migrate legacy Google Sheets / CSV / XLSX project tables into "
@@ -341,3 +343,169 @@ def schema(out: Annotated[Path | None, out_option("Write to a file.")] = None) -
         typer.echo(text, nl=False)
     else:
         out.write_text(text, encoding="utf-8")
+
+
+SHOWN = 20  # rows of the undo plan shown before the prompt
+
+
+@app.command()
+def undo(
+    mapping_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="MAPPING", help="The mapping whose runs are undone.", show_default=False
+        ),
+    ],
+    portal: PortalOption = None,
+    plan_name: PlanOption = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", metavar="", help="Show what would be removed; delete nothing."),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            metavar="",
+            help="Remove also what was changed on the portal since the migration.",
+        ),
+    ] = False,
+    yes: YesOption = False,
+    lock_wait: LockWaitOption = LOCK_WAIT,
+    format: FormatOption = Format.text,
+) -> None:
+    """Remove what this mapping's runs made (found by its originator's keys), for
+    rehearsals: child deals, then parent deals with their comments, then contractors, then
+    the contacts and companies no other deal uses. Contacts that existed before are kept.
+    Refused when any of it was changed on the portal since the migration (by another user:
+    an edit, a stage move, a comment), unless --force. A run stopped half-way is finished
+    by running it again; `migrate run` afterwards makes everything again.
+
+    Exit codes: 0 removed (or nothing to remove), 2 bad mapping, or refused (changed
+    entities listed, nothing deleted), 3 portal error (run it again to finish).
+    """
+    try:
+        mapping = load_mapping(mapping_file)
+    except BlueprintError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), highlight=False, markup=False)
+        raise fail(f"{mapping_file}: invalid mapping") from None
+    if not (yes or dry_run) and not sys.stdin.isatty():
+        raise fail(
+            "undo asks before deleting, and there is no terminal to ask on",
+            "pass --yes to undo without asking, or --dry-run to only look",
+        )
+    conn = open_portal(portal, plan_name, writes=not dry_run)
+
+    async def work(conn: Connection) -> tuple[UndoResult, int]:
+        with phase(f"reading what {mapping.originator!r} made on {conn.label}"):
+            plan = await plan_undo(conn.client, mapping)
+        result = UndoResult(plan)
+        narrate(format, lambda: _print_undo_plan(result, conn.label, force))
+        if plan.changed and not force:
+            return result, USAGE
+        if dry_run or not plan.remove:
+            return result, 0
+        total = len(plan.remove)
+        if not yes and not typer.confirm(
+            f"Delete these {total} entities from {conn.label}?", default=False, err=True
+        ):
+            err.print("Nothing was deleted.")
+            return result, 0
+        with row_progress("deleting") as progress:
+            return await run_undo(conn.client, plan, force=force, progress=progress), 0
+
+    try:
+        result, code = run_portal(
+            conn, work if dry_run else locked("migrate undo", lock_wait, work)
+        )
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc)) from None
+    plan = result.plan
+    data = {
+        **plan.as_dict(),
+        "removed": result.removed,
+        "failed_commands": len(result.failed),
+        "dry_run": dry_run,
+        "refused": code == USAGE,
+        "portal": conn.label,
+    }
+    show(Output(data, text=lambda: _print_undo_outcome(result, conn.label)), format)
+    if code:
+        raise fail(
+            f"{len(plan.changed)} entit{'y' if len(plan.changed) == 1 else 'ies'} changed on "
+            f"{conn.label} since the migration; nothing was deleted",
+            "check them on the portal; --force removes them too",
+            code=code,
+        )
+    if result.failed:
+        raise typer.Exit(3)
+
+
+SINGULAR = {
+    "children": "child deal",
+    "parents": "parent deal",
+    "contractors": "contractor",
+    "contacts": "contact",
+    "companies": "company",
+}
+
+
+def _print_undo_plan(result: UndoResult, portal: str, force: bool) -> None:
+    """The plan, before the question: the portal, the counts, the first rows in the order
+    they go, what is kept and why; then each changed entity on a line of its own."""
+    plan = result.plan
+    counts = plan.counts
+    total = sum(counts.values())
+    console.print(
+        f"Undo of {safe(repr(plan.originator))} on {safe(portal)}: {total} to delete"
+        + (f" ({', '.join(f'{e} {n}' for e, n in counts.items() if n)})" if total else ""),
+        highlight=False,
+    )
+    if plan.comments:
+        console.print(f"  {plan.comments} b24kit comment(s) go with their deals", highlight=False)
+    for doomed in plan.remove[:SHOWN]:
+        console.print(
+            f"  delete {SINGULAR[doomed.entity]} {doomed.id} {safe(doomed.key)}: "
+            f"{safe(doomed.title)}",
+            highlight=False,
+        )
+    if len(plan.remove) > SHOWN:
+        console.print(
+            f"  ... and {len(plan.remove) - SHOWN} more (--format json lists them all)",
+            highlight=False,
+        )
+    for kept in plan.kept:
+        console.print(
+            f"  {safe(kept.reason)}: {SINGULAR[kept.entity]} {kept.id} {safe(kept.title)}",
+            highlight=False,
+        )
+    for note_line in plan.notes:
+        console.print(f"  note: {safe(note_line)}", highlight=False)
+    for doomed in plan.changed:
+        err.print(
+            f"{'changed, deleted with --force' if force else 'refused'}: "
+            f"{SINGULAR[doomed.entity]} {doomed.id} {safe(doomed.key)}: "
+            f"{safe('; '.join(doomed.changes))}",
+            highlight=False,
+        )
+
+
+def _print_undo_outcome(result: UndoResult, portal: str) -> None:
+    """The last line: what was deleted, per entity, and where."""
+    if not result.outcomes:
+        if not result.plan.remove:
+            console.print(f"Nothing of this mapping's to undo on {safe(portal)}.", highlight=False)
+        return
+    removed = result.removed
+    failed = len(result.failed)
+    console.print(
+        f"Deleted {sum(removed.values())} of {len(result.plan.remove)} on {safe(portal)}"
+        + (
+            f" ({', '.join(f'{e} {n}' for e, n in removed.items() if n)})"
+            if any(removed.values())
+            else ""
+        )
+        + (f"; {failed} failed: run undo again to finish" if failed else "."),
+        highlight=False,
+    )

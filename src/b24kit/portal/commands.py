@@ -13,6 +13,11 @@ happened. The executor never reads a method's name to learn these.
 | crm.category.add (deals) | originatorId + originId | crm.category.list |
 | crm.timeline.comment.add | b24kit's marker in the text | crm.timeline.comment.list |
 
+| delete | gone when | probe |
+| --- | --- | --- |
+| crm.deal/contact/company/lead.delete | no row of the id | crm.X.list filtered by ID |
+| crm.item.delete | no item of the id | crm.item.list filtered by id |
+
 A delete carries a probe that tells whether the thing is gone: a delete sent again after
 an unknown outcome may fail because the first attempt worked, and whether it did is
 decided by looking, never by the error's wording (userfieldconfig.delete of a missing
@@ -157,6 +162,24 @@ def item_update(etid: Value, ident: Value, fields: dict[str, Any], name: str = "
         {"entityTypeId": etid, "id": ident, "fields": fields},
         name=name,
         kind="update",
+    )
+
+
+def item_delete(etid: Value, ident: Value, name: str = "") -> Command:
+    """crm.item.delete (crm-item-delete.md); gone when crm.item.list filtered by the id has
+    no row of it."""
+    gone = LookupKey(
+        "crm.item.list",
+        {"entityTypeId": etid, "filter": {"id": ident}, "select": ["id"]},
+        _absent("id", ident, "items"),
+        f"crm.item.delete {_label(ident)}",
+    )
+    return Command(
+        "crm.item.delete",
+        {"entityTypeId": etid, "id": ident},
+        name=name,
+        kind="delete",
+        gone=gone,
     )
 
 

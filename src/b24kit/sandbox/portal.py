@@ -23,6 +23,7 @@ from b24kit.sandbox.fields import (
     DEAL,
     FLOAT,
     INT,
+    LEAD,
     MULTI,
     SPA_MIN,
     YN,
@@ -42,6 +43,9 @@ from b24kit.sandbox.values import (
     render_date,
     yes_no,
 )
+
+# the ENTITY_TYPE a timeline comment names its owner by (crm-timeline-comment-add.md)
+TIMELINE_OWNERS = {DEAL: "deal", CONTACT: "contact", COMPANY: "company", LEAD: "lead"}
 
 PAGE = 50
 CURRENCIES = ("RUB", "USD", "EUR", "UAH", "BYN", "KZT")
@@ -794,11 +798,19 @@ class Portal:
         )
 
     def delete_item(self, etid: int, item_id: int) -> bool:
+        """Delete an item with what belongs to it alone: its phones and e-mails, and its
+        timeline comments (crm-deal-delete.md: deleting a deal removes "all related
+        objects, such as CRM activities, history, Timeline activities")."""
         cur = self.db.execute(
             "DELETE FROM items WHERE entity_type_id = ? AND id = ?", (etid, item_id)
         )
         self.db.execute(
             "DELETE FROM multifields WHERE entity_type_id = ? AND element_id = ?", (etid, item_id)
+        )
+        owner = TIMELINE_OWNERS.get(etid, f"dynamic_{etid}")
+        self.db.execute(
+            "DELETE FROM timeline_comments WHERE entity_type = ? AND entity_id = ?",
+            (owner, item_id),
         )
         return cur.rowcount > 0
 
