@@ -49,7 +49,7 @@ from b24kit.client import B24Client, Command, Executor, Outcome, read_all
 from b24kit.encoding import as_list
 from b24kit.migrate.mapping import Mapping
 from b24kit.portal import commands as cmd
-from b24kit.portal.ids import parent_field
+from b24kit.portal.ids import EntityType, parent_field
 from b24kit.portal.snapshot import read_snapshot
 
 # the steps of an undo, deepest first; each step one executor run
@@ -267,7 +267,11 @@ async def _bound_contacts(client: B24Client, ids: list[int], skip: set[int]) -> 
         rows = await read_all(
             client,
             "crm.item.list",
-            {"entityTypeId": 2, "filter": {"@contactIds": group}, "select": ["id", "contactIds"]},
+            {
+                "entityTypeId": int(EntityType.DEAL),
+                "filter": {"@contactIds": group},
+                "select": ["id", "contactIds"],
+            },
         )
         for row in rows:
             deal = int(row["id"])
