@@ -328,7 +328,7 @@ def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:
         env={"XDG_CONFIG_HOME": str(tmp_path), "B24_PORTAL": None, "B24_WEBHOOK_URL": None},
     )
     assert result.returncode == 0, result.stderr
-    assert "No portal: every name of the person columns is left TODO" in result.stderr
+    assert "No portal: the 6 name(s) of the person columns are left TODO" in result.stderr
     text = draft.read_text(encoding="utf-8")
     data = yaml.safe_load(text)
     assert data["contact"] == {"name": "Клиент", "phone": "Телефон", "email": "Email"}

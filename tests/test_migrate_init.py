@@ -246,3 +246,36 @@ def test_init_fill_dry_run_run_from_any_folder(tmp_path: Path, portal: tuple[San
         expected = stage if category[pipeline] == 0 else f"C{category[pipeline]}:{stage}"
         assert deal["STAGE_ID"] == expected, (row, deal)
         assert str(deal["ASSIGNED_BY_ID"]) == users[row[7].lower()], (row, deal)
+
+
+def test_a_webhook_that_may_not_read_users_leaves_every_name_todo(
+    tmp_path: Path, portal: tuple[Sandbox, str]
+) -> None:
+    box, url = portal
+    crm_only = url.replace(box.token, box.add_webhook(1, ("crm",)))
+    with (tmp_path / "sheet.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([HEADER, *sheet_rows()])
+    made = b24kit(
+        "migrate",
+        "init",
+        str(ROOT / "blueprints" / "company.yaml"),
+        "--csv",
+        "sheet.csv",
+        "-p",
+        crm_only,
+        cwd=tmp_path,
+    )
+    assert made.returncode == 0, made.stderr
+    assert yaml.safe_load(made.stdout)["users"] == dict.fromkeys(MANAGERS, "TODO")
+    assert "The webhook may not read users: the 3 name(s)" in made.stderr
+    (tmp_path / "empty.csv").write_text("", encoding="utf-8")
+    empty = b24kit(
+        "migrate",
+        "init",
+        str(ROOT / "blueprints" / "company.yaml"),
+        "--csv",
+        "empty.csv",
+        cwd=tmp_path,
+    )
+    assert empty.returncode == 2 and "the sheet is empty" in empty.stderr
+    assert len(empty.stderr.strip().splitlines()) == 1

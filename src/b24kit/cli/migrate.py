@@ -313,6 +313,8 @@ def init(
         source["header_rows"] = header_rows  # type: ignore[assignment]
         blueprint, _ = load_blueprint(blueprint_file)
         table = to_table(grid, header_rows)
+        if not table.headers:
+            raise fail(f"{table.source}: the sheet is empty: no header to draft from")
     except BlueprintError as exc:
         raise fail(str(exc)) from None
     except (OSError, ValueError) as exc:
@@ -352,11 +354,7 @@ def _draft_facts(portal: str | None, plan: str | None) -> PortalFacts | None:
         except (ConfigError, ValueError) as exc:
             if not str(exc).startswith("no portal chosen"):
                 raise fail(redact(str(exc))) from None
-            note(
-                "No portal: every name of the person columns is left TODO (give --portal "
-                "to match them to the portal's users)"
-            )
-            return None
+            return None  # the draft says what that leaves undecided
         for warning in conn.warnings:
             note(f"warning: {warning}")
         if conn.is_sandbox:
@@ -368,10 +366,7 @@ def _draft_facts(portal: str | None, plan: str | None) -> PortalFacts | None:
         with phase(f"reading the users of {conn.label}"):
             return await read_portal_facts(conn.client)
 
-    facts = run_portal(conn, work)
-    if facts.users is None:
-        note("The webhook may not read users (scope user): every name is left TODO")
-    return facts
+    return run_portal(conn, work)
 
 
 @app.command()

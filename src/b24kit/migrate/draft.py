@@ -509,6 +509,11 @@ class _Drafter:
         names = sorted(counts)
         if self.facts is None or self.facts.users is None:
             self.todos += len(names)
+            why = "No portal" if self.facts is None else "The webhook may not read users"
+            self.notes.append(
+                f"{why}: the {len(names)} name(s) of the person columns are left TODO (give "
+                "--portal with a webhook that may read users to match them)"
+            )
             return {n: Noted(TODO, f"×{counts[n]}") for n in names}
         found = match_users(names, self.facts.users)
         out: dict[str, Any] = {}
