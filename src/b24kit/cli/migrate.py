@@ -24,16 +24,19 @@ from b24kit.cli.common import (
     YesOption,
     blueprint_path,
     locked,
+    note,
     open_portal,
     out_option,
     run_portal,
 )
 from b24kit.cli.output import console, err, fail, phase, row_progress, safe
 from b24kit.cli.report import Output, narrate, show
-from b24kit.connect import Connection
+from b24kit.connect import Connection, connect
+from b24kit.migrate.draft import PortalFacts
 from b24kit.migrate.plan import Finding
 from b24kit.migrate.run import MigrationResult, execute, load_mapping, prepare, write_report
 from b24kit.migrate.sources import gspread_client, read_csv, read_gsheet, read_xlsx, to_table
+from b24kit.migrate.todo import TodosLeft
 from b24kit.migrate.undo import UndoResult, plan_undo, run_undo
 
 app = typer.Typer(
@@ -133,6 +136,11 @@ def run(
     except BlueprintError as exc:
         for issue in exc.issues:
             err.print(str(issue), highlight=False, markup=False)
+        if isinstance(exc, TodosLeft):
+            raise fail(
+                f"{mapping_file}: {len(exc.issues)} TODO(s) left from migrate init: "
+                "replace each, then run again"
+            ) from None
         raise fail(f"{mapping_file}: invalid mapping") from None
     if not (yes or dry_run) and not sys.stdin.isatty():
         raise fail(
@@ -285,11 +293,14 @@ def init(
         Path | None, typer.Option("--credentials", metavar="FILE", help="Google credentials JSON.")
     ] = None,
     out: Annotated[Path | None, out_option("Write the draft here.")] = None,
+    portal: PortalOption = None,
+    plan_name: PlanOption = None,
     blueprint_alias: BlueprintAlias = None,
 ) -> None:
-    """Draft a mapping from a sheet's header and a blueprint: columns recognised by their
-    names, stages offered under their blueprint names, the people found in the sheet
-    listed for the users table. Check every TODO, then run with --dry-run."""
+    """Draft a mapping from a sheet and a blueprint: columns recognised by their header
+    and their values, value maps drafted from the sheet's own words (each with its count),
+    the people in the sheet matched to the portal's users. Whatever it cannot decide is
+    TODO: replace each, then run with --dry-run (a mapping with a TODO left is refused)."""
     from b24kit.blueprint.loader import load_blueprint
     from b24kit.migrate.draft import draft_mapping
 
@@ -309,26 +320,61 @@ def init(
             source["worksheet"] = worksheet
         source["header_rows"] = header_rows  # type: ignore[assignment]
         blueprint, _ = load_blueprint(blueprint_file)
-        # the mapping reads its paths relative to its own folder
-        home = (out.parent if out is not None else Path.cwd()).resolve()
-        for key in ("csv", "xlsx"):
-            if key in source:
-                source[key] = os.path.relpath(Path(str(source[key])).resolve(), home)
-        text = draft_mapping(
-            to_table(grid, header_rows),
-            blueprint,
-            source,
-            os.path.relpath(blueprint_file.resolve(), home),
-        )
+        table = to_table(grid, header_rows)
+        if not table.headers:
+            raise fail(f"{table.source}: the sheet is empty: no header to draft from")
     except BlueprintError as exc:
         raise fail(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise fail(str(exc)) from None
+    facts = _draft_facts(portal, plan_name)
+    # the mapping reads its paths relative to its own folder
+    home = (out.parent if out is not None else Path.cwd()).resolve()
+    for key in ("csv", "xlsx"):
+        if key in source:
+            source[key] = os.path.relpath(Path(str(source[key])).resolve(), home)
+    try:
+        draft = draft_mapping(
+            table, blueprint, source, os.path.relpath(blueprint_file.resolve(), home), facts
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    for line in draft.notes:
+        note(line)
     if out is None:
-        typer.echo(text, nl=False)
+        typer.echo(draft.text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
-        err.print(f"Wrote {out}")
+        out.write_text(draft.text, encoding="utf-8")
+        err.print(f"Wrote {out}", highlight=False, markup=False)
+    if draft.todos:
+        note(f"{draft.todos} TODO(s) to decide: migrate run lists each with its line")
+
+
+def _draft_facts(portal: str | None, plan: str | None) -> PortalFacts | None:
+    """The portal's users and sources for a draft: from the portal named (or the default
+    one); with none, the people are left TODO, and init says so."""
+    from b24kit.client import ConfigError, redact
+    from b24kit.migrate.draft import read_portal_facts
+
+    if portal is None:  # the default portal, when there is one; none is fine here
+        try:
+            conn = connect(None, plan=plan)
+        except (ConfigError, ValueError) as exc:
+            if not str(exc).startswith("no portal chosen"):
+                raise fail(redact(str(exc))) from None
+            return None  # the draft says what that leaves undecided
+        for warning in conn.warnings:
+            note(f"warning: {warning}")
+        if conn.is_sandbox:
+            note(f"Using the {conn.label}.")
+    else:
+        conn = open_portal(portal, plan)
+
+    async def work(conn: Connection) -> PortalFacts:
+        with phase(f"reading the users of {conn.label}"):
+            return await read_portal_facts(conn.client)
+
+    return run_portal(conn, work)
 
 
 @app.command()

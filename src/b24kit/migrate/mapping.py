@@ -25,6 +25,10 @@ children:
     contractor: true                        # tie the contractor to this child
     fields: {ASSIGNED_BY_ID: {column: Логист, parse: user}}
 comment: Комментарий                        # added to the parent's timeline
+
+A draft of ``migrate init`` holds ``TODO`` where a person must decide (``Сидоренко: TODO``
+under users, the sheet words it could not match under a ``TODO:`` key of a value map);
+``migrate run`` refuses such a file, listing each TODO at its line (b24kit.migrate.todo).
 """
 
 from __future__ import annotations

@@ -169,8 +169,9 @@ def check_portal_fields(
 
 def check_users(mapping: Mapping, found: dict[int, dict[str, Any]] | None) -> list[BlueprintIssue]:
     """Each id of ``users:`` must be a user of the portal (``found``: the users user.get
-    returned for them; ``None`` when the webhook may not read users, and only placeholders
-    are caught). A 0 is a draft's placeholder (``migrate init``), never a user."""
+    returned for them; ``None`` when the webhook may not read users, and only a 0 is
+    caught). A 0 is never a user (``migrate init`` writes TODO where it found none, and
+    load_mapping lists those before this)."""
     issues = _Issues(mapping.document)
     for name, user_id in mapping.users.items():
         path = ("users", name)

@@ -36,12 +36,18 @@ from b24kit.migrate.plan import (
 )
 from b24kit.migrate.rules import check_portal_fields, check_rules, check_users, status_lists
 from b24kit.migrate.sources import Table, gspread_client, read_csv, read_gsheet, read_xlsx, to_table
+from b24kit.migrate.todo import TodosLeft, todo_issues
 from b24kit.portal.snapshot import read_snapshot
 from b24kit.portal.users import read_users
 
 
 def load_mapping(path: Path) -> Mapping:
+    """The mapping file, checked: first for the TODOs a draft left (all of them listed at
+    once, each at its line), then against the mapping's schema."""
     doc = read_yaml(path)
+    todos = todo_issues(doc)
+    if todos:
+        raise TodosLeft(todos)
     try:
         mapping = Mapping.model_validate(doc.data)
         mapping._document = doc  # where each of its values is, for later checks

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from b24kit.client import B24Client, ScopeError
+from b24kit.client import B24Client, ScopeError, read_all
 from b24kit.encoding import as_list
 
 
@@ -31,3 +31,12 @@ def display_name(user: dict[str, Any]) -> str:
     """``Иван Иванов``, or the e-mail when the user has no name."""
     name = " ".join(str(user.get(k) or "") for k in ("NAME", "LAST_NAME")).strip()
     return name or str(user.get("EMAIL") or "")
+
+
+async def read_active_users(client: B24Client) -> list[dict[str, Any]] | None:
+    """Every active user of the portal (``user.get`` with ``ACTIVE``: dismissed users are
+    left out), page by page; ``None`` when the webhook may not read users."""
+    try:
+        return await read_all(client, "user.get", {"filter": {"ACTIVE": True}})
+    except ScopeError:
+        return None
