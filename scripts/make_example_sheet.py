@@ -203,6 +203,8 @@ def main() -> None:
         "rows": len(rows) - 1,
         "parents": len(valid),
         "children": sum(1 for v in valid if v["child"]),
+        # the engineering link's children: every open parent at or past «Договор»
+        "engineering": sum(1 for v in valid if v["status"] == "CONTRACT"),
         "contacts": len({v["client_phone"] for v in valid if not v["organisation"]}),
         "companies": len({v["client_phone"] for v in valid if v["organisation"]}),
         "contractors": len({v["contractor_phone"] for v in valid if v["contractor_phone"]}),

@@ -119,6 +119,8 @@ def test_company_blueprint_end_to_end() -> None:
             "PARENT_DEAL",
             "CHILD_DEAL",
             "CHILD_STAGE",
+            "ENGINEERING_DEAL",
+            "ENGINEERING_STAGE",
             "ESTIMATE_PRICE",
             "CONTRACTOR",
             "CONTRACTOR_PRICE",

@@ -322,9 +322,10 @@ def test_ctrl_c_while_it_loads_is_the_same(tmp_path: Path) -> None:
 
 def test_graph_draws_every_pipeline_unless_asked(b24kit) -> None:  # type: ignore[no-untyped-def]
     full = b24kit("graph", "blueprints/company.yaml")
-    assert full.code == 0 and "subgraph sales_rental" in full.out, "unlinked pipelines too"
+    assert full.code == 0 and "subgraph fulfil_rental" in full.out, "unlinked pipelines too"
     narrow = b24kit("graph", "blueprints/company.yaml", "--linked-only")
-    assert narrow.code == 0 and "subgraph sales_rental" not in narrow.out
+    assert narrow.code == 0 and "subgraph fulfil_rental" not in narrow.out
+    assert "subgraph sales_rental" in narrow.out, "every parent pipeline of a link is linked"
     assert "not drawn: " in narrow.err, "what is left out is said"
 
 

@@ -138,7 +138,13 @@ def test_example_sheet_counts_on_the_portal(tmp_path: Path) -> None:
     state = dump(box)
     deals = state["deals"]
     parents = {k: v for k, v in deals.items() if k.count(":") == 1}
-    children = {k: v for k, v in deals.items() if k.count(":") == 2}
+    children = {k: v for k, v in deals.items() if k.endswith(":estimate")}
+    engineering = {k: v for k, v in deals.items() if k.endswith(":engineering")}
+    assert len(engineering) == EXPECTED["engineering"], (
+        "the blueprint's engineering link, which the mapping does not name: a child for "
+        "every open parent at or past «Договор», as sync would make it"
+    )
+    assert len(deals) == len(parents) + len(children) + len(engineering)
     assert len(parents) == EXPECTED["parents"], "one parent per valid row"
     assert len(children) == EXPECTED["children"], (
         "a logistics child where the row names one, and for every open parent at or past "
@@ -308,8 +314,13 @@ contact: {{name: Клиент / Название, phone: Клиент / Теле
     assert result.records == 3 and result.rejected_rows == 2, "blank row and repeated header"
     deals = box.call(
         "crm.deal.list",
-        {"filter": {"ORIGINATOR_ID": "gsheet"}, "select": ["TITLE", "OPPORTUNITY", "STAGE_ID"]},
+        {
+            "filter": {"ORIGINATOR_ID": "gsheet"},
+            "select": ["TITLE", "OPPORTUNITY", "STAGE_ID", "ORIGIN_ID"],
+        },
     )
+    # the parents (an «Оценить» row also gets its estimate child, as sync would make it)
+    deals = [d for d in deals if d["ORIGIN_ID"].count(":") == 1]
     assert sorted(d["TITLE"] for d in deals) == ["каток", "кран", "трактор"]
     assert sorted(d["OPPORTUNITY"] for d in deals) == ["125000.00", "45323.00", "98000.00"]
     assert len(box.call("crm.company.list", {"select": ["ID"]})) == 2, (

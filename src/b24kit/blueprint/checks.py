@@ -222,29 +222,50 @@ def _smart_processes(
         _fields(c, spa.fields, (*path, "fields"), f"smart process {spa.code!r}", spa_codes)
 
 
+def _link_end(
+    c: _Collector, link: Link, path: PathKey, code: str, stage: str, pipelines: _Pipelines
+) -> Pipeline | None:
+    """Checks that one end of a link is a deal pipeline with the link's stage; returns the
+    pipeline when it exists."""
+    found = pipelines.get(code)
+    if found is None:
+        c.add(path, f"link {link.name!r}: no pipeline {code!r}")
+        return None
+    if found[1] != "deal":
+        c.add(
+            path, f"link {link.name!r}: {code!r} is not a deal pipeline (links join deal pipelines)"
+        )
+    elif stage not in {s.code for s in found[0].stages}:
+        c.add(
+            (*path[:3], "stage"),  # links.<i>.parent|child.stage
+            f"link {link.name!r}: pipeline {code!r} has no stage {stage!r}",
+        )
+    return found[0]
+
+
 def _link_ends(
     c: _Collector, link: Link, path: PathKey, pipelines: _Pipelines
-) -> dict[str, Pipeline | None]:
-    """Checks that both ends of a link are a stage of a deal pipeline; returns the pipeline
-    of each end ("parent", "child") that exists, None for one that does not."""
-    ends: dict[str, Pipeline | None] = {}
-    for end in ("parent", "child"):
-        target = getattr(link, end)
-        found = pipelines.get(target.pipeline)
-        ends[end] = found[0] if found else None
-        if found is None:
-            c.add((*path, end, "pipeline"), f"link {link.name!r}: no pipeline {target.pipeline!r}")
-        elif found[1] != "deal":
-            c.add(
-                (*path, end, "pipeline"),
-                f"link {link.name!r}: {target.pipeline!r} is "
-                "not a deal pipeline (links join deal pipelines)",
-            )
-        elif target.stage not in {s.code for s in found[0].stages}:
-            c.add(
-                (*path, end, "stage"),
-                f"link {link.name!r}: pipeline {target.pipeline!r} has no stage {target.stage!r}",
-            )
+) -> dict[str, list[Pipeline]]:
+    """Checks that both ends of a link are a stage of a deal pipeline (each parent pipeline
+    of a link with several); returns the pipelines of each end ("parent", "child") that
+    exist."""
+    ends: dict[str, list[Pipeline]] = {"parent": [], "child": []}
+    parent = link.parent
+    if parent.pipelines is None:
+        where: list[PathKey] = [(*path, "parent", "pipeline")]
+    else:
+        where = [(*path, "parent", "pipelines", j) for j in range(len(parent.pipelines))]
+        for j in repeats(parent.pipelines):
+            c.add(where[j], f"link {link.name!r}: parent pipeline {parent.pipelines[j]!r} twice")
+    for code, at in zip(parent.codes, where, strict=True):
+        found = _link_end(c, link, at, code, parent.stage, pipelines)
+        if found is not None:
+            ends["parent"].append(found)
+    child = _link_end(
+        c, link, (*path, "child", "pipeline"), link.child.pipeline, link.child.stage, pipelines
+    )
+    if child is not None:
+        ends["child"].append(child)
     return ends
 
 
@@ -259,16 +280,38 @@ def _link_fields_distinct(c: _Collector, link: Link, path: PathKey) -> None:
         )
 
 
-def _link_moves(c: _Collector, link: Link, path: PathKey, ends: dict[str, Pipeline | None]) -> None:
-    """Each stage a move names must be a stage of the pipeline at that end (when it exists)."""
+def _link_moves(c: _Collector, link: Link, path: PathKey, ends: dict[str, list[Pipeline]]) -> None:
+    """Each stage a move names must be a stage of the pipeline at that end (of every
+    parent pipeline, for a link with several)."""
     for j, move in enumerate(link.moves):
         for end, stage in (("child", move.child_stage), ("parent", move.parent_stage)):
-            joined = ends[end]
-            if joined is not None and stage not in {s.code for s in joined.stages}:
-                c.add(
-                    (*path, "moves", j, f"{end}_stage"),
-                    f"link {link.name!r}: {end} pipeline {joined.code!r} has no stage {stage!r}",
-                )
+            for joined in ends[end]:
+                if stage not in {s.code for s in joined.stages}:
+                    c.add(
+                        (*path, "moves", j, f"{end}_stage"),
+                        f"link {link.name!r}: {end} pipeline {joined.code!r} has no stage "
+                        f"{stage!r}",
+                    )
+
+
+def _links_share_parent_fields(c: _Collector, bp: Blueprint) -> None:
+    """Links from one parent pipeline (logistics and engineering from sales) each need
+    their own parent and mirror fields: shared, one link's child would overwrite the
+    other's."""
+    seen: dict[tuple[str, str, str], str] = {}
+    for i, link in enumerate(bp.links):
+        for key in ("parent_field", "mirror_field"):
+            code = getattr(link, key)
+            if code is None:
+                continue
+            for pipeline in dict.fromkeys(link.parent.codes):
+                other = seen.setdefault((pipeline, key, code), link.name)
+                if other != link.name:
+                    c.add(
+                        ("links", i, key),
+                        f"link {link.name!r}: {key} {code!r} is also link {other!r}'s on "
+                        f"pipeline {pipeline!r}; each link needs its own",
+                    )
 
 
 def _link_field_types(
@@ -315,12 +358,13 @@ def _links(c: _Collector, bp: Blueprint, pipelines: _Pipelines) -> None:
     for i, link in enumerate(bp.links):
         path: PathKey = ("links", i)
         ends = _link_ends(c, link, path, pipelines)
-        if link.parent.pipeline == link.child.pipeline:
+        if link.child.pipeline in link.parent.codes:
             c.add((*path, "child", "pipeline"), f"link {link.name!r} joins a pipeline to itself")
         _link_fields_distinct(c, link, path)
         _link_moves(c, link, path, ends)
         _link_field_types(c, link, path, deal_fields)
         _link_copy_fields(c, link, path, deal_fields)
+    _links_share_parent_fields(c, bp)
 
 
 def check_references(bp: Blueprint, doc: Document) -> list[BlueprintIssue]:

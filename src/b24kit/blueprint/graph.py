@@ -20,7 +20,7 @@ def mermaid(bp: Blueprint, linked_only: bool = False) -> str:
     owners = [("deal", p) for p in bp.deal.pipelines] + [
         (spa.title, p) for spa in bp.smart_processes for p in spa.pipelines
     ]
-    linked = {end for link in bp.links for end in (link.parent.pipeline, link.child.pipeline)}
+    linked = {end for link in bp.links for end in (*link.parent.codes, link.child.pipeline)}
     for owner, p in owners:
         pipelines[p.code] = p
         if linked_only and p.code not in linked and owner == "deal":
@@ -39,16 +39,18 @@ def mermaid(bp: Blueprint, linked_only: bool = False) -> str:
                 previous = _node(p, stage.code)
         lines.append("  end")
     for link in bp.links:
-        parent, child = pipelines.get(link.parent.pipeline), pipelines.get(link.child.pipeline)
-        if parent is None or child is None:
-            continue
-        lines.append(
-            f'  {_node(parent, link.parent.stage)} -. "{link.name}: creates child" .-> '
-            f"{_node(child, link.child.stage)}"
-        )
-        for move in link.moves:
+        child = pipelines.get(link.child.pipeline)
+        for code in link.parent.codes:  # each parent pipeline of the link
+            parent = pipelines.get(code)
+            if parent is None or child is None:
+                continue
             lines.append(
-                f'  {_node(child, move.child_stage)} == "moves parent" ==> '
-                f"{_node(parent, move.parent_stage)}"
+                f'  {_node(parent, link.parent.stage)} -. "{link.name}: creates child" .-> '
+                f"{_node(child, link.child.stage)}"
             )
+            for move in link.moves:
+                lines.append(
+                    f'  {_node(child, move.child_stage)} == "moves parent" ==> '
+                    f"{_node(parent, move.parent_stage)}"
+                )
     return "\n".join(lines) + "\n"

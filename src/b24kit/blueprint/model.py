@@ -12,7 +12,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from b24kit.portal.ids import DEAL_STAGE_ID_MAX
 
@@ -182,11 +189,36 @@ class LinkEnd(Strict):
     stage: str
 
 
+class ParentEnd(Strict):
+    """The parent end of a link: one pipeline, or several (every sales direction sends its
+    estimates to logistics), each with the trigger stage and the moves' stages under the
+    same codes."""
+
+    pipeline: str | None = Field(default=None, description="the parent pipeline")
+    pipelines: list[str] | None = Field(
+        default=None, min_length=1, description="several parent pipelines (instead of pipeline)"
+    )
+    stage: str = Field(description="the stage that creates the child, in each parent pipeline")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ParentEnd:
+        if (self.pipeline is None) == (self.pipelines is None):
+            raise ValueError("name the parent pipeline once: pipeline, or a list as pipelines")
+        return self
+
+    @property
+    def codes(self) -> list[str]:
+        """Every parent pipeline, in the blueprint's order."""
+        return list(self.pipelines) if self.pipelines is not None else [str(self.pipeline)]
+
+
 class Link(Strict):
-    """A parent/child rule between two pipelines (pilot 1: sales -> logistics estimate)."""
+    """A parent/child rule between pipelines (pilot 1: sales -> logistics estimate). A
+    link may take several parent pipelines; a parent pipeline may have several links
+    (logistics and engineering), each with its own fields and moves."""
 
     name: Annotated[str, Field(pattern=LOCAL)]
-    parent: LinkEnd = Field(description="pipeline and the stage that creates the child")
+    parent: ParentEnd = Field(description="pipeline(s) and the stage that creates the child")
     child: LinkEnd = Field(description="pipeline and stage the child is created in")
     copy_fields: list[str] = Field(default_factory=list)
     parent_field: str | None = Field(default=None, description="parent field holding the child")

@@ -420,7 +420,7 @@ def graph(
     blueprint = _load(file, _variables(var))
     if linked_only:
         linked = {
-            end for link in blueprint.links for end in (link.parent.pipeline, link.child.pipeline)
+            end for link in blueprint.links for end in (*link.parent.codes, link.child.pipeline)
         }
         left = [p.code for p in blueprint.deal.pipelines if p.code not in linked]
         if left:

@@ -54,6 +54,8 @@ class Finding:
     seen: str
     expected: str
     repair: list[Command] = field(default_factory=list)
+    # the pipeline (code) it is about: the parent's, or the child's for an orphan or a cycle
+    pipeline: str = ""
 
     @property
     def name(self) -> str:
@@ -69,6 +71,7 @@ class Finding:
             "name": self.name,
             "severity": self.severity,
             "link": self.link,
+            "pipeline": self.pipeline,
             "deals": [{"id": d, "url": deal_url(portal_base, d)} for d in self.deals],
             "seen": self.seen,
             "expected": self.expected,
@@ -101,7 +104,7 @@ async def read_link_deals(client: B24Client, link: ResolvedLink) -> DealIndex:
         client,
         "crm.deal.list",
         {
-            "filter": {"@CATEGORY_ID": sorted({link.parent.id, link.child.id})},
+            "filter": {"@CATEGORY_ID": link.categories},
             "select": link.fields(),
         },
         count=False,
@@ -121,6 +124,8 @@ class _Auditor:
         self.index = index
         self.findings: list[Finding] = []
         self.seq = 0
+        # the pipeline the findings being made are about: the parent's, then the child's
+        self.pipeline = ""
 
     def add(
         self,
@@ -131,7 +136,7 @@ class _Auditor:
         repair: list[Command] | None = None,
     ) -> None:
         self.findings.append(
-            Finding(rule, self.link.link.name, deals, seen, expected, repair or [])
+            Finding(rule, self.link.link.name, deals, seen, expected, repair or [], self.pipeline)
         )
 
     def name(self) -> str:
@@ -141,9 +146,11 @@ class _Auditor:
     def past_trigger(self, parent: Deal) -> bool:
         """An open parent at or past the trigger stage needs its child; a closed one (won
         or lost) is past needing an estimate, and a child made now would only be left open."""
-        link = self.link
-        return parent.semantic == "P" and link.sort_of(link.parent, parent.stage) >= link.sort_of(
-            link.parent, link.trigger
+        trigger = self.link.trigger_of(parent.category)
+        return (
+            parent.semantic == "P"
+            and trigger is not None
+            and self.link.sort_of(parent.stage) >= self.link.sort_of(trigger)
         )
 
     def points_to_a_child(self, parent: Deal) -> bool:
@@ -156,7 +163,7 @@ class _Auditor:
         if pointed is None or pointed.category != self.link.child.id:
             return False
         its_parent = self.index.get(pointed.parent_ref) if pointed.parent_ref else None
-        return its_parent is None or its_parent.category != self.link.parent.id
+        return its_parent is None or its_parent.category not in self.link.parent_ids
 
     def create_child(self, parent: Deal) -> list[Command]:
         """The child, without the fields copied from the parent: the repair reads the
@@ -165,8 +172,11 @@ class _Auditor:
 
     def run(self) -> list[Finding]:
         link = self.link
-        for parent, kids in self.index.parents_with_children(link.parent.id, link.child.id):
-            self.check_parent(parent, kids)
+        for pipeline in link.parents:
+            self.pipeline = link.code_of(pipeline.id)
+            for parent, kids in self.index.parents_with_children(pipeline.id, link.child.id):
+                self.check_parent(parent, kids)
+        self.pipeline = link.code_of(link.child.id)
         for child, found in self.index.children_with_parent(link.child.id):
             self.check_child(child, found)
         self.cycles()
@@ -264,12 +274,8 @@ class _Auditor:
                     )
                 ],
             )
-        target = link.moves.get(kid.stage)
-        if (
-            target
-            and parent.semantic == "P"
-            and link.sort_of(link.parent, parent.stage) < link.sort_of(link.parent, target)
-        ):
+        target = link.move_for(kid.stage, parent.category)
+        if target and parent.semantic == "P" and link.sort_of(parent.stage) < link.sort_of(target):
             self.add(
                 "L005",
                 [parent.id, kid.id],
@@ -291,7 +297,7 @@ class _Auditor:
         it, if there is exactly one)."""
         link = self.link
         ref = child.parent_ref
-        if found is not None and found.category == link.parent.id:
+        if found is not None and found.category in link.parent_ids:
             return
         if found is not None and found.category == link.child.id:
             self.add(
@@ -301,7 +307,7 @@ class _Auditor:
                 "a parent in the parent pipeline",
             )
             return
-        claimed = self.index.claiming(child.id, link.parent.id)
+        claimed = self.index.claiming(child.id, sorted(link.parent_ids))
         repair = []
         if len(claimed) == 1:
             repair = [
@@ -322,7 +328,7 @@ class _Auditor:
             "L002",
             [child.id, *[p.id for p in claimed]],
             seen,
-            f"a parent in «{link.parent.name}»",
+            f"a parent in {link.parent_names()}",
             repair,
         )
 

@@ -116,12 +116,15 @@ class DealIndex:
             )
         ]
 
-    def claiming(self, child: int, category: int) -> list[Deal]:
+    def claiming(self, child: int, categories: list[int]) -> list[Deal]:
+        """The deals of these pipelines whose child field names ``child``."""
+        marks = ",".join("?" * len(categories))
         return [
             self._deal(r)
             for r in self.conn.execute(
-                f"SELECT {COLUMNS} FROM deals WHERE child_ref = ? AND category = ? ORDER BY id",
-                (child, category),
+                f"SELECT {COLUMNS} FROM deals WHERE child_ref = ? AND category IN ({marks}) "
+                "ORDER BY id",
+                (child, *categories),
             )
         ]
 

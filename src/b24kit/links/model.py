@@ -40,25 +40,66 @@ def deal_id(value: Any) -> int | None:
 
 @dataclass
 class ResolvedLink:
+    """A link on this portal. Its parents may sit in several pipelines (each sales
+    direction): the trigger and the moves are resolved in each of them."""
+
     link: Link
-    parent: PipelineSnap
+    parents: list[PipelineSnap]  # every parent pipeline, in the blueprint's order
     child: PipelineSnap
-    trigger: str  # parent STATUS_ID that creates the child
+    triggers: dict[int, str]  # parent CATEGORY_ID -> the STATUS_ID that creates the child
     child_start: str
-    moves: dict[str, str]  # child STATUS_ID -> parent STATUS_ID
+    # child STATUS_ID -> parent CATEGORY_ID -> the parent STATUS_ID it moves the parent to
+    moves: dict[str, dict[int, str]]
     child_field: str  # UF on the child holding the parent
     parent_field: str | None
     mirror_field: str | None
     copy_fields: list[str]
 
+    def __post_init__(self) -> None:
+        # STATUS_IDs are unique on a portal (C<id>: prefixes), so one table serves all
+        self._sorts = {s.status_id: s.sort for p in (*self.parents, self.child) for s in p.stages}
+        self.parent_ids = frozenset(p.id for p in self.parents)
+        self._by_id = {p.id: p for p in self.parents}
+
+    @property
+    def name(self) -> str:
+        return self.link.name
+
+    @property
+    def categories(self) -> list[int]:
+        """The CATEGORY_IDs of every deal the link is about: its parents' and children's."""
+        return sorted({*self.parent_ids, self.child.id})
+
+    def code_of(self, category: int) -> str:
+        """The blueprint's code of a pipeline of the link (a parent's or the child's)."""
+        if category == self.child.id:
+            return self.link.child.pipeline
+        codes = self.link.parent.codes
+        at = next((i for i, p in enumerate(self.parents) if p.id == category), None)
+        return codes[at] if at is not None and at < len(codes) else str(category)
+
+    def parent_of(self, category: int) -> PipelineSnap | None:
+        return self._by_id.get(category)
+
+    def trigger_of(self, category: int) -> str | None:
+        return self.triggers.get(category)
+
+    def move_for(self, child_stage: str, parent_category: int) -> str | None:
+        """The stage a child at ``child_stage`` moves its parent to, in the parent's pipeline."""
+        return self.moves.get(child_stage, {}).get(parent_category)
+
+    def done_stages(self) -> list[str]:
+        """The child stages that move the parent (the estimate's «Согласование»)."""
+        return list(self.moves)
+
+    def parent_names(self) -> str:
+        return ", ".join(f"«{p.name}»" for p in self.parents)
+
     def status(self, pipeline: PipelineSnap, code: str) -> str:
         return stage_id(pipeline, code)
 
-    def sort_of(self, pipeline: PipelineSnap, status_id: str) -> int:
-        for stage in pipeline.stages:
-            if stage.status_id == status_id:
-                return stage.sort
-        return -1
+    def sort_of(self, status_id: str) -> int:
+        return self._sorts.get(status_id, -1)
 
     def stage_name(self, status_id: str) -> str:
         return next((s.name for s in self.child.stages if s.status_id == status_id), status_id)
@@ -98,26 +139,27 @@ def resolve_links(
     for link in bp.links:
         if names and link.name not in names:
             continue
-        parent, child = pipeline(link.parent.pipeline), pipeline(link.child.pipeline)
-        resolved = ResolvedLink(
-            link,
-            parent,
-            child,
-            "",
-            "",
-            {},
-            uf_name(link.child_field),
-            uf_name(link.parent_field) if link.parent_field else None,
-            uf_name(link.mirror_field) if link.mirror_field else None,
-            list(link.copy_fields),
+        parents = [pipeline(code) for code in link.parent.codes]
+        child = pipeline(link.child.pipeline)
+        out.append(
+            ResolvedLink(
+                link,
+                parents,
+                child,
+                {p.id: stage_id(p, link.parent.stage) for p in parents},
+                stage_id(child, link.child.stage),
+                {
+                    stage_id(child, m.child_stage): {
+                        p.id: stage_id(p, m.parent_stage) for p in parents
+                    }
+                    for m in link.moves
+                },
+                uf_name(link.child_field),
+                uf_name(link.parent_field) if link.parent_field else None,
+                uf_name(link.mirror_field) if link.mirror_field else None,
+                list(link.copy_fields),
+            )
         )
-        resolved.trigger = resolved.status(parent, link.parent.stage)
-        resolved.child_start = resolved.status(child, link.child.stage)
-        resolved.moves = {
-            resolved.status(child, m.child_stage): resolved.status(parent, m.parent_stage)
-            for m in link.moves
-        }
-        out.append(resolved)
     return out
 
 

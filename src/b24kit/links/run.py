@@ -154,7 +154,7 @@ async def _changed_deals(
     """Deals of the link's pipelines changed since the last pass, the ``touched`` ones
     (named by events, read by id whatever their DATE_MODIFY says), and the deals they are
     tied to (a quiet portal costs a request or two)."""
-    categories = sorted({link.parent.id, link.child.id})
+    categories = link.categories
     flt: dict[str, Any] = {"@CATEGORY_ID": categories}
     if since:
         flt[">=DATE_MODIFY"] = since
@@ -171,7 +171,7 @@ async def _changed_deals(
         d.parent_ref
         for d in deals.values()
         if d.category == link.child.id and d.parent_ref is not None
-    } | {d.id for d in deals.values() if d.category == link.parent.id}
+    } | {d.id for d in deals.values() if d.category in link.parent_ids}
     missing = sorted(parent_ids - set(deals))
     for chunk in range(0, len(missing), 500):
         for r in await read_all(
@@ -180,7 +180,7 @@ async def _changed_deals(
             {"filter": {"@ID": missing[chunk : chunk + 500]}, "select": link.fields()},
         ):
             deals[int(r["ID"])] = to_deal(r, link)
-    parents = sorted(d.id for d in deals.values() if d.category == link.parent.id)
+    parents = sorted(d.id for d in deals.values() if d.category in link.parent_ids)
     for chunk in range(0, len(parents), 500):
         for r in await read_all(
             client,
@@ -288,7 +288,9 @@ async def estimates_report(
     links = await links_for(client, bp, [link_name] if link_name else None)
     link = links[0]
     approval = (
-        next(iter(link.moves), None) if done_stage is None else link.status(link.child, done_stage)
+        next(iter(link.done_stages()), None)
+        if done_stage is None
+        else link.status(link.child, done_stage)
     )
     if approval is None:
         raise InputError(f"link {link.link.name!r} has no move: name the approval stage")
@@ -300,7 +302,7 @@ async def estimates_report(
         "crm.stagehistory.list",
         {
             "entityTypeId": int(EntityType.DEAL),
-            "filter": {"@STAGE_ID": [link.trigger, approval]},
+            "filter": {"@STAGE_ID": sorted({*link.triggers.values(), approval})},
             "select": ["OWNER_ID", "STAGE_ID", "CREATED_TIME"],
         },
     )
@@ -314,7 +316,8 @@ async def estimates_report(
         if child.category != link.child.id or child.parent_ref not in deals:
             continue
         done = entered.get((child.id, approval))
-        began = entered.get((child.parent_ref, link.trigger))
+        trigger = link.trigger_of(deals[child.parent_ref].category)
+        began = entered.get((child.parent_ref, trigger or ""))
         if done is None or began is None:
             continue
         parent = deals[child.parent_ref]

@@ -432,7 +432,7 @@ class Draft:
 def target_pipeline(bp: Blueprint) -> Pipeline:
     """The deal pipeline the sheet's rows become deals of: the first that is a link's parent,
     else the first one."""
-    parents = {link.parent.pipeline for link in bp.links}
+    parents = {code for link in bp.links for code in link.parent.codes}
     pipeline = next(
         (p for p in bp.deal.pipelines if p.code in parents),
         bp.deal.pipelines[0] if bp.deal.pipelines else None,
@@ -446,7 +446,7 @@ def route_pipelines(bp: Blueprint, target: Pipeline) -> list[Pipeline]:
     """The pipelines a direction column may send rows to: the links' parent pipelines when
     there are several; else the pipelines with the same stages as the target (one sales
     pipeline per direction); fewer than two: nothing to route."""
-    parents = {link.parent.pipeline for link in bp.links}
+    parents = {code for link in bp.links for code in link.parent.codes}
     linked = [p for p in bp.deal.pipelines if p.code in parents]
     if len(linked) >= 2:
         return linked
@@ -645,7 +645,7 @@ class _Drafter:
                 "fields": self.child_fields(),
             }
             for link in self.bp.links
-            if link.parent.pipeline == self.pipeline.code
+            if self.pipeline.code in link.parent.codes
         ]
 
     def contact(self) -> Flow:

@@ -404,6 +404,13 @@ class Target:
     contractor_enum_ids: dict[str, dict[str, int]] = field(default_factory=dict)
     # every pipeline a row may go to (parent.route), by code; the default one is `parent`
     parents: dict[str, PipelineSnap] = field(default_factory=dict)
+    # the blueprint's other links from those pipelines (the mapping names no child of
+    # theirs): their children are made as sync would, for parents at or past the trigger
+    implied: dict[str, tuple[Link, PipelineSnap]] = field(default_factory=dict)
+
+    def link(self, name: str) -> tuple[Link, PipelineSnap]:
+        """A link the mapping names, or one of the blueprint's implied ones."""
+        return self.children.get(name) or self.implied[name]
 
     def parent_of(self, code: str) -> PipelineSnap:
         return self.parents.get(code, self.parent)
@@ -442,6 +449,11 @@ def resolve_target(mapping: Mapping, bp: Blueprint, snap: Snapshot) -> Target:
             f.name: {v.xml_id: v.id for v in f.values} for f in spa.fields if f.values
         }
     enum_ids = {f.name: {v.xml_id: v.id for v in f.values} for f in snap.deal_fields if f.values}
+    implied = {
+        link.name: (link, pipeline(link.child.pipeline))
+        for link in bp.links
+        if link.name not in children and set(link.parent.codes) & set(mapping.parent.pipelines)
+    }
     return Target(
         pipeline(mapping.parent.pipeline),
         children,
@@ -451,6 +463,7 @@ def resolve_target(mapping: Mapping, bp: Blueprint, snap: Snapshot) -> Target:
         enum_ids,
         contractor_enums,
         {code: pipeline(code) for code in mapping.parent.pipelines},
+        implied,
     )
 
 
@@ -782,7 +795,7 @@ class _Planner:
         stage_now = stage_now or parent_fields["STAGE_ID"]
         for child in record.children:
             link, child_pipeline = target.children[child.rule.link]
-            if link.parent.pipeline != code or not child.wanted:
+            if code not in link.parent.codes or not child.wanted:
                 continue
             want = target.stage_id(child_pipeline, child.stage or link.child.stage)
             moved_to = _moved_parent(link, pipeline, child_pipeline, want, stage_now)
@@ -797,19 +810,26 @@ class _Planner:
         for child in record.children:
             link = target.children[child.rule.link][0]
             if not child.wanted:
-                if link.parent.pipeline == code and _needs_child(link, pipeline, stage_now):
+                if code in link.parent.codes and _needs_child(link, pipeline, stage_now):
                     kids.append(
                         self.child(record, child, parent, parent_fields, client, contractor)
                     )
                 continue
-            if link.parent.pipeline != code:
+            if code not in link.parent.codes:
                 self.warn(
                     record,
                     f"no child by link {link.name!r}: the row goes to pipeline {code!r}, and "
-                    f"the link takes children from {link.parent.pipeline!r}",
+                    f"the link takes children from {', '.join(link.parent.codes)}",
                 )
                 continue
             kids.append(self.child(record, child, parent, parent_fields, client, contractor))
+        for name, (link, _) in target.implied.items():
+            if code in link.parent.codes and _needs_child(link, pipeline, stage_now):
+                implied = ChildRule.model_construct(
+                    link=name, when=[], title="", stage=None, contractor=False, fields={}
+                )
+                kid = ChildRecord(implied, "", None, {}, False)
+                kids.append(self.child(record, kid, parent, parent_fields, client, contractor))
         self._closed_with_open_child(record, pipeline, stage_now, kids)
         if record.comment:
             self.comment(record, parent)
@@ -1017,7 +1037,7 @@ class _Planner:
         """A child deal of the record's parent, then the parent's link fields pointing back
         to it when they are not so already."""
         target = self.target
-        link, pipeline = target.children[child.rule.link]
+        link, pipeline = target.link(child.rule.link)
         spec = child_link(link, pipeline)
         stage = target.stage_id(pipeline, child.stage or link.child.stage)
         own = {"TITLE": child.title or record.title, **_deal_fields(child.fields, target)}
@@ -1053,12 +1073,11 @@ class _Planner:
     ) -> None:
         """Said in the dry run: a parent the sheet closes while its child stays open
         (audit's L006); map the child's stage for the closing words too."""
-        semantics = {s.status_id: s.semantics for st in (pipeline,) for s in st.stages}
+        semantics = {s.status_id: s.semantics for s in pipeline.stages}
         if semantics.get(parent, "process") == "process":
             return
-        every = {
-            s.status_id: s.semantics for _, p in self.target.children.values() for s in p.stages
-        }
+        linked = [*self.target.children.values(), *self.target.implied.values()]
+        every = {s.status_id: s.semantics for _, p in linked for s in p.stages}
         if any(every.get(kid) == "process" for kid in kids):
             self.warn(
                 record,
@@ -1148,7 +1167,7 @@ def select_fields(mapping: Mapping, target: Target) -> list[str]:
     names = set(mapping.parent.fields)
     for rule in mapping.children:
         names |= set(rule.fields)
-        link = target.children[rule.link][0]
+    for link, _ in [*target.children.values(), *target.implied.values()]:
         names |= {uf_name(x) for x in (link.child_field, link.parent_field, link.mirror_field) if x}
     if target.contractor_field:
         names.add(target.contractor_field)

@@ -84,11 +84,11 @@ def check_rules(mapping: Mapping, bp: Blueprint) -> list[BlueprintIssue]:
         link = links.get(child.link)
         if link is None:
             issues.unknown(("children", i, "link"), "the blueprint has no link", child.link, links)
-        elif link.parent.pipeline not in mapping.parent.pipelines:
+        elif not set(link.parent.codes) & set(mapping.parent.pipelines):
             issues.add(
                 ("children", i, "link"),
-                f"link {link.name!r} takes children from pipeline {link.parent.pipeline!r}, "
-                f"which no row goes to (the rows go to: {', '.join(mapping.parent.pipelines)})",
+                f"link {link.name!r} takes children from {', '.join(link.parent.codes)}, "
+                f"where no row goes (the rows go to: {', '.join(mapping.parent.pipelines)})",
             )
         elif link.child.pipeline in pipelines:
             _stages(issues, ("children", i, "stage"), child.stage, pipelines[link.child.pipeline])
