@@ -37,6 +37,8 @@ ORGANISATIONS = [
     ("Общество с ограниченной ответственностью «Ромашка»", "ООО", "Ромашка"),
     ("Индивидуальный предприниматель Петров П.П.", "ИП", "Петров П.П."),
     ("  ООО   Тяж  маш ", "ООО", "Тяж маш"),
+    ("OOO АгроМир", "ООО", "АгроМир"),  # the form typed in Latin letters
+    ("AO «Вектор»", "АО", "Вектор"),
 ]
 PERSONS = [
     "Иванов Иван",
@@ -68,6 +70,8 @@ def test_one_organisation_spelled_three_ways_has_one_key() -> None:
     keys = {organisation(n).key for n in ("ООО АгроМир", "АгроМир ООО", 'ООО "Агромир"')}  # type: ignore[union-attr]
     assert keys == {"org:ооо:агромир"}
     assert organisation("АО АгроМир").key != "org:ооо:агромир", "another form, another entity"  # type: ignore[union-attr]
+    latin = {organisation(n).key for n in ("ООО АгрoМир", "OOO АгроМир", "ООО\xa0АгроМир")}  # type: ignore[union-attr]
+    assert latin == {"org:ооо:агромир"}, "Latin look-alikes and a no-break space too"
 
 
 @pytest.mark.parametrize(
@@ -83,6 +87,14 @@ def test_one_organisation_spelled_three_ways_has_one_key() -> None:
         ("И.П. Иванов", "Иванов", "И.П.", ""),
         ("Анна Петровна", "", "Анна", "Петровна"),
         ("Анна", "", "Анна", ""),
+        # given names that end like surnames (-ин, -ина): the name is the given one
+        ("Ирина Смирнова", "Смирнова", "Ирина", ""),
+        ("Смирнова Ирина", "Смирнова", "Ирина", ""),
+        ("Константин Петров", "Петров", "Константин", ""),
+        ("Петров Константин", "Петров", "Константин", ""),
+        ("Екатерина Ильина", "Ильина", "Екатерина", ""),
+        ("Валентин Ильин", "Ильин", "Валентин", ""),
+        ("Галина Андреевна Лебедева", "Лебедева", "Галина", "Андреевна"),
     ],
 )
 def test_a_person_s_name_is_split_as_the_crm_has_it(
@@ -249,3 +261,22 @@ def test_an_existing_company_gains_phones_and_keeps_its_person(tmp_path: Path) -
     assert not [c for c in plan.commands if c.method.startswith("crm.contact.")]
     deal = next(c for c in plan.commands if c.method == "crm.deal.add").params["fields"]
     assert (deal["COMPANY_ID"], deal["CONTACT_ID"]) == (40, 41)
+
+
+def test_a_client_s_name_is_the_spelling_most_rows_give_whatever_the_spaces() -> None:
+    """«ООО\xa0АгроМир» and «ООО АгроМир » are the spelling «ООО АгроМир» (counted once
+    with it), not a third one that lets «АгроМир ООО» win."""
+    rows = [
+        ClientRow("1", "ООО\xa0АгроМир", (), ()),
+        ClientRow("2", "ООО АгроМир ", (), ()),
+        ClientRow("3", "АгроМир ООО", (), ()),
+        ClientRow("4", "АгроМир ООО", (), ()),
+        ClientRow("5", "ООО  АгроМир", (), ()),
+    ]
+    assert group_clients(rows)["1"].name == "ООО АгроМир"
+    people = [
+        ClientRow("1", "Иван  Иванов", ("+79001112233",), ()),
+        ClientRow("2", "Иван Иванов", ("+79001112233",), ()),
+        ClientRow("3", "Иванов Иван Петрович", ("+79001112233",), ()),
+    ]
+    assert group_clients(people)["3"].name == "Иван Иванов"

@@ -11,8 +11,10 @@ import pytest
 from b24kit.migrate.parsers import (
     Enumeration,
     ParseError,
+    fold_lookalikes,
     parse_date,
     parse_emails,
+    parse_inn,
     parse_money,
     parse_phones,
     parse_yes_no,
@@ -134,6 +136,13 @@ DATES: list[tuple[Any, date, bool]] = [
     ("1 мая 2024", date(2024, 5, 1), False),
     ("3 сент. 2024", date(2024, 9, 3), False),
     ("12 декабря 2023г", date(2023, 12, 12), False),
+    # the year word after a numeric date, as Russian documents write it (issue 10's messy
+    # sheet: «01.02.2024 г.» was refused)
+    ("01.02.2024 г.", date(2024, 2, 1), False),
+    ("01.02.2024г.", date(2024, 2, 1), False),
+    ("1.2.24 г", date(2024, 2, 1), False),
+    ("28 апреля 2024 года", date(2024, 4, 28), False),
+    ("01.02.2024 г. 10:30", date(2024, 2, 1), False),
     ("1.2.1990", date(1990, 2, 1), False),
 ]
 
@@ -148,6 +157,8 @@ DATES_REFUSED: list[tuple[Any, str]] = [
     (5, "the year 1900 is outside"),  # a spreadsheet serial of 1900
     (date(1900, 1, 1), "the year 1900 is outside"),
     ("1 маяка 2024", "unknown month"),  # not any word that starts like a month
+    ("01.02.2024 год", "is not a date"),
+    ("2024-02-01 г.", "is not a date"),
 ]
 
 
@@ -196,7 +207,18 @@ def test_phones(raw: Any, expected: list[str], warned: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["", "нет телефона", "123-45", "8 900 123", "+7 900 123 45 67 89 0"]
+    "raw",
+    [
+        "",
+        "нет телефона",
+        "123-45",
+        "8 900 123",
+        "+7 900 123 45 67 89 0",
+        # a letter among the digits (O for 0): its digits made another valid number
+        "8 926 1O1-22-33",
+        "8 9OO 123 45 67",
+        "+7 926 l23 45 67",
+    ],
 )
 def test_phone_errors(raw: str) -> None:
     with pytest.raises(ParseError):
@@ -249,6 +271,11 @@ STATUS = Enumeration(
         ("WON", "WON", False),
         ("закрыто", "WON", False),
         ("Оценка Готова", "ESTIMATE_READY", False),
+        # Latin letters typed for the Cyrillic ones they look like
+        ("Oценить", "ESTIMATE", False),
+        ("B РАБОТЕ", "ESTIMATE", False),
+        ("ОПЛAЧЕНО", "WON", False),
+        ("зaкрытo", "WON", False),
     ],
 )
 def test_enumeration(raw: str, expected: str, warned: bool) -> None:
@@ -271,3 +298,26 @@ def test_emails() -> None:
     ]
     with pytest.raises(ParseError):
         parse_emails("нет почты")
+
+
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [
+        ("Oценить", "Оценить"),  # a Latin O
+        ("B работе", "В работе"),  # a Latin B alone, beside Cyrillic
+        ("Cмирнов", "Смирнов"),
+        ("OK", "OK"),  # no Cyrillic: as written
+        ("экскаватор JCB", "экскаватор JCB"),  # J is no look-alike: as written
+        ("ok", "ok"),
+    ],
+)
+def test_latin_look_alikes_fold_only_beside_cyrillic(text: str, folded: str) -> None:
+    assert fold_lookalikes(text) == folded
+
+
+def test_an_inn_in_a_number_cell_gets_its_leading_zero_back() -> None:
+    """A Google Sheet keeps 0274062111 typed in a number cell as 274062111."""
+    assert parse_inn(274062111).value == "0274062111"
+    assert parse_inn(274062111).warning is None
+    with pytest.raises(ParseError):
+        parse_inn(274062112)  # with a 0 its check digit fails: no guess

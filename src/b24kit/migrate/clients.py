@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from b24kit.migrate.parsers import fold_lookalikes
+
 # legal forms: abbreviations and the words they stand for, matched as whole words in any
 # position («ООО АгроМир», «Монолит 255 ООО», «ИП Сидоров», "Acme, LLC")
 FORMS = {
@@ -64,7 +66,8 @@ def identifier(value: str) -> str:
 
 
 def _plain(text: str) -> str:
-    return re.sub(r"\s+", " ", text.strip().lower().replace("ё", "е"))
+    """Compared as: case-, space-, ё- and look-alike-insensitive («АгрoМир» with a Latin o)."""
+    return fold_lookalikes(re.sub(r"\s+", " ", text.strip().lower().replace("ё", "е")))
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def organisation(name: str | None) -> Organisation | None:
     """The organisation a client cell names, or None for a person."""
     if not name:
         return None
-    text = " ".join(name.split())
+    text = fold_lookalikes(" ".join(name.split()))  # «OOO АгроМир» typed with Latin O's
     lowered = _plain(text)
     for words, form in LONG_FORMS.items():
         at = lowered.find(words)
@@ -116,13 +119,137 @@ _SURNAME = re.compile(
     re.IGNORECASE,
 )
 _INITIALS = re.compile(r"^(?:\w\.){1,2}$|^\w\.\w\.?$")
+# common Russian given names: many end like surnames (Константин, Валентин; Ирина,
+# Екатерина, Галина end in -ин/-ина), so «Ирина Смирнова» needs to know which word is the name
+GIVEN_NAMES = set(
+    [
+        "александр",
+        "алексей",
+        "анатолий",
+        "андрей",
+        "антон",
+        "аркадий",
+        "арсений",
+        "артем",
+        "артур",
+        "богдан",
+        "борис",
+        "вадим",
+        "валентин",
+        "валерий",
+        "василий",
+        "вениамин",
+        "виктор",
+        "виталий",
+        "владимир",
+        "владислав",
+        "всеволод",
+        "вячеслав",
+        "геннадий",
+        "георгий",
+        "глеб",
+        "григорий",
+        "даниил",
+        "данил",
+        "денис",
+        "дмитрий",
+        "евгений",
+        "егор",
+        "захар",
+        "иван",
+        "игорь",
+        "илья",
+        "кирилл",
+        "константин",
+        "лев",
+        "леонид",
+        "максим",
+        "марк",
+        "матвей",
+        "михаил",
+        "никита",
+        "николай",
+        "олег",
+        "павел",
+        "петр",
+        "роман",
+        "руслан",
+        "святослав",
+        "семен",
+        "сергей",
+        "станислав",
+        "степан",
+        "тимофей",
+        "тимур",
+        "федор",
+        "филипп",
+        "эдуард",
+        "юрий",
+        "ярослав",
+        "александра",
+        "алена",
+        "алина",
+        "алла",
+        "анастасия",
+        "анна",
+        "антонина",
+        "валентина",
+        "валерия",
+        "вера",
+        "вероника",
+        "виктория",
+        "галина",
+        "дарья",
+        "диана",
+        "ева",
+        "евгения",
+        "екатерина",
+        "елена",
+        "елизавета",
+        "жанна",
+        "зинаида",
+        "зоя",
+        "инна",
+        "ирина",
+        "карина",
+        "кристина",
+        "ксения",
+        "лариса",
+        "лидия",
+        "любовь",
+        "людмила",
+        "маргарита",
+        "марина",
+        "мария",
+        "надежда",
+        "наталья",
+        "наталия",
+        "нина",
+        "оксана",
+        "ольга",
+        "полина",
+        "раиса",
+        "светлана",
+        "софия",
+        "софья",
+        "тамара",
+        "татьяна",
+        "ульяна",
+        "юлия",
+        "яна",
+    ]
+)
+
+
+def _given(word: str) -> bool:
+    return word.lower().replace("ё", "е") in GIVEN_NAMES
 
 
 def person_name(name: str | None) -> dict[str, str]:
     """A person's name as the CRM has it (LAST_NAME, NAME, SECOND_NAME):
     «Иванов Иван Петрович» -> Иванов / Иван / Петрович; «Иван Петрович Иванов» -> the same;
-    «Иван Иванов» -> Иванов / Иван (the surname by its ending, else the first word, as
-    Russian sheets write it); «Иванов И.П.» -> Иванов / И.П.; one word is the NAME."""
+    «Иван Иванов» and «Ирина Смирнова» -> Иванов / Иван, Смирнова / Ирина (a common given
+    name, else the surname by its ending, else the first word, as Russian sheets write it); «Иванов И.П.» -> Иванов / И.П.; one word is the NAME."""
     words = (name or "").split()
     out = {"NAME": "", "SECOND_NAME": "", "LAST_NAME": ""}
     if len(words) == 1:
@@ -133,6 +260,8 @@ def person_name(name: str | None) -> dict[str, str]:
             out.update(NAME=a, LAST_NAME=b)
         elif _PATRONYMIC.search(b) and not _INITIALS.match(b):
             out.update(NAME=a, SECOND_NAME=b)
+        elif _given(a) != _given(b):  # «Ирина Смирнова», «Петров Константин»
+            out.update(NAME=a, LAST_NAME=b) if _given(a) else out.update(NAME=b, LAST_NAME=a)
         elif _SURNAME.search(b) and not _SURNAME.search(a):
             out.update(NAME=a, LAST_NAME=b)
         else:
@@ -280,10 +409,10 @@ def group_clients(rows: Iterable[ClientRow]) -> dict[str, Client]:
         client.rows.append(row.row_id)
         org, person = row.org, row.contact_person
         if org:
-            client.orgs[org] += 1
+            client.orgs[" ".join(org.split())] += 1  # «ООО\xa0АгроМир» is «ООО АгроМир»
         if person:
             client.persons[row.row_id] = person
-            client.names[person] += 1
+            client.names[" ".join(person.split())] += 1
         client.phones = sorted({*client.phones, *row.phones})
         client.emails = sorted({*client.emails, *(e.lower() for e in row.emails)})
         if row.inn:

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any
 
 from b24kit.errors import InputError
@@ -29,9 +30,35 @@ def _text(raw: Any) -> str:
     return "" if raw is None else str(raw).strip()
 
 
+# Latin letters people type for the Cyrillic ones they look like («Oценить» with a Latin
+# O, «Cмирнов»), lowercased: b, h, k, m, t are the capitals В, Н, К, М, Т
+LOOKALIKES = str.maketrans("aceopxybhkmt", "асеорхувнкмт")
+_CYRILLIC_LETTER = re.compile(r"[а-яё]", re.IGNORECASE)
+_LATIN_LETTER = re.compile(r"[a-z]", re.IGNORECASE)
+_FOLDABLE = re.compile(r"[a-zа-яё]*[a-z][a-zа-яё]*", re.IGNORECASE)
+
+
+def fold_lookalikes(text: str) -> str:
+    """In text with Cyrillic letters, a word written in Cyrillic and Latin look-alikes
+    (a mistyped «Oценить», «B работе») in Cyrillic only; a word with any other Latin letter
+    («JCB»), and text with no Cyrillic at all («OK»), as written."""
+    if not (_LATIN_LETTER.search(text) and _CYRILLIC_LETTER.search(text)):
+        return text
+
+    def fold(match: re.Match[str]) -> str:
+        word = match.group(0)
+        folded = word.lower().translate(LOOKALIKES)
+        if re.search(r"[a-z]", folded):
+            return word
+        return "".join(f.upper() if c.isupper() else f for c, f in zip(word, folded, strict=True))
+
+    return _FOLDABLE.sub(fold, text)
+
+
 def normalize_word(text: str) -> str:
-    """Case-, space- and ё-insensitive form of a word for matching."""
-    return re.sub(r"\s+", " ", text.strip().lower().replace("ё", "е"))
+    """Case-, space-, ё- and look-alike-insensitive form of a word for matching
+    («Oценить» with a Latin O is «оценить»)."""
+    return fold_lookalikes(re.sub(r"\s+", " ", text.strip().lower().replace("ё", "е")))
 
 
 # ------------------------------------------------------------------ money
@@ -212,11 +239,14 @@ MONTHS = {
 
 # The grammar (anything else is rejected with the reason): 01.02.2024 and 1.2.24 (day
 # first, a two-digit year is 20xx), 2024-02-01, 1/2/2024 (day first, as in Russia; warned
-# when the day could be a month), 1 февраля 2024 (г.), a time after any of these
+# when the day could be a month), 1 февраля 2024; «г.» or «года» after the year of the
+# first and the last (01.02.2024 г., 1 февраля 2024 года), a time after any of these
 # (10:30, 10:30:15, T10:30:15Z) ignored, spreadsheet serial numbers and date cells. Years
 # outside FIRST_YEAR..LAST_YEAR are refused: a typo (1024, 20244), not a project's date.
 FIRST_YEAR, LAST_YEAR = 1990, 2100
 _TIME = r"(?:[ t]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?"
+# «г.», «г» or «года» after the year, as Russian documents write a date
+_YEAR_WORD = r"(?:\s*г(?:ода|\.)?)?"
 
 
 def _month_word(word: str, stem: str) -> bool:
@@ -262,13 +292,15 @@ def _parse_date_text(text: str, raw: Any) -> Parsed:
     try:
         if m := re.fullmatch(rf"(\d{{4}})-(\d{{1,2}})-(\d{{1,2}}){_TIME}", text):
             return Parsed(date(int(m[1]), int(m[2]), int(m[3])))
-        if m := re.fullmatch(rf"(\d{{1,2}})\.(\d{{1,2}})\.(\d{{2}}|\d{{4}}){_TIME}", text):
+        if m := re.fullmatch(
+            rf"(\d{{1,2}})\.(\d{{1,2}})\.(\d{{2}}|\d{{4}}){_YEAR_WORD}{_TIME}", text
+        ):
             return Parsed(date(_year(m[3]), int(m[2]), int(m[1])))
         if m := re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})", text):
             day, month = int(m[1]), int(m[2])
             warning = None if day > 12 or day == month else (f"read {text!r} as day/month/year")
             return Parsed(date(_year(m[3]), month, day), warning)
-        if m := re.fullmatch(r"(\d{1,2})\s+([а-я]+)\.?\s+(\d{4})(?:\s*г\.?)?", text):
+        if m := re.fullmatch(rf"(\d{{1,2}})\s+([а-я]+)\.?\s+(\d{{4}}){_YEAR_WORD}", text):
             named = next((n for stem, n in MONTHS.items() if _month_word(m[2], stem)), None)
             if named is None:
                 raise ParseError(f"unknown month in {text!r}")
@@ -293,6 +325,8 @@ def parse_phone_one(raw: str) -> Parsed:
     if EXTENSION.search(text):
         warning = f"extension dropped from {text!r}"
         text = EXTENSION.sub("", text)
+    if re.search(r"\d[^\W\d_]+\d|\d\s?[^\W\d_]\s?\d", text):  # «8 926 1O1-22-33»: O or 0?
+        raise ParseError(f"{raw.strip()!r}: a letter among the digits (O for 0, l for 1?)")
     words = [w for w in re.findall(r"[^\W\d_]+", text) if w.lower() not in PHONE_LABELS]
     if words:  # a name or a note beside the number: the number is kept, the words are not
         dropped = f"{' '.join(words)[:30]!r} dropped from {text!r}"
@@ -358,17 +392,29 @@ _INN_WEIGHTS = {
 
 
 def parse_inn(raw: Any) -> Parsed:
+    """An INN as text, or as a number cell (a spreadsheet drops its leading zero: an
+    organisation's 9 digits or a person's 11 are the number with its 0 put back, if its
+    check digits then hold; 0274062111 is Bashkortostan's)."""
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
         raw = str(int(raw))
+        if len(raw) in (9, 11) and _inn_checks("0" + raw):
+            raw = "0" + raw
     text = _text(raw)
     digits = re.sub(r"[\s\u00a0-]", "", text)
     if not re.fullmatch(r"\d{10}|\d{12}", digits):
         raise ParseError(f"{text!r} is no INN: 10 or 12 digits")
+    if not _inn_checks(digits):
+        return Parsed(digits, f"INN {digits}: its check digit is wrong (a typo?)")
+    return Parsed(digits)
+
+
+def _inn_checks(digits: str) -> bool:
+    """Whether an INN's check digits (ФНС's weights) hold."""
     for at, weights in _INN_WEIGHTS[len(digits)]:
         check = sum(int(d) * w for d, w in zip(digits, weights, strict=False)) % 11 % 10
         if check != int(digits[at]):
-            return Parsed(digits, f"INN {digits}: its check digit is wrong (a typo?)")
-    return Parsed(digits)
+            return False
+    return True
 
 
 # ------------------------------------------------------------ words, lists
@@ -387,6 +433,18 @@ def parse_yes_no(raw: Any) -> Parsed:
     raise ParseError(f"{_text(raw)!r} is neither yes nor no (да/нет)")
 
 
+@lru_cache(maxsize=64)
+def _table(synonyms: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[tuple[str, str], ...]:
+    out: dict[str, str] = {}
+    for code, words in synonyms:
+        for word in (code, *words):
+            key = normalize_word(str(word))
+            if key in out and out[key] != code:
+                raise InputError(f"{word!r} maps to both {out[key]} and {code}")
+            out[key] = code
+    return tuple(out.items())
+
+
 @dataclass(frozen=True)
 class Enumeration:
     """Sheet words to codes: ``{"ESTIMATE": ["в работе", "считаем"], "WON": ["оплачено"]}``.
@@ -395,14 +453,9 @@ class Enumeration:
     synonyms: Mapping[str, Sequence[str]]
 
     def table(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for code, words in self.synonyms.items():
-            for word in (code, *words):
-                key = normalize_word(str(word))
-                if key in out and out[key] != code:
-                    raise InputError(f"{word!r} maps to both {out[key]} and {code}")
-                out[key] = code
-        return out
+        """Each word as compared -> its code (made once per value map: a sheet's every row
+        reads it)."""
+        return dict(_table(tuple((code, tuple(words)) for code, words in self.synonyms.items())))
 
     def parse(self, raw: Any) -> Parsed:
         word = normalize_word(_text(raw))
