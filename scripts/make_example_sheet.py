@@ -107,6 +107,15 @@ def date_text(rng: random.Random, day: int) -> str:
     )
 
 
+def repeated_numbers(rows: list[list[str]]) -> dict[int, str]:
+    """A № written on two rows names neither project: both are rejected, in any order."""
+    by_number: dict[str, list[int]] = {}
+    for sheet_row, row in enumerate(rows[1:], start=2):
+        if row and row[0] not in ("", "№"):
+            by_number.setdefault(str(row[0]), []).append(sheet_row)
+    return {n: "repeats row" for twins in by_number.values() if len(twins) > 1 for n in twins}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=300)
@@ -189,13 +198,17 @@ def main() -> None:
                     "row": sheet_row,
                     "client_phone": "+7" + client_phone,
                     "organisation": client in ORGANISATIONS,
-                    "child": bool(logist or has_contractor),
+                    # named by the row, or made for an open parent at or past «Оценить»
+                    "child": bool(logist or has_contractor)
+                    or status in ("ESTIMATE", "ESTIMATE_READY", "OFFER", "CONTRACT"),
                     "contractor_phone": "+7" + contractor_phone if has_contractor else None,
                     "comment": bool(row[15]),
                     "status": status,
                 }
             )
         rows.append(row)
+    expected_rejected.update(repeated_numbers(rows))
+    valid = [v for v in valid if v["row"] not in expected_rejected]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows(rows)

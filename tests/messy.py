@@ -187,6 +187,7 @@ class Row:
     emails: list[str] = field(default_factory=list)
     contractor: str | None = None
     child: bool = False
+    engineering: bool = False
     comment: bool = False
     warn: bool = False  # a formula kept as text: a warning expected
     # the row's id repeats another's: the migration should reject both (see the report)
@@ -261,7 +262,7 @@ class Sheet:
         persons = {(r.client, r.person) for r in valid if r.person}
         return {
             "parents": len(valid),
-            "children": sum(r.child for r in valid),
+            "children": sum(r.child for r in valid) + sum(r.engineering for r in valid),
             "companies": kinds["company"],
             "contacts": kinds["contact"] + len(persons),
             "contractors": len({r.contractor for r in valid if r.contractor}),
@@ -588,13 +589,13 @@ FAULTS = {  # kind -> rate among the data rows (each one column, rejected unless
     "user": 0.008,
     "duplicate_id": 0.006,
     "two_faults": 0.006,  # a bad amount and a bad date: both cells named
-    "foreign_currency": 0.004,  # «$1 200»: not roubles
+    "foreign_currency": 0.004,  # «$1 200»: not roubles, rejected
     "noname_phone": 0.01,  # a phone and no name: a known client (or a nameless one)
     "name_only": 0.006,  # a one-off person with no phone, no e-mail
 }
 
 # the faults that leave a row valid (in the sheet without repeated row ids)
-VALID_FAULTS = {None, "date_year_word", "foreign_currency", "noname_phone", "name_only"}
+VALID_FAULTS = {None, "date_year_word", "noname_phone", "name_only"}
 
 
 class _Writer:
@@ -676,9 +677,11 @@ class _Writer:
         title = ": ".join(parts) if all(parts) else "".join(parts)
         truth.title = title.strip(" :-—") or f"Проект {truth.row_id}"
         logist = bool(cells[COL["Логист"]])
-        truth.child = truth.pipeline == "sales_turnkey" and (
-            logist or truth.stage in OPEN_AT_OR_PAST_TRIGGER
-        )
+        # the company blueprint's links take parents from every sales direction: the
+        # estimate (named by a logist, or an open parent at or past «Оценить») and the
+        # engineer's task (an open parent at «Договор»)
+        truth.child = logist or truth.stage in OPEN_AT_OR_PAST_TRIGGER
+        truth.engineering = truth.stage == "CONTRACT"
 
     def route_and_stage(self, cells: list[str], truth: Row, fault: str | None) -> None:
         rng = self.rng
@@ -728,9 +731,10 @@ class _Writer:
             cells[COL["Цена"]] = rng.choice(MONEY_REFUSED)
             truth.amount = None
             truth.reject.append("Цена")
-        if fault == "foreign_currency":  # not rejected by the parser: see foreign_currency
+        if fault == "foreign_currency":  # read by the parser, refused: the deals are in RUB
             cells[COL["Цена"]] = rng.choice(["$1 200", "1 200 USD", "€ 950", "950 евро"])
             truth.amount, truth.foreign_currency = None, True
+            truth.reject.append("Цена")
 
     def date(self, cells: list[str], truth: Row, fault: str | None) -> None:
         rng = self.rng

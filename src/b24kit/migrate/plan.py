@@ -186,6 +186,18 @@ class _RowReader:
             return None
         if spec.parse == "money":
             money = self.parse(spec.column, partial(parse_money, negative=spec.negative))
+            if money is not None and money[1] != "RUB":
+                # the deal's amount is in its currency, roubles: never write $1 200 as 1 200 ₽
+                self.errors.append(
+                    self.finding(
+                        "rejected",
+                        spec.column,
+                        value,
+                        f"an amount in {money[1]}: the portal's amounts here are in RUB; "
+                        "write it in roubles",
+                    )
+                )
+                return None
             return None if money is None else float(money[0])
         if spec.parse == "date":
             day = self.parse(spec.column, parse_date)
@@ -292,7 +304,7 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
     nothing is dropped silently."""
     records: list[Record] = []
     findings: list[Finding] = []
-    seen: dict[str, int] = {}
+    twins = _repeated_ids(table, mapping)
     for row in table.rows:
         reader = _RowReader(mapping, table.worksheet, row)
         if row.blank:
@@ -302,15 +314,8 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
             findings.append(reader.finding("rejected", None, None, "repeated header row"))
             continue
         row_id = _row_id(mapping, row)
-        if row_id in seen:
-            findings.append(
-                reader.finding(
-                    "rejected",
-                    mapping.row_id,
-                    row_id,
-                    f"row id {row_id} repeats row {seen[row_id]}",
-                )
-            )
+        if row.number in twins:
+            findings.append(reader.finding("rejected", mapping.row_id, row_id, twins[row.number]))
             continue
         if mapping.row_id and row.value(mapping.row_id) is not None:
             reader.row_id = row_id
@@ -355,7 +360,6 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
         if reader.errors:
             findings.extend(reader.errors)
             continue
-        seen[row_id] = row.number
         records.append(
             Record(
                 row.number,
@@ -377,6 +381,36 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
             )
         )
     return records, findings
+
+
+def _repeated_ids(table: Table, mapping: Mapping) -> dict[int, str]:
+    """The rows whose row id another row has, with the reason: a number on two projects
+    names neither, so every one of them is rejected, whatever the rows' order; a row that
+    repeats another cell for cell is a copy, and only the copies are. Only rows that are
+    projects (a client name or phone: project_columns) count."""
+    rows: dict[str, list[SheetRow]] = {}
+    wanted = project_columns(mapping)  # a note or a total is no project: rejected as such
+    for row in table.rows:
+        if row.blank or row.repeats_header(table.headers):
+            continue
+        if not wanted or any(row.value(c) is not None for c in wanted):
+            rows.setdefault(_row_id(mapping, row), []).append(row)
+    out: dict[int, str] = {}
+    for row_id, same in rows.items():
+        if len(same) < 2:
+            continue
+        contents = {tuple(str(c.value).strip() for c in r.cells.values()) for r in same}
+        if len(contents) == 1:  # copies: the first row stands
+            for copy in same[1:]:
+                out[copy.number] = f"row id {row_id} repeats row {same[0].number}, cell for cell"
+            continue
+        for row in same:
+            others = ", ".join(str(r.number) for r in same if r is not row)
+            out[row.number] = (
+                f"row id {row_id} repeats row {others} with other cells: one number, two "
+                "projects; give each its own"
+            )
+    return out
 
 
 def _route(reader: _RowReader, mapping: Mapping) -> str:
@@ -556,7 +590,7 @@ async def read_existing(
         parents = [
             int(d["ID"])
             for key, d in out.deals.items()
-            if re.fullmatch(r"row:\d+", key) and (commented is None or key[4:] in commented)
+            if re.fullmatch(r"row:[^:]+", key) and (commented is None or key[4:] in commented)
         ]
         out.markers = await read_markers(client, "deal", parents)
     return out
@@ -866,6 +900,9 @@ class _Planner:
         found = sorted(
             {self.contacts[i] for i in client.identifiers if i in self.contacts}, key=str
         )
+        made = self.existing.contacts_by_origin.get(f"contact:{client.key}")
+        if not found and made is not None:  # a client by name alone: found by its key
+            found = [made]
         if found:
             contact = found[0]
             fields = self._missing(client, self.contacts)
