@@ -50,7 +50,9 @@ def _typed(
     return found
 
 
-def _record(add: Add, d: Directory, path: PathKey, deal_fields: dict[str, CustomField]) -> None:
+def _record(
+    add: Add, d: Directory, path: PathKey, deal_fields: dict[str, CustomField], spa_codes: set[str]
+) -> None:
     """The record's deal fields: declared, of a type that holds what they hold, the
     contractor field linking the directory's smart process, typed name and phone together."""
     for key, want in RECORD_TYPES.items():
@@ -59,7 +61,8 @@ def _record(add: Add, d: Directory, path: PathKey, deal_fields: dict[str, Custom
             continue
         what = f"directory {d.name!r}: record.{key}"
         found = _typed(add, (*path, "record", key), what, code, deal_fields, want)
-        if key == "contractor" and found and d.smart_process not in (found.links or []):
+        known = d.smart_process in spa_codes  # an unknown one is reported once, above
+        if key == "contractor" and found and known and d.smart_process not in (found.links or []):
             add(
                 (*path, "record", key),
                 f"{what}: field {code!r} must link smart process {d.smart_process!r}",
@@ -97,7 +100,8 @@ def _one(add: Add, bp: Blueprint, d: Directory, path: PathKey) -> None:
     if link is None:
         known = ", ".join(x.name for x in bp.links) or "none"
         add((*path, "link"), f"directory {d.name!r}: no link {d.link!r} (known: {known})")
-    _record(add, d, path, {f.code: f for f in bp.deal.fields})
+    spa_codes = {s.code for s in bp.smart_processes}
+    _record(add, d, path, {f.code: f for f in bp.deal.fields}, spa_codes)
     if spa is not None:
         _entry(add, d, path, spa)
         default = next((p for p in spa.pipelines if p.default), None)
