@@ -131,8 +131,9 @@ def resolve_directory(bp: Blueprint, snap: Snapshot, d: Directory) -> ResolvedDi
         start = next(
             s.sort for s in child.stages if s.status_id == stage_id(child, d.required_from)
         )
+        # open records only: a closed one (accepted or refused) is history no one reopens
         required = {
-            s.status_id for s in child.stages if s.sort >= start and s.semantics != "failure"
+            s.status_id for s in child.stages if s.sort >= start and s.semantics == "process"
         }
     out = ResolvedDirectory(
         d,

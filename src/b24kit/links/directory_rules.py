@@ -12,7 +12,7 @@ DIRECTORY_RULES = {
     "D001": (
         "estimate-without-contractor",
         "error",
-        "a record at or past the directory's required stage names no entry (nor in_house) "
+        "an open record at or past the directory's required stage names no entry (nor in_house) "
         "or no price",
     ),
     "D002": (
