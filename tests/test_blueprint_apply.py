@@ -125,6 +125,10 @@ def test_company_blueprint_end_to_end() -> None:
             "CONTRACTOR",
             "CONTRACTOR_PRICE",
             "CONTRACTOR_RATING",
+            "OWN_VEHICLES",
+            "CONTRACTOR_NOTES",
+            "NEW_CONTRACTOR_NAME",
+            "NEW_CONTRACTOR_PHONE",
         )
     }
     spa = box.call("crm.type.list", {"filter": {"code": "contractors"}})["types"][0]
@@ -135,7 +139,18 @@ def test_company_blueprint_end_to_end() -> None:
         "userfieldconfig.list", {"moduleId": "crm", "filter": {"entityId": f"CRM_{spa['id']}"}}
     )["fields"]
     assert {f["fieldName"] for f in spa_fields} == {
-        f"UF_CRM_{spa['id']}_{c}" for c in ("PHONE", "PRICE", "RATING", "NOTES", "SERVICES")
+        f"UF_CRM_{spa['id']}_{c}"
+        for c in (
+            "PHONE",
+            "PRICE",
+            "RATING",
+            "NOTES",
+            "SERVICES",
+            "TIMES_USED",
+            "LAST_PRICE",
+            "AVERAGE_RATING",
+            "LAST_USED",
+        )
     }
     full = box.call("crm.type.get", {"id": spa["id"]})["type"]
     assert [r["entityTypeId"] for r in full["relations"]["child"]] == [2], "deals are children"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from b24kit.blueprint.checks_directory import check_directories
 from b24kit.blueprint.document import BlueprintIssue, Document, PathKey
 from b24kit.blueprint.model import Blueprint, CustomField, Link, Pipeline
 from b24kit.portal.ids import DEAL_STAGE_ID_MAX, LONGEST_DEAL_PREFIX
@@ -374,4 +375,5 @@ def check_references(bp: Blueprint, doc: Document) -> list[BlueprintIssue]:
     _deal(c, bp, pipelines, spa_codes)
     _smart_processes(c, bp, pipelines, spa_codes)
     _links(c, bp, pipelines)
+    check_directories(bp, c.add)
     return sorted(c.issues, key=lambda i: (i.mark.file, i.mark.line, i.mark.column))

@@ -103,7 +103,7 @@ def _field(f: FieldSnap, prefix: str, spa_codes: dict[int, str]) -> dict[str, An
     if f.mandatory:
         out["mandatory"] = True
     out["sort"] = f.sort
-    settings = {k: v for k, v in f.settings.items() if v not in (None, "")}
+    settings = {k: _listed(v) for k, v in f.settings.items() if v not in (None, "")}
     if f.type == "crm":
         links = [name for name, key in LINK_KEYS.items() if str(settings.get(key)) == "Y"]
         links += [
@@ -172,3 +172,11 @@ def export_blueprint(snap: Snapshot, name: str = "export") -> dict[str, Any]:
 def dump_yaml(doc: dict[str, Any]) -> str:
     header = "# Exported by b24kit: the portal's structure as a blueprint.\n"
     return header + yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, width=100)
+
+
+def _listed(value: Any) -> Any:
+    """A list the portal gives back as the dict of its indexes ({"0": a, "1": b}, a boolean
+    field's LABEL after a batch) exported as the list it is."""
+    if isinstance(value, dict) and value and list(value) == [str(i) for i in range(len(value))]:
+        return list(value.values())
+    return value

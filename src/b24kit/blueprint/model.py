@@ -230,6 +230,61 @@ class Link(Strict):
     max_children: int = Field(default=1, ge=1, strict=True)
 
 
+class DirectoryRecord(Strict):
+    """Deal fields of the feeding link's child (the estimate) that record which directory
+    entry was used, at what price and how well (blueprint field codes, or a system date
+    field for ``date``)."""
+
+    contractor: str = Field(description="crm field linking the directory's smart process")
+    in_house: str | None = Field(
+        default=None, description="yes/no field: done in house (own vehicles), no entry needed"
+    )
+    price: str = Field(description="the entry's price on this record (double, integer or money)")
+    rating: str | None = Field(
+        default=None, description="quality rating: an enumeration whose values start with a number"
+    )
+    notes: str | None = Field(default=None, description="notes on this use (string)")
+    typed_name: str | None = Field(
+        default=None, description="a new entry's name typed by hand (string); sync files it"
+    )
+    typed_phone: str | None = Field(
+        default=None, description="a new entry's phone typed by hand (string); sync files it"
+    )
+    date: str = Field(
+        default="BEGINDATE", description="when it was used: BEGINDATE, CLOSEDATE or a date field"
+    )
+
+
+class DirectoryEntry(Strict):
+    """Fields of the directory's smart process: the phone entries are matched by, and the
+    statistics sync keeps current from the records."""
+
+    phone: str = Field(description="string field; entries are found and merged by phone")
+    notes: str = Field(description="string field; a merged duplicate is noted here")
+    times_used: str | None = Field(default=None, description="integer: records linked to it")
+    last_price: str | None = Field(default=None, description="number: the latest record's price")
+    average_rating: str | None = Field(default=None, description="number: mean of rated records")
+    last_used: str | None = Field(default=None, description="date: the latest record's date")
+
+
+class Directory(Strict):
+    """A smart process filled from the children of a link (pilot 2: the contractors of the
+    logistics estimates): sync files typed-in entries, merges duplicates, keeps stats."""
+
+    name: Annotated[str, Field(pattern=LOCAL)]
+    smart_process: str = Field(description="code of the smart process holding the entries")
+    link: str = Field(description="the link whose children record an entry")
+    record: DirectoryRecord
+    entry: DirectoryEntry
+    required_from: str | None = Field(
+        default=None,
+        description="child stage from which an entry (or in_house) and a price are required",
+    )
+    duplicate_stage: str = Field(
+        description="stage of the smart process a merged duplicate is moved to (never deleted)"
+    )
+
+
 class DealSection(Strict):
     pipelines: list[Pipeline] = Field(default_factory=list)
     fields: list[CustomField] = Field(default_factory=list)
@@ -244,6 +299,7 @@ class Blueprint(Strict):
     deal: DealSection = Field(default_factory=DealSection)
     smart_processes: list[SmartProcess] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list)
+    directories: list[Directory] = Field(default_factory=list)
 
     @field_validator("version", mode="before")
     @classmethod

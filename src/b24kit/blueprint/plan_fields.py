@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,25 @@ def same_setting(have: Any, want: Any) -> bool:
     a batch command arrives as an empty string."""
     if have in (None, "") and want in (None, ""):
         return True
-    return str(have) == str(want)
+    if str(have) == str(want):
+        return True
+    # a dict read back in another key order (a date field's DEFAULT_VALUE), or a list read
+    # back as the dict of indexes a batch makes of it (a boolean field's LABEL), is the same
+    nested = (dict, list)
+    return isinstance(have, nested) and isinstance(want, nested) and _sorted(have) == _sorted(want)
+
+
+def _sorted(value: Any) -> str:
+    """As text with sorted keys, a list inside as the dict of indexes a batch makes of it."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, list):
+            return {str(i): plain(x) for i, x in enumerate(v)}
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        return v
+
+    return json.dumps(plain(value), sort_keys=True, default=str)
 
 
 def labels(f: CustomField) -> dict[str, str]:

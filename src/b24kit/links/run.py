@@ -16,6 +16,8 @@ from b24kit.blueprint.model import Blueprint
 from b24kit.client import B24Client, Command, Executor, Outcome, read_all
 from b24kit.errors import InputError
 from b24kit.links.audit import AuditResult, Finding, audit_deals, child_repair, read_link_deals
+from b24kit.links.directory import audit_directories, sync_directories
+from b24kit.links.directory_rules import DIRECTORY_REPAIRABLE
 from b24kit.links.model import Deal, ResolvedLink, resolve_links, to_deal
 from b24kit.locks import LOCK_FILE, run_lock
 from b24kit.portal.ids import EntityType
@@ -23,6 +25,7 @@ from b24kit.portal.snapshot import read_snapshot
 from b24kit.portal.users import display_name, read_users
 
 REPAIRABLE = {"L001", "L002", "L004", "L005", "L009"}
+REPAIRABLE |= DIRECTORY_REPAIRABLE  # the contractor directory's rules (links/directory.py)
 SYNC_RULES = {"L001", "L004", "L005"}
 
 
@@ -47,6 +50,7 @@ async def audit_portal(
         index = await read_link_deals(client, link)
         read += index.count
         findings += audit_deals(link, index)
+    findings += await audit_directories(client, bp, names)
     return AuditResult(findings, read)
 
 
@@ -243,6 +247,9 @@ async def sync_once(
                     continue  # keep the old mark: the next pass looks again
             overlap = datetime.fromisoformat(now) - timedelta(seconds=5)
             state.write_text(json.dumps({"since": overlap.isoformat()}), encoding="utf-8")
+        directory = await sync_directories(client, bp, state_dir, names, full, touched)
+        findings += directory.findings
+        outcomes += directory.outcomes
     return SyncResult(read, findings, outcomes, client.requests - start)
 
 

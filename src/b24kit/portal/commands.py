@@ -156,13 +156,13 @@ def item_add(
     return Command("crm.item.add", params, name=name, kind="create", key=key)
 
 
-def item_update(etid: Value, ident: Value, fields: dict[str, Any], name: str = "") -> Command:
-    return Command(
-        "crm.item.update",
-        {"entityTypeId": etid, "id": ident, "fields": fields},
-        name=name,
-        kind="update",
-    )
+def item_update(
+    etid: Value, ident: Value, fields: dict[str, Any], name: str = "", original_names: bool = False
+) -> Command:
+    params: dict[str, Any] = {"entityTypeId": etid, "id": ident, "fields": fields}
+    if original_names:  # fields named UF_CRM_{type id}_CODE, not ufCrm{type id}Code
+        params["useOriginalUfNames"] = "Y"
+    return Command("crm.item.update", params, name=name, kind="update")
 
 
 def item_delete(etid: Value, ident: Value, name: str = "") -> Command:
