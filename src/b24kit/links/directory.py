@@ -36,7 +36,7 @@ from b24kit.links.directory_rules import DirectoryFinding
 from b24kit.migrate.clients import identifier
 from b24kit.migrate.parsers import ParseError, parse_phones
 from b24kit.portal import commands as cmd
-from b24kit.portal.ids import item_ref, parent_field, spa_uf_prefix, uf_name
+from b24kit.portal.ids import LINKS_ORIGINATOR, item_ref, parent_field, spa_uf_prefix, uf_name
 from b24kit.portal.snapshot import PipelineSnap, Snapshot, read_snapshot
 
 DUPLICATE = re.compile(r"\[b24kit\] дубликат #(\d+)")
@@ -96,7 +96,7 @@ class ResolvedDirectory:
         return as_ref_text(item, item_ref(self.etid, "{}"))
 
     def deal_select(self) -> list[str]:
-        return sorted({"ID", "STAGE_ID", self.relation, *self.record.values()})
+        return sorted({"ID", "STAGE_ID", "ORIGINATOR_ID", self.relation, *self.record.values()})
 
     def item_select(self) -> list[str]:
         return sorted({"id", "title", "stageId", "updatedTime", *self.entry.values()})
@@ -192,6 +192,8 @@ class Record:
     date: str
     typed_name: str
     typed_phone: str
+    # made by a migration from a legacy sheet (ORIGINATOR_ID), not by sync or a person
+    migrated: bool = False
 
     @property
     def entry(self) -> int | None:
@@ -237,6 +239,7 @@ def to_record(row: dict[str, Any], r: ResolvedDirectory) -> Record:
         str(get("date") or "")[:10],
         str(get("typed_name") or "").strip(),
         str(get("typed_phone") or "").strip(),
+        str(row.get("ORIGINATOR_ID") or "") not in ("", LINKS_ORIGINATOR),
     )
 
 
@@ -401,7 +404,9 @@ def findings(
     """D001..D004 on what was read; D003 for the entries in ``stats_for`` (all: None)."""
     f = _Findings(r)
     for rec_id, lacks in sorted(j.missing.items()):
-        f.add("D001", [rec_id], [], ", ".join(lacks), "a contractor (or in house) and a price", [])
+        # a migrated estimate lacks what its sheet lacked: history, said as info (D005)
+        rule = "D005" if records[rec_id].migrated else "D001"
+        f.add(rule, [rec_id], [], ", ".join(lacks), "a contractor (or in house) and a price", [])
     for rec in sorted(records.values(), key=lambda x: x.id):
         _not_linked(f, r, rec, j, entries)
     for dup, keeper in sorted(j.dups.items()):
@@ -650,6 +655,19 @@ async def sync_directories(
     return out
 
 
+async def refresh_directories(client: B24Client, bp: Blueprint) -> DirectoryPass:
+    """A full pass over every directory, keeping no mark: what a migration runs after its
+    writes, so the entries it made or used carry their stats (audit's D003) at once."""
+    out = DirectoryPass([], [])
+    dirs = chosen(bp, None)
+    if not dirs:
+        return out
+    snap = await read_snapshot(client)
+    for d in dirs:
+        await _sync_one(client, resolve_directory(bp, snap, d), None, {}, [], out)
+    return out
+
+
 class _Known:
     """What a quiet pass needs of a resolved directory, kept with the mark."""
 
@@ -759,7 +777,9 @@ async def _sync_one(
         records, affected = await _changed(client, r, entries, since, prev, touched)
         stats_for = affected
     j = judge(r, entries, records)
-    out.findings += [f for f in findings(r, entries, records, j, stats_for) if f.rule != "D001"]
+    out.findings += [
+        f for f in findings(r, entries, records, j, stats_for) if f.rule not in ("D001", "D005")
+    ]
     commands = _commands(r, entries, records, j, stats_for)
     outcomes = await Executor(client).run(commands) if commands else []
     out.outcomes += outcomes

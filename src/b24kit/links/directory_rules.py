@@ -32,6 +32,12 @@ DIRECTORY_RULES = {
         "a record names an entry typed by hand (name and phone), or in only one of the entry "
         "field and the smart process relation",
     ),
+    "D005": (
+        "migrated-estimate-without-contractor",
+        "info",
+        "a migrated record at or past the required stage names no entry (nor in_house) or no "
+        "price: its sheet had none (history; D001 for records made on the portal)",
+    ),
 }
 DIRECTORY_REPAIRABLE = {"D002", "D003", "D004"}
 # one table of rules for audit's output, severities and --fail-on

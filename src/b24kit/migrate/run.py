@@ -21,8 +21,10 @@ from b24kit.blueprint.loader import (
     schema_errors,
     unknown_key,
 )
+from b24kit.blueprint.model import Blueprint
 from b24kit.client import B24Client, Executor, Outcome, read_all
 from b24kit.errors import InputError
+from b24kit.links.directory import refresh_directories
 from b24kit.migrate.columns import missing_columns, repeated_columns
 from b24kit.migrate.mapping import Mapping
 from b24kit.migrate.plan import (
@@ -128,6 +130,9 @@ class MigrationResult:
     dry_run: bool = True
 
     changes: Counter[str] = field(default_factory=Counter)  # of the valid rows' values
+    # the blueprint the run writes by: its directories' stats are refreshed after the run
+    blueprint: Blueprint | None = None
+    directory_writes: int = 0  # stats and links the directories' refresh wrote
 
     @property
     def rejected_rows(self) -> int:
@@ -200,7 +205,9 @@ async def prepare(
     plan = plan_migration(records, mapping, target, existing)
     findings = findings + plan.findings  # the clients whose rows name them differently
     changes: Counter[str] = sum((r.changes for r in records), Counter())
-    return MigrationResult(len(table.rows), len(records), findings, plan, changes=changes)
+    return MigrationResult(
+        len(table.rows), len(records), findings, plan, changes=changes, blueprint=blueprint
+    )
 
 
 async def execute(
@@ -208,6 +215,13 @@ async def execute(
 ) -> MigrationResult:
     result.outcomes = await Executor(client, progress=progress).run(result.plan.commands)
     result.dry_run = False
+    bp = result.blueprint
+    if bp is not None and bp.directories and not result.failed:
+        # the contractors the run made or used carry their history at once (audit's D003),
+        # as the next sync pass would write it
+        refreshed = await refresh_directories(client, bp)
+        result.outcomes += refreshed.outcomes
+        result.directory_writes = sum(o.ok for o in refreshed.outcomes)
     return result
 
 
