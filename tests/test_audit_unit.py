@@ -124,3 +124,65 @@ def test_two_children_and_disagreeing_pointers() -> None:
     assert ("L003", [10, 20, 21]) in found
     found = rules([parent(10, child=99, mirror="Новая оценка"), child(20, 10)])
     assert ("L009", [10, 20]) in found
+
+
+# a link with two parent pipelines: sales (1) and rental (3), the same stage codes
+RENTAL = pipeline(
+    3,
+    "Аренда",
+    [
+        ("NEW", "Новая", "process"),
+        ("ESTIMATE", "Оценка", "process"),
+        ("DONE", "Оценка готова", "process"),
+        ("WON", "Успех", "success"),
+    ],
+)
+TWO = ResolvedLink(
+    Link.model_validate(
+        {
+            "name": "estimate",
+            "parent": {"pipelines": ["sales", "rental"], "stage": "ESTIMATE"},
+            "child": {"pipeline": "logistics", "stage": "NEW"},
+            "child_field": "PARENT_DEAL",
+            "parent_field": "CHILD_DEAL",
+            "mirror_field": "CHILD_STAGE",
+        }
+    ),
+    [SALES, RENTAL],
+    LOGISTICS,
+    {1: "C1:ESTIMATE", 3: "C3:ESTIMATE"},
+    "C2:NEW",
+    {"C2:APPROVAL": {1: "C1:DONE", 3: "C3:DONE"}},
+    "UF_CRM_PARENT_DEAL",
+    "UF_CRM_CHILD_DEAL",
+    "UF_CRM_CHILD_STAGE",
+    [],
+)
+
+
+def rental(ident: int, stage: str = "C3:ESTIMATE", child: int | None = None) -> Deal:
+    return Deal(ident, 3, stage, "P", None, child, "Согласование", None, 0.0)
+
+
+def test_a_link_with_two_parent_pipelines_audits_each_in_its_own_stages() -> None:
+    """Each parent pipeline's trigger and moves are its own stage ids; a child under a
+    parent of either pipeline is no orphan; each finding names its parent's pipeline."""
+    found = audit_deals(
+        TWO,
+        [
+            parent(10),  # sales at its trigger, no child: L001
+            rental(30),  # rental at its trigger, no child: L001
+            rental(31, stage="C3:NEW"),  # before the trigger
+            rental(32, child=40),  # a child at approval: the parent moves to C3:DONE
+            child(40, 32, "C2:APPROVAL"),
+        ],
+    )
+    assert [(f.rule, f.deals, f.pipeline) for f in found] == [
+        ("L001", [10], "sales"),
+        ("L001", [30], "rental"),
+        ("L005", [32, 40], "rental"),
+    ]
+    [move] = found[2].repair
+    assert move.params == {"id": 32, "fields": {"STAGE_ID": "C3:DONE"}}, "rental's own stage"
+    assert [f.rule for f in audit_deals(TWO, [child(41, 99999)])] == ["L002"]
+    assert "«Продажи», «Аренда»" in audit_deals(TWO, [child(41, None)])[0].expected

@@ -122,6 +122,7 @@ def test_company_blueprint_end_to_end() -> None:
             "ENGINEERING_DEAL",
             "ENGINEERING_STAGE",
             "ESTIMATE_PRICE",
+            "ESTIMATE_AT",
             "CONTRACTOR",
             "CONTRACTOR_PRICE",
             "CONTRACTOR_RATING",

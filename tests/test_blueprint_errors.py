@@ -212,6 +212,59 @@ CASES: list[tuple[str, dict[str, str], int, str]] = [
         "must be of type crm",
     ),
     (
+        "link_parent_pipelines_unknown",
+        {"b.yaml": with_link(LINK.replace("{pipeline: sales,", "{pipelines: [sales, nowhere],"))},
+        21,
+        "no pipeline 'nowhere'",
+    ),
+    (
+        "link_parent_pipeline_twice",
+        {"b.yaml": with_link(LINK.replace("{pipeline: sales,", "{pipelines: [sales, sales],"))},
+        21,
+        "parent pipeline 'sales' twice",
+    ),
+    (
+        "link_parent_both_ways",
+        {
+            "b.yaml": with_link(
+                LINK.replace("{pipeline: sales,", "{pipeline: sales, pipelines: [sales],")
+            )
+        },
+        21,
+        "name the parent pipeline once",
+    ),
+    (
+        "link_parent_is_its_child",
+        {"b.yaml": with_link(LINK.replace("{pipeline: sales,", "{pipelines: [sales, logistics],"))},
+        22,
+        "joins a pipeline to itself",
+    ),
+    (
+        "link_quote_field_type",
+        {
+            "b.yaml": with_link(
+                LINK + "    moves: [{child_stage: WON, parent_stage: WON, record: {price: NOTE}}]\n"
+            )
+        },
+        24,
+        "'NOTE' must be of type money or double",
+    ),
+    (
+        "links_share_a_mirror_field",
+        {
+            "b.yaml": with_link(
+                LINK
+                + "    mirror_field: NOTE\n"
+                + LINK.replace("name: estimate", "name: survey").replace(
+                    "{pipeline: sales,", "{pipelines: [sales],"
+                )
+                + "    mirror_field: NOTE\n"
+            )
+        },
+        29,
+        "mirror_field 'NOTE' is also the mirror_field of link 'estimate' on pipeline 'sales'",
+    ),
+    (
         "circular_include",
         {"b.yaml": "version: 1\ninclude: [a.yaml]\n", "a.yaml": "include: [b.yaml]\n"},
         1,

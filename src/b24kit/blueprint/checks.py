@@ -295,6 +295,32 @@ def _link_moves(c: _Collector, link: Link, path: PathKey, ends: dict[str, list[P
                     )
 
 
+def _link_quotes(
+    c: _Collector, link: Link, path: PathKey, deal_fields: dict[str, CustomField]
+) -> None:
+    """The fields a move records on the parent must be deal fields that can hold a price
+    and a moment."""
+    for j, move in enumerate(link.moves):
+        if move.record is None:
+            continue
+        for key, want in (("price", ("money", "double")), ("time", ("datetime", "date"))):
+            code = getattr(move.record, key)
+            if code is None:
+                continue
+            field = deal_fields.get(code)
+            if field is None:
+                c.add(
+                    (*path, "moves", j, "record", key),
+                    f"link {link.name!r}: no deal field {code!r}",
+                )
+            elif field.type not in want:
+                c.add(
+                    (*path, "moves", j, "record", key),
+                    f"link {link.name!r}: {code!r} must be of type {' or '.join(want)}, "
+                    f"not {field.type}",
+                )
+
+
 def _links_share_parent_fields(c: _Collector, bp: Blueprint) -> None:
     """Links from one parent pipeline (logistics and engineering from sales) each need
     their own parent and mirror fields: shared, one link's child would overwrite the
@@ -310,8 +336,8 @@ def _links_share_parent_fields(c: _Collector, bp: Blueprint) -> None:
                 if other != link.name:
                     c.add(
                         ("links", i, key),
-                        f"link {link.name!r}: {key} {code!r} is also link {other!r}'s on "
-                        f"pipeline {pipeline!r}; each link needs its own",
+                        f"link {link.name!r}: {key} {code!r} is also the {key} of link "
+                        f"{other!r} on pipeline {pipeline!r}; each link needs its own",
                     )
 
 
@@ -365,6 +391,7 @@ def _links(c: _Collector, bp: Blueprint, pipelines: _Pipelines) -> None:
         _link_moves(c, link, path, ends)
         _link_field_types(c, link, path, deal_fields)
         _link_copy_fields(c, link, path, deal_fields)
+        _link_quotes(c, link, path, deal_fields)
     _links_share_parent_fields(c, bp)
 
 

@@ -179,9 +179,20 @@ class SmartProcess(Strict):
     fields: list[CustomField] = Field(default_factory=list)
 
 
+class Quote(Strict):
+    """What a move records on the parent, once: the child's price at that moment and the
+    moment itself (the estimate's quote, kept when the amounts change later)."""
+
+    price: str | None = Field(default=None, description="parent field (money or double)")
+    time: str | None = Field(default=None, description="parent field (datetime or date)")
+
+
 class Move(Strict):
     child_stage: str
     parent_stage: str
+    record: Quote | None = Field(
+        default=None, description="parent fields written once when this move happens"
+    )
 
 
 class LinkEnd(Strict):

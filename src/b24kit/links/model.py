@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from b24kit.blueprint.locate import deal_pipeline, stage_id
@@ -38,6 +38,16 @@ def deal_id(value: Any) -> int | None:
     return int(match.group(1)) if match else None
 
 
+@dataclass(frozen=True)
+class QuoteFields:
+    """Parent fields a move writes once: the child's price (money: "amount|CURRENCY") and
+    the moment the child reached the stage."""
+
+    price: str | None
+    money: bool  # the price field is money (else a number)
+    time: str | None
+
+
 @dataclass
 class ResolvedLink:
     """A link on this portal. Its parents may sit in several pipelines (each sales
@@ -54,6 +64,8 @@ class ResolvedLink:
     parent_field: str | None
     mirror_field: str | None
     copy_fields: list[str]
+    # child STATUS_ID -> what its move records on the parent, once (blueprint's moves.record)
+    quotes: dict[str, QuoteFields] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # STATUS_IDs are unique on a portal (C<id>: prefixes), so one table serves all
@@ -158,8 +170,23 @@ def resolve_links(
                 uf_name(link.parent_field) if link.parent_field else None,
                 uf_name(link.mirror_field) if link.mirror_field else None,
                 list(link.copy_fields),
+                _quotes(bp, link, child),
             )
         )
+    return out
+
+
+def _quotes(bp: Blueprint, link: Link, child: PipelineSnap) -> dict[str, QuoteFields]:
+    types = {f.code: f.type for f in bp.deal.fields}
+    out = {}
+    for move in link.moves:
+        if move.record is not None:
+            price, time = move.record.price, move.record.time
+            out[stage_id(child, move.child_stage)] = QuoteFields(
+                uf_name(price) if price else None,
+                types.get(price or "") == "money",
+                uf_name(time) if time else None,
+            )
     return out
 
 

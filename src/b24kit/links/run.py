@@ -90,6 +90,10 @@ async def fix(
         resolved = await links_for(client, bp)
     links = {link.link.name: link for link in resolved}
     parents = await _parents_read(client, links, chosen)
+    quoted = await _deals_read(
+        client,
+        sorted({d for f in chosen if f.rule == "L005" and links[f.link].quotes for d in f.deals}),
+    )
     commands: list[Command] = []
     for n, finding in enumerate(chosen):
         seq = iter(range(1, 1000))
@@ -101,10 +105,47 @@ async def fix(
             parent = finding.deals[0]
             commands += child_repair(links[finding.link], parent, parents.get(parent, {}), name)
         else:
-            commands += [
+            replayed = [
                 replace(c, name=name(), params=deepcopy(c.params), after=()) for c in finding.repair
             ]
+            if finding.rule == "L005" and replayed:
+                parent, kid = finding.deals[0], finding.deals[-1]
+                record = quote(links[finding.link], quoted.get(parent, {}), quoted.get(kid, {}))
+                replayed[0].params["fields"].update(record)
+            commands += replayed
     return await Executor(client).run(commands)
+
+
+def quote(link: ResolvedLink, parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """What the move of a child at its stage records on its parent (issue 13, item 4): the
+    child's price and the moment it reached the stage, each only when the parent's field is
+    still empty: the quote at the moment it was given, never overwritten by later passes."""
+    fields = link.quotes.get(str(child.get("STAGE_ID") or ""))
+    if fields is None or not parent:
+        return {}
+    out: dict[str, Any] = {}
+    if fields.price and parent.get(fields.price) in (None, "", False):
+        amount = child.get("OPPORTUNITY") or 0
+        out[fields.price] = (
+            f"{amount}|{child.get('CURRENCY_ID') or 'RUB'}" if fields.money else amount
+        )
+    if fields.time and parent.get(fields.time) in (None, "", False):
+        out[fields.time] = child.get("MOVED_TIME") or child.get("DATE_MODIFY")
+    return out
+
+
+async def _deals_read(client: B24Client, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Deals by id (crm.deal.get, 50 to a batch), with every field."""
+    out: dict[int, dict[str, Any]] = {}
+    for chunk in range(0, len(ids), 50):
+        group = ids[chunk : chunk + 50]
+        got = await client.batch(
+            {f"q{i}": ("crm.deal.get", {"id": deal}) for i, deal in enumerate(group)}, safe=True
+        )
+        for i, deal in enumerate(group):
+            row = got.result.get(f"q{i}")
+            out[deal] = row if isinstance(row, dict) else {}
+    return out
 
 
 def repairable(findings: list[Finding]) -> list[Finding]:
