@@ -172,3 +172,111 @@ def test_the_quote_is_recorded_once_when_the_estimate_moves_the_parent(portal: P
     assert again["STAGE_ID"] == f"C{portal.ids['sales_cold']}:ESTIMATE_READY", "moved again"
     assert again["UF_CRM_ESTIMATE_PRICE"] == "72500.00|RUB", "recorded once, never overwritten"
     assert again["UF_CRM_ESTIMATE_AT"] == parent["UF_CRM_ESTIMATE_AT"]
+
+
+# ------------------------------------------------------------- served and raced
+TOKEN = "company-token-1a2b3c"
+
+
+def _story(portal: Portal) -> Any:
+    """Deals in three directions: to «Оценить», one on to «Договор», one estimate to
+    «Согласование»; yields the deal each step touched (an event's deal)."""
+    deals = {code: portal.deal(code, "QUALIFY", OPPORTUNITY=1000) for code in DIRECTIONS[1:4]}
+    for code, deal in deals.items():
+        portal.move(deal, code, "ESTIMATE")
+        yield deal
+    rental = deals["sales_rental"]
+    portal.move(rental, "sales_rental", "CONTRACT")
+    yield rental
+    cold = deals["sales_cold"]
+    [estimate] = portal.children("logistics", cold)
+    logistics = portal.ids["logistics"]
+    portal.box.call(
+        "crm.deal.update",
+        {
+            "id": estimate["ID"],
+            "fields": {
+                "OPPORTUNITY": 800,
+                "UF_CRM_OWN_VEHICLES": 1,  # own vehicles, at a price: no contractor needed
+                "UF_CRM_CONTRACTOR_PRICE": 800,
+                "STAGE_ID": f"C{logistics}:APPROVAL",
+            },
+        },
+    )
+    yield int(estimate["ID"])
+
+
+def _state(portal: Portal) -> Any:
+    """The portal as the links left it, without ids: per parent, its children and fields."""
+    rows = portal.box.call("crm.deal.list", {"select": ["*", "UF_*"], "order": {"ID": "ASC"}})
+    by_id = {int(r["ID"]): r for r in rows}
+    names = {v: k for k, v in portal.ids.items()}
+    out = []
+    for r in rows:
+        parent = r.get("UF_CRM_PARENT_DEAL")
+        of = by_id[int(parent[2:])]["TITLE"] if parent else None
+        out.append(
+            (
+                names.get(int(r["CATEGORY_ID"])),
+                r["TITLE"],
+                r["STAGE_ID"].split(":")[-1],
+                of,
+                r.get("UF_CRM_CHILD_STAGE"),
+                r.get("UF_CRM_ENGINEERING_STAGE"),
+                r.get("UF_CRM_ESTIMATE_PRICE"),
+            )
+        )
+    return sorted(out, key=str)
+
+
+def test_sync_serve_and_sync_once_give_the_same_company(deployed_db: Path, tmp_path: Path) -> None:
+    import httpx
+
+    from b24kit.links.serve import SyncService
+
+    once, served = (Portal(_copy(deployed_db, tmp_path / n), tmp_path / n / "s") for n in "ab")
+    for _ in _story(once):
+        once.sync()
+
+    async def go() -> None:
+        with client_for(served.box) as client:
+            service = SyncService(client, BP, served.state, TOKEN, pause=0)
+            worker = asyncio.create_task(service.work(300))
+            headers = {"content-type": "application/x-www-form-urlencoded"}
+            transport = httpx.ASGITransport(app=service)
+            async with httpx.AsyncClient(transport=transport, base_url="http://sync") as http:
+                for deal in _story(served):
+                    body = (
+                        f"event=ONCRMDEALUPDATE&data%5BFIELDS%5D%5BID%5D={deal}"
+                        f"&auth%5Bapplication_token%5D={TOKEN}"
+                    )
+                    assert (await http.post("/", content=body, headers=headers)).status_code == 200
+                    await service.drain()
+            service.stop()
+            await worker
+
+    asyncio.run(go())
+    assert _state(served) == _state(once)
+    assert [r for r in _state(once) if r[0] == "engineers"], "the engineering child was made"
+    assert [r for r in _state(once) if r[6] == "800.00|RUB"], "and the quote recorded"
+    assert once.audit().findings == [] and served.audit().findings == []
+
+
+def test_racing_passes_make_one_child_per_parent_and_link(portal: Portal) -> None:
+    deals = [portal.deal(code, "CONTRACT") for code in DIRECTIONS]
+
+    async def go() -> None:
+        with client_for(portal.box) as one, client_for(portal.box) as two:
+            await asyncio.gather(sync_once(one, BP, portal.state), sync_once(two, BP, portal.state))
+
+    asyncio.run(go())
+    for deal in deals:
+        assert len(portal.children("logistics", deal)) == 1
+        assert len(portal.children("engineers", deal)) == 1
+    assert portal.audit().findings == []
+
+
+def _copy(db: Path, home: Path) -> Path:
+    home.mkdir(parents=True)
+    shutil.copy(db, home / "sandbox.sqlite")
+    return home / "sandbox.sqlite"
