@@ -182,3 +182,20 @@ def test_progress_and_validation() -> None:
         )
     with pytest.raises(ValueError, match="letters, digits"):
         run(box, [cmd.read("server.time", {}, name="bad name")])
+
+
+def test_a_three_hour_run_under_limits_loses_nothing() -> None:
+    """Issue 15, item 5: the wait for the portal's limits was bounded from the start of the
+    run, so a migration past 30 minutes failed its limited commands at once. Now a refused
+    command gives up only after max_limit_wait with no progress at all."""
+    clock = FakeClock()
+    box = Sandbox(limits="off", operating_limit=0.1, operating_window=600.0, clock=clock.time)
+    commands = [
+        cmd.entity_add("deal", {"TITLE": str(i), "ORIGINATOR_ID": "t", "ORIGIN_ID": str(i)})
+        for i in range(300)
+    ]
+    outcomes = run(box, commands, clock=clock)
+    assert clock.slept >= 3 * 3600, "three hours of refusals, on the clock seam"
+    assert box.budget_refusals > 20, "refused throughout"
+    assert [o for o in outcomes if not o.ok] == []
+    assert box.portal.count_items(2) == 300, "nothing lost, nothing twice"

@@ -253,7 +253,11 @@ class _Run:
         # deletes that failed when sent again: is the thing gone? (probe, the error)
         self.gone_probes: dict[str, tuple[LookupKey, PortalError]] = {}
         self.total = len(commands)
-        self.started = self.client.clock.monotonic()
+        # when each command was first refused by a limit, and when a command last
+        # succeeded: a refused command gives up only after max_limit_wait with no progress
+        # at all (not from the run's start: a run of hours under limits loses nothing)
+        self.refused_since: dict[str, float] = {}
+        self.progress_at = self.client.clock.monotonic()
 
     # ----------------------------------------------------------------- state
     def finish(
@@ -269,6 +273,8 @@ class _Run:
         self.outcomes[name] = Outcome(
             name, command.method, ok, result, error, self.attempts[name], found, skipped
         )
+        if ok:
+            self.progress_at = self.client.clock.monotonic()
         if self.ex.progress is not None:
             self.ex.progress(len(self.outcomes), self.total)
 
@@ -422,10 +428,9 @@ class _Run:
                     # time (the client's max_limit_wait), not by attempts.
                     if isinstance(error, OperationTimeLimit):
                         self.client.tracker.blocked(self.by_name[name].method)
-                    if (
-                        self.client.clock.monotonic() - self.started
-                        > self.client.retry.max_limit_wait
-                    ):
+                    now = self.client.clock.monotonic()
+                    since = max(self.refused_since.setdefault(name, now), self.progress_at)
+                    if now - since > self.client.retry.max_limit_wait:
                         self.attempts[name] += 1
                         self.finish(name, False, error=error)
                     else:
