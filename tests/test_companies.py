@@ -280,3 +280,53 @@ def test_a_client_s_name_is_the_spelling_most_rows_give_whatever_the_spaces() ->
         ClientRow("3", "Иванов Иван Петрович", ("+79001112233",), ()),
     ]
     assert group_clients(people)["3"].name == "Иван Иванов"
+
+
+def test_a_company_without_a_legal_form_is_found_again_by_its_key() -> None:
+    """A reviewer's find: a company column's «Стройтрест» (no ООО, no phone) was made
+    again on every run: it had no identifier and was never looked up by its key."""
+    mapping = Mapping.model_validate(
+        {
+            **MAPPING.model_dump(exclude_none=True),
+            "contact": {"company": "Клиент", "person": "Контактное лицо", "phone": "Телефон"},
+        }
+    )
+    row = [1, "Стройтрест", "Иван Петров", "", "", "кран", "новая", "1", ""]
+    records, _ = read_records(company_table(row), mapping)
+    first = plan_migration(records, mapping, TARGET, Existing())
+    [made] = [c for c in first.commands if c.method == "crm.company.add"]
+    key = made.params["fields"]["ORIGIN_ID"]
+    assert key == "company:org::стройтрест"
+    again = plan_migration(
+        records,
+        mapping,
+        TARGET,
+        Existing(
+            companies_by_origin={key: 40},
+            companies={40: {"TITLE": "Стройтрест", "ORIGINATOR_ID": "legacy"}},
+            persons={(40, "иван петров"): 41},
+        ),
+    )
+    assert not [c for c in again.commands if c.method.endswith(".add") and "company" in c.method]
+    assert not [c for c in again.commands if c.method == "crm.contact.add"]
+
+
+def test_a_client_known_by_name_alone_keeps_its_contact_when_a_phone_comes() -> None:
+    """A reviewer's find: a contact made for a name-only row (key row:<id>) was not found
+    once the sheet gave a phone (the key became the phone), so a second contact was made
+    and the deal moved to it."""
+    records, _ = read_records(
+        company_table([2, "Сидоров Пётр", "", "", "+7 912 000-11-22", "к", "новая", "1", ""]),
+        COMPANY_MAPPING,
+    )
+    existing = Existing(
+        contacts_by_origin={"contact:row:2": 7},
+        contacts={7: {"NAME": "Пётр", "LAST_NAME": "Сидоров", "ORIGINATOR_ID": "legacy"}},
+    )
+    plan = plan_migration(records, COMPANY_MAPPING, TARGET, existing)
+    assert not [c for c in plan.commands if c.method == "crm.contact.add"]
+    [update] = [c for c in plan.commands if c.method == "crm.contact.update"]
+    assert update.params["id"] == 7
+    assert update.params["fields"]["PHONE"] == [{"VALUE": "+79120001122", "VALUE_TYPE": "WORK"}]
+    deal = next(c for c in plan.commands if c.method == "crm.deal.add").params["fields"]
+    assert deal["CONTACT_ID"] == 7

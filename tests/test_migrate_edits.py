@@ -281,3 +281,60 @@ def test_a_changed_amount_updates_the_deal(home: Path) -> None:
     assert did["entities"]["parents"]["updated"] == 1
     assert deal(f"row:{row}")["OPPORTUNITY"] == "450000.00"
     audit_clean()
+
+
+def test_a_child_sync_made_is_found_again_by_a_re_run(home: Path) -> None:
+    """A reviewer's find: a person moved a migrated parent to «Оценить», sync made its
+    child, and the next run of the unchanged sheet made a second one (L003)."""
+    row = first(
+        home,
+        lambda r: norm(r["Статус"]) == "новая" and not r["Логист"].strip() and not r["Подрядчик"],
+    )
+    parent = deal(f"row:{row}")
+    category = parent["CATEGORY_ID"]
+    cli("call", "crm.deal.update", "--json",
+        json.dumps({"id": int(parent["ID"]), "fields": {"STAGE_ID": f"C{category}:ESTIMATE"}}),
+        "-p", "sandbox")  # fmt: skip
+    synced = cli("sync", "blueprints/company.yaml", "-p", "sandbox", "--once")
+    assert synced.exit_code == 0, synced.output
+    made = call("crm.deal.list", {"filter": {"UF_CRM_PARENT_DEAL": f"D_{parent['ID']}"}})
+    assert len(made) == 1, "sync made the child"
+    did = rerun(home)
+    assert did["entities"]["children"]["created"] == 0, "the run found sync's child"
+    again = call("crm.deal.list", {"filter": {"UF_CRM_PARENT_DEAL": f"D_{parent['ID']}"}})
+    assert [d["ID"] for d in again] == [d["ID"] for d in made]
+    audit_clean()
+
+
+def test_a_sale_the_sheet_closes_closes_the_engineers_task_under_it(home: Path) -> None:
+    """A reviewer's find: a parent closed by a re-run left the child of a link the mapping
+    does not name open (audit's L006), with no word in the dry run."""
+    row = first(home, lambda r: norm(r["Статус"]) == "договор")
+    task = deal(f"row:{row}:engineering")
+    assert task["STAGE_ID"].endswith(":NEW")
+    edit_rows(home, lambda r: r["№"] == row and r.update({"Статус": "Оплачено"}) is None)
+    rerun(home)
+    assert deal(f"row:{row}")["STAGE_ID"].endswith(":WON")
+    assert deal(f"row:{row}:engineering")["STAGE_ID"].endswith(":WON"), "closed with its sale"
+    audit_clean()
+
+
+def test_a_move_by_a_re_run_records_the_quote(home: Path) -> None:
+    """A reviewer's find: the re-run moved the parent to «Оценка готова» as sync would,
+    but recorded no quote, and sync, seeing no move to make, never did."""
+    row = first(
+        home,
+        lambda r: (
+            norm(r["Статус"]) in ("оценить", "считаем")
+            and bool(r["Логист"].strip())
+            and bool(r["Себестоимость"].strip())
+        ),
+    )
+    assert not deal(f"row:{row}").get("UF_CRM_ESTIMATE_PRICE")
+    edit_rows(home, lambda r: r["№"] == row and r.update({"Статус": "Оценено"}) is None)
+    rerun(home)
+    parent, child = deal(f"row:{row}"), deal(f"row:{row}:estimate")
+    assert parent["STAGE_ID"].endswith(":ESTIMATE_READY")
+    price, currency = parent["UF_CRM_ESTIMATE_PRICE"].split("|")
+    assert (float(price), currency) == (float(child["OPPORTUNITY"]), "RUB"), "the estimate's"
+    audit_clean()

@@ -294,8 +294,11 @@ class Client:
     def identifiers(self) -> list[str]:
         ids = [identifier(v) for v in (*self.phones, *self.emails)]
         ids += [f"inn:{i}" for i in self.inns]
-        org = organisation(self.name) if self.orgs else None
-        return ids + ([org.key] if org else [])
+        if not self.orgs:
+            return ids
+        org = organisation(self.name)
+        # an organisation without a legal form (a company column: «Стройтрест») by its name
+        return [*ids, org.key if org else f"org::{_plain(self.name or '')}"]
 
     @property
     def is_organisation(self) -> bool:

@@ -46,6 +46,7 @@ from b24kit.migrate.parsers import (
 from b24kit.migrate.sources import SheetRow, Table
 from b24kit.portal import commands as cmd
 from b24kit.portal.ids import (
+    LINKS_ORIGINATOR,
     MARKER,
     dynamic_key,
     item_ref,
@@ -441,6 +442,7 @@ class Target:
     # the blueprint's other links from those pipelines (the mapping names no child of
     # theirs): their children are made as sync would, for parents at or past the trigger
     implied: dict[str, tuple[Link, PipelineSnap]] = field(default_factory=dict)
+    money_fields: set[str] = field(default_factory=set)  # deal fields of type money
 
     def link(self, name: str) -> tuple[Link, PipelineSnap]:
         """A link the mapping names, or one of the blueprint's implied ones."""
@@ -498,12 +500,15 @@ def resolve_target(mapping: Mapping, bp: Blueprint, snap: Snapshot) -> Target:
         contractor_enums,
         {code: pipeline(code) for code in mapping.parent.pipelines},
         implied,
+        {f.name for f in snap.deal_fields if f.type == "money"},
     )
 
 
 @dataclass
 class Existing:
     deals: dict[str, dict[str, Any]] = field(default_factory=dict)  # ORIGIN_ID -> deal
+    # children sync made for parents (ORIGIN_ID "<link>:<parent id>") -> deal
+    linked: dict[str, dict[str, Any]] = field(default_factory=dict)
     contacts_by_comm: dict[str, int] = field(default_factory=dict)
     # contact id -> NAME, SECOND_NAME, LAST_NAME, ORIGINATOR_ID (renamed only if b24kit made it)
     contacts: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -511,6 +516,7 @@ class Existing:
     # companies by phone, e-mail and organisation name key; id -> TITLE, ORIGINATOR_ID
     companies_by_key: dict[str, int] = field(default_factory=dict)
     companies: dict[int, dict[str, Any]] = field(default_factory=dict)
+    companies_by_origin: dict[str, int] = field(default_factory=dict)  # this mapping's
     # (company id, the person's name as compared) -> the contact, for contact persons
     persons: dict[tuple[int, str], int] = field(default_factory=dict)
     contractors_by_key: dict[str, int] = field(default_factory=dict)
@@ -548,6 +554,16 @@ async def read_existing(
         },
     ):
         out.deals[str(deal.get("ORIGIN_ID"))] = deal
+    # the children sync or audit --fix made (b24kit-links, "<link>:<parent id>"): a re-run
+    # must find them, never make a second child beside one
+    base = {"ID", "ORIGIN_ID", "TITLE", "STAGE_ID", "CATEGORY_ID", "CONTACT_ID", "COMPANY_ID"}
+    links_select = sorted({*base, *select})
+    for deal in await read_all(
+        client,
+        "crm.deal.list",
+        {"filter": {"ORIGINATOR_ID": LINKS_ORIGINATOR}, "select": links_select},
+    ):
+        out.linked[str(deal.get("ORIGIN_ID"))] = deal
     select = ["ID", "PHONE", "EMAIL", "NAME", "SECOND_NAME", "LAST_NAME", "ORIGINATOR_ID"]
     read = {"select": [*select, "ORIGIN_ID", "COMPANY_ID"]}
     for contact in await read_all(client, "crm.contact.list", read):
@@ -562,9 +578,11 @@ async def read_existing(
             out.persons.setdefault((int(contact["COMPANY_ID"]), _plain_name(full)), cid)
         for key in _comm_keys(contact):
             out.contacts_by_comm.setdefault(key, cid)
-    select = ["ID", "TITLE", "PHONE", "EMAIL", "ORIGINATOR_ID"]
+    select = ["ID", "TITLE", "PHONE", "EMAIL", "ORIGINATOR_ID", "ORIGIN_ID"]
     for company in await read_all(client, "crm.company.list", {"select": select}):
         cid = int(company["ID"])
+        if company.get("ORIGINATOR_ID") == mapping.originator and company.get("ORIGIN_ID"):
+            out.companies_by_origin[str(company["ORIGIN_ID"])] = cid
         out.companies[cid] = {k: company.get(k) for k in ("TITLE", "ORIGINATOR_ID")}
         org = organisation(str(company.get("TITLE") or ""))
         for key in [*_comm_keys(company), *([org.key] if org else [])]:
@@ -763,12 +781,18 @@ class _Planner:
         return f"{prefix}{self.seq}"
 
     def deal(
-        self, origin: str, fields: dict[str, Any], entity: str, stage: str | None = None
+        self,
+        origin: str,
+        fields: dict[str, Any],
+        entity: str,
+        stage: str | None = None,
+        have: dict[str, Any] | None = None,
     ) -> Any:
-        """Create or update a deal by ORIGIN_ID; returns its id or a Ref. An existing deal
-        keeps its pipeline, and its stage unless ``stage`` moves it (forward: _forward)."""
+        """Create or update a deal by ORIGIN_ID (or ``have``, found otherwise); returns its
+        id or a Ref. An existing deal keeps its pipeline, and its stage unless ``stage``
+        moves it (forward: _forward)."""
         plan = self.plan
-        have = self.existing.deals.get(origin)
+        have = have if have is not None else self.existing.deals.get(origin)
         if have is None:
             command = cmd.entity_add(
                 "deal",
@@ -793,7 +817,8 @@ class _Planner:
             plan.commands.append(
                 cmd.entity_update("deal", int(have["ID"]), {**changed, **refs}, name=self.name("u"))
             )
-        plan.count(entity, "updated" if changed else "unchanged")
+        # a reference is a change too: the deal gets a new contact, company or child
+        plan.count(entity, "updated" if changed or refs else "unchanged")
         return int(have["ID"])
 
     def record(self, record: Record) -> None:
@@ -813,6 +838,55 @@ class _Planner:
         parent_fields.update(client)
         origin = f"row:{record.row_id}"
         have = self.existing.deals.get(origin)
+        move, stage_now = self._parent_stage(record, code, pipeline, parent_fields, have)
+        parent = self.deal(origin, parent_fields, "parents", move)
+        kids: list[str] = []
+        done: set[str] = set()  # the links whose child this run made or updated
+
+        def make(child: ChildRecord) -> None:
+            done.add(child.rule.link)
+            kids.append(self.child(record, child, parent, parent_fields, client, contractor))
+
+        for child in record.children:
+            link = target.children[child.rule.link][0]
+            if not child.wanted:
+                if code in link.parent.codes and _needs_child(link, pipeline, stage_now):
+                    make(child)
+            elif code not in link.parent.codes:
+                self.warn(
+                    record,
+                    f"no child by link {link.name!r}: the row goes to pipeline {code!r}, and "
+                    f"the link takes children from {', '.join(link.parent.codes)}",
+                )
+            else:
+                make(child)
+        for name, (link, _) in target.implied.items():
+            if code in link.parent.codes and _needs_child(link, pipeline, stage_now):
+                implied = ChildRule.model_construct(
+                    link=name, when=[], title="", stage=None, contractor=False, fields={}
+                )
+                make(ChildRecord(implied, "", None, {}, False))
+        for name in [*target.children, *target.implied]:  # children this run left alone
+            if name not in done and code in target.link(name)[0].parent.codes:
+                existing = self._existing_child(record, name, parent)
+                if existing:
+                    kids.append(self._close_implied(name, existing, pipeline, stage_now, parent))
+        self._closed_with_open_child(record, pipeline, stage_now, kids)
+        if record.comment:
+            self.comment(record, parent)
+
+    def _parent_stage(
+        self,
+        record: Record,
+        code: str,
+        pipeline: PipelineSnap,
+        parent_fields: dict[str, Any],
+        have: dict[str, Any] | None,
+    ) -> tuple[str | None, str]:
+        """(the stage an existing parent moves to, or None; the parent's stage after this
+        run): the sheet's status forward only, then on as the children's stages move it
+        (the link's moves), recording the quote a move records."""
+        target = self.target
         move = None
         if have is not None and str(have.get("CATEGORY_ID")) != str(pipeline.id):
             self.warn(
@@ -824,7 +898,6 @@ class _Planner:
             move, why = _forward(pipeline, str(have["STAGE_ID"]), parent_fields["STAGE_ID"])
             if why:
                 self.warn(record, f"parent deal: {why}")
-        # the parent's stage after this run: the child may move it on (the link's moves)
         stage_now = move or (str(have["STAGE_ID"]) if have is not None else "")
         stage_now = stage_now or parent_fields["STAGE_ID"]
         for child in record.children:
@@ -839,34 +912,11 @@ class _Planner:
                     parent_fields["STAGE_ID"] = moved_to
                 else:
                     move = moved_to
-        parent = self.deal(origin, parent_fields, "parents", move)
-        kids: list[str] = []
-        for child in record.children:
-            link = target.children[child.rule.link][0]
-            if not child.wanted:
-                if code in link.parent.codes and _needs_child(link, pipeline, stage_now):
-                    kids.append(
-                        self.child(record, child, parent, parent_fields, client, contractor)
-                    )
-                continue
-            if code not in link.parent.codes:
-                self.warn(
-                    record,
-                    f"no child by link {link.name!r}: the row goes to pipeline {code!r}, and "
-                    f"the link takes children from {', '.join(link.parent.codes)}",
-                )
-                continue
-            kids.append(self.child(record, child, parent, parent_fields, client, contractor))
-        for name, (link, _) in target.implied.items():
-            if code in link.parent.codes and _needs_child(link, pipeline, stage_now):
-                implied = ChildRule.model_construct(
-                    link=name, when=[], title="", stage=None, contractor=False, fields={}
-                )
-                kid = ChildRecord(implied, "", None, {}, False)
-                kids.append(self.child(record, kid, parent, parent_fields, client, contractor))
-        self._closed_with_open_child(record, pipeline, stage_now, kids)
-        if record.comment:
-            self.comment(record, parent)
+            quote = _quote(link, pipeline, stage_now, child_pipeline, want, child, have)
+            parent_fields.update(
+                {k: f"{v}|RUB" if k in target.money_fields else v for k, v in quote.items()}
+            )
+        return move, stage_now
 
     def warn(self, record: Record, reason: str) -> None:
         self.plan.findings.append(
@@ -900,9 +950,10 @@ class _Planner:
         found = sorted(
             {self.contacts[i] for i in client.identifiers if i in self.contacts}, key=str
         )
-        made = self.existing.contacts_by_origin.get(f"contact:{client.key}")
-        if not found and made is not None:  # a client by name alone: found by its key
-            found = [made]
+        if not found:  # a client once known by name alone: by the key it was made with
+            keys = [f"contact:{client.key}", *(f"contact:row:{r}" for r in client.rows)]
+            made = [self.existing.contacts_by_origin.get(k) for k in keys]
+            found = sorted({m for m in made if m is not None})[:1]
         if found:
             contact = found[0]
             fields = self._missing(client, self.contacts)
@@ -949,6 +1000,9 @@ class _Planner:
             {self.companies[i] for i in client.identifiers if i in self.companies}, key=str
         )
         title = " ".join((client.name or "").split())
+        made = self.existing.companies_by_origin.get(f"company:{client.key}")
+        if not found and made is not None:  # one with no phone, e-mail or legal form
+            found = [made]
         if found:
             company = found[0]
             fields = self._missing(client, self.companies)
@@ -1087,14 +1141,21 @@ class _Planner:
                 )
         fields = child_fields(spec, parent, stage, parent_fields, own)
         origin = f"row:{record.row_id}:{child.rule.link}"
-        have_child = self.existing.deals.get(origin)
+        have_child = self._existing_child(record, child.rule.link, parent)
+        if have_child == {}:  # a child someone made by hand: left to them
+            self.warn(
+                record,
+                f"the parent deal names a {child.rule.link} child the migration did not make; "
+                "it is left alone (no second child)",
+            )
+            return ""
         move = None
         if have_child is not None:
             move, why = _forward(pipeline, str(have_child["STAGE_ID"]), stage)
             if why:
                 self.warn(record, f"child deal ({child.rule.link}): {why}")
             stage = move or str(have_child["STAGE_ID"])
-        child_id = self.deal(origin, fields, "children", move)
+        child_id = self.deal(origin, fields, "children", move, have_child)
         back = back_fields(spec, child_id, stage)
         have = self.existing.deals.get(f"row:{record.row_id}")
         if back and (
@@ -1104,6 +1165,58 @@ class _Planner:
         ):
             self.plan.commands.append(cmd.entity_update("deal", parent, back, name=self.name("l")))
         return stage
+
+    def _close_implied(
+        self,
+        name: str,
+        child: dict[str, Any],
+        pipeline: PipelineSnap,
+        parent_stage: str,
+        parent: Any = None,
+    ) -> str:
+        """A child of a link the mapping does not name (the migration made it as sync
+        would) closes with its parent: won with a won parent, lost with a lost one, so a
+        sale the sheet closes leaves no open task under it (audit's L006). Returns the
+        child's stage after this run."""
+        stage = str(child.get("STAGE_ID") or "")
+        closed = next((s for s in pipeline.stages if s.status_id == parent_stage), None)
+        child_pipeline = self.target.link(name)[1]
+        now = next((s for s in child_pipeline.stages if s.status_id == stage), None)
+        if name not in self.target.implied or closed is None or now is None:
+            return stage
+        if closed.semantics == "process" or now.semantics != "process":
+            return stage
+        to = next((s for s in child_pipeline.stages if s.semantics == closed.semantics), None)
+        if to is None:
+            return stage
+        self.plan.commands.append(
+            cmd.entity_update(
+                "deal", int(child["ID"]), {"STAGE_ID": to.status_id}, name=self.name("x")
+            )
+        )
+        self.plan.count("children", "updated")
+        link = self.target.link(name)[0]
+        if link.mirror_field and parent is not None:  # the parent shows the child's stage
+            mirror = {uf_name(link.mirror_field): to.name}
+            self.plan.commands.append(
+                cmd.entity_update("deal", parent, mirror, name=self.name("x"))
+            )
+        return to.status_id
+
+    def _existing_child(self, record: Record, link: str, parent: Any) -> dict[str, Any] | None:
+        """The parent's existing child by the link: the one a migration made (its row's
+        key), or the one sync made ("<link>:<parent id>"); {} when the parent's own field
+        points to a child neither made; None when there is none."""
+        found = self.existing.deals.get(f"row:{record.row_id}:{link}")
+        if found is not None or not isinstance(parent, int):
+            return found
+        found = self.existing.linked.get(f"{link}:{parent}")
+        if found is not None:
+            return found
+        rule = self.target.link(link)[0]
+        have = self.existing.deals.get(f"row:{record.row_id}") or {}
+        pointed = str(have.get(uf_name(rule.parent_field)) or "") if rule.parent_field else ""
+        return {} if re.fullmatch(r"D_\d+", pointed) else None
 
     def _closed_with_open_child(
         self, record: Record, pipeline: PipelineSnap, parent: str, kids: list[str]
@@ -1177,6 +1290,34 @@ def _moved_parent(
     return target.status_id
 
 
+def _quote(
+    link: Link,
+    parent: PipelineSnap,
+    parent_stage: str,
+    child: PipelineSnap,
+    child_stage: str,
+    record: ChildRecord,
+    have: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The quote a move records on the parent (the link's moves[].record), as sync records
+    it: the child's amount, once the parent is at or past the move's stage, and only when
+    the parent's field is empty. A migration knows no moment the estimate was given: the
+    time is left to the portal's history."""
+    code = next((s.code for s in child.stages if s.status_id == child_stage), None)
+    move = next((m for m in link.moves if m.child_stage == code and m.record), None)
+    amount = record.fields.get("OPPORTUNITY")
+    if move is None or move.record is None or not move.record.price or amount is None:
+        return {}
+    sorts = {s.status_id: s.sort for s in parent.stages}
+    target = next((s.sort for s in parent.stages if s.code == move.parent_stage), None)
+    if target is None or sorts.get(parent_stage, -1) < target:
+        return {}
+    name = uf_name(move.record.price)
+    if have is not None and have.get(name) not in (None, "", False):
+        return {}
+    return {name: amount}
+
+
 def _needs_child(link: Link, pipeline: PipelineSnap, stage_id: str) -> bool:
     """An open parent at or past the link's trigger stage needs its child (audit's L001):
     the migration makes it, as sync would, even when the row names nobody for it."""
@@ -1206,6 +1347,7 @@ def select_fields(mapping: Mapping, target: Target) -> list[str]:
         names |= set(rule.fields)
     for link, _ in [*target.children.values(), *target.implied.values()]:
         names |= {uf_name(x) for x in (link.child_field, link.parent_field, link.mirror_field) if x}
+        names |= {uf_name(m.record.price) for m in link.moves if m.record and m.record.price}
     if target.contractor_field:
         names.add(target.contractor_field)
     if target.contractor_etid is not None:
