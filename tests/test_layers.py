@@ -18,7 +18,7 @@ BASE = {
     "clock",
     "__init__",
 }  # shared helpers below every layer
-JOBS = {"blueprint", "migrate", "links"}
+JOBS = {"blueprint", "migrate", "links", "reports"}
 # what each part may import from b24kit (besides itself and BASE)
 ALLOWED: dict[str, set[str]] = {
     "cli": {"connect", *JOBS, "portal", "client", "sandbox"},

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from b24kit.blueprint.loader import load_blueprint
 from b24kit.migrate.run import load_mapping
 from b24kit.migrate.undo import UndoPlan, UndoResult, plan_undo, run_undo
 from b24kit.sandbox import Sandbox
@@ -396,3 +397,48 @@ def test_companies_and_contact_persons_go_by_their_keys(tmp_path: Path) -> None:
     assert not undo(box, mapping).failed
     assert box.call("crm.company.list", {"select": ["ID"]}) == [{"ID": str(foreign)}]
     assert owned(box)["contacts"] == []
+
+
+def test_children_sync_made_and_implied_children_go_first_with_their_parents(
+    tmp_path: Path,
+) -> None:
+    """A reviewer's find: undo read only the mapping's own deals, so a child sync made
+    under a migrated parent was left pointing at a deal that was gone (L002); and a child
+    of a link the mapping does not name (row:N:engineering) was taken for a parent and
+    deleted in the parents' step."""
+    from b24kit.links.run import audit_portal, sync_once
+
+    box = deployed()
+    rows = [*ROWS, "4,2024-03-05,Договор Ян,+7 916 000-00-04,,кран,Иванов,,,,,1000,договор,,,"]
+    mapping = sheet(tmp_path, rows=rows)
+    migrate(box, mapping)
+    bp = load_blueprint(COMPANY_PATH)[0]
+    [row3] = box.call(
+        "crm.deal.list", {"filter": {"ORIGIN_ID": "row:3"}, "select": ["ID", "CATEGORY_ID"]}
+    )
+    box.call(
+        "crm.deal.update",
+        {"id": row3["ID"], "fields": {"STAGE_ID": f"C{row3['CATEGORY_ID']}:ESTIMATE"}},
+    )
+
+    async def go() -> None:
+        with client_for(box) as client:
+            await sync_once(client, bp, tmp_path / "sync")
+
+    asyncio.run(go())
+    synced = box.call(
+        "crm.deal.list", {"filter": {"ORIGINATOR_ID": "b24kit-links"}, "select": ["ORIGIN_ID"]}
+    )
+    assert [d["ORIGIN_ID"] for d in synced] == [f"estimate:{row3['ID']}"]
+    found = plan(box, mapping)
+    kinds = {d.key: d.entity for d in found.remove if d.entity in ("children", "parents")}
+    assert kinds["row:4:engineering"] == "children", "an implied child is a child"
+    assert kinds[f"estimate:{row3['ID']}"] == "children", "sync's child goes too"
+    assert undo(box, mapping).failed == []
+    assert box.call("crm.deal.list", {"select": ["ID"]}) == [], "no deal left, no orphan"
+
+    async def audit() -> Any:
+        with client_for(box) as client:
+            return await audit_portal(client, bp)
+
+    assert asyncio.run(audit()).findings == []

@@ -49,7 +49,7 @@ from b24kit.client import B24Client, Command, Executor, Outcome, read_all
 from b24kit.encoding import as_list
 from b24kit.migrate.mapping import Mapping
 from b24kit.portal import commands as cmd
-from b24kit.portal.ids import EntityType, parent_field
+from b24kit.portal.ids import LINKS_ORIGINATOR, EntityType, parent_field
 from b24kit.portal.snapshot import read_snapshot
 
 # the steps of an undo, deepest first; each step one executor run
@@ -193,11 +193,14 @@ def touched_by_others(
     return reasons
 
 
-def _deal_kind(origin: str, links: set[str]) -> str:
-    """A child's ORIGIN_ID is ``row:<id>:<link>``; anything else of the originator is
-    removed with the parents."""
-    head, _, tail = origin.rpartition(":")
-    return "children" if head.startswith("row:") and tail in links else "parents"
+def _deal_kind(origin: str) -> str:
+    """A child's ORIGIN_ID is ``row:<id>:<link>`` (a link the mapping names, or one of the
+    blueprint's the migration made as sync would), or sync's ``<link>:<parent id>``;
+    anything else of the originator is a parent. Children go first: an undo stopped
+    anywhere leaves no child without its parent."""
+    if origin.startswith("row:"):
+        return "children" if origin.count(":") >= 2 else "parents"
+    return "children"
 
 
 def _name(row: dict[str, Any]) -> str:
@@ -313,9 +316,15 @@ async def plan_undo(client: B24Client, mapping: Mapping) -> UndoPlan:
     originator = mapping.originator
     plan = UndoPlan(originator)
     plan.contractor_etid = etid = await _contractor_etid(client, mapping, plan)
-    links = {c.link for c in mapping.children}
     deal_select = [*OLD_FIELDS, "TITLE", "MOVED_BY_ID", "CONTACT_ID", "COMPANY_ID"]
     deals = await _read_owned(client, "deal", originator, deal_select)
+    ours = {int(d["ID"]) for d in deals}
+    # the children sync or audit --fix made under this mapping's parents ("<link>:<id>"):
+    # they go with their parents, never left pointing at a deal that is gone
+    for deal in await _read_owned(client, "deal", LINKS_ORIGINATOR, deal_select):
+        parent = str(deal.get("ORIGIN_ID") or "").rpartition(":")[2]
+        if parent.isdigit() and int(parent) in ours:
+            deals.append(deal)
     ours = {int(d["ID"]) for d in deals}
     comments = await read_comments(client, sorted(ours))
     marker = f"[b24kit {originator} row "
@@ -331,7 +340,7 @@ async def plan_undo(client: B24Client, mapping: Mapping) -> UndoPlan:
                 changes.append(f"comment {comment.get('ID')} by user {author or '?'}")
         origin = str(deal.get("ORIGIN_ID") or "")
         plan.remove.append(
-            Doomed(_deal_kind(origin, links), int(deal["ID"]), origin, _name(deal), tuple(changes))
+            Doomed(_deal_kind(origin), int(deal["ID"]), origin, _name(deal), tuple(changes))
         )
     if etid is not None:
         await _plan_contractors(client, plan, etid, ours)
