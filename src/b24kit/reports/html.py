@@ -70,7 +70,7 @@ def shown(value: float | None) -> str:
     """A figure as a bar's caption: 12, 0.18, 4.5 (not 12.0, 0.180000001)."""
     if value is None:
         return ""
-    return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}".rstrip("0")
+    return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def label(value: Any) -> str:
