@@ -121,7 +121,7 @@ class Sandbox:
         self.token = self._ensure_webhook()
         from b24kit.sandbox.sheets import FakeSheets
 
-        self.sheets = FakeSheets()  # the Google Sheets v4 stand-in, for migrations
+        self.sheets = FakeSheets()  # the Google Sheets v4 stand-in: migrate reads, reports write
 
     # -------------------------------------------------------------- identity
     def _ensure_webhook(self) -> str:
@@ -353,7 +353,7 @@ class Sandbox:
     ) -> Response:
         if self.sheets.handles(path):
             status, body = self.sheets.handle(
-                path, query.decode() if isinstance(query, bytes) else query
+                path, query.decode() if isinstance(query, bytes) else query, http_method, body
             )
             return Response(status, body)
         self.requests += 1
