@@ -113,6 +113,11 @@ def deal(origin: str) -> dict[str, Any]:
     return dict(found)
 
 
+def unwrap(answer: Any, key: str) -> list[dict[str, Any]]:
+    """A new-style list's rows, whether `call --all` gave them flat or wrapped."""
+    return list(answer[key] if isinstance(answer, dict) else answer)
+
+
 def count(table: str) -> int:
     with sqlite3.connect(".b24kit/sandbox.sqlite") as conn:
         return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
@@ -338,3 +343,27 @@ def test_a_move_by_a_re_run_records_the_quote(home: Path) -> None:
     price, currency = parent["UF_CRM_ESTIMATE_PRICE"].split("|")
     assert (float(price), currency) == (float(child["OPPORTUNITY"]), "RUB"), "the estimate's"
     audit_clean()
+
+
+def test_a_run_writes_the_directory_s_stats_and_nothing_else_there(home: Path) -> None:
+    """A reviewer's find: a run ended with a whole sync pass over the directory, merging a
+    hand-made duplicate that no dry run had shown. Now it rewrites stale stats only, and
+    says so before and after."""
+    [spa] = unwrap(call("crm.type.list", {"filter": {"code": "contractors"}}), "types")
+    etid, type_id = spa["entityTypeId"], spa["id"]
+    items = unwrap(call("crm.item.list", {"entityTypeId": etid, "useOriginalUfNames": "Y",
+                                   "select": ["id", f"UF_CRM_{type_id}_PHONE"]}), "items")  # fmt: skip
+    phone = items[0][f"UF_CRM_{type_id}_PHONE"]
+    dup = call(
+        "crm.item.add",
+        {"entityTypeId": etid, "useOriginalUfNames": "Y",
+         "fields": {"title": "Дубль", f"UF_CRM_{type_id}_PHONE": phone}},
+    )["item"]["id"]  # fmt: skip
+    row = first(home, lambda r: bool(r["Комментарий"].strip()))
+    edit_rows(home, lambda r: r["№"] == row and r.update({"Комментарий": "Иначе"}) is None)
+    mapping = "examples/projects.mapping.yaml"
+    said = cli("migrate", "run", mapping, "-p", "sandbox", "--dry-run")
+    assert "the contractor directory's stats" in said.stdout, said.stdout
+    rerun(home)
+    after = call("crm.item.get", {"entityTypeId": etid, "id": dup})["item"]
+    assert "FAIL" not in after["stageId"], "a duplicate is sync's to merge, not a run's"

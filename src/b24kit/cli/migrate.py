@@ -59,6 +59,13 @@ def _print_summary(result: MigrationResult) -> None:
             + ", ".join(f"{n} {kind}" for kind, n in s["changed_values"].items()),
             highlight=False,
         )
+    bp = result.blueprint
+    if result.dry_run and bp is not None and bp.directories and result.plan.commands:
+        console.print(
+            "  then: the contractor directory's stats (times used, last price, average "
+            "rating, last used) are rewritten where they differ",
+            highlight=False,
+        )
     for entity, counts in sorted(s["entities"].items()):
         verb = "to create" if result.dry_run else "created"
         console.print(
@@ -247,6 +254,10 @@ def print_outcome(result: MigrationResult, portal: str, took: float = 0.0) -> No
             f"  {entity}: {counts['created']} created, {counts['updated']} updated, "
             f"{counts['unchanged']} unchanged",
             highlight=False,
+        )
+    if result.directory_writes:
+        console.print(
+            f"  directory stats: {result.directory_writes} entr(ies) rewritten", highlight=False
         )
     console.print(
         f"Done in {took:.1f} s: {len(result.outcomes) - failed} of {len(result.outcomes)} "

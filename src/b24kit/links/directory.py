@@ -655,16 +655,25 @@ async def sync_directories(
     return out
 
 
-async def refresh_directories(client: B24Client, bp: Blueprint) -> DirectoryPass:
-    """A full pass over every directory, keeping no mark: what a migration runs after its
-    writes, so the entries it made or used carry their stats (audit's D003) at once."""
+async def refresh_stats(client: B24Client, bp: Blueprint) -> DirectoryPass:
+    """Rewrite the entries' stats that differ from their records (audit's D003 repairs),
+    and nothing else: what a migration runs after its writes, so the entries it made or
+    used carry their history at once. Merging duplicates and filing typed contractors stay
+    sync's (a migration's dry run does not show them)."""
     out = DirectoryPass([], [])
     dirs = chosen(bp, None)
     if not dirs:
         return out
     snap = await read_snapshot(client)
     for d in dirs:
-        await _sync_one(client, resolve_directory(bp, snap, d), None, {}, [], out)
+        r = resolve_directory(bp, snap, d)
+        entries, records = await read_entries(client, r), await read_records(client, r)
+        found = findings(r, entries, records, judge(r, entries, records))
+        stale = [f for f in found if f.rule == "D003"]
+        commands = [c for f in stale for c in f.repair]
+        out.findings += stale
+        if commands:
+            out.outcomes += await Executor(client).run(commands)
     return out
 
 

@@ -24,7 +24,7 @@ from b24kit.blueprint.loader import (
 from b24kit.blueprint.model import Blueprint
 from b24kit.client import B24Client, Executor, Outcome, read_all
 from b24kit.errors import InputError
-from b24kit.links.directory import refresh_directories
+from b24kit.links.directory import refresh_stats
 from b24kit.migrate.columns import missing_columns, repeated_columns
 from b24kit.migrate.mapping import Mapping
 from b24kit.migrate.plan import (
@@ -152,6 +152,7 @@ class MigrationResult:
             "entities": self.plan.counts,
             "commands": len(self.plan.commands),
             "failed_commands": len(self.failed),
+            "directory_stats_written": self.directory_writes,
             "dry_run": self.dry_run,
         }
 
@@ -218,8 +219,8 @@ async def execute(
     bp = result.blueprint
     if bp is not None and bp.directories and not result.failed:
         # the contractors the run made or used carry their history at once (audit's D003),
-        # as the next sync pass would write it
-        refreshed = await refresh_directories(client, bp)
+        # as the next sync pass would write it: the stats only, said before and after
+        refreshed = await refresh_stats(client, bp)
         result.outcomes += refreshed.outcomes
         result.directory_writes = sum(o.ok for o in refreshed.outcomes)
     return result
