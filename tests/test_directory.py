@@ -295,6 +295,30 @@ def test_a_migrated_estimate_without_contractor_is_history_not_an_error(tmp_path
     assert RULES["D005"][1] == "info" and RULES["D001"][1] == "error"
 
 
+def test_a_contractor_a_person_removed_stays_removed(tmp_path: Path) -> None:
+    """A reviewer's find: clearing the contractor on the form left the relation, and the
+    next pass wrote the field back (and the typed name and phone would relink it): the
+    estimate could not be switched to own vehicles. The field, what the form shows, wins."""
+    co = Company(deployed(COMPANY), tmp_path)
+    [estimate] = co.estimates("Передумали")
+    co.record(estimate, name="Вася", phone="8 (999) 123-45-67", price=500)
+    co.sync()
+    deal = co.box.call("crm.deal.get", {"id": estimate})
+    assert deal["UF_CRM_CONTRACTOR"], "filed and linked"
+    co.box.call(
+        "crm.deal.update",
+        {"id": estimate, "fields": {"UF_CRM_CONTRACTOR": "", "UF_CRM_OWN_VEHICLES": "Y"}},
+    )
+    co.sync()
+    deal = co.box.call("crm.deal.get", {"id": estimate})
+    assert not deal["UF_CRM_CONTRACTOR"], "never written back"
+    assert str(deal[f"PARENT_ID_{ETID}"] or "0") == "0", "the relation follows the field"
+    [entry] = co.entries()
+    assert entry[f"UF_CRM_{TYPE}_TIMES_USED"] in (0, "0", None), "no longer counted"
+    assert co.sync().outcomes == [], "and it stays so"
+    assert [f.rule for f in co.audit().findings if f.rule.startswith("D")] == []
+
+
 # ------------------------------------------------------------------ served, raced
 def _served(co: Company) -> Any:
     """Drive the same story through the event endpoint (sync --serve's)."""

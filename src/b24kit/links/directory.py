@@ -321,9 +321,21 @@ class Judgement:
     new: dict[str, tuple[str, str]]  # new entry key -> (title, phone as written)
     links: dict[int, int | str]  # record -> the entry it ends linked to (after merging)
     missing: dict[int, list[str]]  # record -> what D001 says it lacks
+    # records whose entry field a person cleared (or set in_house) while the relation
+    # stays: the field (what the form shows) wins, the relation is cleared, never restored
+    unlink: set[int] = field(default_factory=set)
 
 
-def judge(r: ResolvedDirectory, entries: dict[int, Entry], records: dict[int, Record]) -> Judgement:
+def judge(
+    r: ResolvedDirectory,
+    entries: dict[int, Entry],
+    records: dict[int, Record],
+    prev: dict[int, int] | None = None,
+) -> Judgement:
+    """What the records and entries call for. ``prev``: the links the last pass left
+    (record -> entry): a record linked then whose entry field is empty now was unlinked
+    by a person."""
+    prev = prev or {}
     dups = duplicates(entries)
     by_phone: dict[str, int] = {}
     for e in sorted(entries.values(), key=lambda x: x.id):
@@ -333,8 +345,17 @@ def judge(r: ResolvedDirectory, entries: dict[int, Entry], records: dict[int, Re
     out = Judgement(dups, {}, {}, {}, {})
     for rec in sorted(records.values(), key=lambda x: x.id):
         entry: int | str | None = rec.entry
+        cleared = (
+            "contractor" in r.record
+            and rec.field_ref is None
+            and rec.relation is not None
+            and (rec.in_house or prev.get(rec.id) == rec.relation)
+        )
+        if cleared:
+            out.unlink.add(rec.id)
+            entry = None
         keys = phone_keys(rec.typed_phone)
-        if entry is None and keys:
+        if entry is None and keys and rec.relation is None:  # typed: never linked yet
             found = next((by_phone[k] for k in keys if k in by_phone), None)
             entry = found if found is not None else keys[0]
             out.typed[rec.id] = entry
@@ -386,11 +407,19 @@ class _Findings:
             )
         )
 
-    def link(self, record: int, entry: Any) -> Command:
+    def unlink(self, record: int) -> Command:
+        return cmd.entity_update("deal", record, {self.r.relation: 0}, name=self.name())
+
+    def link(self, record: int, entry: Any, filed: bool = False) -> Command:
+        """Link a record to its entry (field and relation); ``filed``: the entry was typed
+        by hand, and the typed name and phone, now in the directory, are cleared so that a
+        person who later removes the contractor is not overruled by them."""
         r = self.r
         fields = {r.relation: entry}
         if "contractor" in r.record:
             fields[r.record["contractor"]] = r.ref(entry)
+        if filed:
+            fields.update({r.record[k]: "" for k in ("typed_name", "typed_phone") if k in r.record})
         return cmd.entity_update("deal", record, fields, name=self.name())
 
 
@@ -427,7 +456,9 @@ def findings(
             f"#{dup} marked a duplicate of #{keeper}, its records on #{keeper}",
             repair,
         )
-    current = {x.id: x.entry for x in records.values() if x.entry is not None}
+    current = {
+        x.id: x.entry for x in records.values() if x.entry is not None and x.id not in j.unlink
+    }
     _stale(f, r, entries, records, current, stats_for)
     return f.out
 
@@ -455,7 +486,7 @@ def _not_linked(
     if rec.id in j.typed:
         entry = j.typed[rec.id]
         if isinstance(entry, int):
-            repair = [f.link(rec.id, entry)]
+            repair = [f.link(rec.id, entry, filed=True)]
             expected = f"linked to #{entry} (same phone)"
         else:
             title, phone = j.new[entry]
@@ -468,6 +499,16 @@ def _not_linked(
             f"typed {rec.typed_name!r} {rec.typed_phone!r}, no entry",
             expected,
             repair,
+        )
+        return
+    if rec.id in j.unlink:
+        f.add(
+            "D004",
+            [rec.id],
+            [rec.relation] if rec.relation is not None else [],
+            f"entry field empty, relation #{rec.relation}",
+            "no entry: the field was cleared",
+            [f.unlink(rec.id)],
         )
         return
     linked = rec.entry
@@ -752,13 +793,16 @@ def _commands(
         out.append(command)
         made[key] = Ref(command.name, ("item", "id"))
     for rec in sorted(records.values(), key=lambda x: x.id):
+        if rec.id in j.unlink:
+            out.append(f.unlink(rec.id))
+            continue
         target = j.links.get(rec.id)
         if target is None or (isinstance(target, int) and target not in entries):
             continue
         value: Any = made[target] if isinstance(target, str) else target
         field_wrong = "contractor" in r.record and rec.field_ref != target
         if isinstance(target, str) or rec.relation != target or field_wrong:
-            out.append(f.link(rec.id, value))
+            out.append(f.link(rec.id, value, filed=rec.id in j.typed))
     for dup, keeper in sorted(j.dups.items()):
         e = entries[dup]
         if e.marked_duplicate_of != keeper or e.stage != r.duplicate_stage:
@@ -785,7 +829,7 @@ async def _sync_one(
     else:
         records, affected = await _changed(client, r, entries, since, prev, touched)
         stats_for = affected
-    j = judge(r, entries, records)
+    j = judge(r, entries, records, prev)
     out.findings += [
         f for f in findings(r, entries, records, j, stats_for) if f.rule not in ("D001", "D005")
     ]
