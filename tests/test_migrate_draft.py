@@ -270,3 +270,20 @@ def test_a_todo_comment_or_a_sheet_word_todo_is_no_todo(tmp_path: Path) -> None:
     with pytest.raises(BlueprintError) as caught:
         load_mapping(path)
     assert not isinstance(caught.value, TodosLeft), "other mistakes are the schema's"
+
+
+def test_only_the_estimate_is_drafted_as_a_child() -> None:
+    """A reviewer's find: every link from the pipeline was drafted as a copy of the
+    logistics estimate, so the engineering link got the logist, the contractor and its
+    cost, and a task for every row with a logist at any stage. Only the link feeding the
+    directory is drafted; the migration makes the others' children at their trigger."""
+    from b24kit.migrate.draft import draft_mapping
+    from b24kit.migrate.sources import Grid, to_table
+
+    rows = [
+        ["№", "Клиент", "Телефон", "Статус", "Логист", "Подрядчик"],
+        [1, "ООО Вектор", "+7 905 444-33-22", "новая", "Кузнецова", "ТралСпецТранс"],
+    ]
+    draft = draft_mapping(to_table(Grid("s.csv", "s", rows)), COMPANY, {"csv": "s.csv"}, "bp.yaml")
+    children = yaml.safe_load(draft.text)["children"]
+    assert [c["link"] for c in children] == ["estimate"]

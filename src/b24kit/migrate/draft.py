@@ -631,11 +631,17 @@ class _Drafter:
         return out
 
     def children(self, title: str, contractor: bool) -> list[dict[str, Any]]:
-        """A child for each link from the pipeline, made when the logist or contractor
-        column has a value (none when the sheet has neither)."""
+        """The logistics estimate: the child of the link that feeds the contractor
+        directory (else the first link from the pipeline), made when the logist or
+        contractor column has a value; none when the sheet has neither. The blueprint's
+        other links (the engineer's task) are not drafted: the logist's columns are not
+        theirs, and the migration makes their children at their trigger, as sync would."""
         when = [self.col(r) for r in ("child.logist", "contractor.title") if self.has(r)]
-        if not when:
+        links = [link for link in self.bp.links if self.pipeline.code in link.parent.codes]
+        if not when or not links:
             return []
+        fed = {d.link for d in self.bp.directories}
+        link = next((x for x in links if x.name in fed), links[0])
         return [
             {
                 "link": link.name,
@@ -644,8 +650,6 @@ class _Drafter:
                 "contractor": contractor,
                 "fields": self.child_fields(),
             }
-            for link in self.bp.links
-            if self.pipeline.code in link.parent.codes
         ]
 
     def contact(self) -> Flow:
