@@ -38,21 +38,7 @@ FORMATS = ("text", "csv", "json", "jsonl", "xlsx")
 SHOWN = 50  # rows on a terminal; a file (-f csv|json|jsonl|xlsx -o FILE) has every one
 # what a terminal shows of a wide table (files have every column)
 TEXT_COLUMNS = {
-    "projects": [
-        "project",
-        "direction",
-        "manager",
-        "source",
-        "utm_source",
-        "state",
-        "estimate_by",
-        "estimate_hours",
-        "quote",
-        "contractor",
-        "contractor_paid",
-        "final_amount",
-        "growth_pct",
-    ],
+    "projects": ["project", "manager", "source", "state", "quote", "final_amount", "growth_pct"],
 }
 
 ReportFormat = Annotated[
