@@ -128,6 +128,7 @@ def test_company_blueprint_end_to_end() -> None:
             "CONTRACTOR_RATING",
             "OWN_VEHICLES",
             "CONTRACTOR_NOTES",
+            "CONTRACTOR_PAID",
             "NEW_CONTRACTOR_NAME",
             "NEW_CONTRACTOR_PHONE",
         )

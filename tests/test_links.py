@@ -15,8 +15,9 @@ import httpx
 
 from b24kit.blueprint.apply import apply_blueprint
 from b24kit.blueprint.loader import load_blueprint
-from b24kit.links.run import audit_portal, estimates_report, fix, sync_once
+from b24kit.links.run import audit_portal, fix, sync_once
 from b24kit.links.serve import SyncService
+from b24kit.reports.estimates import estimates_report
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
 from tests.cli import ROOT, CliResult, run_cli

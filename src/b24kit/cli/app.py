@@ -18,7 +18,7 @@ except ImportError:  # a typer that uses click itself
 
 from b24kit import __version__
 from b24kit.blueprint.loader import BlueprintError
-from b24kit.cli import blueprint, call, links, migrate, portal, sandbox
+from b24kit.cli import blueprint, call, links, migrate, portal, reports, sandbox
 from b24kit.cli.codes import INTERNAL, INTERRUPTED, INTERRUPTED_LINE, USAGE
 from b24kit.cli.common import (
     OPTIONS,
@@ -42,7 +42,7 @@ app = typer.Typer(
     context_settings=CONTEXT,
 )
 PORTAL, DEPLOY, MIGRATE, CHECK = "Portal and sandbox", "Deploy", "Migrate", "Check"
-for sub in (sandbox.app, portal.app, migrate.app, links.report_app, blueprint.schema_app):
+for sub in (sandbox.app, portal.app, migrate.app, reports.report_app, blueprint.schema_app):
     sub.info.context_settings = CONTEXT
 app.add_typer(sandbox.app, name="sandbox", rich_help_panel=PORTAL)
 app.add_typer(portal.app, name="portal", rich_help_panel=PORTAL)
@@ -56,7 +56,7 @@ app.add_typer(blueprint.schema_app, name="blueprint", rich_help_panel=DEPLOY)
 app.add_typer(migrate.app, name="migrate", rich_help_panel=MIGRATE)
 app.command(name="audit", rich_help_panel=CHECK)(links.audit)
 app.command(name="sync", rich_help_panel=CHECK)(links.sync)
-app.add_typer(links.report_app, name="report", rich_help_panel=CHECK)
+app.add_typer(reports.report_app, name="report", rich_help_panel=CHECK)
 
 
 def _version(value: bool) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from b24kit.blueprint.loader import BlueprintError, load_blueprint
@@ -24,8 +23,6 @@ from b24kit.cli.common import (
     LockWaitOption,
     PlanOption,
     PortalOption,
-    TableFormat,
-    TableFormatOption,
     YesOption,
     blueprint_path,
     check_names,
@@ -41,15 +38,11 @@ from b24kit.connect import Connection
 from b24kit.links.audit import RULES, SEVERITY_RANK, AuditResult
 from b24kit.links.run import (
     audit_portal,
-    estimates_report,
     repair_until_clean,
     repairable,
     sync_once,
 )
 
-report_app = typer.Typer(
-    help="Reports for management from the links' history.", no_args_is_help=True
-)
 LinkOption = Annotated[
     list[str] | None, typer.Option("--link", metavar="LINK", help="Only this link (repeatable).")
 ]
@@ -364,83 +357,3 @@ def sync(
     except ListenError as exc:
         raise fail(str(exc), code=2 if exc.in_use else 3) from None
     note("sync stopped.")
-
-
-@report_app.command()
-def estimates(
-    blueprint: BlueprintArgument = None,
-    portal: PortalOption = None,
-    link: Annotated[
-        str | None, typer.Option("--link", metavar="LINK", help="The link (default: the first).")
-    ] = None,
-    format: TableFormatOption = TableFormat.text,
-    blueprint_alias: BlueprintAlias = None,
-) -> None:
-    """Per logistician and month: estimates made, median and 90th-percentile hours from
-    «Оценить» to «Согласование», and the price given against the final deal amount."""
-    bp = _blueprint(blueprint, blueprint_alias, [link] if link else None)
-    conn = open_portal(portal, None)
-
-    async def work(conn: Connection) -> Any:
-        with phase(f"reading {conn.label}"):
-            return await estimates_report(conn.client, bp, link)
-
-    rows = [r.as_dict() for r in run_portal(conn, work)]
-    name = link or bp.links[0].name
-    empty = (
-        f"No estimates to report for link {name!r}: no child has reached the approval "
-        "stage after its parent entered the trigger stage (deals migrated with their "
-        "stages have no such history)."
-    )
-    show(
-        Output(
-            rows=rows,
-            columns=ESTIMATE_COLUMNS,
-            empty=empty,
-            text=lambda: print_estimates(rows, name, empty),
-        ),
-        format,
-    )
-
-
-ESTIMATE_COLUMNS = [
-    "logistician",
-    "logistician_name",
-    "month",
-    "estimates",
-    "median_hours",
-    "p90_hours",
-    "price_given",
-    "final_amount",
-]
-
-
-def print_estimates(rows: list[dict[str, Any]], name: str, empty: str) -> None:
-    if not rows:
-        console.print(empty, highlight=False)
-        return
-    table = Table(title=f"Estimates ({name})")
-    for column in (
-        "logistician",
-        "month",
-        "estimates",
-        "median h",
-        "p90 h",
-        "price given",
-        "final amount",
-    ):
-        table.add_column(column)
-    for r in rows:
-        who = r["logistician_name"] or (
-            f"user {r['logistician']}" if r["logistician"] else "unassigned"
-        )
-        table.add_row(
-            escape(who),
-            r["month"],
-            str(r["estimates"]),
-            str(r["median_hours"]),
-            str(r["p90_hours"]),
-            str(r["price_given"]),
-            str(r["final_amount"]),
-        )
-    console.print(table)

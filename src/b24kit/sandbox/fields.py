@@ -185,6 +185,17 @@ COMPANY_FIELDS = _defs(
     "LAST_ACTIVITY_TIME:datetime:r",
     {"COMPANY_TYPE": "COMPANY_TYPE", "INDUSTRY": "INDUSTRY", "EMPLOYEES": "EMPLOYEES"},
 )
+# crm-lead-fields.md (the fields a report of first contacts reads; STATUS_ID "CONVERTED"
+# once the lead became a deal, which then names it in its LEAD_ID)
+LEAD_FIELDS = _defs(
+    "ID:integer:r TITLE:string NAME:string LAST_NAME:string COMPANY_TITLE:string "
+    "SOURCE_ID:crm_status SOURCE_DESCRIPTION:string STATUS_ID:crm_status "
+    "STATUS_DESCRIPTION:string CURRENCY_ID:crm_currency OPPORTUNITY:double COMMENTS:string "
+    "OPENED:char ASSIGNED_BY_ID:user CREATED_BY_ID:user:r MODIFY_BY_ID:user:r "
+    "DATE_CREATE:datetime:r DATE_MODIFY:datetime:r COMPANY_ID:crm_company "
+    f"CONTACT_ID:crm_contact ORIGINATOR_ID:string ORIGIN_ID:string {_UTM} {_MULTI}",
+    {"SOURCE_ID": "SOURCE", "STATUS_ID": "STATUS"},
+)
 SPA_FIELDS = _defs(
     "ID:integer:r XML_ID:string TITLE:string CREATED_BY:user:r UPDATED_BY:user:r "
     "MOVED_BY:user:r CREATED_TIME:datetime:r UPDATED_TIME:datetime:r MOVED_TIME:datetime:r "
@@ -220,6 +231,8 @@ def system_fields(etid: int) -> dict[str, FieldDef]:
         return CONTACT_FIELDS
     if etid == COMPANY:
         return COMPANY_FIELDS
+    if etid == LEAD:
+        return LEAD_FIELDS
     return SPA_FIELDS
 
 

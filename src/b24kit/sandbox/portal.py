@@ -665,6 +665,9 @@ class Portal:
                 "EMPLOYEES": "EMPLOYEES",
             }
             defaults = {"IS_MY_COMPANY": "N"}
+        elif etid == LEAD:
+            statuses = {"SOURCE_ID": "SOURCE"}
+            defaults = {"STATUS_ID": "NEW", "CURRENCY_ID": "RUB", "OPPORTUNITY": 0.0}
         for name, entity_id in statuses.items():
             if data.get(name) in (None, ""):
                 data[name] = self.first_status(entity_id)
@@ -796,6 +799,18 @@ class Portal:
             "UPDATE items SET data = ? WHERE entity_type_id = ? AND id = ?",
             (dumps(data), etid, item_id),
         )
+
+    def convert_lead(self, lead_id: int, deal_id: int) -> None:
+        """What converting a lead into a deal leaves (done on a portal's lead form, not
+        through REST): the deal names the lead in its read-only LEAD_ID, and the lead is
+        at «CONVERTED»."""
+        for etid, item_id, key, value in (
+            (DEAL, deal_id, "LEAD_ID", lead_id),
+            (LEAD, lead_id, "STATUS_ID", "CONVERTED"),
+        ):
+            if self.load_item(etid, item_id) is None:
+                raise errors.old_style("Not found")
+            self.set_item_extra(etid, item_id, key, value)
 
     def delete_item(self, etid: int, item_id: int) -> bool:
         """Delete an item with what belongs to it alone: its phones and e-mails, and its

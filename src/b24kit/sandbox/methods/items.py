@@ -7,7 +7,7 @@ from typing import Any
 
 from b24kit.encoding import as_list
 from b24kit.sandbox import errors
-from b24kit.sandbox.fields import COMPANY, CONTACT, DEAL, describe
+from b24kit.sandbox.fields import COMPANY, CONTACT, DEAL, LEAD, describe
 from b24kit.sandbox.registry import (
     CallContext,
     Paged,
@@ -21,7 +21,7 @@ from b24kit.sandbox.values import intval
 
 CONTACT_SORTS = "CONTACT_SORTS"  # the SORT of each contact binding, kept beside the deal
 
-OLD_ENTITIES = {"deal": DEAL, "contact": CONTACT, "company": COMPANY}
+OLD_ENTITIES = {"deal": DEAL, "contact": CONTACT, "company": COMPANY, "lead": LEAD}
 
 
 def _old_id(params: Mapping[str, Any]) -> int:

@@ -1,0 +1,265 @@
+"""``b24kit report projects|sources|contractors|estimates|departments``: the management
+view of a portal (issue 14). Each command reads the portal once (reports/build.py's
+``build_report``) and renders its table through the one reporter (cli/report.py)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from b24kit.cli.common import (
+    BlueprintAlias,
+    BlueprintArgument,
+    PortalOption,
+    TableFormat,
+    TableFormatOption,
+    open_portal,
+    out_option,
+    run_portal,
+)
+from b24kit.cli.links import _blueprint
+from b24kit.cli.output import console, fail, phase, safe
+from b24kit.cli.report import Output, show
+from b24kit.connect import Connection
+from b24kit.reports.build import Report, build_report
+from b24kit.reports.model import ReportTable
+from b24kit.reports.read import Filters
+
+report_app = typer.Typer(
+    help="Reports for management: projects from the first contact to closed obligations, "
+    "sources, contractors, estimates, departments.",
+    no_args_is_help=True,
+)
+FORMATS = ("text", "csv", "json", "jsonl", "xlsx")
+SHOWN = 50  # rows on a terminal; a file (-f csv|json|jsonl|xlsx -o FILE) has every one
+# what a terminal shows of a wide table (files have every column)
+TEXT_COLUMNS = {
+    "projects": ["project", "manager", "source", "state", "quote", "final_amount", "growth_pct"],
+}
+
+ReportFormat = Annotated[
+    str,
+    typer.Option("--format", "-f", metavar="text|csv|json|jsonl|xlsx", help="Output format."),
+]
+OutOption = Annotated[Path | None, out_option("Write the report to this file.")]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        metavar="YYYY-MM-DD",
+        help="Projects whose start date (the parent deal's BEGINDATE) is on or after this day.",
+    ),
+]
+UntilOption = Annotated[
+    str | None,
+    typer.Option(
+        "--until", metavar="YYYY-MM-DD", help="Projects that started on or before this day."
+    ),
+]
+PipelineOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pipeline",
+        metavar="CODE",
+        help="Only this sales direction (a parent pipeline's code, repeatable).",
+    ),
+]
+ManagerOption = Annotated[
+    str | None,
+    typer.Option("--manager", metavar="NAME|ID", help="Only this manager's projects."),
+]
+
+
+def _day(option: str, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{option} {value!r}: not a date; give it as YYYY-MM-DD") from None
+
+
+def _filters(
+    since: str | None,
+    until: str | None,
+    pipeline: list[str] | None,
+    manager: str | None,
+    overdue_days: float = 7.0,
+) -> Filters:
+    return Filters(
+        list(pipeline or []),
+        manager,
+        _day("--since", since),
+        _day("--until", until),
+        overdue_days,
+    )
+
+
+def print_table(table: ReportTable, columns: list[str] | None = None) -> None:
+    """A table on the terminal: its first rows, and how to get every one."""
+    if not table.rows:
+        console.print(table.empty or f"{table.title}: nothing to report.", highlight=False)
+        return
+    columns = columns or table.columns
+    view = Table(title=safe(table.title))
+    for column in columns:
+        view.add_column(column.replace("_", " "))
+    for n, row in enumerate(table.rows):
+        if n == SHOWN:
+            break
+        view.add_row(*("" if row.get(c) is None else safe(row.get(c)) for c in columns))
+    console.print(view)
+    if len(table.rows) > SHOWN:
+        console.print(
+            f"{len(table.rows) - SHOWN} more rows: -f csv|xlsx|json -o FILE has every row "
+            "and column.",
+            highlight=False,
+        )
+
+
+def print_estimates(table: ReportTable) -> None:
+    """The estimates as before issue 14: a person by name, else "user N"."""
+    rows = [
+        {
+            **r,
+            "logistician": r["logistician_name"]
+            or (f"user {r['logistician']}" if r["logistician"] else "unassigned"),
+        }
+        for r in table.rows
+    ]
+    shown = ReportTable(table.name, table.title, table.columns, rows, table.empty)
+    print_table(shown, [c for c in table.columns if c != "logistician_name"])
+
+
+def render(table: ReportTable, format: str, out: Path | None) -> None:
+    """The one render step of a report's table (``--html``/``--to-sheet`` publish the
+    same tables: see ``publish``)."""
+    show(
+        Output(
+            rows=table.rows,
+            columns=table.columns,
+            empty=table.empty,
+            text=lambda: (
+                print_estimates(table)
+                if table.name == "estimates"
+                else print_table(table, TEXT_COLUMNS.get(table.name))
+            ),
+            sheet=table.name,
+        ),
+        format,
+        out,
+    )
+
+
+def publish(report: Report) -> None:
+    """Where ``--html FILE`` and ``--to-sheet KEY`` hand ``report.tables`` to their
+    renderers (reports/html.py, reports/sheet.py), before the report is closed."""
+
+
+def run_report(
+    name: str,
+    blueprint: Path | None,
+    blueprint_alias: Path | None,
+    portal: str | None,
+    filters: Filters,
+    format: str,
+    out: Path | None,
+    link: str | None = None,
+) -> None:
+    if format not in FORMATS:
+        raise fail(f"unknown format {format!r}", f"known: {', '.join(FORMATS)}")
+    if format == "xlsx" and out is None:
+        raise fail("xlsx is a file: give it with -o FILE (e.g. -o report.xlsx)")
+    bp = _blueprint(blueprint, blueprint_alias, [link] if link else None)
+    conn = open_portal(portal, None)
+
+    async def work(conn: Connection) -> Report:
+        with phase(f"reading {conn.label}"):
+            return await build_report(conn.client, bp, [name], filters, link)
+
+    with run_portal(conn, work) as report:
+        render(report.tables[0], format, out)
+        publish(report)
+
+
+def _command(name: str, doc: str) -> Any:
+    def command(
+        blueprint: BlueprintArgument = None,
+        portal: PortalOption = None,
+        since: SinceOption = None,
+        until: UntilOption = None,
+        pipeline: PipelineOption = None,
+        manager: ManagerOption = None,
+        format: ReportFormat = "text",
+        out: OutOption = None,
+        blueprint_alias: BlueprintAlias = None,
+    ) -> None:
+        filters = _filters(since, until, pipeline, manager)
+        run_report(name, blueprint, blueprint_alias, portal, filters, format, out)
+
+    command.__doc__ = doc
+    return report_app.command(name=name)(command)
+
+
+projects = _command(
+    "projects",
+    "One row per project (a parent deal): first-contact source (the lead it was converted "
+    "from, else the deal's SOURCE_ID and UTM), manager, dates, each link's child (assignee, "
+    "stage, hours in it), the estimate (who, hours, quote), contractor, paid, rating, final "
+    "amount and the cheque's growth from the quote, state.",
+)
+sources = _command(
+    "sources",
+    "Per first-contact source: projects, won, revenue, average cheque growth, conversion.",
+)
+contractors = _command(
+    "contractors",
+    "Per contractor of the directory: estimates, won, average price and rating, unpaid "
+    "(won projects whose estimate is not marked CONTRACTOR_PAID), last used.",
+)
+
+
+@report_app.command(name="departments")
+def departments(
+    blueprint: BlueprintArgument = None,
+    portal: PortalOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    pipeline: PipelineOption = None,
+    manager: ManagerOption = None,
+    overdue_days: Annotated[
+        float,
+        typer.Option(
+            "--overdue-days", metavar="DAYS", help="Open items in their stage longer are overdue."
+        ),
+    ] = 7.0,
+    format: ReportFormat = "text",
+    out: OutOption = None,
+    blueprint_alias: BlueprintAlias = None,
+) -> None:
+    """Per department pipeline (each link's child) and stage: open items, median and
+    90th-percentile hours in the stage, overdue items: where work piles up."""
+    if overdue_days <= 0:
+        raise fail(f"--overdue-days {overdue_days}: give a number of days above 0")
+    filters = _filters(since, until, pipeline, manager, overdue_days)
+    run_report("departments", blueprint, blueprint_alias, portal, filters, format, out)
+
+
+@report_app.command()
+def estimates(
+    blueprint: BlueprintArgument = None,
+    portal: PortalOption = None,
+    link: Annotated[
+        str | None, typer.Option("--link", metavar="LINK", help="The link (default: the first).")
+    ] = None,
+    format: TableFormatOption = TableFormat.text,
+    out: OutOption = None,
+    blueprint_alias: BlueprintAlias = None,
+) -> None:
+    """Per logistician and month: estimates made, median and 90th-percentile hours from
+    «Оценить» to «Согласование», and the price given against the final deal amount."""
+    run_report("estimates", blueprint, blueprint_alias, portal, Filters(), format.value, out, link)
