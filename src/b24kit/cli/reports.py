@@ -4,7 +4,8 @@ view of a portal (issue 14). Each command reads the portal once (reports/build.p
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from b24kit.cli.common import (
     PortalOption,
     TableFormat,
     TableFormatOption,
+    note,
     open_portal,
     out_option,
     run_portal,
@@ -25,7 +27,7 @@ from b24kit.cli.links import _blueprint
 from b24kit.cli.output import console, fail, phase, safe
 from b24kit.cli.report import Output, show
 from b24kit.connect import Connection
-from b24kit.reports.build import Report, build_report
+from b24kit.reports.build import REPORTS, Report, build_report
 from b24kit.reports.model import ReportTable
 from b24kit.reports.read import Filters
 
@@ -155,9 +157,71 @@ def render(table: ReportTable, format: str, out: Path | None) -> None:
     )
 
 
-def publish(report: Report) -> None:
-    """Where ``--html FILE`` and ``--to-sheet KEY`` hand ``report.tables`` to their
-    renderers (reports/html.py, reports/sheet.py), before the report is closed."""
+HtmlOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--html",
+        metavar="FILE",
+        help="Also write every report, with charts, as one self-contained page (opens "
+        "offline, mails as it is).",
+    ),
+]
+SheetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--to-sheet",
+        metavar="KEY",
+        help="Also write every report to this Google Sheet, one worksheet each, rewritten "
+        "in place on every run (a cron line keeps a management sheet current).",
+    ),
+]
+SheetsEndpointOption = Annotated[
+    str | None,
+    typer.Option(
+        "--sheets-endpoint",
+        envvar="B24KIT_SHEETS_ENDPOINT",
+        metavar="URL",
+        help="Write Google Sheets to this stand-in (the sandbox's URL).",
+    ),
+]
+CredentialsOption = Annotated[
+    Path | None,
+    typer.Option("--credentials", metavar="FILE", help="Google credentials JSON."),
+]
+
+
+@dataclass
+class Publish:
+    """Where the whole report goes besides the command's own output."""
+
+    html: Path | None = None
+    sheet: str | None = None
+    endpoint: str | None = None
+    credentials: Path | None = None
+
+    @property
+    def wanted(self) -> bool:
+        return self.html is not None or self.sheet is not None
+
+
+def publish(report: Report, where: Publish, portal: str) -> None:
+    """``--html FILE`` and ``--to-sheet KEY``: every table of the report, before the
+    report is closed (reports/html.py, reports/sheet.py)."""
+    if where.html is not None:
+        from b24kit.reports.html import render_html
+
+        generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        page = render_html(report.tables, "Management report", portal, generated)
+        where.html.write_text(page, encoding="utf-8")
+        note(f"Wrote {where.html}: {len(report.tables)} tables and their charts")
+    if where.sheet is not None:
+        from b24kit.migrate.sources import gspread_client
+        from b24kit.reports.sheet import write_tables
+
+        written = write_tables(
+            gspread_client(where.credentials, where.endpoint), where.sheet, report.tables
+        )
+        note(f"Wrote {len(written)} worksheet(s) to the Google Sheet {where.sheet}")
 
 
 def run_report(
@@ -169,7 +233,9 @@ def run_report(
     format: str,
     out: Path | None,
     link: str | None = None,
+    where: Publish | None = None,
 ) -> None:
+    where = where or Publish()
     if format not in FORMATS:
         raise fail(f"unknown format {format!r}", f"known: {', '.join(FORMATS)}")
     if format == "xlsx" and out is None:
@@ -177,13 +243,19 @@ def run_report(
     bp = _blueprint(blueprint, blueprint_alias, [link] if link else None)
     conn = open_portal(portal, None)
 
+    # --html and --to-sheet publish every report, from the same one reading
+    names = list(REPORTS) if where.wanted else [name]
+
     async def work(conn: Connection) -> Report:
         with phase(f"reading {conn.label}"):
-            return await build_report(conn.client, bp, [name], filters, link)
+            return await build_report(conn.client, bp, names, filters, link)
 
     with run_portal(conn, work) as report:
-        render(report.tables[0], format, out)
-        publish(report)
+        render(next(t for t in report.tables if t.name == name), format, out)
+        try:
+            publish(report, where, conn.label)
+        except (OSError, ValueError) as exc:
+            raise fail(str(exc)) from None
 
 
 def _command(name: str, doc: str) -> Any:
@@ -196,10 +268,15 @@ def _command(name: str, doc: str) -> Any:
         manager: ManagerOption = None,
         format: ReportFormat = "text",
         out: OutOption = None,
+        html: HtmlOption = None,
+        to_sheet: SheetOption = None,
+        sheets_endpoint: SheetsEndpointOption = None,
+        credentials: CredentialsOption = None,
         blueprint_alias: BlueprintAlias = None,
     ) -> None:
         filters = _filters(since, until, pipeline, manager)
-        run_report(name, blueprint, blueprint_alias, portal, filters, format, out)
+        where = Publish(html, to_sheet, sheets_endpoint, credentials)
+        run_report(name, blueprint, blueprint_alias, portal, filters, format, out, None, where)
 
     command.__doc__ = doc
     return report_app.command(name=name)(command)
@@ -239,6 +316,10 @@ def departments(
     ] = 7.0,
     format: ReportFormat = "text",
     out: OutOption = None,
+    html: HtmlOption = None,
+    to_sheet: SheetOption = None,
+    sheets_endpoint: SheetsEndpointOption = None,
+    credentials: CredentialsOption = None,
     blueprint_alias: BlueprintAlias = None,
 ) -> None:
     """Per department pipeline (each link's child) and stage: open items, median and
@@ -246,7 +327,8 @@ def departments(
     if overdue_days <= 0:
         raise fail(f"--overdue-days {overdue_days}: give a number of days above 0")
     filters = _filters(since, until, pipeline, manager, overdue_days)
-    run_report("departments", blueprint, blueprint_alias, portal, filters, format, out)
+    where = Publish(html, to_sheet, sheets_endpoint, credentials)
+    run_report("departments", blueprint, blueprint_alias, portal, filters, format, out, None, where)
 
 
 @report_app.command()
@@ -258,8 +340,15 @@ def estimates(
     ] = None,
     format: TableFormatOption = TableFormat.text,
     out: OutOption = None,
+    html: HtmlOption = None,
+    to_sheet: SheetOption = None,
+    sheets_endpoint: SheetsEndpointOption = None,
+    credentials: CredentialsOption = None,
     blueprint_alias: BlueprintAlias = None,
 ) -> None:
     """Per logistician and month: estimates made, median and 90th-percentile hours from
     «Оценить» to «Согласование», and the price given against the final deal amount."""
-    run_report("estimates", blueprint, blueprint_alias, portal, Filters(), format.value, out, link)
+    where = Publish(html, to_sheet, sheets_endpoint, credentials)
+    run_report(
+        "estimates", blueprint, blueprint_alias, portal, Filters(), format.value, out, link, where
+    )

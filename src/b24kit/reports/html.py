@@ -371,7 +371,7 @@ def draw(chart: Chart, table: ReportTable) -> Drawn:
         name = columns.find(spellings)
         if name is not None:
             col[role] = name
-    fig, marks = chart.build(col, table.rows)
+    fig, marks = chart.build(col, list(table.rows))
     if not marks:
         why = table.empty or f"no {table.name} row has the figures it needs"
         return Drawn(chart, note=f"{chart.title}: nothing to draw ({why})")
@@ -407,6 +407,9 @@ def cell(value: Any) -> tuple[str, bool]:
     return html.escape(str(value)), False
 
 
+PAGE_ROWS = 1000  # rows of a table the page shows (the charts use every row)
+
+
 def render_table(table: ReportTable) -> str:
     title = f'<h2 id="table-{html.escape(table.name)}">{html.escape(table.title)}</h2>'
     if not table.rows:
@@ -414,7 +417,14 @@ def render_table(table: ReportTable) -> str:
         return f'{title}\n<p class="empty">{html.escape(why)}</p>'
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
     lines = []
-    for row in table.rows:
+    for n, row in enumerate(table.rows):
+        if n == PAGE_ROWS:  # a page a manager opens: the rest is in -f xlsx|csv
+            more = len(table.rows) - PAGE_ROWS
+            lines.append(
+                f'<tr><td colspan="{len(table.columns)}">… {more} more rows: '
+                "<code>-f xlsx -o FILE</code> has every one</td></tr>"
+            )
+            break
         cells = []
         for column in table.columns:
             text, numeric = cell(row.get(column))
