@@ -260,7 +260,14 @@ class B24Client:
                 if permanent:
                     detail = "the host name does not resolve (is the portal address right?)"
                 raise TransportFailure(method, self.portal, detail, permanent=permanent) from None
-        return self._decode(method, response)
+        try:
+            return self._decode(method, response)
+        finally:
+            # httpx binds a response and its (already read, closed) stream in a reference
+            # cycle, which keeps the whole body, bytes and text, alive until a full garbage
+            # collection: on a long read, batch after batch piles up. Cut the cycle so the
+            # body goes as soon as it is decoded.
+            response.stream = httpx.ByteStream(b"")
 
     def _decode(self, method: str, response: httpx.Response) -> dict[str, Any]:
         status = response.status_code

@@ -18,7 +18,6 @@ projects keeps a page of them in memory, not all."""
 from __future__ import annotations
 
 import json
-import statistics
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -253,8 +252,22 @@ SOURCE_COLUMNS = [
 ]
 
 
-def _mean(values: list[float], digits: int) -> float | None:
-    return round(statistics.fmean(values), digits) if values else None
+class Mean:
+    """A running mean: the count and the sum, never the values (a table of 100,000
+    projects keeps one per group)."""
+
+    __slots__ = ("n", "total")
+
+    def __init__(self) -> None:
+        self.n, self.total = 0, 0.0
+
+    def add(self, value: float | None) -> None:
+        if value is not None:
+            self.n += 1
+            self.total += value
+
+    def value(self, digits: int) -> float | None:
+        return round(self.total / self.n, digits) if self.n else None
 
 
 def build_sources(projects: Iterator[dict[str, Any]] | StoredRows) -> list[dict[str, Any]]:
@@ -267,16 +280,14 @@ def build_sources(projects: Iterator[dict[str, Any]] | StoredRows) -> list[dict[
         )
         g = groups.setdefault(
             (label, p["source_id"], p["utm_source"]),
-            {"projects": 0, "won": 0, "revenue": 0.0, "growth": [], "pct": []},
+            {"projects": 0, "won": 0, "revenue": 0.0, "growth": Mean(), "pct": Mean()},
         )
         g["projects"] += 1
         if p["outcome"] == "won":
             g["won"] += 1
             g["revenue"] += p["final_amount"]
-        if p["growth"] is not None:
-            g["growth"].append(p["growth"])
-        if p["growth_pct"] is not None:
-            g["pct"].append(p["growth_pct"])
+        g["growth"].add(p["growth"])
+        g["pct"].add(p["growth_pct"])
     rows = [
         {
             "source": label,
@@ -285,8 +296,8 @@ def build_sources(projects: Iterator[dict[str, Any]] | StoredRows) -> list[dict[
             "projects": g["projects"],
             "won": g["won"],
             "revenue": round(g["revenue"], 2),
-            "average_growth": _mean(g["growth"], 2),
-            "average_growth_pct": _mean(g["pct"], 1),
+            "average_growth": g["growth"].value(2),
+            "average_growth_pct": g["pct"].value(1),
             "conversion_pct": round(g["won"] / g["projects"] * 100, 1),
         }
         for (label, source_id, utm), g in groups.items()
@@ -313,7 +324,7 @@ def build_contractors(store: ReportStore, scope: Scope) -> list[dict[str, Any]]:
     link = scope.estimate
     marks = ",".join("?" * len(scope.parents))
     stats: dict[int, dict[str, Any]] = defaultdict(
-        lambda: {"n": 0, "won": 0, "price": [], "rating": [], "unpaid": 0, "last": None}
+        lambda: {"n": 0, "won": 0, "price": Mean(), "rating": Mean(), "unpaid": 0, "last": None}
     )
     for entry, price, rating, paid, begin, parent_semantic in store.query(
         "SELECT c.contractor, c.contractor_price, c.rating, c.paid, c.begin, p.semantic "
@@ -327,10 +338,8 @@ def build_contractors(store: ReportStore, scope: Scope) -> list[dict[str, Any]]:
         won = parent_semantic == "S"
         s["won"] += won
         s["unpaid"] += won and paid != 1
-        if price is not None:
-            s["price"].append(price)
-        if rating is not None:
-            s["rating"].append(rating)
+        s["price"].add(price)
+        s["rating"].add(rating)
         s["last"] = max(filter(None, (s["last"], begin)), default=None)
     ids = set(store.entries) | set(stats)
     rows = [
@@ -339,8 +348,8 @@ def build_contractors(store: ReportStore, scope: Scope) -> list[dict[str, Any]]:
             "contractor": store.entries.get(i, f"entry {i}"),
             "estimates": stats[i]["n"] if i in stats else 0,
             "won": stats[i]["won"] if i in stats else 0,
-            "average_price": _mean(stats[i]["price"], 2) if i in stats else None,
-            "average_rating": _mean(stats[i]["rating"], 2) if i in stats else None,
+            "average_price": stats[i]["price"].value(2) if i in stats else None,
+            "average_rating": stats[i]["rating"].value(2) if i in stats else None,
             "unpaid": stats[i]["unpaid"] if i in stats else 0,
             "last_used": stats[i]["last"] if i in stats else None,
         }
