@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import Callable
 
 import httpx
@@ -22,6 +24,7 @@ from b24kit.client import (
     TransportFailure,
     WebhookAuth,
     parse_webhook,
+    read_all,
 )
 from b24kit.sandbox import Sandbox
 from tests.clients import client_for
@@ -274,3 +277,45 @@ def test_none_and_lists_survive_inside_batch() -> None:
             assert result.error == {}
 
     asyncio.run(go())
+
+
+class _Kept(httpx.AsyncBaseTransport):
+    """The sandbox's transport, keeping a weak reference to every response it makes."""
+
+    def __init__(self, box: Sandbox) -> None:
+        self.inner = box.transport()
+        self.responses: list[weakref.ref[httpx.Response]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        self.responses.append(weakref.ref(response))
+        return response
+
+
+def test_an_answer_is_freed_once_decoded_without_the_garbage_collector() -> None:
+    """httpx ties a response and its stream in a reference cycle: left alone, every batch's
+    body waits for a full garbage collection, and a long read piles them up (issue 14:
+    report memory flat at 100,000 deals). The client cuts the cycle."""
+    box = Sandbox(limits="off")
+    for i in range(60):
+        box.call("crm.deal.add", {"fields": {"TITLE": f"Сделка {i}" * 20}})
+    kept = _Kept(box)
+
+    async def go() -> int:
+        async with B24Client(
+            WebhookAuth(parse_webhook(box.webhook_url("http://x"))),
+            transport=kept,
+            bucket=Bucket(1e9, 1e9),
+        ) as client:
+            rows = await read_all(client, "crm.deal.list", {"select": ["ID", "TITLE"]})
+            await client.call("server.time")
+            return len(rows)
+
+    gc.collect()
+    gc.disable()
+    try:
+        assert asyncio.run(go()) == 60
+        alive = [r for r in kept.responses if r() is not None]
+    finally:
+        gc.enable()
+    assert len(kept.responses) >= 2 and alive == []
