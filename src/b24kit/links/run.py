@@ -57,16 +57,7 @@ async def _parents_read(
     wanted = sorted(
         {f.deals[0] for f in findings if f.rule == "L001" and links[f.link].copy_fields}
     )
-    parents: dict[int, dict[str, Any]] = {}
-    for chunk in range(0, len(wanted), 50):
-        group = wanted[chunk : chunk + 50]
-        got = await client.batch(
-            {f"p{i}": ("crm.deal.get", {"id": deal}) for i, deal in enumerate(group)}, safe=True
-        )
-        for i, deal in enumerate(group):
-            row = got.result.get(f"p{i}")
-            parents[deal] = row if isinstance(row, dict) else {}
-    return parents
+    return await _deals_read(client, wanted)
 
 
 async def fix(
