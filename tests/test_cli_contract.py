@@ -467,3 +467,22 @@ def test_secrets_at_the_edges(b24kit, tmp_path: Path) -> None:  # type: ignore[n
         "ok",
         5,
     ]
+
+
+def test_a_ctrl_c_that_python_wraps_during_imports_is_still_a_ctrl_c() -> None:
+    # seen under load: Ctrl-C inside a dataclass field's __set_name__ reached the entry
+    # point as "RuntimeError: Error calling __set_name__", and the command ended with 1
+    from b24kit.cli.entry import interrupted_by
+
+    class Interrupts:
+        def __set_name__(self, owner: type, name: str) -> None:
+            raise KeyboardInterrupt
+
+    with pytest.raises(BaseException) as caught:
+
+        class Holder:
+            field = Interrupts()
+
+    assert interrupted_by(caught.value)
+    assert not interrupted_by(RuntimeError("Error calling __set_name__"))
+    assert not interrupted_by(ValueError("bad file"))

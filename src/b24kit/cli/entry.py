@@ -18,11 +18,27 @@ def _interrupted() -> None:
     sys.stderr.write(INTERRUPTED_LINE + "\n")
 
 
+def interrupted_by(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was caused by, a Ctrl-C: Python wraps a KeyboardInterrupt
+    that lands in some import-time hooks (a dataclass field's ``__set_name__``, for one)
+    in a RuntimeError whose cause is the interrupt."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def main() -> None:
     loaded = True
     try:
         from b24kit.cli.app import main as run
-    except KeyboardInterrupt:
+    except BaseException as exc:  # noqa: BLE001  (only a Ctrl-C is handled; all else re-raised)
+        if not interrupted_by(exc):
+            raise
         loaded = False
     if not loaded:
         # exit outside the except block: a SystemExit raised there would carry the
