@@ -206,12 +206,14 @@ class Executor:
         # the caller's commands are never changed: an unnamed one runs as a named copy
         commands = [c if c.name else replace(c, name=f"c{i}") for i, c in enumerate(commands)]
         names: list[str] = []
+        seen: set[str] = set()
         for command in commands:
             if not NAME.match(command.name):
                 raise ValueError(f"command name {command.name!r}: use letters, digits and _")
-            if command.name in names:
+            if command.name in seen:
                 raise ValueError(f"two commands are named {command.name!r}")
             names.append(command.name)
+            seen.add(command.name)
             if command.kind not in KINDS:
                 raise ValueError(f"command {command.name!r}: unknown kind {command.kind!r}")
         position = {name: i for i, name in enumerate(names)}
@@ -243,6 +245,7 @@ class _Run:
         self.ex = ex
         self.client = ex.client
         self.by_name = {c.name: c for c in commands}
+        self.order = {c.name: i for i, c in enumerate(commands)}  # the caller's order
         self.deps = deps
         self.local = local  # dependencies whose results the executor itself must resolve
         self.pending: list[str] = [c.name for c in commands]
@@ -359,7 +362,7 @@ class _Run:
                 task.result()
 
     def requeue(self, names: list[str]) -> None:
-        order = {name: i for i, name in enumerate(self.by_name)}
+        order = self.order
         self.pending = sorted(set(self.pending) | set(names), key=order.__getitem__)
 
     def count_attempt(self, name: str, error: B24Error) -> bool:
