@@ -10,10 +10,13 @@
   gets a ``$result[...]`` reference, one whose dependency finished earlier gets the value.
 - Batches run with ``halt``: nothing after a failed command runs, so a child is never
   created from a failed parent's reference; commands that did not run are packed again.
-- Independent batches run concurrently, as many as the rate limiter lets through.
+- Independent batches run concurrently: each goes as soon as the client's bucket has room
+  for it (a fresh bucket's burst at once), and what it carries is decided only then.
 - When a batch's outcome is unknown (server error, dropped connection), reads and updates
   are sent again; creates with an idempotency key are looked up first and created only if
-  absent; creates without a key are reported as ``UnknownOutcome``, never repeated.
+  absent; creates without a key are reported as ``UnknownOutcome``, never repeated. The
+  keys of a failed batch are looked up together, one list command for all of them
+  (b24kit.client.lookup), at the end of the next batch, beside new commands.
 - Every command gets an ``Outcome``, in input order. A failure never hides the others.
 """
 
