@@ -136,7 +136,7 @@ class B24Client:
         transport: httpx.AsyncBaseTransport | None = None,
         bucket: Bucket | None = None,
         tracker: OperatingTracker | None = None,
-        max_in_flight: int = 8,
+        max_in_flight: int = 50,  # the bucket paces; the standard burst is 50
         timeout: float = 60.0,
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
