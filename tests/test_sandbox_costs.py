@@ -113,3 +113,47 @@ def test_a_request_past_the_workers_waits_for_a_free_one() -> None:
     assert clock.elapsed == pytest.approx(3 * DOCS.write), "three rounds: 3 + 3 + 1"
     with pytest.raises(ValueError, match="at least 1"):
         Sandbox(workers=0)
+
+
+def _plans(box: Sandbox, method: str, params: dict[str, Any]) -> list[str]:
+    """EXPLAIN QUERY PLAN of every SELECT on ``items`` the call ran, as SQLite ran them."""
+    statements: list[str] = []
+    box.db.conn.set_trace_callback(statements.append)
+    try:
+        box.call(method, params)
+    finally:
+        box.db.conn.set_trace_callback(None)
+    plans = []
+    for sql in statements:
+        if sql.lstrip().upper().startswith("SELECT") and " FROM items " in sql:
+            rows = box.db.conn.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
+            plans.append(" / ".join(str(r["detail"]) for r in rows))
+    return plans
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "index"),
+    [
+        (
+            "crm.deal.list",
+            {"filter": {"ORIGINATOR_ID": "b24kit", "ORIGIN_ID": "r7"}, "select": ["ID"]},
+            "items_origin_id",
+        ),
+        ("crm.deal.list", {"filter": {"ORIGINATOR_ID": "b24kit"}}, "items_originator_id"),
+        ("crm.deal.list", {"filter": {"@UF_CRM_PARENT": ["D_1", "D_2"]}}, "items_f_UF_CRM_PARENT"),
+        ("crm.contact.list", {"filter": {"ORIGIN_ID": "c1"}}, "items_origin_id"),
+    ],
+)
+def test_lookups_use_an_index_not_a_scan(method: str, params: dict[str, Any], index: str) -> None:
+    """What b24kit's lookups filter on is indexed (issue 15): a lookup by key reads a few
+    rows of an index, not every deal of the portal. (A page of a pipeline, @CATEGORY_ID,
+    walks the primary key in ID order instead: thousands of deals match; its count uses
+    items_category_id.)"""
+    box = Sandbox(limits="off")
+    box.call(
+        "crm.deal.userfield.add", {"fields": {"FIELD_NAME": "PARENT", "USER_TYPE_ID": "string"}}
+    )
+    plans = _plans(box, method, params)
+    assert plans, "the list read items"
+    for plan in plans:
+        assert index in plan and "SCAN items" not in plan, plan

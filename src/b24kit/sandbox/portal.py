@@ -201,6 +201,9 @@ class Portal:
         self.clock = clock
         self._fields_cache: dict[int, tuple[dict[str, FieldDef], dict[str, FieldDef]]] = {}
         self.ensure_initialized()
+        for row in self.db.all("SELECT field_name, data FROM userfields"):
+            if loads(row["data"]).get("MULTIPLE") != "Y":  # a file made before they were
+                self.db.index_field(row["field_name"])
 
     # ------------------------------------------------------------------ basics
     def now(self) -> str:
