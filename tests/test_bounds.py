@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from b24kit.blueprint.bounds import expanded_beyond, flow_too_deep
+from tests.cli import ROOT
 from tests.test_hostile_files import HOSTILE
 
 
@@ -43,3 +47,50 @@ def test_ordinary_aliases_and_a_node_inside_itself_are_counted_once() -> None:
     assert expanded_beyond(shared, 12) is not None
     looped = yaml.compose("a: &a [x, *a]\n", Loader=yaml.SafeLoader)
     assert expanded_beyond(looped, 100) is None  # the builder refuses it as too deep
+
+
+def test_compact_nesting_by_the_million_is_refused_not_a_crash(tmp_path: Path) -> None:
+    # "- - - … x" nests a block per two characters: libyaml would recurse in C past the
+    # stack; the bound sends it to the pure-Python reader, which refuses it cleanly
+    from b24kit.blueprint.bounds import block_depth_bound
+    from b24kit.blueprint.document import BlueprintError
+    from b24kit.blueprint.loader import FAST_DEPTH, read_yaml
+
+    text = "version: 1\nname: x\ndeal:\n  " + "- " * 1_000_000 + "x\n"
+    assert block_depth_bound(text) > FAST_DEPTH
+    path = tmp_path / "compact.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(BlueprintError, match="nested"):
+        read_yaml(path)
+
+
+def test_libyaml_and_the_pure_reader_give_the_same_documents() -> None:
+    from b24kit.blueprint import loader
+
+    if loader._FAST is None:
+        pytest.skip("PyYAML without libyaml: the pure reader is the only one")
+    files = [*ROOT.glob("blueprints/*.yaml"), *ROOT.glob("examples/*.yaml")]
+    files += [*(ROOT / "tests" / "hostile").rglob("*.yaml")]
+    same = 0
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        try:
+            pure = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            continue
+        assert _shape(loader._compose(text)) == _shape(pure), path
+        same += 1
+    assert same > 100
+
+
+def _shape(node: Any, seen: set[int] | None = None) -> Any:
+    seen = set() if seen is None else seen
+    if node is None or id(node) in seen:
+        return None
+    seen.add(id(node))
+    mark = (node.tag, node.start_mark.line, node.start_mark.column, node.end_mark.index)
+    if isinstance(node, yaml.ScalarNode):
+        return (mark, node.value)
+    if isinstance(node, yaml.MappingNode):
+        return (mark, [(_shape(k, seen), _shape(v, seen)) for k, v in node.value])
+    return (mark, [_shape(v, seen) for v in node.value])

@@ -237,14 +237,11 @@ def test_a_name_the_blueprint_or_portal_lacks_is_refused_at_its_line(
     assert "Traceback" not in out
 
 
+@pytest.mark.usefixtures("deployed")  # the company blueprint applied
 def test_a_sheet_whose_every_row_is_rejected_is_not_a_success(project: Path) -> None:
     """No silent success: a sheet where no row could be taken (here: no row names its
     client by name, phone or e-mail) exited 0 with nothing migrated. Now exit 2 with one line
     saying so, after the rejections; a sheet with some good rows still exits 0."""
-    applied = CliRunner().invoke(
-        app, ["apply", "blueprints/company.yaml", "-p", "sandbox", "--yes"]
-    )
-    assert applied.exit_code == 0, applied.output
     sheet = project.parent / "projects.csv"
     header, *rows = sheet.read_text(encoding="utf-8").splitlines()
     sheet.write_text("\n".join([header, *rows[:3]]) + "\n", encoding="utf-8")
@@ -264,15 +261,12 @@ def test_a_sheet_whose_every_row_is_rejected_is_not_a_success(project: Path) -> 
     assert "every one of the sheet's 3 row(s) was rejected; nothing was migrated" in result.output
 
 
+@pytest.mark.usefixtures("deployed")  # the company blueprint applied
 def test_user_ids_are_checked_against_the_portal(project: Path) -> None:
     """Every id of users: is a user of the portal, and not a dismissed one (the hostile
     corpus has the unknown id and the draft's 0)."""
     from b24kit.sandbox import Sandbox, SandboxConfig
 
-    applied = CliRunner().invoke(
-        app, ["apply", "blueprints/company.yaml", "-p", "sandbox", "--yes"]
-    )
-    assert applied.exit_code == 0, applied.output
     assert dry_run(project)[0] == 0
     box = Sandbox(SandboxConfig(db=".b24kit/sandbox.sqlite", limits="off"))
     box.portal.add_user({"NAME": "Ольга", "LAST_NAME": "Кузнецова", "ACTIVE": False}, 6)
@@ -313,13 +307,10 @@ def test_row_rules_name_columns_of_the_sheet(project: Path) -> None:
     assert "did you mean «Дата»" in out
 
 
+@pytest.mark.usefixtures("deployed")  # the company blueprint applied
 def test_a_dry_run_reads_as_a_digest_then_the_rows(project: Path) -> None:
     """Issue 10, item 7: per column, each distinct rejected value with its count, then the
     rows; a run ends with what was created per entity and the time taken."""
-    applied = CliRunner().invoke(
-        app, ["apply", "blueprints/company.yaml", "-p", "sandbox", "--yes"]
-    )
-    assert applied.exit_code == 0, applied.output
     code, out = dry_run(project)
     assert code == 0, out
     lines = out.splitlines()
@@ -349,15 +340,12 @@ def test_a_route_names_pipelines_of_the_blueprint(project: Path) -> None:
     assert "did you mean 'sales_rental'?" in out
 
 
+@pytest.mark.usefixtures("deployed")  # the company blueprint applied
 def test_an_edited_comment_updates_the_one_b24kit_wrote(project: Path) -> None:
     """Issue 10, item 5: an edited comment was ignored silently. A re-run updates the
     comment b24kit wrote (crm.timeline.comment.update), never a second one."""
     import sqlite3
 
-    applied = CliRunner().invoke(
-        app, ["apply", "blueprints/company.yaml", "-p", "sandbox", "--yes"]
-    )
-    assert applied.exit_code == 0, applied.output
     run = ["migrate", "run", str(project), "-p", "sandbox", "--yes"]
     assert CliRunner().invoke(app, run).exit_code == 0
     db = Path(".b24kit/sandbox.sqlite")

@@ -78,3 +78,15 @@ def expanded_beyond(root: Node, limit: int) -> Node | None:
             break
         else:
             return node
+
+
+_LEAD = " -?:\t"  # what a line's block nesting is made of: indentation and compact indicators
+
+
+def block_depth_bound(text: str) -> int:
+    """An upper bound on the block nesting of ``text``: a block inside another starts
+    further right, or after another indicator on the same line (``- - x``), so no line
+    nests deeper than its leading spaces and indicators. libyaml composes recursively in
+    C, where a nesting in the millions (``- - - …`` on one line) would overflow the stack
+    instead of failing cleanly: above a small bound the pure-Python reader is used."""
+    return max((len(line) - len(line.lstrip(_LEAD)) for line in text.splitlines()), default=0)
