@@ -35,7 +35,7 @@ DOCS_LIKE = bench.Preset("docs-like", (), write=0.0937, page=0.0685)
 
 def test_a_long_write_job_is_bound_by_the_operating_budget() -> None:
     # 10,000 writes charge 937 s: past 480 s the rest waits a 600 s window; the bucket
-    # alone would allow 200 requests in 100 s
+    # alone would allow 200 requests in 99.5 s (the first one free)
     limit = bench.binding_limit("write", 10_000, False, DOCS_LIKE)
     assert limit.binds == "operating budget"
     assert limit.seconds == 600.0
@@ -44,9 +44,10 @@ def test_a_long_write_job_is_bound_by_the_operating_budget() -> None:
 
 
 def test_a_read_that_fits_one_window_is_bound_by_the_rate_limit() -> None:
-    # 100,000 rows: 2,000 pages charge 137 s (one window holds it); 40 requests at 2/s
+    # 100,000 rows: 2,000 pages charge 137 s (one window holds it); 40 requests at 2/s,
+    # the first free (a full bucket admits one within half a second)
     limit = bench.binding_limit("read", 100_000, False, DOCS_LIKE)
-    assert (limit.binds, limit.seconds, limit.rate) == ("rate limit", 20.0, 5000.0)
+    assert (limit.binds, limit.seconds, limit.rate) == ("rate limit", 19.5, 100_000 / 19.5)
     assert limit.sustained == pytest.approx(583.94, abs=0.01)  # 0.8 / 0.0685 x 50 rows
     # a fresh bucket admits 50 requests at once: 5,000 rows/s counts from the 51st
     fresh = bench.binding_limit("read", 300_000, True, DOCS_LIKE)
