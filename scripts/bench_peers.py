@@ -30,6 +30,7 @@ server process; the requests this script sends to spend the burst are subtracted
     python3 scripts/bench_peers.py                 # the whole table (long: see the README)
     python3 scripts/bench_peers.py --quick         # small sizes, a minute or two
     python3 scripts/bench_peers.py --presets docs --jobs read-fresh,write-fresh --format json
+    python3 scripts/bench_peers.py --table-from run.json   # the table of a saved json run
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import logging
 import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -303,7 +305,8 @@ def spend_burst(url: str) -> tuple[int, float]:
 
 
 def _quiet_peers() -> None:
-    for name in ("fast_bitrix24", "b24pysdk", "urllib3"):
+    # asyncio: a peer's tasks left over when its server goes, reported as never retrieved
+    for name in ("fast_bitrix24", "b24pysdk", "urllib3", "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
@@ -426,6 +429,14 @@ class Row:
     failed: str = ""
 
 
+def describe(exc: BaseException) -> str:
+    """One short line: the exception's type and the portal's error code when it carries
+    one (a peer's message may hold a whole batch answer), else its first words."""
+    text = " ".join(str(exc).split())
+    code = re.search(r"\b(?:[A-Z]+_){1,5}[A-Z]+\b", text)
+    return f"{type(exc).__name__}: {code.group(0) if code else text[:120]}"
+
+
 def capped(
     work: Callable[[], Any], cap: float, since: float | None = None
 ) -> tuple[Any, str, float]:
@@ -439,7 +450,7 @@ def capped(
         try:
             box["result"] = work()
         except BaseException as exc:  # noqa: BLE001  a peer's failure is a row
-            box["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+            box["error"] = describe(exc)
         box["seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -602,7 +613,7 @@ def table(rows: Sequence[Row]) -> str:
             _n(r.requests),
             budget,
             share,
-            f"{r.duplicates:,} / {r.losses:,}",
+            f"{r.duplicates:,} / {'—' if r.failed else f'{r.losses:,}'}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -646,6 +657,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cap", type=float, default=900.0, help="seconds a job may take")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
     p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument(
+        "--table-from", metavar="FILE", help="print the table of a saved --format json run"
+    )
     args = p.parse_args(argv)
     if args.quick:
         for key, value in QUICK.items():
@@ -700,6 +714,10 @@ def versions() -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
+    if args.table_from:
+        saved = json.loads(Path(args.table_from).read_text())
+        print(table([Row(**r) for r in saved["rows"]]))
+        return
     rows, meta = run(args, lambda line: print(line, file=sys.stderr, flush=True))
     print(as_json(rows, meta) if args.format == "json" else table(rows))
 

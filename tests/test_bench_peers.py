@@ -91,7 +91,15 @@ def test_the_table_shows_a_failure_as_a_row() -> None:
     assert lines[3] == (
         "| docs | read 100,000, burst spent | 5,000 rows/s (rate limit) | fast_bitrix24 "
         "| failed after 4.3 s: ErrorInServerResponseException: OPERATION_TIME_LIMIT | 4.3 "
-        "| 12 | — | — | 0 / 0 |"
+        "| 12 | — | — | 0 / — |"
+    )
+    # a peer's message may be a whole batch answer: the row keeps its error code
+    answer = (
+        "{'cmd10': {'error': 'OPERATION_TIME_LIMIT', 'error_description': 'Method is blocked'}}"
+    )
+    assert bench.describe(KeyError(answer)) == "KeyError: OPERATION_TIME_LIMIT"
+    assert bench.describe(RuntimeError("All  attempts\n exhausted")) == (
+        "RuntimeError: All attempts exhausted"
     )
 
 
