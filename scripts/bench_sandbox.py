@@ -5,7 +5,11 @@ It must never be the bottleneck of a client benchmark: the real ceiling is the p
 rate limit (2 requests/s, 50 commands each = 100 writes/s on a standard plan), and the
 sandbox should answer far faster than that. Target: 1,500 calls/s or more.
 
-    python scripts/bench_sandbox.py [--calls 5000] [--concurrency 8]
+    python scripts/bench_sandbox.py [--calls 5000] [--concurrency 8] [--lookup-deals 20000]
+
+``--lookup-deals N`` adds a case: the executor's lookup of a write by its key
+(crm.deal.list filtered by ORIGINATOR_ID + ORIGIN_ID) among N deals. The keys are
+indexed, so it costs about what a crm.deal.get does whatever N is (issue 15).
 """
 
 from __future__ import annotations
@@ -49,11 +53,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--lookup-deals", type=int, default=0, metavar="N")
     args = parser.parse_args()
 
     box = Sandbox(limits="off")
-    for i in range(1000):
-        box.call("crm.deal.add", {"fields": {"TITLE": f"Deal {i}", "OPPORTUNITY": i}})
+    deals = max(1000, args.lookup_deals)
+    for i in range(deals):
+        box.call(
+            "crm.deal.add",
+            {
+                "fields": {
+                    "TITLE": f"Deal {i}",
+                    "OPPORTUNITY": i,
+                    "ORIGINATOR_ID": "bench",
+                    "ORIGIN_ID": f"r{i}",
+                }
+            },
+        )
     hook = box.webhook_url("http://sandbox.local")
     cases = {
         "crm.deal.get": ("crm.deal.get", [{"id": 1 + i % 1000} for i in range(args.calls)]),
@@ -63,6 +79,17 @@ def main() -> None:
         ),
         "user.current": ("user.current", [{} for _ in range(args.calls)]),
     }
+    if args.lookup_deals:
+        cases["lookup by key"] = (
+            "crm.deal.list",
+            [
+                {
+                    "filter": {"ORIGINATOR_ID": "bench", "ORIGIN_ID": f"r{i * 7 % deals}"},
+                    "select": ["ID"],
+                }
+                for i in range(args.calls)
+            ],
+        )
     results = {}
     for name, (method, payloads) in cases.items():
         for label, transport in (

@@ -150,8 +150,14 @@ def _sigint_as_found() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def deployed_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A sandbox database file where the company blueprint was applied, made once per test
-    process: copy it to DIR/.b24kit/sandbox.sqlite and ``-p sandbox`` run in DIR finds a
-    deployed portal (an apply costs a second; a copy, milliseconds)."""
+    run (tests/once.py): copy it to DIR/.b24kit/sandbox.sqlite and ``-p sandbox`` run in
+    DIR finds a deployed portal (an apply costs a second; a copy, milliseconds)."""
+    from tests.once import once_file
+
+    return once_file(tmp_path_factory, "deployed.sqlite", _deploy_company)
+
+
+def _deploy_company(path: Path) -> None:
     import asyncio
     import sqlite3
 
@@ -167,9 +173,7 @@ def deployed_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             assert (await apply_blueprint(client, company)).ok
 
     asyncio.run(go())
-    path = tmp_path_factory.mktemp("deployed") / "sandbox.sqlite"
     target = sqlite3.connect(path)
     box.db.conn.backup(target)
     target.close()
     box.close()
-    return path

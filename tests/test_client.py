@@ -27,7 +27,7 @@ from b24kit.client import (
     read_all,
 )
 from b24kit.sandbox import Sandbox
-from tests.clients import client_for
+from tests.clients import ScriptedFaults, client_for
 from tests.clocks import FakeClock
 
 
@@ -99,20 +99,25 @@ def _edge(handler: httpx.MockTransport) -> B24Client:
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "expected"),
+    ("status", "body", "expected", "error"),
     [
-        (502, "<html><body>Bad gateway</body></html>", "an HTML page"),
-        (200, "", "empty response body"),
-        (200, "[1, 2]", "not a JSON object"),
-        (200, '{"time": {}}', "has no result"),
+        (502, "<html><body>Bad gateway</body></html>", "an HTML page", ServerError),
+        (503, "", "empty response body", ServerError),
+        (200, "", "empty response body", BadResponse),
+        (200, "[1, 2]", "not a JSON object", BadResponse),
+        (200, '{"time": {}}', "has no result", BadResponse),
     ],
 )
-def test_html_or_empty_bodies_are_clear_errors(status: int, body: str, expected: str) -> None:
+def test_html_or_empty_bodies_are_clear_errors(
+    status: int, body: str, expected: str, error: type[Exception]
+) -> None:
+    """A proxy's bare 5xx (no envelope) is a server error, as a 500 (issue 15)."""
     client = _edge(httpx.MockTransport(lambda request: httpx.Response(status, text=body)))
 
     async def go() -> None:
-        with pytest.raises(BadResponse) as info:
+        with pytest.raises(error) as info:
             await client.call("crm.deal.add", {"fields": {}})
+        assert type(info.value) is error
         assert expected in str(info.value) and "secrettoken123" not in str(info.value)
 
     asyncio.run(go())
@@ -133,17 +138,56 @@ def test_reads_retry_server_errors_and_writes_do_not() -> None:
     assert box.statuses[500] > 0
 
 
-def test_503_is_retried_for_writes_too() -> None:
-    box = Sandbox(limits="off", faults="503=0.5,seed=2")
+def test_the_buckets_503_is_retried_for_writes_too() -> None:
+    # the portal's bucket is full and the client does not know it: every write is first
+    # refused with 503 QUERY_LIMIT_EXCEEDED, which did not run, so retrying is safe
+    clock = FakeClock()
+    box = Sandbox(limits="standard", clock=clock.time)
+    box.fill_bucket()
 
     async def go() -> None:
-        with client_for(box) as client:
+        with client_for(box, clock=clock) as client:
             for i in range(30):
                 await client.call("crm.deal.add", {"fields": {"TITLE": str(i)}})
 
     asyncio.run(go())
-    assert box.portal.count_items(2) == 30, "a refused write did not run, so retrying is safe"
-    assert box.statuses[503] > 0
+    assert box.portal.count_items(2) == 30
+    assert box.statuses[503] > 0 and box.faults.counts["503"] == 0
+
+
+def test_a_bare_503_is_a_server_error_not_the_bucket() -> None:
+    """A proxy's 503 (no error code) leaves a write's outcome unknown, as a 500: the client
+    does not repeat it (no duplicate) and does not take it for a full bucket (issue 15)."""
+    clock = FakeClock()
+    box = Sandbox(limits="standard", faults="503=1", clock=clock.time)
+
+    async def go() -> None:
+        with client_for(box, clock=clock) as client:
+            with pytest.raises(ServerError) as info:
+                await client.call("crm.deal.add", {"fields": {"TITLE": "x"}})
+            assert info.value.status == 503 and info.value.code == ""
+            assert client.bucket.level == 1, "one request sent; the bucket not taken for full"
+
+    asyncio.run(go())
+    assert box.requests == 1, "a write with an unknown outcome is not repeated blindly"
+
+
+def test_one_bare_503_does_not_slow_the_client_to_the_sustained_rate() -> None:
+    # a fresh bucket (burst 50, 2/s) and one proxy 503 first: the reads after it still go
+    # at the burst, as the portal's bucket is nowhere near full. Under the old reading (a 503
+    # means a full bucket) the 40 reads after it would wait ~20 s at 2/s.
+    clock = FakeClock()
+    box = Sandbox(limits="standard", clock=clock.time)
+    box.faults = ScriptedFaults(["503"])
+
+    async def go() -> None:
+        with client_for(box, clock=clock) as client:
+            for _ in range(40):
+                await client.call("server.time")
+
+    asyncio.run(go())
+    assert box.statuses[503] == 1 and box.statuses[200] == 40
+    assert clock.slept < 1.0, f"waited {clock.slept:.1f} s: the burst was given up"
 
 
 def test_bucket_keeps_the_client_under_the_portal_limit() -> None:

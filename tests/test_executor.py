@@ -12,6 +12,7 @@ from b24kit.client import Command, DependencyFailed, Executor, Outcome, Ref, Unk
 from b24kit.clock import Clock
 from b24kit.portal import commands as cmd
 from b24kit.sandbox import Sandbox
+from b24kit.sandbox.costs import DOCS
 from tests.clients import client_for
 from tests.clocks import FakeClock
 
@@ -115,6 +116,20 @@ def test_exact_counts_under_every_fault_kind() -> None:
         assert box.faults.counts[kind] > 0, f"{kind} faults happened"
 
 
+def test_exact_counts_under_proxy_503s() -> None:
+    """A proxy's 503 (no error code) leaves each write of its batch unknown, as a 500: the
+    executor looks them up by key and makes every deal exactly once (issue 15)."""
+    box = Sandbox(limits="off", faults="503=0.2,seed=11")
+    commands = [
+        cmd.entity_add("deal", {"TITLE": f"d{i}", "ORIGINATOR_ID": "t", "ORIGIN_ID": f"d{i}"})
+        for i in range(300)
+    ]
+    outcomes = run(box, commands, batch_size=10)
+    assert all(o.ok for o in outcomes), [str(o.error) for o in outcomes if not o.ok][:3]
+    assert box.portal.count_items(2) == 300 and len({o.result for o in outcomes}) == 300
+    assert box.faults.counts["503"] > 3 and box.statuses[503] == box.faults.counts["503"]
+
+
 def test_unkeyed_creates_are_never_repeated_blindly() -> None:
     box = Sandbox(limits="off", faults="lost=0.2,seed=9")
     commands = [cmd.entity_add("deal", {"TITLE": f"t{i}"}) for i in range(300)]
@@ -152,7 +167,10 @@ def test_structure_creates_are_not_doubled_by_lost_answers() -> None:
 
 def test_budget_refusals_inside_batches_are_retried() -> None:
     clock = FakeClock()  # the sandbox's budget window passes while the client waits on it
-    box = Sandbox(limits="off", operating_limit=0.05, operating_window=1.0, clock=clock.time)
+    # about 20 adds a window (the budget counts in the cost model's seconds)
+    box = Sandbox(
+        limits="off", operating_limit=20 * DOCS.write, operating_window=1.0, clock=clock.time
+    )
     commands = [
         cmd.entity_add("deal", {"TITLE": str(i), "ORIGINATOR_ID": "t", "ORIGIN_ID": str(i)})
         for i in range(200)
@@ -189,7 +207,9 @@ def test_a_three_hour_run_under_limits_loses_nothing() -> None:
     run, so a migration past 30 minutes failed its limited commands at once. Now a refused
     command gives up only after max_limit_wait with no progress at all."""
     clock = FakeClock()
-    box = Sandbox(limits="off", operating_limit=0.1, operating_window=600.0, clock=clock.time)
+    box = Sandbox(
+        limits="off", operating_limit=40 * DOCS.write, operating_window=600.0, clock=clock.time
+    )
     commands = [
         cmd.entity_add("deal", {"TITLE": str(i), "ORIGINATOR_ID": "t", "ORIGIN_ID": str(i)})
         for i in range(300)

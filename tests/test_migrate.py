@@ -25,6 +25,7 @@ from b24kit.sandbox.server import start_in_thread
 from tests.cli import ROOT, CliResult, run_cli
 from tests.clients import client_for
 from tests.clocks import FakeClock
+from tests.once import once
 
 EXAMPLES = ROOT / "examples"
 MAPPING = EXAMPLES / "projects.mapping.yaml"
@@ -125,11 +126,15 @@ def dump(box: Sandbox) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def reference() -> dict[str, Any]:
+def _reference() -> dict[str, Any]:
     box = deployed()
     migrate(box)
     return dump(box)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return once(tmp_path_factory, "example-migrated", _reference)
 
 
 def test_example_sheet_counts_on_the_portal(tmp_path: Path) -> None:

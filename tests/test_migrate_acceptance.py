@@ -39,6 +39,7 @@ from b24kit.portal.snapshot import PipelineSnap, StageSnap
 from tests import messy
 from tests.clients import client_for
 from tests.messy import Row, Sheet
+from tests.once import once
 from tests.test_migrate import COMPANY, COMPANY_PATH, deployed, migrate
 
 SEED, ROWS = 10, 2000
@@ -381,7 +382,12 @@ def read_all(box: Any, method: str, params: dict[str, Any]) -> list[dict[str, An
 @pytest.fixture(scope="module")
 def landed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One real run of the sheet (without its repeated row ids) on the in-process
-    sandbox, what it left on the portal, audit's findings, and a dry run after it."""
+    sandbox, what it left on the portal, audit's findings, and a dry run after it: made
+    once per test run (tests/once.py), whichever worker asks first."""
+    return once(tmp_path_factory, "messy-landed", lambda: _land(tmp_path_factory))
+
+
+def _land(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("messy")
     CLEAN.write_csv(tmp / "messy.csv")
     mapping = tmp / "messy.mapping.yaml"
@@ -396,10 +402,10 @@ def landed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     audit, again = asyncio.run(after())
     return {
-        "box": box,
-        "result": result,
-        "again": again,
-        "audit": audit,
+        "failed": result.failed,
+        "again_counts": again.plan.counts,
+        "again_commands": len(again.plan.commands),
+        "findings": audit.findings,
         "deals": read_all(box, "crm.deal.list", {"select": ["*", "UF_*"]}),
         "contacts": read_all(box, "crm.contact.list", {"select": ["*", "PHONE", "EMAIL"]}),
         "companies": read_all(box, "crm.company.list", {"select": ["*", "PHONE", "EMAIL"]}),
@@ -414,7 +420,7 @@ def comms(entity: dict[str, Any], kind: str) -> list[str]:
 
 
 def test_every_valid_row_lands_field_for_field(landed: dict[str, Any]) -> None:
-    assert not landed["result"].failed
+    assert not landed["failed"]
     categories = {c["name"]: int(c["id"]) for c in landed["categories"]}
     pipelines = {p.code: categories[p.name] for p in COMPANY.deal.pipelines if p.name in categories}
     deals = {d["ORIGIN_ID"]: d for d in landed["deals"] if d.get("ORIGINATOR_ID") == ORIGINATOR}
@@ -482,22 +488,22 @@ def test_counts_on_the_portal_are_the_truth_s(landed: dict[str, Any]) -> None:
 def test_a_dry_run_after_the_run_plans_no_deal_company_or_contractor(
     landed: dict[str, Any],
 ) -> None:
-    counts = landed["again"].plan.counts
+    counts = landed["again_counts"]
     for entity in ("parents", "children", "companies", "contractors"):
         assert counts[entity]["created"] == counts[entity]["updated"] == 0, (entity, counts)
     assert counts["parents"]["unchanged"] == len(CLEAN.valid())
 
 
 def test_a_dry_run_after_the_run_changes_nothing(landed: dict[str, Any]) -> None:
-    counts = landed["again"].plan.counts
+    counts = landed["again_counts"]
     assert all(c["created"] == 0 and c["updated"] == 0 for c in counts.values()), counts
-    assert landed["again"].plan.commands == []
+    assert landed["again_commands"] == 0
 
 
 def test_audit_finds_nothing_the_migration_caused(landed: dict[str, Any]) -> None:
     from b24kit.links.audit import RULES
 
-    bad = [f for f in landed["audit"].findings if RULES[f.rule][1] in ("error", "warn")]
+    bad = [f for f in landed["findings"] if RULES[f.rule][1] in ("error", "warn")]
     assert bad == [], Counter(f.rule for f in bad)
 
 

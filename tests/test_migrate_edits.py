@@ -20,24 +20,30 @@ import pytest
 from typer.testing import CliRunner
 
 from b24kit.cli.app import app
+from tests.once import once_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def migrated_db(deployed_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example sheet migrated once into the deployed company blueprint."""
-    home = tmp_path_factory.mktemp("migrated")
-    shutil.copytree(ROOT / "examples", home / "examples")
-    shutil.copytree(ROOT / "blueprints", home / "blueprints")
-    (home / ".b24kit").mkdir()
-    shutil.copy(deployed_db, home / ".b24kit" / "sandbox.sqlite")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(home)
-        mp.setenv("XDG_CONFIG_HOME", str(home / "cfg"))
-        done = cli("migrate", "run", "examples/projects.mapping.yaml", "-p", "sandbox", "--yes")
-        assert done.exit_code == 0, done.output
-    return home / ".b24kit" / "sandbox.sqlite"
+    """The example sheet migrated once (per test run: tests/once.py) into the deployed
+    company blueprint."""
+
+    def make(path: Path) -> None:
+        home = tmp_path_factory.mktemp("migrated")
+        shutil.copytree(ROOT / "examples", home / "examples")
+        shutil.copytree(ROOT / "blueprints", home / "blueprints")
+        (home / ".b24kit").mkdir()
+        shutil.copy(deployed_db, home / ".b24kit" / "sandbox.sqlite")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(home)
+            mp.setenv("XDG_CONFIG_HOME", str(home / "cfg"))
+            done = cli("migrate", "run", "examples/projects.mapping.yaml", "-p", "sandbox", "--yes")
+            assert done.exit_code == 0, done.output
+        shutil.copy(home / ".b24kit" / "sandbox.sqlite", path)
+
+    return once_file(tmp_path_factory, "example-migrated.sqlite", make)
 
 
 @pytest.fixture

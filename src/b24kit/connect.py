@@ -170,7 +170,7 @@ def connect(
     plan: str | None = None,
     env: Mapping[str, str] | None = None,
     sandbox_dir: Path = SANDBOX_DIR,
-    max_in_flight: int = 8,
+    max_in_flight: int = 50,  # the bucket paces; the standard burst is 50
 ) -> Connection:
     env = os.environ if env is None else env
     cfg_dir = config_dir(env)

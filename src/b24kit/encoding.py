@@ -56,13 +56,24 @@ def flatten(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in out if k]
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")  # what quote_plus leaves as it is
+
+
+def _quote(text: str) -> str:
+    return text if _PLAIN.fullmatch(text) else quote_plus(text)
+
+
+def _unquote(text: str) -> str:
+    return unquote_plus(text) if "%" in text or "+" in text else text
+
+
 def build_query(params: Mapping[str, Any]) -> str:
     """Encode params as a PHP-style query string (``a[b][0]=x&c=y``).
 
     Keys and values are percent-encoded, brackets included, as PHP itself does, so
     operators such as ``>`` or ``%`` in filter keys survive the trip.
     """
-    return "&".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in flatten(params))
+    return "&".join(f"{_quote(k)}={_quote(v)}" for k, v in flatten(params))
 
 
 def _split_key(raw: str) -> list[str]:
@@ -131,10 +142,10 @@ def parse_query(query: str | bytes) -> Params:
         if not chunk:
             continue
         raw_key, _, raw_value = chunk.partition("=")
-        key = unquote_plus(raw_key)
+        key = _unquote(raw_key)
         if not key:
             continue
-        _assign(result, _split_key(key), unquote_plus(raw_value), next_free)
+        _assign(result, _split_key(key), _unquote(raw_value), next_free)
     return result
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from b24kit.blueprint.bounds import expanded_beyond, flow_too_deep
 from b24kit.blueprint.checks import check_references
 from b24kit.blueprint.document import BlueprintError, BlueprintIssue, Document, Mark, PathKey
 from b24kit.blueprint.model import Blueprint
@@ -138,6 +139,24 @@ def _decode(name: str, raw: bytes) -> str:
         ) from None
 
 
+def _flow_bounded(name: str, text: str) -> None:
+    """Brackets nested past MAX_DEPTH are refused before the scanner, which would take
+    seconds over them."""
+    deep = flow_too_deep(text, MAX_DEPTH)
+    if deep is not None:
+        raise BlueprintError(
+            [BlueprintIssue(Mark(name, *deep), f"nested deeper than {MAX_DEPTH} levels")]
+        )
+
+
+def _aliases_bounded(builder: _Builder, node: Node) -> None:
+    """An alias bomb is refused by its size, measured before it is built."""
+    bomb = expanded_beyond(node, MAX_NODES)
+    if bomb is not None:
+        message = f"more than {MAX_NODES} values once aliases are expanded (an alias bomb?)"
+        raise BlueprintError([BlueprintIssue(builder.mark_of(bomb), message)])
+
+
 def read_yaml(path: Path) -> Document:
     """A YAML file read safely: at most MAX_BYTES, UTF-8, no custom tags (the safe loader),
     aliases and nesting bounded; every failure one file:line:column issue."""
@@ -158,6 +177,7 @@ def read_yaml(path: Path) -> Document:
             ]
         )
     text = _decode(name, raw)
+    _flow_bounded(name, text)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -182,6 +202,7 @@ def read_yaml(path: Path) -> Document:
     if node is None:
         raise BlueprintError([BlueprintIssue(Mark(name, 1, 1), "the file is empty")])
     builder = _Builder(name)
+    _aliases_bounded(builder, node)
     try:
         data = builder.build(node, ())
     except _TooMuch as exc:

@@ -113,6 +113,35 @@ def serve(
         float,
         typer.Option("--latency-ms", metavar="MS", help="Delay added to every request, in ms."),
     ] = 0.0,
+    cost_model: Annotated[
+        str,
+        typer.Option(
+            "--cost-model",
+            metavar="docs|phpsdk",
+            help="What each call charges the operating-time budget (480 s per method per 10 "
+            "minutes): docs (the official docs' figures: a start=-1 page 0.069 s, counting "
+            "20.9 us a row) or phpsdk (bitrix24-php-sdk's benchmark: counting 0.66 us a row). "
+            "Sources: docs/sandbox.md.",
+        ),
+    ] = "docs",
+    wall_time: Annotated[
+        bool,
+        typer.Option(
+            "--wall-time",
+            metavar="",
+            help="Spend each request's charged time as wall time before answering, as a "
+            "portal takes that long (a batch: the sum of its commands).",
+        ),
+    ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            metavar="N",
+            help="Requests in progress at once, as a portal's PHP workers; the next waits "
+            "for a free one (50: the standard plan's burst).",
+        ),
+    ] = 50,
     faults: Annotated[
         str | None,
         typer.Option(
@@ -154,9 +183,17 @@ def serve(
     stops it (exit 0).
 
     Example: b24kit sandbox serve --port 8765 --faults "503=0.1,lost=0.02"
+
+    As a portal under load: --cost-model docs --wall-time --workers 8 --latency-ms 30
     """
     if limits not in ("standard", "enterprise", "off"):
         raise fail(f"--limits must be standard, enterprise or off, not {limits!r}")
+    from b24kit.sandbox.costs import PRESETS
+
+    if cost_model not in PRESETS:
+        raise fail(f"--cost-model must be one of {', '.join(PRESETS)}, not {cost_model!r}")
+    if workers < 1:
+        raise fail(f"--workers must be at least 1, not {workers}")
     with _locked(db, "serve"):
         sandbox = _open(
             db,
@@ -164,6 +201,9 @@ def serve(
             token=token,
             limits=limits,
             latency_ms=latency_ms,
+            cost_model=cost_model,
+            wall_time=wall_time,
+            workers=workers,
             faults=faults,
             readings=frozenset(reading or ()),
             language=language.value,

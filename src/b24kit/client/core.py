@@ -56,6 +56,16 @@ READ_METHODS = {"scope", "methods", "method.get", "server.time", "profile", "use
 IDEMPOTENT_SUFFIXES = (".update", ".items.set")
 
 
+def _bare(method: str, status: int, detail: str) -> BadResponse | ServerError:
+    """An answer without the envelope. From a 5xx it is a proxy's (nginx's 502/503/504 page:
+    no worker took the request, or it ran and the answer was lost): a transient server
+    error whose outcome is unknown for a write, as a 500. Never the leaky bucket's
+    refusal, which always carries QUERY_LIMIT_EXCEEDED."""
+    if status >= 500:
+        return ServerError(method, status, "", detail)
+    return BadResponse(method, status, detail)
+
+
 def is_read(method: str) -> bool:
     name = method.lower()
     return name in READ_METHODS or name.endswith(READ_SUFFIXES)
@@ -136,7 +146,7 @@ class B24Client:
         transport: httpx.AsyncBaseTransport | None = None,
         bucket: Bucket | None = None,
         tracker: OperatingTracker | None = None,
-        max_in_flight: int = 8,
+        max_in_flight: int = 50,  # the bucket paces; the standard burst is 50
         timeout: float = 60.0,
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
@@ -273,12 +283,12 @@ class B24Client:
         status = response.status_code
         text = response.text
         if not text.strip():
-            raise BadResponse(method, status, "empty response body")
+            raise _bare(method, status, "empty response body")
         try:
             data = response.json()
         except ValueError:
             kind = "an HTML page" if "<html" in text[:500].lower() else "a non-JSON body"
-            raise BadResponse(method, status, f"the portal answered with {kind}") from None
+            raise _bare(method, status, f"the portal answered with {kind}") from None
         if not isinstance(data, dict):
             raise BadResponse(method, status, "the answer is not a JSON object")
         if "error" in data and "result" not in data:

@@ -43,7 +43,8 @@ class MethodNotFound(PortalError):
 
 
 class QueryLimitExceeded(PortalError):
-    """503 QUERY_LIMIT_EXCEEDED: the leaky bucket refused the request (it did not run)."""
+    """503 QUERY_LIMIT_EXCEEDED: the leaky bucket refused the request (it did not run). Only
+    the code says so: a 503 without it is a :class:`ServerError`."""
 
 
 class OperationTimeLimit(PortalError):
@@ -51,7 +52,8 @@ class OperationTimeLimit(PortalError):
 
 
 class ServerError(PortalError):
-    """5xx other than 503: the outcome of a write is unknown."""
+    """A 5xx that is not the bucket's refusal (500, or a proxy's bare 502/503/504 with no
+    error code): transient, and the outcome of a write is unknown."""
 
 
 class BadResponse(B24Error):

@@ -10,16 +10,20 @@
   gets a ``$result[...]`` reference, one whose dependency finished earlier gets the value.
 - Batches run with ``halt``: nothing after a failed command runs, so a child is never
   created from a failed parent's reference; commands that did not run are packed again.
-- Independent batches run concurrently, as many as the rate limiter lets through.
+- Independent batches run concurrently: each goes as soon as the client's bucket has room
+  for it (a fresh bucket's burst at once), and what it carries is decided only then.
 - When a batch's outcome is unknown (server error, dropped connection), reads and updates
   are sent again; creates with an idempotency key are looked up first and created only if
-  absent; creates without a key are reported as ``UnknownOutcome``, never repeated.
+  absent; creates without a key are reported as ``UnknownOutcome``, never repeated. The
+  keys of a failed batch are looked up together, one list command for all of them
+  (b24kit.client.lookup), at the end of the next batch, beside new commands.
 - Every command gets an ``Outcome``, in input order. A failure never hides the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,21 +40,10 @@ from b24kit.client.errors import (
     TransportFailure,
     UnknownOutcome,
 )
+from b24kit.client.lookup import UNSURE, Asked, LookupKey, Member, plan
 
 NAME = re.compile(r"^[A-Za-z0-9_]+$")
 KINDS = ("read", "create", "update", "delete", "")
-
-
-@dataclass(frozen=True)
-class LookupKey:
-    """A read that finds out what an unanswered command did: ``extract`` turns its
-    result into what the create would have returned (None: not made), or, for a delete,
-    into True when the thing is gone (None: still there, or not known)."""
-
-    method: str
-    params: dict[str, Any]
-    extract: Callable[[Any, dict[str, Any]], Any | None]  # (result, params as sent)
-    label: str
 
 
 @dataclass(frozen=True)
@@ -185,12 +178,17 @@ def _refs(value: Any, local: bool = False) -> list[tuple[Ref, bool]]:
 
 
 class Executor:
+    """``max_in_flight``: batches on the wire at once. Each goes only when the client's
+    bucket has room for it, so from a fresh bucket the burst goes at once (the standard
+    plan's 50: limits.md, "Request Rate Limits") and with the burst spent one batch
+    follows another at the sustained rate."""
+
     def __init__(
         self,
         client: B24Client,
         *,
         batch_size: int = 50,
-        max_in_flight: int = 4,
+        max_in_flight: int = 50,
         max_attempts: int = 12,
         progress: Progress | None = None,
     ) -> None:
@@ -206,12 +204,14 @@ class Executor:
         # the caller's commands are never changed: an unnamed one runs as a named copy
         commands = [c if c.name else replace(c, name=f"c{i}") for i, c in enumerate(commands)]
         names: list[str] = []
+        seen: set[str] = set()
         for command in commands:
             if not NAME.match(command.name):
                 raise ValueError(f"command name {command.name!r}: use letters, digits and _")
-            if command.name in names:
+            if command.name in seen:
                 raise ValueError(f"two commands are named {command.name!r}")
             names.append(command.name)
+            seen.add(command.name)
             if command.kind not in KINDS:
                 raise ValueError(f"command {command.name!r}: unknown kind {command.kind!r}")
         position = {name: i for i, name in enumerate(names)}
@@ -233,6 +233,13 @@ class Executor:
 
 
 class _Run:
+    """One run: what is pending, on the wire, being looked up (``lookups``) and done.
+
+    The loop sends a batch only once the client's bucket has room for it (``reserve``),
+    and decides what goes in it only then: lookups that became due while it waited go
+    first, new commands fill the rest. So lookups travel beside new writes, in the same
+    batches, never after all of them."""
+
     def __init__(
         self,
         ex: Executor,
@@ -243,21 +250,24 @@ class _Run:
         self.ex = ex
         self.client = ex.client
         self.by_name = {c.name: c for c in commands}
+        self.order = {c.name: i for i, c in enumerate(commands)}
         self.deps = deps
         self.local = local  # dependencies whose results the executor itself must resolve
-        self.pending: list[str] = [c.name for c in commands]
-        self.running: set[str] = set()
+        self.pending: list[str] = [c.name for c in commands]  # in input order
         self.outcomes: dict[str, Outcome] = {}
         self.attempts: dict[str, int] = {c.name: 0 for c in commands}
-        self.to_verify: list[str] = []  # creates whose outcome is unknown
-        # deletes that failed when sent again: is the thing gone? (probe, the error)
-        self.gone_probes: dict[str, tuple[LookupKey, PortalError]] = {}
+        self.lookups = _Lookups(self)
         self.total = len(commands)
         # when each command was first refused by a limit, and when a command last
         # succeeded: a refused command gives up only after max_limit_wait with no progress
         # at all (not from the run's start: a run of hours under limits loses nothing)
         self.refused_since: dict[str, float] = {}
         self.progress_at = self.client.clock.monotonic()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.ticket: asyncio.Task[bool] | None = None  # waiting for room in the bucket
+        self.go_ahead = False  # a batch may be sent now
+        self.paid = False  # and the bucket's room for it is taken (reserved)
+        self.idle = False  # nothing could be sent: wait for a batch on the wire to end
 
     # ----------------------------------------------------------------- state
     def finish(
@@ -289,7 +299,7 @@ class _Run:
                 return False
         return True
 
-    def _materialise(self, value: Any, batch: set[str]) -> Any:
+    def materialise(self, value: Any, batch: set[str]) -> Any:
         """The value as sent: references to this batch as ``$result[...]``, the others
         resolved here (LookupError when what they point at is not in the result)."""
         if isinstance(value, Ref):
@@ -297,23 +307,24 @@ class _Run:
                 return value.batch_text()
             return value.resolve(self.outcomes[value.command].result)
         if isinstance(value, Join):
-            return "".join(str(self._materialise(p, set())) for p in value.parts)
+            return "".join(str(self.materialise(p, set())) for p in value.parts)
         if isinstance(value, Mapping):
             return {
-                self._materialise(k, set()): self._materialise(v, batch) for k, v in value.items()
+                self.materialise(k, set()): self.materialise(v, batch) for k, v in value.items()
             }
         if isinstance(value, (list, tuple)):
-            return [self._materialise(v, batch) for v in value]
+            return [self.materialise(v, batch) for v in value]
         return value
 
-    def next_batch(self) -> list[str]:
+    def next_batch(self, room: int) -> list[str]:
+        """Up to ``room`` pending commands that can go now, in input order."""
         batch: list[str] = []
         members: set[str] = set()
         keep: list[str] = []
-        for name in self.pending:
-            if len(batch) >= self.ex.batch_size:
-                keep.append(name)
-                continue
+        for i, name in enumerate(self.pending):
+            if len(batch) >= room:
+                keep.extend(self.pending[i:])
+                break
             verdict = self.ready(name, members)
             if verdict is None:
                 failed = next(
@@ -332,35 +343,10 @@ class _Run:
         self.pending = keep
         return batch
 
-    # ------------------------------------------------------------------ loop
-    async def go(self) -> None:
-        tasks: dict[asyncio.Task[None], list[str]] = {}
-        while self.pending or tasks or self.to_verify:
-            if self.to_verify and not tasks:
-                await self.verify()
-                continue
-            while self.pending and len(tasks) < self.ex.max_in_flight:
-                batch = self.next_batch()
-                if not batch:
-                    break
-                self.running.update(batch)
-                tasks[asyncio.create_task(self.send(batch))] = batch
-            if not tasks:
-                if self.pending and not self.to_verify:
-                    # nothing can run and nothing is running: dependencies are stuck
-                    for name in self.pending:
-                        self.finish(name, False, error=DependencyFailed(f"{name}: unreachable"))
-                    self.pending = []
-                continue
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                batch = tasks.pop(task)
-                self.running.difference_update(batch)
-                task.result()
-
     def requeue(self, names: list[str]) -> None:
-        order = {name: i for i, name in enumerate(self.by_name)}
-        self.pending = sorted(set(self.pending) | set(names), key=order.__getitem__)
+        if names:
+            key = self.order.__getitem__
+            self.pending = list(heapq.merge(self.pending, sorted(names, key=key), key=key))
 
     def count_attempt(self, name: str, error: B24Error) -> bool:
         """Count an attempt; False (and a failed outcome) when attempts ran out."""
@@ -370,12 +356,100 @@ class _Run:
             return False
         return True
 
+    def keeps_waiting(self, name: str, method: str, error: PortalError) -> bool:
+        """``name`` (or its lookup, a call of ``method``) was refused by a limit: it did
+        not run. True: send it again (the client waits for the limit); False once it has
+        waited the client's max_limit_wait with no progress at all."""
+        if isinstance(error, OperationTimeLimit):
+            self.client.tracker.blocked(method)
+        now = self.client.clock.monotonic()
+        since = max(self.refused_since.setdefault(name, now), self.progress_at)
+        return now - since <= self.client.retry.max_limit_wait
+
+    # ------------------------------------------------------------------ loop
+    def has_work(self) -> bool:
+        return bool(self.pending or self.lookups.due)
+
+    async def go(self) -> None:
+        try:
+            while True:
+                self.launch()
+                if not self.tasks and not self.has_work():
+                    return
+                waiting: set[asyncio.Task[Any]] = set(self.tasks)
+                if self.ticket is not None:
+                    waiting.add(self.ticket)
+                if not waiting:
+                    self.unreachable()  # nothing can run and nothing is running
+                    continue
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is self.ticket:
+                        self.ticket = None
+                        self.go_ahead, self.paid = True, task.result()
+                    else:
+                        self.tasks.discard(task)
+                        self.idle = False
+                        task.result()
+        finally:
+            self._give_back()
+
+    def launch(self) -> None:
+        """Send batches while the bucket has room (and fewer than max_in_flight are on
+        the wire); when it has none, wait for it (``ticket``)."""
+        while not self.idle and self.has_work() and len(self.tasks) < self.ex.max_in_flight:
+            if not self.go_ahead:
+                if self.ticket is not None:
+                    return
+                if not self.client.bucket.try_reserve():
+                    self.ticket = asyncio.create_task(self.wait_for_room())
+                    return
+                self.go_ahead = self.paid = True
+            asked = self.lookups.take(self.ex.batch_size)
+            batch = self.next_batch(self.ex.batch_size - len(asked))
+            if not batch and not asked:
+                self.idle = True  # keep the room for when a batch on the wire ends
+                return
+            self.go_ahead = self.paid = False
+            self.tasks.add(asyncio.create_task(self.send(batch, asked)))
+
+    async def wait_for_room(self) -> bool:
+        """Reserve room in the bucket for the next batch; False when the client's deadline
+        comes first (the batch then goes to the client, which says the deadline passed)."""
+        deadline = self.client.deadline
+        left = None if deadline is None else deadline - self.client.clock.monotonic()
+        try:
+            async with asyncio.timeout(left):
+                await self.client.bucket.reserve()
+        except TimeoutError:
+            return False
+        return True
+
+    def _give_back(self) -> None:
+        ticket, self.ticket = self.ticket, None
+        if ticket is not None and not ticket.done():
+            ticket.cancel()
+        elif ticket is not None and not ticket.cancelled() and ticket.exception() is None:
+            self.paid = self.paid or ticket.result()
+        if self.paid:
+            self.client.bucket.release()
+            self.paid = False
+
+    def unreachable(self) -> None:
+        """Nothing is on the wire and nothing can be sent: what is left waits for
+        dependencies that will never finish."""
+        for name in [*self.pending, *self.lookups.due]:
+            self.finish(name, False, error=DependencyFailed(f"{name}: unreachable"))
+        self.pending = []
+        self.lookups.due = []
+
+    # ------------------------------------------------------------------ sending
     def _params(self, name: str, members: set[str]) -> dict[str, Any] | None:
         """The command's parameters, or None (and its outcome) when a reference finds
         nothing: skipped when the command is optional, failed otherwise."""
         command = self.by_name[name]
         try:
-            params: dict[str, Any] = self._materialise(command.params, members)
+            params: dict[str, Any] = self.materialise(command.params, members)
         except (LookupError, ValueError) as exc:  # IndexError is a LookupError
             if command.optional:
                 self.finish(name, True, None, skipped=True)
@@ -390,7 +464,7 @@ class _Run:
             return None
         return params
 
-    async def send(self, batch: list[str]) -> None:
+    def _commands(self, batch: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         members = set(batch)
         cmds: dict[str, tuple[str, dict[str, Any]]] = {}
         held: list[str] = []  # refers to a command of this batch that was not sent
@@ -402,20 +476,33 @@ class _Run:
             if params is not None:
                 cmds[name] = (self.by_name[name].method, params)
         self.requeue(held)
+        return cmds
+
+    async def send(self, batch: list[str], asked: dict[str, Asked]) -> None:
+        """One batch: the commands, then the lookups (last: a command that fails halts
+        the batch, and a lookup not run is simply asked again)."""
+        cmds = self._commands(batch)
         batch = [name for name in batch if name in cmds]
-        if not batch:
+        cmds.update({key: (a.method, a.params) for key, a in asked.items()})
+        if not cmds:
             return
         safe = all(self.by_name[n].repeatable for n in batch)
         try:
             result = await self.client.batch(cmds, halt=True, safe=safe)
         except UNKNOWN as exc:
             self.unknown(batch, exc)
+            self.lookups.failed(asked, exc)
             return
         except B24Error as exc:
             for name in batch:
                 self.attempts[name] += 1
                 self.finish(name, False, error=exc)
+            self.lookups.failed(asked, exc)
             return
+        self.settle(batch, result)
+        self.lookups.settle(asked, result)
+
+    def settle(self, batch: list[str], result: BatchResult) -> None:
         not_run: list[str] = []
         for name in batch:
             if name in result.result:
@@ -426,16 +513,12 @@ class _Run:
                 if isinstance(error, (OperationTimeLimit, QueryLimitExceeded)):
                     # refused by a limit: it did not run. Wait and send again; bounded by
                     # time (the client's max_limit_wait), not by attempts.
-                    if isinstance(error, OperationTimeLimit):
-                        self.client.tracker.blocked(self.by_name[name].method)
-                    now = self.client.clock.monotonic()
-                    since = max(self.refused_since.setdefault(name, now), self.progress_at)
-                    if now - since > self.client.retry.max_limit_wait:
+                    if self.keeps_waiting(name, self.by_name[name].method, error):
+                        not_run.append(name)
+                    else:
                         self.attempts[name] += 1
                         self.finish(name, False, error=error)
-                    else:
-                        not_run.append(name)
-                elif self._look_whether_gone(name, error):
+                elif self.lookups.whether_gone(name, error):
                     self.attempts[name] += 1
                 else:
                     self.attempts[name] += 1
@@ -443,23 +526,6 @@ class _Run:
             else:
                 not_run.append(name)  # after a failure with halt: never ran
         self.requeue(not_run)
-
-    def _look_whether_gone(self, name: str, error: PortalError) -> bool:
-        """A delete repeated after an unknown outcome fails: perhaps because the first
-        attempt worked. Whether it did is decided by looking (verify()), not by the error's
-        wording, which differs by method (docs/sandbox.md)."""
-        command = self.by_name[name]
-        if command.kind != "delete" or self.attempts[name] == 0 or command.gone is None:
-            return False
-        probe = LookupKey(
-            command.gone.method,
-            self._materialise(command.gone.params, set()),
-            command.gone.extract,
-            command.gone.label,
-        )
-        self.gone_probes[name] = (probe, error)
-        self.to_verify.append(name)
-        return True
 
     def unknown(self, batch: list[str], exc: B24Error) -> None:
         again: list[str] = []
@@ -470,7 +536,7 @@ class _Run:
             if command.repeatable or command.kind == "delete":
                 again.append(name)
             elif command.key is not None:
-                self.to_verify.append(name)
+                self.lookups.due.append(name)
             else:
                 self.finish(
                     name,
@@ -482,87 +548,153 @@ class _Run:
                 )
         self.requeue(again)
 
-    def lookup_key(self, name: str) -> LookupKey:
+
+class _Lookups:
+    """Commands whose outcome is unknown (``due``), and the lookups that settle them: one
+    lookup command for the keys of one shape (b24kit.client.lookup), sent in the next
+    batch beside new commands. A found create is done; one not found is sent again."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.due: list[str] = []  # to look up
+        # deletes that failed when sent again: is the thing gone? (probe, the error)
+        self.gone_probes: dict[str, tuple[LookupKey, PortalError]] = {}
+        self.alone: set[str] = set()  # a merged answer could not settle them: ask singly
+        self.made = 0  # lookup commands made, for their names
+
+    def whether_gone(self, name: str, error: PortalError) -> bool:
+        """A delete repeated after an unknown outcome fails: perhaps because the first
+        attempt worked. Whether it did is decided by looking, not by the error's wording,
+        which differs by method (docs/sandbox.md)."""
+        command = self.run.by_name[name]
+        if command.kind != "delete" or self.run.attempts[name] == 0 or command.gone is None:
+            return False
+        self.gone_probes[name] = (command.gone, error)
+        self.due.append(name)
+        return True
+
+    def key(self, name: str) -> LookupKey:
         probe = self.gone_probes.get(name)
         if probe is not None:
             return probe[0]
-        key = self.by_name[name].key
+        key = self.run.by_name[name].key
         assert key is not None
         return key
 
-    async def verify(self) -> None:
-        """Look up creates whose outcome is unknown; finish the found, requeue the rest.
+    def take(self, room: int) -> dict[str, Asked]:
+        """Up to ``room`` lookup commands to send now, by the name each goes under."""
+        if not self.due or room <= 0:
+            return {}
+        members = []
+        for name in self._verifiable():
+            key = self.key(name)
+            # a key may name another command's result (a comment on a new deal): by now
+            # that command has finished, so its value is known
+            params = self.run.materialise(key.params, set())
+            members.append(Member(name, key, params, gone=name in self.gone_probes))
+        asked = plan(members, self.alone)
+        for later in asked[room:]:
+            self.due.extend(m.name for m in later.members)
+        return {self._name(): a for a in asked[:room]}
 
-        A command is looked up only when every command it refers to is known: a comment on
-        a deal whose own outcome is being verified waits for that deal; if the deal turns
-        out never to have been made, the comment cannot have been either, and both are
-        sent again."""
-        names = self._take_verifiable()
-        if not names:
-            return
-        lookups: dict[str, tuple[str, dict[str, Any]]] = {}
-        for name in names:
-            key = self.lookup_key(name)
-            # a key may name another command's result (a comment on a new deal): by now that
-            # command has finished, so its value is known
-            lookups[name] = (key.method, self._materialise(key.params, set()))
-        try:
-            result = await self.client.batch(lookups, safe=True)
-        except B24Error as exc:
-            for name in names:
-                if self.count_attempt(name, exc):
-                    self.to_verify.append(name)
-            return
-        self._settle_lookups(names, lookups, result)
+    def _name(self) -> str:
+        self.made += 1
+        name = f"lookup{self.made}"
+        while name in self.run.by_name:
+            name = "_" + name
+        return name
 
-    def _take_verifiable(self) -> list[str]:
-        """Sorts the commands to verify by what they refer to: those whose dependencies all
-        succeeded are ready (up to 50 are taken, to be looked up now), those with a failed
-        dependency fail, those with a pending one are sent again, and the others wait."""
+    def _verifiable(self) -> list[str]:
+        """Sorts the commands to look up by what they refer to: those whose dependencies
+        all succeeded are ready (returned), those with a failed dependency fail, those
+        with one that was never made are sent again (they cannot have been made either),
+        and the others wait (a comment on a deal that is itself being looked up)."""
+        run = self.run
         ready: list[str] = []
         waiting: list[str] = []
-        requeue: list[str] = []
-        for name in self.to_verify:
-            deps = self.deps[name]
-            if all(d in self.outcomes and self.outcomes[d].ok for d in deps):
+        again: list[str] = []
+        unmade: set[str] | None = None
+        for name in self.due:
+            deps = run.deps[name]
+            if all(d in run.outcomes and run.outcomes[d].ok for d in deps):
                 ready.append(name)
-            elif any(d in self.outcomes and not self.outcomes[d].ok for d in deps):
-                self.finish(
+                continue
+            if any(d in run.outcomes and not run.outcomes[d].ok for d in deps):
+                run.finish(
                     name,
                     False,
                     error=DependencyFailed(
                         f"{name}: its outcome is unknown and a command it needed failed"
                     ),
                 )
-            elif any(d in self.pending for d in deps):
-                requeue.append(name)
-            else:
-                waiting.append(name)
-        self.requeue(requeue)
-        names, self.to_verify = ready[:50], ready[50:] + waiting
-        return names
-
-    def _settle_lookups(
-        self, names: list[str], lookups: dict[str, tuple[str, dict[str, Any]]], result: BatchResult
-    ) -> None:
-        """Finishes each looked-up command by what its lookup found; a failed lookup is
-        looked again, a create not found is sent again."""
-        again: list[str] = []
-        for name in names:
-            key = self.lookup_key(name)
-            if name in result.error:
-                if self.count_attempt(name, result.error[name]):
-                    self.to_verify.append(name)  # the lookup itself failed: look again
                 continue
-            existing = key.extract(result.result.get(name), lookups[name][1])
-            if name in self.gone_probes:
-                _, error = self.gone_probes.pop(name)
-                if existing is not None:  # gone: the unanswered attempt had deleted it
-                    self.finish(name, True, True, found=True)
-                else:  # still there: the delete really failed
-                    self.finish(name, False, error=error)
-            elif existing is not None:
-                self.finish(name, True, existing, found=True)
+            if unmade is None:  # pending creates: not made yet (updates may have run)
+                unmade = {
+                    p
+                    for p in run.pending
+                    if not run.by_name[p].repeatable and run.by_name[p].kind != "delete"
+                }
+            (again if deps & unmade else waiting).append(name)
+        run.requeue(again)
+        self.due = waiting
+        return ready
+
+    def failed(self, asked: dict[str, Asked], exc: B24Error) -> None:
+        """The batch carrying these lookups failed as a whole: ask again."""
+        for a in asked.values():
+            for m in a.members:
+                if self.run.count_attempt(m.name, exc):
+                    self.due.append(m.name)
+
+    def settle(self, asked: dict[str, Asked], result: BatchResult) -> None:
+        """Finishes each looked-up command by what its lookup found; a failed lookup is
+        asked again, a create not found is sent again."""
+        again: list[str] = []
+        for label, a in asked.items():
+            if label in result.error:
+                self._refused(a, result.error[label])
+            elif label not in result.result:
+                self.due.extend(m.name for m in a.members)  # halted: never ran
             else:
-                again.append(name)
-        self.requeue(again)
+                found = a.answers(result.result[label], complete=label not in result.next)
+                for name, got in found.items():
+                    if self._settle_one(name, got, a.merged):
+                        again.append(name)
+        self.run.requeue(again)
+
+    def _refused(self, a: Asked, error: PortalError) -> None:
+        """The lookup failed: asked again, within the command's attempts, or, refused by
+        a limit, within the wait for it (as a refused command)."""
+        limited = isinstance(error, (OperationTimeLimit, QueryLimitExceeded))
+        for m in a.members:
+            if not limited:
+                again = self.run.count_attempt(m.name, error)
+            elif self.run.keeps_waiting(m.name, a.method, error):
+                again = True
+            else:
+                self.run.attempts[m.name] += 1
+                self.run.finish(m.name, False, error=error)
+                again = False
+            if again:
+                self.due.append(m.name)
+
+    def _settle_one(self, name: str, got: Any, merged: bool) -> bool:
+        """Settles one command by its lookup; True when it is to be sent again."""
+        if got is UNSURE:
+            if merged:
+                self.alone.add(name)
+            unsure = UnknownOutcome(f"{name}: its lookup's answer did not settle it")
+            if self.run.count_attempt(name, unsure):
+                self.due.append(name)
+            return False
+        if name in self.gone_probes:
+            _, error = self.gone_probes.pop(name)
+            if got is not None:  # gone: the unanswered attempt had deleted it
+                self.run.finish(name, True, True, found=True)
+            else:  # still there: the delete really failed
+                self.run.finish(name, False, error=error)
+            return False
+        if got is not None:
+            self.run.finish(name, True, got, found=True)
+            return False
+        return True

@@ -19,15 +19,21 @@ from dataclasses import dataclass, field
 from b24kit.clock import current
 
 PLANS = {"standard": (50.0, 2.0), "enterprise": (250.0, 5.0)}
+MARGIN = 0.5  # requests of room kept free below the portal's capacity
 
 
 @dataclass
 class Bucket:
+    """``reserve()`` takes the room ``acquire()`` waits for ahead of the request, and the
+    next ``acquire()`` uses it: the executor decides what a batch carries only once it
+    may send one, so a lookup that became due while it waited goes in first."""
+
     capacity: float = 50.0
     rate: float = 2.0
     clock: Callable[[], float] = field(default_factory=lambda: current().monotonic)
     level: float = 0.0
     _updated: float | None = None
+    _reserved: int = 0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     sleep: Callable[[float], Awaitable[None]] = field(default_factory=lambda: current().sleep)
 
@@ -44,15 +50,44 @@ class Bucket:
             self.level = max(0.0, self.level - (now - self._updated) * self.rate)
         self._updated = now
 
+    def _room(self) -> bool:
+        self._drain()
+        # keep a small margin: our clock and the portal's are not the same clock
+        return self.level + 1 <= self.capacity - MARGIN
+
+    async def _take(self) -> None:
+        while not self._room():
+            await self.sleep((self.level + 1 - (self.capacity - MARGIN)) / self.rate)
+        self.level += 1
+
     async def acquire(self) -> None:
+        if self._reserved:  # taken ahead by reserve()
+            self._reserved -= 1
+            return
         async with self._lock:
-            while True:
-                self._drain()
-                # keep a small margin: our clock and the portal's are not the same clock
-                if self.level + 1 <= self.capacity - 0.5:
-                    self.level += 1
-                    return
-                await self.sleep((self.level + 1 - (self.capacity - 0.5)) / self.rate)
+            await self._take()
+
+    async def reserve(self) -> None:
+        """Wait for room for one request and take it now, for the next ``acquire()``."""
+        async with self._lock:
+            await self._take()
+            self._reserved += 1
+
+    def try_reserve(self) -> bool:
+        """``reserve()`` without waiting: False when there is no room now (or others
+        already wait for it)."""
+        if self._lock.locked() or not self._room():
+            return False
+        self.level += 1
+        self._reserved += 1
+        return True
+
+    def release(self) -> None:
+        """Give back a reservation no request used."""
+        if self._reserved:
+            self._reserved -= 1
+            self._drain()
+            self.level = max(0.0, self.level - 1)
 
     def spend_burst(self) -> None:
         """Start as if the burst were already spent: the sustained rate from now on."""
@@ -60,9 +95,11 @@ class Bucket:
         self.level = self.capacity
 
     def refused(self) -> None:
-        """The portal said 503: it thinks the bucket is full, so believe it."""
+        """The portal said 503: it thinks the bucket is full, so believe it (and what
+        was reserved waits again)."""
         self._drain()
         self.level = self.capacity
+        self._reserved = 0
 
     @property
     def interval(self) -> float:

@@ -8,6 +8,7 @@ Sheets are read with UNFORMATTED values so phones stay digits and dates stay ser
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 import zipfile
@@ -42,8 +43,8 @@ class Cell:
     def where(self) -> str:
         return f"{self.worksheet}!{self.column}{self.row} ({self.header})"
 
-    @property
-    def blank(self) -> bool:
+    @functools.cached_property
+    def blank(self) -> bool:  # asked of every cell many times: worked out once
         return self.value is None or (isinstance(self.value, str) and not self.value.strip())
 
 
@@ -63,8 +64,17 @@ class SheetRow:
     def repeats_header(self, headers: list[str]) -> bool:
         """A header pasted again in the middle of the data."""
         texts = [str(c.value).strip().lower() for c in self.cells.values() if not c.blank]
-        names = {h.split(" / ")[-1].strip().lower() for h in headers}
-        return len(texts) >= 2 and sum(t in names for t in texts) >= max(2, len(texts) * 2 // 3)
+        if len(texts) < 2:
+            return False
+        names = _header_names(tuple(headers))
+        return sum(t in names for t in texts) >= max(2, len(texts) * 2 // 3)
+
+
+@functools.lru_cache(maxsize=16)
+def _header_names(headers: tuple[str, ...]) -> frozenset[str]:
+    """The headers as a pasted header row would read them (a sheet has one set of
+    headers, asked for on every row: made once)."""
+    return frozenset(h.split(" / ")[-1].strip().lower() for h in headers)
 
 
 @dataclass
@@ -131,6 +141,7 @@ def to_table(grid: Grid, header_rows: int = 1) -> Table:
         headers.append(name)
     rows = []
     first = start + header_rows
+    column_letters = [column_letter(col) for col in range(len(headers))]
     for index in range(first, len(grid.rows)):
         raw = grid.rows[index]
         cells = {
@@ -138,7 +149,7 @@ def to_table(grid: Grid, header_rows: int = 1) -> Table:
                 raw[col] if col < len(raw) else None,
                 grid.worksheet,
                 index + 1,
-                column_letter(col),
+                column_letters[col],
                 header,
             )
             for col, header in enumerate(headers)

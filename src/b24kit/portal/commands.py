@@ -4,8 +4,8 @@ happened. The executor never reads a method's name to learn these.
 
 | create | found again by | lookup |
 | --- | --- | --- |
-| crm.deal/contact/company/lead.add | ORIGINATOR_ID + ORIGIN_ID | crm.X.list |
-| crm.item.add | xmlId (or originatorId + originId) | crm.item.list |
+| crm.deal/contact/company/lead.add | ORIGINATOR_ID + ORIGIN_ID | crm.X.list, merged |
+| crm.item.add | xmlId (or originatorId + originId) | crm.item.list, merged |
 | crm.status.add | ENTITY_ID, then the code (as the portal may cut it) | crm.status.list |
 | crm.deal.userfield.add | FIELD_NAME | crm.deal.userfield.list |
 | userfieldconfig.add | entityId + fieldName | userfieldconfig.list |
@@ -15,8 +15,13 @@ happened. The executor never reads a method's name to learn these.
 
 | delete | gone when | probe |
 | --- | --- | --- |
-| crm.deal/contact/company/lead.delete | no row of the id | crm.X.list filtered by ID |
-| crm.item.delete | no item of the id | crm.item.list filtered by id |
+| crm.deal/contact/company/lead.delete | no row of the id | crm.X.list filtered by ID, merged |
+| crm.item.delete | no item of the id | crm.item.list filtered by id, merged |
+
+Lookups marked "merged" below are asked together: the keys of one failed batch in one list
+command filtering by all their values (``@ORIGIN_ID``, ``@ID``, ``@xmlId``: the IN prefix
+of crm-deal-list.md, crm-contact-list.md, crm-company-list.md, crm-lead-list.md,
+crm-item-list.md); the others (structure, comments: their lists document no IN) one by one.
 
 A delete carries a probe that tells whether the thing is gone: a delete sent again after
 an unknown outcome may fail because the first attempt worked, and whether it did is
@@ -31,7 +36,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from b24kit.client.executor import Command, Join, LookupKey, Pick, Ref
+from b24kit.client.executor import Command, Join, Pick, Ref
+from b24kit.client.lookup import LookupKey
 from b24kit.encoding import as_list
 from b24kit.portal.ids import MARKER, EntityType, cut_forms, stage_code, stage_entity
 
@@ -109,6 +115,7 @@ def entity_add(entity: str, fields: dict[str, Any], name: str = "") -> Command:
             {"filter": {"ORIGINATOR_ID": originator, "ORIGIN_ID": origin}, "select": ["ID"]},
             _first_id,
             f"{originator}/{origin}",
+            merge="ORIGIN_ID",  # crm-deal-list.md: `@` - IN, an array is passed as the value
         )
     return Command(f"crm.{entity}.add", {"fields": fields}, name=name, kind="create", key=key)
 
@@ -127,6 +134,7 @@ def entity_delete(entity: str, ident: Value, name: str = "") -> Command:
         {"filter": {"ID": ident}, "select": ["ID"]},
         _absent("ID", ident),
         f"crm.{entity}.delete {_label(ident)}",
+        merge="ID",
     )
     return Command(f"crm.{entity}.delete", {"id": ident}, name=name, kind="delete", gone=gone)
 
@@ -149,6 +157,8 @@ def item_add(
             {"entityTypeId": etid, "filter": flt, "select": ["*"]},
             _wrapped("items", "item"),
             str(flt),
+            merge="xmlId" if "xmlId" in flt else "originId",  # crm-item-list.md: `@` - IN
+            rows="items",
         )
     params: dict[str, Any] = {"entityTypeId": etid, "fields": fields}
     if original_names:
@@ -173,6 +183,8 @@ def item_delete(etid: Value, ident: Value, name: str = "") -> Command:
         {"entityTypeId": etid, "filter": {"id": ident}, "select": ["id"]},
         _absent("id", ident, "items"),
         f"crm.item.delete {_label(ident)}",
+        merge="id",
+        rows="items",
     )
     return Command(
         "crm.item.delete",

@@ -13,9 +13,8 @@ import json
 import re
 import secrets
 import string
-import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -23,15 +22,17 @@ from typing import Any
 
 import b24kit.sandbox.methods  # noqa: F401  (registers every method)
 from b24kit.asgi import lifespan, read_body
-from b24kit.clock import current
+from b24kit.clock import Clock, current
 from b24kit.encoding import parse_query, php_truthy
 from b24kit.sandbox import errors
 from b24kit.sandbox.batch import run_batch
+from b24kit.sandbox.costs import DEFAULT as DEFAULT_COST_MODEL
+from b24kit.sandbox.costs import preset
 from b24kit.sandbox.db import Database
 from b24kit.sandbox.faults import Faults
 from b24kit.sandbox.limits import PLANS, LeakyBucket, OperatingBudget
 from b24kit.sandbox.methods.system import ALL_SCOPES
-from b24kit.sandbox.portal import COST_BASE, Portal
+from b24kit.sandbox.portal import Portal
 from b24kit.sandbox.readings import parse_readings
 from b24kit.sandbox.registry import GLOBAL, METHODS, CallContext, Paged
 from b24kit.sandbox.values import intval, parse_tz
@@ -40,6 +41,18 @@ WEBHOOK_PATH = re.compile(r"^/rest/(\d+)/([^/]+)/([^/]+?)(?:\.(json|xml))?/?$")
 OAUTH_PATH = re.compile(r"^/rest/([^/]+?)(?:\.(json|xml))?/?$")
 TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 DEFAULT_DB = ".b24kit/sandbox.sqlite"
+# No published figure says how many requests a cloud portal serves at once. 50 is the
+# standard plan's burst (the most requests the leaky bucket admits at one moment) and
+# fast_bitrix24's own cap (srh.py, BITRIX_MAX_CONCURRENT_REQUESTS = 50): the sandbox never
+# queues a request the bucket admitted. Fewer (--workers 4) models a busy portal.
+DEFAULT_WORKERS = 50
+# What a proxy in front of PHP answers when no worker can take the request: nginx's own
+# page, no Bitrix error code (a sandbox 503 fault)
+PROXY_503 = (
+    b"<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n"
+    b"<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n"
+    b"<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
 
 
 def new_token(length: int = 16) -> str:
@@ -65,6 +78,15 @@ class SandboxConfig:
     readings: frozenset[str] = frozenset()
     # "ru": new pipelines' template stages get the Russian names a portal in Russian gives
     language: str = "en"
+    # what each call charges the operating budget: a preset of sandbox/costs.py
+    cost_model: str = DEFAULT_COST_MODEL
+    # spend each request's charged time as wall time before answering, as a portal takes it
+    wall_time: bool = False
+    # requests in progress at once (a portal's PHP workers); the others wait for a free one
+    workers: int = DEFAULT_WORKERS
+    # how the sandbox waits (wall time): by default the sleep of the clock whose ``time``
+    # is ``clock`` (a test's FakeClock), else b24kit.clock's current one
+    sleep: Callable[[float], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,10 +104,44 @@ class Response:
     body: bytes
     fault: str | None = None  # "drop": not executed; "lost": executed, answer lost
     content_type: str = "application/json; charset=utf-8"
+    charged: float = 0.0  # operating seconds the request's calls were charged
 
 
 class ConnectionDropped(Exception):
     """Raised inside the ASGI app to make the server cut the connection."""
+
+
+class Workers:
+    """Up to ``size`` requests in progress at once; the next waits for a free worker.
+    One semaphore per event loop (a sandbox may outlive the loop of one test)."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"workers must be at least 1, not {size}")
+        self.size = size
+        self.active = 0
+        self.peak = 0  # the most requests in progress at once, for tests
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots = asyncio.Semaphore(size)
+
+    async def __aenter__(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop, self._slots = loop, asyncio.Semaphore(self.size)
+        await self._slots.acquire()
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.active -= 1
+        self._slots.release()
+
+
+def _sleeper(config: SandboxConfig) -> Callable[[float], Awaitable[None]]:
+    if config.sleep is not None:
+        return config.sleep
+    owner = getattr(config.clock, "__self__", None)
+    return owner.sleep if isinstance(owner, Clock) else current().sleep
 
 
 def _json(data: Any) -> bytes:
@@ -100,11 +156,17 @@ class Sandbox:
                 f"unknown limits {self.config.limits!r}; use standard, enterprise or off"
             )
         self.clock = self.config.clock
+        self.sleep = _sleeper(self.config)
+        self.costs = preset(self.config.cost_model)
+        self.workers = Workers(self.config.workers)
         self.tz = parse_tz(self.config.timezone)
         self.faults = Faults.parse(self.config.faults)
         self.db = Database(self.config.db)
         self.readings = parse_readings(self.config.readings)
-        self.portal = Portal(self.db, self.tz, self.clock, self.readings, self.config.language)
+        self.portal = Portal(
+            self.db, self.tz, self.clock, self.readings, self.config.language, self.costs
+        )
+        self._charged = 0.0  # operating seconds charged by the request being handled
         self.bucket: LeakyBucket | None = None
         if self.config.limits != "off":
             capacity, rate = PLANS[self.config.limits]
@@ -302,13 +364,13 @@ class Sandbox:
         ctx = CallContext(
             self.portal, user_id, scopes, intval(params.pop("start", 0)), in_batch=in_batch
         )
-        tick = time.perf_counter()
         try:
             result = spec.handler(ctx, params)
         finally:
-            ctx.add_cost(COST_BASE + (time.perf_counter() - tick))
+            ctx.add_cost(self.costs.base(spec.name))
             if metered:
                 self.budget.spend(key, ctx.cost)
+                self._charged += ctx.cost
         out: dict[str, Any] = {}
         if isinstance(result, Paged):
             out["result"] = result.result
@@ -359,7 +421,10 @@ class Sandbox:
         self.requests += 1
         if self.config.latency_ms:
             await asyncio.sleep(self.config.latency_ms / 1000)
-        response = self.handle_sync(http_method, path, query, content_type, body)
+        async with self.workers:
+            response = self.handle_sync(http_method, path, query, content_type, body)
+            if self.config.wall_time and response.charged > 0:
+                await self.sleep(response.charged)  # the portal takes that long to answer
         self.statuses[response.status] += 1
         return response
 
@@ -380,6 +445,15 @@ class Sandbox:
     def handle_sync(
         self, http_method: str, path: str, query: bytes | str, content_type: str, body: bytes
     ) -> Response:
+        """One request, answered at once; ``Response.charged`` says what its calls cost."""
+        self._charged = 0.0
+        response = self._answer(http_method, path, query, content_type, body)
+        response.charged, self._charged = self._charged, 0.0
+        return response
+
+    def _answer(
+        self, http_method: str, path: str, query: bytes | str, content_type: str, body: bytes
+    ) -> Response:
         started = self.clock()
         params = self._params(query, content_type, body)
         if path.rstrip("/") in ("/oauth/token", "/oauth/token/"):
@@ -397,7 +471,9 @@ class Sandbox:
         if fault == "500":
             return self._error(errors.make(errors.INTERNAL))
         if fault == "503":
-            return self._error(errors.make(errors.QUERY_LIMIT))
+            # the proxy's answer, not the portal's: QUERY_LIMIT_EXCEEDED comes only from
+            # the bucket above
+            return Response(503, PROXY_503, content_type="text/html")
         if fault == "drop":
             return Response(200, b"", fault="drop")
         try:

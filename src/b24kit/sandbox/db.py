@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import sys
 import threading
@@ -49,6 +50,16 @@ CREATE TABLE IF NOT EXISTS enum_items (
 CREATE TABLE IF NOT EXISTS items (
     entity_type_id INTEGER NOT NULL, id INTEGER NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (entity_type_id, id)) WITHOUT ROWID;
+-- what lookups filter on (issue 15): b24kit finds a write again by ORIGINATOR_ID + ORIGIN_ID
+-- (or XML_ID), reads a pipeline by CATEGORY_ID; user fields get theirs when made
+-- (Database.index_field). Each is json_column()'s own expression, or SQLite cannot use it.
+CREATE INDEX IF NOT EXISTS items_origin_id
+    ON items(entity_type_id, json_extract(data, '$."ORIGIN_ID"'));
+CREATE INDEX IF NOT EXISTS items_originator_id
+    ON items(entity_type_id, json_extract(data, '$."ORIGINATOR_ID"'));
+CREATE INDEX IF NOT EXISTS items_xml_id ON items(entity_type_id, json_extract(data, '$."XML_ID"'));
+CREATE INDEX IF NOT EXISTS items_category_id
+    ON items(entity_type_id, json_extract(data, '$."CATEGORY_ID"'));
 CREATE TABLE IF NOT EXISTS multifields (
     id INTEGER PRIMARY KEY AUTOINCREMENT, entity_type_id INTEGER NOT NULL,
     element_id INTEGER NOT NULL, type_id TEXT NOT NULL, value_type TEXT NOT NULL,
@@ -66,6 +77,16 @@ CREATE TABLE IF NOT EXISTS timeline_comments (
 """
 
 
+FIELD_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+# sqlite_stat1 rows for items (rows, rows per entity type, rows per key): see _plan_for_a_portal
+ITEMS_PK = "1000000 200000 1"
+ITEMS_FIELD = "1000000 200000 2"
+# a field with few values: one ORIGINATOR_ID marks every record of a migration, a pipeline
+# holds thousands of deals. Told so, SQLite looks a key up by ORIGIN_ID, not by these.
+ITEMS_FEW_VALUES = "1000000 200000 20000"
+FEW_VALUES = ("items_originator_id", "items_category_id")
+
+
 def _casefold_contains(haystack: Any, needle: Any) -> int:
     if haystack is None or needle is None:
         return 0
@@ -76,8 +97,6 @@ def _like(haystack: Any, pattern: Any) -> int:
     """MySQL-style LIKE with ``%`` and ``_``, case-insensitive for every alphabet."""
     if haystack is None or pattern is None:
         return 0
-    import re
-
     regex = "".join(
         ".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in str(pattern)
     )
@@ -104,6 +123,7 @@ class Database:
         self.conn.executescript(SCHEMA)
         self._depth = 0
         self._lock = threading.RLock()
+        self._plan_for_a_portal()
 
     def close(self) -> None:
         self.conn.close()
@@ -149,6 +169,43 @@ class Database:
             (name, value),
         )
         return value
+
+    def index_field(self, name: str) -> None:
+        """An index on one field of the items' JSON (a user field a lookup may filter on,
+        e.g. a link field). Names are the portal's ``UF_CRM_*`` (``A-Z0-9_`` only)."""
+        if not FIELD_NAME.fullmatch(name):
+            return
+        index = f"items_f_{name}"
+        with self._lock:
+            if self.one("SELECT 1 FROM sqlite_schema WHERE name = ?", (index,)):
+                return
+            self.execute(
+                f'CREATE INDEX "{index}" '
+                f"ON items(entity_type_id, json_extract(data, '$.\"{name}\"'))"
+            )
+            self._plan_for_a_portal([index])
+
+    def _plan_for_a_portal(self, indexes: list[str] | None = None) -> None:
+        """Tell SQLite's planner what a portal's items look like. Without statistics it
+        takes the primary key (entity type, then id: no sort for ORDER BY ID) over a field's
+        index and walks every deal to find one ORIGIN_ID. The figures are a shape, not a
+        count: many items per entity type, two per value of a key (ORIGIN_ID, XML_ID, a
+        user field), many per originator or pipeline."""
+        with self._lock:
+            if indexes is None:
+                if self.one("SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_stat1'") is None:
+                    self.execute("ANALYZE items")  # creates sqlite_stat1 (items is empty here)
+                names = self.all(
+                    "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'items'"
+                )
+                indexes = [str(r["name"]) for r in names]
+                self.execute("DELETE FROM sqlite_stat1 WHERE tbl = 'items'")
+                self.execute("INSERT INTO sqlite_stat1 VALUES('items', 'items', ?)", (ITEMS_PK,))
+            for index in indexes:
+                self.execute("DELETE FROM sqlite_stat1 WHERE idx = ?", (index,))
+                stat = ITEMS_FEW_VALUES if index in FEW_VALUES else ITEMS_FIELD
+                self.execute("INSERT INTO sqlite_stat1 VALUES('items', ?, ?)", (index, stat))
+            self.execute("ANALYZE sqlite_schema")  # load them
 
     def get_meta(self, key: str) -> str | None:
         row = self.one("SELECT value FROM meta WHERE key = ?", (key,))

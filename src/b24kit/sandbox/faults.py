@@ -1,7 +1,8 @@
 """Injected faults: ``--faults "500=0.05,503=0.05,drop=0.05,lost=0.05,seed=7"``.
 
 - ``500``: answer 500 INTERNAL_SERVER_ERROR; nothing is executed.
-- ``503``: answer 503 QUERY_LIMIT_EXCEEDED; nothing is executed.
+- ``503``: answer 503 as a proxy in front of the portal does (nginx's HTML page, no Bitrix
+  error code); nothing is executed. QUERY_LIMIT_EXCEEDED comes only from the leaky bucket.
 - ``drop``: close the connection before executing; the client sees a broken response.
 - ``lost``: execute and commit, then close the connection: the write happened, but the
   client never hears of it. This is the case that makes naive retries create duplicates.

@@ -13,6 +13,7 @@ from typing import Any
 
 from b24kit.encoding import as_list
 from b24kit.sandbox import errors
+from b24kit.sandbox.costs import DOCS, CostModel
 from b24kit.sandbox.db import Database, dumps, loads
 from b24kit.sandbox.fields import (
     BOOL01,
@@ -190,14 +191,19 @@ class Portal:
         clock: Callable[[], float],
         readings: frozenset[str] = frozenset(),
         language: str = "en",
+        costs: CostModel = DOCS,
     ) -> None:
         self.db = db
+        self.costs = costs  # what counting and skipping rows charge (sandbox/costs.py)
         self.language = language  # names of the stages a new pipeline comes with
         self.readings = readings  # alternative readings switched on (sandbox/readings.py)
         self.tz = tz
         self.clock = clock
         self._fields_cache: dict[int, tuple[dict[str, FieldDef], dict[str, FieldDef]]] = {}
         self.ensure_initialized()
+        for row in self.db.all("SELECT field_name, data FROM userfields"):
+            if loads(row["data"]).get("MULTIPLE") != "Y":  # a file made before they were
+                self.db.index_field(row["field_name"])
 
     # ------------------------------------------------------------------ basics
     def now(self) -> str:
@@ -1067,13 +1073,13 @@ class Portal:
             f"ORDER BY {order_sql} LIMIT {PAGE} OFFSET {offset}",
             params,
         )
-        cost(len(rows) * COST_PER_ROW + offset * COST_PER_SKIPPED_ROW)
+        cost(self.costs.rows(0, offset))
         if start >= 0:
             count_row = self.db.one(
                 f"SELECT COUNT(*) AS n FROM items WHERE entity_type_id = ? AND {where}", params
             )
             total = int(count_row["n"]) if count_row else 0
-            cost(total * COST_PER_COUNTED_ROW)
+            cost(self.costs.rows(total, 0))
             if offset + PAGE < total:
                 next_start = offset + PAGE
         ids = [int(r["id"]) for r in rows]
@@ -1098,10 +1104,3 @@ class Portal:
 class ApiErrorStage(errors.ApiError):
     def __init__(self) -> None:
         super().__init__("", "Stage in new category is not found", 400)
-
-
-# Cost model of the operating-time budget (seconds of "portal time"), see docs/sandbox.md.
-COST_BASE = 0.002
-COST_PER_ROW = 0.0002
-COST_PER_SKIPPED_ROW = 0.00002
-COST_PER_COUNTED_ROW = 0.00002

@@ -64,9 +64,13 @@ class RunningServer:
     thread: threading.Thread
     base_url: str
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = False) -> None:
+        """Ask the server to stop. It stops taking connections at its next tick (a tenth
+        of a second) and is gone a tenth later, on its own thread; ``wait`` waits for
+        that (a test that stops and starts many servers need not)."""
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        if wait:
+            self.thread.join(timeout=10)
 
 
 def start_in_thread(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> RunningServer:

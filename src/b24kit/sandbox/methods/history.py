@@ -67,13 +67,12 @@ def stagehistory_list(ctx: CallContext, params: dict[str, Any]) -> Any:
     )
     items = [{c: _history_value(r[HISTORY_COLUMNS[c][0]]) for c in columns} for r in rows]
     if ctx.start < 0:
-        ctx.add_cost(0.0002 * len(rows))
         return Paged({"items": items}, 0, None)
     count = ctx.portal.db.one(
         f"SELECT COUNT(*) AS n FROM stage_history WHERE entity_type_id = ? AND {where}", sql_params
     )
     total = int(count["n"]) if count else 0
-    ctx.add_cost(0.0002 * len(rows) + 0.00002 * total)
+    ctx.add_cost(ctx.portal.costs.rows(total, start))
     return Paged({"items": items}, total, start + 50 if start + 50 < total else None)
 
 

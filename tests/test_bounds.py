@@ -1,0 +1,45 @@
+"""blueprint/bounds.py: hostile YAML is measured before PyYAML spends seconds on it."""
+
+from __future__ import annotations
+
+import time
+
+import yaml
+
+from b24kit.blueprint.bounds import expanded_beyond, flow_too_deep
+from tests.test_hostile_files import HOSTILE
+
+
+def test_deep_brackets_are_found_where_they_pass_the_limit() -> None:
+    text = "version: 1\nname: x\ndeal: " + "[" * 5000 + "]" * 5000 + "\n"
+    started = time.process_time()
+    assert flow_too_deep(text, 64) == (3, 7 + 64)  # the 65th bracket on line 3
+    assert time.process_time() - started < 0.5, "linear, not the scanner's quadratic time"
+
+
+def test_brackets_in_quotes_comments_and_words_are_not_nesting() -> None:
+    text = (
+        "name: '[[[[ it''s [[[['  # [[[[[[[[\n"
+        'note: "{{{{ \\" [[[["\n'
+        "title: O'Brien [x]\n"
+        "x: [[[]], {a: [b]}]\n"
+    )
+    assert flow_too_deep(text, 3) is None
+    assert flow_too_deep(text, 2) == (4, 6)
+
+
+def test_an_alias_bomb_is_found_at_the_line_that_sets_it_off() -> None:
+    node = yaml.compose(HOSTILE["alias-bomb"].decode(), Loader=yaml.SafeLoader)
+    started = time.process_time()
+    found = expanded_beyond(node, 200_000)
+    assert time.process_time() - started < 0.1, "each node is counted once"
+    assert found is not None and found.start_mark.line + 1 == 6  # f: nine e's, 597,871 values
+    assert expanded_beyond(node, 10**12) is None
+
+
+def test_ordinary_aliases_and_a_node_inside_itself_are_counted_once() -> None:
+    shared = yaml.compose("a: &a [1, 2]\nb: *a\nc: *a\n", Loader=yaml.SafeLoader)
+    assert expanded_beyond(shared, 13) is None  # root, 3 keys, 3 x (list + 2)
+    assert expanded_beyond(shared, 12) is not None
+    looped = yaml.compose("a: &a [x, *a]\n", Loader=yaml.SafeLoader)
+    assert expanded_beyond(looped, 100) is None  # the builder refuses it as too deep

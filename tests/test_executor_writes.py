@@ -1,0 +1,160 @@
+"""Writes at the limit (issue 15, item 4): the burst is used, unknown outcomes are looked
+up with one command per failed batch, in the batches that carry new writes, and under 20%
+of each fault kind nothing is lost or made twice. Waits pass on the clock seam."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from b24kit.client import Executor, Outcome
+from b24kit.client.lookup import UNSURE, Asked, LookupKey, Member, plan
+from b24kit.portal import commands as cmd
+from b24kit.sandbox import Sandbox
+from tests.clients import ScriptedFaults, bucket_for, client_for
+from tests.clocks import FakeClock
+
+
+def deals(count: int) -> list[Any]:
+    return [
+        cmd.entity_add("deal", {"TITLE": f"d{i}", "ORIGINATOR_ID": "t", "ORIGIN_ID": f"o{i}"})
+        for i in range(count)
+    ]
+
+
+def run(
+    box: Sandbox, commands: list[Any], clock: FakeClock, spent: bool = False, **kwargs: Any
+) -> tuple[list[Outcome], int]:
+    """Outcomes and HTTP requests sent, the client's bucket as the sandbox's (spent: full)."""
+
+    async def go() -> tuple[list[Outcome], int]:
+        bucket = bucket_for(box, clock)
+        if spent:
+            bucket.spend_burst()
+        with client_for(box, clock=clock, bucket=bucket, max_in_flight=50) as client:
+            outcomes = await Executor(client, **kwargs).run(commands)
+            return outcomes, client.requests
+
+    return asyncio.run(go())
+
+
+def made(box: Sandbox) -> list[tuple[int, str]]:
+    """(id, ORIGIN_ID) of every deal on the portal."""
+    rows = box.db.execute(
+        "SELECT id, json_extract(data, '$.ORIGIN_ID') AS o FROM items WHERE entity_type_id = 2"
+    ).fetchall()
+    return [(int(r["id"]), str(r["o"])) for r in rows]
+
+
+@pytest.mark.parametrize("kind", ["500", "503", "drop", "lost"])
+def test_exact_counts_under_20_percent_of_each_fault_kind(kind: str) -> None:
+    clock = FakeClock()
+    box = Sandbox(limits="off", faults=f"{kind}=0.2,seed=3", clock=clock.time)
+    outcomes, _ = run(box, deals(300), clock, batch_size=5)
+    assert [o for o in outcomes if not o.ok] == []
+    deals_made = made(box)
+    per_origin = Counter(origin for _, origin in deals_made)
+    assert len(deals_made) == 300 and max(per_origin.values()) == 1, "none lost, none twice"
+    assert set(per_origin) == {f"o{i}" for i in range(300)}
+    id_of = {origin: ident for ident, origin in deals_made}
+    assert [o.result for o in outcomes] == [id_of[f"o{i}"] for i in range(300)], (
+        "each outcome carries the id of its own deal"
+    )
+    assert box.faults.counts[kind] >= 8, f"{kind} faults happened"
+    if kind == "lost":
+        assert sum(o.found_existing for o in outcomes) >= 25, "lost answers found by key"
+
+
+def test_a_failed_batch_is_looked_up_with_one_command() -> None:
+    """The 50 creates of a batch whose answer was lost: one crm.deal.list filtering
+    ORIGIN_ID by all 50 values (`@`, IN: crm-deal-list.md line 60), not 50 lookups."""
+    clock = FakeClock()
+    box = Sandbox(limits="off", clock=clock.time)
+    box.faults = ScriptedFaults(["lost"])
+    box.calls = []
+    outcomes, _ = run(box, deals(200), clock)
+    lookups = [c for c in box.calls if c.method == "crm.deal.list"]
+    assert len(lookups) == 1, [c.params for c in lookups]
+    flt = lookups[0].params["filter"]
+    assert flt["ORIGINATOR_ID"] == "t" and len(flt["@ORIGIN_ID"]) == 50
+    assert sum(o.found_existing for o in outcomes) == 50, "the lost batch's deals were found"
+    assert all(o.ok for o in outcomes) and box.portal.count_items(2) == 200
+
+
+def test_lookups_travel_with_new_writes_at_the_sustained_rate() -> None:
+    """With the burst spent, the lookup of a lost batch goes in the next batch, beside new
+    writes (before the last write batch), and takes no request of its own."""
+    clock = FakeClock()
+    box = Sandbox(limits="standard", clock=clock.time)
+    box.fill_bucket()
+    box.faults = ScriptedFaults(["lost"])
+    box.calls = []
+    outcomes, requests = run(box, deals(475), clock, spent=True)
+    methods = [c.method for c in box.calls]
+    first_lookup = methods.index("crm.deal.list")
+    last_add = len(methods) - 1 - methods[::-1].index("crm.deal.add")
+    assert 50 < first_lookup < last_add, "looked up after the lost batch, before the last"
+    # the lost batch, then 425 creates and 1 lookup command: 9 batches of 50
+    assert requests == 10 and box.statuses[503] == 0, "no request of its own, none refused"
+    assert sum(o.found_existing for o in outcomes) == 50 and box.portal.count_items(2) == 475
+    assert clock.elapsed <= 10 / 2 + 1, "at the sustained rate: 2 requests a second"
+
+
+@pytest.mark.parametrize(("batches", "waited"), [(40, 0.0), (60, (60 - 49.5) / 2)])
+def test_the_burst_goes_at_once(batches: int, waited: float) -> None:
+    """From a fresh standard bucket (50 burst, 2/s) the first 49 batches go without a
+    wait (one request of room is the client's margin), then 2 a second; never refused."""
+    clock = FakeClock()
+    box = Sandbox(limits="standard", clock=clock.time)
+    outcomes, requests = run(box, deals(batches * 5), clock, batch_size=5)
+    assert all(o.ok for o in outcomes) and requests == batches
+    assert box.statuses[503] == 0, "the portal's bucket never overflowed"
+    assert clock.elapsed == pytest.approx(waited, abs=0.6)
+    if not waited:
+        assert clock.sleeps == [], "40 batches: no wait at all"
+
+
+def test_deletes_after_lost_answers_are_probed_together() -> None:
+    """A delete sent again after a lost answer fails (the first attempt worked): whether
+    the deal is gone is asked with one crm.deal.list of all the batch's ids."""
+    clock = FakeClock()
+    box = Sandbox(limits="off", clock=clock.time)
+    ids = [box.call("crm.deal.add", {"fields": {"TITLE": str(i)}}) for i in range(30)]
+    box.faults = ScriptedFaults(["lost"])
+    box.calls = []
+    outcomes, _ = run(box, [cmd.entity_delete("deal", i) for i in ids], clock)
+    assert all(o.ok and o.found_existing for o in outcomes), [str(o.error) for o in outcomes]
+    probes = [c for c in box.calls if c.method == "crm.deal.list"]
+    assert len(probes) == 1 and len(probes[0].params["filter"]["@ID"]) == 30
+    assert box.portal.count_items(2) == 0
+
+
+def test_an_incomplete_answer_settles_only_what_its_rows_show() -> None:
+    """A merged lookup whose list has a next page: keys with a row are found, the others
+    are unsure (asked again on their own), never taken as not made."""
+    members = [
+        Member(c.name, c.key, c.key.params)
+        for c in (
+            cmd.entity_add("deal", {"ORIGINATOR_ID": "t", "ORIGIN_ID": f"o{i}"}, name=f"n{i}")
+            for i in range(3)
+        )
+        if c.key is not None
+    ]
+    (asked,) = plan(members)
+    assert asked.merged and asked.params["filter"]["@ORIGIN_ID"] == ["o0", "o1", "o2"]
+    assert asked.params["select"] == ["ID", "ORIGIN_ID"]
+    rows = [{"ID": "7", "ORIGIN_ID": "o1"}]
+    assert asked.answers(rows, complete=False) == {"n0": UNSURE, "n1": 7, "n2": UNSURE}
+    assert asked.answers(rows, complete=True) == {"n0": None, "n1": 7, "n2": None}
+    alone = plan(members, alone={"n0"})
+    assert [len(a.members) for a in alone] == [1, 2], "n0 asked on its own"
+    assert isinstance(alone[0], Asked) and not alone[0].merged
+
+
+def test_keys_without_a_merge_field_are_asked_one_by_one() -> None:
+    key = LookupKey("crm.status.list", {"filter": {"ENTITY_ID": "X"}}, lambda r, s: r, "x")
+    asked = plan([Member("a", key, key.params), Member("b", key, key.params)])
+    assert [len(a.members) for a in asked] == [1, 1]
