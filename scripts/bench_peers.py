@@ -82,32 +82,15 @@ class Preset:
     page: float  # operating seconds a list page of 50 rows costs without counting
 
 
-def builtin_preset() -> Preset:
-    """The sandbox's single cost model before named presets (portal.py's constants)."""
-    from b24kit.sandbox import portal
-
-    base: float = portal.COST_BASE
-    per_row: float = portal.COST_PER_ROW
-    return Preset("built-in", (), write=base, page=base + PAGE * per_row)
-
-
 def load_presets(names: Sequence[str] | None, workers: int) -> list[Preset]:
-    """The presets to run: those named (all by default) of the sandbox's preset module,
-    each served with the charged time spent as wall time and ``workers`` workers. A
-    sandbox without presets has one cost model, run as "built-in"."""
-    try:
-        from b24kit.sandbox import costs
-    except ImportError:
-        if names and set(names) - {"built-in"}:
-            raise SystemExit(
-                f"this sandbox has no cost presets (asked for {', '.join(names)}): "
-                "it predates `--cost-model`; run without --presets"
-            ) from None
-        return [builtin_preset()]
-    chosen = list(names) if names else list(costs.PRESETS)
+    """The presets to run: those named (all by default) of the sandbox's preset module
+    (b24kit.sandbox.costs), each served with the charged time spent as wall time and
+    ``workers`` requests at once."""
+    from b24kit.sandbox import costs
+
     out = []
-    for name in chosen:
-        model = costs.preset(name)  # raises with the known names
+    for name in names or list(costs.PRESETS):
+        model = costs.preset(name)  # raises, naming the known presets
         flags = ("--cost-model", name, "--wall-time", "--workers", str(workers))
         out.append(Preset(name, flags, write=model.write, page=model.page))
     return out

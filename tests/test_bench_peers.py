@@ -28,9 +28,20 @@ def _load() -> ModuleType:
 
 
 bench = _load()
-# the official docs' figures as a preset would charge them: a crm.deal.add 0.0937 s,
-# a start=-1 page 0.0685 s (docs/sandbox.md)
+# the official docs' figures as the docs preset charges them: a crm.deal.add 0.0937 s,
+# a start=-1 page 0.0685 s (docs/sandbox.md#cost-model)
 DOCS_LIKE = bench.Preset("docs-like", (), write=0.0937, page=0.0685)
+
+
+def test_the_presets_are_the_sandboxs_with_their_flags() -> None:
+    presets = bench.load_presets(None, 8)
+    assert [p.name for p in presets] == ["docs", "phpsdk"]
+    docs = presets[0]
+    assert docs.flags == ("--cost-model", "docs", "--wall-time", "--workers", "8")
+    assert (docs.write, docs.page) == (
+        pytest.approx(0.0937, abs=1e-4),
+        pytest.approx(0.0685, abs=1e-4),
+    )
 
 
 def test_a_long_write_job_is_bound_by_the_operating_budget() -> None:
@@ -116,9 +127,10 @@ def test_quick_mode_sizes_and_jobs() -> None:
 def _in_process(
     db: Path, latency_ms: float, flags: Sequence[str], faults: str | None
 ) -> Iterator[object]:
-    """The script's server, but the sandbox in this process on the shared test server."""
-    assert flags == ()  # the built-in preset: no preset flags
-    box = Sandbox(SandboxConfig(db=str(db), limits="standard", faults=faults))
+    """The script's server, but the sandbox in this process on the shared test server,
+    with the preset's cost model (its charged time is not spent as wall time here)."""
+    assert flags[:2] == ("--cost-model", "docs") and "--wall-time" in flags
+    box = Sandbox(SandboxConfig(db=str(db), limits="standard", faults=faults, cost_model="docs"))
     out = bench.Served("")
     try:
         with served(box) as base:
@@ -135,7 +147,7 @@ def _in_process(
 
 def test_one_tiny_real_job_of_each_kind(tmp_path: Path) -> None:
     args = bench.parse(["--quick", "--clients", "b24kit"])
-    preset = bench.builtin_preset()
+    preset = bench.load_presets(["docs"], 50)[0]
     dbs = bench.prepare(tmp_path, [bench.Job("read-fresh", "read", 120, True)])
 
     read = bench.run_cell(
@@ -157,4 +169,4 @@ def test_one_tiny_real_job_of_each_kind(tmp_path: Path) -> None:
     )  # 60 commands: 2 batches or a few more
     assert write.budget_method == "crm.deal.add"
     assert write.budget_s is not None and write.budget_s >= 60 * preset.write
-    assert "| built-in | crm.deal.add 60, fresh bucket |" in bench.table([read, write])
+    assert "| docs | crm.deal.add 60, fresh bucket |" in bench.table([read, write])
