@@ -15,7 +15,7 @@ Keyset reading (methods that filter and order by ID) asks the portal to count no
 - Every page is checked: IDs must rise past the slice's last one and stay inside it; a
   short page, or the slice's upper bound reached, ends the slice; a page after a failed
   or foreign one is thrown away and the slice is read again from its last good ID. Rows
-  deleted during the read are simply not returned; no row comes twice.
+  deleted before their page is read are not returned; no row comes twice.
 - Paced by the method's operating budget (``OperatingTracker.room``): a batch carries only
   the pages the budget has room for, at the per-page cost the answers show; with no room,
   the reader waits for the oldest minute of spending to leave the window, then sends one
