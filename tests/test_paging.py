@@ -29,18 +29,27 @@ def seed(box: Sandbox, count: int, etid: int = 2) -> None:
             box.portal.add_item(etid, {"TITLE": f"d{i}"}, 1, "old")
 
 
-_SEEDED: dict[int, Sandbox] = {}
+TEMPLATE = 12345
+_TEMPLATE: list[Sandbox] = []
 
 
 def seeded(count: int, **config: Any) -> Sandbox:
-    """A sandbox (limits off, else as ``config`` says) holding ``count`` deals made by
-    seed(): a copy of one seeded once in this process, as seeding 12,345 deals one by one
-    takes seconds and several tests read that many."""
-    if count not in _SEEDED:
+    """A sandbox (limits off, else as ``config`` says) holding deals 1..``count`` made by
+    seed(): a copy of one holding 12,345, seeded once in this process (seeding deals one by
+    one takes seconds), with those past ``count`` taken out and the next ID ``count + 1``."""
+    if not _TEMPLATE:
         template = Sandbox(limits="off")
-        seed(template, count)
-        _SEEDED[count] = template
-    return _SEEDED[count].clone(**{"limits": "off", **config})
+        seed(template, TEMPLATE)
+        _TEMPLATE.append(template)
+    assert count <= TEMPLATE
+    box = _TEMPLATE[0].clone(**{"limits": "off", **config})
+    with box.db.transaction():
+        box.db.execute("DELETE FROM items WHERE entity_type_id = 2 AND id > ?", (count,))
+        box.db.execute(
+            "DELETE FROM stage_history WHERE entity_type_id = 2 AND owner_id > ?", (count,)
+        )
+        box.db.execute("UPDATE sequences SET value = ? WHERE name = 'item:2'", (count,))
+    return box
 
 
 @pytest.mark.parametrize("count", [0, 1, 50, 51, 2500, 2501, 12345])
@@ -219,13 +228,6 @@ def test_exact_counts_without_a_total(count: int) -> None:
 # ---------------------------------------------------------------- reads at the limit
 
 
-def trimmed(count: int, **config: Any) -> Sandbox:
-    """``count`` deals, IDs 1..count: the 12,345 seeded once, the rest deleted."""
-    box = seeded(12345, **config)
-    box.db.execute("DELETE FROM items WHERE entity_type_id = 2 AND id > ?", (count,))
-    return box
-
-
 def minimum_requests(count: int) -> int:
     """2,500 rows a request, the end seen in a short page: ceil((count + 1) / 2,500). One
     more when the rows fill 49 pages of the last batch (2% of sizes): the first batch's
@@ -238,7 +240,7 @@ def minimum_requests(count: int) -> int:
     "count", [0, 1, 2449, 2450, 2451, 2500, 4949, 4950, 4999, 5000, 7450, 12345]
 )
 def test_the_number_of_requests_is_the_minimum(count: int) -> None:
-    box = trimmed(count)
+    box = seeded(count)
 
     async def go() -> tuple[list[int], int]:
         with client_for(box) as client:
