@@ -299,6 +299,29 @@ def test_parallel_slices_hand_rows_out_in_id_order() -> None:
     assert requests <= minimum_requests(len(expected)) + 2, "holes cost pages, not many requests"
 
 
+@pytest.mark.parametrize(
+    ("layout", "where"),
+    [
+        ("sparse start, dense end", "id <= 9000 AND id % 20 != 0"),
+        ("dense start, sparse end", "id > 3000 AND id % 50 != 0"),
+        ("a filter's rows far in", "id <= 9500"),
+    ],
+)
+def test_slices_follow_the_density_where_they_are(layout: str, where: str) -> None:
+    box = seeded(12345)
+    box.db.execute(f"DELETE FROM items WHERE entity_type_id = 2 AND {where}")
+    left = [int(r["id"]) for r in box.db.all("SELECT id FROM items ORDER BY id")]
+
+    async def go() -> tuple[list[int], int]:
+        with client_for(box) as client:
+            rows = await read_all(client, "crm.deal.list", {"select": ["ID"]})
+            return [int(r["ID"]) for r in rows], client.requests
+
+    rows, requests = asyncio.run(go())
+    assert rows == left, layout
+    assert requests <= minimum_requests(len(left)) + 1, f"{layout}: {requests} requests"
+
+
 def test_inserts_and_deletes_during_a_parallel_read() -> None:
     box = seeded(12345)
     gone = set(range(3000, 12346, 7)) | {2451, 4950, 4951, 7450, 12345}  # slice edges too

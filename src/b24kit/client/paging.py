@@ -41,6 +41,8 @@ PAGE = 50  # rows a page
 SLOTS = 50  # commands a batch
 IN_FLIGHT = 8  # batches on their way at once, by default (the client's own max_in_flight)
 COST_MARGIN = 1.1  # plan each page's operating time a tenth above what answers showed
+RECENT = 3  # pages whose density sizes what is left of a slice
+TAIL_MARGIN = 1.1  # the table's end is read with a tenth more pages than the density says
 # method -> (ID field, rows wrapped in result.items)
 KEYSET: dict[str, tuple[str, bool]] = {
     "crm.deal.list": ("ID", False),
@@ -150,6 +152,7 @@ class _Slice:
     done: bool = False
     busy: bool = False  # pages of it are on their way
     failures: int = 0
+    density: float | None = None  # rows per ID seen in it (None: the read's own)
 
     def at_end(self) -> bool:
         return self.hi is not None and self.lo >= self.hi
@@ -197,8 +200,9 @@ class _KeysetReader:
             base["select"] = [*list(select), self.id_key]
         self.base = base
         self.caller_hi = highest  # the caller's own <=ID, if any
-        self.slices: deque[_Slice] = deque([_Slice(start_after, highest, tail=True)])
+        self.slices: list[_Slice] = [_Slice(start_after, highest, tail=True)]
         self.top: int | None = None  # the highest ID the last DESC page saw
+        self.top_density = 1.0  # rows per ID in that page
         self.rows_read = 0  # rows and ID span read, for the density
         self.span_read = 0
         self.cost: float | None = None  # operating seconds a page, from the answers
@@ -235,49 +239,59 @@ class _KeysetReader:
         return _Chain(piece, names, piece.lo)
 
     # ------------------------------------------------------------ planning
-    def density(self) -> float:
-        """Rows per ID in what was read (1.0 before anything was)."""
-        if self.span_read <= 0:
-            return 1.0
-        return min(1.0, max(1e-3, self.rows_read / self.span_read))
+    def density(self, piece: _Slice, *, low: bool = False) -> float:
+        """Rows per ID in a slice: as its last pages showed, else as in what was read so
+        far (1.0 before anything was). ``low``: for the tail, no more than at the top of
+        the table either. How many pages a chain gets is sized high (a page too many is
+        one short page); how wide a slice is cut, low (too wide costs it a second round,
+        too narrow a batch of short pages)."""
+        seen = piece.density if piece.density is not None else self.read_density()
+        if low and piece.tail:
+            seen = min(seen, self.top_density)
+        return min(1.0, max(1e-3, seen))
+
+    def read_density(self) -> float:
+        return self.rows_read / self.span_read if self.span_read > 0 else 1.0
 
     def top_unknown(self) -> bool:
         tail = self.slices[-1]
         return self.top is None or tail.lo >= self.top
 
+    def end_of(self, piece: _Slice) -> int | None:
+        """Where a slice's rows end: its bound, or for the tail the highest ID known."""
+        return self.top if piece.tail else piece.hi
+
     def need(self, piece: _Slice) -> int:
         """Pages a slice is expected to take: to its bound, or past the highest ID with a
         short page to show the end."""
-        if piece.tail:
-            if self.top_unknown():
-                return SLOTS
-            assert self.top is not None
-            return math.floor(self.density() * (self.top - piece.lo) / PAGE) + 1
-        assert piece.hi is not None
-        width = piece.hi - piece.lo
-        expected = math.ceil(self.density() * width / PAGE) + 1  # one spare
+        end = self.end_of(piece)
+        if (piece.tail and self.top_unknown()) or end is None:
+            return SLOTS
+        width = end - piece.lo
+        if piece.tail:  # and one short page to show the end
+            return math.ceil(self.density(piece) * width * TAIL_MARGIN / PAGE) + 1
+        expected = math.ceil(self.density(piece) * width / PAGE) + 1  # one spare
         return max(1, min(expected, math.ceil(width / PAGE)))
 
-    def cut(self, pages: int) -> _Slice:
-        """A slice of ``pages`` full pages off the front of the tail (the tail moves past
-        it); the tail itself when what is left of it is no more than that."""
-        tail = self.slices[-1]
-        if self.top_unknown() or self.need(tail) <= pages:
-            return tail
-        assert self.top is not None
-        hi = tail.lo + max(1, math.floor(pages * PAGE / self.density()))
-        if hi >= self.top:
-            return tail
-        tail.tail, tail.done, tail.hi = False, True, tail.lo  # ends where it stands
-        piece = _Slice(tail.lo, hi)
-        self.slices.append(piece)
-        self.slices.append(_Slice(hi, self.caller_hi, tail=True))
-        return piece
+    def split(self, piece: _Slice, pages: int) -> _Slice:
+        """The first ``pages`` pages' worth of IDs of an idle slice, as a slice of its own
+        (the rest follows it); the slice itself when what is left is no more."""
+        end = self.end_of(piece)
+        density = self.density(piece, low=True)
+        cut = piece.lo + max(1, math.floor(pages * PAGE / density))
+        if end is None or cut >= end:
+            return piece
+        front = _Slice(piece.lo, cut, density=density)
+        rest = _Slice(cut, piece.hi, tail=piece.tail, density=density)
+        piece.tail, piece.done, piece.hi = False, True, piece.lo  # ends where it stands
+        at = self.slices.index(piece) + 1
+        self.slices[at:at] = [front, rest]
+        return front
 
     def build(self, budget: int) -> tuple[Commands, _Sent] | None:
-        """The next batch: slices still to read in ID order (those not on their way), then
-        fresh cuts off the tail, up to ``budget`` pages; the DESC page last when the end
-        is not known."""
+        """The next batch: slices still to read in ID order (those not on their way), the
+        first cut to what the batch has room for, up to ``budget`` pages; the DESC page
+        last when the end is not known."""
         slots = min(SLOTS, budget)
         tail = self.slices[-1]
         top_after = tail.lo if (slots >= 2 and self.tail_ready() and self.top_unknown()) else None
@@ -290,8 +304,8 @@ class _KeysetReader:
                 break
             if piece.done or piece.busy:
                 continue
-            if piece.tail:
-                piece = self.cut(slots)
+            if self.need(piece) > slots:
+                piece = self.split(piece, slots)
             pages = min(slots, self.need(piece))
             chains.append(self.chain(piece, pages, cmds))
             slots -= pages
@@ -361,32 +375,51 @@ class _KeysetReader:
         advance (read again from there) or the slice's end."""
         piece = chain.slice
         read = 0
+        first: int | None = None
+        recent: deque[tuple[int, int]] = deque(maxlen=RECENT)  # (ID before a page, rows)
         for name in chain.names:
-            error = batch.error.get(name)
-            if isinstance(error, OperationTimeLimit):
-                self.tracker.blocked(self.method)  # wait for the budget, then go on
+            page = self.good_page(piece, name, batch)
+            if page is None:
                 break
-            if error is not None or name not in batch.result:
-                self.failed(piece, f"page after ID {piece.lo} failed: {error}")
-                break
-            page = _rows(self.method, batch.result[name])
-            ids = [int(r[self.id_key]) for r in page]
-            if not self.advances(piece, ids):
-                # a page built from a broken reference: discard, resume
-                self.failed(piece, f"pages after ID {piece.lo} do not advance")
-                break
-            piece.failures = 0
             if page:
+                recent.append((piece.lo, len(page)))
                 piece.pages.append(page)
-                piece.lo = ids[-1]
+                first = int(page[0][self.id_key]) if first is None else first
+                piece.lo = int(page[-1][self.id_key])
                 read += len(page)
             if len(page) < PAGE or piece.at_end():
                 piece.done = True
                 break
+        self.count(chain, read, first)
+        if not piece.done and recent:  # more to read here: as dense as the last pages
+            piece.density = sum(n for _, n in recent) / (piece.lo - recent[0][0])
+
+    def good_page(self, piece: _Slice, name: str, batch: BatchResult) -> list[Row] | None:
+        """A page that advances the slice, or None (then read again from its last ID)."""
+        error = batch.error.get(name)
+        if isinstance(error, OperationTimeLimit):
+            self.tracker.blocked(self.method)  # wait for the budget, then go on
+            return None
+        if error is not None or name not in batch.result:
+            self.failed(piece, f"page after ID {piece.lo} failed: {error}")
+            return None
+        page = _rows(self.method, batch.result[name])
+        if not self.advances(piece, [int(r[self.id_key]) for r in page]):
+            # a page built from a broken reference: discard, resume
+            self.failed(piece, f"pages after ID {piece.lo} do not advance")
+            return None
+        piece.failures = 0
+        return page
+
+    def count(self, chain: _Chain, read: int, first: int | None) -> None:
+        """Rows and IDs the chain went through, for the density. The IDs before the read's
+        very first row say nothing of the rest (a filter may start far in)."""
+        piece = chain.slice
+        start = first - 1 if first is not None and self.rows_read == 0 else chain.start
+        end = piece.hi if piece.done and piece.hi is not None else piece.lo
         self.held += read
         self.rows_read += read
-        end = piece.hi if piece.done and piece.hi is not None else piece.lo
-        self.span_read += max(0, end - chain.start)
+        self.span_read += max(0, end - start)
 
     def advances(self, piece: _Slice, ids: list[int]) -> bool:
         if any(b <= a for a, b in zip([piece.lo, *ids], ids, strict=False)):
@@ -402,6 +435,8 @@ class _KeysetReader:
             return  # asked again with the next batch
         rows = _rows(self.method, batch.result["top"])
         self.top = int(rows[0][self.id_key]) if rows else after
+        if len(rows) == PAGE:  # the table's end may be sparser than its start
+            self.top_density = PAGE / (self.top - int(rows[-1][self.id_key]) + 1)
         tail = self.slices[-1]
         if not tail.busy and not tail.done and tail.lo >= self.top:
             tail.done = True  # run after the tail's last page, it saw nothing past it
@@ -425,13 +460,14 @@ class _KeysetReader:
                 self.report()
             if not head.done:
                 return
-            self.slices.popleft()
+            self.slices.pop(0)
 
     def report(self, total: int | None = None) -> None:
         if self.progress is None:
             return
         if total is None and self.top is not None:
-            total = self.seen + round(self.density() * max(0, self.top - self.last))
+            ahead = min(1.0, self.read_density()) * max(0, self.top - self.last)
+            total = self.seen + round(ahead)
         self.progress(self.seen, total)
 
     async def rows(self) -> AsyncIterator[Row]:
