@@ -104,15 +104,21 @@ def test_filters_and_start_after_are_kept() -> None:
     assert [int(r["ID"]) for r in rows] == list(range(101, 251)), "ID added to the select"
 
 
+# The reader sends its next batches before it hands out a batch's rows: with
+# ``in_flight=1``, when the first row comes, IDs up to 4,950 are read (the first batch's
+# 49 pages and the next 50); what changes after that is what the read can see change.
+READ_AHEAD = 4950
+
+
 def test_deletions_during_the_read() -> None:
-    box = seeded(6000)
-    deleted_ahead = set(range(3000, 6001, 7))
+    box = seeded(12345)
+    deleted_ahead = set(range(3000, 12346, 7))
     deleted_behind = set(range(1, 1000, 3))
 
     async def go() -> list[int]:
         seen: list[int] = []
         with client_for(box) as client:
-            async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}):
+            async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}, in_flight=1):
                 seen.append(int(row["ID"]))
                 if len(seen) == 1500:
                     for item_id in deleted_ahead | deleted_behind:
@@ -121,23 +127,23 @@ def test_deletions_during_the_read() -> None:
 
     seen = asyncio.run(go())
     assert len(seen) == len(set(seen)), "no row twice"
-    expected = [i for i in range(1, 6001) if i not in deleted_ahead or i <= 1500]
+    expected = [i for i in range(1, 12346) if i not in deleted_ahead or i <= READ_AHEAD]
     assert seen == expected, "rows deleted ahead are gone, rows read before stay read, none lost"
 
 
 def test_rows_added_during_the_read_are_not_lost() -> None:
-    box = seeded(2600)
+    box = seeded(7000)
 
     async def go() -> list[int]:
         seen: list[int] = []
         with client_for(box) as client:
-            async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}):
+            async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}, in_flight=1):
                 seen.append(int(row["ID"]))
                 if len(seen) == 100:
-                    seed(box, 120)  # appended after the count was taken
+                    seed(box, 120)  # appended after the read learned the highest ID
         return seen
 
-    assert asyncio.run(go()) == list(range(1, 2721)), "the read goes past the first count"
+    assert asyncio.run(go()) == list(range(1, 7121)), "the read goes past the highest ID"
 
 
 def test_budget_refusals_mid_read_are_waited_out() -> None:
@@ -166,11 +172,11 @@ def test_transient_failures_are_retried_exactly() -> None:
 
 
 def test_a_failing_page_raises_rather_than_stopping_short() -> None:
-    box = seeded(2600)  # more than the first batch reads
+    box = seeded(12345)  # more than the first batches read
 
     async def go(client: B24Client) -> None:
         rows = []
-        async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}):
+        async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}, in_flight=1):
             rows.append(row)
             if len(rows) == 50:
                 box.faults = type(box.faults).parse("500=1")  # the portal falls over
@@ -324,13 +330,14 @@ def test_slices_follow_the_density_where_they_are(layout: str, where: str) -> No
 
 def test_inserts_and_deletes_during_a_parallel_read() -> None:
     box = seeded(12345)
-    gone = set(range(3000, 12346, 7)) | {2451, 4950, 4951, 7450, 12345}  # slice edges too
+    gone = set(range(3000, 12346, 7)) | {7450, 7451, 9950, 9951, 12345}  # slice edges too
     behind = set(range(1, 2000, 5))
 
     async def go() -> list[int]:
         seen: list[int] = []
         with client_for(box) as client:
-            async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}):
+            stream = iterate(client, "crm.deal.list", {"select": ["ID"]}, in_flight=3)
+            async for row in stream:
                 seen.append(int(row["ID"]))
                 if len(seen) == 2000:
                     for item_id in gone | behind:
@@ -340,8 +347,9 @@ def test_inserts_and_deletes_during_a_parallel_read() -> None:
 
     seen = asyncio.run(go())
     assert len(seen) == len(set(seen)), "no row twice"
-    # the first batch (IDs up to 2,450) was read before the changes: all of it comes
-    expected = [i for i in range(1, 12646) if i <= 2450 or i not in gone]
+    # read before the changes: the first batch and the two sent before its rows were
+    # handed out (with one batch of rows held, three in all): IDs up to 7,450
+    expected = [i for i in range(1, 12646) if i <= 7450 or i not in gone]
     assert seen == expected, "deleted rows not yet read are gone, new rows come, none lost"
 
 

@@ -330,19 +330,23 @@ class _KeysetReader:
             pages = max(pages, 1)
         return max(0, min(SLOTS, pages))
 
-    def dispatch(self, tasks: dict[asyncio.Future[BatchResult], _Sent]) -> None:
+    def dispatch(self, tasks: dict[asyncio.Future[BatchResult], _Sent]) -> bool:
         """Send batches while fewer than ``in_flight`` are on their way and rows held are
-        few; with none on its way, always one (the head of the read must move)."""
+        few; with none on its way, always one (the head of the read must move). Whether
+        any was."""
+        sent_any = False
         while len(tasks) < self.in_flight and (
             not tasks or len(tasks) + math.ceil(self.held / (SLOTS * PAGE)) < self.in_flight
         ):
             planned = self.build(self.affordable())
             if planned is None:
-                return
+                return sent_any
             cmds, sent = planned
             self.probe = False
             self.tracker.reserve(self.method, sent.reserved)
             tasks[asyncio.ensure_future(self.client.batch(cmds, safe=True))] = sent
+            sent_any = True
+        return sent_any
 
     # ------------------------------------------------------------ answers
     def absorb(self, sent: _Sent, batch: BatchResult) -> None:
@@ -475,7 +479,8 @@ class _KeysetReader:
         with self.tracker.pacing(self.method):
             try:
                 while True:
-                    self.dispatch(tasks)  # on their way while these rows are handed out
+                    if self.dispatch(tasks):
+                        await asyncio.sleep(0)  # sent before these rows are handed out
                     for row in self.drain():
                         yield row
                     if not self.slices:
