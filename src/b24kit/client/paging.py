@@ -206,6 +206,7 @@ class _KeysetReader:
         self.rows_read = 0  # rows and ID span read, for the density
         self.span_read = 0
         self.cost: float | None = None  # operating seconds a page, from the answers
+        self.costs: deque[float] = deque(maxlen=RECENT)  # per batch, the last few
         self.probe = False  # no room in the budget: after its reset, one page to look
         self.held = 0  # rows read and not handed out
         self.seen = 0
@@ -326,6 +327,8 @@ class _KeysetReader:
         if room is None or not self.cost:
             return SLOTS
         pages = int(room // (self.cost * COST_MARGIN))
+        if pages > 1:  # near the limit, half of what is left at a time: the answers to
+            pages = max(1, pages // 2)  # the first tell the next what it really cost
         if self.probe:
             pages = max(pages, 1)
         return max(0, min(SLOTS, pages))
@@ -371,8 +374,9 @@ class _KeysetReader:
             if before is not None and operating > before and name in batch.result:
                 rises.append(float(operating) - before)
             before = float(operating)
-        if rises:
-            self.cost = sum(rises) / len(rises)
+        if rises:  # the dearest of the last few batches: a page's cost varies
+            self.costs.append(sum(rises) / len(rises))
+            self.cost = max(self.costs)
 
     def take(self, chain: _Chain, batch: BatchResult) -> None:
         """The chain's good pages, in order, up to the first that failed or did not
