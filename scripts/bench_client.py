@@ -8,7 +8,8 @@ own process, served over HTTP with standard limits and a realistic latency.
 
 Jobs (all by default):
   writes  N crm.deal.add through the executor            (--writes, default 10,000)
-  read    a full read of R deals with b24kit's paged reader (--rows, default 100,000)
+  read    a full read of R deals with b24kit's paged reader (--rows, default 100,000);
+          --fresh-bucket: from a fresh bucket (the burst unspent) instead
   fb24    the same read with fast_bitrix24's get_all, on the same sandbox (burst spent,
           then from a fresh bucket)
   compare both readers from a fresh bucket on a table small enough (--compare-rows) for
@@ -238,6 +239,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument(
+        "--fresh-bucket", action="store_true", help="the read job starts with the burst unspent"
+    )
+    parser.add_argument(
         "--fb24-cap", type=float, default=600.0, help="give fast_bitrix24 at most this many seconds"
     )
     args = parser.parse_args()
@@ -255,8 +259,11 @@ def main() -> None:
             read_db = Path(tmp) / "r.sqlite"
             seed_rows(read_db, args.rows)
             if "read" in jobs:
-                results["read"] = job_read(read_db, args.latency_ms, args.rows)
-                print("read (b24kit):", results["read"], flush=True)
+                results["read"] = job_read(
+                    read_db, args.latency_ms, args.rows, spent=not args.fresh_bucket
+                )
+                bucket = "fresh bucket" if args.fresh_bucket else "burst spent"
+                print(f"read (b24kit, {bucket}):", results["read"], flush=True)
             if "fb24" in jobs:
                 results["read_fast_bitrix24"] = job_fb24(
                     read_db, args.latency_ms, args.rows, args.fb24_cap

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
+import httpx
 import pytest
 
-from b24kit.client import B24Client, IncompleteRead, ServerError, iterate, read_all
+from b24kit.client import (
+    B24Client,
+    IncompleteRead,
+    ServerError,
+    WebhookAuth,
+    iterate,
+    parse_webhook,
+    read_all,
+)
 from b24kit.sandbox import Sandbox
-from tests.clients import client_for
+from tests.clients import bucket_for, client_for
 from tests.clocks import FakeClock
 
 
@@ -19,18 +29,27 @@ def seed(box: Sandbox, count: int, etid: int = 2) -> None:
             box.portal.add_item(etid, {"TITLE": f"d{i}"}, 1, "old")
 
 
-_SEEDED: dict[int, Sandbox] = {}
+TEMPLATE = 12345
+_TEMPLATE: list[Sandbox] = []
 
 
 def seeded(count: int, **config: Any) -> Sandbox:
-    """A sandbox (limits off, else as ``config`` says) holding ``count`` deals made by
-    seed(): a copy of one seeded once in this process, as seeding 12,345 deals one by one
-    takes seconds and several tests read that many."""
-    if count not in _SEEDED:
+    """A sandbox (limits off, else as ``config`` says) holding deals 1..``count`` made by
+    seed(): a copy of one holding 12,345, seeded once in this process (seeding deals one by
+    one takes seconds), with those past ``count`` taken out and the next ID ``count + 1``."""
+    if not _TEMPLATE:
         template = Sandbox(limits="off")
-        seed(template, count)
-        _SEEDED[count] = template
-    return _SEEDED[count].clone(**{"limits": "off", **config})
+        seed(template, TEMPLATE)
+        _TEMPLATE.append(template)
+    assert count <= TEMPLATE
+    box = _TEMPLATE[0].clone(**{"limits": "off", **config})
+    with box.db.transaction():
+        box.db.execute("DELETE FROM items WHERE entity_type_id = 2 AND id > ?", (count,))
+        box.db.execute(
+            "DELETE FROM stage_history WHERE entity_type_id = 2 AND owner_id > ?", (count,)
+        )
+        box.db.execute("UPDATE sequences SET value = ? WHERE name = 'item:2'", (count,))
+    return box
 
 
 @pytest.mark.parametrize("count", [0, 1, 50, 51, 2500, 2501, 12345])
@@ -65,7 +84,9 @@ def test_request_count_for_a_large_read() -> None:
             await read_all(client, "crm.deal.list", {"select": ["ID"]})
             return client.requests
 
-    assert asyncio.run(go()) == 1 + 5, "one counted page, then 5 batches of up to 2,500 rows"
+    # the minimum, ceil((12,345 + 1) / 2,500): nothing counted, and the end seen in the
+    # last batch's short page, not by a probe after it
+    assert asyncio.run(go()) == 5, "5 batches of up to 2,500 rows, no counted page"
 
 
 def test_filters_and_start_after_are_kept() -> None:
@@ -83,15 +104,21 @@ def test_filters_and_start_after_are_kept() -> None:
     assert [int(r["ID"]) for r in rows] == list(range(101, 251)), "ID added to the select"
 
 
+# The reader sends its next batches before it hands out a batch's rows: with
+# ``in_flight=1``, when the first row comes, IDs up to 4,950 are read (the first batch's
+# 49 pages and the next 50); what changes after that is what the read can see change.
+READ_AHEAD = 4950
+
+
 def test_deletions_during_the_read() -> None:
-    box = seeded(6000)
-    deleted_ahead = set(range(3000, 6001, 7))
+    box = seeded(12345)
+    deleted_ahead = set(range(3000, 12346, 7))
     deleted_behind = set(range(1, 1000, 3))
 
     async def go() -> list[int]:
         seen: list[int] = []
         with client_for(box) as client:
-            async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}):
+            async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}, in_flight=1):
                 seen.append(int(row["ID"]))
                 if len(seen) == 1500:
                     for item_id in deleted_ahead | deleted_behind:
@@ -100,23 +127,23 @@ def test_deletions_during_the_read() -> None:
 
     seen = asyncio.run(go())
     assert len(seen) == len(set(seen)), "no row twice"
-    expected = [i for i in range(1, 6001) if i not in deleted_ahead or i <= 1500]
+    expected = [i for i in range(1, 12346) if i not in deleted_ahead or i <= READ_AHEAD]
     assert seen == expected, "rows deleted ahead are gone, rows read before stay read, none lost"
 
 
 def test_rows_added_during_the_read_are_not_lost() -> None:
-    box = seeded(2600)
+    box = seeded(7000)
 
     async def go() -> list[int]:
         seen: list[int] = []
         with client_for(box) as client:
-            async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}):
+            async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}, in_flight=1):
                 seen.append(int(row["ID"]))
                 if len(seen) == 100:
-                    seed(box, 120)  # appended after the count was taken
+                    seed(box, 120)  # appended after the read learned the highest ID
         return seen
 
-    assert asyncio.run(go()) == list(range(1, 2721)), "the read goes past the first count"
+    assert asyncio.run(go()) == list(range(1, 7121)), "the read goes past the highest ID"
 
 
 def test_budget_refusals_mid_read_are_waited_out() -> None:
@@ -145,11 +172,11 @@ def test_transient_failures_are_retried_exactly() -> None:
 
 
 def test_a_failing_page_raises_rather_than_stopping_short() -> None:
-    box = seeded(200)
+    box = seeded(12345)  # more than the first batches read
 
     async def go(client: B24Client) -> None:
         rows = []
-        async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}):
+        async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}, in_flight=1):
             rows.append(row)
             if len(rows) == 50:
                 box.faults = type(box.faults).parse("500=1")  # the portal falls over
@@ -195,11 +222,228 @@ def test_exact_counts_without_a_total(count: int) -> None:
     async def go() -> tuple[list[int], int]:
         with client_for(box) as client:
             rows = [
-                int(r["ID"])
-                async for r in iterate(client, "crm.deal.list", {"select": ["ID"]}, count=False)
+                int(r["ID"]) async for r in iterate(client, "crm.deal.list", {"select": ["ID"]})
             ]
             return rows, client.requests
 
     rows, requests = asyncio.run(go())
     assert rows == list(range(1, count + 1)), "every row once, in order, no counted page"
     assert requests == count // 2500 + 1, "2,500 rows in every request, the first included"
+
+
+# ---------------------------------------------------------------- reads at the limit
+
+
+def minimum_requests(count: int) -> int:
+    """2,500 rows a request, the end seen in a short page: ceil((count + 1) / 2,500). One
+    more when the rows fill 49 pages of the last batch (2% of sizes): the first batch's
+    DESC page took the slot of the short page, except at 2,450, where it shows the end."""
+    spill = count % 2500 >= 2450 and count != 2450
+    return math.ceil((count + 1) / 2500) + (1 if spill else 0)
+
+
+@pytest.mark.parametrize(
+    "count", [0, 1, 2449, 2450, 2451, 2500, 4949, 4950, 4999, 5000, 7450, 12345]
+)
+def test_the_number_of_requests_is_the_minimum(count: int) -> None:
+    box = seeded(count)
+
+    async def go() -> tuple[list[int], int]:
+        with client_for(box) as client:
+            rows = await read_all(client, "crm.deal.list", {"select": ["ID"]})
+            return [int(r["ID"]) for r in rows], client.requests
+
+    rows, requests = asyncio.run(go())
+    assert rows == list(range(1, count + 1))
+    assert requests == minimum_requests(count) == box.requests
+
+
+class Overlap(httpx.AsyncBaseTransport):
+    """The sandbox in-process, each request first letting the others on their way start:
+    counts how many are out at once."""
+
+    def __init__(self, box: Sandbox) -> None:
+        self.inner = box.transport()
+        self.active = 0
+        self.most = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.active += 1
+        self.most = max(self.most, self.active)
+        try:
+            for _ in range(20):
+                await asyncio.sleep(0)
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.active -= 1
+
+
+def overlapping_client(box: Sandbox, wire: Overlap) -> B24Client:
+    hook = parse_webhook(box.webhook_url("http://sandbox.local"))
+    return B24Client(WebhookAuth(hook), transport=wire, bucket=bucket_for(box))
+
+
+def test_parallel_slices_hand_rows_out_in_id_order() -> None:
+    box = seeded(12345)
+    box.db.execute(  # a sparse table: every third deal gone, and a hole of 3,000 IDs
+        "DELETE FROM items WHERE entity_type_id = 2 AND (id % 3 = 0 OR id BETWEEN 5001 AND 8000)"
+    )
+    expected = [i for i in range(1, 12346) if i % 3 and not 5001 <= i <= 8000]
+    wire = Overlap(box)
+
+    async def go() -> tuple[list[int], int]:
+        async with overlapping_client(box, wire) as client:
+            rows = [
+                int(r["ID"])
+                async for r in iterate(client, "crm.deal.list", {"select": ["ID"]}, in_flight=3)
+            ]
+            return rows, client.requests
+
+    rows, requests = asyncio.run(go())
+    assert rows == expected, "every row once, ascending across slices"
+    assert wire.most == 3, "three batches on their way at once, never more"
+    assert requests <= minimum_requests(len(expected)) + 2, "holes cost pages, not many requests"
+
+
+@pytest.mark.parametrize(
+    ("layout", "where"),
+    [
+        ("sparse start, dense end", "id <= 9000 AND id % 20 != 0"),
+        ("dense start, sparse end", "id > 3000 AND id % 50 != 0"),
+        ("a filter's rows far in", "id <= 9500"),
+    ],
+)
+def test_slices_follow_the_density_where_they_are(layout: str, where: str) -> None:
+    box = seeded(12345)
+    box.db.execute(f"DELETE FROM items WHERE entity_type_id = 2 AND {where}")
+    left = [int(r["id"]) for r in box.db.all("SELECT id FROM items ORDER BY id")]
+
+    async def go() -> tuple[list[int], int]:
+        with client_for(box) as client:
+            rows = await read_all(client, "crm.deal.list", {"select": ["ID"]})
+            return [int(r["ID"]) for r in rows], client.requests
+
+    rows, requests = asyncio.run(go())
+    assert rows == left, layout
+    assert requests <= minimum_requests(len(left)) + 1, f"{layout}: {requests} requests"
+
+
+def test_inserts_and_deletes_during_a_parallel_read() -> None:
+    box = seeded(12345)
+    gone = set(range(3000, 12346, 7)) | {7450, 7451, 9950, 9951, 12345}  # slice edges too
+    behind = set(range(1, 2000, 5))
+
+    async def go() -> list[int]:
+        seen: list[int] = []
+        with client_for(box) as client:
+            stream = iterate(client, "crm.deal.list", {"select": ["ID"]}, in_flight=3)
+            async for row in stream:
+                seen.append(int(row["ID"]))
+                if len(seen) == 2000:
+                    for item_id in gone | behind:
+                        box.portal.delete_item(2, item_id)
+                    seed(box, 300)  # new deals, past the highest ID the read knew
+        return seen
+
+    seen = asyncio.run(go())
+    assert len(seen) == len(set(seen)), "no row twice"
+    # read before the changes: the first batch and the two sent before its rows were
+    # handed out (with one batch of rows held, three in all): IDs up to 7,450
+    expected = [i for i in range(1, 12646) if i <= 7450 or i not in gone]
+    assert seen == expected, "deleted rows not yet read are gone, new rows come, none lost"
+
+
+def test_progress_is_told_an_estimate_and_the_end() -> None:
+    box = seeded(12345)
+    calls: list[tuple[int, int | None]] = []
+
+    async def go() -> None:
+        with client_for(box) as client:
+            await read_all(
+                client,
+                "crm.deal.list",
+                {"select": ["ID"]},
+                progress=lambda d, t: calls.append((d, t)),
+            )
+
+    asyncio.run(go())
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and calls[0] == (50, 12345) and calls[-1] == (12345, 12345)
+    assert all(t is not None and t >= d for d, t in calls), "no count asked, an estimate given"
+
+
+def test_a_spent_bucket_reads_at_the_rate_limit() -> None:
+    clock = FakeClock()
+    box = seeded(12345, limits="standard", clock=clock.time)
+    box.fill_bucket()
+
+    async def go() -> tuple[int, int]:
+        bucket = bucket_for(box, clock)
+        bucket.spend_burst()
+        with client_for(box, bucket=bucket, clock=clock) as client:
+            rows = await read_all(client, "crm.deal.list", {"select": ["ID"]})
+            return len(rows), client.requests
+
+    count, requests = asyncio.run(go())
+    assert count == 12345 and requests == 5 and box.statuses[503] == 0
+    # the first waits for the client's margin (1.5 requests: 0.75 s), every next one 0.5 s:
+    # 2,500 rows every 0.5 s is 5,000 rows/s, the rate limit, with nothing in between
+    assert clock.elapsed == pytest.approx(0.75 + (requests - 1) * 0.5, abs=0.01)
+
+
+class BudgetClock(FakeClock):
+    """Notes how much of the method's budget the sandbox has counted whenever the client
+    waits a second or more (a wait for the budget: this sandbox has no rate limit)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.box: Sandbox | None = None
+        self.spent_at_waits: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds >= 1 and self.box is not None:
+            key = (f"hook:{self.box.token}", "crm.deal.list")
+            self.spent_at_waits.append(self.box.budget.state(key)[0])
+        await super().sleep(seconds)
+
+
+def test_reads_are_paced_by_the_operating_budget() -> None:
+    clock = BudgetClock()
+    limit, window = 1.5, 10.0
+    box = seeded(12345, operating_limit=limit, operating_window=window, clock=clock.time)
+    clock.box = box
+
+    async def go() -> list[dict[str, Any]]:
+        with client_for(box, clock=clock) as client:
+            client.tracker.limit = limit  # told the portal's limit, as 480 s is by default
+            return await read_all(client, "crm.deal.list", {"select": ["ID"]})
+
+    rows = asyncio.run(go())
+    assert [int(r["ID"]) for r in rows] == list(range(1, 12346))
+    assert box.budget_refusals == 0, "paced: the portal never had to refuse a page"
+    waits = clock.spent_at_waits
+    assert len(waits) >= 2, "the budget bound the read (this many windows of it)"
+    assert min(waits) >= 0.98 * limit, "at least 98% of the budget spent before each wait"
+    # each wait ends one second after the reset the portal gave (in whole seconds)
+    assert clock.elapsed <= len(waits) * (window + 1) + 0.1, "and no later"
+
+
+def test_a_429_mid_read_is_waited_out() -> None:
+    clock = FakeClock()
+    limit = 3.0
+    box = seeded(12345, operating_limit=limit, operating_window=10.0, clock=clock.time)
+    key = (f"hook:{box.token}", "crm.deal.list")
+
+    async def go() -> list[int]:
+        seen: list[int] = []
+        with client_for(box, clock=clock) as client:
+            client.tracker.limit = limit
+            async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}):
+                seen.append(int(row["ID"]))
+                if len(seen) == 100:  # another program on the webhook spends the budget
+                    box.budget.spend(key, limit)
+        return seen
+
+    assert asyncio.run(go()) == list(range(1, 12346)), "refused pages read again, none lost"
+    assert box.budget_refusals > 0, "pages were refused, unforeseen"
+    assert clock.slept >= 9, "and waited out until the window reset"

@@ -4,7 +4,10 @@
   250 / 5), shared by every request to one portal. ``acquire()`` returns when sending one
   more request will not overflow it.
 - ``OperatingTracker``: each method's ``time.operating`` from the responses; a method at
-  its budget (or answered 429) waits until its ``operating_reset_at``; others go on.
+  its budget (or answered 429) waits until its ``operating_reset_at``; others go on. A
+  caller that paces itself (the paged reader) asks for the ``room`` left under the limit,
+  reserves what its requests on the way will spend, and pauses until a reset when none
+  is left, so that the portal never has to refuse it.
 
 Both read the time and wait through a clock (``b24kit.clock``): the real one unless given
 another, so that tests can make the waits pass instantly and still see each one.
@@ -13,7 +16,8 @@ another, so that tests can make the waits pass instantly and still see each one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from b24kit.clock import current
@@ -115,16 +119,28 @@ class OperatingTracker:
     probe_after: float = 60.0
     clock: Callable[[], float] = field(default_factory=lambda: current().time)
     sleep: Callable[[float], Awaitable[None]] = field(default_factory=lambda: current().sleep)
-    _state: dict[str, tuple[float, float]] = field(default_factory=dict)  # operating, reset_at
+    # method -> (operating, operating_reset_at, the portal's finish time of that answer)
+    _state: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     _blocked_until: dict[str, float] = field(default_factory=dict)
+    _reserved: dict[str, float] = field(default_factory=dict)  # spent by requests on the way
+    _paced: dict[str, int] = field(default_factory=dict)  # callers pacing themselves
 
     def observe(self, method: str, time_info: object) -> None:
+        """Keep the newest answer's figures: answers to requests sent side by side come
+        back in any order, and an older one must not undo what a newer one said."""
         if not isinstance(time_info, dict):
             return
         operating = time_info.get("operating")
         reset_at = time_info.get("operating_reset_at")
-        if isinstance(operating, (int, float)) and isinstance(reset_at, (int, float)):
-            self._state[method.lower()] = (float(operating), float(reset_at))
+        if not isinstance(operating, (int, float)) or not isinstance(reset_at, (int, float)):
+            return
+        finish = time_info.get("finish")
+        stamp = float(finish) if isinstance(finish, (int, float)) else float("-inf")
+        key = method.lower()
+        known = self._state.get(key)
+        if known is not None and finish is not None and (stamp, operating) < (known[2], known[0]):
+            return  # an older answer (or as old, from before a later call in it)
+        self._state[key] = (float(operating), float(reset_at), stamp)
 
     def blocked(self, method: str) -> None:
         """The portal answered 429 for this method: pause it until its reset time."""
@@ -133,12 +149,50 @@ class OperatingTracker:
         until = state[1] if state and state[1] > now else now + self.probe_after
         self._blocked_until[method.lower()] = until
 
+    def hold_until_reset(self, method: str) -> None:
+        """Pause the method until its oldest minute of spending has left the window (no
+        429 was needed to know: a paced caller has no room left). The portal gives that
+        time in whole seconds: wait one more, so that the minute is surely gone."""
+        state = self._state.get(method.lower())
+        if state and state[1] + 1 > self.clock():
+            self._blocked_until[method.lower()] = state[1] + 1
+
+    def room(self, method: str) -> float | None:
+        """Seconds of the method's budget left under the limit, less what requests on the
+        way will spend; ``None`` until an answer has said how much is spent. After a reset
+        time passes this stays what the last answer said: the most that is spent."""
+        state = self._state.get(method.lower())
+        if state is None:
+            return None
+        return self.limit - state[0] - self._reserved.get(method.lower(), 0.0)
+
+    def reserve(self, method: str, seconds: float) -> None:
+        key = method.lower()
+        self._reserved[key] = self._reserved.get(key, 0.0) + seconds
+
+    def release(self, method: str, seconds: float) -> None:
+        """The request came back: what it spent is now in the answer's ``operating``."""
+        key = method.lower()
+        self._reserved[key] = max(0.0, self._reserved.get(key, 0.0) - seconds)
+
+    @contextmanager
+    def pacing(self, method: str) -> Iterator[None]:
+        """The caller sizes its requests by ``room``: the headroom rule (a pause at 95% of
+        the limit, for callers that do not) would only leave budget unspent."""
+        key = method.lower()
+        self._paced[key] = self._paced.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            self._paced[key] -= 1
+
     def wait_time(self, method: str) -> float:
         now = self.clock()
         key = method.lower()
         until = self._blocked_until.get(key, 0.0)
         state = self._state.get(key)
-        if state and state[0] >= self.limit * self.headroom and state[1] > now:
+        paced = self._paced.get(key, 0) > 0
+        if not paced and state and state[0] >= self.limit * self.headroom and state[1] > now:
             until = max(until, state[1])
         return max(0.0, until - now)
 

@@ -1,12 +1,25 @@
 """Read every row of a list method, lazily, exactly once, or raise.
 
-Keyset reading (methods that filter and order by ID): one counted first page, then
-``start=-1`` pages chained inside ``batch``, each filtered ``>ID`` the last ID of the page
-before it (``$result[p3][49][ID]``): 50 pages, 2,500 rows a request, no COUNT on the
-portal after the first. Every page is checked: IDs must rise past the last one seen; a
-short page is the end; a page after a failed or foreign one is thrown away and the read
-goes on from the last good ID. Rows deleted during the read are simply not returned;
-rows added behind the cursor are read when reached.
+Keyset reading (methods that filter and order by ID) asks the portal to count nothing
+(``start=-1`` on every page) and sends no request it can do without:
+
+- The first batch chains 49 pages from the start, each filtered ``>ID`` the last ID of the
+  page before it (``$result[c3][49][ID]``), then one page ordered ``ID DESC``: the highest
+  ID, where the table ends. A table of fewer than 2,450 rows is read by then.
+- The rest is cut into ID slices (``>ID lo``, ``<=ID hi``), each as wide as the density
+  read so far says fills a batch's 50 pages; batches for several slices are on their way
+  at once (``in_flight``) and rows are handed out in ID order as the slices come, with no
+  more than about ``in_flight`` batches of rows held.
+- The last slice has no upper bound and ends with a short page (or a ``DESC`` page in the
+  same batch showing nothing past it), so rows added at the end during the read are read.
+- Every page is checked: IDs must rise past the slice's last one and stay inside it; a
+  short page, or the slice's upper bound reached, ends the slice; a page after a failed
+  or foreign one is thrown away and the slice is read again from its last good ID. Rows
+  deleted before their page is read are not returned; no row comes twice.
+- Paced by the method's operating budget (``OperatingTracker.room``): a batch carries only
+  the pages the budget has room for, at the per-page cost the answers show; with no room,
+  the reader waits for the oldest minute of spending to leave the window, then sends one
+  page to learn what is spent. A page refused with 429 anyway is waited out and read again.
 
 Offset reading (everything else): ``start`` = 0, 50, …, batched 50 pages a request; a page
 of the wrong size means the data moved under us, and the read raises rather than skip.
@@ -16,13 +29,20 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from b24kit.client.core import B24Client
+from b24kit.client.core import B24Client, BatchResult
 from b24kit.client.errors import IncompleteRead, OperationTimeLimit
 
-PAGE = 50
+PAGE = 50  # rows a page
+SLOTS = 50  # commands a batch
+IN_FLIGHT = 8  # batches on their way at once, by default (the client's own max_in_flight)
+COST_MARGIN = 1.1  # plan each page's operating time a tenth above what answers showed
+RECENT = 3  # pages whose density sizes what is left of a slice
+TAIL_MARGIN = 1.1  # the table's end is read with a tenth more pages than the density says
 # method -> (ID field, rows wrapped in result.items)
 KEYSET: dict[str, tuple[str, bool]] = {
     "crm.deal.list": ("ID", False),
@@ -41,9 +61,11 @@ WRAPPED_OFFSET = {
 }
 
 Progress = Callable[[int, int | None], None]
+Row = dict[str, Any]
+Commands = dict[str, tuple[str, dict[str, Any]]]
 
 
-def _rows(method: str, result: Any) -> list[dict[str, Any]]:
+def _rows(method: str, result: Any) -> list[Row]:
     key = WRAPPED_OFFSET.get(method.lower())
     if key is not None:
         if isinstance(result, Mapping):
@@ -79,6 +101,23 @@ def _keyset_plan(method: str, params: Mapping[str, Any]) -> tuple[str, bool, int
     return id_key, wrapped, start_after
 
 
+def _id_bounds_removed(flt: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """The filter without its bounds on ID (the reader sets them per slice), and the
+    highest ID the caller's ``<=ID``/``<ID`` lets in (None: no bound)."""
+    rest: dict[str, Any] = {}
+    highest: int | None = None
+    for key, value in flt.items():
+        name = str(key).upper()
+        if name in (">ID", ">=ID"):
+            continue
+        if name in ("<=ID", "<ID"):
+            bound = int(value) - (1 if name == "<ID" else 0)
+            highest = bound if highest is None else min(highest, bound)
+            continue
+        rest[key] = value
+    return rest, highest
+
+
 async def iterate(
     client: B24Client,
     method: str,
@@ -86,25 +125,57 @@ async def iterate(
     *,
     progress: Progress | None = None,
     page_retries: int = 3,
-    count: bool = True,
-) -> AsyncIterator[dict[str, Any]]:
-    """Every row once. ``count=False`` (keyset methods): skip the counted first page and
-    start with full 2,500-row batches, for callers that do not need a total up front."""
+    in_flight: int = IN_FLIGHT,
+) -> AsyncIterator[Row]:
+    """Every row once. Keyset methods: in ID order, ``in_flight`` batches on their way at
+    once; ``progress`` gets (rows so far, an estimate of the total or None)."""
     params = dict(params or {})
     plan = _keyset_plan(method, params)
     if plan is None:
         async for row in _offset(client, method, params, progress):
             yield row
         return
-    reader = _KeysetReader(client, method, params, plan, progress, page_retries, count)
+    reader = _KeysetReader(client, method, params, plan, progress, page_retries, in_flight)
     async for row in reader.rows():
         yield row
 
 
+@dataclass(eq=False)
+class _Slice:
+    """IDs in (lo, hi]; ``lo`` moves up as pages are read. The last slice (``tail``) has
+    no bound of the reader's own: only the caller's (``hi``), or none."""
+
+    lo: int
+    hi: int | None
+    tail: bool = False
+    pages: deque[list[Row]] = field(default_factory=deque)  # read, not handed out yet
+    done: bool = False
+    busy: bool = False  # pages of it are on their way
+    failures: int = 0
+    density: float | None = None  # rows per ID seen in it (None: the read's own)
+
+    def at_end(self) -> bool:
+        return self.hi is not None and self.lo >= self.hi
+
+
+@dataclass
+class _Chain:
+    slice: _Slice
+    names: list[str]  # its pages' commands, in order
+    start: int  # slice.lo when sent
+
+
+@dataclass
+class _Sent:
+    chains: list[_Chain]
+    order: list[str]  # every command, in the order the portal runs them
+    top_after: int | None  # the DESC page's >ID, when the batch has one
+    reserved: float  # operating seconds reserved with the tracker
+
+
 class _KeysetReader:
-    """Pages by ID windows: each batch asks for up to 50 pages, each page's filter naming
-    the last ID of the page before it (``$result[...]``); the next batch is on its way
-    while this one's rows are handed out. Every page is checked to advance."""
+    """Reads slices of the ID range by chained pages, several batches at a time, and hands
+    the rows out in ID order."""
 
     def __init__(
         self,
@@ -114,129 +185,324 @@ class _KeysetReader:
         plan: tuple[str, bool, int],
         progress: Progress | None,
         page_retries: int,
-        count: bool,
+        in_flight: int,
     ) -> None:
         self.client, self.method, self.progress = client, method, progress
-        self.page_retries, self.count = page_retries, count
-        self.id_key, wrapped, self.last_id = plan
+        self.tracker = client.tracker
+        self.page_retries, self.in_flight = page_retries, max(1, in_flight)
+        self.id_key, wrapped, start_after = plan
         self.ref_path = "[items]" if wrapped else ""
-        self.filter = {
-            k: v
-            for k, v in dict(params.get("filter") or {}).items()
-            if str(k).upper() not in (">ID", ">=ID")
-        }
+        self.filter, highest = _id_bounds_removed(dict(params.get("filter") or {}))
         base = {k: v for k, v in params.items() if k not in ("filter", "order", "start")}
         base["order"] = {self.id_key: "ASC"}
         select = base.get("select")
         if select and "*" not in select and self.id_key not in select:
             base["select"] = [*list(select), self.id_key]
         self.base = base
+        self.caller_hi = highest  # the caller's own <=ID, if any
+        self.slices: list[_Slice] = [_Slice(start_after, highest, tail=True)]
+        self.top: int | None = None  # the highest ID the last DESC page saw
+        self.top_density = 1.0  # rows per ID in that page
+        self.rows_read = 0  # rows and ID span read, for the density
+        self.span_read = 0
+        self.cost: float | None = None  # operating seconds a page, from the answers
+        self.costs: deque[float] = deque(maxlen=RECENT)  # per batch, the last few
+        self.probe = False  # no room in the budget: after its reset, one page to look
+        self.held = 0  # rows read and not handed out
         self.seen = 0
-        self.total: int | None = None
-        self.remaining = PAGE * PAGE  # unknown: ask for a full batch
-        self.failures = 0
-        self.only_page = False
+        self.last = start_after  # the last ID handed out
 
-    def page_params(self, after: Any, start: int) -> dict[str, Any]:
-        return {**self.base, "filter": {**self.filter, f">{self.id_key}": after}, "start": start}
+    # ------------------------------------------------------------ commands
+    def page_params(self, after: Any, hi: int | None) -> dict[str, Any]:
+        flt = {**self.filter, f">{self.id_key}": after}
+        if hi is not None:
+            flt[f"<={self.id_key}"] = hi
+        return {**self.base, "filter": flt, "start": -1}
 
-    def commands(self, pages: int) -> dict[str, tuple[str, dict[str, Any]]]:
-        cmds: dict[str, tuple[str, dict[str, Any]]] = {}
+    def top_params(self, after: int, hi: int | None) -> dict[str, Any]:
+        params = self.page_params(after, hi)
+        params["order"] = {self.id_key: "DESC"}
+        params["select"] = [self.id_key]
+        return params
+
+    def chain(self, piece: _Slice, pages: int, cmds: Commands) -> _Chain:
+        names: list[str] = []
         for i in range(pages):
+            name = f"c{len(cmds)}"
             after: Any = (
-                self.last_id
+                piece.lo
                 if i == 0
-                else (f"$result[p{i - 1}]{self.ref_path}[{PAGE - 1}][{self.id_key}]")
+                else f"$result[{names[-1]}]{self.ref_path}[{PAGE - 1}][{self.id_key}]"
             )
-            cmds[f"p{i}"] = (self.method, self.page_params(after, -1))
-        return cmds
+            cmds[name] = (self.method, self.page_params(after, piece.hi))
+            names.append(name)
+        piece.busy = True
+        return _Chain(piece, names, piece.lo)
 
-    def batch_size(self) -> int:
-        return min(PAGE, max(1, math.ceil(self.remaining / PAGE)))
+    # ------------------------------------------------------------ planning
+    def density(self, piece: _Slice, *, low: bool = False) -> float:
+        """Rows per ID in a slice: as its last pages showed, else as in what was read so
+        far (1.0 before anything was). ``low``: for the tail, no more than at the top of
+        the table either. How many pages a chain gets is sized high (a page too many is
+        one short page); how wide a slice is cut, low (too wide costs it a second round,
+        too narrow a batch of short pages)."""
+        seen = piece.density if piece.density is not None else self.read_density()
+        if low and piece.tail:
+            seen = min(seen, self.top_density)
+        return min(1.0, max(1e-3, seen))
 
-    def report(self) -> None:
-        if self.progress:
-            self.progress(self.seen, self.total)
+    def read_density(self) -> float:
+        return self.rows_read / self.span_read if self.span_read > 0 else 1.0
 
-    async def counted_first_page(self) -> AsyncIterator[dict[str, Any]]:
-        """The first page, counted: its total sizes the batches. Sets ``only_page`` when
-        there is no other."""
-        first = await self.client.envelope(self.method, self.page_params(self.last_id, 0))
-        rows = _rows(self.method, first.result)
-        self.total = first.total if isinstance(first.total, int) else None
-        for row in rows:
-            if int(row[self.id_key]) <= self.last_id:
-                raise IncompleteRead(f"{self.method}: the portal ignored the ID filter")
-            self.last_id = int(row[self.id_key])
-            self.seen += 1
-            yield row
-        self.report()
-        self.only_page = len(rows) < PAGE
-        self.remaining = (self.total or 0) - self.seen
+    def top_unknown(self) -> bool:
+        tail = self.slices[-1]
+        return self.top is None or tail.lo >= self.top
 
-    def take(self, batch: Any, pages: int) -> tuple[list[list[dict[str, Any]]], bool, bool]:
-        """The good pages of a batch, in order, up to the first that failed or did not
-        advance (``broke``: read again from there) or the last one (``finished``)."""
-        good: list[list[dict[str, Any]]] = []
-        for i in range(pages):
-            name = f"p{i}"
-            if isinstance(batch.error.get(name), OperationTimeLimit):
-                self.client.tracker.blocked(self.method)  # wait for the budget, then go on
-                return good, True, False
-            if name in batch.error or name not in batch.result:
-                self.failed(f"page after ID {self.last_id} failed: {batch.error.get(name)}")
-                return good, True, False
-            page = _rows(self.method, batch.result[name])
-            ids = [int(r[self.id_key]) for r in page]
-            if any(b <= a for a, b in zip([self.last_id, *ids], ids, strict=False)):
-                # a page built from a broken reference: discard, resume
-                self.failed(f"pages after ID {self.last_id} do not advance")
-                return good, True, False
-            self.failures = 0
-            good.append(page)
-            self.remaining -= len(page)
+    def end_of(self, piece: _Slice) -> int | None:
+        """Where a slice's rows end: its bound, or for the tail the highest ID known."""
+        return self.top if piece.tail else piece.hi
+
+    def need(self, piece: _Slice) -> int:
+        """Pages a slice is expected to take: to its bound, or past the highest ID with a
+        short page to show the end."""
+        end = self.end_of(piece)
+        if (piece.tail and self.top_unknown()) or end is None:
+            return SLOTS
+        width = end - piece.lo
+        if piece.tail:  # and one short page to show the end
+            return math.ceil(self.density(piece) * width * TAIL_MARGIN / PAGE) + 1
+        expected = math.ceil(self.density(piece) * width / PAGE) + 1  # one spare
+        return max(1, min(expected, math.ceil(width / PAGE)))
+
+    def split(self, piece: _Slice, pages: int) -> _Slice:
+        """The first ``pages`` pages' worth of IDs of an idle slice, as a slice of its own
+        (the rest follows it); the slice itself when what is left is no more."""
+        end = self.end_of(piece)
+        density = self.density(piece, low=True)
+        cut = piece.lo + max(1, math.floor(pages * PAGE / density))
+        if end is None or cut >= end:
+            return piece
+        front = _Slice(piece.lo, cut, density=density)
+        rest = _Slice(cut, piece.hi, tail=piece.tail, density=density)
+        piece.tail, piece.done, piece.hi = False, True, piece.lo  # ends where it stands
+        at = self.slices.index(piece) + 1
+        self.slices[at:at] = [front, rest]
+        return front
+
+    def build(self, budget: int) -> tuple[Commands, _Sent] | None:
+        """The next batch: slices still to read in ID order (those not on their way), the
+        first cut to what the batch has room for, up to ``budget`` pages; the DESC page
+        last when the end is not known."""
+        slots = min(SLOTS, budget)
+        tail = self.slices[-1]
+        top_after = tail.lo if (slots >= 2 and self.tail_ready() and self.top_unknown()) else None
+        if top_after is not None:
+            slots -= 1
+        cmds: Commands = {}
+        chains: list[_Chain] = []
+        for piece in list(self.slices):
+            if slots <= 0:
+                break
+            if piece.done or piece.busy:
+                continue
+            if self.need(piece) > slots:
+                piece = self.split(piece, slots)
+            pages = min(slots, self.need(piece))
+            chains.append(self.chain(piece, pages, cmds))
+            slots -= pages
+        if not chains:
+            return None
+        if top_after is not None:
+            cmds["top"] = (self.method, self.top_params(top_after, self.caller_hi))
+        reserved = len(cmds) * self.cost * COST_MARGIN if self.cost else 0.0
+        return cmds, _Sent(chains, list(cmds), top_after, reserved)
+
+    def tail_ready(self) -> bool:
+        tail = self.slices[-1]
+        return not tail.busy and not tail.done
+
+    def affordable(self) -> int:
+        """Pages the method's budget has room for now (a full batch while unknown)."""
+        room = self.tracker.room(self.method)
+        if room is None or not self.cost:
+            return SLOTS
+        pages = int(room // (self.cost * COST_MARGIN))
+        if pages > 1:  # near the limit, half of what is left at a time: the answers to
+            pages = max(1, pages // 2)  # the first tell the next what it really cost
+        if self.probe:
+            pages = max(pages, 1)
+        return max(0, min(SLOTS, pages))
+
+    def dispatch(self, tasks: dict[asyncio.Future[BatchResult], _Sent]) -> bool:
+        """Send batches while fewer than ``in_flight`` are on their way and rows held are
+        few; with none on its way, always one (the head of the read must move). Whether
+        any was."""
+        sent_any = False
+        while len(tasks) < self.in_flight and (
+            not tasks or len(tasks) + math.ceil(self.held / (SLOTS * PAGE)) < self.in_flight
+        ):
+            planned = self.build(self.affordable())
+            if planned is None:
+                return sent_any
+            cmds, sent = planned
+            self.probe = False
+            self.tracker.reserve(self.method, sent.reserved)
+            tasks[asyncio.ensure_future(self.client.batch(cmds, safe=True))] = sent
+            sent_any = True
+        return sent_any
+
+    # ------------------------------------------------------------ answers
+    def absorb(self, sent: _Sent, batch: BatchResult) -> None:
+        self.tracker.release(self.method, sent.reserved)
+        self.learn_cost(sent, batch)
+        for chain in sent.chains:
+            chain.slice.busy = False
+            self.take(chain, batch)
+        if sent.top_after is not None:
+            self.take_top(sent.top_after, batch)
+
+    def learn_cost(self, sent: _Sent, batch: BatchResult) -> None:
+        """Operating seconds a page: the rise of ``operating`` from one command to the next."""
+        rises: list[float] = []
+        before: float | None = None
+        for name in sent.order:
+            info = batch.time.get(name)
+            operating = info.get("operating") if isinstance(info, Mapping) else None
+            if not isinstance(operating, (int, float)):
+                before = None
+                continue
+            if before is not None and operating > before and name in batch.result:
+                rises.append(float(operating) - before)
+            before = float(operating)
+        if rises:  # the dearest of the last few batches: a page's cost varies
+            self.costs.append(sum(rises) / len(rises))
+            self.cost = max(self.costs)
+
+    def take(self, chain: _Chain, batch: BatchResult) -> None:
+        """The chain's good pages, in order, up to the first that failed or did not
+        advance (read again from there) or the slice's end."""
+        piece = chain.slice
+        read = 0
+        first: int | None = None
+        recent: deque[tuple[int, int]] = deque(maxlen=RECENT)  # (ID before a page, rows)
+        for name in chain.names:
+            page = self.good_page(piece, name, batch)
+            if page is None:
+                break
             if page:
-                self.last_id = ids[-1]
-            if len(page) < PAGE:
-                return good, False, True
-        return good, False, False
+                recent.append((piece.lo, len(page)))
+                piece.pages.append(page)
+                first = int(page[0][self.id_key]) if first is None else first
+                piece.lo = int(page[-1][self.id_key])
+                read += len(page)
+            if len(page) < PAGE or piece.at_end():
+                piece.done = True
+                break
+        self.count(chain, read, first)
+        if not piece.done and recent:  # more to read here: as dense as the last pages
+            piece.density = sum(n for _, n in recent) / (piece.lo - recent[0][0])
 
-    def failed(self, why: str) -> None:
-        self.failures += 1
-        if self.failures > self.page_retries:
+    def good_page(self, piece: _Slice, name: str, batch: BatchResult) -> list[Row] | None:
+        """A page that advances the slice, or None (then read again from its last ID)."""
+        error = batch.error.get(name)
+        if isinstance(error, OperationTimeLimit):
+            self.tracker.blocked(self.method)  # wait for the budget, then go on
+            return None
+        if error is not None or name not in batch.result:
+            self.failed(piece, f"page after ID {piece.lo} failed: {error}")
+            return None
+        page = _rows(self.method, batch.result[name])
+        if not self.advances(piece, [int(r[self.id_key]) for r in page]):
+            # a page built from a broken reference: discard, resume
+            self.failed(piece, f"pages after ID {piece.lo} do not advance")
+            return None
+        piece.failures = 0
+        return page
+
+    def count(self, chain: _Chain, read: int, first: int | None) -> None:
+        """Rows and IDs the chain went through, for the density. The IDs before the read's
+        very first row say nothing of the rest (a filter may start far in)."""
+        piece = chain.slice
+        start = first - 1 if first is not None and self.rows_read == 0 else chain.start
+        end = piece.hi if piece.done and piece.hi is not None else piece.lo
+        self.held += read
+        self.rows_read += read
+        self.span_read += max(0, end - start)
+
+    def advances(self, piece: _Slice, ids: list[int]) -> bool:
+        if any(b <= a for a, b in zip([piece.lo, *ids], ids, strict=False)):
+            return False
+        return not ids or piece.hi is None or ids[-1] <= piece.hi
+
+    def take_top(self, after: int, batch: BatchResult) -> None:
+        error = batch.error.get("top")
+        if isinstance(error, OperationTimeLimit):
+            self.tracker.blocked(self.method)
+            return
+        if error is not None or "top" not in batch.result:
+            return  # asked again with the next batch
+        rows = _rows(self.method, batch.result["top"])
+        self.top = int(rows[0][self.id_key]) if rows else after
+        if len(rows) == PAGE:  # the table's end may be sparser than its start
+            self.top_density = PAGE / (self.top - int(rows[-1][self.id_key]) + 1)
+        tail = self.slices[-1]
+        if not tail.busy and not tail.done and tail.lo >= self.top:
+            tail.done = True  # run after the tail's last page, it saw nothing past it
+
+    def failed(self, piece: _Slice, why: str) -> None:
+        piece.failures += 1
+        if piece.failures > self.page_retries:
             raise IncompleteRead(f"{self.method}: {why}")
 
-    async def rows(self) -> AsyncIterator[dict[str, Any]]:
-        if self.count:
-            async for row in self.counted_first_page():
-                yield row
-            if self.only_page:
+    # ------------------------------------------------------------ handing out
+    def drain(self) -> Iterator[Row]:
+        """Rows of the slices at the head, in order, as far as they are read."""
+        while self.slices:
+            head = self.slices[0]
+            while head.pages:
+                page = head.pages.popleft()
+                self.held -= len(page)
+                self.seen += len(page)
+                self.last = int(page[-1][self.id_key])
+                yield from page
+                self.report()
+            if not head.done:
                 return
-        pages = self.batch_size()
-        pending = asyncio.ensure_future(self.client.batch(self.commands(pages), safe=True))
-        try:
-            while True:
-                good, broke, finished = self.take(await pending, pages)
-                if not finished:
-                    if not broke and self.remaining <= 0:
-                        self.remaining = 0  # counted rows all read, last page full: check
-                    if not self.count and not broke:
-                        self.remaining = PAGE * PAGE  # still no total: a full batch next
-                    pages = self.batch_size()
-                    # ask for the next pages now, and hand out these rows while it travels
-                    pending = asyncio.ensure_future(
-                        self.client.batch(self.commands(pages), safe=True)
-                    )
-                for page in good:
-                    for row in page:
+            self.slices.pop(0)
+
+    def report(self, total: int | None = None) -> None:
+        if self.progress is None:
+            return
+        if total is None and self.top is not None:
+            ahead = min(1.0, self.read_density()) * max(0, self.top - self.last)
+            total = self.seen + round(ahead)
+        self.progress(self.seen, total)
+
+    async def rows(self) -> AsyncIterator[Row]:
+        tasks: dict[asyncio.Future[BatchResult], _Sent] = {}
+        with self.tracker.pacing(self.method):
+            try:
+                while True:
+                    if self.dispatch(tasks):
+                        await asyncio.sleep(0)  # sent before these rows are handed out
+                    for row in self.drain():
                         yield row
-                    self.seen += len(page)
-                    self.report()
-                if finished:
-                    return
-        finally:
-            if not pending.done():
-                pending.cancel()
+                    if not self.slices:
+                        self.report(self.seen)
+                        return
+                    self.dispatch(tasks)
+                    if not tasks:  # no room in the budget: after its reset, look
+                        self.tracker.hold_until_reset(self.method)
+                        self.probe = True
+                        continue
+                    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        self.absorb(tasks.pop(task), task.result())
+            finally:
+                for task in tasks:
+                    task.cancel()
+                if tasks:
+                    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _offset(

@@ -107,7 +107,6 @@ async def read_link_deals(client: B24Client, link: ResolvedLink) -> DealIndex:
             "filter": {"@CATEGORY_ID": link.categories},
             "select": link.fields(),
         },
-        count=False,
     ):
         page.append(to_deal(row, link))
         if len(page) >= 2500:

@@ -1,7 +1,7 @@
 """What the management reports read from a portal, streamed into a private SQLite file so
 memory stays bounded however many deals there are (as links/index.py does for audits).
 
-Read with the batched keyset reader (``iterate(count=False)``: no full-table count):
+Read with the batched keyset reader (``iterate``: no full-table count):
 - the parents: deals of the links' parent pipelines (the sales directions), filtered on
   the portal by direction, manager and period (``BEGINDATE``);
 - the children: every deal of the links' child pipelines (the departments);
@@ -250,7 +250,7 @@ async def _stream_deals(
 ) -> None:
     page: list[tuple[Any, ...]] = []
     async for row in iterate(
-        client, "crm.deal.list", {"filter": flt, "select": scope.deal_fields()}, count=False
+        client, "crm.deal.list", {"filter": flt, "select": scope.deal_fields()}
     ):
         page.append(deal_row(row, scope))
         if len(page) >= CHUNK:
@@ -285,7 +285,6 @@ async def _stream_history(
             "filter": {"@CATEGORY_ID": categories},
             "select": ["ID", "OWNER_ID", "STAGE_ID", "CREATED_TIME"],
         },
-        count=False,
     ):
         page.append(
             (int(row["OWNER_ID"]), sys.intern(str(row["STAGE_ID"])), str(row["CREATED_TIME"]))
