@@ -19,6 +19,7 @@ from b24kit.client import (
     read_all,
 )
 from b24kit.sandbox import Sandbox
+from b24kit.sandbox.costs import DOCS
 from tests.clients import bucket_for, client_for
 from tests.clocks import FakeClock
 
@@ -409,7 +410,8 @@ class BudgetClock(FakeClock):
 
 def test_reads_are_paced_by_the_operating_budget() -> None:
     clock = BudgetClock()
-    limit, window = 1.5, 10.0
+    # a first batch (50 pages, their cost not yet known) fits; the read needs 4 windows
+    limit, window = 60 * DOCS.page, 10.0
     box = seeded(12345, operating_limit=limit, operating_window=window, clock=clock.time)
     clock.box = box
 
