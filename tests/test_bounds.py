@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from b24kit.blueprint.bounds import expanded_beyond, flow_too_deep
-from tests.cli import ROOT
 from tests.test_hostile_files import HOSTILE
 
 
@@ -62,35 +60,3 @@ def test_compact_nesting_by_the_million_is_refused_not_a_crash(tmp_path: Path) -
     path.write_text(text, encoding="utf-8")
     with pytest.raises(BlueprintError, match="nested"):
         read_yaml(path)
-
-
-def test_libyaml_and_the_pure_reader_give_the_same_documents() -> None:
-    from b24kit.blueprint import loader
-
-    if loader._FAST is None:
-        pytest.skip("PyYAML without libyaml: the pure reader is the only one")
-    files = [*ROOT.glob("blueprints/*.yaml"), *ROOT.glob("examples/*.yaml")]
-    files += [*(ROOT / "tests" / "hostile").rglob("*.yaml")]
-    same = 0
-    for path in files:
-        text = path.read_text(encoding="utf-8")
-        try:
-            pure = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError:
-            continue
-        assert _shape(loader._compose(text)) == _shape(pure), path
-        same += 1
-    assert same > 100
-
-
-def _shape(node: Any, seen: set[int] | None = None) -> Any:
-    seen = set() if seen is None else seen
-    if node is None or id(node) in seen:
-        return None
-    seen.add(id(node))
-    mark = (node.tag, node.start_mark.line, node.start_mark.column, node.end_mark.index)
-    if isinstance(node, yaml.ScalarNode):
-        return (mark, node.value)
-    if isinstance(node, yaml.MappingNode):
-        return (mark, [(_shape(k, seen), _shape(v, seen)) for k, v in node.value])
-    return (mark, [_shape(v, seen) for v in node.value])

@@ -196,7 +196,7 @@ def test_global_flags_anywhere_and_internal_errors(b24kit, monkeypatch: pytest.M
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr("b24kit.cli.blueprint.mermaid", boom)
+    monkeypatch.setattr("b24kit.blueprint.graph.mermaid", boom)  # graph imports it when run
     result = b24kit("graph", "blueprints/example.yaml")
     assert result.code == 4 and "internal error (RuntimeError: kaput)" in result.err
     assert "--debug" in result.err and len(result.err.strip().splitlines()) == 1

@@ -159,17 +159,23 @@ def _aliases_bounded(builder: _Builder, node: Node) -> None:
 
 # libyaml's reader, where PyYAML was built with it: the same nodes and marks, ten times
 # faster (a tenth of a second less for every load of a company's blueprint)
-_FAST: Any = getattr(yaml, "CSafeLoader", None)
+_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", None)
 FAST_DEPTH = 200  # deeper block nesting is read by the pure-Python reader (bounds.py)
+_NOT_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE  # what PyYAML refuses and libyaml may not
 
 
 def _compose(text: str) -> Node | None:
     """The YAML node tree. Through libyaml when the text is shallow enough for its C
-    recursion; anything libyaml refuses is read again by the pure-Python reader, whose
-    errors (and the few texts it accepts that libyaml does not) are the ones we know."""
-    if _FAST is not None and block_depth_bound(text) <= FAST_DEPTH:
+    recursion and holds no character PyYAML's reader refuses; anything libyaml refuses is
+    read again by the pure-Python reader, whose errors (and the few texts it accepts that
+    libyaml does not) are the ones we know."""
+    if (
+        _FAST_LOADER is not None
+        and not _NOT_PRINTABLE.search(text)
+        and block_depth_bound(text) <= FAST_DEPTH
+    ):
         try:
-            node: Node | None = yaml.compose(text, Loader=_FAST)
+            node: Node | None = yaml.compose(text, Loader=_FAST_LOADER)
             return node
         except yaml.YAMLError:
             pass

@@ -1,14 +1,12 @@
 """The root of the b24kit command line: the commands, the global options, and the one
 place where errors become exit codes."""
 
-from __future__ import annotations
-
+import copy
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-import click
 import typer
 
 try:
@@ -17,7 +15,7 @@ except ImportError:  # a typer that uses click itself
     from click import exceptions as typer_click_errors  # type: ignore[no-redef]
 
 from b24kit import __version__
-from b24kit.blueprint.loader import BlueprintError
+from b24kit.blueprint.document import BlueprintError
 from b24kit.cli import blueprint, call, links, migrate, portal, reports, sandbox
 from b24kit.cli.codes import INTERNAL, INTERRUPTED, INTERRUPTED_LINE, USAGE
 from b24kit.cli.common import (
@@ -25,9 +23,9 @@ from b24kit.cli.common import (
     setup_logging,
 )
 from b24kit.cli.output import err
-from b24kit.client import redact
 from b24kit.errors import Error, one_line
 
+E = TypeVar("E", bound=BaseException)
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     help=(
@@ -95,11 +93,21 @@ def root(
     setup_logging()
 
 
-# typer may carry its own copy of click: catch the exceptions of both
-EXIT = (typer.Exit, click.exceptions.Exit)
-ABORT = (typer.Abort, click.exceptions.Abort)
-CLICK_ERRORS = (typer_click_errors.ClickException, click.ClickException)
-USAGE_ERRORS = (typer_click_errors.UsageError, click.UsageError)
+def _caught(ours: type[E], name: str) -> tuple[type[E], ...]:
+    """``ours`` and, when click is loaded, click's own exception ``name``: typer may carry
+    its own copy of click, whose exceptions are not click's. click itself is not imported
+    for this (60 ms at start-up): only code that imported click can raise its exceptions.
+    (click's class stands in for ``ours``: both have the attributes main reads.)"""
+    module = sys.modules.get("click.exceptions")
+    found = getattr(module, name, None)
+    return (ours, found) if isinstance(found, type) and found is not ours else (ours,)
+
+
+def _redact(text: str) -> str:
+    from b24kit.client import redact  # loads the REST client: only on an error's way out
+
+    return redact(text)
+
 
 GLOBAL_FLAGS = {"-q", "--quiet", "--debug", "-v", "-vv", "-vvv", "--verbose"}
 
@@ -114,25 +122,47 @@ def hoist_global_flags(argv: Sequence[str]) -> list[str]:
     return flags + rest + args[cut:]
 
 
+def only_command(args: Sequence[str]) -> typer.Typer:
+    """The app with only the command (or group) the line names, or the whole app when it
+    names none it knows (``b24kit --help`` lists every command; a mistyped name gets its
+    suggestion). typer builds every command's options from its signature on each run,
+    60 ms for all of them: a command needs only its own. Root options take no value, so
+    the first word not starting with "-" is the command."""
+    name = next((a for a in args if not a.startswith("-")), None)
+    if name not in _ONLY:
+        commands = [c for c in app.registered_commands if c.name == name]
+        groups = [g for g in app.registered_groups if g.name == name]
+        if not commands and not groups:
+            return app
+        only = copy.copy(app)
+        only.registered_commands, only.registered_groups = commands, groups
+        _ONLY[name] = only
+    return _ONLY[name]
+
+
+_ONLY: dict[str | None, typer.Typer] = {}  # one app per command, made once per process
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI. Every outcome is an exit code of the table; an error is one line."""
     args = hoist_global_flags(sys.argv[1:] if argv is None else argv)
     OPTIONS.debug = "--debug" in args
     try:
-        code = app(args=args, prog_name="b24kit", standalone_mode=False)
-    except EXIT as exc:
+        code = only_command(args)(args=args, prog_name="b24kit", standalone_mode=False)
+    except _caught(typer.Exit, "Exit") as exc:
         code = exc.exit_code
-    except (*ABORT, KeyboardInterrupt):
+    except _caught(typer.Abort, "Abort") + (KeyboardInterrupt,):
         code = INTERRUPTED
-    except CLICK_ERRORS as exc:
+    except _caught(typer_click_errors.ClickException, "ClickException") as exc:
         exc.show()
-        code = USAGE if isinstance(exc, USAGE_ERRORS) else exc.exit_code
+        usage = isinstance(exc, _caught(typer_click_errors.UsageError, "UsageError"))
+        code = USAGE if usage else exc.exit_code
     except Error as exc:  # the hierarchy decides the code: input 2, portal 3, other 4
         if isinstance(exc, BlueprintError):  # a blueprint or mapping named by another file
             for issue in exc.issues:
                 err.print(str(issue), highlight=False, markup=False)
         else:
-            err.print(f"error: {one_line(redact(str(exc)))}", highlight=False, markup=False)
+            err.print(f"error: {one_line(_redact(str(exc)))}", highlight=False, markup=False)
         code = exc.exit_code
     except OSError as exc:  # a file the user named: cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""
@@ -144,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - the one place a bug becomes a clear line
         if OPTIONS.debug:
             traceback.print_exc()
-        message = redact(f"{type(exc).__name__}: {exc}")
+        message = _redact(f"{type(exc).__name__}: {exc}")
         err.print(
             f"error: internal error ({message}); this is a bug in b24kit, please "
             "report it" + ("" if OPTIONS.debug else " (--debug shows the traceback)"),

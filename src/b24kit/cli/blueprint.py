@@ -1,28 +1,13 @@
 """Deploy commands: validate, plan, apply, export, graph, and ``blueprint schema``."""
 
-from __future__ import annotations
-
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from b24kit.blueprint.apply import (
-    ApplyError,
-    ApplyReport,
-    apply_blueprint,
-    make_plan,
-    plan_summary_line,
-)
-from b24kit.blueprint.export import dump_yaml, export_blueprint
-from b24kit.blueprint.graph import mermaid
-from b24kit.blueprint.loader import BlueprintError, load_blueprint
-from b24kit.blueprint.model import Blueprint, json_schema
-from b24kit.blueprint.plan import Change, Plan, PlanOptions
-from b24kit.blueprint.saved import read_saved_plan, save_plan
-from b24kit.blueprint.svg import render_svg
+from b24kit.blueprint.document import BlueprintError
 from b24kit.cli.codes import USAGE
 from b24kit.cli.common import (
     LOCK_WAIT,
@@ -41,9 +26,16 @@ from b24kit.cli.common import (
 )
 from b24kit.cli.output import console, err, fail, phase, row_progress, safe
 from b24kit.cli.report import Output, narrate, show
-from b24kit.connect import Connection
 from b24kit.errors import InputError
-from b24kit.portal.snapshot import read_snapshot
+
+# Each command imports what it uses (the pydantic model, the planner, the REST client) when
+# it runs: typer reads every command's signature at start-up, and `validate` loads only the
+# blueprint loader (tests/test_startup.py).
+if TYPE_CHECKING:
+    from b24kit.blueprint.apply import ApplyReport
+    from b24kit.blueprint.model import Blueprint
+    from b24kit.blueprint.plan import Change, Plan, PlanOptions
+    from b24kit.connect import Connection
 
 schema_app = typer.Typer(help="The blueprint format.", no_args_is_help=True)
 VarOption = Annotated[
@@ -90,7 +82,9 @@ def _variables(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _options(prune: bool, moves: list[str] | None) -> PlanOptions:
+def _options(prune: bool, moves: list[str] | None) -> "PlanOptions":
+    from b24kit.blueprint.plan import PlanOptions
+
     move_stage = {}
     for item in moves or []:
         source, sep, target = item.partition("=")
@@ -100,7 +94,9 @@ def _options(prune: bool, moves: list[str] | None) -> PlanOptions:
     return PlanOptions(prune=prune, move_stage=move_stage)
 
 
-def _load(file: Path, variables: dict[str, str], code: int = 2) -> Blueprint:
+def _load(file: Path, variables: dict[str, str], code: int = 2) -> "Blueprint":
+    from b24kit.blueprint.loader import load_blueprint
+
     try:
         blueprint, _ = load_blueprint(file, variables)
     except BlueprintError as exc:
@@ -117,7 +113,7 @@ def _value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else f'"{value}"'
 
 
-def render_change(change: Change) -> str:
+def render_change(change: "Change") -> str:
     symbol, colour = SYMBOL[change.action]
     if change.action in ("update", "rename"):
         detail = ", ".join(
@@ -134,7 +130,9 @@ def render_change(change: Change) -> str:
     return line
 
 
-def print_plan(plan: Plan) -> None:
+def print_plan(plan: "Plan") -> None:
+    from b24kit.blueprint.apply import plan_summary_line
+
     groups: dict[str, list[Change]] = {}  # in order of first appearance
     for change in plan.changes:
         groups.setdefault(change.group, []).append(change)
@@ -149,7 +147,7 @@ def print_plan(plan: Plan) -> None:
     console.print(plan_summary_line(plan.summary()), highlight=False)
 
 
-def print_applied(report: ApplyReport, portal: str) -> None:
+def print_applied(report: "ApplyReport", portal: str) -> None:
     for o in report.outcomes:
         mark = "[green]✓[/]" if o.ok else "[red]✗[/]"
         line = f"{mark} {o.change.action} {o.change.kind} {safe(o.change.address)}"
@@ -243,11 +241,14 @@ def _plan(
     format: Format,
     out: Path | None,
 ) -> int:
+    from b24kit.blueprint.apply import make_plan
+    from b24kit.blueprint.saved import save_plan
+
     blueprint = _load(file, _variables(var))
     options = _options(prune, move_stage)
     conn = open_portal(portal, plan_name)
 
-    async def work(conn: Connection) -> Plan:
+    async def work(conn: "Connection") -> "Plan":
         with phase(f"reading {conn.label}"):
             return await make_plan(conn.client, blueprint, options)
 
@@ -287,6 +288,9 @@ def apply(
     Exit codes: 0 applied (or nothing to do), 2 bad blueprint or refused changes,
     3 portal error.
     """
+    from b24kit.blueprint.apply import ApplyError, apply_blueprint, make_plan
+    from b24kit.blueprint.saved import read_saved_plan
+
     try:
         saved = read_saved_plan(file)
     except InputError as exc:
@@ -303,7 +307,7 @@ def apply(
         )
     conn = open_portal(portal, plan_name, writes=True)
 
-    async def work(conn: Connection) -> int:
+    async def work(conn: "Connection") -> int:
         with phase(f"reading {conn.label}"):
             first = await make_plan(conn.client, blueprint, options)
         if saved is not None and first.fingerprint != saved.fingerprint:
@@ -375,9 +379,12 @@ def export(
     """Write the portal's structure (pipelines, stages, fields, smart processes) as a
     blueprint. 'export' then 'plan' on the same portal shows no changes; export from one
     portal and apply to another copies the structure."""
+    from b24kit.blueprint.export import dump_yaml, export_blueprint
+    from b24kit.portal.snapshot import read_snapshot
+
     conn = open_portal(portal, None)
 
-    async def work(conn: Connection) -> dict[str, Any]:
+    async def work(conn: "Connection") -> dict[str, Any]:
         with phase(f"reading {conn.label}"):
             return export_blueprint(await read_snapshot(conn.client), name)
 
@@ -417,6 +424,9 @@ def graph(
     """Draw the pipelines, their stages and the links between them as a Mermaid flowchart
     (GitHub and most Markdown viewers render it). Every pipeline is drawn unless
     --linked-only is given."""
+    from b24kit.blueprint.graph import mermaid
+    from b24kit.blueprint.svg import render_svg
+
     blueprint = _load(file, _variables(var))
     if linked_only:
         linked = {
@@ -443,6 +453,8 @@ def graph(
 def schema(out: Annotated[Path | None, out_option("Write to a file.")] = None) -> None:
     """Write the blueprint JSON Schema, for editors with the YAML language server
     (add '# yaml-language-server: $schema=PATH' at the top of a blueprint)."""
+    from b24kit.blueprint.model import json_schema
+
     text = json.dumps(json_schema(), ensure_ascii=False, indent=2) + "\n"
     if out is None:
         typer.echo(text, nl=False)

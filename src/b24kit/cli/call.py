@@ -1,20 +1,17 @@
 """``b24kit call``: one REST method, for implementers' one-off calls."""
 
-from __future__ import annotations
-
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from b24kit.cli.common import PlanOption, PortalOption, open_portal, run_portal
 from b24kit.cli.output import emit_json, fail, row_progress
-from b24kit.client import read_all
-from b24kit.client.core import is_read
-from b24kit.client.errors import MethodNotFound
-from b24kit.connect import Connection
 from b24kit.encoding import _split_key
 from b24kit.errors import InputError
+
+if TYPE_CHECKING:  # the REST client is imported when the command runs, not at start-up
+    from b24kit.connect import Connection
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, Any]:
@@ -77,6 +74,10 @@ def call(
 
       b24kit call crm.deal.list --all select[]=ID | jq length
     """
+    from b24kit.client import read_all
+    from b24kit.client.core import is_read
+    from b24kit.client.errors import MethodNotFound
+
     try:
         params: dict[str, Any] = json.loads(json_params) if json_params else {}
         if not isinstance(params, dict):
@@ -87,7 +88,7 @@ def call(
     params.update(extra)
     conn = open_portal(portal, plan, writes=not is_read(method))
 
-    async def work(conn: Connection) -> Any:
+    async def work(conn: "Connection") -> Any:
         if all_pages:
             with row_progress(f"reading {method}") as progress:
                 return await read_all(conn.client, method, params, progress=progress)

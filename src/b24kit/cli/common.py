@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.markup import escape
@@ -18,11 +18,14 @@ from b24kit.blueprint.document import BlueprintError
 from b24kit.cli.codes import USAGE
 from b24kit.cli.interrupt import run_cancellable
 from b24kit.cli.output import err, fail
-from b24kit.client import ConfigError, redact
-from b24kit.client.errors import PortalError
-from b24kit.connect import Connection, connect
 from b24kit.errors import Error
-from b24kit.locks import WAIT, run_lock
+
+# The REST client (httpx), the config reader (yaml) and the run lock are imported by the
+# functions that use them: every command module imports this one, and `b24kit --help` or
+# `b24kit validate` never reach a portal (tests/test_startup.py checks what they load).
+if TYPE_CHECKING:
+    from b24kit.client.errors import PortalError
+    from b24kit.connect import Connection
 
 T = TypeVar("T")
 
@@ -158,6 +161,9 @@ def _loopback(url: str) -> bool:
 def open_portal(portal: str | None, plan: str | None, *, writes: bool = False) -> Connection:
     """Connect; an unusable choice is a usage error. A command that writes names its target
     when it starts (and again in its last line)."""
+    from b24kit.client import ConfigError, redact
+    from b24kit.connect import connect
+
     try:
         conn = connect(portal, plan=plan)
     except (ConfigError, ValueError) as exc:
@@ -191,7 +197,7 @@ LockWaitOption = Annotated[
         "(0: do not wait); then exit 3 naming it.",
     ),
 ]
-LOCK_WAIT = WAIT
+LOCK_WAIT = 60.0  # as b24kit.locks.WAIT (a test checks), which is not imported for --help
 
 
 def locked(
@@ -199,6 +205,8 @@ def locked(
 ) -> Callable[[Connection], Awaitable[T]]:
     """``work`` under the portal's run lock (b24kit.locks): taken before anything is
     read for planning, so that two runs never plan the same create."""
+
+    from b24kit.locks import run_lock
 
     async def run(conn: Connection) -> T:
         async with run_lock(conn.lock_path(), job, wait=wait, on_wait=note):
@@ -215,6 +223,8 @@ def run_portal(
 ) -> T:
     """Run ``work`` against the portal; portal and network failures exit 3 with one line,
     ``usage_errors`` (the user's mistake, such as a method name in ``call``) exit 2."""
+
+    from b24kit.client import redact
 
     async def go() -> T:
         try:

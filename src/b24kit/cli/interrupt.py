@@ -5,7 +5,6 @@ silent portal, a library that holds a cancellation). A second Ctrl-C ends it at 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
@@ -30,6 +29,8 @@ def run_cancellable(main: Callable[[], Awaitable[T]], grace: float = GRACE) -> T
     """``asyncio.run(main())``, where Ctrl-C cancels ``main`` and, if it has not ended
     ``grace`` seconds later, ends the process with 130. Raises KeyboardInterrupt when the
     work was cancelled by Ctrl-C. A Ctrl-C the process was started ignoring stays ignored."""
+    import asyncio  # here: a command that never reaches a portal does not load it
+
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGINT) is not signal.default_int_handler

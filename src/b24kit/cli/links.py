@@ -1,16 +1,12 @@
 """``audit``, ``sync`` and ``report``: parent/child links from cron, repaired safely."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from b24kit.blueprint.loader import BlueprintError, load_blueprint
-from b24kit.blueprint.model import Blueprint
+from b24kit.blueprint.document import BlueprintError
 from b24kit.cli.common import (
     LOCK_WAIT,
     OPTIONS,
@@ -34,14 +30,13 @@ from b24kit.cli.common import (
 )
 from b24kit.cli.output import console, err, fail, phase
 from b24kit.cli.report import Output, show
-from b24kit.connect import Connection
-from b24kit.links.audit import RULES, SEVERITY_RANK, AuditResult
-from b24kit.links.run import (
-    audit_portal,
-    repair_until_clean,
-    repairable,
-    sync_once,
-)
+
+# the blueprint model and the links engine (with the REST client) are imported when a
+# command runs: typer reads every command's signature at start-up
+if TYPE_CHECKING:
+    from b24kit.blueprint.model import Blueprint
+    from b24kit.connect import Connection
+    from b24kit.links.audit import AuditResult
 
 LinkOption = Annotated[
     list[str] | None, typer.Option("--link", metavar="LINK", help="Only this link (repeatable).")
@@ -51,8 +46,10 @@ SHOWN = 50  # findings listed on a terminal; -f json lists every one
 
 def _blueprint(
     argument: Path | None, alias: Path | None, links: list[str] | None = None
-) -> Blueprint:
+) -> "Blueprint":
     """The blueprint, checked, with at least one link and every --link named in it."""
+    from b24kit.blueprint.loader import load_blueprint
+
     path = blueprint_path(argument, alias)
     try:
         bp = load_blueprint(path)[0]
@@ -66,7 +63,7 @@ def _blueprint(
     return bp
 
 
-def _portal_base(conn: Connection) -> str:
+def _portal_base(conn: "Connection") -> str:
     return conn.label.split("/rest/")[0] if "/rest/" in conn.label else "https://portal.local"
 
 
@@ -104,6 +101,9 @@ def audit(
 
     Cron: */30 * * * * /opt/acme/.venv/bin/b24kit audit company.yaml -p acme -q -f json -o /var/log/b24.json
     """
+    from b24kit.links.audit import SEVERITY_RANK
+    from b24kit.links.run import audit_portal, repair_until_clean, repairable
+
     quiet = OPTIONS.quiet
     if fail_on not in SEVERITY_RANK:
         raise fail(f"unknown --fail-on {fail_on!r}", "known: info, warn, error")
@@ -116,7 +116,7 @@ def audit(
     conn = open_portal(portal, plan_name, writes=do_fix)
     base = _portal_base(conn)
 
-    async def work(conn: Connection) -> tuple[AuditResult, int]:
+    async def work(conn: "Connection") -> "tuple[AuditResult, int]":
         with phase(f"reading {conn.label}"):
             result = await audit_portal(conn.client, bp, link)
         fixed = 0
@@ -166,7 +166,11 @@ def audit(
         raise typer.Exit(1)
 
 
-def print_findings(result: AuditResult, counts: dict[str, int], base: str, summary: str) -> None:
+def print_findings(result: "AuditResult", counts: dict[str, int], base: str, summary: str) -> None:
+    from rich.table import Table
+
+    from b24kit.links.audit import RULES
+
     if result.findings:
         table = Table(title="Findings by rule")
         for column in ("rule", "severity", "count", "what"):
@@ -269,6 +273,8 @@ def sync(
 
     Exit codes: 0 done, 2 bad input, 3 a command failed or the portal did (run it again).
     """
+    from b24kit.links.run import sync_once
+
     if once == serve:
         raise fail("choose --once or --serve")
     bp = _blueprint(blueprint, blueprint_alias)
@@ -278,7 +284,7 @@ def sync(
     pass_wait = min(lock_wait, deadline)  # the deadline bounds the lock's wait too
     if once:
 
-        async def work(conn: Connection) -> Any:
+        async def work(conn: "Connection") -> Any:
             with phase(f"reading {conn.label}"), conn.client.within(deadline):
                 return await sync_once(
                     conn.client,
@@ -330,7 +336,7 @@ def sync(
         )
     from b24kit.links.serve import SyncService, serve_forever
 
-    async def work_serve(conn: Connection) -> None:
+    async def work_serve(conn: "Connection") -> None:
         service = SyncService(
             conn.client,
             bp,

@@ -1,16 +1,14 @@
 """``b24kit migrate``: move legacy project sheets into linked deals."""
 
-from __future__ import annotations
-
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from b24kit.blueprint.loader import BlueprintError
+from b24kit.blueprint.document import BlueprintError
 from b24kit.cli.codes import USAGE
 from b24kit.cli.common import (
     LOCK_WAIT,
@@ -31,13 +29,15 @@ from b24kit.cli.common import (
 )
 from b24kit.cli.output import console, err, fail, phase, row_progress, safe
 from b24kit.cli.report import Output, narrate, show
-from b24kit.connect import Connection, connect
-from b24kit.migrate.draft import PortalFacts
-from b24kit.migrate.plan import Finding
-from b24kit.migrate.run import MigrationResult, execute, load_mapping, prepare, write_report
-from b24kit.migrate.sources import gspread_client, read_csv, read_gsheet, read_xlsx, to_table
-from b24kit.migrate.todo import TodosLeft
-from b24kit.migrate.undo import UndoResult, plan_undo, run_undo
+
+# the migration engine (pydantic, the REST client, the sheet readers) is imported when a
+# command runs: typer reads every command's signature at start-up
+if TYPE_CHECKING:
+    from b24kit.connect import Connection
+    from b24kit.migrate.draft import PortalFacts
+    from b24kit.migrate.plan import Finding
+    from b24kit.migrate.run import MigrationResult
+    from b24kit.migrate.undo import UndoResult
 
 app = typer.Typer(
     help="Migrate legacy Google Sheets / CSV / XLSX project tables into "
@@ -46,7 +46,7 @@ app = typer.Typer(
 )
 
 
-def _print_summary(result: MigrationResult) -> None:
+def _print_summary(result: "MigrationResult") -> None:
     s = result.summary()
     console.print(
         f"rows read {s['rows_read']}, valid {s['valid_rows']}, rejected "
@@ -131,6 +131,9 @@ def run(
     Exit codes: 0 done (rejected rows are listed and written to --report), 2 bad mapping
     or sheet, 3 portal error (the run can simply be repeated).
     """
+    from b24kit.migrate.run import execute, load_mapping, prepare, write_report
+    from b24kit.migrate.todo import TodosLeft
+
     if report is not None and report.suffix.lower() not in (".csv", ".json"):
         raise fail(f"--report {report}: name a .csv or .json file")
     if mapping_arg and mapping_alias and mapping_arg != mapping_alias:
@@ -156,7 +159,7 @@ def run(
         )
     conn = open_portal(portal, plan_name, writes=not dry_run)
 
-    async def work(conn: Connection) -> MigrationResult:
+    async def work(conn: "Connection") -> "MigrationResult":
         with phase(f"reading the sheet and {conn.label}"):
             result = await prepare(
                 conn.client, mapping, mapping_file.parent, sheets_endpoint, credentials
@@ -205,7 +208,7 @@ def run(
 DIGEST = 12  # groups of rejected values shown before the rows
 
 
-def _print_before(result: MigrationResult, dry_run: bool) -> None:
+def _print_before(result: "MigrationResult", dry_run: bool) -> None:
     """What a person reads before saying yes: the summary, the rejected values grouped by
     column (each distinct value with its count), then the rejected rows themselves (all of
     them in a dry run, the first 20 otherwise) and, in a dry run, the warnings."""
@@ -243,7 +246,7 @@ def _print_before(result: MigrationResult, dry_run: bool) -> None:
         err.print(f"... and {len(rejected) - shown} more (see --report)", highlight=False)
 
 
-def print_outcome(result: MigrationResult, portal: str, took: float = 0.0) -> None:
+def print_outcome(result: "MigrationResult", portal: str, took: float = 0.0) -> None:
     """The end of a run: per entity what was created, updated and left unchanged, the
     commands that failed, and the time taken."""
     if result.dry_run:
@@ -314,6 +317,7 @@ def init(
     TODO: replace each, then run with --dry-run (a mapping with a TODO left is refused)."""
     from b24kit.blueprint.loader import load_blueprint
     from b24kit.migrate.draft import draft_mapping
+    from b24kit.migrate.sources import gspread_client, read_csv, read_gsheet, read_xlsx, to_table
 
     blueprint_file = blueprint_path(blueprint_arg, blueprint_alias)
 
@@ -361,10 +365,11 @@ def init(
         note(f"{draft.todos} TODO(s) to decide: migrate run lists each with its line")
 
 
-def _draft_facts(portal: str | None, plan: str | None) -> PortalFacts | None:
+def _draft_facts(portal: str | None, plan: str | None) -> "PortalFacts | None":
     """The portal's users and sources for a draft: from the portal named (or the default
     one); with none, the people are left TODO, and init says so."""
     from b24kit.client import ConfigError, redact
+    from b24kit.connect import connect
     from b24kit.migrate.draft import read_portal_facts
 
     if portal is None:  # the default portal, when there is one; none is fine here
@@ -381,7 +386,7 @@ def _draft_facts(portal: str | None, plan: str | None) -> PortalFacts | None:
     else:
         conn = open_portal(portal, plan)
 
-    async def work(conn: Connection) -> PortalFacts:
+    async def work(conn: "Connection") -> "PortalFacts":
         with phase(f"reading the users of {conn.label}"):
             return await read_portal_facts(conn.client)
 
@@ -441,6 +446,9 @@ def undo(
     Exit codes: 0 removed (or nothing to remove), 2 bad mapping, or refused (changed
     entities listed, nothing deleted), 3 portal error (run it again to finish).
     """
+    from b24kit.migrate.run import load_mapping
+    from b24kit.migrate.undo import UndoResult, plan_undo, run_undo
+
     try:
         mapping = load_mapping(mapping_file)
     except BlueprintError as exc:
@@ -454,7 +462,7 @@ def undo(
         )
     conn = open_portal(portal, plan_name, writes=not dry_run)
 
-    async def work(conn: Connection) -> tuple[UndoResult, int]:
+    async def work(conn: "Connection") -> "tuple[UndoResult, int]":
         with phase(f"reading what {mapping.originator!r} made on {conn.label}"):
             plan = await plan_undo(conn.client, mapping)
         result = UndoResult(plan)
@@ -508,7 +516,7 @@ SINGULAR = {
 }
 
 
-def _print_undo_plan(result: UndoResult, portal: str, force: bool) -> None:
+def _print_undo_plan(result: "UndoResult", portal: str, force: bool) -> None:
     """The plan, before the question: the portal, the counts, the first rows in the order
     they go, what is kept and why; then each changed entity on a line of its own."""
     plan = result.plan
@@ -548,7 +556,7 @@ def _print_undo_plan(result: UndoResult, portal: str, force: bool) -> None:
         )
 
 
-def _print_undo_outcome(result: UndoResult, portal: str) -> None:
+def _print_undo_outcome(result: "UndoResult", portal: str) -> None:
     """The last line: what was deleted, per entity, and where."""
     if not result.outcomes:
         if not result.plan.remove:

@@ -11,7 +11,6 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 # no emoji codes: a user's ":x:" (as in /etc/passwd's "root:x:0") is not a picture
 console = Console(soft_wrap=True, emoji=False)
@@ -48,6 +47,9 @@ def row_progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
     if not err.is_terminal:
         yield lambda done, total: None
         return
+    # imported here: a command that shows no bar (or --help) does not load rich.progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

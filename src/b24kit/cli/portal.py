@@ -1,14 +1,11 @@
 """``b24kit portal``: look at the portal a command would talk to."""
 
-from __future__ import annotations
-
 import sys
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from b24kit.cli.common import (
     OPTIONS,
@@ -22,10 +19,12 @@ from b24kit.cli.common import (
 )
 from b24kit.cli.output import console, err, fail
 from b24kit.cli.report import Output, show
-from b24kit.client import RetryPolicy
-from b24kit.client.limiter import PLANS
-from b24kit.connect import Connection
-from b24kit.portal.conformance import ASSUMPTIONS, Report, run_conformance
+
+# the REST client and the conformance checks are imported when a command runs: typer reads
+# every command's signature at start-up
+if TYPE_CHECKING:
+    from b24kit.connect import Connection
+    from b24kit.portal.conformance import Report
 
 app = typer.Typer(
     help="Inspect the portal: reachability, user, scopes, limits, conformance.",
@@ -43,13 +42,16 @@ def check(
 
     Example: b24kit portal check -p acme -f json  (a profile; or B24_WEBHOOK_URL)
     """
+    from b24kit.client import RetryPolicy
+    from b24kit.client.limiter import PLANS
+
     conn = open_portal(portal, plan)
     # the command that diagnoses a wrong or unreachable portal answers within seconds: one
     # retry after half a second, a 5 s time-out, a name that does not resolve at once
     conn.client.retry = RetryPolicy(attempts=2, backoff=0.5, max_backoff=0.5, max_limit_wait=10)
     conn.client.timeout = 5.0
 
-    async def work(conn: Connection) -> dict[str, Any]:
+    async def work(conn: "Connection") -> dict[str, Any]:
         started = time.perf_counter()
         await conn.client.call("server.time")
         latency_ms = (time.perf_counter() - started) * 1000
@@ -84,6 +86,8 @@ def check(
 
 
 def print_check(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
     table = Table(show_header=False, box=None)
     table.add_row("portal", report["portal"])
     table.add_row("user", f"{report['user']['id']} {report['user']['name']}")
@@ -102,13 +106,17 @@ def print_check(report: dict[str, Any]) -> None:
 
 
 def print_assumptions() -> None:
+    from rich.table import Table
+
+    from b24kit.portal.conformance import ASSUMPTIONS
+
     table = Table("assumption", "expected", "source")
     for a in ASSUMPTIONS:
         table.add_row(escape(a.id), escape(a.expected), escape(a.source))
     console.print(table)
 
 
-def print_conformance(report: Report, portal: str) -> None:
+def print_conformance(report: "Report", portal: str) -> None:
     held = f"{len(report.results) - len(report.differs)} held, {len(report.differs)} differ on "
     if OPTIONS.quiet:
         console.print(
@@ -118,6 +126,8 @@ def print_conformance(report: Report, portal: str) -> None:
             highlight=False,
         )
         return
+    from rich.table import Table
+
     table = Table("assumption", "expected", "seen", "")
     for r in report.results:
         mark = (
@@ -163,6 +173,8 @@ def conformance(
 
     Example: b24kit portal conformance -p acme --yes -f json  (a profile; or B24_WEBHOOK_URL)
     """
+    from b24kit.portal.conformance import ASSUMPTIONS, run_conformance
+
     if list_:
         rows = [
             {
@@ -195,7 +207,7 @@ def conformance(
         if not typer.confirm("Go on?", default=False, err=True):
             raise typer.Exit(2)
 
-    async def work(conn: Connection) -> Report:
+    async def work(conn: "Connection") -> "Report":
         return await run_conformance(conn.client, only=only)
 
     report = run_portal(conn, work)

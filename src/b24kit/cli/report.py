@@ -19,8 +19,6 @@ from typing import IO, Any
 
 import typer
 
-from b24kit.migrate.run import inert
-
 
 @dataclass
 class Output:
@@ -62,6 +60,8 @@ def write(output: Output, format: str, handle: IO[str]) -> None:
         for r in output.rows:
             handle.write(json.dumps(r, ensure_ascii=False) + "\n")
     elif format == "csv":
+        from b24kit.migrate.run import inert
+
         writer = csv.DictWriter(handle, _columns(output), extrasaction="ignore")
         writer.writeheader()
         for r in output.rows:
@@ -84,6 +84,8 @@ def write_xlsx(output: Output, to: Path) -> None:
     """One worksheet: the header, then a row per record (openpyxl's write-only mode keeps
     memory flat however many rows)."""
     from openpyxl import Workbook
+
+    from b24kit.migrate.run import inert
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet(output.sheet[:31] or "report")

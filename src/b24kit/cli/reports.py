@@ -2,15 +2,12 @@
 view of a portal (issue 14). Each command reads the portal once (reports/build.py's
 ``build_report``) and renders its table through the one reporter (cli/report.py)."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from b24kit.cli.common import (
     BlueprintAlias,
@@ -26,10 +23,14 @@ from b24kit.cli.common import (
 from b24kit.cli.links import _blueprint
 from b24kit.cli.output import console, fail, phase, safe
 from b24kit.cli.report import Output, show
-from b24kit.connect import Connection
-from b24kit.reports.build import REPORTS, Report, build_report
 from b24kit.reports.model import ReportTable
-from b24kit.reports.read import Filters
+
+# the report builder (pydantic, the REST client) is imported when a command runs: typer
+# reads every command's signature at start-up
+if TYPE_CHECKING:
+    from b24kit.connect import Connection
+    from b24kit.reports.build import Report
+    from b24kit.reports.read import Filters
 
 report_app = typer.Typer(
     help="Reports for management: projects from the first contact to closed obligations, "
@@ -91,7 +92,9 @@ def _filters(
     pipeline: list[str] | None,
     manager: str | None,
     overdue_days: float = 7.0,
-) -> Filters:
+) -> "Filters":
+    from b24kit.reports.read import Filters
+
     return Filters(
         list(pipeline or []),
         manager,
@@ -106,6 +109,8 @@ def print_table(table: ReportTable, columns: list[str] | None = None) -> None:
     if not table.rows:
         console.print(table.empty or f"{table.title}: nothing to report.", highlight=False)
         return
+    from rich.table import Table
+
     columns = columns or table.columns
     view = Table(title=safe(table.title))
     for column in columns:
@@ -204,7 +209,7 @@ class Publish:
         return self.html is not None or self.sheet is not None
 
 
-def publish(report: Report, where: Publish, portal: str) -> None:
+def publish(report: "Report", where: Publish, portal: str) -> None:
     """``--html FILE`` and ``--to-sheet KEY``: every table of the report, before the
     report is closed (reports/html.py, reports/sheet.py)."""
     if where.html is not None:
@@ -229,12 +234,14 @@ def run_report(
     blueprint: Path | None,
     blueprint_alias: Path | None,
     portal: str | None,
-    filters: Filters,
+    filters: "Filters",
     format: str,
     out: Path | None,
     link: str | None = None,
     where: Publish | None = None,
 ) -> None:
+    from b24kit.reports.build import REPORTS, build_report
+
     where = where or Publish()
     if format not in FORMATS:
         raise fail(f"unknown format {format!r}", f"known: {', '.join(FORMATS)}")
@@ -246,7 +253,7 @@ def run_report(
     # --html and --to-sheet publish every report, from the same one reading
     names = list(REPORTS) if where.wanted else [name]
 
-    async def work(conn: Connection) -> Report:
+    async def work(conn: "Connection") -> "Report":
         with phase(f"reading {conn.label}"):
             return await build_report(conn.client, bp, names, filters, link)
 
@@ -348,6 +355,8 @@ def estimates(
 ) -> None:
     """Per logistician and month: estimates made, median and 90th-percentile hours from
     «Оценить» to «Согласование», and the price given against the final deal amount."""
+    from b24kit.reports.read import Filters
+
     where = Publish(html, to_sheet, sheets_endpoint, credentials)
     run_report(
         "estimates", blueprint, blueprint_alias, portal, Filters(), format.value, out, link, where

@@ -1,7 +1,5 @@
 """``b24kit sandbox``: run and manage the local rehearsal portal."""
 
-from __future__ import annotations
-
 import signal
 import sys
 from collections.abc import Iterator
@@ -74,7 +72,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
-def _open(db: str, **kwargs: object) -> Sandbox:
+def _open(db: str, **kwargs: object) -> "Sandbox":
     from b24kit.sandbox import FaultSpecError, Sandbox, SandboxConfig
 
     try:
@@ -215,7 +213,7 @@ def serve(
             sandbox.close()
 
 
-def _add_sheets(sandbox: Sandbox, sheet: list[str] | None) -> None:
+def _add_sheets(sandbox: "Sandbox", sheet: list[str] | None) -> None:
     for item in sheet or []:
         key, sep, path = item.partition("=")
         if not sep:
@@ -234,7 +232,7 @@ def _add_sheets(sandbox: Sandbox, sheet: list[str] | None) -> None:
         )
 
 
-def _run(sandbox: Sandbox, db: str, host: str, port: int, limits: str) -> None:
+def _run(sandbox: "Sandbox", db: str, host: str, port: int, limits: str) -> None:
     from b24kit.asgi import ListenError
     from b24kit.sandbox.server import serve as run
 
