@@ -81,3 +81,22 @@ def test_fault_mix_is_seeded_and_counted() -> None:
 def test_bad_fault_specs(spec: str) -> None:
     with pytest.raises(FaultSpecError):
         Faults.parse(spec)
+
+
+def test_a_proxy_503_is_not_counted_by_the_portals_bucket() -> None:
+    """The proxy answers before the portal: its 503s leave the leaky bucket as it was,
+    while a 500 reached the portal and counts (docs/sandbox.md, Faults)."""
+    proxied = Sandbox(limits="standard", faults="503=1")
+    for _ in range(60):  # more than the standard burst of 50
+        assert (
+            proxied.handle_sync("POST", f"/rest/1/{proxied.token}/server.time", b"", "", b"").status
+            == 503
+        )
+    assert proxied.bucket is not None and proxied.bucket.level == 0
+    failing = Sandbox(limits="standard", faults="500=1")
+    statuses = [
+        failing.handle_sync("POST", f"/rest/1/{failing.token}/server.time", b"", "", b"").status
+        for _ in range(60)
+    ]
+    assert statuses.count(500) == 50 and statuses.count(503) == 10, "the burst, then refused"
+    assert failing.faults.counts["500"] == 50, "a refused request's drawn fault did not happen"

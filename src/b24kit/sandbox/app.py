@@ -465,15 +465,17 @@ class Sandbox:
                 404,
                 _json({"error": "NOT_FOUND", "error_description": f"No REST endpoint at {path}"}),
             )
-        if self.bucket is not None and not self.bucket.admit():
-            return self._error(errors.make(errors.QUERY_LIMIT))
         fault = self.faults.draw()
+        if fault == "503":
+            # the proxy's answer, not the portal's: the request never reached the portal,
+            # so its leaky bucket did not count it (and QUERY_LIMIT_EXCEEDED comes only
+            # from that bucket, below)
+            return Response(503, PROXY_503, content_type="text/html")
+        if self.bucket is not None and not self.bucket.admit():
+            self.faults.unapplied(fault)  # refused first: the drawn fault never happened
+            return self._error(errors.make(errors.QUERY_LIMIT))
         if fault == "500":
             return self._error(errors.make(errors.INTERNAL))
-        if fault == "503":
-            # the proxy's answer, not the portal's: QUERY_LIMIT_EXCEEDED comes only from
-            # the bucket above
-            return Response(503, PROXY_503, content_type="text/html")
         if fault == "drop":
             return Response(200, b"", fault="drop")
         try:

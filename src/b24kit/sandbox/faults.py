@@ -75,3 +75,9 @@ class Faults:
                 self.counts[kind] += 1
                 return kind
         return None
+
+    def unapplied(self, kind: str | None) -> None:
+        """A drawn fault that did not happen (the request was refused before it could):
+        the counts say what the clients saw."""
+        if kind is not None:
+            self.counts[kind] -= 1
