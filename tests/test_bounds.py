@@ -60,3 +60,12 @@ def test_compact_nesting_by_the_million_is_refused_not_a_crash(tmp_path: Path) -
     path.write_text(text, encoding="utf-8")
     with pytest.raises(BlueprintError, match="nested"):
         read_yaml(path)
+
+
+def test_brackets_in_plain_values_and_block_text_are_not_nesting() -> None:
+    # review find: seventy "see [ref" lines, or a note of seventy "[", were refused
+    refs = "version: 1\n" + "".join(f"k{i}: see [ref\n" for i in range(70))
+    assert flow_too_deep(refs, 64) is None
+    note = "version: 1\nnotes: |\n  text " + "[" * 70 + "\n"
+    assert flow_too_deep(note, 64) is None
+    assert flow_too_deep("x: " + "[" * 70 + "]" * 70 + "\n", 64) == (1, 4 + 64)

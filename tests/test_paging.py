@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from typing import Any
 
@@ -449,3 +450,23 @@ def test_a_429_mid_read_is_waited_out() -> None:
     assert asyncio.run(go()) == list(range(1, 12346)), "refused pages read again, none lost"
     assert box.budget_refusals > 0, "pages were refused, unforeseen"
     assert clock.slept >= 9, "and waited out until the window reset"
+
+
+def test_a_read_given_up_gives_back_the_budget_it_held() -> None:
+    """Review find: a read stopped early (a break) kept what its batches on the way had
+    reserved of the method's budget, for good: after enough of them the method had no
+    room left and read a page per window."""
+    box = seeded(12345)
+
+    async def go() -> tuple[float | None, float | None]:
+        with client_for(box) as client:
+            async with contextlib.aclosing(
+                iterate(client, "crm.deal.list", {"select": ["ID"]})
+            ) as rows:
+                async for _ in rows:
+                    break  # with batches on their way
+            room = client.tracker.room("crm.deal.list")
+            return room, client.tracker.limit - client.tracker._state["crm.deal.list"][0]
+
+    room, unreserved = asyncio.run(go())
+    assert room == unreserved, "nothing held back once the read is over"

@@ -20,21 +20,31 @@ _FLOW = re.compile(
 
 def flow_too_deep(text: str, limit: int) -> tuple[int, int] | None:
     """(line, column), 1-based, of the first ``[`` or ``{`` nested deeper than ``limit``,
-    or None. A bracket inside a quoted string or a comment does not count."""
-    if "[" not in text and "{" not in text:
+    or None. Only a bracket that opens a flow collection counts: inside one, or where a
+    value starts (after ``:``, ``-``, ``?``, ``,`` or at the start of a line); not one in
+    a quoted string, a comment or a plain value (``see [ref``)."""
+    if text.count("[") + text.count("{") <= limit:
         return None
     depth = 0
     for found in _FLOW.finditer(text):
         token = found.group()
         if token in ("[", "{"):
+            start = found.start()
+            if depth == 0 and not _opens_a_value(text, start):
+                continue
             depth += 1
             if depth > limit:
-                start = found.start()
                 line = text.count("\n", 0, start) + 1
                 return line, start - text.rfind("\n", 0, start)
-        elif token in ("]", "}"):
-            depth = max(0, depth - 1)
+        elif token in ("]", "}") and depth:
+            depth -= 1
     return None
+
+
+def _opens_a_value(text: str, at: int) -> bool:
+    """Whether a bracket at ``at`` stands where a YAML value may start."""
+    before = text[text.rfind("\n", 0, at) + 1 : at].rstrip(" \t")
+    return not before or before[-1] in ":-?,"
 
 
 def _children(node: Node) -> list[Node]:

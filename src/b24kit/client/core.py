@@ -258,7 +258,10 @@ class B24Client:
                     )
             except TimeoutError:
                 raise TransportFailure(
-                    method, self.portal, f"no answer within the run's deadline ({self._budget:g} s)"
+                    method,
+                    self.portal,
+                    f"no answer within the run's deadline ({self._budget:g} s)",
+                    may_still_run=True,
                 ) from None
             except httpx.HTTPError as exc:
                 detail = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
@@ -269,7 +272,14 @@ class B24Client:
                 )
                 if permanent:
                     detail = "the host name does not resolve (is the portal address right?)"
-                raise TransportFailure(method, self.portal, detail, permanent=permanent) from None
+                raise TransportFailure(
+                    method,
+                    self.portal,
+                    detail,
+                    permanent=permanent,
+                    may_still_run=isinstance(exc, httpx.TimeoutException)
+                    and not isinstance(exc, httpx.ConnectTimeout),
+                ) from None
         try:
             return self._decode(method, response)
         finally:

@@ -55,6 +55,12 @@ class ServerError(PortalError):
     """A 5xx that is not the bucket's refusal (500, or a proxy's bare 502/503/504 with no
     error code): transient, and the outcome of a write is unknown."""
 
+    @property
+    def may_still_run(self) -> bool:
+        """A gateway's 502/504: the proxy gave up on the portal, which may still be
+        running the request."""
+        return self.status in (502, 504) and not self.code
+
 
 class BadResponse(B24Error):
     """The portal answered with something that is not the JSON envelope (HTML, empty)."""
@@ -69,9 +75,20 @@ class TransportFailure(B24Error):
     """The request did not complete: connection refused, dropped, timed out.
     For a write, whether it ran is unknown."""
 
-    def __init__(self, method: str, portal: str, detail: str, *, permanent: bool = False) -> None:
+    def __init__(
+        self,
+        method: str,
+        portal: str,
+        detail: str,
+        *,
+        permanent: bool = False,
+        may_still_run: bool = False,
+    ) -> None:
         self.method = method
         self.permanent = permanent  # the name does not resolve: trying again will not help
+        # we stopped waiting (a time-out), the portal may not have: what it was asked to
+        # write may appear a while later
+        self.may_still_run = may_still_run
         super().__init__(f"{method}: could not reach {portal}: {detail}")
 
 

@@ -190,6 +190,7 @@ class Executor:
         batch_size: int = 50,
         max_in_flight: int = 50,
         max_attempts: int = 12,
+        settle_delay: float = 30.0,
         progress: Progress | None = None,
     ) -> None:
         if not 1 <= batch_size <= 50:
@@ -198,6 +199,9 @@ class Executor:
         self.batch_size = batch_size
         self.max_in_flight = max_in_flight
         self.max_attempts = max_attempts
+        # after a time-out (or a gateway's 502/504) the portal may still be running the
+        # batch: its creates are looked up this many seconds later, not at once
+        self.settle_delay = settle_delay
         self.progress = progress
 
     async def run(self, commands: Sequence[Command]) -> list[Outcome]:
@@ -479,11 +483,14 @@ class _Run:
         return cmds
 
     async def send(self, batch: list[str], asked: dict[str, Asked]) -> None:
-        """One batch: the commands, then the lookups (last: a command that fails halts
-        the batch, and a lookup not run is simply asked again)."""
-        cmds = self._commands(batch)
-        batch = [name for name in batch if name in cmds]
-        cmds.update({key: (a.method, a.params) for key, a in asked.items()})
+        """One batch: the lookups, then the commands. Lookups first: a command that fails
+        halts the batch, and lookups behind it would wait for a batch where nothing fails
+        (their creates spending attempts meanwhile); a lookup is a read that nothing in
+        the batch refers to, and a command it halts is simply sent again."""
+        commands = self._commands(batch)
+        batch = [name for name in batch if name in commands]
+        cmds = {key: (a.method, a.params) for key, a in asked.items()}
+        cmds.update(commands)
         if not cmds:
             return
         safe = all(self.by_name[n].repeatable for n in batch)
@@ -529,14 +536,20 @@ class _Run:
 
     def unknown(self, batch: list[str], exc: B24Error) -> None:
         again: list[str] = []
+        held: list[str] = []  # creates to look up by their keys
         for name in batch:
             command = self.by_name[name]
             if not self.count_attempt(name, exc):
                 continue
-            if command.repeatable or command.kind == "delete":
+            if command.kind == "delete" and command.gone is not None:
+                # look before sending it again: a delete that ran fails when repeated
+                # ("not found"), halting the batch it rides in
+                self.lookups.gone_probes[name] = (command.gone, None)
+                held.append(name)
+            elif command.repeatable or command.kind == "delete":
                 again.append(name)
             elif command.key is not None:
-                self.lookups.due.append(name)
+                held.append(name)
             else:
                 self.finish(
                     name,
@@ -547,6 +560,16 @@ class _Run:
                     ),
                 )
         self.requeue(again)
+        if held and getattr(exc, "may_still_run", False) and self.ex.settle_delay > 0:
+            # we stopped waiting, the portal may not have: a lookup now could miss rows
+            # it is still writing, and the create sent again would make them twice
+            self.tasks.add(asyncio.create_task(self._look_later(held)))
+        else:
+            self.lookups.due.extend(held)
+
+    async def _look_later(self, names: list[str]) -> None:
+        await self.client.clock.sleep(self.ex.settle_delay)
+        self.lookups.due.extend(names)
 
 
 class _Lookups:
@@ -557,8 +580,9 @@ class _Lookups:
     def __init__(self, run: _Run) -> None:
         self.run = run
         self.due: list[str] = []  # to look up
-        # deletes that failed when sent again: is the thing gone? (probe, the error)
-        self.gone_probes: dict[str, tuple[LookupKey, PortalError]] = {}
+        # deletes whose outcome is unknown (no error) or that failed when sent again: is
+        # the thing gone? (probe, the error)
+        self.gone_probes: dict[str, tuple[LookupKey, PortalError | None]] = {}
         self.alone: set[str] = set()  # a merged answer could not settle them: ask singly
         self.made = 0  # lookup commands made, for their names
 
@@ -691,6 +715,8 @@ class _Lookups:
             _, error = self.gone_probes.pop(name)
             if got is not None:  # gone: the unanswered attempt had deleted it
                 self.run.finish(name, True, True, found=True)
+            elif error is None:  # still there after an unknown outcome: send it again
+                return True
             else:  # still there: the delete really failed
                 self.run.finish(name, False, error=error)
             return False

@@ -177,7 +177,7 @@ class Database:
             return
         index = f"items_f_{name}"
         with self._lock:
-            if self.one("SELECT 1 FROM sqlite_schema WHERE name = ?", (index,)):
+            if self.one("SELECT 1 FROM sqlite_master WHERE name = ?", (index,)):
                 return
             self.execute(
                 f'CREATE INDEX "{index}" '
@@ -193,10 +193,10 @@ class Database:
         user field), many per originator or pipeline."""
         with self._lock:
             if indexes is None:
-                if self.one("SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_stat1'") is None:
+                if self.one("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'") is None:
                     self.execute("ANALYZE items")  # creates sqlite_stat1 (items is empty here)
                 names = self.all(
-                    "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'items'"
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items'"
                 )
                 indexes = [str(r["name"]) for r in names]
                 self.execute("DELETE FROM sqlite_stat1 WHERE tbl = 'items'")
@@ -205,7 +205,7 @@ class Database:
                 self.execute("DELETE FROM sqlite_stat1 WHERE idx = ?", (index,))
                 stat = ITEMS_FEW_VALUES if index in FEW_VALUES else ITEMS_FIELD
                 self.execute("INSERT INTO sqlite_stat1 VALUES('items', ?, ?)", (index, stat))
-            self.execute("ANALYZE sqlite_schema")  # load them
+            self.execute("ANALYZE sqlite_master")  # load them
 
     def get_meta(self, key: str) -> str | None:
         row = self.one("SELECT value FROM meta WHERE key = ?", (key,))
