@@ -298,6 +298,11 @@ class B24Client:
             data = response.json()
         except ValueError:
             kind = "an HTML page" if "<html" in text[:500].lower() else "a non-JSON body"
+            if status == 503:
+                # a proxy's page: no PHP worker took the request, so the portal's leaky
+                # bucket most likely never counted it. If it did, the portal says so with
+                # QUERY_LIMIT_EXCEEDED and the bucket is believed full: safe either way
+                self.bucket.not_counted()
             raise _bare(method, status, f"the portal answered with {kind}") from None
         if not isinstance(data, dict):
             raise BadResponse(method, status, "the answer is not a JSON object")

@@ -93,6 +93,11 @@ class Bucket:
             self._drain()
             self.level = max(0.0, self.level - 1)
 
+    def not_counted(self) -> None:
+        """A request the portal never saw (a proxy's bare 503): its place is free again."""
+        self._drain()
+        self.level = max(0.0, self.level - 1)
+
     def spend_burst(self) -> None:
         """Start as if the burst were already spent: the sustained rate from now on."""
         self._drain()
