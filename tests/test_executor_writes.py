@@ -229,3 +229,30 @@ def test_after_a_time_out_the_lookup_waits_for_the_portal_to_finish() -> None:
     assert all(o.ok for o in outcomes) and sum(o.found_existing for o in outcomes) == 20
     assert len(wire.lookups_at) == 1 and wire.lookups_at[0] >= 30.0, wire.lookups_at
     assert box.portal.count_items(2) == 20, "none made twice"
+
+
+def test_the_wait_after_a_time_out_ends_at_the_run_s_deadline() -> None:
+    """The wait before looking up ends at the client's deadline if that comes first: the
+    run ends in time, its creates' outcomes unknown (never made twice)."""
+    from b24kit.client import B24Client, WebhookAuth, parse_webhook
+
+    clock = FakeClock()
+    box = Sandbox(limits="off", clock=clock.time)
+    wire = LateTimeout(box, clock)
+
+    async def go() -> list[Outcome]:
+        client = B24Client(
+            WebhookAuth(parse_webhook(box.webhook_url("http://sandbox.local"))),
+            transport=wire,
+            bucket=bucket_for(box, clock),
+            tracker=tracker(clock),
+            clock=clock,
+        )
+        async with client:
+            with client.within(5.0):
+                return await Executor(client, settle_delay=30.0).run(deals(20))
+
+    outcomes = asyncio.run(go())
+    assert clock.elapsed <= 5.5, clock.elapsed
+    assert not any(o.ok for o in outcomes), "unknown at the deadline: not taken as done"
+    assert box.portal.count_items(2) == 20, "and not made twice"

@@ -568,7 +568,13 @@ class _Run:
             self.lookups.due.extend(held)
 
     async def _look_later(self, names: list[str]) -> None:
-        await self.client.clock.sleep(self.ex.settle_delay)
+        """Put the lookups due after ``settle_delay``, or at the client's deadline if that
+        comes first (the lookup then meets the deadline: the outcome stays unknown)."""
+        delay = self.ex.settle_delay
+        deadline = self.client.deadline
+        if deadline is not None:
+            delay = min(delay, max(0.0, deadline - self.client.clock.monotonic()))
+        await self.client.clock.sleep(delay)
         self.lookups.due.extend(names)
 
 
