@@ -6,6 +6,8 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
+
 from b24kit.client import (
     B24Client,
     Bucket,
@@ -44,9 +46,12 @@ def client_for(
     retry: RetryPolicy | None = None,
     max_in_flight: int = 8,
     clock: Clock | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Iterator[B24Client]:
     """A client of ``box``; with ``clock`` (a tests.clocks.FakeClock, also given to the
-    sandbox) its limiter and retries wait on that clock instead of the real one."""
+    sandbox) its limiter and retries wait on that clock instead of the real one.
+    ``transport`` (in-process only): one that wraps ``box.transport()``, to stage what a
+    network does to the requests."""
     retry = retry or RetryPolicy(attempts=10, backoff=0.01, max_backoff=0.05)
     clock = clock or current()
     if mode == "http":
@@ -69,7 +74,7 @@ def client_for(
         hook = parse_webhook(box.webhook_url("http://sandbox.local"))
         yield B24Client(
             WebhookAuth(hook),
-            transport=box.transport(),
+            transport=transport or box.transport(),
             bucket=bucket or bucket_for(box, clock),
             retry=retry,
             max_in_flight=max_in_flight,

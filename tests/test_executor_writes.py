@@ -15,7 +15,7 @@ from b24kit.client import Executor, Outcome
 from b24kit.client.lookup import UNSURE, Asked, LookupKey, Member, plan
 from b24kit.portal import commands as cmd
 from b24kit.sandbox import Sandbox
-from tests.clients import ScriptedFaults, bucket_for, client_for, tracker
+from tests.clients import ScriptedFaults, bucket_for, client_for
 from tests.clocks import FakeClock
 
 
@@ -208,21 +208,12 @@ def test_after_a_time_out_the_lookup_waits_for_the_portal_to_finish() -> None:
     """Review find: a lookup right after a time-out can miss rows the portal is still
     writing, and the create sent again makes them twice. After a time-out (or a
     gateway's 502/504) the creates are looked up settle_delay seconds later."""
-    from b24kit.client import B24Client, WebhookAuth, parse_webhook
-
     clock = FakeClock()
     box = Sandbox(limits="off", clock=clock.time)
     wire = LateTimeout(box, clock)
 
     async def go() -> list[Outcome]:
-        client = B24Client(
-            WebhookAuth(parse_webhook(box.webhook_url("http://sandbox.local"))),
-            transport=wire,
-            bucket=bucket_for(box, clock),
-            tracker=tracker(clock),
-            clock=clock,
-        )
-        async with client:
+        with client_for(box, clock=clock, transport=wire) as client:
             return await Executor(client, settle_delay=30.0).run(deals(20))
 
     outcomes = asyncio.run(go())
@@ -234,23 +225,13 @@ def test_after_a_time_out_the_lookup_waits_for_the_portal_to_finish() -> None:
 def test_the_wait_after_a_time_out_ends_at_the_run_s_deadline() -> None:
     """The wait before looking up ends at the client's deadline if that comes first: the
     run ends in time, its creates' outcomes unknown (never made twice)."""
-    from b24kit.client import B24Client, WebhookAuth, parse_webhook
-
     clock = FakeClock()
     box = Sandbox(limits="off", clock=clock.time)
     wire = LateTimeout(box, clock)
 
     async def go() -> list[Outcome]:
-        client = B24Client(
-            WebhookAuth(parse_webhook(box.webhook_url("http://sandbox.local"))),
-            transport=wire,
-            bucket=bucket_for(box, clock),
-            tracker=tracker(clock),
-            clock=clock,
-        )
-        async with client:
-            with client.within(5.0):
-                return await Executor(client, settle_delay=30.0).run(deals(20))
+        with client_for(box, clock=clock, transport=wire) as client, client.within(5.0):
+            return await Executor(client, settle_delay=30.0).run(deals(20))
 
     outcomes = asyncio.run(go())
     assert clock.elapsed <= 5.5, clock.elapsed
