@@ -255,8 +255,8 @@ def serve(
 
 def spend_burst(url: str) -> tuple[int, float]:
     """Fill the portal's bucket: rounds of requests sent at once until a round of 10
-    gets at most one admitted (each fault kind strikes before the bucket, so faults can
-    only make a round look less full). Returns how many requests that took, for the
+    gets at most one admitted (an answer spoilt by a fault counts as not admitted, so
+    faults can only make a round look less full). Returns how many requests that took, for the
     caller to subtract from the server's count, and the moment (perf_counter) the bucket
     was found full: the job's clock starts there, so the slot the bucket drains while the
     client starts is the client's time, and 2 requests/s stays a true bound."""
