@@ -387,3 +387,21 @@ def test_a_proxy_503_gives_its_place_in_the_bucket_back() -> None:
     # 16 answered at 2 a second from a full bucket: ~8 s; counting the 4 proxy 503s
     # against the client's own bucket as well would have taken 2 s more
     assert clock.elapsed < 8.6, clock.elapsed
+
+
+def test_an_empty_503_gives_its_place_back_as_a_proxy_page_does() -> None:
+    """A proxy may answer 503 with no body at all: the same proxy's refusal as its HTML
+    page, so the same place given back (one place for both, in the client's _bare)."""
+    clock = FakeClock()
+    box = Sandbox(limits="off", clock=clock.time)
+
+    def proxy(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, content=b"")
+
+    async def go() -> None:
+        with client_for(box, clock=clock, transport=httpx.MockTransport(proxy)) as client:
+            with pytest.raises(ServerError):
+                await client.call("crm.deal.add", {"fields": {"TITLE": "x"}})
+            assert client.bucket.level == 0
+
+    asyncio.run(go())

@@ -289,21 +289,25 @@ class B24Client:
             # body goes as soon as it is decoded.
             response.stream = httpx.ByteStream(b"")
 
+    def _bare(self, method: str, status: int, detail: str) -> BadResponse | ServerError:
+        """An answer without the envelope (module ``_bare``). A 503 of that kind is a
+        proxy's: no PHP worker took the request, so the portal's leaky bucket most likely
+        never counted it, and its place in ours is given back. Had the portal counted
+        it, its QUERY_LIMIT_EXCEEDED makes us believe the bucket full: safe either way."""
+        if status == 503:
+            self.bucket.not_counted()
+        return _bare(method, status, detail)
+
     def _decode(self, method: str, response: httpx.Response) -> dict[str, Any]:
         status = response.status_code
         text = response.text
         if not text.strip():
-            raise _bare(method, status, "empty response body")
+            raise self._bare(method, status, "empty response body")
         try:
             data = response.json()
         except ValueError:
             kind = "an HTML page" if "<html" in text[:500].lower() else "a non-JSON body"
-            if status == 503:
-                # a proxy's page: no PHP worker took the request, so the portal's leaky
-                # bucket most likely never counted it. If it did, the portal says so with
-                # QUERY_LIMIT_EXCEEDED and the bucket is believed full: safe either way
-                self.bucket.not_counted()
-            raise _bare(method, status, f"the portal answered with {kind}") from None
+            raise self._bare(method, status, f"the portal answered with {kind}") from None
         if not isinstance(data, dict):
             raise BadResponse(method, status, "the answer is not a JSON object")
         if "error" in data and "result" not in data:
