@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -93,3 +96,31 @@ class ScriptedFaults(Faults):
 
     def draw(self) -> str | None:
         return self.queue.popleft() if self.queue else None
+
+
+def sync_served(
+    box: Sandbox, blueprint: Any, state: Path, token: str, deals: Iterable[int]
+) -> None:
+    """Drive ``sync --serve``'s service on ``box`` as Bitrix24 would: for each deal id
+    ``deals`` yields (a story that changes the portal, then names the deal), the deal's
+    ONCRMDEALUPDATE event is posted and its pass drained before the story goes on."""
+    from b24kit.links.serve import SyncService
+
+    async def go() -> None:
+        with client_for(box) as client:
+            service = SyncService(client, blueprint, state, token, pause=0)
+            worker = asyncio.create_task(service.work(300))
+            headers = {"content-type": "application/x-www-form-urlencoded"}
+            transport = httpx.ASGITransport(app=service)
+            async with httpx.AsyncClient(transport=transport, base_url="http://sync") as http:
+                for deal in deals:
+                    body = (
+                        f"event=ONCRMDEALUPDATE&data%5BFIELDS%5D%5BID%5D={deal}"
+                        f"&auth%5Bapplication_token%5D={token}"
+                    )
+                    assert (await http.post("/", content=body, headers=headers)).status_code == 200
+                    await service.drain()
+            service.stop()
+            await worker
+
+    asyncio.run(go())

@@ -8,17 +8,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from b24kit.blueprint.loader import BlueprintError, load_blueprint
 from b24kit.links.directory import phone_keys, stats_of
 from b24kit.links.run import audit_portal, sync_once
-from b24kit.links.serve import SyncService
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
 from tests.cli import run_cli
-from tests.clients import client_for
+from tests.clients import client_for, sync_served
 from tests.clocks import FakeClock
 from tests.test_links import COMPANY, cats, deployed
 
@@ -320,27 +318,9 @@ def test_a_contractor_a_person_removed_stays_removed(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ served, raced
-def _served(co: Company) -> Any:
+def _served(co: Company) -> None:
     """Drive the same story through the event endpoint (sync --serve's)."""
-
-    async def go() -> None:
-        with client_for(co.box) as client:
-            service = SyncService(client, BP, co.state, TOKEN, pause=0)
-            worker = asyncio.create_task(service.work(300))
-            headers = {"content-type": "application/x-www-form-urlencoded"}
-            transport = httpx.ASGITransport(app=service)
-            async with httpx.AsyncClient(transport=transport, base_url="http://sync") as http:
-                for deal in _story(co):
-                    body = (
-                        f"event=ONCRMDEALUPDATE&data%5BFIELDS%5D%5BID%5D={deal}"
-                        f"&auth%5Bapplication_token%5D={TOKEN}"
-                    )
-                    assert (await http.post("/", content=body, headers=headers)).status_code == 200
-                    await service.drain()
-            service.stop()
-            await worker
-
-    asyncio.run(go())
+    sync_served(co.box, BP, co.state, TOKEN, _story(co))
 
 
 def _story(co: Company) -> Any:

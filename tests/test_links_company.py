@@ -15,7 +15,7 @@ import pytest
 from b24kit.blueprint.loader import load_blueprint
 from b24kit.links.run import audit_portal, sync_once
 from b24kit.sandbox import Sandbox
-from tests.clients import client_for
+from tests.clients import client_for, sync_served
 
 ROOT = Path(__file__).resolve().parent.parent
 BP = load_blueprint(ROOT / "blueprints" / "company.yaml")[0]
@@ -230,32 +230,10 @@ def _state(portal: Portal) -> Any:
 
 
 def test_sync_serve_and_sync_once_give_the_same_company(deployed_db: Path, tmp_path: Path) -> None:
-    import httpx
-
-    from b24kit.links.serve import SyncService
-
     once, served = (Portal(_copy(deployed_db, tmp_path / n), tmp_path / n / "s") for n in "ab")
     for _ in _story(once):
         once.sync()
-
-    async def go() -> None:
-        with client_for(served.box) as client:
-            service = SyncService(client, BP, served.state, TOKEN, pause=0)
-            worker = asyncio.create_task(service.work(300))
-            headers = {"content-type": "application/x-www-form-urlencoded"}
-            transport = httpx.ASGITransport(app=service)
-            async with httpx.AsyncClient(transport=transport, base_url="http://sync") as http:
-                for deal in _story(served):
-                    body = (
-                        f"event=ONCRMDEALUPDATE&data%5BFIELDS%5D%5BID%5D={deal}"
-                        f"&auth%5Bapplication_token%5D={TOKEN}"
-                    )
-                    assert (await http.post("/", content=body, headers=headers)).status_code == 200
-                    await service.drain()
-            service.stop()
-            await worker
-
-    asyncio.run(go())
+    sync_served(served.box, BP, served.state, TOKEN, _story(served))
     assert _state(served) == _state(once)
     assert [r for r in _state(once) if r[0] == "engineers"], "the engineering child was made"
     assert [r for r in _state(once) if r[6] == "800.00|RUB"], "and the quote recorded"
