@@ -22,12 +22,11 @@ import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from b24kit.blueprint.apply import apply_blueprint  # noqa: E402
 from b24kit.blueprint.loader import load_blueprint  # noqa: E402
 from b24kit.links.audit import audit_deals, read_link_deals  # noqa: E402
 from b24kit.links.run import audit_portal, links_for  # noqa: E402
 from b24kit.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from bench_client import READ_CEILING, client, serve, spend_burst  # noqa: E402
+from bench_client import READ_CEILING, client, deploy, serve, spend_burst  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BLUEPRINT = ROOT / "blueprints/example.yaml"
@@ -35,20 +34,7 @@ BLUEPRINT = ROOT / "blueprints/example.yaml"
 
 def seed(db: Path, deals: int) -> None:
     box = Sandbox(SandboxConfig(db=str(db), limits="off"))
-    hook = box.webhook_url("http://x")
-
-    async def deploy() -> None:
-        from b24kit.client import B24Client, Bucket, WebhookAuth, parse_webhook
-
-        async with B24Client(
-            WebhookAuth(parse_webhook(hook)), transport=box.transport(), bucket=Bucket(1e9, 1e9)
-        ) as c:
-            await apply_blueprint(c, load_blueprint(BLUEPRINT)[0])
-
-    asyncio.run(deploy())
-    cats = {
-        c["name"]: c["id"] for c in box.call("crm.category.list", {"entityTypeId": 2})["categories"]
-    }
+    cats = deploy(box, BLUEPRINT)
     sales, logistics = cats["Продажи"], cats["Логистика"]
     with box.db.transaction():
         for i in range(deals // 2):

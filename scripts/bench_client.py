@@ -150,6 +150,24 @@ def job_writes(db: Path, latency: float, count: int, faults: str | None = None) 
     }
 
 
+def deploy(box: Sandbox, blueprint: Path) -> dict[str, int]:
+    """Apply ``blueprint`` to ``box`` in-process (no limits); the deal pipelines' ids by
+    name, for seeding deals into them."""
+    from b24kit.blueprint.apply import apply_blueprint
+    from b24kit.blueprint.loader import load_blueprint
+
+    async def go() -> None:
+        hook = parse_webhook(box.webhook_url("http://x"))
+        async with B24Client(
+            WebhookAuth(hook), transport=box.transport(), bucket=Bucket(1e9, 1e9)
+        ) as c:
+            await apply_blueprint(c, load_blueprint(blueprint)[0])
+
+    asyncio.run(go())
+    categories = box.call("crm.category.list", {"entityTypeId": 2})["categories"]
+    return {c["name"]: c["id"] for c in categories}
+
+
 def seed_rows(db: Path, rows: int) -> None:
     box = Sandbox(SandboxConfig(db=str(db), limits="off"))
     have = box.portal.count_items(2)

@@ -25,13 +25,12 @@ import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from b24kit.blueprint.apply import apply_blueprint  # noqa: E402
 from b24kit.blueprint.loader import load_blueprint  # noqa: E402
 from b24kit.cli.reports import render  # noqa: E402
 from b24kit.reports.build import build_report  # noqa: E402
 from b24kit.reports.read import Filters, read_portal, resolve_scope  # noqa: E402
 from b24kit.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from bench_client import client, serve, spend_burst  # noqa: E402
+from bench_client import client, deploy, serve, spend_burst  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BLUEPRINT = ROOT / "blueprints/company.yaml"
@@ -42,20 +41,7 @@ def seed(db: Path, deals: int) -> None:
     """Straight into the sandbox's database (one transaction), as the other benchmarks do."""
     clock = [1_700_000_000.0]
     box = Sandbox(SandboxConfig(db=str(db), limits="off", clock=lambda: clock[0]))
-    hook = box.webhook_url("http://x")
-
-    async def deploy() -> None:
-        from b24kit.client import B24Client, Bucket, WebhookAuth, parse_webhook
-
-        async with B24Client(
-            WebhookAuth(parse_webhook(hook)), transport=box.transport(), bucket=Bucket(1e9, 1e9)
-        ) as c:
-            await apply_blueprint(c, load_blueprint(BLUEPRINT)[0])
-
-    asyncio.run(deploy())
-    cats = {
-        c["name"]: c["id"] for c in box.call("crm.category.list", {"entityTypeId": 2})["categories"]
-    }
+    cats = deploy(box, BLUEPRINT)
     codes = {p.code: p.name for p in load_blueprint(BLUEPRINT)[0].deal.pipelines}
     sales = [cats[codes[c]] for c in DIRECTIONS]
     logistics, engineers = cats["Логистика"], cats["Инженеры"]
