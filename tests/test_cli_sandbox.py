@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,7 +52,8 @@ def _webhook_url(proc: subprocess.Popen[str]) -> str:
     """The webhook URL a starting server prints once it listens (read as it comes)."""
     assert proc.stdout is not None
     url = None
-    while True:
+    deadline = time.time() + 30
+    while time.time() < deadline:
         line = proc.stdout.readline()
         if line.startswith("Inbound webhook URL:"):
             url = line.split(":", 1)[1].strip()
