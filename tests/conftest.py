@@ -6,6 +6,7 @@ import compileall
 import gc
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def pytest_configure(config: pytest.Config) -> None:
     """The tests run from the project folder, wherever pytest was started: some name the
     blueprints and examples by relative paths (last, so that options naming files, such as
-    --junitxml, were already read relative to where pytest was started)."""
+    --junitxml, were already read relative to where pytest was started).
+
+    And the test modules pytest rewrites for its assertions are kept in __pycache__, as
+    pytest does by default: it keeps them only where bytecode may be written, so with
+    PYTHONDONTWRITEBYTECODE set (as here and in some CI images) every worker rewrote and
+    compiled every test module on every run, about five seconds of CPU each. (The folders
+    are ignored by git; b24kit's own are written by pytest_sessionstart below.)"""
     os.chdir(ROOT)
+    sys.dont_write_bytecode = False
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -26,6 +26,7 @@ from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
 from tests.cli import CliResult, run_cli
 from tests.clients import client_for
+from tests.once import once
 from tests.servers import served
 
 COMPANY = Path("blueprints/company.yaml")
@@ -399,11 +400,22 @@ def test_semantics_and_type_changes_are_refused(deployed: tuple[Sandbox, Path]) 
 
 
 # ---------------------------------------------------------- interruptions
-def test_apply_under_faults_then_again_converges() -> None:
-    bp = load(COMPANY)
+def _company_exported() -> dict[str, Any]:
     clean = Sandbox(limits="off")
-    assert apply(clean, bp).ok
-    reference = export(clean)
+    assert apply(clean, load(COMPANY)).ok
+    return export(clean)
+
+
+@pytest.fixture(scope="module")
+def company_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The export of a sandbox where the company blueprint was applied without a hitch:
+    made once per test run (tests/once.py), not once per test that compares with it."""
+    return once(tmp_path_factory, "company-exported", _company_exported)
+
+
+def test_apply_under_faults_then_again_converges(company_reference: dict[str, Any]) -> None:
+    bp = load(COMPANY)
+    reference = company_reference
     box = Sandbox(limits="off", faults="lost=0.08,drop=0.08,500=0.08,seed=21")
     with contextlib.suppress(Exception):  # an interrupted apply may end in an error
         apply(box, bp)
@@ -414,11 +426,11 @@ def test_apply_under_faults_then_again_converges() -> None:
 
 
 @pytest.mark.parametrize("kill_after", [1, 3, 6, 9])
-def test_killed_apply_then_again_converges(tmp_path: Path, kill_after: int) -> None:
+def test_killed_apply_then_again_converges(
+    tmp_path: Path, kill_after: int, company_reference: dict[str, Any]
+) -> None:
     """Killed after the portal answered ``kill_after`` requests, mid-round."""
-    reference_box = Sandbox(limits="off")
-    assert apply(reference_box, load(COMPANY)).ok
-    reference = export(reference_box)
+    reference = company_reference
     box = Sandbox(limits="off", latency_ms=40)
     server = start_in_thread(box)
     try:

@@ -16,6 +16,7 @@ import httpx
 from typer.testing import CliRunner
 
 from b24kit.cli.app import app
+from tests.cli import CliResult, run_cli
 from tests.processes import like_a_terminal
 
 runner = CliRunner()
@@ -36,11 +37,8 @@ def _serve_cmd(db: Path, *args: str) -> list[str]:
     ]
 
 
-@contextmanager
-def server_process(db: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Start `b24kit sandbox serve` on a free port; yield the process and its webhook URL.
-    Stopped with SIGINT on the way out, unless the test already stopped it."""
-    proc = subprocess.Popen(
+def _start(db: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         _serve_cmd(db, "--port", "0", *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -48,29 +46,55 @@ def server_process(db: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str]
         env={**os.environ, "COLUMNS": "200"},
         preexec_fn=like_a_terminal,
     )
+
+
+def _webhook_url(proc: subprocess.Popen[str]) -> str:
+    """The webhook URL a starting server prints once it listens (read as it comes)."""
+    assert proc.stdout is not None
+    url = None
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("Inbound webhook URL:"):
+            url = line.split(":", 1)[1].strip()
+            break
+        if not line and proc.poll() is not None:
+            break
+    assert url, f"serve printed no webhook URL; stderr: {proc.stderr.read() if proc.stderr else ''}"
+    return url
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
     try:
-        assert proc.stdout is not None
-        deadline = time.time() + 30
-        url = None
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            if line.startswith("Inbound webhook URL:"):
-                url = line.split(":", 1)[1].strip()
-                break
-            if not line and proc.poll() is not None:
-                break
-        assert url, (
-            f"serve printed no webhook URL; stderr: {proc.stderr.read() if proc.stderr else ''}"
-        )
-        yield proc, url
+        proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
+@contextmanager
+def server_processes(
+    *dbs: Path, args: tuple[str, ...] = ()
+) -> Iterator[list[tuple[subprocess.Popen[str], str]]]:
+    """Start `b24kit sandbox serve` on a free port for each database, all at once (each
+    start is a second of a process loading); yield each process and its webhook URL.
+    Stopped with SIGINT on the way out, unless the test already stopped them."""
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        procs = [_start(db, *args) for db in dbs]
+        yield [(proc, _webhook_url(proc)) for proc in procs]
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        for proc in procs:
+            _stop(proc)
+
+
+@contextmanager
+def server_process(db: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Start `b24kit sandbox serve` on a free port; yield the process and its webhook URL."""
+    with server_processes(db, args=args) as [started]:
+        yield started
 
 
 @contextmanager
@@ -80,22 +104,10 @@ def served(db: Path, *args: str) -> Iterator[str]:
         yield url
 
 
-def run_serve(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run a `sandbox serve` that is expected to refuse at once; one that serves instead is
-    stopped after a few seconds (and then fails the test's exit-code assertion)."""
-    proc = subprocess.Popen(
-        _serve_cmd(db, *args),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=like_a_terminal,
-    )
-    try:
-        out, err = proc.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+def refused_serve(db: Path, *args: str) -> CliResult:
+    """Run a `sandbox serve` that is expected to refuse at once: in this process (the
+    entry point the installed command runs), as refusing is decided before it serves."""
+    return run_cli("sandbox", "serve", "--db", str(db), "--limits", "off", *args)
 
 
 def test_version_and_help() -> None:
@@ -121,7 +133,7 @@ def test_data_survives_restart_with_the_same_token(tmp_path: Path) -> None:
 
 
 def test_two_sandboxes_are_isolated(tmp_path: Path) -> None:
-    with served(tmp_path / "a.sqlite") as a, served(tmp_path / "b.sqlite") as b:
+    with server_processes(tmp_path / "a.sqlite", tmp_path / "b.sqlite") as [(_, a), (_, b)]:
         assert a.split("/rest/")[0] != b.split("/rest/")[0], "different ports"
         httpx.post(a + "crm.deal.add", json={"fields": {"TITLE": "only in A"}})
         assert httpx.post(a + "crm.deal.list").json()["total"] == 1
@@ -199,7 +211,7 @@ def test_busy_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_serve(tmp_path / "s.sqlite", "--port", str(port))
+        result = refused_serve(tmp_path / "s.sqlite", "--port", str(port))
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
@@ -208,7 +220,7 @@ def test_busy_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 
 def test_unusable_host_is_one_line_and_exit_3(tmp_path: Path) -> None:
-    result = run_serve(tmp_path / "s.sqlite", "--host", "no-such-host.invalid", "--port", "0")
+    result = refused_serve(tmp_path / "s.sqlite", "--host", "no-such-host.invalid", "--port", "0")
     assert result.returncode == 3, (result.returncode, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot listen on no-such-host.invalid")
@@ -236,14 +248,13 @@ def test_reset_and_seed_refuse_while_served_and_work_after(tmp_path: Path) -> No
 
 def test_second_serve_on_the_same_db_refuses(tmp_path: Path) -> None:
     db = tmp_path / "s.sqlite"
-    with server_process(db) as (proc, _):
-        second = run_serve(db, "--port", "0")
+    # another database is another sandbox, not locked: served alongside
+    with server_processes(db, tmp_path / "other.sqlite") as [(proc, _), _other]:
+        second = refused_serve(db, "--port", "0")
         assert second.returncode == 2, (second.returncode, second.stdout, second.stderr)
         assert second.stderr.strip() == (
             f"error: a sandbox server is using {db} (pid {proc.pid}); stop it first"
         )
-        with served(tmp_path / "other.sqlite"):
-            pass  # another database is another sandbox: not locked
         proc.kill()  # even a server that dies without cleaning up frees the database
         proc.wait(timeout=10)
     result = runner.invoke(app, ["sandbox", "reset", "--db", str(db), "--yes"])
@@ -251,10 +262,11 @@ def test_second_serve_on_the_same_db_refuses(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_and_sigterm_stop_cleanly(tmp_path: Path) -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with server_process(tmp_path / "s.sqlite") as (proc, _):
+    signals = (signal.SIGINT, signal.SIGTERM)
+    with server_processes(*(tmp_path / f"{sig.name}.sqlite" for sig in signals)) as started:
+        for sig, (proc, _) in zip(signals, started, strict=True):
             proc.send_signal(sig)
             out, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0, (sig, proc.returncode, err)
-        assert "stopped" in out, (sig, out)
-        assert err == "", (sig, err)
+            assert proc.returncode == 0, (sig, proc.returncode, err)
+            assert "stopped" in out, (sig, out)
+            assert err == "", (sig, err)

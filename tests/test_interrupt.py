@@ -71,7 +71,7 @@ async def stubborn():
         except asyncio.CancelledError:
             pass
 
-run_cancellable(stubborn, grace=1.0)
+run_cancellable(stubborn, grace=0.3)
 """
 
 

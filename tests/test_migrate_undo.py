@@ -313,11 +313,12 @@ def test_an_undo_under_faults_finishes(tmp_path: Path) -> None:
 
 
 def test_an_undo_killed_half_way_is_finished_by_the_next(tmp_path: Path) -> None:
-    box = deployed(latency_ms=40)
+    box = deployed()
     mapping = sheet(tmp_path)
     migrate(box, mapping)
     migrated = owned(box)
     plan_requests = plan_cost(box, mapping)
+    box.config.latency_ms = 40  # the undo's own requests: slow enough to be killed between
     running = start_in_thread(box)
     base = box.requests
     try:

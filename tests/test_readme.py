@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli import run_cli
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -28,6 +31,44 @@ def expected_code(line: str) -> int:
     return int(found.group(1)) if found else 0
 
 
+# The shell runs each line with ``b24kit`` as a function that hands the words it was
+# given (after the shell's quoting, expansion and comments) and the environment it sees to
+# the test, which runs them through the entry point the installed command calls, in this
+# process (tests/cli.py): the same program, without a second of interpreter start and
+# imports for each of its commands. The first line that is b24kit's runs for real, as
+# the README's virtualenv installed it, so the command on PATH is proved too.
+SHIM = """b24kit() {
+  printf '%s\\0' "$B24_PORTAL" "$#" "$@" >> "$B24KIT_WALKTHROUGH"
+}
+"""
+SHELL_SYNTAX = re.compile(r"[|;&<>()]+")  # what shlex gives as punctuation
+
+
+def parsed_lines(lines: list[str], cwd: Path, env: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """Each b24kit line's B24_PORTAL and words, as the shell gave them."""
+    for line in lines:  # nothing but plain commands: no pipe, redirection or substitution
+        words = shlex.shlex(line, posix=True, punctuation_chars=True)
+        words.whitespace_split = True
+        assert "`" not in line and not any(SHELL_SYNTAX.fullmatch(w) for w in words), (
+            f"`{line}` needs a real shell for each command: run it so in test_readme.py"
+        )
+    record = cwd / "walkthrough.args"
+    shell = subprocess.run(
+        ["bash", "-c", SHIM + "\n".join(lines) + "\n"],
+        cwd=cwd, env={**env, "B24KIT_WALKTHROUGH": str(record)}, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert shell.returncode == 0, shell.stderr
+    fields = record.read_text(encoding="utf-8").split("\0")[:-1]
+    record.unlink()
+    commands = []
+    while fields:
+        portal, count, fields = fields[0], int(fields[1]), fields[2:]
+        commands.append((portal, fields[:count]))
+        fields = fields[count:]
+    return commands
+
+
 def test_the_walkthrough_runs_verbatim(tmp_path: Path) -> None:
     lines = walkthrough_lines()
     assert len(lines) >= 8 and lines[0].startswith("export B24_PORTAL=sandbox")
@@ -42,18 +83,34 @@ def test_the_walkthrough_runs_verbatim(tmp_path: Path) -> None:
     }
     env.pop("B24_PORTAL", None)
     env.pop("B24_WEBHOOK_URL", None)
-    # one shell for the whole walkthrough (export carries over); after each line its code
-    script = "\n".join(f'{line}\necho "::exit $? {i}"' for i, line in enumerate(lines))
-    result = subprocess.run(
-        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    codes = {int(i): int(code) for code, i in re.findall(r"::exit (\d+) (\d+)", result.stdout)}
-    assert len(codes) == len(lines), result.stdout[-2000:] + result.stderr[-2000:]
-    for i, line in enumerate(lines):
-        assert codes[i] == expected_code(line), (
-            f"README walkthrough line {i + 1}: `{line}` exited {codes[i]}\n{result.stderr[-3000:]}"
+    commands = parsed_lines(lines, tmp_path, env)
+    ours = [line for line in lines if not line.startswith("export ")]
+    assert len(commands) == len(ours), (commands, ours)
+    assert all(line.startswith("b24kit ") for line in ours)
+    first = subprocess.run(  # the installed command, found on PATH, for real
+        ["bash", "-c", f"export B24_PORTAL={commands[0][0]}\n{ours[0]}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert first.returncode == expected_code(ours[0]), first.stderr
+    stderr = first.stderr
+    for i, (line, (portal, args)) in enumerate(zip(ours, commands, strict=True)):
+        if i == 0:
+            continue
+        result = run_cli(
+            *args,
+            cwd=tmp_path,
+            env={
+                "PATH": env["PATH"],
+                "XDG_CONFIG_HOME": env["XDG_CONFIG_HOME"],
+                "B24_PORTAL": portal or None,
+                "B24_WEBHOOK_URL": None,
+            },
         )
-    assert "Traceback" not in result.stderr
+        stderr += result.stderr
+        assert result.returncode == expected_code(line), (
+            f"README walkthrough: `{line}` exited {result.returncode}\n{result.stderr[-3000:]}"
+        )
+    assert "Traceback" not in stderr
     assert (tmp_path / "audit.json").exists() and (tmp_path / "rejected.csv").exists()
 
 

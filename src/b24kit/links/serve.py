@@ -230,7 +230,7 @@ class SyncService:
                 break
             self.wake.clear()
             await self._next_pass()
-            if self.pause:
+            if self.pause and not self.stopping:  # stopped during the pass: no pause
                 await asyncio.sleep(self.pause)
 
     async def drain(self) -> None:
