@@ -255,6 +255,20 @@ def test_429_pauses_only_that_method_until_reset() -> None:
     assert box.statuses[429] >= 1, "the sandbox did refuse crm.deal.list"
 
 
+def test_a_429_waits_a_second_past_the_whole_second_reset() -> None:
+    """Review find: after a 429 the tracker waited until the reset time the portal gives
+    in whole seconds, up to a second before the minute really leaves the window: the next
+    call was refused again and, that time now past, waited ``probe_after`` (a minute)."""
+    clock = FakeClock(start=1000.5)
+    tracker = OperatingTracker(clock=clock.time, sleep=clock.sleep)
+    tracker.observe("crm.deal.list", {"operating": 480.2, "operating_reset_at": 1001})
+    tracker.blocked("crm.deal.list")
+    assert tracker.wait_time("crm.deal.list") == pytest.approx(1.5), "to 1002: surely reset"
+    clock.advance(1.6)  # past it: a second 429 finds no reset time ahead, so it probes
+    tracker.blocked("crm.deal.list")
+    assert tracker.wait_time("crm.deal.list") == pytest.approx(tracker.probe_after)
+
+
 def test_oauth_refreshes_once_then_retries(mode: str) -> None:
     box = Sandbox(limits="off")
     box.register_app("app.7", "s3cret")
