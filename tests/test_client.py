@@ -124,10 +124,11 @@ def test_html_or_empty_bodies_are_clear_errors(
 
 
 def test_reads_retry_server_errors_and_writes_do_not() -> None:
-    box = Sandbox(limits="off", faults="500=0.5,drop=0.2,seed=4")
+    clock = FakeClock()  # the retries' back-off waits take no real time
+    box = Sandbox(limits="off", faults="500=0.5,drop=0.2,seed=4", clock=clock.time)
 
     async def go() -> None:
-        with client_for(box) as client:
+        with client_for(box, clock=clock) as client:
             for _ in range(20):
                 assert (await client.call("user.current"))["ID"] == "1", "reads get through"
             with pytest.raises((ServerError, TransportFailure)):
@@ -136,6 +137,7 @@ def test_reads_retry_server_errors_and_writes_do_not() -> None:
 
     asyncio.run(go())
     assert box.statuses[500] > 0
+    assert clock.sleeps and all(0 < s <= 0.05 for s in clock.sleeps), "backed off each time"
 
 
 def test_the_buckets_503_is_retried_for_writes_too() -> None:
