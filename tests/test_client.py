@@ -124,10 +124,11 @@ def test_html_or_empty_bodies_are_clear_errors(
 
 
 def test_reads_retry_server_errors_and_writes_do_not() -> None:
-    box = Sandbox(limits="off", faults="500=0.5,drop=0.2,seed=4")
+    clock = FakeClock()  # the retries' back-off waits take no real time
+    box = Sandbox(limits="off", faults="500=0.5,drop=0.2,seed=4", clock=clock.time)
 
     async def go() -> None:
-        with client_for(box) as client:
+        with client_for(box, clock=clock) as client:
             for _ in range(20):
                 assert (await client.call("user.current"))["ID"] == "1", "reads get through"
             with pytest.raises((ServerError, TransportFailure)):
@@ -136,6 +137,7 @@ def test_reads_retry_server_errors_and_writes_do_not() -> None:
 
     asyncio.run(go())
     assert box.statuses[500] > 0
+    assert clock.sleeps and all(0 < s <= 0.05 for s in clock.sleeps), "backed off each time"
 
 
 def test_the_buckets_503_is_retried_for_writes_too() -> None:
@@ -253,6 +255,20 @@ def test_429_pauses_only_that_method_until_reset() -> None:
 
     asyncio.run(go())
     assert box.statuses[429] >= 1, "the sandbox did refuse crm.deal.list"
+
+
+def test_a_429_waits_a_second_past_the_whole_second_reset() -> None:
+    """Review find: after a 429 the tracker waited until the reset time the portal gives
+    in whole seconds, up to a second before the minute really leaves the window: the next
+    call was refused again and, that time now past, waited ``probe_after`` (a minute)."""
+    clock = FakeClock(start=1000.5)
+    tracker = OperatingTracker(clock=clock.time, sleep=clock.sleep)
+    tracker.observe("crm.deal.list", {"operating": 480.2, "operating_reset_at": 1001})
+    tracker.blocked("crm.deal.list")
+    assert tracker.wait_time("crm.deal.list") == pytest.approx(1.5), "to 1002: surely reset"
+    clock.advance(1.6)  # past it: a second 429 finds no reset time ahead, so it probes
+    tracker.blocked("crm.deal.list")
+    assert tracker.wait_time("crm.deal.list") == pytest.approx(tracker.probe_after)
 
 
 def test_oauth_refreshes_once_then_retries(mode: str) -> None:

@@ -148,10 +148,13 @@ class OperatingTracker:
         self._state[key] = (float(operating), float(reset_at), stamp)
 
     def blocked(self, method: str) -> None:
-        """The portal answered 429 for this method: pause it until its reset time."""
+        """The portal answered 429 for this method: pause it until its reset time, and one
+        second more (as ``hold_until_reset``: the portal gives that time in whole seconds,
+        and a call made before the minute has really left is refused again); when that has
+        passed too, for ``probe_after``."""
         state = self._state.get(method.lower())
         now = self.clock()
-        until = state[1] if state and state[1] > now else now + self.probe_after
+        until = state[1] + 1 if state and state[1] + 1 > now else now + self.probe_after
         self._blocked_until[method.lower()] = until
 
     def hold_until_reset(self, method: str) -> None:

@@ -5,7 +5,9 @@ Keyset reading (methods that filter and order by ID) asks the portal to count no
 
 - The first batch chains 49 pages from the start, each filtered ``>ID`` the last ID of the
   page before it (``$result[c3][49][ID]``), then one page ordered ``ID DESC``: the highest
-  ID, where the table ends. A table of fewer than 2,450 rows is read by then.
+  ID, where the table ends. A table of fewer than 2,450 rows is read by then. A filter
+  that names its IDs (``@ID``) matches no more rows than it names: when those fit a
+  batch, the first batch carries only the pages they fill and a short one, no DESC page.
 - The rest is cut into ID slices (``>ID lo``, ``<=ID hi``), each as wide as the density
   read so far says fills a batch's 50 pages; batches for several slices are on their way
   at once (``in_flight``) and rows are handed out in ID order as the slices come, with no
@@ -104,6 +106,16 @@ def _keyset_plan(method: str, params: Mapping[str, Any]) -> tuple[str, bool, int
         elif str(key).upper() == ">=ID":
             start_after = int(value) - 1
     return id_key, wrapped, start_after
+
+
+def _rows_at_most(flt: Mapping[str, Any]) -> int | None:
+    """How many rows a filter that names its IDs (``@ID``, a list) can match at most: as
+    many as it names. None: no such bound (an empty list filters nothing: the portal
+    ignores it)."""
+    for key, value in flt.items():
+        if str(key).upper() == "@ID" and isinstance(value, (list, tuple)) and value:
+            return len(value)
+    return None
 
 
 def _id_bounds_removed(flt: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
@@ -208,6 +220,7 @@ class _KeysetReader:
             base["select"] = [*list(select), self.id_key]
         self.base = base
         self.caller_hi = highest  # the caller's own <=ID, if any
+        self.at_most = _rows_at_most(self.filter)  # rows the filter can match, if it says
         self.slices: list[_Slice] = [_Slice(start_after, highest, tail=True)]
         self.top: int | None = None  # the highest ID the last DESC page saw
         self.top_density = 1.0  # rows per ID in that page
@@ -270,15 +283,26 @@ class _KeysetReader:
         """Where a slice's rows end: its bound, or for the tail the highest ID known."""
         return self.top if piece.tail else piece.hi
 
+    def bounded(self) -> int | None:
+        """Pages that surely read the rest, short page included, when the filter names its
+        IDs (``@ID``) and they fit a batch: then the first batch carries those pages, not
+        49 (most of them for nothing), and no DESC page. None: no such bound."""
+        if self.at_most is None:
+            return None
+        pages = math.ceil((max(0, self.at_most - self.rows_read) + 1) / PAGE)
+        return pages if pages <= SLOTS else None
+
     def need(self, piece: _Slice) -> int:
         """Pages a slice is expected to take: to its bound, or past the highest ID with a
         short page to show the end."""
         end = self.end_of(piece)
+        bounded = self.bounded() if piece.tail else None
         if (piece.tail and self.top_unknown()) or end is None:
-            return SLOTS
+            return SLOTS if bounded is None else bounded
         width = end - piece.lo
         if piece.tail:  # and one short page to show the end
-            return math.ceil(self.density(piece) * width * TAIL_MARGIN / PAGE) + 1
+            pages = math.ceil(self.density(piece) * width * TAIL_MARGIN / PAGE) + 1
+            return pages if bounded is None else min(pages, bounded)
         expected = math.ceil(self.density(piece) * width / PAGE) + 1  # one spare
         return max(1, min(expected, math.ceil(width / PAGE)))
 
@@ -303,7 +327,9 @@ class _KeysetReader:
         last when the end is not known."""
         slots = min(SLOTS, budget)
         tail = self.slices[-1]
-        top_after = tail.lo if (slots >= 2 and self.tail_ready() and self.top_unknown()) else None
+        bounded = self.bounded()
+        wanted = slots >= 2 and self.tail_ready() and self.top_unknown()
+        top_after = tail.lo if wanted and (bounded is None or bounded > slots) else None
         if top_after is not None:
             slots -= 1
         cmds: Commands = {}
