@@ -11,7 +11,11 @@ Each job prints its CPU seconds and those of the sandbox's share (Sandbox.handle
 each the least of --repeat runs (this machine is shared: the least is the least noisy);
 --profile NAME prints that job's cProfile top functions.
 
-    python scripts/bench_inprocess.py [--jobs dryrun,migrate,read] [--rows 20000] [--profile dryrun]
+The sandbox-* jobs replay a job's recorded requests to Sandbox.handle_sync alone (the same
+bytes, no client): the sandbox's own CPU with less noise.
+
+    python scripts/bench_inprocess.py [--jobs dryrun,migrate,read,sandbox-migrate] [--file]
+        [--rows 20000] [--repeat 3] [--profile dryrun]
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import argparse
 import asyncio
 import cProfile
 import pstats
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -100,9 +106,60 @@ def measure(
         pstats.Stats(profile).sort_stats("tottime").print_stats(top)
 
 
+Request = tuple[str, str, Any, str, bytes]
+
+
+def record(box: Sandbox, job: Callable[[Sandbox], None]) -> list[Request]:
+    """The requests ``job`` sends to ``box``, as Sandbox.handle_sync gets them."""
+    seen: list[Request] = []
+    handle_sync = Sandbox.handle_sync
+
+    def spy(self: Sandbox, *request: Any) -> Any:
+        seen.append(request)  # type: ignore[arg-type]
+        return handle_sync(self, *request)
+
+    Sandbox.handle_sync = spy  # type: ignore[method-assign]
+    try:
+        job(box)
+    finally:
+        Sandbox.handle_sync = handle_sync  # type: ignore[method-assign]
+    return seen
+
+
+def replay(box: Sandbox, requests: list[Request]) -> None:
+    """The same requests, straight to the sandbox: its own CPU only, no client."""
+    for request in requests:
+        box.handle_sync(*request)
+
+
+def on_file(box: Sandbox, folder: Path) -> Callable[[], Sandbox]:
+    """Copies of ``box`` in a database file each (as the CLI's ``-p sandbox`` has it)."""
+    import itertools
+    import sqlite3
+
+    count = itertools.count()
+
+    def make() -> Sandbox:
+        path = folder / f"copy{next(count)}.sqlite"
+        target = sqlite3.connect(path)
+        box.db.conn.backup(target)
+        target.close()
+        return Sandbox(db=str(path), token=box.token, limits="off")
+
+    return make
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", default="dryrun,migrate,read")
+    parser.add_argument(
+        "--jobs",
+        default="dryrun,migrate,read",
+        help="of dryrun, migrate, read and sandbox-dryrun, sandbox-migrate, sandbox-read "
+        "(the job's requests replayed to the sandbox alone)",
+    )
+    parser.add_argument(
+        "--file", action="store_true", help="each portal in a database file, as the CLI has it"
+    )
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", default="", help="print this job's cProfile top 30")
@@ -111,25 +168,46 @@ def main() -> None:
 
     deployed = Sandbox(limits="off")
     deploy(deployed, ROOT / "blueprints/company.yaml")
+    folder = Path(tempfile.mkdtemp())
 
-    def fresh() -> Sandbox:
-        return deployed.clone()
+    def copies(box: Sandbox) -> Callable[[], Sandbox]:
+        return on_file(box, folder) if args.file else box.clone
 
     def top(job: str) -> int:
         return 30 if args.profile == job else 0
 
-    if "dryrun" in jobs:
-        migrated = fresh()
-        migrate(migrated, dry_run=False)
-        measure("dryrun", migrated.clone, lambda b: migrate(b, True), args.repeat, top("dryrun"))
-    if "migrate" in jobs:
-        measure("migrate", fresh, lambda b: migrate(b, False), args.repeat, top("migrate"))
-    if "read" in jobs:
-        seeded = Sandbox(limits="off")
-        with seeded.db.transaction():
-            for i in range(args.rows):
-                seeded.portal.add_item(2, {"TITLE": f"Deal {i}", "OPPORTUNITY": i % 1000}, 1, "old")
-        measure("read", seeded.clone, lambda b: read(b, args.rows), args.repeat, top("read"))
+    def both(name: str, box: Sandbox, job: Callable[[Sandbox], None]) -> None:
+        """The job with its client, then its requests replayed to the sandbox alone."""
+        setup = copies(box)
+        if name in jobs:
+            measure(name, setup, job, args.repeat, top(name))
+        if f"sandbox-{name}" in jobs:
+            requests = record(setup(), job)
+            measure(
+                f"sandbox-{name}",
+                setup,
+                lambda b: replay(b, requests),
+                args.repeat,
+                top(f"sandbox-{name}"),
+            )
+
+    try:
+        if "dryrun" in args.jobs:
+            migrated = deployed.clone()
+            migrate(migrated, dry_run=False)
+            both("dryrun", migrated, lambda b: migrate(b, True))
+        if "migrate" in args.jobs:
+            both("migrate", deployed, lambda b: migrate(b, False))
+        if "read" in args.jobs:
+            seeded = Sandbox(limits="off")
+            with seeded.db.transaction():
+                for i in range(args.rows):
+                    seeded.portal.add_item(
+                        2, {"TITLE": f"Deal {i}", "OPPORTUNITY": i % 1000}, 1, "old"
+                    )
+            both("read", seeded, lambda b: read(b, args.rows))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
