@@ -82,3 +82,132 @@ def test_an_array_dropped_and_made_again_never_inherits_a_count() -> None:
         assert parsed["b"] == {"0": "z"}
     odd = parse_query("a[--5]=1&a[²]=2&a[" + "9" * 5000 + "]=3&a[]=4")["a"]
     assert odd["--5"] == "1" and odd["²"] == "2" and odd["0"] == "4"
+
+
+# The fast paths of the encoding (issue 12: the suite's CPU) must answer exactly as the
+# standard library's quote_plus / unquote_plus, which they stand in for.
+TRICKY = ["", "a", " ", "+", "%", "&", "=", "[", "]", "%5B", "%5b", "%5D", "%3E", "%2B", "%25"]
+TRICKY += ["%", "%4", "%zz", "%G1", "%e2%82%ac", "%E2%82", "%FF", "%C3%A9", "Ж", "🚜", "$", "\n"]
+
+
+def test_quote_answers_as_quote_plus() -> None:
+    from urllib.parse import quote_plus
+
+    from b24kit.encoding import _quote
+
+    for code in range(0x250):  # every ASCII character, then some of Latin and Cyrillic
+        text = chr(code)
+        assert _quote(text) == quote_plus(text), repr(text)
+        assert _quote(f"x{text}[y]{text}") == quote_plus(f"x{text}[y]{text}"), repr(text)
+    for text in [*TRICKY, UGLY, "filter[>=ID]", "$result[c6][49][ID]", "a b+c", "Ж[0]"]:
+        assert _quote(text) == quote_plus(text), repr(text)
+
+
+def test_unquote_answers_as_unquote_plus() -> None:
+    from urllib.parse import quote, quote_plus, unquote_plus
+
+    from b24kit.encoding import _unquote
+
+    for code in range(256):
+        for escape in (f"%{code:02X}", f"%{code:02x}"):
+            for text in (escape, f"a{escape}b", f"%5B{escape}%5D", f"{escape}%C3%A9+"):
+                assert _unquote(text) == unquote_plus(text), repr(text)
+    for text in [*TRICKY, UGLY, quote(UGLY), quote_plus(UGLY), "%%5B", "%255B", "%5%5BB"]:
+        assert _unquote(text) == unquote_plus(text), repr(text)
+
+
+def test_unquote_agrees_on_random_mixtures() -> None:
+    import random
+    from urllib.parse import unquote_plus
+
+    from b24kit.encoding import _unquote
+
+    rng = random.Random(12)
+    for _ in range(5000):
+        text = "".join(rng.choice(TRICKY) for _ in range(rng.randint(0, 8)))
+        assert _unquote(text) == unquote_plus(text), repr(text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "+",
+        "%",
+        "&",
+        "=",
+        "a=b&c=d",
+        "100%",
+        "%5B0%5D",
+        "[0]",
+        " + ",
+        "Жжж 🚜",
+        UGLY,
+        "$result[c1][0][ID]",
+    ],
+)
+def test_odd_values_and_keys_round_trip(value: str) -> None:
+    # a key is any text but brackets, which PHP reads as nesting (so does parse_query)
+    key = value if value and "[" not in value and "]" not in value else "x"
+    params = {
+        "fields": {key: value, "LIST": [value, [value, {"k": value}], ""]},
+        "select": ["ID", value],
+        "filter": {f">={key}": value, "@ID": [1, 2.0, True, None]},
+    }
+    back = parse_query(build_query(params))
+    assert back["fields"][key] == value
+    assert back["fields"]["LIST"] == {"0": value, "1": {"0": value, "1": {"k": value}}, "2": ""}
+    assert as_list(back["select"]) == ["ID", value]
+    assert back["filter"][f">={key}"] == value
+    assert as_list(back["filter"]["@ID"]) == ["1", "2", "1", ""]
+
+
+def _reference_parse(query: str) -> dict[str, object]:
+    """parse_query as it was before its fast paths: unquote_plus, and the array count
+    looked up for every key segment."""
+    import re
+    from urllib.parse import unquote_plus
+
+    from b24kit.encoding import _split_key
+
+    result: dict[str, object] = {}
+    next_free: dict[int, tuple[dict[str, object], int]] = {}
+    for chunk in query.split("&"):
+        raw_key, _, raw_value = chunk.partition("=")
+        key = unquote_plus(raw_key)
+        if not chunk or not key:
+            continue
+        node, path = result, _split_key(key)
+        for index, part in enumerate(path):
+            entry = next_free.get(id(node))
+            seen = entry[1] if entry is not None and entry[0] is node else None
+            if part == "":
+                part = str(seen if seen is not None else 0)
+            if re.fullmatch(r"-?[0-9]{1,18}", part):
+                number = int(part) + 1
+                next_free[id(node)] = (node, number if seen is None else max(seen, number))
+            if index == len(path) - 1:
+                node[part] = unquote_plus(raw_value)
+                break
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+    return result
+
+
+def test_parse_query_agrees_with_the_reference_on_random_queries() -> None:
+    import random
+
+    keys = ["a", "a[]", "a[b]", "a[]", "a[0]", "a[-1]", "a[b][]", "a[b][c]", "a[5]", "%5B", "b"]
+    keys += ["a%5B%5D", "a[007]", "a[" + "9" * 18 + "]", "a[" + "9" * 19 + "]", "a[b", "a]", ""]
+    keys += ["a+b[c]", "a%5b0%5d", "a[%2B]", "a%5B%255D", "%D0%96[%D0%96]", "a[%]"]
+    values = ["", "1", "x+y", "%26", "%3D", "a=b", "%C3%A9", "%zz", "Ж", "%5B", "%255B", "%"]
+    rng = random.Random(7)
+    for _ in range(3000):
+        query = "&".join(
+            rng.choice(keys) + rng.choice(["=", ""]) + rng.choice(values)
+            for _ in range(rng.randint(0, 7))
+        )
+        assert parse_query(query) == _reference_parse(query), query

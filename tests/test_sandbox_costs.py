@@ -141,6 +141,9 @@ def _plans(box: Sandbox, method: str, params: dict[str, Any]) -> list[str]:
         ),
         ("crm.deal.list", {"filter": {"ORIGINATOR_ID": "b24kit"}}, "items_originator_id"),
         ("crm.deal.list", {"filter": {"@UF_CRM_PARENT": ["D_1", "D_2"]}}, "items_f_UF_CRM_PARENT"),
+        # a user field's index holds only the items that have the field (db.index_field):
+        # an equality still finds it
+        ("crm.deal.list", {"filter": {"UF_CRM_PARENT": "D_1"}}, "items_f_UF_CRM_PARENT"),
         ("crm.contact.list", {"filter": {"ORIGIN_ID": "c1"}}, "items_origin_id"),
     ],
 )

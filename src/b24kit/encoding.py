@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote_plus, unquote_plus
+from urllib.parse import quote_plus, unquote
 
 Params = dict[str, Any]
 
@@ -36,7 +36,9 @@ def _scalar(value: Any) -> str:
 
 
 def _pairs(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
-    if isinstance(value, Mapping):
+    if type(value) is str:  # the common leaf, without the ABC check below (not a subclass:
+        out.append((prefix, value))  # a str Enum renders through _scalar's str())
+    elif isinstance(value, Mapping):
         # An empty map or list is left out, as PHP's http_build_query does: ``key[]=``
         # would reach the portal as ``[0 => ""]``, a filter on a field named "0".
         for key, sub in value.items():
@@ -57,14 +59,58 @@ def flatten(params: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")  # what quote_plus leaves as it is
+# quote_plus of each ASCII character, for str.translate: an ASCII text is encoded in one C
+# call instead of quote_plus's Python loop (a text with other characters still goes to
+# quote_plus, for their UTF-8 bytes). tests/test_encoding.py checks it against quote_plus.
+_ASCII_QUOTED = {
+    code: char if _PLAIN.fullmatch(char) else "+" if char == " " else f"%{code:02X}"
+    for code, char in ((code, chr(code)) for code in range(128))
+}
+# "%XX" -> the ASCII character it stands for, both cases of hex digit; escapes of bytes
+# 0x80 and up are parts of UTF-8 sequences and are left to unquote.
+_ASCII_ESCAPES = {
+    f"{high}{low}": chr(int(f"{high}{low}", 16))
+    for high in "01234567"
+    for low in "0123456789ABCDEFabcdef"
+}
 
 
 def _quote(text: str) -> str:
-    return text if _PLAIN.fullmatch(text) else quote_plus(text)
+    if _PLAIN.fullmatch(text):
+        return text
+    return text.translate(_ASCII_QUOTED) if text.isascii() else quote_plus(text)
+
+
+def _decode_common(text: str) -> str:
+    """What ``unquote_plus`` does to the commonest parts of b24kit's own commands, at C
+    speed: "+" and the percent-encoded brackets of every nested key. Every "%" followed
+    by two hex digits is one escape, whatever surrounds it, and " ", "[" and "]" are
+    neither "%" nor hex digits, so this cannot make or break another escape: what is
+    left to decode decodes as before. Nor can it make a separator ("&", "="), so a
+    whole query string may go through it at once."""
+    return text.replace("+", " ").replace("%5B", "[").replace("%5D", "]")
+
+
+def _decode_rest(text: str) -> str:
+    """``unquote(text)`` for a text :func:`_decode_common` went through, with a fast path
+    for ASCII escapes; anything else (a UTF-8 byte, a "%" that starts no escape) goes to
+    unquote as a whole."""
+    if "%" not in text:
+        return text
+    head, *pieces = text.split("%")
+    out = [head]
+    for piece in pieces:
+        char = _ASCII_ESCAPES.get(piece[:2])
+        if char is None:
+            return unquote(text)
+        out.append(char)
+        out.append(piece[2:])
+    return "".join(out)
 
 
 def _unquote(text: str) -> str:
-    return unquote_plus(text) if "%" in text or "+" in text else text
+    """``unquote_plus(text)`` (tests/test_encoding.py checks that it is)."""
+    return _decode_rest(_decode_common(text))
 
 
 def build_query(params: Mapping[str, Any]) -> str:
@@ -109,16 +155,17 @@ def _assign(
     array itself, so an array dropped and another made at the same address never shares
     its count."""
     node = target
+    last = len(path) - 1
     for index, part in enumerate(path):
-        last = index == len(path) - 1
-        entry = next_free.get(id(node))
-        seen = entry[1] if entry is not None and entry[0] is node else None
-        if part == "":
-            part = str(seen if seen is not None else 0)
-        if _INDEX.fullmatch(part):
-            number = int(part) + 1
-            next_free[id(node)] = (node, number if seen is None else max(seen, number))
-        if last:
+        if part == "" or _INDEX.fullmatch(part):  # only an index touches the count
+            entry = next_free.get(id(node))
+            seen = entry[1] if entry is not None and entry[0] is node else None
+            if part == "":
+                part = str(seen if seen is not None else 0)
+            if _INDEX.fullmatch(part):
+                number = int(part) + 1
+                next_free[id(node)] = (node, number if seen is None else max(seen, number))
+        if index == last:
             node[part] = value
             return
         child = node.get(part)
@@ -138,14 +185,14 @@ def parse_query(query: str | bytes) -> Params:
         query = query.decode("utf-8", errors="replace")
     result: Params = {}
     next_free: dict[int, tuple[dict[str, Any], int]] = {}
-    for chunk in query.split("&"):
+    for chunk in _decode_common(query).split("&"):  # each key and value: _unquote's first step
         if not chunk:
             continue
         raw_key, _, raw_value = chunk.partition("=")
-        key = _unquote(raw_key)
+        key = _decode_rest(raw_key)
         if not key:
             continue
-        _assign(result, _split_key(key), _unquote(raw_value), next_free)
+        _assign(result, _split_key(key), _decode_rest(raw_value), next_free)
     return result
 
 

@@ -110,8 +110,10 @@ def run_batch(commands: Mapping[str, Any], halt: bool, runner: Runner) -> dict[s
                 },
             )
         else:
-            method, params = split_command(command)
-            params = substitute(params, buckets)
+            text = "" if command is None else str(command)
+            method, params = split_command(text)
+            if "$" in text or "%24" in text:  # only a command with a "$" may refer
+                params = substitute(params, buckets)
             ok, outcome = runner(method, params, key)
         if ok:
             for name in ("result", "next", "total", "time"):

@@ -349,15 +349,20 @@ class Portal:
         newer generation): on add or a pipeline change it becomes the first stage of the
         pipeline with the same semantics (else the first in-progress one); on a plain
         update the stage stays as it was."""
+        text = None if requested in (None, "") else str(requested)
+        # Most often the stage asked for (else, on a plain update, the item's own) is one of
+        # the pipeline's: one row by the statuses' unique key, not the whole pipeline.
+        for known in (text, None if moving or not isinstance(current, str) else current):
+            if known is not None:
+                row = self.db.one(
+                    "SELECT * FROM statuses WHERE entity_id = ? AND status_id = ?",
+                    (self.stage_entity(etid, category_id), known),
+                )
+                if row is not None:
+                    return row
         stages = self.stages(etid, category_id)
         if not stages:
             raise ApiErrorStage()
-        by_id = {row["status_id"]: row for row in stages}
-        text = None if requested in (None, "") else str(requested)
-        if text is not None and text in by_id:
-            return by_id[text]
-        if not moving and current in by_id:
-            return by_id[str(current)]
         if text is not None:
             wanted = self.stage_semantics_anywhere(etid, text) or "P"
             for row in stages:
@@ -543,9 +548,9 @@ class Portal:
                 "CRM_FIELD_ERROR_VALUE_NOT_VALID", 'Invalid value for field "Currency"'
             )
         for fdef in by_name.values():
-            if not fdef.is_uf:
+            uf = fdef.user_field  # is_uf, without a property call per field of each write
+            if uf is None:
                 continue
-            uf = fdef.user_field or {}
             if fdef.required and (creating or fdef.name in data):
                 value = data.get(fdef.name)
                 if value in (None, "", []):
@@ -925,24 +930,44 @@ class Portal:
         multis: dict[str, list[dict[str, Any]]] | None = None,
         original_uf: bool = False,
     ) -> dict[str, Any]:
+        return self.renderer(etid, style, names, original_uf)(data, multis)
+
+    def renderer(
+        self, etid: int, style: str, names: list[str], original_uf: bool = False
+    ) -> Callable[[dict[str, Any], dict[str, list[dict[str, Any]]] | None], dict[str, Any]]:
+        """``render`` for many items of one list: what each field needs (its definition,
+        its key in the answer) is looked up once, not once per item (issue 12)."""
         by_name, _ = self.item_fields(etid)
-        out: dict[str, Any] = {}
+        old = style == "old"
+        plan = []
         for name in names:
             fdef = by_name[name]
-            value = self._render_dates(fdef, data.get(name))
-            if fdef.kind == MULTI:
-                entries = (multis or {}).get(name)
-                if style == "old" and entries:
-                    out[name] = entries
-                continue
-            if style == "old":
-                out[name] = self._old_style_value(fdef, name, value)
-            else:
-                key = fdef.name if original_uf and fdef.is_uf else fdef.camel
-                out[key] = self._new_style_value(etid, fdef, name, value)
-        if style == "new" and multis is not None and etid in (CONTACT, COMPANY):
-            out["fm"] = self._fm(multis)
-        return out
+            key = name if old else fdef.name if original_uf and fdef.is_uf else fdef.camel
+            plan.append((name, fdef, key, fdef.kind == DATE, fdef.kind == MULTI))
+        with_fm = style == "new" and etid in (CONTACT, COMPANY)
+
+        def render_item(
+            data: dict[str, Any], multis: dict[str, list[dict[str, Any]]] | None
+        ) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for name, fdef, key, is_date, is_multi in plan:
+                if is_multi:
+                    entries = (multis or {}).get(name)
+                    if old and entries:
+                        out[name] = entries
+                    continue
+                value = data.get(name)
+                if is_date:
+                    value = self._render_dates(fdef, value)
+                if old:
+                    out[name] = self._old_style_value(fdef, name, value)
+                else:
+                    out[key] = self._new_style_value(etid, fdef, name, value)
+            if with_fm and multis is not None:
+                out["fm"] = self._fm(multis)
+            return out
+
+        return render_item
 
     def _render_dates(self, fdef: FieldDef, value: Any) -> Any:
         """A date field's stored value (or values) as the portal shows it, in its time zone;
@@ -1085,19 +1110,12 @@ class Portal:
         ids = [int(r["id"]) for r in rows]
         multis = self.multifields(etid, ids) if want_multis else {}
         out = []
+        render = self.renderer(etid, style, names, original_uf) if rows else None
         for row in rows:
+            assert render is not None
             data = loads(row["data"])
             data["ID"] = row["id"]
-            out.append(
-                self.render(
-                    etid,
-                    data,
-                    style,
-                    names,
-                    multis.get(row["id"], {}) if want_multis else None,
-                    original_uf,
-                )
-            )
+            out.append(render(data, multis.get(row["id"], {}) if want_multis else None))
         return out, (total if start >= 0 else 0), next_start
 
 
