@@ -62,6 +62,9 @@ def fold_lookalikes(text: str) -> str:
     return _FOLDABLE.sub(fold, text)
 
 
+# a pure function of the text, asked of every word a sheet matches (statuses, users,
+# directions: a few dozen words in thousands of cells): remembered
+@lru_cache(maxsize=8192)
 def normalize_word(text: str) -> str:
     """Case-, space-, ё- and look-alike-insensitive form of a word for matching
     («Oценить» with a Latin O is «оценить»)."""

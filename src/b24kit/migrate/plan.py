@@ -162,9 +162,10 @@ class _RowReader:
         return Finding(kind, self.worksheet, self.row.number, column, value, reason, self.row_id)
 
     def raw(self, column: str) -> Any:
-        if column not in self.row.cells:
-            return None
-        return self.row.value(column)
+        """The cell's value, None when blank or not in the sheet (row.value, inlined: asked
+        of every cell several times)."""
+        cell = self.row.cells.get(column)
+        return None if cell is None or cell.blank else cell.value
 
     def parse(self, column: str, parser: Callable[[Any], Parsed], count: bool = True) -> Any:
         """The cell parsed, or None (the reason a rejection); ``count``: a value written
