@@ -813,6 +813,8 @@ class _Planner:
         self.companies: dict[str, Any] = dict(existing.companies_by_key)
         self.persons: dict[tuple[str, str], Any] = {}  # (company, name) -> contact
         self.seq = 0
+        # each link's ChildLink, made on its first child (every record of a link has the same)
+        self.specs: dict[str, ChildLink] = {}
 
     def name(self, prefix: str) -> str:
         self.seq += 1
@@ -1167,7 +1169,9 @@ class _Planner:
         to it when they are not so already."""
         target = self.target
         link, pipeline = target.link(child.rule.link)
-        spec = child_link(link, pipeline)
+        spec = self.specs.get(child.rule.link)
+        if spec is None:
+            spec = self.specs[child.rule.link] = child_link(link, pipeline)
         stage = target.stage_id(pipeline, child.stage or link.child.stage)
         own = {"TITLE": child.title or record.title, **_deal_fields(child.fields, target)}
         own.update(client)
