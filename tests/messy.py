@@ -23,7 +23,7 @@ import csv
 import json
 import random
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -199,6 +199,13 @@ class Row:
     def valid(self) -> bool:
         return not self.reject
 
+    def copy(self, **changes: Any) -> Row:
+        """The same truth with its own lists (``changes`` set): asdict's deep copy of every
+        field cost more than the tests that shuffle the rows."""
+        lists = {"reject": list(self.reject), "phones": list(self.phones)}
+        lists["emails"] = list(self.emails)
+        return replace(self, **{**lists, **changes})
+
 
 @dataclass
 class Sheet:
@@ -232,8 +239,19 @@ class Sheet:
     def entity(self, client_id: str) -> dict[str, Any]:
         """What the client's entity holds after the migration: its kind, name (a company's
         TITLE, or a contact's split name), phones (E.164) and e-mails, from its valid rows.
-        The name is the spelling most rows give (whitespace aside), the first A-Z on a tie."""
+        The name is the spelling most rows give (whitespace aside), the first A-Z on a tie.
+        Worked out once per client (the tests ask it of every row; the sheet is not changed
+        once made): a copy each time."""
+        if not hasattr(self, "_entities"):
+            self._entities: dict[str, dict[str, Any]] = {}
+        if client_id not in self._entities:
+            self._entities[client_id] = self._entity(client_id)
+        made = self._entities[client_id]
+        return {**made, "phones": list(made["phones"]), "emails": list(made["emails"])}
+
+    def _entity(self, client_id: str) -> dict[str, Any]:
         client = self.clients[client_id]
+        spellings = dict(client.spellings)
         rows = self.of_client(client_id)
         spelled: Counter[str] = Counter()
         split: dict[str, tuple[str, str, str]] = {}
@@ -243,7 +261,7 @@ class Sheet:
             cell = self.cells[r.row - 1][COL["Клиент"]]
             text = " ".join(cell.split())
             spelled[text] += 1
-            split[text] = dict(client.spellings)[cell]
+            split[text] = spellings[cell]
         name: Any = None
         if spelled:
             best = max(spelled.values())
@@ -602,7 +620,9 @@ class _Writer:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
         self.clients = make_clients(self.rng)
-        self.regulars = list(self.clients)  # the clients rows are about again and again
+        # the clients rows are about again and again (one-offs join self.clients later)
+        self.regulars = list(self.clients.values())
+        self.weights = [6 if c.id in ("agromir", "magistral") else 1 for c in self.regulars]
         self.cells: list[list[str]] = [list(HEADER)]
         self.rows: list[Row] = []
         self.number = 0
@@ -787,9 +807,7 @@ class _Writer:
         if self.one_off(cells, truth, fault):
             return
         rng = self.rng
-        known = [c for c in self.clients.values() if c.id in self.regulars]
-        weights = [6 if c.id in ("agromir", "magistral") else 1 for c in known]
-        client = rng.choices(known, weights)[0]
+        client = rng.choices(self.regulars, self.weights)[0]
         truth.client = client.id
         if fault != "noname_phone":
             cells[COL["Клиент"]] = rng.choice(client.spellings)[0]
@@ -929,7 +947,7 @@ def shuffled(sheet: Sheet, seed: int) -> Sheet:
     cells = [sheet.cells[0]]
     rows: list[Row] = []
     for new, old in enumerate(order):
-        truth = Row(**{**asdict(sheet.rows[old]), "row": new + 2})
+        truth = sheet.rows[old].copy(row=new + 2)
         line = sheet.cells[old + 1]
         if truth.row_id and truth.row_id == f"r{sheet.rows[old].row}":
             truth.row_id = f"r{new + 2}"
@@ -937,7 +955,9 @@ def shuffled(sheet: Sheet, seed: int) -> Sheet:
                 truth.title = f"Проект r{new + 2}"
         cells.append(line)
         rows.append(truth)
-    return Sheet(cells, grid(cells), rows, sheet.clients)
+    # each line's grid row is the line's own: the rows in the new order, not read again
+    lines = [sheet.grid[0], *(sheet.grid[old + 1] for old in order)]
+    return Sheet(cells, [list(line) for line in lines], rows, sheet.clients)
 
 
 def without_duplicate_ids(sheet: Sheet) -> Sheet:
@@ -949,7 +969,7 @@ def without_duplicate_ids(sheet: Sheet) -> Sheet:
     seen: set[str] = set()
     fresh = 100_000
     for r in sheet.rows:
-        truth = Row(**asdict(r))
+        truth = r.copy()
         if truth.duplicate_id:
             truth.duplicate_id = False
             truth.reject = [c for c in truth.reject if c != "№"]

@@ -15,8 +15,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 
-from b24kit.migrate.parsers import fold_lookalikes
+from b24kit.migrate.parsers import fold_lookalikes, normalize_word
 
 # legal forms: abbreviations and the words they stand for, matched as whole words in any
 # position («ООО АгроМир», «Монолит 255 ООО», «ИП Сидоров», "Acme, LLC")
@@ -58,16 +59,19 @@ LONG_FORMS = {
     "акционерное общество": "АО",
 }
 _QUOTES = "«»\"'“”„‘’`"
+_NON_DIGIT = re.compile(r"\D")
+_NON_WORD = re.compile(r"[^\w]+")
+_TOKEN = re.compile(r"[^\s,;()]+")
 
 
 def identifier(value: str) -> str:
     """The key a phone or an e-mail is compared by: a phone's digits, an e-mail lowercased."""
-    return re.sub(r"\D", "", value) if value.startswith("+") else value.strip().lower()
+    return _NON_DIGIT.sub("", value) if value.startswith("+") else value.strip().lower()
 
 
 def _plain(text: str) -> str:
     """Compared as: case-, space-, ё- and look-alike-insensitive («АгрoМир» with a Latin o)."""
-    return fold_lookalikes(re.sub(r"\s+", " ", text.strip().lower().replace("ё", "е")))
+    return normalize_word(text)
 
 
 @dataclass(frozen=True)
@@ -75,14 +79,17 @@ class Organisation:
     form: str  # ООО, ИП, LLC...
     core: str  # the name without its form and quotes: «АгроМир»
 
-    @property
+    @cached_property  # a frozen dataclass still takes one: it writes the instance's __dict__
     def key(self) -> str:
         """What two spellings of one organisation share: «ООО АгроМир», «АгроМир ООО» and
         «ООО "Агромир"» are one."""
-        core = re.sub(r"[^\w]+", " ", _plain(self.core)).strip()
+        core = _NON_WORD.sub(" ", _plain(self.core)).strip()
         return f"org:{self.form.lower()}:{core}"
 
 
+# a pure function of the text, asked several times of every row (grouping, planning) with
+# a sheet's few hundred names: remembered, as the same immutable Organisation
+@lru_cache(maxsize=4096)
 def organisation(name: str | None) -> Organisation | None:
     """The organisation a client cell names, or None for a person."""
     if not name:
@@ -94,7 +101,7 @@ def organisation(name: str | None) -> Organisation | None:
         if at >= 0:
             core = text[:at] + " " + text[at + len(words) :]
             return Organisation(form, _core(core)) if _core(core) else None
-    tokens = re.findall(r"[^\s,;()]+", text)
+    tokens = _TOKEN.findall(text)
     for token in tokens:
         bare = token.strip(_QUOTES + ".").lower()
         if bare in FORMS:

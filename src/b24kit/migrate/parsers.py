@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from b24kit.errors import InputError
@@ -36,6 +36,13 @@ LOOKALIKES = str.maketrans("aceopxybhkmt", "асеорхувнкмт")
 _CYRILLIC_LETTER = re.compile(r"[а-яё]", re.IGNORECASE)
 _LATIN_LETTER = re.compile(r"[a-z]", re.IGNORECASE)
 _FOLDABLE = re.compile(r"[a-zа-яё]*[a-z][a-zа-яё]*", re.IGNORECASE)
+_LOWER_LATIN = re.compile(r"[a-z]")
+_SPACE_RUN = re.compile(r"\s+")
+# the parsers run on every cell of a sheet: their patterns are compiled once, here, not
+# looked up in re's cache on every call
+_DIGIT = re.compile(r"\d")
+_NON_DIGIT = re.compile(r"\D")
+_WORD = re.compile(r"[^\W\d_]+")
 
 
 def fold_lookalikes(text: str) -> str:
@@ -48,17 +55,20 @@ def fold_lookalikes(text: str) -> str:
     def fold(match: re.Match[str]) -> str:
         word = match.group(0)
         folded = word.lower().translate(LOOKALIKES)
-        if re.search(r"[a-z]", folded):
+        if _LOWER_LATIN.search(folded):
             return word
         return "".join(f.upper() if c.isupper() else f for c, f in zip(word, folded, strict=True))
 
     return _FOLDABLE.sub(fold, text)
 
 
+# a pure function of the text, asked of every word a sheet matches (statuses, users,
+# directions: a few dozen words in thousands of cells): remembered
+@lru_cache(maxsize=8192)
 def normalize_word(text: str) -> str:
     """Case-, space-, ё- and look-alike-insensitive form of a word for matching
     («Oценить» with a Latin O is «оценить»)."""
-    return fold_lookalikes(re.sub(r"\s+", " ", text.strip().lower().replace("ё", "е")))
+    return fold_lookalikes(_SPACE_RUN.sub(" ", text.strip().lower().replace("ё", "е")))
 
 
 # ------------------------------------------------------------------ money
@@ -90,6 +100,14 @@ _MULTIPLIER = [
 ]
 _CUR = "|".join(f"(?:{p})" for p, _ in _CURRENCY)
 _MUL = "|".join(f"(?:{p})" for p, _ in _MULTIPLIER)
+_CURRENCY_RE = [(re.compile(p, re.IGNORECASE), code) for p, code in _CURRENCY]
+_MULTIPLIER_RE = [(re.compile(p, re.IGNORECASE), m) for p, m in _MULTIPLIER]
+_AMOUNT_WORD = re.compile(f"{_CUR}|{_MUL}", re.IGNORECASE)
+_RANGE = re.compile(r"\d\s*[-–—]\s*\d")
+_EXPONENT = re.compile(r"\d\s*[eE][-+]?\d")
+_SPACES_RUN = re.compile(r" +")
+_SEPARATORS = re.compile(r"[ '’.,]")
+_DECIMAL_POINT = re.compile(r"[.,]")
 _AMOUNT = re.compile(
     rf"(?P<sign>[-−–+])?\s*(?P<cur1>{_CUR})?\s*(?P<sign2>[-−–+])?\s*"
     rf"(?P<num>\d(?:[\d.,' ’]*\d)?)\s*(?P<mul>{_MUL})?\s*(?P<cur2>{_CUR})?",
@@ -102,25 +120,25 @@ _SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " ", "\t": " "}
 def _currency(text: str | None) -> str | None:
     if not text:
         return None
-    return next(code for pattern, code in _CURRENCY if re.fullmatch(pattern, text, re.I))
+    return next(code for pattern, code in _CURRENCY_RE if pattern.fullmatch(text))
 
 
 def _multiplier(text: str | None) -> Decimal:
     if not text:
         return Decimal(1)
-    return next(m for pattern, m in _MULTIPLIER if re.fullmatch(pattern, text, re.I))
+    return next(m for pattern, m in _MULTIPLIER_RE if pattern.fullmatch(text))
 
 
 def _why_not(text: str) -> str:
     """Why ``text`` is not an amount, in words."""
-    if re.search(r"\d\s*[-–—]\s*\d", text):
+    if _RANGE.search(text):
         return "a range, not one amount"
-    if re.search(r"\d\s*[eE][-+]?\d", text):
+    if _EXPONENT.search(text):
         return "an exponent: not an amount written by hand"
-    if not re.search(r"\d", text):
+    if not _DIGIT.search(text):
         return "no amount"
-    for word in re.findall(r"[^\W\d_]+", text):
-        if not re.fullmatch(f"{_CUR}|{_MUL}", word, re.IGNORECASE):
+    for word in _WORD.findall(text):
+        if not _AMOUNT_WORD.fullmatch(word):
             return f"words around the amount ({word[:20]!r}): write the amount alone"
     return "not one amount written the usual way"
 
@@ -128,7 +146,7 @@ def _why_not(text: str) -> str:
 def _number(text: str) -> tuple[Decimal, bool]:
     """The number part: (value, whether a lone separator before three digits was read as a
     decimal point, a guess). ValueError when the grouping is not the usual one."""
-    text = re.sub(r" +", " ", text)
+    text = _SPACES_RUN.sub(" ", text)
     decimal = ""
     last = max(text.rfind(","), text.rfind("."))
     head = text
@@ -142,7 +160,7 @@ def _number(text: str) -> tuple[Decimal, bool]:
             decimal, head = tail, before
     if head and not head.isdigit() and not _GROUPED.fullmatch(head):
         raise ValueError("groups of digits")
-    digits = re.sub(r"[ '’.,]", "", head)
+    digits = _SEPARATORS.sub("", head)
     guess = (  # 1,250: a thousands separator or a decimal one? (0,125 is no thousands)
         bool(decimal)
         and len(decimal) == 3
@@ -194,7 +212,7 @@ def parse_money(
         currency = found.pop() if found else default_currency
         warning = None
         if guessed and not match["mul"]:
-            head, tail = re.split(r"[.,]", match["num"])
+            head, tail = _DECIMAL_POINT.split(match["num"])
             raise ParseError(
                 f"{_text(raw)!r}: {head}{tail} or {head}.{tail}? a lone separator before "
                 "three digits could be either: write the thousands without it (or with a "
@@ -247,6 +265,11 @@ FIRST_YEAR, LAST_YEAR = 1990, 2100
 _TIME = r"(?:[ t]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?"
 # «г.», «г» or «года» after the year, as Russian documents write a date
 _YEAR_WORD = r"(?:\s*г(?:ода|\.)?)?"
+_SERIAL = re.compile(r"\d{5}(\.\d+)?")
+_ISO_DATE = re.compile(rf"(\d{{4}})-(\d{{1,2}})-(\d{{1,2}}){_TIME}")
+_DOTTED_DATE = re.compile(rf"(\d{{1,2}})\.(\d{{1,2}})\.(\d{{2}}|\d{{4}}){_YEAR_WORD}{_TIME}")
+_SLASHED_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})")
+_WORDED_DATE = re.compile(rf"(\d{{1,2}})\s+([а-я]+)\.?\s+(\d{{4}}){_YEAR_WORD}")
 
 
 def _month_word(word: str, stem: str) -> bool:
@@ -282,7 +305,7 @@ def parse_date(raw: Any) -> Parsed:
     text = _text(raw).lower()
     if not text:
         raise ParseError("empty date")
-    if re.fullmatch(r"\d{5}(\.\d+)?", text):
+    if _SERIAL.fullmatch(text):
         return parse_date(float(text))
     parsed = _parse_date_text(text, raw)
     return Parsed(_plausible(parsed.value, raw).value, parsed.warning)
@@ -290,17 +313,15 @@ def parse_date(raw: Any) -> Parsed:
 
 def _parse_date_text(text: str, raw: Any) -> Parsed:
     try:
-        if m := re.fullmatch(rf"(\d{{4}})-(\d{{1,2}})-(\d{{1,2}}){_TIME}", text):
+        if m := _ISO_DATE.fullmatch(text):
             return Parsed(date(int(m[1]), int(m[2]), int(m[3])))
-        if m := re.fullmatch(
-            rf"(\d{{1,2}})\.(\d{{1,2}})\.(\d{{2}}|\d{{4}}){_YEAR_WORD}{_TIME}", text
-        ):
+        if m := _DOTTED_DATE.fullmatch(text):
             return Parsed(date(_year(m[3]), int(m[2]), int(m[1])))
-        if m := re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})", text):
+        if m := _SLASHED_DATE.fullmatch(text):
             day, month = int(m[1]), int(m[2])
             warning = None if day > 12 or day == month else (f"read {text!r} as day/month/year")
             return Parsed(date(_year(m[3]), month, day), warning)
-        if m := re.fullmatch(rf"(\d{{1,2}})\s+([а-я]+)\.?\s+(\d{{4}}){_YEAR_WORD}", text):
+        if m := _WORDED_DATE.fullmatch(text):
             named = next((n for stem, n in MONTHS.items() if _month_word(m[2], stem)), None)
             if named is None:
                 raise ParseError(f"unknown month in {text!r}")
@@ -317,6 +338,7 @@ PHONE_SPLIT = re.compile(r"[;,/\n]|\s+(?:или|и|or)\s+")
 PHONE_LABELS = {"тел", "телефон", "моб", "мобильный", "сот", "сотовый", "раб", "рабочий", "дом"}
 PHONE_LABELS |= {"tel", "phone", "mob", "mobile", "cell", "work", "home"}
 EXTENSION = re.compile(r"(доб\.?|ext\.?|вн\.?)\s*\d+", re.IGNORECASE)
+_LETTER_AMONG_DIGITS = re.compile(r"\d[^\W\d_]+\d|\d\s?[^\W\d_]\s?\d")
 
 
 def parse_phone_one(raw: str) -> Parsed:
@@ -325,14 +347,14 @@ def parse_phone_one(raw: str) -> Parsed:
     if EXTENSION.search(text):
         warning = f"extension dropped from {text!r}"
         text = EXTENSION.sub("", text)
-    if re.search(r"\d[^\W\d_]+\d|\d\s?[^\W\d_]\s?\d", text):  # «8 926 1O1-22-33»: O or 0?
+    if _LETTER_AMONG_DIGITS.search(text):  # «8 926 1O1-22-33»: O or 0?
         raise ParseError(f"{raw.strip()!r}: a letter among the digits (O for 0, l for 1?)")
-    words = [w for w in re.findall(r"[^\W\d_]+", text) if w.lower() not in PHONE_LABELS]
+    words = [w for w in _WORD.findall(text) if w.lower() not in PHONE_LABELS]
     if words:  # a name or a note beside the number: the number is kept, the words are not
         dropped = f"{' '.join(words)[:30]!r} dropped from {text!r}"
         warning = f"{warning}; {dropped}" if warning else dropped
     international = text.startswith("+")
-    digits = re.sub(r"\D", "", text)
+    digits = _NON_DIGIT.sub("", text)
     if international and not digits.startswith("7"):
         if not 8 <= len(digits) <= 15:
             raise ParseError(f"{raw.strip()!r} is not a phone number")
@@ -358,7 +380,7 @@ def parse_phones(raw: Any) -> Parsed:
     out: list[str] = []
     warnings: list[str] = []
     for part in PHONE_SPLIT.split(text):
-        if not part or not re.search(r"\d", part):
+        if not part or not _DIGIT.search(part):
             continue
         parsed = parse_phone_one(part)
         if parsed.value not in out:
@@ -370,9 +392,12 @@ def parse_phones(raw: Any) -> Parsed:
     return Parsed(out, "; ".join(warnings) or None)
 
 
+_EMAIL = re.compile(r"[^\s,;<>()]+@[^\s,;<>()]+\.[a-zA-Zа-яА-Я]{2,}")
+
+
 def parse_emails(raw: Any) -> Parsed:
     text = _text(raw)
-    found = [e.lower() for e in re.findall(r"[^\s,;<>()]+@[^\s,;<>()]+\.[a-zA-Zа-яА-Я]{2,}", text)]
+    found = [e.lower() for e in _EMAIL.findall(text)]
     if not found:
         raise ParseError(f"no e-mail address in {text!r}")
     return Parsed(list(dict.fromkeys(found)))
@@ -391,6 +416,10 @@ _INN_WEIGHTS = {
 }
 
 
+_INN_SPACING = re.compile(r"[\s\u00a0-]")
+_INN = re.compile(r"\d{10}|\d{12}")
+
+
 def parse_inn(raw: Any) -> Parsed:
     """An INN as text, or as a number cell (a spreadsheet drops its leading zero: an
     organisation's 9 digits or a person's 11 are the number with its 0 put back, if its
@@ -400,8 +429,8 @@ def parse_inn(raw: Any) -> Parsed:
         if len(raw) in (9, 11) and _inn_checks("0" + raw):
             raw = "0" + raw
     text = _text(raw)
-    digits = re.sub(r"[\s\u00a0-]", "", text)
-    if not re.fullmatch(r"\d{10}|\d{12}", digits):
+    digits = _INN_SPACING.sub("", text)
+    if not _INN.fullmatch(digits):
         raise ParseError(f"{text!r} is no INN: 10 or 12 digits")
     if not _inn_checks(digits):
         return Parsed(digits, f"INN {digits}: its check digit is wrong (a typo?)")
@@ -445,6 +474,9 @@ def _table(synonyms: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[tuple[str
     return tuple(out.items())
 
 
+_NOT_WORD = re.compile(r"[^\w ]")
+
+
 @dataclass(frozen=True)
 class Enumeration:
     """Sheet words to codes: ``{"ESTIMATE": ["в работе", "считаем"], "WON": ["оплачено"]}``.
@@ -455,14 +487,20 @@ class Enumeration:
     def table(self) -> dict[str, str]:
         """Each word as compared -> its code (made once per value map: a sheet's every row
         reads it)."""
+        return dict(self._lookup)
+
+    @cached_property
+    def _lookup(self) -> dict[str, str]:
+        """table(), kept by this enumeration: parse() reads it for every cell (a frozen
+        dataclass still takes a cached_property: it writes the instance's __dict__)."""
         return dict(_table(tuple((code, tuple(words)) for code, words in self.synonyms.items())))
 
     def parse(self, raw: Any) -> Parsed:
         word = normalize_word(_text(raw))
-        table = self.table()
+        table = self._lookup
         if word in table:
             return Parsed(table[word])
-        stripped = re.sub(r"[^\w ]", "", word).strip()
+        stripped = _NOT_WORD.sub("", word).strip()
         if stripped in table:
             return Parsed(table[stripped], f"read {_text(raw)!r} as {table[stripped]}")
         known = ", ".join(sorted({str(w) for ws in self.synonyms.values() for w in ws})[:8])

@@ -59,6 +59,8 @@ from b24kit.portal.snapshot import PipelineSnap, Snapshot
 # what a spreadsheet runs as a formula (OWASP's CSV-injection rule): = or @ first, or + or -
 # before a letter or a bracket (not a phone number or a negative amount)
 FORMULA = re.compile(r"^(?:[=@]|[+-][^\d\s.,])")
+_SPACE_RUN = re.compile(r"\s+")
+_WHOLE_FLOAT = re.compile(r"\d+\.0")  # a row id a spreadsheet made a number: 17.0
 
 
 @dataclass(frozen=True)
@@ -126,9 +128,28 @@ def _as_written(value: Any) -> str:
     return str(value)
 
 
+class _Shared:
+    """What every row of one read asks of the mapping, made once per read_records, not
+    once per cell: the users by name as compared, each value map's Enumeration."""
+
+    def __init__(self, mapping: Mapping) -> None:
+        self.users = {normalize_word(k): v for k, v in mapping.users.items()}
+        self._enums: dict[int, Enumeration] = {}
+
+    def enum(self, values: dict[str, list[str]]) -> Enumeration:
+        """The value map's Enumeration (its word table built once), by the map's identity:
+        the mapping holds each of its maps, unchanged, for the whole read (the check on
+        ``synonyms`` makes a reused id of another object no match)."""
+        made = self._enums.get(id(values))
+        if made is None or made.synonyms is not values:
+            made = self._enums[id(values)] = Enumeration(values)
+        return made
+
+
 class _RowReader:
-    def __init__(self, mapping: Mapping, worksheet: str, row: SheetRow) -> None:
+    def __init__(self, mapping: Mapping, worksheet: str, row: SheetRow, shared: _Shared) -> None:
         self.mapping = mapping
+        self.shared = shared
         self.worksheet = worksheet
         self.row = row
         self.row_id: str | None = None  # set once the row is known to be a project row
@@ -141,9 +162,10 @@ class _RowReader:
         return Finding(kind, self.worksheet, self.row.number, column, value, reason, self.row_id)
 
     def raw(self, column: str) -> Any:
-        if column not in self.row.cells:
-            return None
-        return self.row.value(column)
+        """The cell's value, None when blank or not in the sheet (row.value, inlined: asked
+        of every cell several times)."""
+        cell = self.row.cells.get(column)
+        return None if cell is None or cell.blank else cell.value
 
     def parse(self, column: str, parser: Callable[[Any], Parsed], count: bool = True) -> Any:
         """The cell parsed, or None (the reason a rejection); ``count``: a value written
@@ -160,7 +182,8 @@ class _RowReader:
         if parsed.warning:
             self.warnings.append(self.finding("warning", column, value, parsed.warning))
         if isinstance(value, str) and count:
-            self._count(column, value, _as_written(parsed.value), parsed.warning)
+            if column not in self._counted:  # (_as_written only when it is compared)
+                self._count(column, value, _as_written(parsed.value), parsed.warning)
         elif parsed.warning and parsed.warning.startswith("rounded"):
             self._count(column, "", "", parsed.warning)
         return parsed.value
@@ -216,8 +239,7 @@ class _RowReader:
             )
             return None if number is None else float(number[0])
         if spec.parse == "user":
-            users = {normalize_word(k): v for k, v in self.mapping.users.items()}
-            found = users.get(normalize_word(str(value)))
+            found = self.shared.users.get(normalize_word(str(value)))
             if found is None:
                 self.errors.append(
                     self.finding(
@@ -226,7 +248,8 @@ class _RowReader:
                 )
             return found
         if spec.parse == "enum":
-            return self.parse(spec.column, Enumeration(spec.values or {}).parse, count=False)
+            enum = self.shared.enum(spec.values) if spec.values is not None else _NO_VALUES
+            return self.parse(spec.column, enum.parse, count=False)
         return self.text(spec.column, value)
 
     def text(self, column: str, value: Any) -> str:
@@ -235,11 +258,12 @@ class _RowReader:
         text = str(value).strip()
         if isinstance(value, str):
             self._count(column, value, text)
-        warning = self.finding(
-            "warning", column, text, "looks like a spreadsheet formula; written as text"
-        )
-        if FORMULA.match(text) and warning not in self.warnings:  # once, however often used
-            self.warnings.append(warning)
+        if FORMULA.match(text):
+            warning = self.finding(
+                "warning", column, text, "looks like a spreadsheet formula; written as text"
+            )
+            if warning not in self.warnings:  # once, however often used
+                self.warnings.append(warning)
         return text
 
     def cell_text(self, column: str) -> str | None:
@@ -250,7 +274,7 @@ class _RowReader:
     def stage(self, rule: StageRule) -> str:
         if rule.column is None:
             return rule.default
-        code = self.parse(rule.column, Enumeration(rule.values).parse, count=False)
+        code = self.parse(rule.column, self.shared.enum(rule.values).parse, count=False)
         return rule.default if code is None else str(code)
 
     def template(self, text: str) -> str:
@@ -258,7 +282,10 @@ class _RowReader:
             value = self.raw(match.group(1))
             return "" if value is None else self.text(match.group(1), value)
 
-        return re.sub(r"\s+", " ", TEMPLATE.sub(repl, text)).strip(" :-—")
+        return _SPACE_RUN.sub(" ", TEMPLATE.sub(repl, text)).strip(" :-—")
+
+
+_NO_VALUES = Enumeration({})  # an enum column the mapping gives no values: only codes match
 
 
 def _row_id(mapping: Mapping, row: SheetRow) -> str:
@@ -266,7 +293,7 @@ def _row_id(mapping: Mapping, row: SheetRow) -> str:
         value = row.value(mapping.row_id)
         if value is not None:
             text = str(value).strip()
-            return text[:-2] if re.fullmatch(r"\d+\.0", text) else text
+            return text[:-2] if _WHOLE_FLOAT.fullmatch(text) else text
     return f"r{row.number}"
 
 
@@ -305,14 +332,13 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
     nothing is dropped silently."""
     records: list[Record] = []
     findings: list[Finding] = []
-    twins = _repeated_ids(table, mapping)
+    shared = _Shared(mapping)
+    no_rows = _no_rows(table)
+    twins = _repeated_ids(table, mapping, no_rows)
     for row in table.rows:
-        reader = _RowReader(mapping, table.worksheet, row)
-        if row.blank:
-            findings.append(reader.finding("rejected", None, None, "blank row"))
-            continue
-        if row.repeats_header(table.headers):
-            findings.append(reader.finding("rejected", None, None, "repeated header row"))
+        reader = _RowReader(mapping, table.worksheet, row, shared)
+        if row.number in no_rows:
+            findings.append(reader.finding("rejected", None, None, no_rows[row.number]))
             continue
         row_id = _row_id(mapping, row)
         if row.number in twins:
@@ -384,7 +410,19 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
     return records, findings
 
 
-def _repeated_ids(table: Table, mapping: Mapping) -> dict[int, str]:
+def _no_rows(table: Table) -> dict[int, str]:
+    """The rows that are no rows, by number: blank ones and a header pasted again, each
+    with its reason (asked once per row: both read_records and _repeated_ids skip them)."""
+    out = {}
+    for row in table.rows:
+        if row.blank:
+            out[row.number] = "blank row"
+        elif row.repeats_header(table.headers):
+            out[row.number] = "repeated header row"
+    return out
+
+
+def _repeated_ids(table: Table, mapping: Mapping, no_rows: dict[int, str]) -> dict[int, str]:
     """The rows whose row id another row has, with the reason: a number on two projects
     names neither, so every one of them is rejected, whatever the rows' order; a row that
     repeats another cell for cell is a copy, and only the copies are. Only rows that are
@@ -392,7 +430,7 @@ def _repeated_ids(table: Table, mapping: Mapping) -> dict[int, str]:
     rows: dict[str, list[SheetRow]] = {}
     wanted = project_columns(mapping)  # a note or a total is no project: rejected as such
     for row in table.rows:
-        if row.blank or row.repeats_header(table.headers):
+        if row.number in no_rows:
             continue
         if not wanted or any(row.value(c) is not None for c in wanted):
             rows.setdefault(_row_id(mapping, row), []).append(row)
@@ -420,7 +458,7 @@ def _route(reader: _RowReader, mapping: Mapping) -> str:
     route = mapping.parent.route
     if route is None or reader.raw(route.column) is None:
         return mapping.parent.pipeline
-    code = reader.parse(route.column, Enumeration(route.values).parse, count=False)
+    code = reader.parse(route.column, reader.shared.enum(route.values).parse, count=False)
     return mapping.parent.pipeline if code is None else str(code)
 
 
@@ -775,6 +813,8 @@ class _Planner:
         self.companies: dict[str, Any] = dict(existing.companies_by_key)
         self.persons: dict[tuple[str, str], Any] = {}  # (company, name) -> contact
         self.seq = 0
+        # each link's ChildLink, made on its first child (every record of a link has the same)
+        self.specs: dict[str, ChildLink] = {}
 
     def name(self, prefix: str) -> str:
         self.seq += 1
@@ -1129,7 +1169,9 @@ class _Planner:
         to it when they are not so already."""
         target = self.target
         link, pipeline = target.link(child.rule.link)
-        spec = child_link(link, pipeline)
+        spec = self.specs.get(child.rule.link)
+        if spec is None:
+            spec = self.specs[child.rule.link] = child_link(link, pipeline)
         stage = target.stage_id(pipeline, child.stage or link.child.stage)
         own = {"TITLE": child.title or record.title, **_deal_fields(child.fields, target)}
         own.update(client)

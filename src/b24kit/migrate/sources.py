@@ -38,14 +38,18 @@ class Cell:
     row: int  # 1-based, as the sheet shows it
     column: str  # letter, as the sheet shows it
     header: str
+    # asked of every cell many times: worked out once, when the cell is made (a
+    # cached_property's first read costs more than the test itself)
+    blank: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        value = self.value
+        blank = value is None or (isinstance(value, str) and not value.strip())
+        object.__setattr__(self, "blank", blank)  # frozen: set once, here
 
     @property
     def where(self) -> str:
         return f"{self.worksheet}!{self.column}{self.row} ({self.header})"
-
-    @functools.cached_property
-    def blank(self) -> bool:  # asked of every cell many times: worked out once
-        return self.value is None or (isinstance(self.value, str) and not self.value.strip())
 
 
 @dataclass
@@ -62,12 +66,21 @@ class SheetRow:
         return all(c.blank for c in self.cells.values())
 
     def repeats_header(self, headers: list[str]) -> bool:
-        """A header pasted again in the middle of the data."""
-        texts = [str(c.value).strip().lower() for c in self.cells.values() if not c.blank]
-        if len(texts) < 2:
+        """A header pasted again in the middle of the data: at least two thirds of its
+        filled cells (and two) are header names."""
+        filled = [c.value for c in self.cells.values() if not c.blank]
+        if len(filled) < 2:
             return False
         names = _header_names(tuple(headers))
-        return sum(t in names for t in texts) >= max(2, len(texts) * 2 // 3)
+        # asked of every row: stop at the first miss more than the rule allows (a data row
+        # misses at once)
+        misses = len(filled) - max(2, len(filled) * 2 // 3)
+        for value in filled:
+            if str(value).strip().lower() not in names:
+                misses -= 1
+                if misses < 0:
+                    return False
+        return True
 
 
 @functools.lru_cache(maxsize=16)
