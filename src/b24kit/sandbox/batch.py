@@ -54,11 +54,14 @@ def _walk(root: Any, path: str) -> tuple[bool, Any]:
 
 
 def substitute(value: Any, roots: Mapping[str, Any]) -> Any:
-    if isinstance(value, Mapping):
+    if type(value) is str:  # the common case first: parsed parameters are text and dicts
+        if "$" not in value:
+            return value
+    elif isinstance(value, Mapping):
         return {k: substitute(v, roots) for k, v in value.items()}
-    if isinstance(value, list):
+    elif isinstance(value, list):
         return [substitute(v, roots) for v in value]
-    if not isinstance(value, str) or "$" not in value:
+    elif not isinstance(value, str) or "$" not in value:
         return value
     text: Any = value
     for match in REFERENCE.finditer(value):

@@ -161,14 +161,13 @@ class Database:
         return self.conn.execute(sql, params).fetchall()
 
     def next_id(self, name: str, start: int = 1) -> int:
-        row = self.one("SELECT value FROM sequences WHERE name = ?", (name,))
-        value = start if row is None else int(row["value"]) + 1
-        self.execute(
+        """The sequence's next value (``start`` for a new one), taken in one statement."""
+        [row] = self.all(  # all, not one: the statement is run to its end at once
             "INSERT INTO sequences(name, value) VALUES(?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            (name, value),
+            "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+            (name, start),
         )
-        return value
+        return int(row["value"])
 
     def index_field(self, name: str) -> None:
         """An index on one field of the items' JSON (a user field a lookup may filter on,
