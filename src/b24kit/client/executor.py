@@ -26,6 +26,7 @@ import asyncio
 import heapq
 import re
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -163,18 +164,35 @@ Progress = Callable[[int, int], None]
 UNKNOWN = (ServerError, TransportFailure, BadResponse)
 
 
+# the types of most values in a command's parameters: they hold no reference, and are
+# told by one set lookup instead of a chain of isinstance checks (ABC ones among them)
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_NO_BATCH: frozenset[str] = frozenset()
+
+
 def _refs(value: Any, local: bool = False) -> list[tuple[Ref, bool]]:
     """Every reference in a value, each with whether the executor must resolve it (a
     pick, a part of a Join, or a dictionary key)."""
+    found: list[tuple[Ref, bool]] = []
+    _collect_refs(value, local, found)
+    return found
+
+
+def _collect_refs(value: Any, local: bool, found: list[tuple[Ref, bool]]) -> None:
+    if type(value) in _PLAIN:
+        return
     if isinstance(value, Ref):
-        return [(value, local or not value.in_batch)]
-    if isinstance(value, Join):
-        return [r for part in value.parts for r in _refs(part, True)]
-    if isinstance(value, Mapping):
-        return [r for k, v in value.items() for r in (*_refs(k, True), *_refs(v, local))]
-    if isinstance(value, (list, tuple)):
-        return [r for v in value for r in _refs(v, local)]
-    return []
+        found.append((value, local or not value.in_batch))
+    elif isinstance(value, Join):
+        for part in value.parts:
+            _collect_refs(part, True, found)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            _collect_refs(k, True, found)
+            _collect_refs(v, local, found)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _collect_refs(v, local, found)
 
 
 class Executor:
@@ -303,18 +321,20 @@ class _Run:
                 return False
         return True
 
-    def materialise(self, value: Any, batch: set[str]) -> Any:
+    def materialise(self, value: Any, batch: AbstractSet[str]) -> Any:
         """The value as sent: references to this batch as ``$result[...]``, the others
         resolved here (LookupError when what they point at is not in the result)."""
+        if type(value) in _PLAIN:
+            return value
         if isinstance(value, Ref):
             if value.command in batch:
                 return value.batch_text()
             return value.resolve(self.outcomes[value.command].result)
         if isinstance(value, Join):
-            return "".join(str(self.materialise(p, set())) for p in value.parts)
+            return "".join(str(self.materialise(p, _NO_BATCH)) for p in value.parts)
         if isinstance(value, Mapping):
             return {
-                self.materialise(k, set()): self.materialise(v, batch) for k, v in value.items()
+                self.materialise(k, _NO_BATCH): self.materialise(v, batch) for k, v in value.items()
             }
         if isinstance(value, (list, tuple)):
             return [self.materialise(v, batch) for v in value]
