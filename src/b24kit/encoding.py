@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote_plus, unquote
+from urllib.parse import quote_plus
 
 Params = dict[str, Any]
 
@@ -67,7 +67,7 @@ _ASCII_QUOTED = {
     for code, char in ((code, chr(code)) for code in range(128))
 }
 # "%XX" -> the ASCII character it stands for, both cases of hex digit; escapes of bytes
-# 0x80 and up are parts of UTF-8 sequences and are left to unquote.
+# 0x80 and up are parts of UTF-8 sequences and are left to _decode_run.
 _ASCII_ESCAPES = {
     f"{high}{low}": chr(int(f"{high}{low}", 16))
     for high in "01234567"
@@ -91,10 +91,21 @@ def _decode_common(text: str) -> str:
     return text.replace("+", " ").replace("%5B", "[").replace("%5D", "]")
 
 
+_ESCAPE_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+
+
+def _decode_run(match: re.Match[str]) -> str:
+    return bytes.fromhex(match.group(0).replace("%", "")).decode("utf-8", "replace")
+
+
 def _decode_rest(text: str) -> str:
     """``unquote(text)`` for a text :func:`_decode_common` went through, with a fast path
-    for ASCII escapes; anything else (a UTF-8 byte, a "%" that starts no escape) goes to
-    unquote as a whole."""
+    for ASCII escapes. Anything else (a UTF-8 byte, a "%" that starts no escape) decodes
+    each run of escapes as UTF-8 in one C call (bytes.fromhex), not unquote's Python loop
+    over every byte of the text (Cyrillic text is most of a Russian sheet's, issue 12).
+    The same answer as unquote: it decodes the bytes of each stretch of ASCII text at
+    once, and an ASCII byte between two runs ends any UTF-8 sequence either way, so
+    decoding run by run replaces the same bytes (tests/test_encoding.py checks it)."""
     if "%" not in text:
         return text
     head, *pieces = text.split("%")
@@ -102,7 +113,7 @@ def _decode_rest(text: str) -> str:
     for piece in pieces:
         char = _ASCII_ESCAPES.get(piece[:2])
         if char is None:
-            return unquote(text)
+            return _ESCAPE_RUN.sub(_decode_run, text)
         out.append(char)
         out.append(piece[2:])
     return "".join(out)
