@@ -8,7 +8,6 @@ leaves `audit` without an error or warn finding."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections import Counter
@@ -40,7 +39,7 @@ from tests import messy
 from tests.clients import client_for
 from tests.messy import Row, Sheet
 from tests.once import once
-from tests.test_migrate import COMPANY, COMPANY_PATH, deployed, migrate
+from tests.test_migrate import COMPANY, COMPANY_PATH, deployed, migrate, run_async
 
 SEED, ROWS = 10, 2000
 SHEET = messy.make_sheet(SEED, ROWS)
@@ -400,7 +399,7 @@ def _land(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             audit = await audit_portal(client, COMPANY)
             return audit, await prepare(client, load_mapping(mapping), mapping.parent)
 
-    audit, again = asyncio.run(after())
+    audit, again = run_async(after)
     return {
         "failed": result.failed,
         "again_counts": again.plan.counts,
