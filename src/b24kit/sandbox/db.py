@@ -161,13 +161,17 @@ class Database:
         return self.conn.execute(sql, params).fetchall()
 
     def next_id(self, name: str, start: int = 1) -> int:
-        """The sequence's next value (``start`` for a new one), taken in one statement."""
-        [row] = self.all(  # all, not one: the statement is run to its end at once
+        """The sequence's next value (``start`` for a new one). Two statements, not one
+        ``... RETURNING``: that needs SQLite 3.35, and Python 3.11 may be linked with an
+        older one (3.31 on Ubuntu 20.04)."""
+        row = self.one("SELECT value FROM sequences WHERE name = ?", (name,))
+        value = start if row is None else int(row["value"]) + 1
+        self.execute(
             "INSERT INTO sequences(name, value) VALUES(?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
-            (name, start),
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (name, value),
         )
-        return int(row["value"])
+        return value
 
     def index_field(self, name: str) -> None:
         """An index on one field of the items' JSON (a user field a lookup may filter on,
