@@ -54,7 +54,11 @@ FIELD_CODE_MAX = 35  # "UF_CRM_" + "9999_" + 35 < 50, the portal's limit for fie
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    # defer_build (start-up, issue 15 item 6): each model's validator is made when it is
+    # first used, not as this module is imported; validating a Blueprint then builds one
+    # schema holding every model it nests, instead of one validator per model class as
+    # well (0.03 s of CPU off every command that reads a blueprint, validate included)
+    model_config = ConfigDict(extra="forbid", frozen=False, defer_build=True)
 
 
 def _printable(value: str) -> str:
