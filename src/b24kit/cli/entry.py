@@ -32,7 +32,19 @@ def interrupted_by(exc: BaseException) -> bool:
     return False
 
 
+def _lighter_start() -> None:
+    """What this process will never use, kept from loading (issue 15 item 6).
+
+    httpx's package imports its own command-line client (``httpx._main``) whenever click
+    and pygments are installed, as they are here (uvicorn needs click, rich pygments): click,
+    pygments' lexers and rich's syntax, table and progress modules, 0.1 s of CPU for every
+    command that reaches a portal. httpx catches the ImportError a ``None`` entry in
+    ``sys.modules`` raises and goes without its CLI, which b24kit never calls."""
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def main() -> None:
+    _lighter_start()
     loaded = True
     try:
         from b24kit.cli.app import main as run
