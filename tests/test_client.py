@@ -6,6 +6,7 @@ import asyncio
 import gc
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -421,3 +422,33 @@ def test_an_empty_503_gives_its_place_back_as_a_proxy_page_does() -> None:
             assert client.bucket.level == 0
 
     asyncio.run(go())
+
+
+def test_clients_of_one_process_share_one_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx made a TLS context per client (certifi's store, 55 ms of CPU each): clients
+    for a real portal now share one; a client with a transport of its own makes none."""
+    import ssl
+
+    from b24kit.client import core
+
+    made: list[ssl.SSLContext] = []
+    real = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    core._tls_context.cache_clear()
+    auth = WebhookAuth(parse_webhook("https://example.bitrix24.ru/rest/1/abcdefgh/"))
+
+    async def go() -> None:
+        for _ in range(3):
+            await B24Client(auth)._http.aclose()
+        box = Sandbox(limits="off")
+        await B24Client(auth, transport=box.transport())._http.aclose()
+        box.close()
+
+    asyncio.run(go())
+    core._tls_context.cache_clear()
+    assert len(made) == 1
