@@ -57,6 +57,21 @@ def sheet(tmp_path: Path, originator: str = ORIGINATOR, rows: list[str] = ROWS) 
     return folder / "m.yaml"
 
 
+_MIGRATED: list[Sandbox] = []  # the sheet migrated once per test process
+
+
+def migrated_box(tmp_path: Path) -> tuple[Sandbox, Path]:
+    """A deployed sandbox where the sheet (ROWS) was migrated, and its mapping: a copy of
+    one migrated once (tests/test_migrate.py deployed), as a migration per test would
+    leave it: the migration is every test's start, not what it checks."""
+    mapping = sheet(tmp_path)
+    if not _MIGRATED:
+        box = deployed()
+        assert not migrate(box, mapping).failed
+        _MIGRATED.append(box)
+    return _MIGRATED[0].clone(limits="off"), mapping
+
+
 def old_client(box: Sandbox) -> int:
     """A contact a manager made before the migration, with row 2's phone."""
     return int(
@@ -218,9 +233,7 @@ def test_dry_run_lists_then_undo_removes_and_a_rerun_recreates(tmp_path: Path) -
 
 
 def test_an_entity_changed_by_someone_else_refuses_the_undo(tmp_path: Path) -> None:
-    box = deployed()
-    mapping = sheet(tmp_path)
-    migrate(box, mapping)
+    box, mapping = migrated_box(tmp_path)
     migrated = owned(box)
     deals = {
         d["ORIGIN_ID"]: int(d["ID"])
@@ -261,9 +274,7 @@ def test_an_entity_changed_by_someone_else_refuses_the_undo(tmp_path: Path) -> N
 
 
 def test_a_stage_moved_by_someone_else_is_a_change(tmp_path: Path) -> None:
-    box = deployed()
-    mapping = sheet(tmp_path)
-    migrate(box, mapping)
+    box, mapping = migrated_box(tmp_path)
     child = box.call(
         "crm.deal.list",
         {"filter": {"ORIGINATOR_ID": ORIGINATOR, "ORIGIN_ID": "row:1:estimate"}},
@@ -301,9 +312,7 @@ def test_another_mappings_entities_are_untouched(tmp_path: Path) -> None:
 
 
 def test_an_undo_under_faults_finishes(tmp_path: Path) -> None:
-    box = deployed()
-    mapping = sheet(tmp_path)
-    migrate(box, mapping)
+    box, mapping = migrated_box(tmp_path)
     box.faults = type(box.faults).parse("500=0.2,drop=0.2,lost=0.2,seed=5")
     result = undo(box, mapping)
     assert sum(box.faults.counts.values()) > 0
@@ -313,9 +322,7 @@ def test_an_undo_under_faults_finishes(tmp_path: Path) -> None:
 
 
 def test_an_undo_killed_half_way_is_finished_by_the_next(tmp_path: Path) -> None:
-    box = deployed()
-    mapping = sheet(tmp_path)
-    migrate(box, mapping)
+    box, mapping = migrated_box(tmp_path)
     migrated = owned(box)
     plan_requests = plan_cost(box, mapping)
     box.config.latency_ms = 40  # the undo's own requests: slow enough to be killed between
@@ -366,9 +373,7 @@ def plan_cost(box: Sandbox, mapping: Path) -> int:
 def test_companies_and_contact_persons_go_by_their_keys(tmp_path: Path) -> None:
     """Companies (ORIGIN_ID company:) and contact persons (person:) of the originator are
     removed like its contacts; a company it did not make, bound to its deal, is kept."""
-    box = deployed()
-    mapping = sheet(tmp_path)
-    migrate(box, mapping)
+    box, mapping = migrated_box(tmp_path)
     parent = box.call(
         "crm.deal.list", {"filter": {"ORIGINATOR_ID": ORIGINATOR, "ORIGIN_ID": "row:2"}}
     )[0]
