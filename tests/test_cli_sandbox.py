@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from b24kit.cli.app import app
 from tests.cli import CliResult, printed, run_cli
-from tests.processes import like_a_terminal
+from tests.processes import from_a_terminal
 from tests.servers import http_client
 
 runner = CliRunner()
@@ -54,7 +54,7 @@ def _start(db: Path, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
-        preexec_fn=like_a_terminal,
+        **from_a_terminal(),
     )
 
 

@@ -26,7 +26,7 @@ from b24kit.sandbox.server import start_in_thread
 from tests.cli import run_cli
 from tests.clients import client_for
 from tests.clocks import FakeClock
-from tests.processes import like_a_terminal
+from tests.processes import from_a_terminal
 from tests.servers import served
 from tests.test_links import COMPANY, cats, deployed
 from tests.test_sync_service import FORM, TOKEN, event
@@ -231,7 +231,7 @@ def test_serve_leaves_a_share_of_the_rate_limit_and_stops_gracefully_on_sigterm(
                 text=True,
                 cwd=tmp_path,
                 env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "B24_APP_TOKEN": TOKEN},
-                preexec_fn=like_a_terminal,
+                **from_a_terminal(),
             )
             try:
                 assert proc.stdout is not None
