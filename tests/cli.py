@@ -95,6 +95,14 @@ class _Stream(io.TextIOWrapper):
         return buffer.getvalue().decode("utf-8", errors="backslashreplace")
 
 
+def printed() -> str:
+    """What the command running in this process (in ``run_cli``) has written to stdout so
+    far: for a test hook called from inside the run (such as ``sandbox serve``'s ready)."""
+    stream = sys.stdout
+    assert isinstance(stream, _Stream), "called from inside run_cli"
+    return stream.text()
+
+
 def run_cli(
     *args: str,
     cwd: Path | str | None = None,

@@ -26,7 +26,7 @@ from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
 from tests.cli import run_cli
 from tests.clocks import FakeClock
-from tests.processes import like_a_terminal
+from tests.processes import from_a_terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [
@@ -287,7 +287,7 @@ def test_ctrl_c_exits_130_and_says_how_to_go_on(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
-        preexec_fn=like_a_terminal,
+        **from_a_terminal(),
     )
     silent.settimeout(60)
     held, _ = silent.accept()  # the request is on its way: b24kit waits for the answer
@@ -311,7 +311,7 @@ def test_ctrl_c_while_it_loads_is_the_same(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=like_a_terminal,
+        **from_a_terminal(),
     )
     time.sleep(0.4)  # python is up, b24kit is still importing (or already done)
     proc.send_signal(2)

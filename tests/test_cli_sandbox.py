@@ -1,4 +1,7 @@
-"""The sandbox CLI as a user runs it: real processes, real ports, real files."""
+"""The sandbox CLI as a user runs it: real ports, real files, and real processes where a
+process of its own is the point (a lock another process holds, a kill, Ctrl-C and SIGTERM);
+the rest run ``sandbox serve`` in this process (serve_in_process): a process costs a
+second of CPU loading b24kit."""
 
 from __future__ import annotations
 
@@ -7,19 +10,26 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
+from unittest import mock
 
-import httpx
 from typer.testing import CliRunner
 
 from b24kit.cli.app import app
-from tests.cli import CliResult, run_cli
-from tests.processes import like_a_terminal
+from tests.cli import CliResult, printed, run_cli
+from tests.processes import from_a_terminal
+from tests.servers import http_client
 
 runner = CliRunner()
+http = (
+    http_client()
+)  # plain HTTP: one client for the process (each new one loads the TLS certificates)
+T = TypeVar("T")
 
 
 def _serve_cmd(db: Path, *args: str) -> list[str]:
@@ -44,7 +54,7 @@ def _start(db: Path, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
-        preexec_fn=like_a_terminal,
+        **from_a_terminal(),
     )
 
 
@@ -90,18 +100,60 @@ def server_processes(
             _stop(proc)
 
 
-@contextmanager
-def server_process(db: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Start `b24kit sandbox serve` on a free port; yield the process and its webhook URL."""
-    with server_processes(db, args=args) as [started]:
-        yield started
+def serve_in_process(db: Path, *args: str, then: Callable[[str], T]) -> tuple[T, CliResult]:
+    """Run `b24kit sandbox serve` on a free port in this process (tests/cli.py: the entry
+    point the installed command runs). Once the command has printed its webhook URL,
+    ``then(url)`` runs in a thread beside the server, and a Ctrl-C stops it as a terminal
+    gives one: SIGINT to this process's main thread, where the command runs (uvicorn's
+    graceful stop, then the command's own handling of the interrupt). Returns what
+    ``then`` returned and the command's outcome."""
+    from b24kit.sandbox import server
 
+    real = server.serve
+    main = threading.main_thread().ident
+    assert main is not None and threading.get_ident() == main, "the command runs in the main thread"
+    guard = threading.Lock()  # the Ctrl-C is sent only while the server is running
+    serving: list[bool] = []
+    returned: list[T] = []
+    raised: list[BaseException] = []
+    helpers: list[threading.Thread] = []
 
-@contextmanager
-def served(db: Path, *args: str) -> Iterator[str]:
-    """Start `b24kit sandbox serve` on a free port; yield its webhook URL."""
-    with server_process(db, *args) as (_, url):
-        yield url
+    def body(url: str) -> None:
+        try:
+            returned.append(then(url))
+        except BaseException as exc:  # noqa: BLE001  (re-raised in the test's thread)
+            raised.append(exc)
+        finally:
+            with guard:
+                if serving:
+                    signal.pthread_kill(main, signal.SIGINT)
+
+    def serve(sandbox: object, host: str, port: int, on_ready: Callable[[str], None]) -> None:
+        def ready(base: str) -> None:
+            on_ready(base)  # the command prints where it listens
+            lines = printed().splitlines()
+            url = next(x.split(":", 1)[1].strip() for x in lines if x.startswith("Inbound"))
+            serving.append(True)
+            helpers.append(threading.Thread(target=body, args=(url,), daemon=True))
+            helpers[-1].start()
+
+        try:
+            real(sandbox, host, port, ready)  # type: ignore[arg-type]
+        finally:
+            with guard:
+                serving.clear()
+
+    with mock.patch.object(server, "serve", serve):
+        result = run_cli(
+            "sandbox", "serve", "--db", str(db), "--limits", "off", "--port", "0", *args
+        )
+    for helper in helpers:
+        helper.join(30)
+    if raised:
+        raise raised[0]
+    assert returned, f"serve printed no webhook URL ({result.returncode}): {result.stderr}"
+    assert result.returncode == 0 and "stopped" in result.stdout, (result.returncode, result.stderr)
+    return returned[0], result
 
 
 def refused_serve(db: Path, *args: str) -> CliResult:
@@ -121,31 +173,26 @@ def test_version_and_help() -> None:
 
 def test_data_survives_restart_with_the_same_token(tmp_path: Path) -> None:
     db = tmp_path / "portal.sqlite"
-    with served(db) as url:
+
+    def add(url: str) -> int:
         assert url.startswith("http://127.0.0.1:") and "/rest/1/" in url
-        deal = httpx.post(url + "crm.deal.add", json={"fields": {"TITLE": "Трактор"}}).json()[
-            "result"
-        ]
-    with served(db) as again:
+        deal = http.post(url + "crm.deal.add", json={"fields": {"TITLE": "Трактор"}})
+        return int(deal.json()["result"])
+
+    deal, first = serve_in_process(db, then=add)
+    url = first.stdout.split("Inbound webhook URL: ")[1].split()[0]
+
+    def get(again: str) -> None:
         assert again.split("/rest/")[1] == url.split("/rest/")[1], "the token is kept with the db"
-        got = httpx.post(again + "crm.deal.get", json={"id": deal}).json()["result"]
+        got = http.post(again + "crm.deal.get", json={"id": deal}).json()["result"]
         assert got["TITLE"] == "Трактор", "the deal survived the restart"
 
-
-def test_two_sandboxes_are_isolated(tmp_path: Path) -> None:
-    with server_processes(tmp_path / "a.sqlite", tmp_path / "b.sqlite") as [(_, a), (_, b)]:
-        assert a.split("/rest/")[0] != b.split("/rest/")[0], "different ports"
-        httpx.post(a + "crm.deal.add", json={"fields": {"TITLE": "only in A"}})
-        assert httpx.post(a + "crm.deal.list").json()["total"] == 1
-        assert httpx.post(b + "crm.deal.list").json()["total"] == 0, "B does not see A's deal"
-        other_token = b.split("/rest/1/")[1]
-        wrong = httpx.post(a.split("/rest/")[0] + f"/rest/1/{other_token}crm.deal.list")
-        assert wrong.status_code == 401, "B's token does not open A"
+    serve_in_process(db, then=get)
 
 
-def test_fixed_token_and_memory_db(tmp_path: Path) -> None:
-    with served(Path(":memory:"), "--token", "fixedtoken0000001") as url:
-        assert url.endswith("/rest/1/fixedtoken0000001/")
+def test_fixed_token_and_memory_db() -> None:
+    url, _ = serve_in_process(Path(":memory:"), "--token", "fixedtoken0000001", then=str)
+    assert url.endswith("/rest/1/fixedtoken0000001/")
 
 
 def test_bad_flags_are_clear() -> None:
@@ -195,13 +242,15 @@ def test_bad_seed_file(tmp_path: Path) -> None:
 
 
 def test_serve_a_csv_as_a_google_sheet(tmp_path: Path) -> None:
-    from b24kit.migrate.sources import gspread_client, read_gsheet
+    from b24kit.migrate.sources import Grid, gspread_client, read_gsheet
 
     csv_file = tmp_path / "projects.csv"
     csv_file.write_text("Клиент,Телефон\nООО Ромашка,8 900 123-45-67\n", encoding="utf-8")
-    with served(tmp_path / "s.sqlite", "--sheet", f"demo={csv_file}") as url:
-        base = url.split("/rest/")[0]
-        grid = read_gsheet(gspread_client(endpoint=base), "demo")
+
+    def read(url: str) -> Grid:
+        return read_gsheet(gspread_client(endpoint=url.split("/rest/")[0]), "demo")
+
+    grid, _ = serve_in_process(tmp_path / "s.sqlite", "--sheet", f"demo={csv_file}", then=read)
     assert grid.rows == [["Клиент", "Телефон"], ["ООО Ромашка", "8 900 123-45-67"]]
 
 
@@ -226,30 +275,20 @@ def test_unusable_host_is_one_line_and_exit_3(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: cannot listen on no-such-host.invalid")
 
 
-def test_reset_and_seed_refuse_while_served_and_work_after(tmp_path: Path) -> None:
-    db = tmp_path / "s.sqlite"
-    seed = tmp_path / "seed.yaml"
-    seed.write_text("deals: [{TITLE: Аренда}]\n", encoding="utf-8")
-    with server_process(db) as (proc, url):
-        httpx.post(url + "crm.deal.add", json={"fields": {"TITLE": "kept"}}).raise_for_status()
-        refused = f"error: a sandbox server is using {db} (pid {proc.pid}); stop it first"
-        result = runner.invoke(app, ["sandbox", "reset", "--db", str(db), "--yes"])
-        assert result.exit_code == 2 and result.output.strip() == refused, result.output
-        result = runner.invoke(app, ["sandbox", "seed", str(seed), "--db", str(db)])
-        assert result.exit_code == 2 and result.output.strip() == refused, result.output
-        deals = httpx.post(url + "crm.deal.list").json()
-        assert deals["total"] == 1, "the running server still has its data, in one copy"
-        assert db.exists()
-    result = runner.invoke(app, ["sandbox", "reset", "--db", str(db), "--yes"])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["sandbox", "seed", str(seed), "--db", str(db)])
-    assert result.exit_code == 0, result.output
-
-
-def test_second_serve_on_the_same_db_refuses(tmp_path: Path) -> None:
-    db = tmp_path / "s.sqlite"
-    # another database is another sandbox, not locked: served alongside
-    with server_processes(db, tmp_path / "other.sqlite") as [(proc, _), _other]:
+def test_two_sandboxes_are_isolated_and_a_database_is_served_once(tmp_path: Path) -> None:
+    """Two servers at once on two databases: neither sees the other's data nor opens with
+    the other's token. A second serve on a database in use refuses, naming the process
+    that holds it; another database is another sandbox, not locked. A server that dies
+    without cleaning up (kill -9) frees its database."""
+    db = tmp_path / "a.sqlite"
+    with server_processes(db, tmp_path / "b.sqlite") as [(proc, a), (_, b)]:
+        assert a.split("/rest/")[0] != b.split("/rest/")[0], "different ports"
+        http.post(a + "crm.deal.add", json={"fields": {"TITLE": "only in A"}})
+        assert http.post(a + "crm.deal.list").json()["total"] == 1
+        assert http.post(b + "crm.deal.list").json()["total"] == 0, "B does not see A's deal"
+        other_token = b.split("/rest/1/")[1]
+        wrong = http.post(a.split("/rest/")[0] + f"/rest/1/{other_token}crm.deal.list")
+        assert wrong.status_code == 401, "B's token does not open A"
         second = refused_serve(db, "--port", "0")
         assert second.returncode == 2, (second.returncode, second.stdout, second.stderr)
         assert second.stderr.strip() == (
@@ -261,12 +300,31 @@ def test_second_serve_on_the_same_db_refuses(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
-def test_ctrl_c_and_sigterm_stop_cleanly(tmp_path: Path) -> None:
+def test_ctrl_c_and_sigterm_stop_cleanly_and_free_the_database(tmp_path: Path) -> None:
+    """While a server runs, reset and seed on its database refuse (naming its process) and
+    leave its data alone; Ctrl-C or SIGTERM stops it (exit 0, "stopped", nothing on
+    stderr), and then they work."""
+    seed = tmp_path / "seed.yaml"
+    seed.write_text("deals: [{TITLE: Аренда}]\n", encoding="utf-8")
     signals = (signal.SIGINT, signal.SIGTERM)
-    with server_processes(*(tmp_path / f"{sig.name}.sqlite" for sig in signals)) as started:
-        for sig, (proc, _) in zip(signals, started, strict=True):
+    dbs = [tmp_path / f"{sig.name}.sqlite" for sig in signals]
+    with server_processes(*dbs) as started:
+        for sig, db, (proc, url) in zip(signals, dbs, started, strict=True):
+            http.post(url + "crm.deal.add", json={"fields": {"TITLE": "kept"}}).raise_for_status()
+            refused = f"error: a sandbox server is using {db} (pid {proc.pid}); stop it first"
+            result = runner.invoke(app, ["sandbox", "reset", "--db", str(db), "--yes"])
+            assert result.exit_code == 2 and result.output.strip() == refused, result.output
+            result = runner.invoke(app, ["sandbox", "seed", str(seed), "--db", str(db)])
+            assert result.exit_code == 2 and result.output.strip() == refused, result.output
+            deals = http.post(url + "crm.deal.list").json()
+            assert deals["total"] == 1, "the running server still has its data, in one copy"
+            assert db.exists()
             proc.send_signal(sig)
             out, err = proc.communicate(timeout=10)
             assert proc.returncode == 0, (sig, proc.returncode, err)
             assert "stopped" in out, (sig, out)
             assert err == "", (sig, err)
+            result = runner.invoke(app, ["sandbox", "reset", "--db", str(db), "--yes"])
+            assert result.exit_code == 0, result.output
+            result = runner.invoke(app, ["sandbox", "seed", str(seed), "--db", str(db)])
+            assert result.exit_code == 0, result.output

@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
 from b24kit.cli.interrupt import run_cancellable
-from tests.processes import like_a_terminal
+from tests.processes import from_a_terminal
 
 
 def test_ctrl_c_cancels_the_work() -> None:
@@ -81,7 +82,7 @@ def test_work_that_will_not_let_go_still_ends_with_130() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=like_a_terminal,
+        **from_a_terminal(),
     )
     assert proc.stdout is not None and proc.stdout.readline() == "working\n"
     started = time.monotonic()
@@ -90,3 +91,29 @@ def test_work_that_will_not_let_go_still_ends_with_130() -> None:
     assert proc.returncode == 130, err
     assert time.monotonic() - started < 10, "ended within the grace, not at a time-out"
     assert "interrupted; run the same command again to continue" in err
+
+
+def _ignored_in_child(**popen: Any) -> set[int]:
+    """The signals a program started with ``popen`` begins with ignored (Linux's SigIgn)."""
+    status = subprocess.run(
+        ["cat", "/proc/self/status"], capture_output=True, text=True, check=True, **popen
+    ).stdout
+    mask = int(next(x for x in status.splitlines() if x.startswith("SigIgn:")).split()[1], 16)
+    return {number for number in (signal.SIGINT, signal.SIGQUIT) if mask & (1 << (number - 1))}
+
+
+def test_a_program_started_from_a_terminal_hears_ctrl_c() -> None:
+    """A test run started in the background ignores Ctrl-C and SIGQUIT, and would hand that
+    on to the b24kit it starts; from_a_terminal gives the program both as a terminal does,
+    whether or not this process ignores them (it forks for a preexec_fn only then)."""
+    before = {n: signal.signal(n, signal.SIG_IGN) for n in (signal.SIGINT, signal.SIGQUIT)}
+    try:
+        assert _ignored_in_child() == {signal.SIGINT, signal.SIGQUIT}, "inherited ignored"
+        assert "preexec_fn" in from_a_terminal()
+        assert _ignored_in_child(**from_a_terminal()) == set()
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+    if all(signal.getsignal(n) != signal.SIG_IGN for n in before):
+        assert from_a_terminal() == {}, "nothing to reset: no fork"
+    assert _ignored_in_child(**from_a_terminal()) == set()

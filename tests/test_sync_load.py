@@ -26,8 +26,8 @@ from b24kit.sandbox.server import start_in_thread
 from tests.cli import run_cli
 from tests.clients import client_for
 from tests.clocks import FakeClock
-from tests.processes import like_a_terminal
-from tests.servers import served
+from tests.processes import from_a_terminal
+from tests.servers import http_client, served
 from tests.test_links import COMPANY, cats, deployed
 from tests.test_sync_service import FORM, TOKEN, event
 
@@ -231,18 +231,18 @@ def test_serve_leaves_a_share_of_the_rate_limit_and_stops_gracefully_on_sigterm(
                 text=True,
                 cwd=tmp_path,
                 env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "B24_APP_TOKEN": TOKEN},
-                preexec_fn=like_a_terminal,
+                **from_a_terminal(),
             )
             try:
                 assert proc.stdout is not None
                 line = proc.stdout.readline()
                 url = line.split("Listening for events on ", 1)[1].split()[0]
-                with httpx.Client(base_url=url, timeout=10) as http:
-                    health = http.get("/healthz").json()
-                    assert (health["rate"], health["burst"]) == (1.0, 25.0), "half by default"
-                    assert http.post("/", content=event("ONCRMDEALUPDATE", parent), headers=FORM)
-                    while not http.get("/healthz").json()["pass_running"]:
-                        time.sleep(0.02)
+                http = http_client()  # url ends with "/"
+                health = http.get(url + "healthz").json()
+                assert (health["rate"], health["burst"]) == (1.0, 25.0), "half by default"
+                assert http.post(url, content=event("ONCRMDEALUPDATE", parent), headers=FORM)
+                while not http.get(url + "healthz").json()["pass_running"]:
+                    time.sleep(0.02)
                 proc.send_signal(sig)
                 _, err = proc.communicate(timeout=30)
             finally:
@@ -411,9 +411,9 @@ def test_slow_clients_do_not_stop_it_answering(
             sock.sendall(head)
             slow.append(sock)
         started = time.monotonic()
-        with httpx.Client(base_url=found[0], timeout=10) as http:
-            assert http.get("/healthz").status_code == 200
-            assert http.post("/", content=event("ONCRMDEALADD", 1), headers=FORM).status_code == 200
+        http, url = http_client(), found[0]  # url ends with "/"
+        assert http.get(url + "healthz").status_code == 200
+        assert http.post(url, content=event("ONCRMDEALADD", 1), headers=FORM).status_code == 200
         assert time.monotonic() - started < 1.0, "answered at once beside 300 slow clients"
         header_slow = slow[0::2]
         for sock in header_slow:  # each read ends when the header time-out (1 s) closes it
