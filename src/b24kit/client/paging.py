@@ -5,7 +5,10 @@ Keyset reading (methods that filter and order by ID) asks the portal to count no
 
 - The first batch chains 49 pages from the start, each filtered ``>ID`` the last ID of the
   page before it (``$result[c3][49][ID]``), then one page ordered ``ID DESC``: the highest
-  ID, where the table ends. A table of fewer than 2,450 rows is read by then. A filter
+  ID, where the table ends. A table of fewer than 2,450 rows is read by then. A batch of
+  one chain is sent with ``halt``: the page after a short one refers to a 50th row that is
+  not there, and nothing after it runs (a small table costs its pages and one refusal,
+  not 50 pages of the method's operating time). A filter
   that names its IDs (``@ID``) matches no more rows than it names: when those fit a
   batch, the first batch carries only the pages they fill and a short one, no DESC page.
 - The rest is cut into ID slices (``>ID lo``, ``<=ID hi``), each as wide as the density
@@ -381,7 +384,13 @@ class _KeysetReader:
             cmds, sent = planned
             self.probe = False
             self.tracker.reserve(self.method, sent.reserved)
-            tasks[asyncio.ensure_future(self.client.batch(cmds, safe=True))] = sent
+            # One chain: halt, and what follows a short page's successor is not run (its
+            # reference finds no 50th row: the portal refuses it, or answers a page the
+            # chain throws away). Pages after a failed one are thrown away anyway. With two
+            # chains a halt in the first would stop the second's good pages.
+            halt = len(sent.chains) == 1
+            batch = self.client.batch(cmds, safe=True, halt=halt)
+            tasks[asyncio.ensure_future(batch)] = sent
             sent_any = True
         return sent_any
 
