@@ -696,16 +696,19 @@ async def sync_directories(
     return out
 
 
-async def refresh_stats(client: B24Client, bp: Blueprint) -> DirectoryPass:
+async def refresh_stats(
+    client: B24Client, bp: Blueprint, snap: Snapshot | None = None
+) -> DirectoryPass:
     """Rewrite the entries' stats that differ from their records (audit's D003 repairs),
     and nothing else: what a migration runs after its writes, so the entries it made or
     used carry their history at once. Merging duplicates and filing typed contractors stay
-    sync's (a migration's dry run does not show them)."""
+    sync's (a migration's dry run does not show them). ``snap``: the portal's structure
+    when the caller has it (a migration read it to plan, and writes no structure)."""
     out = DirectoryPass([], [])
     dirs = chosen(bp, None)
     if not dirs:
         return out
-    snap = await read_snapshot(client)
+    snap = snap or await read_snapshot(client)
     for d in dirs:
         r = resolve_directory(bp, snap, d)
         entries, records = await read_entries(client, r), await read_records(client, r)
