@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 # what can hold a bracket that is not one: a comment, a quoted string; and the brackets
 _FLOW = re.compile(
@@ -59,6 +59,8 @@ def expanded_beyond(root: Node, limit: int) -> Node | None:
     """The node where the document, with every alias expanded, passes ``limit`` values,
     or None. Sizes are counted once per node (an alias is the same node object again), so
     a billion-value alias bomb is measured in microseconds."""
+    # only collections are sized and walked: a scalar's size is 1 (sizes.get's default),
+    # and most nodes are scalars
     sizes: dict[int, int] = {}
     entered: set[int] = set()  # a node inside itself (``&a [*a]``) is counted once
     stack: list[tuple[Node, bool]] = [(root, False)]
@@ -71,8 +73,12 @@ def expanded_beyond(root: Node, limit: int) -> Node | None:
             continue
         entered.add(id(node))
         stack.append((node, True))
-        stack.extend((c, False) for c in _children(node) if id(c) not in entered)
-    if sizes[id(root)] <= limit:
+        stack.extend(
+            (c, False)
+            for c in _children(node)
+            if type(c) is not ScalarNode and id(c) not in entered
+        )
+    if sizes.get(id(root), 1) <= limit:
         return None
     node, budget = root, limit - 1
     while True:  # walk down to where the count passes the limit, as the file is written

@@ -49,6 +49,13 @@ class _TooMuch(Exception):
         self.node = node
 
 
+# what the safe constructor makes of a scalar tagged str is the scalar's own text
+# (SafeConstructor.construct_yaml_str -> construct_scalar -> node.value): taken as it is,
+# not through construct_object's bookkeeping, for the thousands of keys and texts a
+# blueprint holds
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
 class _Builder:
     def __init__(self, file: str) -> None:
         self.file = file
@@ -60,7 +67,14 @@ class _Builder:
     def mark_of(self, node: Node) -> Mark:
         return Mark(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
 
-    def build(self, node: Node, path: PathKey) -> Any:
+    def scalar(self, node: Node) -> Any:
+        if type(node) is ScalarNode and node.tag == _STR_TAG:  # most of a file: the text
+            return self.text(node, node.value)  # as written, as construct_yaml_str makes it
+        return self.text(node, self.constructor.construct_object(node, deep=True))
+
+    def build(self, node: Node, path: PathKey, keyed: bool = False) -> Any:
+        """The value of ``node`` at ``path``, its mark kept; ``keyed``: a mapping's value,
+        whose mark is its key's, kept by the mapping."""
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise _TooMuch(
@@ -68,11 +82,12 @@ class _Builder:
             )
         if len(path) > MAX_DEPTH:
             raise _TooMuch(node, f"nested deeper than {MAX_DEPTH} levels")
-        self.marks[path] = self.mark_of(node)
+        if not keyed:
+            self.marks[path] = self.mark_of(node)
         if isinstance(node, MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
-                key = self.text(key_node, self.constructor.construct_object(key_node, deep=True))
+                key = self.scalar(key_node)
                 if not isinstance(key, str):
                     self.issues.append(
                         BlueprintIssue(self.mark_of(key_node), f"key {key!r} must be text")
@@ -83,16 +98,14 @@ class _Builder:
                         BlueprintIssue(self.mark_of(key_node), f"duplicate key {key!r}")
                     )
                     continue
-                out[key] = self.build(value_node, (*path, key))
-                self.marks[(*path, key)] = self.mark_of(key_node)
-                if isinstance(value_node, (MappingNode, SequenceNode)):
-                    self.marks[(*path, key)] = self.mark_of(key_node)
+                self.marks[(*path, key)] = self.mark_of(key_node)  # a value is where its key is
+                out[key] = self.build(value_node, (*path, key), keyed=True)
             return out
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         assert isinstance(node, ScalarNode)
         try:
-            return self.text(node, self.constructor.construct_object(node, deep=True))
+            return self.scalar(node)
         except (ValueError, TypeError) as exc:  # !!int ten and the like
             self.issues.append(
                 BlueprintIssue(

@@ -181,7 +181,13 @@ def _refs(value: Any, local: bool = False) -> list[tuple[Ref, bool]]:
 def _collect_refs(value: Any, local: bool, found: list[tuple[Ref, bool]]) -> None:
     if type(value) in _PLAIN:
         return
-    if isinstance(value, Ref):
+    if type(value) is dict:  # the commonest container, without the ABC check below; its
+        for k, v in value.items():  # plain keys and values without a call each
+            if type(k) not in _PLAIN:
+                _collect_refs(k, True, found)
+            if type(v) not in _PLAIN:
+                _collect_refs(v, local, found)
+    elif isinstance(value, Ref):
         found.append((value, local or not value.in_batch))
     elif isinstance(value, Join):
         for part in value.parts:
@@ -326,6 +332,12 @@ class _Run:
         resolved here (LookupError when what they point at is not in the result)."""
         if type(value) in _PLAIN:
             return value
+        if type(value) is dict:  # the commonest container, as the Mapping case below does,
+            out = {}  # without the ABC check, and plain keys and values without a call each
+            for k, v in value.items():
+                key = k if type(k) in _PLAIN else self.materialise(k, _NO_BATCH)
+                out[key] = v if type(v) in _PLAIN else self.materialise(v, batch)
+            return out
         if isinstance(value, Ref):
             if value.command in batch:
                 return value.batch_text()

@@ -596,13 +596,14 @@ async def read_records(
 
 
 async def audit_directories(
-    client: B24Client, bp: Blueprint, names: list[str] | None = None
+    client: B24Client, bp: Blueprint, names: list[str] | None = None, snap: Snapshot | None = None
 ) -> list[DirectoryFinding]:
-    """Every record and entry of each directory fed by the links named: D001..D004."""
+    """Every record and entry of each directory fed by the links named: D001..D004.
+    ``snap``: the portal's structure, when the caller has read it."""
     dirs = chosen(bp, names)
     if not dirs:
         return []
-    snap = await read_snapshot(client)
+    snap = snap or await read_snapshot(client)
     out: list[DirectoryFinding] = []
     for d in dirs:
         r = resolve_directory(bp, snap, d)
@@ -664,15 +665,16 @@ async def sync_directories(
     names: list[str] | None = None,
     full: bool = False,
     touched: Iterable[int] = (),
+    snap: Snapshot | None = None,
 ) -> DirectoryPass:
     """Keep each directory fed by the links named: file typed entries, merge duplicates,
     rewrite stale stats (D004, D002, D003), reading only what changed since the last pass
     (everything with ``full`` or on the first pass). A quiet pass costs one request: the
     directory's ids are kept with the pass's mark. Call it under the portal's run lock
-    (links.run.sync_once does): two passes at once could both add one new entry."""
+    (links.run.sync_once does): two passes at once could both add one new entry.
+    ``snap``: the portal's structure, when the caller read it in this pass."""
     out = DirectoryPass([], [])
     touched = list(touched)
-    snap: Snapshot | None = None
     for d in chosen(bp, names):
         state = _state_file(state_dir, d)
         saved = json.loads(state.read_text(encoding="utf-8")) if state.exists() else {}
@@ -696,16 +698,19 @@ async def sync_directories(
     return out
 
 
-async def refresh_stats(client: B24Client, bp: Blueprint) -> DirectoryPass:
+async def refresh_stats(
+    client: B24Client, bp: Blueprint, snap: Snapshot | None = None
+) -> DirectoryPass:
     """Rewrite the entries' stats that differ from their records (audit's D003 repairs),
     and nothing else: what a migration runs after its writes, so the entries it made or
     used carry their history at once. Merging duplicates and filing typed contractors stay
-    sync's (a migration's dry run does not show them)."""
+    sync's (a migration's dry run does not show them). ``snap``: the portal's structure
+    when the caller has it (a migration read it to plan, and writes no structure)."""
     out = DirectoryPass([], [])
     dirs = chosen(bp, None)
     if not dirs:
         return out
-    snap = await read_snapshot(client)
+    snap = snap or await read_snapshot(client)
     for d in dirs:
         r = resolve_directory(bp, snap, d)
         entries, records = await read_entries(client, r), await read_records(client, r)

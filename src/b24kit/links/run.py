@@ -25,28 +25,35 @@ REPAIRABLE |= DIRECTORY_REPAIRABLE  # the contractor directory's rules (links/di
 SYNC_RULES = {"L001", "L004", "L005"}
 
 
-async def links_for(
-    client: B24Client, bp: Blueprint, names: list[str] | None = None
-) -> list[ResolvedLink]:
+def _check_names(bp: Blueprint, names: list[str] | None) -> None:
     if not bp.links:
         raise InputError("the blueprint declares no links")
     known = [link.name for link in bp.links]
     for name in names or []:
         if name not in known:
             raise InputError(f"unknown link {name!r}; known: {', '.join(known)}")
+
+
+async def links_for(
+    client: B24Client, bp: Blueprint, names: list[str] | None = None
+) -> list[ResolvedLink]:
+    _check_names(bp, names)
     return resolve_links(bp, await read_snapshot(client), names)
 
 
 async def audit_portal(
     client: B24Client, bp: Blueprint, names: list[str] | None = None
 ) -> AuditResult:
+    _check_names(bp, names)
+    # one snapshot for the links and the directories: an audit writes nothing
+    snap = await read_snapshot(client)
     findings: list[Finding] = []
     read = 0
-    for link in await links_for(client, bp, names):
+    for link in resolve_links(bp, snap, names):
         index = await read_link_deals(client, link)
         read += index.count
         findings += audit_deals(link, index)
-    findings += await audit_directories(client, bp, names)
+    findings += await audit_directories(client, bp, names, snap)
     return AuditResult(findings, read)
 
 
@@ -258,7 +265,11 @@ async def sync_once(
         findings: list[Finding] = []
         read = 0
         outcomes: list[Outcome] = []
-        links = await links_for(client, bp, names)
+        _check_names(bp, names)
+        # one snapshot for the links and the directories: a pass writes deals and items,
+        # never the portal's structure
+        snap = await read_snapshot(client)
+        links = resolve_links(bp, snap, names)
         for link in links:
             state = _state_file(state_dir, link)
             since = None
@@ -275,7 +286,7 @@ async def sync_once(
                     continue  # keep the old mark: the next pass looks again
             overlap = datetime.fromisoformat(now) - timedelta(seconds=5)
             state.write_text(json.dumps({"since": overlap.isoformat()}), encoding="utf-8")
-        directory = await sync_directories(client, bp, state_dir, names, full, touched)
+        directory = await sync_directories(client, bp, state_dir, names, full, touched, snap)
         findings += directory.findings
         outcomes += directory.outcomes
     return SyncResult(read, findings, outcomes, client.requests - start)

@@ -181,6 +181,21 @@ def parse_money(
     """``125 000 руб.``, ``125000,50``, ``1 250 000 ₽``, ``125 тыс.``, ``$1,200.50`` ->
     Parsed((Decimal, currency)), by the grammar above; ParseError otherwise. ``negative``:
     a minus sign is allowed; ``places``: decimals kept (rounded half up, with a warning)."""
+    if type(raw) is str:
+        return _money_text(raw, default_currency, negative, places)
+    return _parse_money(raw, default_currency, negative, places)
+
+
+# a pure function of the text, and its answer immutable (a Decimal and a currency code):
+# remembered, as a sheet reads one amount in several columns (a cost is the contractor's
+# price, the estimate's amount and its own field) and the same amounts in many rows. A
+# ParseError is not remembered: it is raised again, with the same words.
+@lru_cache(maxsize=4096)
+def _money_text(raw: str, default_currency: str, negative: bool, places: int | None) -> Parsed:
+    return _parse_money(raw, default_currency, negative, places)
+
+
+def _parse_money(raw: Any, default_currency: str, negative: bool, places: int | None) -> Parsed:
     if isinstance(raw, bool):
         raise ParseError(f"{raw!r} is not an amount")
     if isinstance(raw, (int, float)):
@@ -374,7 +389,16 @@ def parse_phones(raw: Any) -> Parsed:
     """Any Russian shape to E.164, several in one cell -> Parsed([+7...])."""
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
         raw = str(int(raw))
-    text = _text(raw)
+    phones, warning = _phones_text(_text(raw))
+    return Parsed(list(phones), warning)  # a list of its own: the caller may change it
+
+
+# a pure function of the text, asked of every phone cell of a sheet and of every contact
+# and company a migration reads (a few dozen clients' numbers in hundreds of rows):
+# remembered, as a tuple (each caller gets a list of its own). A ParseError is not
+# remembered: it is raised again, with the same words.
+@lru_cache(maxsize=4096)
+def _phones_text(text: str) -> tuple[tuple[str, ...], str | None]:
     if not text:
         raise ParseError("empty phone")
     out: list[str] = []
@@ -389,7 +413,7 @@ def parse_phones(raw: Any) -> Parsed:
             warnings.append(parsed.warning)
     if not out:
         raise ParseError(f"no phone number in {text!r}")
-    return Parsed(out, "; ".join(warnings) or None)
+    return tuple(out), "; ".join(warnings) or None
 
 
 _EMAIL = re.compile(r"[^\s,;<>()]+@[^\s,;<>()]+\.[a-zA-Zа-яА-Я]{2,}")

@@ -39,7 +39,7 @@ from b24kit.migrate.plan import (
 from b24kit.migrate.rules import check_portal_fields, check_rules, check_users, status_lists
 from b24kit.migrate.sources import Table, gspread_client, read_csv, read_gsheet, read_xlsx, to_table
 from b24kit.migrate.todo import TodosLeft, todo_issues
-from b24kit.portal.snapshot import read_snapshot
+from b24kit.portal.snapshot import Snapshot, read_snapshot
 from b24kit.portal.users import read_users
 
 
@@ -133,6 +133,10 @@ class MigrationResult:
     # the blueprint the run writes by: its directories' stats are refreshed after the run
     blueprint: Blueprint | None = None
     directory_writes: int = 0  # stats and links the directories' refresh wrote
+    # the portal's structure (pipelines, fields, smart processes) the plan was made by:
+    # the refresh after the run reads the directories by it, as a migration writes deals,
+    # contacts, items and comments, never structure (one snapshot read less a run)
+    snapshot: Snapshot | None = None
 
     @property
     def rejected_rows(self) -> int:
@@ -207,7 +211,13 @@ async def prepare(
     findings = findings + plan.findings  # the clients whose rows name them differently
     changes: Counter[str] = sum((r.changes for r in records), Counter())
     return MigrationResult(
-        len(table.rows), len(records), findings, plan, changes=changes, blueprint=blueprint
+        len(table.rows),
+        len(records),
+        findings,
+        plan,
+        changes=changes,
+        blueprint=blueprint,
+        snapshot=snapshot,
     )
 
 
@@ -220,7 +230,7 @@ async def execute(
     if bp is not None and bp.directories and not result.failed:
         # the contractors the run made or used carry their history at once (audit's D003),
         # as the next sync pass would write it: the stats only, said before and after
-        refreshed = await refresh_stats(client, bp)
+        refreshed = await refresh_stats(client, bp, result.snapshot)
         result.outcomes += refreshed.outcomes
         result.directory_writes = sum(o.ok for o in refreshed.outcomes)
     return result

@@ -319,15 +319,19 @@ def _check_quotes(rows: list[list[str]], name: str, delimiter: str) -> None:
     width = len(rows[0]) if rows else 0
     line = 1
     for number, row in enumerate(rows, 1):
+        breaks = 0  # the lines the row's cells go on to
         for col, cell in enumerate(row):
+            if "\n" not in cell:  # most cells: nothing more to look at
+                continue
             inner = cell.split("\n")[1:]
+            breaks += len(inner)
             if width > 2 and any(part.count(delimiter) >= max(2, width // 2) for part in inner):
                 raise InputError(
                     f"{name}: row {number} (line {line}), column {column_letter(col)}: a quote "
                     f"that is not closed takes the next {len(inner)} line(s) into one cell; "
                     "close it (or double a quote meant as text) and read the sheet again"
                 )
-        line += 1 + sum(cell.count("\n") for cell in row)
+        line += 1 + breaks
 
 
 def _check_quote_at_end(rows: list[list[str]], text: str, name: str, dialect: Any) -> None:
