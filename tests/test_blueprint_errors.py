@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from b24kit.sandbox import Sandbox
-from b24kit.sandbox.server import RunningServer, start_in_thread
 from tests.cli import ROOT, run_cli
+from tests.servers import served
 
 GOOD_PIPELINE = """\
     - code: sales
@@ -290,23 +290,23 @@ CASES: list[tuple[str, dict[str, str], int, str]] = [
 
 
 @pytest.fixture(scope="module")
-def portal() -> Iterator[tuple[Sandbox, RunningServer]]:
+def portal() -> Iterator[tuple[Sandbox, str]]:
+    """A sandbox over loopback HTTP (the process's shared server) and its base URL."""
     box = Sandbox(limits="off")
-    server = start_in_thread(box)
-    yield box, server
-    server.stop()
+    with served(box) as base:
+        yield box, base
 
 
 @pytest.mark.parametrize(("name", "files", "line", "reason"), CASES, ids=[c[0] for c in CASES])
 def test_broken_blueprint(
     tmp_path: Path,
-    portal: tuple[Sandbox, RunningServer],
+    portal: tuple[Sandbox, str],
     name: str,
     files: dict[str, str],
     line: int,
     reason: str,
 ) -> None:
-    box, server = portal
+    box, base = portal
     for file_name, text in files.items():
         (tmp_path / file_name).write_text(text, encoding="utf-8")
     before = box.requests
@@ -314,7 +314,7 @@ def test_broken_blueprint(
         "plan",
         "b.yaml",
         "--portal",
-        box.webhook_url(server.base_url),
+        box.webhook_url(base),
         cwd=tmp_path,
         env={"XDG_CONFIG_HOME": str(tmp_path)},
     )

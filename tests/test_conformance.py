@@ -11,17 +11,19 @@ import asyncio
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from b24kit.cli.app import app
-from b24kit.clock import use
 from b24kit.portal.conformance import ASSUMPTIONS, Report, run_conformance
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.readings import READINGS
-from b24kit.sandbox.server import start_in_thread
-from tests.cli import ROOT
+from tests.cli import ROOT, CliResult, run_cli
 from tests.clients import ScriptedFaults, client_for
 from tests.clocks import FakeClock
+from tests.servers import served
+
+
+def output(result: CliResult) -> str:
+    """What the run printed, both streams (as typer's CliRunner showed it)."""
+    return result.stdout + result.stderr
 
 
 def conform(box: Sandbox, mode: str = "inprocess") -> Report:
@@ -90,46 +92,37 @@ def test_the_list_and_the_docs_agree() -> None:
 
 
 def test_cli_over_http_exit_codes_and_json() -> None:
-    runner = CliRunner()
     for readings, code in ((frozenset(), 0), (frozenset({"uf-list-bare"}), 1)):
         box = Sandbox(limits="off", readings=readings)
-        server = start_in_thread(box)
         clock = FakeClock()  # the client keeps to the plan's 2 requests/s: on this clock
-        try:
-            hook = box.webhook_url(server.base_url)
-            with use(clock):
-                result = runner.invoke(
-                    app, ["portal", "conformance", "--portal", hook, "--yes", "--format", "json"]
-                )
-        finally:
-            server.stop()
+        with served(box) as base:
+            hook = box.webhook_url(base)
+            result = run_cli(
+                "portal", "conformance", "--portal", hook, "--yes", "--format", "json", clock=clock
+            )
         assert clock.sleeps, "past the burst, the client waited for the portal's bucket"
-        assert result.exit_code == code, result.output
+        assert result.returncode == code, output(result)
         report = json.loads(result.stdout)
         assert report["differs"] == code and report["cleanup_left"] == []
-        assert box.token not in result.output, "the webhook secret is never printed"
+        assert box.token not in output(result), "the webhook secret is never printed"
         if code:
             [bad] = [a for a in report["assumptions"] if not a["held"]]
             assert bad["id"] == "uf-list-full-rows" and "enum" not in bad["seen"]
 
 
 def test_cli_refuses_to_write_without_yes_and_checks_names() -> None:
-    runner = CliRunner()
     box = Sandbox(limits="off")
-    server = start_in_thread(box)
-    try:
-        hook = box.webhook_url(server.base_url)
-        result = runner.invoke(app, ["portal", "conformance", "--portal", hook])
-        assert result.exit_code == 2 and "--yes" in result.output
-        result = runner.invoke(
-            app, ["portal", "conformance", "--portal", hook, "--yes", "--only", "no-such-thing"]
+    with served(box) as base:
+        hook = box.webhook_url(base)
+        result = run_cli("portal", "conformance", "--portal", hook)
+        assert result.returncode == 2 and "--yes" in output(result)
+        result = run_cli(
+            "portal", "conformance", "--portal", hook, "--yes", "--only", "no-such-thing"
         )
-        assert result.exit_code == 2 and "unknown assumption" in result.output
-    finally:
-        server.stop()
+        assert result.returncode == 2 and "unknown assumption" in output(result)
     assert box.requests == 0, "nothing reached the portal"
-    listed = runner.invoke(app, ["portal", "conformance", "--list", "--format", "json"])
-    assert listed.exit_code == 0
+    listed = run_cli("portal", "conformance", "--list", "--format", "json")
+    assert listed.returncode == 0
     assert [row["id"] for row in json.loads(listed.stdout)] == [a.id for a in ASSUMPTIONS]
 
 
@@ -146,17 +139,14 @@ def test_a_failed_set_up_is_reported_and_everything_made_is_removed() -> None:
 
 def test_cli_exit_3_when_the_set_up_fails() -> None:
     box = Sandbox(limits="off", scopes=("crm",))  # no userfieldconfig: set-up stops there
-    server = start_in_thread(box)
-    try:
-        with use(FakeClock()):  # the client's pacing (2 requests/s) waits on a fake clock
-            result = CliRunner().invoke(
-                app, ["portal", "conformance", "-p", box.webhook_url(server.base_url), "--yes"]
-            )
-    finally:
-        server.stop()
-    assert result.exit_code == 3, result.output
-    assert "the set-up failed, nothing was checked" in result.output
-    assert "everything it made was removed" in result.output
+    with served(box) as base:
+        # the client's pacing (2 requests/s) waits on a fake clock
+        result = run_cli(
+            "portal", "conformance", "-p", box.webhook_url(base), "--yes", clock=FakeClock()
+        )
+    assert result.returncode == 3, output(result)
+    assert "the set-up failed, nothing was checked" in output(result)
+    assert "everything it made was removed" in output(result)
     assert box.call("crm.category.list", {"entityTypeId": 2})["categories"][1:] == []
     assert box.call("crm.type.list", {})["types"] == []
     assert box.call("crm.deal.list", {}) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -35,7 +36,21 @@ def seed(box: Sandbox, count: int, etid: int = 2) -> None:
 
 
 TEMPLATE = 12345
-_TEMPLATE: list[Sandbox] = []
+# The sizes the tests here start from. Taking deals out costs the sandbox about as much as
+# putting them in (its JSON indexes): cut from 12,345 for each test, that was a sixth of
+# this file's time. Each size is cut once from the next larger one (_sized), so 12,345
+# deals are taken out once in all, and each test gets a copy of its size. A size not
+# listed works too (cut from the next larger one made), at the old cost.
+SIZES = [0, 1, 50, 51, 300, 2449, 2450, 2451, 2500, 2501, 3000, 4949, 4950, 4999, 5000]
+SIZES += [5100, 7000, 7450, TEMPLATE]
+_SIZED: dict[int, Sandbox] = {}  # count -> deals 1..count, made once in this process
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _sized_boxes_released() -> Iterator[None]:
+    """The boxes _sized keeps (tens of megabytes) go with this module's tests."""
+    yield
+    _SIZED.clear()
 
 
 def _template() -> Sandbox:
@@ -65,21 +80,39 @@ def _template() -> Sandbox:
     return box
 
 
-def seeded(count: int, **config: Any) -> Sandbox:
-    """A sandbox (limits off, else as ``config`` says) holding deals 1..``count`` made by
-    seed(): a copy of one holding 12,345 (_template, made once in this process), with those
-    past ``count`` taken out and the next ID ``count + 1``."""
-    if not _TEMPLATE:
-        _TEMPLATE.append(_template())
-    assert count <= TEMPLATE
-    box = _TEMPLATE[0].clone(**{"limits": "off", "clock": current().time, **config})
-    with box.db.transaction():
-        box.db.execute("DELETE FROM items WHERE entity_type_id = 2 AND id > ?", (count,))
-        box.db.execute(
+def _cut(box: Sandbox, count: int) -> Sandbox:
+    """A copy of ``box`` with the deals past ``count`` taken out and the next ID
+    ``count + 1``."""
+    copy = box.clone()
+    with copy.db.transaction():
+        copy.db.execute("DELETE FROM items WHERE entity_type_id = 2 AND id > ?", (count,))
+        copy.db.execute(
             "DELETE FROM stage_history WHERE entity_type_id = 2 AND owner_id > ?", (count,)
         )
-        box.db.execute("UPDATE sequences SET value = ? WHERE name = 'item:2'", (count,))
-    return box
+        copy.db.execute("UPDATE sequences SET value = ? WHERE name = 'item:2'", (count,))
+    return copy
+
+
+def _sized(count: int) -> Sandbox:
+    """The box holding deals 1..``count`` (copy it, do not change it). Made with every
+    size of SIZES above it not made yet, each cut from the next larger, from the smallest
+    made one above them all (the template, at first)."""
+    assert 0 <= count <= TEMPLATE
+    if count not in _SIZED:
+        if not _SIZED:
+            _SIZED[TEMPLATE] = _template()
+        above = min(n for n in _SIZED if n >= count)
+        for size in sorted({n for n in SIZES if count <= n < above} | {count}, reverse=True):
+            _SIZED[size] = _cut(_SIZED[above], size)
+            above = size
+    return _SIZED[count]
+
+
+def seeded(count: int, **config: Any) -> Sandbox:
+    """A sandbox (limits off, else as ``config`` says) holding deals 1..``count`` made by
+    seed(): a copy of one made once in this process (_sized), with the real clock unless
+    ``config`` gives another."""
+    return _sized(count).clone(**{"limits": "off", "clock": current().time, **config})
 
 
 @pytest.mark.parametrize("count", [0, 1, 50, 51, 2500, 2501, 12345])

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from b24kit.cli.app import app
 from b24kit.encoding import build_query, parse_query
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.app import Call
-from b24kit.sandbox.server import start_in_thread
+from tests import servers
+from tests.cli import run_cli
 from tests.test_blueprint_apply import BASE, apply, from_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,17 +68,16 @@ def same(planned: Any, sent: Any) -> bool:
 
 @pytest.fixture
 def served() -> Iterator[tuple[Sandbox, str]]:
+    """A sandbox over loopback HTTP, on the process's shared server (tests/servers.py)."""
     box = Sandbox(limits="off")
-    server = start_in_thread(box)
-    try:
-        yield box, box.webhook_url(server.base_url)
-    finally:
-        server.stop()
+    with servers.served(box) as base:
+        yield box, box.webhook_url(base)
 
 
 def cli(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, result.output
+    """``b24kit ARGS`` in this process (tests/cli.py: the click command built once)."""
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
 
@@ -128,11 +126,8 @@ def test_every_blueprint_on_a_new_portal(served: tuple[Sandbox, str], path: Path
 
 def test_a_russian_portal(tmp_path: Path) -> None:
     box = Sandbox(limits="off", language="ru")
-    server = start_in_thread(box)
-    try:
-        compare(box, box.webhook_url(server.base_url), ROOT / "blueprints" / "company.yaml")
-    finally:
-        server.stop()
+    with servers.served(box) as base:
+        compare(box, box.webhook_url(base), ROOT / "blueprints" / "company.yaml")
 
 
 def test_a_saved_plan_applies_exactly_its_commands(

@@ -22,6 +22,7 @@ from b24kit.sandbox import Sandbox
 from tests.cli import ROOT, run_cli
 from tests.clients import client_for
 from tests.clocks import FakeClock
+from tests.once import once
 
 COMPANY = ROOT / "blueprints" / "company.yaml"
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
@@ -175,12 +176,27 @@ def seed(db: Path) -> dict[str, int]:
     }  # type: ignore[dict-item]
 
 
-@pytest.fixture
-def company(tmp_path: Path, deployed_db: Path) -> tuple[Path, dict[str, Any]]:
-    (tmp_path / ".b24kit").mkdir()
-    db = tmp_path / ".b24kit" / "sandbox.sqlite"
+def _seeded(deployed_db: Path, folder: Path) -> tuple[bytes, dict[str, Any]]:
+    db = folder / "sandbox.sqlite"
     shutil.copy(deployed_db, db)
-    return tmp_path, seed(db)
+    ids = seed(db)
+    return db.read_bytes(), ids
+
+
+@pytest.fixture
+def company(
+    tmp_path: Path, deployed_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any]]:
+    """tmp_path with a copy of the seeded company in .b24kit/ (seeded once per test run,
+    tests/once.py: the timeline is the same every time) and the seed's ids."""
+    data, ids = once(
+        tmp_path_factory,
+        "reports-company",
+        lambda: _seeded(deployed_db, tmp_path_factory.mktemp("company")),
+    )
+    (tmp_path / ".b24kit").mkdir()
+    (tmp_path / ".b24kit" / "sandbox.sqlite").write_bytes(data)
+    return tmp_path, ids
 
 
 def tables(

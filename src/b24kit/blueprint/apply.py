@@ -10,7 +10,7 @@ from typing import Any
 
 from b24kit.blueprint.changes import Change, Plan, PlanOptions
 from b24kit.blueprint.model import Blueprint
-from b24kit.blueprint.plan import diff
+from b24kit.blueprint.plan import changes, diff
 from b24kit.client import B24Client, B24Error, Executor, read_all
 from b24kit.portal.snapshot import read_snapshot
 
@@ -51,7 +51,8 @@ async def make_plan(client: B24Client, bp: Blueprint, options: PlanOptions | Non
             params.pop("start", None)
             key = "ID" if method == "crm.deal.list" else "id"
             items[change.moves] = [int(r[key]) for r in await read_all(client, method, params)]
-    plan = diff(bp, snap, options, usage, items)
+    # the same snapshot: its fingerprint (a hash of all of it) as the first plan took it
+    plan = Plan(changes(bp, snap, options, usage, items), first.fingerprint, snap.requests)
     plan.requests = client.requests - start
     return plan
 

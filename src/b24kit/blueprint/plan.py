@@ -32,6 +32,7 @@ __all__ = [
     "PlanOptions",
     "SWITCH_FLAGS",
     "TEMPLATE_NOTE",
+    "changes",
     "command_dict",
     "diff",
     "plain",
@@ -51,9 +52,20 @@ def diff(
     """The plan that makes ``snap`` match ``bp``. ``usage``: items per stage, pipeline or
     smart process considered for deletion; ``items``: their ids where --move-stage moves
     them."""
+    return Plan(changes(bp, snap, options, usage, items), snap.fingerprint(), snap.requests)
+
+
+def changes(
+    bp: Blueprint,
+    snap: Snapshot,
+    options: PlanOptions | None = None,
+    usage: dict[str, int] | None = None,
+    items: dict[str, list[int]] | None = None,
+) -> list[Change]:
+    """diff's changes alone (the snapshot's fingerprint, a hash of all of it, not taken)."""
     ctx = Context(bp, snap, options or PlanOptions(), usage or {}, items or {})
     plan_smart_processes(ctx)
     plan_pipelines(ctx, Owner("deal", int(EntityType.DEAL)), bp.deal.pipelines, snap.deal_pipelines)
     plan_fields(ctx, FieldOwner("deal"), bp.deal.fields, snap.deal_fields)
     prune_smart_processes(ctx)
-    return Plan(ctx.changes, snap.fingerprint(), snap.requests)
+    return ctx.changes
