@@ -234,7 +234,10 @@ def parse_query(query: str | bytes) -> Params:
             node = result.get(key[:first])
             if not isinstance(node, dict):
                 node = result[key[:first]] = {}
-            node[_array_key(node, key[first + 1 : -1], next_free)] = value
+            sub = key[first + 1 : -1]
+            # a named or numbered key needs no count until some array has had a [] (and
+            # select[0], select[1], ... are most keys)
+            node[_array_key(node, sub, next_free) if next_free or not sub else sub] = value
         else:
             _assign(result, _split_key(key), value, next_free)
     return result

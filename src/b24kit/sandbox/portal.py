@@ -947,24 +947,46 @@ class Portal:
         its key in the answer) is looked up once, not once per item (issue 12)."""
         by_name, _ = self.item_fields(etid)
         old = style == "old"
+        # What a text value of each field shows as, decided once: itself, but a float
+        # field's (old style: formatted; new: a number) and a boolean's in the new style
+        # (Y/N); else each value goes through _old_style_value / _new_style_value, which
+        # say how every value renders (the fast paths below answer as they would).
+        as_is = (FLOAT,) if old else (FLOAT, BOOL01)
         plan = []
         for name in names:
             fdef = by_name[name]
             key = name if old else fdef.name if original_uf and fdef.is_uf else fdef.camel
-            plan.append((name, fdef, key, fdef.kind == DATE, fdef.kind == MULTI))
+            plan.append(
+                (name, fdef, key, fdef.kind == DATE, fdef.kind == MULTI, fdef.kind not in as_is)
+            )
         with_fm = style == "new" and etid in (CONTACT, COMPANY)
+        # a date field's text as the portal shows it, per date: the items of one list share
+        # their dates often (render_date is a pure function of the text and the time zone)
+        dates: dict[str, str] = {}
+
+        def render_date_text(value: str) -> str:
+            shown = dates.get(value)
+            if shown is None:
+                shown = dates[value] = render_date(value, self.tz) if value else value
+            return shown
 
         def render_item(
             data: dict[str, Any], multis: dict[str, list[dict[str, Any]]] | None
         ) -> dict[str, Any]:
             out: dict[str, Any] = {}
-            for name, fdef, key, is_date, is_multi in plan:
+            for name, fdef, key, is_date, is_multi, text_as_is in plan:
                 if is_multi:
                     entries = (multis or {}).get(name)
                     if old and entries:
                         out[name] = entries
                     continue
                 value = data.get(name)
+                if text_as_is and type(value) is str:
+                    out[key] = render_date_text(value) if is_date else value
+                    continue
+                if old and (value is None or text_as_is and type(value) is int):
+                    out[name] = None if value is None else str(value)  # an id, a sort, ...
+                    continue
                 if is_date:
                     value = self._render_dates(fdef, value)
                 if old:
