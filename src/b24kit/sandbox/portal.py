@@ -1123,8 +1123,14 @@ class Portal:
         total: int | None = None
         next_start: int | None = None
         offset = max(start, 0)
+        # A select of the ID alone (a paged read's own) reads no field from the item's data:
+        # it is neither read nor decoded (the ID is the row's, and a multifield comes from
+        # its own table).
+        by_name, _ = self.item_fields(etid)
+        read_data = any(n != "ID" and by_name[n].kind != MULTI for n in names)
         rows = self.db.all(
-            f"SELECT id, data FROM items WHERE entity_type_id = ? AND {where} "
+            f"SELECT id{', data' if read_data else ''} FROM items "
+            f"WHERE entity_type_id = ? AND {where} "
             f"ORDER BY {order_sql} LIMIT {PAGE} OFFSET {offset}",
             params,
         )
@@ -1143,7 +1149,7 @@ class Portal:
         render = self.renderer(etid, style, names, original_uf) if rows else None
         for row in rows:
             assert render is not None
-            data = loads(row["data"])
+            data = loads(row["data"]) if read_data else {}
             data["ID"] = row["id"]
             out.append(render(data, multis.get(row["id"], {}) if want_multis else None))
         return out, (total if start >= 0 else 0), next_start
