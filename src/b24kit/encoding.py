@@ -152,6 +152,37 @@ def _split_key(raw: str) -> list[str]:
 
 
 _INDEX = re.compile(r"-?[0-9]{1,18}")  # an integer key, as PHP takes one (bounded)
+_INDEX_START = frozenset("-0123456789")  # what an integer key starts with: a cheap test first
+
+
+def _array_key(
+    node: dict[str, Any], part: str, next_free: dict[int, tuple[dict[str, Any], int]]
+) -> str:
+    """The key ``part`` stands for in ``node``: an empty ``[]`` takes the next free index,
+    PHP's "largest integer key + 1" (0 in an array with none).
+
+    ``next_free`` holds that index for each array that has had an empty ``[]``, kept up
+    to date as keys arrive, so that appending costs the same for the thousandth element
+    as for the first. It is kept by id with the array itself, so an array dropped and
+    another made at the same address never shares its count. An array without one yet
+    has its keys read once, at its first ``[]``: every key of an array parse_query made
+    came from a part given here, so that is the same largest integer key. Until then an
+    integer key costs nothing more than another (``select[0]``, ``select[1]``, ...)."""
+    entry = next_free.get(id(node))
+    if entry is not None and entry[0] is not node:
+        entry = None  # another array's, dropped
+    if part:
+        if entry is not None and part[0] in _INDEX_START and _INDEX.fullmatch(part):
+            next_free[id(node)] = (node, max(entry[1], int(part) + 1))
+        return part
+    if entry is None:
+        seen = max((int(key) + 1 for key in node if _INDEX.fullmatch(key)), default=0)
+    else:
+        seen = entry[1]
+    part = str(seen)
+    # the index taken counts as any key does: past 18 digits it is not one (see _INDEX)
+    next_free[id(node)] = (node, seen + 1 if _INDEX.fullmatch(part) else seen)
+    return part
 
 
 def _assign(
@@ -160,22 +191,14 @@ def _assign(
     value: str,
     next_free: dict[int, tuple[dict[str, Any], int]],
 ) -> None:
-    """Set ``value`` at ``path``. ``next_free`` holds, per array, the index an empty ``[]``
-    takes next: PHP's "largest integer key + 1", kept as keys arrive so that appending
-    costs the same for the thousandth element as for the first. It is kept by id with the
-    array itself, so an array dropped and another made at the same address never shares
-    its count."""
+    """Set ``value`` at ``path``. Its first part is a whole top-level key: a key never
+    starts with "[" (see _split_key), so nothing is ever appended to the top level and
+    its count is never needed."""
     node = target
     last = len(path) - 1
     for index, part in enumerate(path):
-        if part == "" or _INDEX.fullmatch(part):  # only an index touches the count
-            entry = next_free.get(id(node))
-            seen = entry[1] if entry is not None and entry[0] is node else None
-            if part == "":
-                part = str(seen if seen is not None else 0)
-            if _INDEX.fullmatch(part):
-                number = int(part) + 1
-                next_free[id(node)] = (node, number if seen is None else max(seen, number))
+        if index:
+            part = _array_key(node, part, next_free)
         if index == last:
             node[part] = value
             return
@@ -197,13 +220,26 @@ def parse_query(query: str | bytes) -> Params:
     result: Params = {}
     next_free: dict[int, tuple[dict[str, Any], int]] = {}
     for chunk in _decode_common(query).split("&"):  # each key and value: _unquote's first step
-        if not chunk:
-            continue
         raw_key, _, raw_value = chunk.partition("=")
-        key = _decode_rest(raw_key)
-        if not key:
+        key = _decode_rest(raw_key) if "%" in raw_key else raw_key
+        if not key:  # an empty chunk too
             continue
-        _assign(result, _split_key(key), _decode_rest(raw_value), next_free)
+        value = _decode_rest(raw_value) if "%" in raw_value else raw_value
+        first = key.find("[")
+        if first <= 0:  # a plain key (the top level's count is never needed, see _assign)
+            result[key] = value
+        elif key[-1] == "]" and key.find("]", first) == len(key) - 1:
+            # the commonest nested key, one level: ``select[0]``, ``filter[>ID]``; what
+            # _split_key and _assign do with it, without the lists and the loop
+            node = result.get(key[:first])
+            if not isinstance(node, dict):
+                node = result[key[:first]] = {}
+            sub = key[first + 1 : -1]
+            # a named or numbered key needs no count until some array has had a [] (and
+            # select[0], select[1], ... are most keys)
+            node[_array_key(node, sub, next_free) if next_free or not sub else sub] = value
+        else:
+            _assign(result, _split_key(key), value, next_free)
     return result
 
 

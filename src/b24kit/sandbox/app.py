@@ -338,7 +338,8 @@ class Sandbox:
     ) -> dict[str, Any]:
         """Run one method; returns the envelope members. Raises ApiError."""
         started = self.clock()
-        spec = METHODS.get(name.lower())
+        lowered = name.lower()
+        spec = METHODS.get(lowered)  # its name, lowered, is ``lowered``
         if spec is None:
             raise errors.make(errors.METHOD_NOT_FOUND)
         if any(s != GLOBAL and s not in scopes for s in spec.scopes):
@@ -350,7 +351,7 @@ class Sandbox:
                 # `provided by the access token`"
                 exc.description = exc.description.replace("webhook token", "access token")
             raise exc
-        key = (auth_key, spec.name.lower())
+        key = (auth_key, lowered)
         if spec.name == "batch":
             if in_batch:
                 raise errors.ApiError(

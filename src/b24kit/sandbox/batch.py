@@ -57,10 +57,13 @@ def substitute(value: Any, roots: Mapping[str, Any]) -> Any:
     if type(value) is str:  # the common case first: parsed parameters are text and dicts
         if "$" not in value:
             return value
-    elif isinstance(value, Mapping):
-        return {k: substitute(v, roots) for k, v in value.items()}
+    elif isinstance(value, Mapping):  # a text without "$" is kept without a call for it
+        return {
+            k: v if type(v) is str and "$" not in v else substitute(v, roots)
+            for k, v in value.items()
+        }
     elif isinstance(value, list):
-        return [substitute(v, roots) for v in value]
+        return [v if type(v) is str and "$" not in v else substitute(v, roots) for v in value]
     elif not isinstance(value, str) or "$" not in value:
         return value
     text: Any = value

@@ -53,7 +53,9 @@ class OperatingBudget:
         self._spent: dict[tuple[str, str], deque[list[float]]] = {}
 
     def _buckets(self, key: tuple[str, str]) -> deque[list[float]]:
-        buckets = self._spent.setdefault(key, deque())
+        buckets = self._spent.get(key)
+        if buckets is None:
+            buckets = self._spent[key] = deque()
         horizon = self.clock() - self.window
         while buckets and buckets[0][0] <= horizon:
             buckets.popleft()
@@ -62,12 +64,12 @@ class OperatingBudget:
     def state(self, key: tuple[str, str]) -> tuple[float, float]:
         """(operating seconds in the window, unix time the oldest bucket expires)."""
         buckets = self._buckets(key)
-        total = sum(b[1] for b in buckets)
+        total = sum([b[1] for b in buckets])
         reset = (buckets[0][0] + self.window) if buckets else self.clock()
         return total, reset
 
     def blocked(self, key: tuple[str, str]) -> bool:
-        return self.state(key)[0] > self.limit
+        return sum([b[1] for b in self._buckets(key)]) > self.limit
 
     def spend(self, key: tuple[str, str], seconds: float) -> None:
         buckets = self._buckets(key)

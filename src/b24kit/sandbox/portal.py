@@ -947,24 +947,46 @@ class Portal:
         its key in the answer) is looked up once, not once per item (issue 12)."""
         by_name, _ = self.item_fields(etid)
         old = style == "old"
+        # What a text value of each field shows as, decided once: itself, but a float
+        # field's (old style: formatted; new: a number) and a boolean's in the new style
+        # (Y/N); else each value goes through _old_style_value / _new_style_value, which
+        # say how every value renders (the fast paths below answer as they would).
+        as_is = (FLOAT,) if old else (FLOAT, BOOL01)
         plan = []
         for name in names:
             fdef = by_name[name]
             key = name if old else fdef.name if original_uf and fdef.is_uf else fdef.camel
-            plan.append((name, fdef, key, fdef.kind == DATE, fdef.kind == MULTI))
+            plan.append(
+                (name, fdef, key, fdef.kind == DATE, fdef.kind == MULTI, fdef.kind not in as_is)
+            )
         with_fm = style == "new" and etid in (CONTACT, COMPANY)
+        # a date field's text as the portal shows it, per date: the items of one list share
+        # their dates often (render_date is a pure function of the text and the time zone)
+        dates: dict[str, str] = {}
+
+        def render_date_text(value: str) -> str:
+            shown = dates.get(value)
+            if shown is None:
+                shown = dates[value] = render_date(value, self.tz) if value else value
+            return shown
 
         def render_item(
             data: dict[str, Any], multis: dict[str, list[dict[str, Any]]] | None
         ) -> dict[str, Any]:
             out: dict[str, Any] = {}
-            for name, fdef, key, is_date, is_multi in plan:
+            for name, fdef, key, is_date, is_multi, text_as_is in plan:
                 if is_multi:
                     entries = (multis or {}).get(name)
                     if old and entries:
                         out[name] = entries
                     continue
                 value = data.get(name)
+                if text_as_is and type(value) is str:
+                    out[key] = render_date_text(value) if is_date else value
+                    continue
+                if old and (value is None or text_as_is and type(value) is int):
+                    out[name] = None if value is None else str(value)  # an id, a sort, ...
+                    continue
                 if is_date:
                     value = self._render_dates(fdef, value)
                 if old:
@@ -1101,8 +1123,14 @@ class Portal:
         total: int | None = None
         next_start: int | None = None
         offset = max(start, 0)
+        # A select of the ID alone (a paged read's own) reads no field from the item's data:
+        # it is neither read nor decoded (the ID is the row's, and a multifield comes from
+        # its own table).
+        by_name, _ = self.item_fields(etid)
+        read_data = any(n != "ID" and by_name[n].kind != MULTI for n in names)
         rows = self.db.all(
-            f"SELECT id, data FROM items WHERE entity_type_id = ? AND {where} "
+            f"SELECT id{', data' if read_data else ''} FROM items "
+            f"WHERE entity_type_id = ? AND {where} "
             f"ORDER BY {order_sql} LIMIT {PAGE} OFFSET {offset}",
             params,
         )
@@ -1121,7 +1149,7 @@ class Portal:
         render = self.renderer(etid, style, names, original_uf) if rows else None
         for row in rows:
             assert render is not None
-            data = loads(row["data"])
+            data = loads(row["data"]) if read_data else {}
             data["ID"] = row["id"]
             out.append(render(data, multis.get(row["id"], {}) if want_multis else None))
         return out, (total if start >= 0 else 0), next_start

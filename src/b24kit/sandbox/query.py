@@ -22,7 +22,12 @@ OPERATORS = ("!=%", "!%=", "!@", "!=", "!%", ">=", "<=", "=%", "%=", "!", "@", "
 Resolver = Callable[[str], FieldDef | None]
 
 
+_OPERATOR_START = frozenset(op[0] for op in OPERATORS)
+
+
 def split_operator(key: str) -> tuple[str, str]:
+    if key[:1] not in _OPERATOR_START:  # most keys have none: ``ID``, ``ORIGINATOR_ID``
+        return "=", key
     for op in OPERATORS:
         if key.startswith(op):
             return op, key[len(op) :]

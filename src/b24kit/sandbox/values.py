@@ -20,6 +20,11 @@ def intval(value: Any) -> int:
         return value
     if isinstance(value, float):
         return int(value)
+    if type(value) is str and value.isascii() and value.lstrip("-").isdigit():
+        # the commonest text: ASCII digits after any "-". The match below reads all of it
+        # when there is one "-" at most ("-1", as start=-1 comes) and nothing when there
+        # are more ("--1" is 0)
+        return int(value) if value.count("-") <= 1 else 0
     match = _INT_PREFIX.match(str(value))
     return int(match.group(0)) if match else 0
 
