@@ -66,9 +66,13 @@ _keys = itertools.count(1)
 
 
 def _stop() -> None:
+    """At the process's exit: no request still open is waited for. A test's stand-in that
+    never answers (a stalled portal) would hold uvicorn's graceful shutdown until the
+    join's ten seconds ran out, and the test run's end with it."""
     if _client is not None:
         _client.close()
     if _server is not None:
+        _server.server.force_exit = True
         _server.stop()
 
 
