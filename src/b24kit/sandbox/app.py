@@ -149,7 +149,15 @@ def _json(data: Any) -> bytes:
 
 
 class Sandbox:
-    def __init__(self, config: SandboxConfig | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        *,
+        copy_of: Database | None = None,
+        **overrides: Any,
+    ) -> None:
+        """A sandbox answering with ``config`` and ``overrides``; its data a copy of the
+        database ``copy_of`` (``clone``'s) if given, else ``config.db``."""
         self.config = replace(config or SandboxConfig(), **overrides)
         if self.config.limits not in ("standard", "enterprise", "off"):
             raise ValueError(
@@ -161,7 +169,7 @@ class Sandbox:
         self.workers = Workers(self.config.workers)
         self.tz = parse_tz(self.config.timezone)
         self.faults = Faults.parse(self.config.faults)
-        self.db = Database(self.config.db)
+        self.db = Database(self.config.db, copy_of=copy_of)
         self.readings = parse_readings(self.config.readings)
         self.portal = Portal(
             self.db, self.tz, self.clock, self.readings, self.config.language, self.costs
@@ -522,11 +530,9 @@ class Sandbox:
         how it answers). Made fresh: its counters, limits and fake Sheets. Settings that
         shaped the stored data when it was made (``language``) come with the data."""
         config = replace(self.config, db=":memory:", token=self.token, **overrides)
-        box = Sandbox(config)
-        self.db.conn.backup(box.db.conn)
-        box.portal.schema_changed()
-        box.token = box._ensure_webhook()  # the config's user and scopes, as at creation
-        return box
+        # made on the copy: no schema or default portal of its own first, which the copy
+        # would only replace; its webhook is the config's user and scopes, as at creation
+        return Sandbox(config, copy_of=self.db)
 
     def transport(self) -> Any:
         from b24kit.sandbox.transport import SandboxTransport

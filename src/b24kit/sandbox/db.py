@@ -110,8 +110,11 @@ def _like(haystack: Any, pattern: Any) -> int:
 class Database:
     """Thin wrapper: the schema, JSON helpers, sequences and transactions."""
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
-        self.path = str(path)
+    def __init__(self, path: str | Path = ":memory:", copy_of: Database | None = None) -> None:
+        """The database at ``path``, or (``copy_of``) a new in-memory one holding a copy of
+        that one: its schema, data and planner statistics come with the copy, so none of
+        them is made again (a test's clone of a 10 MB portal, issue 12)."""
+        self.path = ":memory:" if copy_of is not None else str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             # it holds the webhook token and OAuth secrets: readable by its owner only
@@ -124,9 +127,13 @@ class Database:
             self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.create_function("b24_contains", 2, _casefold_contains, deterministic=True)
         self.conn.create_function("b24_like", 2, _like, deterministic=True)
-        self.conn.executescript(SCHEMA)
         self._depth = 0
         self._lock = threading.RLock()
+        if copy_of is not None:
+            with copy_of._lock:  # not in the middle of another thread's transaction
+                copy_of.conn.backup(self.conn)
+            return
+        self.conn.executescript(SCHEMA)
         self._plan_for_a_portal()
 
     def close(self) -> None:
@@ -215,6 +222,8 @@ class Database:
                     "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items'"
                 )
                 indexes = [str(r["name"]) for r in names]
+                if self._planned(indexes):
+                    return  # a file opened again: SQLite read them when it opened it
                 self.execute("DELETE FROM sqlite_stat1 WHERE tbl = 'items'")
                 self.execute("INSERT INTO sqlite_stat1 VALUES('items', 'items', ?)", (ITEMS_PK,))
             for index in indexes:
@@ -222,6 +231,19 @@ class Database:
                 stat = ITEMS_FEW_VALUES if index in FEW_VALUES else ITEMS_FIELD
                 self.execute("INSERT INTO sqlite_stat1 VALUES('items', ?, ?)", (index, stat))
             self.execute("ANALYZE sqlite_master")  # load them
+
+    def _planned(self, indexes: list[str]) -> bool:
+        """Whether sqlite_stat1 holds just the figures _plan_for_a_portal writes for items
+        (a file made before holds them: rewriting them and loading them again cost half of
+        an open, issue 12)."""
+        want = {("items", ITEMS_PK)} | {
+            (index, ITEMS_FEW_VALUES if index in FEW_VALUES else ITEMS_FIELD) for index in indexes
+        }
+        have = {
+            (str(r["idx"]), str(r["stat"]))
+            for r in self.all("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'items'")
+        }
+        return have == want
 
     def get_meta(self, key: str) -> str | None:
         row = self.one("SELECT value FROM meta WHERE key = ?", (key,))

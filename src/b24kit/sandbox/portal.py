@@ -201,9 +201,13 @@ class Portal:
         self.clock = clock
         self._fields_cache: dict[int, tuple[dict[str, FieldDef], dict[str, FieldDef]]] = {}
         self.ensure_initialized()
-        for row in self.db.all("SELECT field_name, data FROM userfields"):
-            if loads(row["data"]).get("MULTIPLE") != "Y":  # a file made before they were
-                self.db.index_field(row["field_name"])
+        # a file made before user fields had indexes gets them (the field's JSON is not
+        # decoded for it: a copy's or an open's Python work, issue 12)
+        for row in self.db.all(
+            "SELECT field_name FROM userfields WHERE json_extract(data, '$.MULTIPLE') IS NOT 'Y' "
+            "AND 'items_f_' || field_name NOT IN (SELECT name FROM sqlite_master)"
+        ):
+            self.db.index_field(row["field_name"])
 
     # ------------------------------------------------------------------ basics
     def now(self) -> str:
