@@ -152,8 +152,8 @@ class Sandbox:
     def __init__(
         self,
         config: SandboxConfig | None = None,
-        *,
         copy_of: Database | None = None,
+        /,
         **overrides: Any,
     ) -> None:
         """A sandbox answering with ``config`` and ``overrides``; its data a copy of the
@@ -532,7 +532,7 @@ class Sandbox:
         config = replace(self.config, db=":memory:", token=self.token, **overrides)
         # made on the copy: no schema or default portal of its own first, which the copy
         # would only replace; its webhook is the config's user and scopes, as at creation
-        return Sandbox(config, copy_of=self.db)
+        return Sandbox(config, self.db)
 
     def transport(self) -> Any:
         from b24kit.sandbox.transport import SandboxTransport
