@@ -164,8 +164,7 @@ class _RowReader:
     def raw(self, column: str) -> Any:
         """The cell's value, None when blank or not in the sheet (row.value, inlined: asked
         of every cell several times)."""
-        cell = self.row.cells.get(column)
-        return None if cell is None or cell.blank else cell.value
+        return self.row.filled.get(column)
 
     def parse(self, column: str, parser: Callable[[Any], Parsed], count: bool = True) -> Any:
         """The cell parsed, or None (the reason a rejection); ``count``: a value written
@@ -438,7 +437,7 @@ def _repeated_ids(table: Table, mapping: Mapping, no_rows: dict[int, str]) -> di
     for row_id, same in rows.items():
         if len(same) < 2:
             continue
-        contents = {tuple(str(c.value).strip() for c in r.cells.values()) for r in same}
+        contents = {tuple(str(v).strip() for v in r.values.values()) for r in same}
         if len(contents) == 1:  # copies: the first row stands
             for copy in same[1:]:
                 out[copy.number] = f"row id {row_id} repeats row {same[0].number}, cell for cell"
