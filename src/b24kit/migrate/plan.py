@@ -135,6 +135,15 @@ class _Shared:
     def __init__(self, mapping: Mapping) -> None:
         self.users = {normalize_word(k): v for k, v in mapping.users.items()}
         self._enums: dict[int, Enumeration] = {}
+        self._templates: dict[str, list[str]] = {}
+
+    def template(self, text: str) -> list[str]:
+        """A title template split once per read, not once per row: the text between the
+        {columns} at even places, the columns' names at odd ones."""
+        pieces = self._templates.get(text)
+        if pieces is None:
+            pieces = self._templates[text] = TEMPLATE.split(text)
+        return pieces
 
     def enum(self, values: dict[str, list[str]]) -> Enumeration:
         """The value map's Enumeration (its word table built once), by the map's identity:
@@ -277,11 +286,18 @@ class _RowReader:
         return rule.default if code is None else str(code)
 
     def template(self, text: str) -> str:
-        def repl(match: re.Match[str]) -> str:
-            value = self.raw(match.group(1))
-            return "" if value is None else self.text(match.group(1), value)
-
-        return _SPACE_RUN.sub(" ", TEMPLATE.sub(repl, text)).strip(" :-—")
+        """The template with each {column} replaced by the cell's text (blank: nothing), the
+        cells read left to right."""
+        pieces = self.shared.template(text)
+        out = []
+        for i, piece in enumerate(pieces):
+            if i % 2 == 0:  # text between the {columns}
+                out.append(piece)
+                continue
+            value = self.raw(piece)
+            if value is not None:
+                out.append(self.text(piece, value))
+        return _SPACE_RUN.sub(" ", "".join(out)).strip(" :-—")
 
 
 _NO_VALUES = Enumeration({})  # an enum column the mapping gives no values: only codes match
