@@ -23,7 +23,7 @@ import csv
 import json
 import random
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -199,6 +199,14 @@ class Row:
     def valid(self) -> bool:
         return not self.reject
 
+    def as_dict(self) -> dict[str, Any]:
+        """``asdict(self)``: every field, the lists copied (asdict's generic deep copy of
+        each value cost more than the test that writes the truth)."""
+        return {
+            name: list(value) if isinstance(value, list) else value
+            for name, value in vars(self).items()
+        }
+
     def copy(self, **changes: Any) -> Row:
         """The same truth with its own lists (``changes`` set): asdict's deep copy of every
         field cost more than the tests that shuffle the rows."""
@@ -289,7 +297,7 @@ class Sheet:
 
     def truth(self) -> dict[str, Any]:
         return {
-            "rows": [asdict(r) for r in self.rows],
+            "rows": [r.as_dict() for r in self.rows],
             "groups": {k: sorted(v) for k, v in sorted(self.groups().items())},
             "entities": {k: self.entity(k) for k in sorted(self.groups())},
             "counts": self.counts(),

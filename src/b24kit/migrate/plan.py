@@ -135,6 +135,15 @@ class _Shared:
     def __init__(self, mapping: Mapping) -> None:
         self.users = {normalize_word(k): v for k, v in mapping.users.items()}
         self._enums: dict[int, Enumeration] = {}
+        self._templates: dict[str, list[str]] = {}
+
+    def template(self, text: str) -> list[str]:
+        """A title template split once per read, not once per row: the text between the
+        {columns} at even places, the columns' names at odd ones."""
+        pieces = self._templates.get(text)
+        if pieces is None:
+            pieces = self._templates[text] = TEMPLATE.split(text)
+        return pieces
 
     def enum(self, values: dict[str, list[str]]) -> Enumeration:
         """The value map's Enumeration (its word table built once), by the map's identity:
@@ -164,8 +173,7 @@ class _RowReader:
     def raw(self, column: str) -> Any:
         """The cell's value, None when blank or not in the sheet (row.value, inlined: asked
         of every cell several times)."""
-        cell = self.row.cells.get(column)
-        return None if cell is None or cell.blank else cell.value
+        return self.row.filled.get(column)
 
     def parse(self, column: str, parser: Callable[[Any], Parsed], count: bool = True) -> Any:
         """The cell parsed, or None (the reason a rejection); ``count``: a value written
@@ -278,11 +286,18 @@ class _RowReader:
         return rule.default if code is None else str(code)
 
     def template(self, text: str) -> str:
-        def repl(match: re.Match[str]) -> str:
-            value = self.raw(match.group(1))
-            return "" if value is None else self.text(match.group(1), value)
-
-        return _SPACE_RUN.sub(" ", TEMPLATE.sub(repl, text)).strip(" :-—")
+        """The template with each {column} replaced by the cell's text (blank: nothing), the
+        cells read left to right."""
+        pieces = self.shared.template(text)
+        out = []
+        for i, piece in enumerate(pieces):
+            if i % 2 == 0:  # text between the {columns}
+                out.append(piece)
+                continue
+            value = self.raw(piece)
+            if value is not None:
+                out.append(self.text(piece, value))
+        return _SPACE_RUN.sub(" ", "".join(out)).strip(" :-—")
 
 
 _NO_VALUES = Enumeration({})  # an enum column the mapping gives no values: only codes match
@@ -438,7 +453,7 @@ def _repeated_ids(table: Table, mapping: Mapping, no_rows: dict[int, str]) -> di
     for row_id, same in rows.items():
         if len(same) < 2:
             continue
-        contents = {tuple(str(c.value).strip() for c in r.cells.values()) for r in same}
+        contents = {tuple(str(v).strip() for v in r.values.values()) for r in same}
         if len(contents) == 1:  # copies: the first row stands
             for copy in same[1:]:
                 out[copy.number] = f"row id {row_id} repeats row {same[0].number}, cell for cell"

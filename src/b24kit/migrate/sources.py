@@ -31,6 +31,10 @@ def column_letter(index: int) -> str:
     return letters
 
 
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 @dataclass(frozen=True)
 class Cell:
     value: Any
@@ -38,14 +42,10 @@ class Cell:
     row: int  # 1-based, as the sheet shows it
     column: str  # letter, as the sheet shows it
     header: str
-    # asked of every cell many times: worked out once, when the cell is made (a
-    # cached_property's first read costs more than the test itself)
-    blank: bool = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        value = self.value
-        blank = value is None or (isinstance(value, str) and not value.strip())
-        object.__setattr__(self, "blank", blank)  # frozen: set once, here
+    @property
+    def blank(self) -> bool:
+        return _is_blank(self.value)
 
     @property
     def where(self) -> str:
@@ -54,28 +54,47 @@ class Cell:
 
 @dataclass
 class SheetRow:
+    """One row: its values by header, and where each came from. The values are what every
+    reader asks for (a 2,000-row sheet's cells are read ~40,000 times); a ``Cell``, with
+    its provenance, is made only when asked for (``cells``): making one per cell up front
+    was the larger part of reading a sheet."""
+
     number: int
-    cells: dict[str, Cell]
+    values: dict[str, Any]  # header -> the cell's value as read (None past the row's end)
+    worksheet: str = ""
+    letters: dict[str, str] = field(default_factory=dict)  # header -> its column's letter
+    # the non-blank values: worked out once, when the row is made
+    filled: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.filled = {h: v for h, v in self.values.items() if not _is_blank(v)}
 
     def value(self, header: str) -> Any:
-        cell = self.cells.get(header)
-        return None if cell is None or cell.blank else cell.value
+        """The cell's value, None when blank or not in the sheet."""
+        return self.filled.get(header)
+
+    @property
+    def cells(self) -> dict[str, Cell]:
+        return {
+            header: Cell(value, self.worksheet, self.number, self.letters[header], header)
+            for header, value in self.values.items()
+        }
 
     @property
     def blank(self) -> bool:
-        return all(c.blank for c in self.cells.values())
+        return not self.filled
 
     def repeats_header(self, headers: list[str]) -> bool:
         """A header pasted again in the middle of the data: at least two thirds of its
         filled cells (and two) are header names."""
-        filled = [c.value for c in self.cells.values() if not c.blank]
+        filled = self.filled
         if len(filled) < 2:
             return False
         names = _header_names(tuple(headers))
         # asked of every row: stop at the first miss more than the rule allows (a data row
         # misses at once)
         misses = len(filled) - max(2, len(filled) * 2 // 3)
-        for value in filled:
+        for value in filled.values():
             if str(value).strip().lower() not in names:
                 misses -= 1
                 if misses < 0:
@@ -154,20 +173,13 @@ def to_table(grid: Grid, header_rows: int = 1) -> Table:
         headers.append(name)
     rows = []
     first = start + header_rows
-    column_letters = [column_letter(col) for col in range(len(headers))]
-    for index in range(first, len(grid.rows)):
+    letters_of = {header: column_letter(col) for col, header in enumerate(headers)}
+    for index in range(first, len(grid.rows)):  # (width: one header a column)
         raw = grid.rows[index]
-        cells = {
-            header: Cell(
-                raw[col] if col < len(raw) else None,
-                grid.worksheet,
-                index + 1,
-                column_letters[col],
-                header,
-            )
-            for col, header in enumerate(headers)
-        }
-        rows.append(SheetRow(index + 1, cells))
+        # a short row's missing cells are None; a long row's extra ones have no header
+        line = raw[:width] if len(raw) >= width else [*raw, *[None] * (width - len(raw))]
+        values = dict(zip(headers, line, strict=True))
+        rows.append(SheetRow(index + 1, values, grid.worksheet, letters_of))
     repeated = {name: cols for name, cols in letters.items() if len(cols) > 1}
     return Table(grid.source, grid.worksheet, headers, rows, first + 1, repeated)
 
