@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from b24kit.blueprint.plan import Plan, PlanOptions
 from b24kit.portal.snapshot import read_snapshot
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
+from tests import warm
 from tests.cli import CliResult, run_cli
 from tests.clients import client_for
 from tests.once import once
@@ -442,11 +442,8 @@ def test_killed_apply_then_again_converges(
     box = Sandbox(limits="off", latency_ms=40)
     server = start_in_thread(box)
     try:
-        proc = subprocess.Popen(
+        proc = warm.start(
             [
-                sys.executable,
-                "-m",
-                "b24kit",
                 "apply",
                 str(COMPANY.resolve()),
                 "--yes",

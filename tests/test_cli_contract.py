@@ -24,6 +24,7 @@ from b24kit.cli.app import hoist_global_flags
 from b24kit.clock import Clock
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
+from tests import warm
 from tests.cli import run_cli
 from tests.clocks import FakeClock
 from tests.processes import from_a_terminal
@@ -272,11 +273,8 @@ def test_ctrl_c_exits_130_and_says_how_to_go_on(tmp_path: Path) -> None:
     silent.bind(("127.0.0.1", 0))
     silent.listen(1)  # accepts the connection, never answers
     port = silent.getsockname()[1]
-    proc = subprocess.Popen(
+    proc = warm.start(
         [
-            sys.executable,
-            "-m",
-            "b24kit",
             "call",
             "server.time",
             "-p",
@@ -287,7 +285,6 @@ def test_ctrl_c_exits_130_and_says_how_to_go_on(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
-        **from_a_terminal(),
     )
     silent.settimeout(60)
     held, _ = silent.accept()  # the request is on its way: b24kit waits for the answer

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,9 +20,10 @@ from unittest import mock
 from typer.testing import CliRunner
 
 from b24kit.cli.app import app
+from tests import warm
 from tests.cli import CliResult, printed, run_cli
-from tests.processes import from_a_terminal
 from tests.servers import http_client
+from tests.warm import WarmProcess
 
 runner = CliRunner()
 http = (
@@ -34,9 +34,6 @@ T = TypeVar("T")
 
 def _serve_cmd(db: Path, *args: str) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "b24kit",
         "sandbox",
         "serve",
         "--db",
@@ -47,18 +44,19 @@ def _serve_cmd(db: Path, *args: str) -> list[str]:
     ]
 
 
-def _start(db: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+def _start(db: Path, *args: str) -> WarmProcess:
+    # a real, separate process (its pid holds the database's lock; kill -9, SIGINT and
+    # SIGTERM reach it), started warm: its start is not what these tests check
+    return warm.start(
         _serve_cmd(db, "--port", "0", *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
-        **from_a_terminal(),
     )
 
 
-def _webhook_url(proc: subprocess.Popen[str]) -> str:
+def _webhook_url(proc: WarmProcess) -> str:
     """The webhook URL a starting server prints once it listens (read as it comes)."""
     assert proc.stdout is not None
     url = None
@@ -74,7 +72,7 @@ def _webhook_url(proc: subprocess.Popen[str]) -> str:
     return url
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
+def _stop(proc: WarmProcess) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
     try:
@@ -87,11 +85,11 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 @contextmanager
 def server_processes(
     *dbs: Path, args: tuple[str, ...] = ()
-) -> Iterator[list[tuple[subprocess.Popen[str], str]]]:
+) -> Iterator[list[tuple[WarmProcess, str]]]:
     """Start `b24kit sandbox serve` on a free port for each database, all at once (each
     start is a second of a process loading); yield each process and its webhook URL.
     Stopped with SIGINT on the way out, unless the test already stopped them."""
-    procs: list[subprocess.Popen[str]] = []
+    procs: list[WarmProcess] = []
     try:
         procs = [_start(db, *args) for db in dbs]
         yield [(proc, _webhook_url(proc)) for proc in procs]

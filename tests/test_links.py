@@ -7,7 +7,6 @@ import asyncio
 import os
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from b24kit.links.serve import SyncService
 from b24kit.reports.estimates import estimates_report
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
+from tests import warm
 from tests.cli import ROOT, CliResult, run_cli
 from tests.clients import client_for
 from tests.clocks import FakeClock
@@ -366,11 +366,8 @@ def test_concurrent_passes_make_one_child(tmp_path: Path) -> None:
     server = start_in_thread(box)
     try:
         procs = [
-            subprocess.Popen(
+            warm.start(
                 [
-                    sys.executable,
-                    "-m",
-                    "b24kit",
                     "sync",
                     "-b",
                     str(COMPANY),

@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from b24kit.blueprint.loader import load_blueprint
 from b24kit.migrate.run import MigrationResult, execute, load_mapping, prepare
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
+from tests import warm
 from tests.cli import ROOT, CliResult, run_cli
 from tests.clients import client_for
 from tests.clocks import FakeClock
@@ -252,11 +252,8 @@ def test_killed_run_resumes_to_the_same_state(
     running = start_in_thread(box)
     base = box.requests
     try:
-        proc = subprocess.Popen(
+        proc = warm.start(
             [
-                sys.executable,
-                "-m",
-                "b24kit",
                 "migrate",
                 "run",
                 "--mapping",
@@ -460,11 +457,8 @@ def test_two_runs_at_once_make_nothing_twice(tmp_path: Path, reference: dict[str
     running = start_in_thread(box)
     try:
         procs = [
-            subprocess.Popen(
+            warm.start(
                 [
-                    sys.executable,
-                    "-m",
-                    "b24kit",
                     "migrate",
                     "run",
                     str(MAPPING),

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from b24kit.migrate.run import load_mapping
 from b24kit.migrate.undo import UndoPlan, UndoResult, plan_undo, run_undo
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
+from tests import warm
 from tests.cli import CliResult, run_cli
 from tests.clients import client_for
 from tests.test_migrate import COMPANY_PATH, EXAMPLES, deployed, migrate
@@ -329,8 +329,8 @@ def test_an_undo_killed_half_way_is_finished_by_the_next(tmp_path: Path) -> None
     running = start_in_thread(box)
     base = box.requests
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "b24kit", "migrate", "undo", str(mapping), "--yes"]
+        proc = warm.start(
+            ["migrate", "undo", str(mapping), "--yes"]
             + ["--portal", box.webhook_url(running.base_url)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from b24kit.client import parse_webhook, redact
 from b24kit.client.errors import ConfigError
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import RunningServer, start_in_thread
-from tests import cli
+from tests import cli, warm
 from tests.cli import CliResult
 from tests.clocks import FakeClock
 
@@ -34,10 +33,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 
 
 def run_process(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """b24kit as a real process: what it prints until the interpreter has exited."""
-    return subprocess.run(
-        [sys.executable, "-m", "b24kit", *args],
-        capture_output=True,
+    """b24kit as a real process: what it prints until the interpreter has exited (started
+    warm, tests/warm.py: the child's interpreter shuts down as a fresh one does)."""
+    return warm.run(
+        args,
         text=True,
         timeout=120,
         env={**os.environ, "XDG_CONFIG_HOME": str(cwd), "B24KIT_RETRIES": "2"},

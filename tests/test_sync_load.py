@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,10 +22,10 @@ from b24kit.blueprint.loader import load_blueprint
 from b24kit.links import serve as serve_module
 from b24kit.links.serve import SyncService
 from b24kit.sandbox.server import start_in_thread
+from tests import warm
 from tests.cli import run_cli
 from tests.clients import client_for
 from tests.clocks import FakeClock
-from tests.processes import from_a_terminal
 from tests.servers import http_client, served
 from tests.test_links import COMPANY, cats, deployed
 from tests.test_sync_service import FORM, TOKEN, event
@@ -209,11 +208,8 @@ def test_serve_leaves_a_share_of_the_rate_limit_and_stops_gracefully_on_sigterm(
                     {"fields": {"CATEGORY_ID": sales, "STAGE_ID": f"C{sales}:ESTIMATE"}},
                 )
             )
-            proc = subprocess.Popen(
+            proc = warm.start(
                 [
-                    sys.executable,
-                    "-m",
-                    "b24kit",
                     "sync",
                     str(COMPANY),
                     "--serve",
@@ -231,7 +227,6 @@ def test_serve_leaves_a_share_of_the_rate_limit_and_stops_gracefully_on_sigterm(
                 text=True,
                 cwd=tmp_path,
                 env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "B24_APP_TOKEN": TOKEN},
-                **from_a_terminal(),
             )
             try:
                 assert proc.stdout is not None
