@@ -343,3 +343,67 @@ def test_an_open_parent_at_the_trigger_gets_its_child_even_when_the_row_names_no
     ]
     assert [c.params["fields"]["TITLE"] for c in children] == ["Оценка: кран"]
     assert children[0].params["fields"]["STAGE_ID"] == "C2:NEW", "the link's first stage"
+
+
+# A link's moves (blueprint `moves`): a child at DONE moves its open parent to READY, as
+# sync moves it (audit's L005). A migration that lands the child there moves the parent
+# with it, never back; nothing else tested this (disabling it failed no test).
+SALES3 = pipeline(1, ["NEW", "WORK", "READY"])
+LINK_MOVES = Link.model_validate(
+    {
+        **LINK.model_dump(mode="json", exclude_none=True),
+        "moves": [{"child_stage": "DONE", "parent_stage": "READY"}],
+    }
+)
+MOVES_TARGET = Target(SALES3, {"estimate": (LINK_MOVES, LOGISTICS)}, None, None, None, {})
+
+
+def moves_mapping(child_done: list[str]) -> Mapping:
+    """The mapping, with the child's stage from the status: DONE for ``child_done``."""
+    data = MAPPING.model_dump(mode="json", exclude_none=True)
+    values = {"DONE": child_done, "NEW": [w for w in ("новая", "в работе") if w not in child_done]}
+    data["children"][0]["stage"] = {"column": "Статус", "default": "NEW", "values": values}
+    return Mapping.model_validate(data)
+
+
+def parent_stage(plan: Any) -> list[str]:
+    """The STAGE_ID each command of the plan gives the parent deal (ORIGIN_ID row:1 or id 10)."""
+    return [
+        c.params["fields"]["STAGE_ID"]
+        for c in plan.commands
+        if c.method in ("crm.deal.add", "crm.deal.update")
+        and "STAGE_ID" in c.params["fields"]
+        and (c.params["fields"].get("ORIGIN_ID") == "row:1" or c.params.get("id") == 10)
+    ]
+
+
+def test_a_child_landed_at_a_move_s_stage_moves_its_new_parent_there() -> None:
+    row = [1, "Иванов Иван", "+7 926 111-22-33", "кран", "в работе", "100", "Петрова"]
+    records, _ = read_records(table(row), moves_mapping(["в работе"]))
+    plan = plan_migration(records, moves_mapping(["в работе"]), MOVES_TARGET, Existing())
+    assert parent_stage(plan) == ["C1:READY"], "made at the move's stage, as sync would move it"
+    records, _ = read_records(table(row), moves_mapping([]))
+    plan = plan_migration(records, moves_mapping([]), MOVES_TARGET, Existing())
+    assert parent_stage(plan) == ["C1:WORK"], "a child not at DONE moves nothing"
+
+
+def test_a_child_landed_at_a_move_s_stage_moves_its_parent_forward_only() -> None:
+    row = [1, "Иванов Иван", "+7 926 111-22-33", "кран", "в работе", "100", "Петрова"]
+    mapping = moves_mapping(["в работе"])
+    records, _ = read_records(table(row), mapping)
+
+    def existing(stage: str) -> Existing:
+        deal = {
+            "ID": "10",
+            "TITLE": "Иванов Иван: кран",
+            "STAGE_ID": stage,
+            "CATEGORY_ID": "1",
+            "CONTACT_ID": "5",
+            "OPPORTUNITY": "100.00",
+        }
+        return Existing(deals={"row:1": deal}, contacts_by_comm={"79261112233": 5})
+
+    plan = plan_migration(records, mapping, MOVES_TARGET, existing("C1:WORK"))
+    assert parent_stage(plan) == ["C1:READY"], "an existing parent behind the move is moved"
+    plan = plan_migration(records, mapping, MOVES_TARGET, existing("C1:READY"))
+    assert parent_stage(plan) == [], "a parent already there is left where it is"
