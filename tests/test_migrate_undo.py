@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from b24kit.blueprint.loader import load_blueprint
 from b24kit.migrate.run import load_mapping
-from b24kit.migrate.undo import UndoPlan, UndoResult, plan_undo, run_undo
+from b24kit.migrate.undo import UndoPlan, UndoRefused, UndoResult, plan_undo, run_undo
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
 from tests import warm
@@ -287,6 +288,11 @@ def test_a_stage_moved_by_someone_else_is_a_change(tmp_path: Path) -> None:
     found = plan(box, mapping)
     assert [(d.entity, d.key) for d in found.changed] == [("children", "row:1:estimate")]
     assert "stage moved by user 9" in found.changed[0].changes
+    before = owned(box)
+    with pytest.raises(UndoRefused) as refused:  # the library refuses too, not only the CLI
+        undo(box, mapping)
+    assert [d.key for d in refused.value.changed] == ["row:1:estimate"]
+    assert owned(box) == before, "refused: nothing deleted"
     result = undo(box, mapping, force=True)
     assert not result.failed and owned(box)["deals"] == []
 
