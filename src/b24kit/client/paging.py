@@ -50,6 +50,7 @@ SLOTS = 50  # commands a batch
 # go every 0.5 s: keeping pace takes 7 batches on their way, 16 keeps it up to 8 s a
 # batch. Memory holds at most about this many batches of rows (2,500 each).
 IN_FLIGHT = 16
+PAGE_RETRIES = 3  # a page read again at most this often before the read gives up
 COST_MARGIN = 1.1  # plan each page's operating time a tenth above what answers showed
 RECENT = 3  # pages whose density sizes what is left of a slice
 TAIL_MARGIN = 1.1  # the table's end is read with a tenth more pages than the density says
@@ -144,7 +145,7 @@ async def iterate(
     params: Mapping[str, Any] | None = None,
     *,
     progress: Progress | None = None,
-    page_retries: int = 3,
+    page_retries: int = PAGE_RETRIES,
     in_flight: int = IN_FLIGHT,
 ) -> AsyncIterator[Row]:
     """Every row once. Keyset methods: in ID order, ``in_flight`` batches on their way at
@@ -627,7 +628,7 @@ async def read_all(
     progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    pages = _pages(client, method, params, progress, 3, IN_FLIGHT)  # iterate's defaults
+    pages = _pages(client, method, params, progress, PAGE_RETRIES, IN_FLIGHT)
     async with contextlib.aclosing(pages):
         async for page in pages:
             rows += page

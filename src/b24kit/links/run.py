@@ -18,38 +18,42 @@ from b24kit.links.directory import audit_directories, sync_directories
 from b24kit.links.directory_rules import DIRECTORY_REPAIRABLE
 from b24kit.links.model import Deal, ResolvedLink, resolve_links, to_deal
 from b24kit.locks import LOCK_FILE, run_lock
-from b24kit.portal.snapshot import read_snapshot
+from b24kit.portal.snapshot import Snapshot, read_snapshot
 
 REPAIRABLE = {"L001", "L002", "L004", "L005", "L009"}
 REPAIRABLE |= DIRECTORY_REPAIRABLE  # the contractor directory's rules (links/directory.py)
 SYNC_RULES = {"L001", "L004", "L005"}
 
 
-def _check_names(bp: Blueprint, names: list[str] | None) -> None:
+async def _structure(
+    client: B24Client, bp: Blueprint, names: list[str] | None
+) -> tuple[Snapshot, list[ResolvedLink]]:
+    """The portal's structure and the links named, resolved in it (the names checked
+    first). The snapshot serves the directories too: an audit or a pass writes deals and
+    items, never structure."""
     if not bp.links:
         raise InputError("the blueprint declares no links")
     known = [link.name for link in bp.links]
     for name in names or []:
         if name not in known:
             raise InputError(f"unknown link {name!r}; known: {', '.join(known)}")
+    snap = await read_snapshot(client)
+    return snap, resolve_links(bp, snap, names)
 
 
 async def links_for(
     client: B24Client, bp: Blueprint, names: list[str] | None = None
 ) -> list[ResolvedLink]:
-    _check_names(bp, names)
-    return resolve_links(bp, await read_snapshot(client), names)
+    return (await _structure(client, bp, names))[1]
 
 
 async def audit_portal(
     client: B24Client, bp: Blueprint, names: list[str] | None = None
 ) -> AuditResult:
-    _check_names(bp, names)
-    # one snapshot for the links and the directories: an audit writes nothing
-    snap = await read_snapshot(client)
+    snap, links = await _structure(client, bp, names)
     findings: list[Finding] = []
     read = 0
-    for link in resolve_links(bp, snap, names):
+    for link in links:
         index = await read_link_deals(client, link)
         read += index.count
         findings += audit_deals(link, index)
@@ -265,11 +269,7 @@ async def sync_once(
         findings: list[Finding] = []
         read = 0
         outcomes: list[Outcome] = []
-        _check_names(bp, names)
-        # one snapshot for the links and the directories: a pass writes deals and items,
-        # never the portal's structure
-        snap = await read_snapshot(client)
-        links = resolve_links(bp, snap, names)
+        snap, links = await _structure(client, bp, names)
         for link in links:
             state = _state_file(state_dir, link)
             since = None
