@@ -69,7 +69,7 @@ class OperatingBudget:
         return total, reset
 
     def blocked(self, key: tuple[str, str]) -> bool:
-        return sum([b[1] for b in self._buckets(key)]) > self.limit
+        return self.state(key)[0] > self.limit
 
     def spend(self, key: tuple[str, str], seconds: float) -> None:
         buckets = self._buckets(key)

@@ -1163,9 +1163,8 @@ class Portal:
         ids = [int(r["id"]) for r in rows]
         multis = self.multifields(etid, ids) if want_multis else {}
         out = []
-        render = self.renderer(etid, style, names, original_uf) if rows else None
+        render = self.renderer(etid, style, names, original_uf)
         for row in rows:
-            assert render is not None
             data = loads(row["data"]) if read_data else {}
             data["ID"] = row["id"]
             out.append(render(data, multis.get(row["id"], {}) if want_multis else None))
