@@ -12,7 +12,10 @@ from b24kit.encoding import as_list
 
 async def read_users(client: B24Client, ids: Iterable[int]) -> dict[int, dict[str, Any]] | None:
     """The users with these ids that exist on the portal (id -> user.get's row), 50 to a
-    batch; ``None`` when the webhook may not read users (no ``user`` scope)."""
+    batch; ``None`` when the webhook may not read users (no ``user`` scope). A user.get
+    the portal failed (an error other than the scope's) is raised: it says nothing of
+    whether the user exists, and reading it as "no such user" would refuse a mapping for a
+    user the portal has."""
     wanted = sorted(set(ids))
     found: dict[int, dict[str, Any]] = {}
     for chunk in range(0, len(wanted), 50):
@@ -20,6 +23,8 @@ async def read_users(client: B24Client, ids: Iterable[int]) -> dict[int, dict[st
         got = await client.batch({f"u{i}": ("user.get", {"ID": i}) for i in group}, safe=True)
         if any(isinstance(e, ScopeError) for e in got.error.values()):
             return None
+        for error in got.error.values():  # not an answer about the user: no "no such user"
+            raise error
         for i in group:
             for row in as_list(got.result.get(f"u{i}")):
                 if isinstance(row, dict) and str(row.get("ID")) == str(i):
