@@ -36,9 +36,9 @@ def test_new_databases_share_nothing() -> None:
 def test_a_file_holding_a_portal_is_opened_not_replaced(tmp_path: Path) -> None:
     path = str(tmp_path / "p.sqlite")
     box = Sandbox(db=path, limits="off")
-    deal = box.call("crm.deal.add", {"fields": {"TITLE": "Сделка"}})["result"]
+    deal = box.call("crm.deal.add", {"fields": {"TITLE": "Сделка"}})
     token = box.token
     box.db.close()
     again = Sandbox(db=path, limits="off")
     assert again.token == token
-    assert again.call("crm.deal.get", {"id": deal})["result"]["TITLE"] == "Сделка"
+    assert again.call("crm.deal.get", {"id": deal})["TITLE"] == "Сделка"
