@@ -16,7 +16,6 @@ import string
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from b24kit.sandbox.methods.system import ALL_SCOPES
 from b24kit.sandbox.portal import Portal
 from b24kit.sandbox.readings import parse_readings
 from b24kit.sandbox.registry import GLOBAL, METHODS, CallContext, Paged
-from b24kit.sandbox.values import intval, parse_tz
+from b24kit.sandbox.values import intval, now_iso, parse_tz
 
 WEBHOOK_PATH = re.compile(r"^/rest/(\d+)/([^/]+)/([^/]+?)(?:\.(json|xml))?/?$")
 OAUTH_PATH = re.compile(r"^/rest/([^/]+?)(?:\.(json|xml))?/?$")
@@ -325,8 +324,8 @@ class Sandbox:
             "finish": finish,
             "duration": finish - start,
             "processing": processing,
-            "date_start": datetime.fromtimestamp(start, self.tz).isoformat(timespec="seconds"),
-            "date_finish": datetime.fromtimestamp(finish, self.tz).isoformat(timespec="seconds"),
+            "date_start": now_iso(start, self.tz),
+            "date_finish": now_iso(finish, self.tz),
         }
         if key is not None:
             operating, reset = self.budget.state(key)

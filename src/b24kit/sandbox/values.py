@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 _INT_PREFIX = re.compile(r"^\s*[+-]?\d+")
@@ -65,7 +67,17 @@ def iso(moment: datetime) -> str:
 
 
 def now_iso(clock_value: float, tz: timezone) -> str:
-    return iso(datetime.fromtimestamp(clock_value, tz))
+    """The moment as the portal writes it, to the second. Every answer carries two and every
+    write one or more, all within a few seconds: each second's text is made once."""
+    second = math.floor(clock_value)
+    if clock_value - second >= 0.999999:  # fromtimestamp may round it up to the next second
+        return iso(datetime.fromtimestamp(clock_value, tz))
+    return _second_iso(second, tz)
+
+
+@lru_cache(maxsize=64)
+def _second_iso(second: int, tz: timezone) -> str:
+    return iso(datetime.fromtimestamp(second, tz))
 
 
 _DMY = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{2,4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
