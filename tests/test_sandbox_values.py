@@ -4,13 +4,13 @@ datetime makes of the moment itself, also where its rounding carries into the ne
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from b24kit.sandbox.values import iso, now_iso
 
-ZONES = [timezone.utc, timezone(timedelta(hours=3)), timezone(timedelta(hours=-5, minutes=-30))]
+ZONES = [UTC, timezone(timedelta(hours=3)), timezone(timedelta(hours=-5, minutes=-30))]
 EDGES = [0.0, 1e-9, 0.0000004, 0.0000005, 0.0000006, 0.5, 0.999999, 0.9999994, 0.9999996]
 
 
