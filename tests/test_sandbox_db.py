@@ -4,10 +4,11 @@ file that holds a portal is opened, never overwritten."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from b24kit.sandbox import Sandbox
-from b24kit.sandbox.db import Database
+from b24kit.sandbox.db import Database, dump_bytes, dumps, loads
 
 LOOKUP = (
     "EXPLAIN QUERY PLAN SELECT id FROM items WHERE entity_type_id = 2 "
@@ -42,3 +43,26 @@ def test_a_file_holding_a_portal_is_opened_not_replaced(tmp_path: Path) -> None:
     again = Sandbox(db=path, limits="off")
     assert again.token == token
     assert again.call("crm.deal.get", {"id": deal})["TITLE"] == "Сделка"
+
+
+def test_what_orjson_refuses_is_stored_and_read_as_the_json_module_does() -> None:
+    """The sandbox's JSON is orjson's; an integer past 64 bits and a key that is not text
+    are written, and read back, by the json module instead, as before (orjson would read
+    the integer back as a float). NaN is stored as null: no JSON holds it (SQLite refused
+    the record the json module wrote, and PHP's json_encode refuses NaN too)."""
+    assert dumps({"x": float("nan")}) == '{"x":null}'
+    for value in [{"big": 10**30}, {1: "a", "b": [1, 2]}]:
+        want = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        assert dumps(value) == " " + want
+        assert dump_bytes(value) == want.encode("utf-8")
+        assert json.dumps(loads(dumps(value))) == json.dumps(json.loads(want))
+    plain = {"TITLE": "Сделка «Ромашка»\n", "OPPORTUNITY": 125000.5, "IDS": [1, None, True]}
+    assert dumps(plain) == json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+    assert loads(dumps(plain)) == plain
+
+
+def test_a_record_with_a_big_integer_keeps_it() -> None:
+    db = Database()
+    db.execute("INSERT INTO users(id, data) VALUES(7, ?)", (dumps({"N": 10**30, "S": "x"}),))
+    row = db.one("SELECT data, json_extract(data, '$.S') AS s FROM users WHERE id = 7")
+    assert loads(row["data"]) == {"N": 10**30, "S": "x"} and row["s"] == "x"

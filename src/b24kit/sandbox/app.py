@@ -27,7 +27,7 @@ from b24kit.sandbox import errors
 from b24kit.sandbox.batch import run_batch
 from b24kit.sandbox.costs import DEFAULT as DEFAULT_COST_MODEL
 from b24kit.sandbox.costs import preset
-from b24kit.sandbox.db import Database
+from b24kit.sandbox.db import Database, dump_bytes
 from b24kit.sandbox.faults import Faults
 from b24kit.sandbox.limits import PLANS, LeakyBucket, OperatingBudget
 from b24kit.sandbox.methods.system import ALL_SCOPES
@@ -144,7 +144,7 @@ def _sleeper(config: SandboxConfig) -> Callable[[float], Awaitable[None]]:
 
 
 def _json(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return dump_bytes(data)
 
 
 class Sandbox:
