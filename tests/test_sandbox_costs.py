@@ -160,3 +160,29 @@ def test_lookups_use_an_index_not_a_scan(method: str, params: dict[str, Any], in
     assert plans, "the list read items"
     for plan in plans:
         assert index in plan and "SCAN items" not in plan, plan
+
+
+def test_a_user_field_is_indexed_when_a_lookup_first_filters_on_it() -> None:
+    """Each index costs every write of an item a parse of its JSON, and few user fields
+    are looked up: the index is made by the first list that filters on the field by value,
+    not when the field is made; a substring filter or a multiple field makes none."""
+    box = Sandbox(limits="off")
+    for name, multiple in (("PARENT", "N"), ("NOTE", "N"), ("TAGS", "Y")):
+        box.call(
+            "crm.deal.userfield.add",
+            {"fields": {"FIELD_NAME": name, "USER_TYPE_ID": "string", "MULTIPLE": multiple}},
+        )
+
+    def indexed() -> set[str]:
+        rows = box.db.all("SELECT name FROM sqlite_master WHERE name LIKE 'items_f_%'")
+        return {str(r["name"]) for r in rows}
+
+    assert indexed() == set()
+    box.call("crm.deal.add", {"fields": {"UF_CRM_PARENT": "D_1", "UF_CRM_NOTE": "x"}})
+    box.call("crm.deal.list", {"filter": {"%UF_CRM_NOTE": "x", "UF_CRM_TAGS": "a"}})
+    assert indexed() == set()
+    found = box.call("crm.deal.list", {"filter": {"UF_CRM_PARENT": "D_1"}, "select": ["ID"]})
+    assert len(found) == 1 and indexed() == {"items_f_UF_CRM_PARENT"}
+    assert "items_f_UF_CRM_PARENT" in " ".join(
+        _plans(box, "crm.deal.list", {"filter": {"@UF_CRM_PARENT": ["D_1"]}})
+    )

@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS statuses (
     name TEXT NOT NULL, name_init TEXT NOT NULL DEFAULT '', sort INTEGER NOT NULL,
     system TEXT NOT NULL DEFAULT 'N', category_id INTEGER, color TEXT,
     semantics TEXT, extra_semantics TEXT, UNIQUE(entity_id, status_id));
+-- a list's statuses in order, and its first (an add's default TYPE_ID, SOURCE_ID...):
+-- read, not sorted, for each add
+CREATE INDEX IF NOT EXISTS statuses_order ON statuses(entity_id, sort, id);
 CREATE TABLE IF NOT EXISTS types (
     id INTEGER PRIMARY KEY, entity_type_id INTEGER UNIQUE NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS relations (
@@ -193,15 +196,15 @@ class Database:
         return value
 
     def index_field(self, name: str) -> None:
-        """An index on one field of the items' JSON (a user field a lookup may filter on,
-        e.g. a link field). Names are the portal's ``UF_CRM_*`` (``A-Z0-9_`` only).
+        """An index on one field of the items' JSON: a user field a lookup filters on, e.g.
+        a link field, made when a lookup first filters on it (Portal.list_items). Names are
+        the portal's ``UF_CRM_*`` (``A-Z0-9_`` only).
 
-        Partial: only the items that have the field. A user field belongs to one entity
-        type and most items leave it empty, so a full index costs every write of every
-        item one entry per user field of the portal (the example migration's writes, with
-        23 of them: 0.72 s of the sandbox's CPU, 0.59 s with partial indexes, issue 12).
-        A lookup compares the field (``=``, ``IN``),
-        which SQLite knows implies NOT NULL, so it still uses the index
+        Made on first use, not when the field is made: every index costs every write of an
+        item its expression, a parse of the item's JSON, and of a portal's user fields few
+        are looked up (the company blueprint's 24, two; issue 12). Partial: only the items
+        that have the field, since most leave it empty. A lookup compares the field (``=``,
+        ``IN``), which SQLite knows implies NOT NULL, so it still uses the index
         (tests/test_sandbox_costs.py checks the plans)."""
         if not FIELD_NAME.fullmatch(name):
             return

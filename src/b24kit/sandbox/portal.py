@@ -201,13 +201,6 @@ class Portal:
         self.clock = clock
         self._fields_cache: dict[int, tuple[dict[str, FieldDef], dict[str, FieldDef]]] = {}
         self.ensure_initialized()
-        # a file made before user fields had indexes gets them (the field's JSON is not
-        # decoded for it: a copy's or an open's Python work, issue 12)
-        for row in self.db.all(
-            "SELECT field_name FROM userfields WHERE json_extract(data, '$.MULTIPLE') IS NOT 'Y' "
-            "AND 'items_f_' || field_name NOT IN (SELECT name FROM sqlite_master)"
-        ):
-            self.db.index_field(row["field_name"])
 
     # ------------------------------------------------------------------ basics
     def now(self) -> str:
@@ -1134,6 +1127,8 @@ class Portal:
             resolve = lambda key: None if str(key).upper() == "CONTACT_IDS" else full(key)  # noqa: E731
         builder = FilterBuilder(resolve, style, self.tz, etid)
         where = builder.build(flt)
+        for name in builder.looked_up:
+            self.db.index_field(name)
         order_sql = build_order(order, resolve, style)
         names, want_multis = self.select_names(etid, select, style)
         params = (etid, *builder.params)

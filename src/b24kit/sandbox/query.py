@@ -49,6 +49,9 @@ class FilterBuilder:
         self.tz = tz
         self.etid = etid
         self.params: list[Any] = []
+        # single-valued user fields the filter looks up by value: the portal indexes each
+        # before the query runs (Portal.list_items, Database.index_field)
+        self.looked_up: set[str] = set()
 
     def _value(self, fdef: FieldDef, value: Any) -> Any:
         if fdef.kind == INT:
@@ -107,6 +110,8 @@ class FilterBuilder:
             return self._multifield(op, fdef, value)
         expr = self.column(fdef)
         is_list = isinstance(value, (list, tuple, Mapping))
+        if op in ("=", "@") and fdef.user_field is not None and not fdef.multiple:
+            self.looked_up.add(fdef.name)
         if op in ("=", "@", "!", "!=", "!@") and (is_list or op in ("@", "!@")):
             values = [self._value(fdef, v) for v in as_list(value)]
             negate = op.startswith("!")

@@ -203,12 +203,6 @@ def _write_list(
             ctx.portal.db.execute("UPDATE enum_items SET def = 'N' WHERE id = ?", (extra["id"],))
 
 
-def _index(ctx: CallContext, name: str, data: Mapping[str, Any]) -> None:
-    """Lookups filter on a single-valued field (a link field): index it (issue 15)."""
-    if data["MULTIPLE"] != "Y":
-        ctx.portal.db.index_field(name)
-
-
 def create(ctx: CallContext, entity_id: str, fields: Mapping[str, Any], prefix_rule: str) -> int:
     """Create a user field from UPPER_CASE keys. ``prefix_rule`` is ``auto`` (crm.*.userfield:
     UF_CRM_ is added) or the prefix the name must already carry (userfieldconfig)."""
@@ -266,7 +260,6 @@ def create(ctx: CallContext, entity_id: str, fields: Mapping[str, Any], prefix_r
         field_id = int(cur.lastrowid or 0)
         if utype == "enumeration":
             _write_list(ctx, field_id, fields.get("LIST"), data["MULTIPLE"] == "Y")
-        _index(ctx, name, data)
     ctx.portal.schema_changed()
     return field_id
 
