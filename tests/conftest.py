@@ -61,7 +61,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     tests = [p for p in sorted((ROOT / "tests").glob("*.py")) if _rewritten_by_pytest(p)]
     todo = [p for p in tests if _cached_rewrite(p) is None]
-    pid = os.fork() if todo else -1
+    pid = os.fork() if todo and hasattr(os, "fork") else -1
     if pid == 0:  # the child: b24kit and half of the modules; never back into pytest
         try:
             compileall.compile_dir(str(ROOT / "src" / "b24kit"), quiet=1)
