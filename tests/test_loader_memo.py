@@ -54,3 +54,15 @@ def test_changed_bytes_and_another_name_are_read_as_themselves(tmp_path: Path) -
     twin = tmp_path / "twin.yaml"
     twin.write_text(TEXT, encoding="utf-8")
     assert read_yaml(twin).marks[("deal",)].file == str(twin)
+
+
+def test_a_large_file_is_read_but_not_kept(tmp_path: Path) -> None:
+    """What a file of megabytes parses into is not held for the process's life."""
+    from b24kit.blueprint import loader
+
+    path = tmp_path / "big.yaml"
+    path.write_text(TEXT + "notes:\n" + "".join(f"  - n{i}\n" for i in range(60_000)), "utf-8")
+    assert path.stat().st_size > loader._READ_SMALL
+    kept = len(loader._READ)
+    assert len(read_yaml(path).data["notes"]) == 60_000
+    assert len(loader._READ) == kept and not any(k[0] == str(path) for k in loader._READ)

@@ -200,8 +200,11 @@ def _compose(text: str) -> Node | None:
 # what read_yaml made of a file's bytes, by file name and bytes: a process that reads the
 # same unchanged file again (migrate's prepare after validate, a library caller, the tests'
 # hundreds of runs) parses it once. company.yaml costs 25 ms to parse and 0.3 ms to copy.
+# Files up to _READ_SMALL bytes are kept (a blueprint is tens of kilobytes; what a 5 MB file
+# parses into is not worth holding), the last _READ_KEPT of them.
 _READ: OrderedDict[tuple[str, bytes], Document] = OrderedDict()
 _READ_KEPT = 16
+_READ_SMALL = 256 * 1024
 
 
 def _copy(value: Any) -> Any:
@@ -238,6 +241,8 @@ def read_yaml(path: Path) -> Document:
                 )
             ]
         )
+    if len(raw) > _READ_SMALL:
+        return _parse(name, raw)
     key = (name, raw)
     known = _READ.get(key)
     if known is None:
