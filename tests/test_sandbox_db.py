@@ -1,6 +1,7 @@
-"""A new sandbox database is a copy of one empty portal made once per process: a new file
-is still in WAL mode with the planner's statistics, new databases share nothing, and a
-file that holds a portal is opened, never overwritten."""
+"""A new in-memory sandbox database is a copy of one empty portal made once per process,
+and new databases share nothing; a new file is in WAL mode with the planner's statistics,
+and a file that holds a portal, or one another process has just made, is opened, never
+overwritten."""
 
 from __future__ import annotations
 
@@ -66,3 +67,18 @@ def test_a_record_with_a_big_integer_keeps_it() -> None:
     db.execute("INSERT INTO users(id, data) VALUES(7, ?)", (dumps({"N": 10**30, "S": "x"}),))
     row = db.one("SELECT data, json_extract(data, '$.S') AS s FROM users WHERE id = 7")
     assert loads(row["data"]) == {"N": 10**30, "S": "x"} and row["s"] == "x"
+
+
+def test_a_file_another_connection_just_made_keeps_what_it_wrote(tmp_path: Path) -> None:
+    """Two processes may open a new file at once: the second open adds what is missing of
+    the schema and replaces nothing (a copy of an empty portal would replace it all)."""
+    path = tmp_path / "p.sqlite"
+    first = Database(path)
+    first.set_meta("k", "first")
+    second = Database(path)
+    try:
+        assert second.get_meta("k") == "first"
+        assert first.get_meta("k") == "first"
+    finally:
+        first.close()
+        second.close()

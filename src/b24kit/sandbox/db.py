@@ -134,18 +134,17 @@ class Database:
         self.conn.create_function("b24_like", 2, _like, deterministic=True)
         self._depth = 0
         self._lock = threading.RLock()
-        if copy_of is None and self._empty():
-            copy_of = _pristine()  # a new portal: the schema, made once per process
+        if copy_of is None and self.path == ":memory:":
+            # a new portal in memory: the schema, made once per process. Not a file: two
+            # processes may make one at once, and a copy replaces the whole database,
+            # where the schema's IF NOT EXISTS leaves what another process wrote.
+            copy_of = _pristine()
         if copy_of is not None:
             with copy_of._lock:  # not in the middle of another thread's transaction
                 copy_of.conn.backup(self.conn)
             return
         self.conn.executescript(SCHEMA)
         self._plan_for_a_portal()
-
-    def _empty(self) -> bool:
-        """Nothing in the database yet: not a table, not a statistic."""
-        return self.one("SELECT 1 FROM sqlite_master LIMIT 1") is None
 
     def close(self) -> None:
         self.conn.close()
