@@ -143,10 +143,6 @@ def _sleeper(config: SandboxConfig) -> Callable[[float], Awaitable[None]]:
     return owner.sleep if isinstance(owner, Clock) else current().sleep
 
 
-def _json(data: Any) -> bytes:
-    return dump_bytes(data)
-
-
 class Sandbox:
     def __init__(
         self,
@@ -294,7 +290,7 @@ class Sandbox:
 
     def _token_endpoint(self, params: Mapping[str, Any]) -> Response:
         def fail(code: str, text: str) -> Response:
-            return Response(400, _json({"error": code, "error_description": text}))
+            return Response(400, dump_bytes({"error": code, "error_description": text}))
 
         if params.get("grant_type") != "refresh_token":
             return fail("invalid_request", "grant_type must be refresh_token")
@@ -314,7 +310,7 @@ class Sandbox:
                 "UPDATE oauth_tokens SET refresh_valid = 0 WHERE access_token = ?",
                 (row["access_token"],),
             )
-        return Response(200, _json(self.issue_tokens(app["client_id"], int(row["user_id"]))))
+        return Response(200, dump_bytes(self.issue_tokens(app["client_id"], int(row["user_id"]))))
 
     # -------------------------------------------------------------- requests
     def _time(self, start: float, processing: float, key: tuple[str, str] | None) -> dict[str, Any]:
@@ -471,7 +467,9 @@ class Sandbox:
         if webhook is None and oauth is None:
             return Response(
                 404,
-                _json({"error": "NOT_FOUND", "error_description": f"No REST endpoint at {path}"}),
+                dump_bytes(
+                    {"error": "NOT_FOUND", "error_description": f"No REST endpoint at {path}"}
+                ),
             )
         fault = self.faults.draw()
         if fault == "503":
@@ -506,11 +504,11 @@ class Sandbox:
             return self._error(errors.make(errors.INTERNAL))
         if "time" not in envelope:
             envelope["time"] = self._time(started, 0.0, None)
-        return Response(200, _json(envelope), fault="lost" if fault == "lost" else None)
+        return Response(200, dump_bytes(envelope), fault="lost" if fault == "lost" else None)
 
     @staticmethod
     def _error(exc: errors.ApiError) -> Response:
-        return Response(exc.status, _json(exc.body()))
+        return Response(exc.status, dump_bytes(exc.body()))
 
     # ----------------------------------------------------------- in-process
     def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:

@@ -119,7 +119,20 @@ class Database:
         """The database at ``path``, or (``copy_of``) a new in-memory one holding a copy of
         that one: its schema, data and planner statistics come with the copy, so none of
         them is made again (a test's clone of a 10 MB portal, issue 12)."""
-        self.path = ":memory:" if copy_of is not None else str(path)
+        self._connect(":memory:" if copy_of is not None else str(path))
+        if copy_of is None and self.path == ":memory:":
+            # a new portal in memory: the schema, made once per process. Not a file: two
+            # processes may make one at once, and a copy replaces the whole database,
+            # where the schema's IF NOT EXISTS leaves what another process wrote.
+            copy_of = _pristine()
+        if copy_of is not None:
+            with copy_of._lock:  # not in the middle of another thread's transaction
+                copy_of.conn.backup(self.conn)
+            return
+        self._make_schema()
+
+    def _connect(self, path: str) -> None:
+        self.path = path
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             # it holds the webhook token and OAuth secrets: readable by its owner only
@@ -134,15 +147,9 @@ class Database:
         self.conn.create_function("b24_like", 2, _like, deterministic=True)
         self._depth = 0
         self._lock = threading.RLock()
-        if copy_of is None and self.path == ":memory:":
-            # a new portal in memory: the schema, made once per process. Not a file: two
-            # processes may make one at once, and a copy replaces the whole database,
-            # where the schema's IF NOT EXISTS leaves what another process wrote.
-            copy_of = _pristine()
-        if copy_of is not None:
-            with copy_of._lock:  # not in the middle of another thread's transaction
-                copy_of.conn.backup(self.conn)
-            return
+
+    def _make_schema(self) -> None:
+        """The tables and indexes a portal needs, and the planner's statistics of them."""
         self.conn.executescript(SCHEMA)
         self._plan_for_a_portal()
 
@@ -278,16 +285,9 @@ def _pristine() -> Database:
     global _PRISTINE
     with _PRISTINE_LOCK:
         if _PRISTINE is None:
-            pristine = Database.__new__(Database)
-            pristine.path = ":memory:"
-            pristine.conn = sqlite3.connect(
-                ":memory:", check_same_thread=False, isolation_level=None
-            )
-            pristine.conn.row_factory = sqlite3.Row
-            pristine._depth = 0
-            pristine._lock = threading.RLock()
-            pristine.conn.executescript(SCHEMA)
-            pristine._plan_for_a_portal()
+            pristine = Database.__new__(Database)  # not __init__: it would copy this one
+            pristine._connect(":memory:")
+            pristine._make_schema()
             _PRISTINE = pristine
         return _PRISTINE
 
