@@ -61,33 +61,40 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     tests = [p for p in sorted((ROOT / "tests").glob("*.py")) if _rewritten_by_pytest(p)]
     todo = [p for p in tests if _cached_rewrite(p) is None]
-    pid = os.fork() if todo and hasattr(os, "fork") else -1
-    if pid == 0:  # the child: b24kit and half of the modules; never back into pytest
-        try:
+    child = os.fork() if todo and hasattr(os, "fork") else -1
+    # the child: b24kit and every other module; the parent: the rest; no child: all of it
+    share = todo[1::2] if child == 0 else todo[::2] if child > 0 else todo
+    try:
+        if child <= 0:
             compileall.compile_dir(str(ROOT / "src" / "b24kit"), quiet=1)
-            _rewrite(session.config, todo[1::2])
-        finally:
-            os._exit(0)
-    if pid < 0:
-        compileall.compile_dir(str(ROOT / "src" / "b24kit"), quiet=1)
-    _rewrite(session.config, todo[::2])
-    if pid > 0:
-        os.waitpid(pid, 0)
+        _rewrite(session.config, share)
+    finally:
+        if child == 0:
+            os._exit(0)  # never back into pytest
+    if child > 0:
+        os.waitpid(child, 0)
 
 
 def _rewritten_by_pytest(path: Path) -> bool:
     return path.name == "conftest.py" or path.name.startswith("test_")
 
 
+def _rewrite_cache(path: Path) -> Path:
+    """Where pytest keeps its rewrite of the test module ``path``."""
+    from _pytest.assertion import rewrite
+
+    return rewrite.get_cache_dir(path) / (path.name[:-3] + rewrite.PYC_TAIL)
+
+
 def _cached_rewrite(path: Path) -> Any:
-    """pytest's cached rewrite of ``path`` if it is there and current, else None (or None
-    if this pytest keeps it elsewhere: then the workers rewrite the module, as before)."""
+    """pytest's cached rewrite of ``path`` if it is there and current, else None. If this
+    pytest keeps it elsewhere (its internals are pinned, not promised), True: nothing is
+    done ahead, and the workers rewrite the module, as before."""
     try:
         from _pytest.assertion import rewrite
 
-        pyc = rewrite.get_cache_dir(path) / (path.name[:-3] + rewrite.PYC_TAIL)
-        return rewrite._read_pyc(path, pyc)
-    except Exception:  # noqa: BLE001  pytest's internals (pinned): nothing is lost without it
+        return rewrite._read_pyc(path, _rewrite_cache(path))
+    except Exception:  # noqa: BLE001  pytest's internals: nothing is lost without it
         return True
 
 
@@ -100,11 +107,9 @@ def _rewrite(config: pytest.Config, paths: list[Path]) -> None:
         state = config.stash[rewrite.assertstate_key]
         for path in paths:
             source_hash, code = rewrite._rewrite_test(path, config)
-            cache = rewrite.get_cache_dir(path)
-            if rewrite.try_makedirs(cache):
-                rewrite._write_pyc(
-                    state, code, source_hash, cache / (path.name[:-3] + rewrite.PYC_TAIL)
-                )
+            cache = _rewrite_cache(path)
+            if rewrite.try_makedirs(cache.parent):
+                rewrite._write_pyc(state, code, source_hash, cache)
     except Exception:  # noqa: BLE001  as above
         return
 
