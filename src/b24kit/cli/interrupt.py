@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import TypeVar
@@ -47,6 +48,12 @@ def run_cancellable(main: Callable[[], Awaitable[T]], grace: float = GRACE) -> T
             raise KeyboardInterrupt
         loop, task = running[0]
         loop.call_soon_threadsafe(task.cancel)
+        # a request cancelled while it connects leaves a coroutine of anyio's connect_tcp
+        # never awaited, and Python warns of it in three lines (and a hint of tracemalloc)
+        # as it is dropped: after a Ctrl-C the command ends with its one line instead
+        warnings.filterwarnings(
+            "ignore", message="coroutine .* was never awaited", category=RuntimeWarning
+        )
         watchdog = threading.Timer(grace, _hard_exit)
         watchdog.daemon = True
         watchdog.start()
