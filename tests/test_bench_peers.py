@@ -165,8 +165,8 @@ def test_one_tiny_real_job_of_each_kind(tmp_path: Path) -> None:
     )  # fmt: skip
     assert (write.failed, write.done, write.duplicates, write.losses) == ("", 60, 0, 0)
     assert (
-        write.requests is not None and 2 <= write.requests <= 4
-    )  # 60 commands: 2 batches or a few more
+        write.requests is not None and 2 <= write.requests <= 8
+    )  # 60 commands: 2 full batches, or spread over the fresh burst (6 of 10), or a few more
     assert write.budget_method == "crm.deal.add"
     assert write.budget_s is not None and write.budget_s >= 60 * preset.write
     assert "| docs | crm.deal.add 60, fresh bucket |" in bench.table([read, write])

@@ -5,6 +5,7 @@ of each fault kind nothing is lost or made twice. Waits pass on the clock seam."
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from typing import Any
 
@@ -76,7 +77,7 @@ def test_a_failed_batch_is_looked_up_with_one_command() -> None:
     box = Sandbox(limits="off", clock=clock.time)
     box.faults = ScriptedFaults(["lost"])
     box.calls = []
-    outcomes, _ = run(box, deals(200), clock)
+    outcomes, _ = run(box, deals(200), clock, spread=False)  # batches of 50
     lookups = [c for c in box.calls if c.method == "crm.deal.list"]
     assert len(lookups) == 1, [c.params for c in lookups]
     flt = lookups[0].params["filter"]
@@ -118,6 +119,89 @@ def test_the_burst_goes_at_once(batches: int, waited: float) -> None:
         assert clock.sleeps == [], "40 batches: no wait at all"
 
 
+class Batches(httpx.AsyncBaseTransport):
+    """Passes every request to the sandbox and notes, per batch request, how many
+    commands it carried and the HTTP status it got (503: refused by the bucket)."""
+
+    def __init__(self, box: Sandbox) -> None:
+        self.inner = box.transport()
+        self.sent: list[tuple[int, int]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.endswith("/batch"):
+            self.sent.append((len(json.loads(request.content)["cmd"]), response.status_code))
+        return response
+
+    def ran(self) -> list[int]:
+        return [size for size, status in self.sent if status == 200]
+
+
+def run_counted(
+    box: Sandbox, count: int, clock: FakeClock, spent: bool = False
+) -> tuple[list[Outcome], Batches]:
+    wire = Batches(box)
+
+    async def go() -> list[Outcome]:
+        bucket = bucket_for(box, clock)
+        if spent:
+            bucket.spend_burst()
+        with client_for(
+            box, clock=clock, bucket=bucket, max_in_flight=50, transport=wire
+        ) as client:
+            return await Executor(client).run(deals(count))
+
+    return asyncio.run(go()), wire
+
+
+def test_a_fresh_bucket_s_burst_carries_the_writes_in_shorter_batches() -> None:
+    """A portal runs a batch's commands one after another: 2,000 creates from a fresh
+    bucket go as 49 batches of at most 41 (the burst less the client's margin), each
+    ending sooner than one of 50 would, at once and never refused."""
+    clock = FakeClock()
+    box = Sandbox(limits="standard", clock=clock.time)
+    outcomes, wire = run_counted(box, 2000, clock)
+    sizes = wire.ran()
+    assert all(o.ok for o in outcomes) and box.portal.count_items(2) == 2000
+    assert len(wire.sent) == len(sizes) == 49 and max(sizes) == 41, sizes
+    assert box.statuses[503] == 0 and clock.sleeps == [], "at once, never refused"
+
+
+def test_a_small_run_is_spread_no_thinner_than_the_floor() -> None:
+    """60 creates: 6 batches of 10 (SPREAD_FLOOR), not 49 of one or two."""
+    clock = FakeClock()
+    box = Sandbox(limits="standard", clock=clock.time)
+    outcomes, wire = run_counted(box, 60, clock)
+    assert all(o.ok for o in outcomes) and wire.ran() == [10] * 6
+
+
+def test_with_the_burst_spent_the_batches_stay_full() -> None:
+    """Once the bucket is known full, no spreading: 2,000 creates in 40 batches of 50."""
+    clock = FakeClock()
+    box = Sandbox(limits="standard", clock=clock.time)
+    box.fill_bucket()
+    outcomes, wire = run_counted(box, 2000, clock, spent=True)
+    assert all(o.ok for o in outcomes) and wire.sent == [(50, 200)] * 40
+
+
+def test_a_bucket_another_client_spent_refuses_the_spread_and_gets_full_batches() -> None:
+    """The client thinks its bucket fresh, the portal's is full (another process spent
+    it): a spread batch is refused as a whole (it ran nothing); the batches not yet sent
+    are not sent (BucketFull); all their commands go back to the queue and leave again
+    in batches of 50 at the sustained rate: 40 batches that ran, as many as with no
+    spreading, nothing lost or made twice."""
+    clock = FakeClock()
+    box = Sandbox(limits="standard", clock=clock.time)
+    box.fill_bucket()
+    outcomes, wire = run_counted(box, 2000, clock)
+    assert all(o.ok for o in outcomes)
+    assert sorted(origin for _, origin in made(box)) == sorted(f"o{i}" for i in range(2000))
+    refused = [size for size, status in wire.sent if status == 503]
+    assert refused and max(refused) == 41, "a spread batch was refused"
+    assert wire.ran() == [50] * 40, "then full batches"
+    assert clock.elapsed == pytest.approx(40 / 2, abs=1.5), "at the sustained rate"
+
+
 def test_deletes_after_lost_answers_are_probed_together() -> None:
     """A delete sent again after a lost answer fails (the first attempt worked): whether
     the deal is gone is asked with one crm.deal.list of all the batch's ids."""
@@ -126,7 +210,7 @@ def test_deletes_after_lost_answers_are_probed_together() -> None:
     ids = [box.call("crm.deal.add", {"fields": {"TITLE": str(i)}}) for i in range(30)]
     box.faults = ScriptedFaults(["lost"])
     box.calls = []
-    outcomes, _ = run(box, [cmd.entity_delete("deal", i) for i in ids], clock)
+    outcomes, _ = run(box, [cmd.entity_delete("deal", i) for i in ids], clock, spread=False)
     assert all(o.ok and o.found_existing for o in outcomes), [str(o.error) for o in outcomes]
     probes = [c for c in box.calls if c.method == "crm.deal.list"]
     assert len(probes) == 1 and len(probes[0].params["filter"]["@ID"]) == 30
@@ -214,7 +298,7 @@ def test_after_a_time_out_the_lookup_waits_for_the_portal_to_finish() -> None:
 
     async def go() -> list[Outcome]:
         with client_for(box, clock=clock, transport=wire) as client:
-            return await Executor(client, settle_delay=30.0).run(deals(20))
+            return await Executor(client, settle_delay=30.0, spread=False).run(deals(20))
 
     outcomes = asyncio.run(go())
     assert all(o.ok for o in outcomes) and sum(o.found_existing for o in outcomes) == 20
@@ -231,7 +315,7 @@ def test_the_wait_after_a_time_out_ends_at_the_run_s_deadline() -> None:
 
     async def go() -> list[Outcome]:
         with client_for(box, clock=clock, transport=wire) as client, client.within(5.0):
-            return await Executor(client, settle_delay=30.0).run(deals(20))
+            return await Executor(client, settle_delay=30.0, spread=False).run(deals(20))
 
     outcomes = asyncio.run(go())
     assert clock.elapsed <= 5.5, clock.elapsed

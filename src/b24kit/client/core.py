@@ -28,6 +28,7 @@ from b24kit.client.errors import (
     UNRESOLVED,
     AuthError,
     BadResponse,
+    BucketFull,
     DeadlinePassed,
     OperationTimeLimit,
     PortalError,
@@ -247,14 +248,26 @@ class B24Client:
         await self._http.aclose()
 
     # ------------------------------------------------------------- one request
-    async def _send(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    async def _send(
+        self, method: str, params: Mapping[str, Any], wait_if_refused: bool = True
+    ) -> dict[str, Any]:
         await self._wait_limits(method)
-        try:  # the client's own rate limit waits within the deadline too
-            async with asyncio.timeout(self._time_left(method)):
-                await self.bucket.acquire()
-        except TimeoutError:
-            self._time_left(method, float("inf"))  # raises DeadlinePassed
-            raise
+        if not wait_if_refused:
+            if not self.bucket.take_now():
+                raise BucketFull(
+                    method,
+                    503,
+                    "QUERY_LIMIT_EXCEEDED",
+                    "not sent: the portal refused a request just now and its bucket has "
+                    "no room yet",
+                )
+        else:
+            try:  # the client's own rate limit waits within the deadline too
+                async with asyncio.timeout(self._time_left(method)):
+                    await self.bucket.acquire()
+            except TimeoutError:
+                self._time_left(method, float("inf"))  # raises DeadlinePassed
+                raise
         body = dict(params)
         body.update(self.auth.params())
         async with self._in_flight:
@@ -334,9 +347,11 @@ class B24Client:
         return data
 
     # --------------------------------------------------------------- retrying
-    def _retryable(self, safe: bool) -> Any:
+    def _retryable(self, safe: bool, wait_if_refused: bool) -> Any:
         def check(exc: BaseException) -> bool:
-            if isinstance(exc, (QueryLimitExceeded, OperationTimeLimit)):
+            if isinstance(exc, QueryLimitExceeded):
+                return wait_if_refused
+            if isinstance(exc, OperationTimeLimit):
                 return True
             if isinstance(exc, AuthError) and exc.upper_code == "EXPIRED_TOKEN":
                 return True
@@ -379,10 +394,18 @@ class B24Client:
             self.on_retry(f"{method}: {what} in {wait:.0f} s: {exc}")
 
     async def envelope(
-        self, method: str, params: Mapping[str, Any] | None = None, *, safe: bool | None = None
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        safe: bool | None = None,
+        wait_if_refused: bool = True,
     ) -> Envelope:
         """Call a method and return the whole envelope. ``safe`` says whether the call may
-        be repeated after an unknown outcome (default: reads and updates are safe)."""
+        be repeated after an unknown outcome (default: reads and updates are safe).
+        ``wait_if_refused=False``: a refusal by the portal's leaky bucket (it ran nothing)
+        is raised, the bucket believed full, instead of waited out and sent again: for a
+        caller that would rather re-pack what the request carried (the executor)."""
         safe = is_safe_to_repeat(method) if safe is None else safe
         params = dict(params or {})
         refreshed = False
@@ -412,13 +435,18 @@ class B24Client:
             sleep=self.clock.sleep,
             stop=stop,
             wait=self._wait,
-            retry=self._retryable(safe),
+            retry=self._retryable(safe, wait_if_refused),
             before_sleep=before,
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                data = await self._send(method, params)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    data = await self._send(method, params, wait_if_refused)
+        except QueryLimitExceeded as exc:
+            if not wait_if_refused and not isinstance(exc, BucketFull):
+                self.bucket.refused()
+            raise
         return Envelope(
             result=data.get("result"),
             total=data.get("total"),
@@ -467,9 +495,11 @@ class B24Client:
         *,
         halt: bool = False,
         safe: bool | None = None,
+        wait_if_refused: bool = True,
     ) -> BatchResult:
         """Run up to 50 commands in one request. Each command is (method, params); params
-        may hold ``$result[name][...]`` strings that refer to earlier commands."""
+        may hold ``$result[name][...]`` strings that refer to earlier commands.
+        ``wait_if_refused``: as for ``envelope``."""
         items = (
             commands.items()
             if isinstance(commands, Mapping)
@@ -488,7 +518,12 @@ class B24Client:
         for method_name in set(methods.values()):
             # each command counts against its own method's budget: wait for every one
             await self._wait_limits(method_name)
-        envelope = await self.envelope("batch", {"halt": 1 if halt else 0, "cmd": cmd}, safe=safe)
+        envelope = await self.envelope(
+            "batch",
+            {"halt": 1 if halt else 0, "cmd": cmd},
+            safe=safe,
+            wait_if_refused=wait_if_refused,
+        )
         raw = envelope.result if isinstance(envelope.result, Mapping) else {}
         out = BatchResult(
             result=_as_map(raw.get("result")),

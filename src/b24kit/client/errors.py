@@ -47,6 +47,11 @@ class QueryLimitExceeded(PortalError):
     the code says so: a 503 without it is a :class:`ServerError`."""
 
 
+class BucketFull(QueryLimitExceeded):
+    """Not sent: the portal has just refused a request, and by this client's count its
+    bucket has no room yet (``B24Client.batch(wait_if_refused=False)``)."""
+
+
 class OperationTimeLimit(PortalError):
     """429 OPERATION_TIME_LIMIT: this method is paused until its budget resets."""
 

@@ -77,6 +77,17 @@ class Bucket:
             await self._take()
             self._reserved += 1
 
+    def take_now(self) -> bool:
+        """``acquire()`` without waiting: the reservation made for this request, or room
+        now; False when there is neither (a refusal took the reservations back)."""
+        if self._reserved:
+            self._reserved -= 1
+            return True
+        if self._lock.locked() or not self._room():
+            return False
+        self.level += 1
+        return True
+
     def try_reserve(self) -> bool:
         """``reserve()`` without waiting: False when there is no room now (or others
         already wait for it)."""
@@ -85,6 +96,12 @@ class Bucket:
         self.level += 1
         self._reserved += 1
         return True
+
+    def free(self) -> int:
+        """Requests the bucket admits at once now, beyond those taken or reserved: a
+        fresh bucket's burst, none once it is full (as far as this client knows)."""
+        self._drain()
+        return max(0, int(self.capacity - MARGIN - self.level))
 
     def release(self) -> None:
         """Give back a reservation no request used."""
