@@ -1,4 +1,8 @@
-"""Reading every row exactly once: edge sizes, deletions during the read, failing pages."""
+"""Reading every row exactly once: edge sizes, deletions during the read, failing pages.
+
+The shapes here (requests, pages, what is read ahead) are those of a read whose bucket
+binds, every batch full: ``spread=False``, which is what a spent bucket gives. Reads that
+use a fresh bucket's burst: tests/test_paging_spread.py."""
 
 from __future__ import annotations
 
@@ -122,12 +126,13 @@ def test_exact_counts(count: int) -> None:
     async def go() -> tuple[list[int], list[int], int]:
         with client_for(box) as client:
             old = [
-                int(r["ID"]) for r in await read_all(client, "crm.deal.list", {"select": ["ID"]})
+                int(r["ID"])
+                for r in await read_all(client, "crm.deal.list", {"select": ["ID"]}, spread=False)
             ]
             new = [
                 r["id"]
                 for r in await read_all(
-                    client, "crm.item.list", {"entityTypeId": 2, "select": ["id"]}
+                    client, "crm.item.list", {"entityTypeId": 2, "select": ["id"]}, spread=False
                 )
             ]
             return old, new, client.requests
@@ -154,7 +159,7 @@ def test_a_read_of_named_ids_sends_only_the_pages_they_can_fill(named: int) -> N
     async def go() -> tuple[list[int], int]:
         with client_for(box) as client:
             rows = await read_all(
-                client, "crm.deal.list", {"filter": {"@ID": ids}, "select": ["ID"]}
+                client, "crm.deal.list", {"filter": {"@ID": ids}, "select": ["ID"]}, spread=False
             )
             return [int(r["ID"]) for r in rows], client.requests
 
@@ -190,7 +195,7 @@ def test_request_count_for_a_large_read() -> None:
 
     async def go() -> int:
         with client_for(box) as client:
-            await read_all(client, "crm.deal.list", {"select": ["ID"]})
+            await read_all(client, "crm.deal.list", {"select": ["ID"]}, spread=False)
             return client.requests
 
     # the minimum, ceil((12,345 + 1) / 2,500): nothing counted, and the end seen in the
@@ -207,6 +212,7 @@ def test_filters_and_start_after_are_kept() -> None:
                 client,
                 "crm.deal.list",
                 {"filter": {">ID": 100, "<=ID": 250, "%TITLE": "d"}, "select": ["TITLE"]},
+                spread=False,
             )
 
     rows = asyncio.run(go())
@@ -227,7 +233,9 @@ def test_deletions_during_the_read() -> None:
     async def go() -> list[int]:
         seen: list[int] = []
         with client_for(box) as client:
-            async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}, in_flight=1):
+            async for row in iterate(
+                client, "crm.deal.list", {"select": ["ID"]}, in_flight=1, spread=False
+            ):
                 seen.append(int(row["ID"]))
                 if len(seen) == 1500:
                     for item_id in deleted_ahead | deleted_behind:
@@ -246,7 +254,9 @@ def test_rows_added_during_the_read_are_not_lost() -> None:
     async def go() -> list[int]:
         seen: list[int] = []
         with client_for(box) as client:
-            async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}, in_flight=1):
+            async for row in iterate(
+                client, "crm.deal.list", {"select": ["ID"]}, in_flight=1, spread=False
+            ):
                 seen.append(int(row["ID"]))
                 if len(seen) == 100:
                     seed(box, 120)  # appended after the read learned the highest ID
@@ -265,7 +275,7 @@ def test_budget_refusals_mid_read_are_waited_out() -> None:
 
     async def go() -> tuple[list[dict[str, Any]], int]:
         with client_for(box, clock=clock) as client:
-            rows = await read_all(client, "crm.deal.list", {"select": ["ID"]})
+            rows = await read_all(client, "crm.deal.list", {"select": ["ID"]}, spread=False)
             return rows, client.requests
 
     rows, requests = asyncio.run(go())
@@ -283,7 +293,7 @@ def test_transient_failures_are_retried_exactly() -> None:
 
     async def go() -> list[dict[str, Any]]:
         with client_for(box) as client:
-            return await read_all(client, "crm.deal.list", {"select": ["ID"]})
+            return await read_all(client, "crm.deal.list", {"select": ["ID"]}, spread=False)
 
     rows = asyncio.run(go())
     assert [int(r["ID"]) for r in rows] == list(range(1, 5101))
@@ -294,7 +304,9 @@ def test_a_failing_page_raises_rather_than_stopping_short() -> None:
 
     async def go(client: B24Client) -> None:
         rows = []
-        async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}, in_flight=1):
+        async for row in iterate(
+            client, "crm.deal.list", {"select": ["ID"]}, in_flight=1, spread=False
+        ):
             rows.append(row)
             if len(rows) == 50:
                 box.faults = type(box.faults).parse("500=1")  # the portal falls over
@@ -340,7 +352,8 @@ def test_exact_counts_without_a_total(count: int) -> None:
     async def go() -> tuple[list[int], int]:
         with client_for(box) as client:
             rows = [
-                int(r["ID"]) async for r in iterate(client, "crm.deal.list", {"select": ["ID"]})
+                int(r["ID"])
+                async for r in iterate(client, "crm.deal.list", {"select": ["ID"]}, spread=False)
             ]
             return rows, client.requests
 
@@ -368,7 +381,7 @@ def test_the_number_of_requests_is_the_minimum(count: int) -> None:
 
     async def go() -> tuple[list[int], int]:
         with client_for(box) as client:
-            rows = await read_all(client, "crm.deal.list", {"select": ["ID"]})
+            rows = await read_all(client, "crm.deal.list", {"select": ["ID"]}, spread=False)
             return [int(r["ID"]) for r in rows], client.requests
 
     rows, requests = asyncio.run(go())
@@ -413,7 +426,9 @@ def test_parallel_slices_hand_rows_out_in_id_order() -> None:
         async with overlapping_client(box, wire) as client:
             rows = [
                 int(r["ID"])
-                async for r in iterate(client, "crm.deal.list", {"select": ["ID"]}, in_flight=3)
+                async for r in iterate(
+                    client, "crm.deal.list", {"select": ["ID"]}, in_flight=3, spread=False
+                )
             ]
             return rows, client.requests
 
@@ -438,7 +453,7 @@ def test_slices_follow_the_density_where_they_are(layout: str, where: str) -> No
 
     async def go() -> tuple[list[int], int]:
         with client_for(box) as client:
-            rows = await read_all(client, "crm.deal.list", {"select": ["ID"]})
+            rows = await read_all(client, "crm.deal.list", {"select": ["ID"]}, spread=False)
             return [int(r["ID"]) for r in rows], client.requests
 
     rows, requests = asyncio.run(go())
@@ -454,7 +469,7 @@ def test_inserts_and_deletes_during_a_parallel_read() -> None:
     async def go() -> list[int]:
         seen: list[int] = []
         with client_for(box) as client:
-            stream = iterate(client, "crm.deal.list", {"select": ["ID"]}, in_flight=3)
+            stream = iterate(client, "crm.deal.list", {"select": ["ID"]}, in_flight=3, spread=False)
             async for row in stream:
                 seen.append(int(row["ID"]))
                 if len(seen) == 2000:
@@ -482,6 +497,7 @@ def test_progress_is_told_an_estimate_and_the_end() -> None:
                 "crm.deal.list",
                 {"select": ["ID"]},
                 progress=lambda d, t: calls.append((d, t)),
+                spread=False,
             )
 
     asyncio.run(go())
@@ -499,7 +515,7 @@ def test_a_spent_bucket_reads_at_the_rate_limit() -> None:
         bucket = bucket_for(box, clock)
         bucket.spend_burst()
         with client_for(box, bucket=bucket, clock=clock) as client:
-            rows = await read_all(client, "crm.deal.list", {"select": ["ID"]})
+            rows = await read_all(client, "crm.deal.list", {"select": ["ID"]}, spread=False)
             return len(rows), client.requests
 
     count, requests = asyncio.run(go())
@@ -535,7 +551,7 @@ def test_reads_are_paced_by_the_operating_budget() -> None:
     async def go() -> list[dict[str, Any]]:
         with client_for(box, clock=clock) as client:
             client.tracker.limit = limit  # told the portal's limit, as 480 s is by default
-            return await read_all(client, "crm.deal.list", {"select": ["ID"]})
+            return await read_all(client, "crm.deal.list", {"select": ["ID"]}, spread=False)
 
     rows = asyncio.run(go())
     assert [int(r["ID"]) for r in rows] == list(range(1, 12346))
@@ -557,7 +573,7 @@ def test_a_429_mid_read_is_waited_out() -> None:
         seen: list[int] = []
         with client_for(box, clock=clock) as client:
             client.tracker.limit = limit
-            async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}):
+            async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}, spread=False):
                 seen.append(int(row["ID"]))
                 if len(seen) == 100:  # another program on the webhook spends the budget
                     box.budget.spend(key, limit)
@@ -577,7 +593,7 @@ def test_a_read_given_up_gives_back_the_budget_it_held() -> None:
     async def go() -> tuple[float | None, float | None]:
         with client_for(box) as client:
             async with contextlib.aclosing(
-                iterate(client, "crm.deal.list", {"select": ["ID"]})
+                iterate(client, "crm.deal.list", {"select": ["ID"]}, spread=False)
             ) as rows:
                 async for _ in rows:
                     break  # with batches on their way

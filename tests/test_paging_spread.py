@@ -1,0 +1,131 @@
+"""Reads that use a fresh bucket's burst (issue 15, item 3): when the bucket admits more
+requests now than full batches the read fills, the first batch is one page and the
+``ID DESC`` page, and the rest is spread over the free requests in shorter batches. Every
+row still comes once, in ID order; with the bucket spent every batch is full, as in
+tests/test_paging.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from typing import Any
+
+import httpx
+import pytest
+
+from b24kit.client import iterate, read_all
+from b24kit.client.paging import SPREAD_FLOOR
+from b24kit.sandbox import Sandbox
+from tests.clients import bucket_for, client_for
+from tests.clocks import FakeClock
+from tests.test_paging import minimum_requests, seed, seeded
+
+
+class Batches(httpx.AsyncBaseTransport):
+    """The sandbox in-process; notes the commands of each batch request and its status."""
+
+    def __init__(self, box: Sandbox) -> None:
+        self.inner = box.transport()
+        self.sent: list[tuple[int, int]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.endswith("/batch"):
+            self.sent.append((len(json.loads(request.content)["cmd"]), response.status_code))
+        return response
+
+
+def read(box: Sandbox, spent: bool = False, **kwargs: Any) -> tuple[list[int], Batches]:
+    clock = FakeClock()
+    wire = Batches(box)
+
+    async def go() -> list[int]:
+        bucket = bucket_for(box, clock)
+        if spent:
+            bucket.spend_burst()
+        with client_for(box, clock=clock, bucket=bucket, transport=wire, max_in_flight=50) as c:
+            rows = await read_all(c, "crm.deal.list", {"select": ["ID"]}, **kwargs)
+        return [int(r["ID"]) for r in rows]
+
+    return asyncio.run(go()), wire
+
+
+@pytest.mark.parametrize("count", [0, 1, 50, 51, 2449, 2501, 12345])
+def test_every_row_once_in_id_order(count: int) -> None:
+    rows, wire = read(seeded(count))
+    assert rows == list(range(1, count + 1))
+    assert all(status == 200 for _, status in wire.sent)
+
+
+def test_the_first_batch_looks_then_the_rest_goes_at_once_in_short_batches() -> None:
+    """12,345 rows (247 pages): one page and the DESC page, then the rest over the free
+    requests, at most an even share each (the floor of SPREAD_FLOOR aside), all within
+    the burst and none refused."""
+    rows, wire = read(seeded(12345))
+    sizes = [size for size, _ in wire.sent]
+    assert rows == list(range(1, 12346))
+    assert sizes[0] == 2, "one page and the DESC page"
+    assert len(sizes) <= 49, "within the burst, less the client's margin"
+    share = max(SPREAD_FLOOR, math.ceil(247 / 48) + 1)
+    assert max(sizes[1:]) <= share, sizes
+    assert sum(sizes) <= 247 + len(sizes) + 1, "about one spare page a slice, no more"
+
+
+def test_a_spent_bucket_gets_full_batches_and_the_fewest_requests() -> None:
+    for count in (2449, 4950, 12345):
+        rows, wire = read(seeded(count), spent=True)
+        assert rows == list(range(1, count + 1))
+        assert len(wire.sent) == minimum_requests(count), count
+        assert wire.sent[0][0] == 50, "49 chained pages and the DESC page"
+
+
+def test_spread_false_is_the_spent_shape_on_a_fresh_bucket() -> None:
+    rows, wire = read(seeded(12345), spread=False)
+    assert rows == list(range(1, 12346)) and len(wire.sent) == minimum_requests(12345)
+
+
+def test_inserts_and_deletes_during_a_spread_read() -> None:
+    """Rows deleted before their page is read are not returned, rows read stay read; none
+    twice, none of the others lost, in ID order. (Here every batch is sent, and answered,
+    before the rows are handed out: what the changes find already read stays read, and
+    the rows added came after the read's last page, so neither is asked of it.)"""
+    box = seeded(12345)
+    gone = set(range(3000, 12346, 7)) | {7450, 7451, 9950, 9951, 12345}
+    behind = set(range(1, 2000, 5))
+
+    async def go() -> list[int]:
+        seen: list[int] = []
+        with client_for(box, max_in_flight=50) as client:
+            async for row in iterate(client, "crm.deal.list", {"select": ["ID"]}):
+                seen.append(int(row["ID"]))
+                if len(seen) == 2000:
+                    for item_id in gone | behind:
+                        box.portal.delete_item(2, item_id)
+                    seed(box, 300)
+        return seen
+
+    seen = asyncio.run(go())
+    assert seen == sorted(set(seen)), "in ID order, none twice"
+    kept = {i for i in range(1, 12346) if i not in gone}
+    assert kept <= set(seen) <= kept | gone | set(range(12346, 12646)), "none lost"
+
+
+def test_a_budget_that_binds_is_not_spread() -> None:
+    """Found while building the spread: a portal's budget smaller than the client knows
+    (refusals are how it learns) was read in batches of 5 pages, refused and read again:
+    364 requests where 66 windows passed. Once a page is refused by the budget, the
+    batches are full again: about one a window (70 here)."""
+    clock = FakeClock(start=1_800_000_000.75)
+    window = 1.0
+    box = seeded(5000, operating_limit=0.2, operating_window=window, clock=clock.time)
+
+    async def go() -> tuple[list[int], int]:
+        with client_for(box, clock=clock, max_in_flight=50) as client:
+            rows = await read_all(client, "crm.deal.list", {"select": ["ID"]})
+            return [int(r["ID"]) for r in rows], client.requests
+
+    rows, requests = asyncio.run(go())
+    assert rows == list(range(1, 5001))
+    # a window each, and the few short batches sent before the first refusal
+    assert requests <= clock.elapsed / window + 10, (requests, clock.elapsed)
