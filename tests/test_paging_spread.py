@@ -36,8 +36,10 @@ class Batches(httpx.AsyncBaseTransport):
         return response
 
 
-def read(box: Sandbox, spent: bool = False, **kwargs: Any) -> tuple[list[int], Batches]:
-    clock = FakeClock()
+def read(
+    box: Sandbox, spent: bool = False, clock: FakeClock | None = None, **kwargs: Any
+) -> tuple[list[int], Batches]:
+    clock = clock or FakeClock()
     wire = Batches(box)
 
     async def go() -> list[int]:
@@ -129,3 +131,18 @@ def test_a_budget_that_binds_is_not_spread() -> None:
     assert rows == list(range(1, 5001))
     # a window each, and the few short batches sent before the first refusal
     assert requests <= clock.elapsed / window + 10, (requests, clock.elapsed)
+
+
+def test_a_bucket_another_client_spent_refuses_the_short_batches_then_full_ones_go() -> None:
+    """The client thinks its bucket fresh, the portal's is full: the short first batch is
+    refused as a whole (it ran nothing), and the read goes on in full batches at the
+    sustained rate: the batches that ran are as few as on a bucket known spent."""
+    clock = FakeClock()
+    for count in (2449, 12345):
+        box = seeded(count, limits="standard", clock=clock.time)
+        box.fill_bucket()
+        rows, wire = read(box, clock=clock)
+        ran = [size for size, status in wire.sent if status == 200]
+        assert rows == list(range(1, count + 1))
+        assert wire.sent[0] == (2, 503), "the short first batch, refused"
+        assert len(ran) == minimum_requests(count) and ran[0] == 50, (count, wire.sent)

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from b24kit.client.core import B24Client, BatchResult
-from b24kit.client.errors import IncompleteRead, OperationTimeLimit
+from b24kit.client.errors import IncompleteRead, OperationTimeLimit, QueryLimitExceeded
 
 PAGE = 50  # rows a page
 SLOTS = 50  # commands a batch
@@ -229,6 +229,7 @@ class _Sent:
     order: list[str]  # every command, in the order the portal runs them
     top_after: int | None  # the DESC page's >ID, when the batch has one
     reserved: float  # operating seconds reserved with the tracker
+    spread: bool = False  # cut short to use the burst: refused by the bucket, sent again
 
 
 class _KeysetReader:
@@ -434,13 +435,16 @@ class _KeysetReader:
             < self.in_flight * SLOTS
         ):
             budget = self.affordable()
+            spread = False
             if self.spreads and not self.budget_binds and budget >= SLOTS:
                 free = self.client.bucket.free() - launched
                 budget = self.spread(min(free, MAX_BATCHES - len(tasks)))
+                spread = budget < SLOTS
             planned = self.build(budget)
             if planned is None:
                 return sent_any
             cmds, sent = planned
+            sent.spread = spread
             self.probe = False
             self.tracker.reserve(self.method, sent.reserved)
             # One chain: halt, and what follows a short page's successor is not run (its
@@ -448,13 +452,23 @@ class _KeysetReader:
             # chain throws away). Pages after a failed one are thrown away anyway. With two
             # chains a halt in the first would stop the second's good pages.
             halt = len(sent.chains) == 1
-            batch = self.client.batch(cmds, safe=True, halt=halt)
+            # a short batch the bucket refuses (another client spent it) is not waited
+            # out as it is: its pages go back, to leave in full batches (refused())
+            batch = self.client.batch(cmds, safe=True, halt=halt, wait_if_refused=not spread)
             tasks[asyncio.ensure_future(batch)] = sent
             sent_any = True
             launched += 1
         return sent_any
 
     # ------------------------------------------------------------ answers
+    def refused(self, sent: _Sent) -> None:
+        """The bucket refused a short batch as a whole (or it was not sent: the bucket
+        had no room after a refusal): nothing in it ran. Its slices are idle again, as
+        they were, and the bucket, now known full, has the next batches full."""
+        self.tracker.release(self.method, sent.reserved)
+        for chain in sent.chains:
+            chain.slice.busy = False
+
     def absorb(self, sent: _Sent, batch: BatchResult) -> None:
         self.tracker.release(self.method, sent.reserved)
         self.learn_cost(sent, batch)
@@ -609,7 +623,15 @@ class _KeysetReader:
                         continue
                     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
-                        self.absorb(tasks.pop(task), task.result())
+                        sent = tasks.pop(task)
+                        try:
+                            batch = task.result()
+                        except QueryLimitExceeded:
+                            if not sent.spread:
+                                raise
+                            self.refused(sent)
+                        else:
+                            self.absorb(sent, batch)
             finally:
                 for task, sent in tasks.items():
                     task.cancel()
