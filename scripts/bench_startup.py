@@ -8,8 +8,10 @@ machine and its load average: on a busy machine wall times grow with the load.
 
     python scripts/bench_startup.py [--runs 20] [--json]
 
-For scale it also times `python -c pass` (the interpreter alone) and `import typer` (the
-command-line library alone), which no change to b24kit makes faster.
+For scale it also times `python -c pass` (the interpreter alone), `import typer` (the
+command-line library alone) and the `--help` of a two-command Typer app with typer's rich
+help, as b24kit's (what typer costs a `--help` before any of b24kit's own code), which no
+change to b24kit makes faster.
 """
 
 from __future__ import annotations
@@ -31,6 +33,20 @@ BLUEPRINT = "blueprints/company.yaml"  # the README's walkthrough blueprint
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
+# a Typer app of two commands, its help rendered by rich as b24kit's is: typer's own floor
+TYPER_APP = """
+import typer
+app = typer.Typer(rich_markup_mode="rich")
+@app.command()
+def one(name: str = typer.Option("", help="A name.")) -> None:
+    "The first command."
+@app.command()
+def two() -> None:
+    "The second command."
+app()
+"""
+
+
 def b24kit() -> list[str]:
     installed = Path(sys.executable).parent / "b24kit"
     return [str(installed)] if installed.exists() else [sys.executable, "-m", "b24kit"]
@@ -41,6 +57,7 @@ def commands() -> dict[str, list[str]]:
     return {
         "python -c pass": [sys.executable, "-c", "pass"],
         "python -c 'import typer'": [sys.executable, "-c", "import typer"],
+        "a two-command Typer app --help": [sys.executable, "-c", TYPER_APP, "--help"],
         "b24kit --version": [*cli, "--version"],
         "b24kit --help": [*cli, "--help"],
         f"b24kit validate {BLUEPRINT}": [*cli, "validate", BLUEPRINT],
