@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from b24kit.client import Executor, Outcome
+from b24kit.client import Executor, Outcome, RetryPolicy
 from b24kit.client.lookup import UNSURE, Asked, LookupKey, Member, plan
 from b24kit.portal import commands as cmd
 from b24kit.sandbox import Sandbox
@@ -200,6 +200,34 @@ def test_a_bucket_another_client_spent_refuses_the_spread_and_gets_full_batches(
     assert refused and max(refused) == 41, "a spread batch was refused"
     assert wire.ran() == [50] * 40, "then full batches"
     assert clock.elapsed == pytest.approx(40 / 2, abs=1.5), "at the sustained rate"
+
+
+def test_a_batch_that_keeps_failing_is_never_taken_for_refused() -> None:
+    """Review find: after a 500 the client repeats a safe batch (updates), and that repeat
+    was sent only if the bucket had room at once; at the sustained rate it had none, so
+    the batch came back "refused" (it ran nothing, so no attempt counted) though the
+    portal had only ever answered 500, and the commands went round for up to 30 minutes in
+    ever smaller batches. Now the repeat waits for the bucket, the batch fails with the
+    portal's own error after its attempts, and after a failure the batches are full."""
+    clock = FakeClock()
+    box = Sandbox(limits="standard", clock=clock.time)
+    ids = [box.call("crm.deal.add", {"fields": {"TITLE": str(i)}}) for i in range(100)]
+    box.faults = ScriptedFaults(["500"] * 10_000)
+    box.fill_bucket()
+
+    async def go() -> tuple[list[Outcome], int]:
+        bucket = bucket_for(box, clock)
+        bucket.spend_burst()
+        # the client's own back-off (up to 15 s): the bucket drains meanwhile
+        retry = RetryPolicy(attempts=8, backoff=0.5, max_backoff=15.0)
+        with client_for(box, clock=clock, bucket=bucket, max_in_flight=50, retry=retry) as client:
+            updates = [cmd.entity_update("deal", i, {"TITLE": "x"}) for i in ids]
+            return await Executor(client).run(updates), client.requests
+
+    outcomes, requests = asyncio.run(go())
+    assert {type(o.error).__name__ for o in outcomes} == {"ServerError"}
+    assert {o.attempts for o in outcomes} == {12}, "every attempt counted"
+    assert requests == 2 * 12 * 8, "two batches of 50, 12 attempts of 8 tries each"
 
 
 def test_deletes_after_lost_answers_are_probed_together() -> None:

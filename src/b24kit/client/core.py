@@ -27,6 +27,7 @@ from b24kit.client.auth import Auth
 from b24kit.client.errors import (
     UNRESOLVED,
     AuthError,
+    B24Error,
     BadResponse,
     BucketFull,
     DeadlinePassed,
@@ -347,10 +348,10 @@ class B24Client:
         return data
 
     # --------------------------------------------------------------- retrying
-    def _retryable(self, safe: bool, wait_if_refused: bool) -> Any:
+    def _retryable(self, safe: bool, wait_if_refused: Callable[[], bool]) -> Any:
         def check(exc: BaseException) -> bool:
             if isinstance(exc, QueryLimitExceeded):
-                return wait_if_refused
+                return wait_if_refused()
             if isinstance(exc, OperationTimeLimit):
                 return True
             if isinstance(exc, AuthError) and exc.upper_code == "EXPIRED_TOKEN":
@@ -403,16 +404,25 @@ class B24Client:
     ) -> Envelope:
         """Call a method and return the whole envelope. ``safe`` says whether the call may
         be repeated after an unknown outcome (default: reads and updates are safe).
-        ``wait_if_refused=False``: a refusal by the portal's leaky bucket (it ran nothing)
-        is raised, the bucket believed full, instead of waited out and sent again: for a
-        caller that would rather re-pack what the request carried (the executor)."""
+        ``wait_if_refused=False``: a refusal by the portal's leaky bucket of the first
+        attempt (it ran nothing) is raised, the bucket believed full, instead of waited out
+        and sent again: for a caller that would rather re-pack what the request carried
+        (the executor). A repeat after an error waits for the bucket as any call does: the
+        first attempt may have run, so what the caller gets then is never "refused"."""
         safe = is_safe_to_repeat(method) if safe is None else safe
         params = dict(params or {})
         refreshed = False
+        attempts = 0
+        unknown: B24Error | None = None  # an earlier attempt's error: it may have run
+
+        def waits_if_refused() -> bool:
+            return wait_if_refused or attempts > 1
 
         async def before(state: RetryCallState) -> None:
-            nonlocal refreshed
+            nonlocal refreshed, unknown
             exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, (ServerError, TransportFailure, BadResponse)):
+                unknown = exc
             if isinstance(exc, AuthError) and exc.upper_code == "EXPIRED_TOKEN":
                 if refreshed:
                     raise exc  # refresh once, then give up (docs' recommended flow)
@@ -435,17 +445,21 @@ class B24Client:
             sleep=self.clock.sleep,
             stop=stop,
             wait=self._wait,
-            retry=self._retryable(safe, wait_if_refused),
+            retry=self._retryable(safe, waits_if_refused),
             before_sleep=before,
             reraise=True,
         )
         try:
             async for attempt in retrying:
                 with attempt:
-                    data = await self._send(method, params, wait_if_refused)
+                    attempts += 1
+                    data = await self._send(method, params, waits_if_refused())
         except QueryLimitExceeded as exc:
-            if not wait_if_refused and not isinstance(exc, BucketFull):
+            if not waits_if_refused() and not isinstance(exc, BucketFull):
                 self.bucket.refused()
+            if not wait_if_refused and unknown is not None:
+                # refused for good after an attempt that may have run: not "ran nothing"
+                raise unknown from None
             raise
         return Envelope(
             result=data.get("result"),

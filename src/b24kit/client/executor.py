@@ -14,10 +14,11 @@
   for it (a fresh bucket's burst at once), and what it carries is decided only then.
 - The burst is used: a portal runs a batch's commands one after another, so when the
   bucket admits more requests at once than full batches the pending commands fill, they
-  are spread over those requests (2,000 writes from a fresh bucket: 48 batches of 42, not
+  are spread over those requests (2,000 writes from a fresh bucket: 49 batches of 41, not
   40 of 50, and each ends sooner), never fewer than ``SPREAD_FLOOR`` a batch. A batch the
   bucket refuses as a whole (it was full after all: another client spent it) ran nothing:
-  its commands go back to the queue and leave again in full batches.
+  its commands go back to the queue and leave again in full batches. After a refusal or
+  a batch without an answer, the run's batches are full.
 - When a batch's outcome is unknown (server error, dropped connection), reads and updates
   are sent again; creates with an idempotency key are looked up first and created only if
   absent; creates without a key are reported as ``UnknownOutcome``, never repeated. The
@@ -309,6 +310,9 @@ class _Run:
         self.go_ahead = False  # a batch may be sent now
         self.paid = False  # and the bucket's room for it is taken (reserved)
         self.idle = False  # nothing could be sent: wait for a batch on the wire to end
+        # spread over the bucket's free room (batch_size_now) only while every batch has
+        # had an answer and none was refused: a failing portal gets fewer, full requests
+        self.calm = ex.spread
 
     # ----------------------------------------------------------------- state
     def finish(
@@ -468,7 +472,7 @@ class _Run:
         batch, or, when the bucket admits more requests now than the pending commands
         fill full batches, the pending commands spread evenly over those requests."""
         full = self.ex.batch_size
-        if not self.ex.spread:
+        if not self.calm:
             return full
         requests = min(self.client.bucket.free() + 1, self.ex.max_in_flight - len(self.tasks))
         waiting = len(self.pending) + len(self.lookups.due)
@@ -599,6 +603,7 @@ class _Run:
         """The bucket refused the whole request: nothing in it ran. Its commands go back
         to the queue, to leave in batches sized by the bucket as it now is (full: whole
         batches at the sustained rate), within the wait for a limit (``keeps_waiting``)."""
+        self.calm = False
         again: list[str] = []
         for name in batch:
             if self.keeps_waiting(name, self.by_name[name].method, exc):
@@ -611,6 +616,7 @@ class _Run:
             self.lookups.refused(a, exc)
 
     def unknown(self, batch: list[str], exc: B24Error) -> None:
+        self.calm = False
         again: list[str] = []
         held: list[str] = []  # creates to look up by their keys
         for name in batch:

@@ -79,11 +79,12 @@ class Bucket:
 
     def take_now(self) -> bool:
         """``acquire()`` without waiting: the reservation made for this request, or room
-        now; False when there is neither (a refusal took the reservations back)."""
+        now, even while others wait for room (it appeared under them: a place given back);
+        False when there is neither (a refusal took the reservations back)."""
         if self._reserved:
             self._reserved -= 1
             return True
-        if self._lock.locked() or not self._room():
+        if not self._room():
             return False
         self.level += 1
         return True

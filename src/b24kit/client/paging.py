@@ -464,7 +464,9 @@ class _KeysetReader:
     def refused(self, sent: _Sent) -> None:
         """The bucket refused a short batch as a whole (or it was not sent: the bucket
         had no room after a refusal): nothing in it ran. Its slices are idle again, as
-        they were, and the bucket, now known full, has the next batches full."""
+        they were, and the rest of the read goes in full batches that wait for the
+        bucket (never a short one sent again at once, and again)."""
+        self.spreads = False
         self.tracker.release(self.method, sent.reserved)
         for chain in sent.chains:
             chain.slice.busy = False
