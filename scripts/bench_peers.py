@@ -16,6 +16,8 @@ Jobs (sizes are options; `--quick` makes them small for a smoke test):
   write-spent    W2 crm.deal.add with the burst spent                   (--write-spent 10000)
   fault-KIND     F crm.deal.add with the burst spent under 20% of one fault kind:
                  500, 503, drop, lost (--fault-writes 2000, --fault-rate 0.2)
+  fault-500-uncounted, fault-drop-uncounted: the same, where the portal's bucket does
+                 not count the failed request (the sandbox's counted=no)
 
 Every write carries ORIGINATOR_ID "bench" and ORIGIN_ID "w<i>": after the run the script
 reads the sandbox's SQLite and counts duplicates (a key on more than one deal) and losses
@@ -152,12 +154,15 @@ class Job:
     size: int
     fresh: bool  # from a fresh bucket; else with the burst spent
     fault: str | None = None  # one fault kind at --fault-rate
+    counted: bool = True  # the portal's bucket counts a 500 or drop request (sandbox.md)
 
     @property
     def label(self) -> str:
         what = "read" if self.kind == "read" else "crm.deal.add"
         state = "fresh bucket" if self.fresh else "burst spent"
         fault = f", 20% {self.fault}" if self.fault else ""
+        if not self.counted:
+            fault += " not counted by the bucket"
         return f"{what} {self.size:,}, {state}{fault}"
 
 
@@ -167,6 +172,10 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
     jobs.append(Job("write-fresh", "write", args.write_fresh, True))
     jobs.append(Job("write-spent", "write", args.write_spent, False))
     jobs += [Job(f"fault-{k}", "write", args.fault_writes, False, k) for k in FAULT_KINDS]
+    jobs += [  # the other reading of a failed request (docs/sandbox.md#faults)
+        Job(f"fault-{k}-uncounted", "write", args.fault_writes, False, k, counted=False)
+        for k in ("500", "drop")
+    ]
     wanted = set(args.jobs)
     unknown = wanted - {j.name for j in jobs} - {"faults"}
     if unknown:
@@ -500,6 +509,8 @@ def run_cell(
     limit = binding_limit(job.kind, job.size, job.fresh, preset)
     row = Row(preset.name, job.label, client, job.size, limit.rate, limit.binds)
     faults = f"{job.fault}={args.fault_rate},seed=7" if job.fault else None
+    if faults and not job.counted:
+        faults += ",counted=no"
     fields = items(job.size) if job.kind == "write" else []
     with server(db, args.latency_ms, preset.flags, faults) as served:
         bench_requests, full_at = (0, None) if job.fresh else spend_burst(served.url)

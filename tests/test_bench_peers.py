@@ -117,10 +117,13 @@ def test_the_table_shows_a_failure_as_a_row() -> None:
 def test_quick_mode_sizes_and_jobs() -> None:
     args = bench.parse(["--quick", "--jobs", "read-spent,faults", "--format", "json"])
     jobs = bench.make_jobs(args)
-    assert [j.name for j in jobs] == ["read-spent", *(f"fault-{k}" for k in bench.FAULT_KINDS)]
-    assert [j.size for j in jobs] == [2_600, 150, 150, 150, 150]
+    faults = [f"fault-{k}" for k in bench.FAULT_KINDS]
+    uncounted = ["fault-500-uncounted", "fault-drop-uncounted"]
+    assert [j.name for j in jobs] == ["read-spent", *faults, *uncounted]
+    assert [j.size for j in jobs] == [2_600, *[150] * 6]
     assert all(not j.fresh for j in jobs)
     assert jobs[1].label == "crm.deal.add 150, burst spent, 20% 500"
+    assert jobs[5].label == "crm.deal.add 150, burst spent, 20% 500 not counted by the bucket"
 
 
 @contextmanager

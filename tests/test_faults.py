@@ -77,7 +77,9 @@ def test_fault_mix_is_seeded_and_counted() -> None:
         assert 140 < draws.count(kind) < 260, f"{kind} happens about 10% of the time"
 
 
-@pytest.mark.parametrize("spec", ["boom=0.1", "500=2", "500", "500=x", "500=0.6,503=0.6"])
+@pytest.mark.parametrize(
+    "spec", ["boom=0.1", "500=2", "500", "500=x", "500=0.6,503=0.6", "500=0.1,counted=maybe"]
+)
 def test_bad_fault_specs(spec: str) -> None:
     with pytest.raises(FaultSpecError):
         Faults.parse(spec)
@@ -100,3 +102,22 @@ def test_a_proxy_503_is_not_counted_by_the_portals_bucket() -> None:
     ]
     assert statuses.count(500) == 50 and statuses.count(503) == 10, "the burst, then refused"
     assert failing.faults.counts["500"] == 50, "a refused request's drawn fault did not happen"
+
+
+@pytest.mark.parametrize("kind", ["500", "drop"])
+def test_counted_no_is_the_reading_where_the_bucket_never_sees_a_failed_request(
+    kind: str,
+) -> None:
+    """``counted=no``: a 500 or drop request fails before the leaky bucket counts it (no
+    source says which reading a real portal follows); by default it counts."""
+    uncounted = Sandbox(limits="standard", faults=f"{kind}=1,counted=no")
+    answers = [
+        uncounted.handle_sync("POST", f"/rest/1/{uncounted.token}/server.time", b"", "", b"")
+        for _ in range(60)
+    ]
+    assert all(a.status == 500 or a.fault == "drop" for a in answers)
+    assert uncounted.bucket is not None and uncounted.bucket.level == 0
+    counted = Sandbox(limits="standard", faults=f"{kind}=1")
+    for _ in range(10):
+        counted.handle_sync("POST", f"/rest/1/{counted.token}/server.time", b"", "", b"")
+    assert counted.bucket is not None and counted.bucket.level == pytest.approx(10, abs=0.5)

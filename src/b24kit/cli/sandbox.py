@@ -145,7 +145,8 @@ def serve(
         typer.Option(
             metavar="SPEC",
             help='Injected faults, e.g. "500=0.05,503=0.05,drop=0.05,lost=0.05,seed=1". '
-            "drop: connection cut before the call runs; lost: the call runs, its answer is lost.",
+            "drop: connection cut before the call runs; lost: the call runs, its answer is lost; "
+            "counted=no: the leaky bucket does not count a 500 or drop request.",
         ),
     ] = None,
     sheet: Annotated[

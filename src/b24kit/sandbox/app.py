@@ -477,13 +477,14 @@ class Sandbox:
             # so its leaky bucket did not count it (and QUERY_LIMIT_EXCEEDED comes only
             # from that bucket, below)
             return Response(503, PROXY_503, content_type="text/html")
+        if not self.faults.counted and fault in ("500", "drop"):
+            # the other reading (faults.py): failed before the leaky bucket counted it
+            return self._fault_answer(fault)
         if self.bucket is not None and not self.bucket.admit():
             self.faults.unapplied(fault)  # refused first: the drawn fault never happened
             return self._error(errors.make(errors.QUERY_LIMIT))
-        if fault == "500":
-            return self._error(errors.make(errors.INTERNAL))
-        if fault == "drop":
-            return Response(200, b"", fault="drop")
+        if fault in ("500", "drop"):
+            return self._fault_answer(fault)
         try:
             if webhook is not None:
                 user_id, scopes, auth_key = self._auth_webhook(
@@ -505,6 +506,12 @@ class Sandbox:
         if "time" not in envelope:
             envelope["time"] = self._time(started, 0.0, None)
         return Response(200, dump_bytes(envelope), fault="lost" if fault == "lost" else None)
+
+    def _fault_answer(self, fault: str) -> Response:
+        """What the client gets for a ``500`` or ``drop`` fault: nothing ran."""
+        if fault == "500":
+            return self._error(errors.make(errors.INTERNAL))
+        return Response(200, b"", fault="drop")
 
     @staticmethod
     def _error(exc: errors.ApiError) -> Response:

@@ -6,6 +6,11 @@
 - ``drop``: close the connection before executing; the client sees a broken response.
 - ``lost``: execute and commit, then close the connection: the write happened, but the
   client never hears of it. This is the case that makes naive retries create duplicates.
+
+Whether the portal's leaky bucket counts a ``500`` or ``drop`` request no source says:
+by default it does (the request reached the portal, as ``lost`` does); ``counted=no``
+is the other reading, where such a request fails before the bucket sees it (as a proxy's
+``503`` always does), for checking a client under both.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class FaultSpecError(ValueError):
 class Faults:
     rates: dict[str, float] = field(default_factory=dict)
     seed: int | None = None
+    counted: bool = True  # the bucket counts a 500 or drop request (module doc)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -33,6 +39,7 @@ class Faults:
     def parse(cls, spec: str | None) -> Faults:
         rates: dict[str, float] = {}
         seed: int | None = None
+        counted = True
         for part in (spec or "").split(","):
             part = part.strip()
             if not part:
@@ -44,9 +51,14 @@ class Faults:
             if name == "seed":
                 seed = int(value)
                 continue
+            if name == "counted":
+                if value.strip().lower() not in ("yes", "no"):
+                    raise FaultSpecError(f"counted={value}: use counted=yes or counted=no")
+                counted = value.strip().lower() == "yes"
+                continue
             if name not in KINDS:
                 raise FaultSpecError(
-                    f"unknown fault kind {name!r}; use one of {', '.join(KINDS)} or seed"
+                    f"unknown fault kind {name!r}; use one of {', '.join(KINDS)}, seed or counted"
                 )
             try:
                 rate = float(value)
@@ -57,7 +69,7 @@ class Faults:
             rates[name] = rate
         if sum(rates.values()) > 1:
             raise FaultSpecError("fault rates add up to more than 1")
-        return cls(rates, seed)
+        return cls(rates, seed, counted)
 
     @property
     def active(self) -> bool:
