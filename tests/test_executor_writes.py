@@ -159,15 +159,16 @@ def run_counted(
 
 
 def test_a_fresh_bucket_s_burst_carries_the_writes_in_shorter_batches() -> None:
-    """A portal runs a batch's commands one after another: 2,000 creates from a fresh
-    bucket go as 49 batches of at most 41 (the burst less the client's margin), each
-    ending sooner than one of 50 would, at once and never refused."""
+    """A portal runs a batch's commands one after another: 1,000 creates from a fresh
+    bucket go as 49 batches of at most 21 (over the 49 requests of the burst less the
+    client's margin), each ending sooner than one of 50 would, at once and never
+    refused. (2,000: 49 batches of at most 41, in scripts/bench_peers.py.)"""
     clock = FakeClock()
     box = Sandbox(limits="standard", clock=clock.time)
-    outcomes, wire = run_counted(box, 2000, clock)
+    outcomes, wire = run_counted(box, 1000, clock)
     sizes = wire.ran()
-    assert all(o.ok for o in outcomes) and box.portal.count_items(2) == 2000
-    assert len(wire.sent) == len(sizes) == 49 and max(sizes) == 41, sizes
+    assert all(o.ok for o in outcomes) and box.portal.count_items(2) == 1000
+    assert len(wire.sent) == len(sizes) == 49 and max(sizes) == 21, sizes
     assert box.statuses[503] == 0 and clock.sleeps == [], "at once, never refused"
 
 
@@ -180,30 +181,30 @@ def test_a_small_run_is_spread_no_thinner_than_the_floor() -> None:
 
 
 def test_with_the_burst_spent_the_batches_stay_full() -> None:
-    """Once the bucket is known full, no spreading: 2,000 creates in 40 batches of 50."""
+    """Once the bucket is known full, no spreading: 1,000 creates in 20 batches of 50."""
     clock = FakeClock()
     box = Sandbox(limits="standard", clock=clock.time)
     box.fill_bucket()
-    outcomes, wire = run_counted(box, 2000, clock, spent=True)
-    assert all(o.ok for o in outcomes) and wire.sent == [(50, 200)] * 40
+    outcomes, wire = run_counted(box, 1000, clock, spent=True)
+    assert all(o.ok for o in outcomes) and wire.sent == [(50, 200)] * 20
 
 
 def test_a_bucket_another_client_spent_refuses_the_spread_and_gets_full_batches() -> None:
     """The client thinks its bucket fresh, the portal's is full (another process spent
     it): a spread batch is refused as a whole (it ran nothing); the batches not yet sent
     are not sent (BucketFull); all their commands go back to the queue and leave again
-    in batches of 50 at the sustained rate: 40 batches that ran, as many as with no
+    in batches of 50 at the sustained rate: 20 batches that ran, as many as with no
     spreading, nothing lost or made twice."""
     clock = FakeClock()
     box = Sandbox(limits="standard", clock=clock.time)
     box.fill_bucket()
-    outcomes, wire = run_counted(box, 2000, clock)
+    outcomes, wire = run_counted(box, 1000, clock)
     assert all(o.ok for o in outcomes)
-    assert sorted(origin for _, origin in made(box)) == sorted(f"o{i}" for i in range(2000))
+    assert sorted(origin for _, origin in made(box)) == sorted(f"o{i}" for i in range(1000))
     refused = [size for size, status in wire.sent if status == 503]
-    assert refused and max(refused) == 41, "a spread batch was refused"
-    assert wire.ran() == [50] * 40, "then full batches"
-    assert clock.elapsed == pytest.approx(40 / 2, abs=1.5), "at the sustained rate"
+    assert refused and max(refused) == 21, "a spread batch was refused"
+    assert wire.ran() == [50] * 20, "then full batches"
+    assert clock.elapsed == pytest.approx(20 / 2, abs=1.5), "at the sustained rate"
 
 
 def test_a_batch_that_keeps_failing_is_never_taken_for_refused() -> None:
@@ -238,7 +239,7 @@ def test_a_batch_that_keeps_failing_is_never_taken_for_refused() -> None:
 @pytest.mark.parametrize("kind", ["500", "drop"])
 @pytest.mark.parametrize("counted", [True, False])
 def test_faults_cost_what_the_portal_s_bucket_counts(kind: str, counted: bool) -> None:
-    """4,000 creates, the burst spent, 20% of the requests failing (500, or the connection
+    """1,500 creates, the burst spent, 20% of the requests failing (500, or the connection
     cut before the answer). Whether a real portal's bucket counts such a request no source
     says; the client gives its place back, so where the portal does not count it the run
     uses the whole rate limit (before: 75 writes/s, a fifth of it unused), and where it
@@ -248,12 +249,13 @@ def test_faults_cost_what_the_portal_s_bucket_counts(kind: str, counted: bool) -
     spec = f"{kind}=0.2,seed=7" + ("" if counted else ",counted=no")
     box = Sandbox(limits="standard", faults=spec, clock=clock.time)
     box.fill_bucket()
-    outcomes, _ = run(box, deals(4000), clock, spent=True)
+    outcomes, _ = run(box, deals(1500), clock, spent=True)
     assert all(o.ok for o in outcomes)
-    assert sorted(origin for _, origin in made(box)) == sorted(f"o{i}" for i in range(4000))
-    writes_per_second = 4000 / clock.elapsed
+    assert sorted(origin for _, origin in made(box)) == sorted(f"o{i}" for i in range(1500))
+    writes_per_second = 1500 / clock.elapsed
     if counted:
-        assert 72 <= writes_per_second <= 80, writes_per_second  # 80% of 100 is what is left
+        # 80% of 100 is what is left; a short run's start and end weigh on it
+        assert 65 <= writes_per_second <= 80, writes_per_second
     else:
         assert writes_per_second >= 92, writes_per_second
 
