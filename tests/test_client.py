@@ -424,6 +424,37 @@ def test_an_empty_503_gives_its_place_back_as_a_proxy_page_does() -> None:
     asyncio.run(go())
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "given_back"),
+    [
+        (500, '{"error": "INTERNAL_SERVER_ERROR", "error_description": "x"}', True),
+        (500, "<html><body>500 Internal Server Error</body></html>", True),
+        (503, "<html><body>503 Service Temporarily Unavailable</body></html>", True),
+        (502, "<html><body>502 Bad Gateway</body></html>", False),
+        (504, "", False),
+    ],
+)
+def test_one_rule_gives_a_server_error_s_place_back(
+    status: int, body: str, given_back: bool
+) -> None:
+    """One rule, for an answer with Bitrix24's envelope and without (a proxy's page): a
+    server error the portal is not still running gives its place in the bucket back; a
+    gateway's 502/504 keeps it (the portal may still be running the request)."""
+    clock = FakeClock()
+    box = Sandbox(limits="off", clock=clock.time)
+
+    def portal(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body.encode())
+
+    async def go() -> float:
+        with client_for(box, clock=clock, transport=httpx.MockTransport(portal)) as client:
+            with pytest.raises(ServerError):
+                await client.call("crm.deal.add", {"fields": {"TITLE": "x"}})
+            return client.bucket.level
+
+    assert asyncio.run(go()) == pytest.approx(0 if given_back else 1, abs=0.01)
+
+
 def test_clients_of_one_process_share_one_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
     """httpx made a TLS context per client (certifi's store, 55 ms of CPU each): clients
     for a real portal now share one; a client with a transport of its own makes none."""

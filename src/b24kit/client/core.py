@@ -17,7 +17,7 @@ import ssl
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
@@ -25,6 +25,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from b24kit.client.address import redact
 from b24kit.client.auth import Auth
 from b24kit.client.errors import (
+    UNKNOWN,
     UNRESOLVED,
     AuthError,
     B24Error,
@@ -43,6 +44,7 @@ from b24kit.clock import Clock, current
 from b24kit.encoding import build_query
 
 log = logging.getLogger("b24kit.client")
+E = TypeVar("E", bound=B24Error)
 
 READ_SUFFIXES = (
     ".list",
@@ -292,7 +294,8 @@ class B24Client:
                 ) from None
             except httpx.HTTPError as exc:
                 if isinstance(exc, (httpx.RemoteProtocolError, httpx.ConnectError)):
-                    self._maybe_not_counted()
+                    self.bucket.not_counted()  # cut before the answer, or never made: as
+                    # a 500 (_given_back)
                 detail = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
                 for secret in self.auth.secrets():
                     detail = detail.replace(secret, "***")
@@ -318,26 +321,25 @@ class B24Client:
             # body goes as soon as it is decoded.
             response.stream = httpx.ByteStream(b"")
 
-    def _maybe_not_counted(self) -> None:
-        """A request that failed where the portal's leaky bucket may not have counted it:
-        a 500, a connection cut before the answer, one never made. No source says
-        whether a real portal counts such a request (docs/sandbox.md#faults), so its
-        place in our bucket is given back: if the portal did count it, its next refusal
-        (QUERY_LIMIT_EXCEEDED, which runs nothing) makes us believe the bucket full again,
-        at the cost of one refused request; had we kept it and the portal not, a fifth of
-        the rate limit would go unused under 20% of such faults (75 against 98 writes/s,
-        tests/test_executor_writes.py). A time-out keeps its place: the portal may still
-        be running it."""
-        self.bucket.not_counted()
+    def _given_back(self, error: E) -> E:
+        """``error``, its request's place in our bucket given back when the portal's leaky
+        bucket may not have counted it: a server error the portal is not still running (a
+        500; a proxy's bare 503, where no PHP worker took the request). The transport's
+        like cases (a connection cut before the answer, one never made) do the same.
+        No source says whether a real portal counts such a request (docs/sandbox.md#faults):
+        if it did, its next refusal (QUERY_LIMIT_EXCEEDED, which runs nothing) makes us
+        believe the bucket full again, at the cost of one refused request; had we kept the
+        place and the portal not, a fifth of the rate limit would go unused under 20% of
+        such faults (75 against 98 writes/s, tests/test_executor_writes.py). A gateway's
+        502/504 and a time-out keep their place: the portal may still be running them."""
+        if isinstance(error, ServerError) and not error.may_still_run:
+            self.bucket.not_counted()
+        return error
 
     def _bare(self, method: str, status: int, detail: str) -> BadResponse | ServerError:
-        """An answer without the envelope (module ``_bare``). A 503 of that kind is a
-        proxy's: no PHP worker took the request, so the portal's leaky bucket most likely
-        never counted it, and its place in ours is given back. Had the portal counted
-        it, its QUERY_LIMIT_EXCEEDED makes us believe the bucket full: safe either way."""
-        if status == 503:
-            self.bucket.not_counted()
-        return _bare(method, status, detail)
+        """An answer without the envelope (module ``_bare``), its place in our bucket given
+        back as ``_given_back`` says."""
+        return self._given_back(_bare(method, status, detail))
 
     def _decode(self, method: str, response: httpx.Response) -> dict[str, Any]:
         status = response.status_code
@@ -353,10 +355,7 @@ class B24Client:
             raise BadResponse(method, status, "the answer is not a JSON object")
         if "error" in data and "result" not in data:
             description = redact(str(data.get("error_description", "")))
-            error = classify(method, status, data.get("error"), description)
-            if isinstance(error, ServerError) and not error.may_still_run:
-                self._maybe_not_counted()
-            raise error
+            raise self._given_back(classify(method, status, data.get("error"), description))
         if status >= 400:
             raise BadResponse(method, status, "an error status without an error body")
         if "result" not in data:
@@ -375,7 +374,7 @@ class B24Client:
                 return True
             if isinstance(exc, TransportFailure) and exc.permanent:
                 return False
-            return safe and isinstance(exc, (ServerError, TransportFailure, BadResponse))
+            return safe and isinstance(exc, UNKNOWN)
 
         return retry_if_exception(check)
 
@@ -438,7 +437,7 @@ class B24Client:
         async def before(state: RetryCallState) -> None:
             nonlocal refreshed, unknown
             exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, (ServerError, TransportFailure, BadResponse)):
+            if isinstance(exc, UNKNOWN):
                 unknown = exc
             if isinstance(exc, AuthError) and exc.upper_code == "EXPIRED_TOKEN":
                 if refreshed:

@@ -113,6 +113,11 @@ class UnknownOutcome(B24Error):
     """A write may or may not have happened and cannot be looked up safely."""
 
 
+# The failures after which a call may or may not have run on the portal: repeated when
+# safe, looked up by key when not (the executor), never taken as "ran nothing".
+UNKNOWN = (ServerError, TransportFailure, BadResponse)
+
+
 class DeadlinePassed(B24Error):
     """The run's deadline passed before the portal answered: the work is incomplete, and
     running it again continues it (every write can be found again)."""

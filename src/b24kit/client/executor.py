@@ -39,13 +39,11 @@ from typing import Any
 
 from b24kit.client.core import B24Client, BatchResult
 from b24kit.client.errors import (
+    UNKNOWN,
     B24Error,
-    BadResponse,
     OperationTimeLimit,
     PortalError,
     QueryLimitExceeded,
-    ServerError,
-    TransportFailure,
     UnknownOutcome,
 )
 from b24kit.client.lookup import UNSURE, Asked, LookupKey, Member, plan
@@ -168,7 +166,6 @@ class DependencyFailed(B24Error):
 
 
 Progress = Callable[[int, int], None]
-UNKNOWN = (ServerError, TransportFailure, BadResponse)
 # Commands a batch carries at the least when a fresh bucket's burst spreads them: below
 # this a request's own cost (a round trip, the portal's start-up) outweighs what a
 # shorter batch saves.

@@ -59,6 +59,12 @@ class Bucket:
         # keep a small margin: our clock and the portal's are not the same clock
         return self.level + 1 <= self.capacity - MARGIN
 
+    def _take_if_room(self) -> bool:
+        if not self._room():
+            return False
+        self.level += 1
+        return True
+
     async def _take(self) -> None:
         while not self._room():
             await self.sleep((self.level + 1 - (self.capacity - MARGIN)) / self.rate)
@@ -84,17 +90,13 @@ class Bucket:
         if self._reserved:
             self._reserved -= 1
             return True
-        if not self._room():
-            return False
-        self.level += 1
-        return True
+        return self._take_if_room()
 
     def try_reserve(self) -> bool:
         """``reserve()`` without waiting: False when there is no room now (or others
         already wait for it)."""
-        if self._lock.locked() or not self._room():
+        if self._lock.locked() or not self._take_if_room():
             return False
-        self.level += 1
         self._reserved += 1
         return True
 
