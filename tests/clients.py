@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -124,3 +125,21 @@ def sync_served(
             await worker
 
     asyncio.run(go())
+
+
+class Batches(httpx.AsyncBaseTransport):
+    """Passes every request to the sandbox and notes, per batch request, how many
+    commands it carried and the HTTP status it got (503: refused by the bucket)."""
+
+    def __init__(self, box: Sandbox) -> None:
+        self.inner = box.transport()
+        self.sent: list[tuple[int, int]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.endswith("/batch"):
+            self.sent.append((len(json.loads(request.content)["cmd"]), response.status_code))
+        return response
+
+    def ran(self) -> list[int]:
+        return [size for size, status in self.sent if status == 200]

@@ -5,7 +5,6 @@ of each fault kind nothing is lost or made twice. Waits pass on the clock seam."
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from typing import Any
 
@@ -16,7 +15,7 @@ from b24kit.client import Executor, Outcome, RetryPolicy
 from b24kit.client.lookup import UNSURE, Asked, LookupKey, Member, plan
 from b24kit.portal import commands as cmd
 from b24kit.sandbox import Sandbox
-from tests.clients import ScriptedFaults, bucket_for, client_for
+from tests.clients import Batches, ScriptedFaults, bucket_for, client_for
 from tests.clocks import FakeClock
 
 
@@ -121,24 +120,6 @@ def test_the_burst_goes_at_once(batches: int, waited: float) -> None:
     assert clock.elapsed == pytest.approx(waited, abs=0.6)
     if not waited:
         assert clock.sleeps == [], "40 batches: no wait at all"
-
-
-class Batches(httpx.AsyncBaseTransport):
-    """Passes every request to the sandbox and notes, per batch request, how many
-    commands it carried and the HTTP status it got (503: refused by the bucket)."""
-
-    def __init__(self, box: Sandbox) -> None:
-        self.inner = box.transport()
-        self.sent: list[tuple[int, int]] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        if request.url.path.endswith("/batch"):
-            self.sent.append((len(json.loads(request.content)["cmd"]), response.status_code))
-        return response
-
-    def ran(self) -> list[int]:
-        return [size for size, status in self.sent if status == 200]
 
 
 def run_counted(

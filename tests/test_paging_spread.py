@@ -7,33 +7,17 @@ tests/test_paging.py."""
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from typing import Any
 
-import httpx
 import pytest
 
 from b24kit.client import iterate, read_all
 from b24kit.client.paging import SPREAD_FLOOR
 from b24kit.sandbox import Sandbox
-from tests.clients import bucket_for, client_for
+from tests.clients import Batches, bucket_for, client_for
 from tests.clocks import FakeClock
 from tests.test_paging import minimum_requests, seed, seeded
-
-
-class Batches(httpx.AsyncBaseTransport):
-    """The sandbox in-process; notes the commands of each batch request and its status."""
-
-    def __init__(self, box: Sandbox) -> None:
-        self.inner = box.transport()
-        self.sent: list[tuple[int, int]] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        if request.url.path.endswith("/batch"):
-            self.sent.append((len(json.loads(request.content)["cmd"]), response.status_code))
-        return response
 
 
 def read(
