@@ -8,6 +8,7 @@ leaves `audit` without an error or warn finding."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -42,9 +43,22 @@ from tests.once import once
 from tests.test_migrate import COMPANY, COMPANY_PATH, deployed, migrate, run_async
 
 SEED, ROWS = 10, 2000
-SHEET = messy.make_sheet(SEED, ROWS)
-# the rehearsal of every fault but one: a repeated row id (test_a_repeated_row_id_...)
-CLEAN = messy.without_duplicate_ids(SHEET)
+
+
+@functools.cache
+def messy_sheet() -> Sheet:
+    """The generated sheet, made on first use: made at import, each test process paid
+    for it while collecting, also those that run none of these tests."""
+    return messy.make_sheet(SEED, ROWS)
+
+
+@functools.cache
+def clean_sheet() -> Sheet:
+    """The rehearsal of every fault but one: a repeated row id
+    (test_a_repeated_row_id_...)."""
+    return messy.without_duplicate_ids(messy_sheet())
+
+
 ORIGINATOR = "messy"
 
 
@@ -311,18 +325,19 @@ def check_pure(sheet: Sheet, table: Table) -> list[str]:
 # ------------------------------------------------------------------ pure, fast
 def test_the_sheet_is_as_messy_as_promised() -> None:
     """The generator's own promise: 2,000 rows, every fault kind present, the truth sane."""
-    assert len(SHEET.rows) >= 2000
-    kinds = Counter(r.kind for r in SHEET.rows)
+    sheet = messy_sheet()
+    assert len(sheet.rows) >= 2000
+    kinds = Counter(r.kind for r in sheet.rows)
     for kind in messy.FAULTS:
         assert kinds[kind] >= 3, (kind, kinds)
-    text = "\n".join(",".join(line) for line in SHEET.cells)
+    text = "\n".join(",".join(line) for line in sheet.cells)
     for ugly in ["1e9999", "ок 5000", "12-15 тыс", "abc123", "-500", "OOO АгроМир", "АгроМир ООО"]:
         assert ugly in text, ugly
     assert messy.NBSP in text and "доб." in text and "=ССЫЛКА" in text
-    counts = SHEET.counts()
+    counts = sheet.counts()
     assert counts["companies"] >= 15 and counts["contacts"] >= 60, counts
-    agromir = SHEET.groups()["agromir"]
-    spellings = {SHEET.cells[r.row - 1][3] for r in SHEET.valid() if r.row_id in agromir}
+    agromir = sheet.groups()["agromir"]
+    spellings = {sheet.cells[r.row - 1][3] for r in sheet.valid() if r.row_id in agromir}
     assert len(spellings) >= 6, spellings
 
 
@@ -330,14 +345,14 @@ def test_the_sheet_is_as_messy_as_promised() -> None:
     "order", [None, 1, 2, 3], ids=["sheet", "shuffled1", "shuffled2", "shuffled3"]
 )
 def test_rejects_values_and_clients_match_the_truth(order: int | None, tmp_path: Path) -> None:
-    sheet = CLEAN if order is None else messy.shuffled(CLEAN, order)
+    sheet = clean_sheet() if order is None else messy.shuffled(clean_sheet(), order)
     assert check_pure(sheet, csv_table(sheet, tmp_path)) == []
 
 
 def test_the_same_rows_read_from_google_sheets_match_the_truth() -> None:
     """The same rows as gspread reads them (digits as numbers: phones, serial dates,
     amounts, row ids, an INN that starts with 0 without it)."""
-    assert check_pure(CLEAN, grid_table(CLEAN)) == []
+    assert check_pure(clean_sheet(), grid_table(clean_sheet())) == []
 
 
 def test_a_repeated_row_id_rejects_both_rows_in_any_order(tmp_path: Path) -> None:
@@ -345,7 +360,7 @@ def test_a_repeated_row_id_rejects_both_rows_in_any_order(tmp_path: Path) -> Non
     the order the rows happen to be in (a re-run on a re-sorted sheet would overwrite one
     project with the other). The truth rejects both."""
     for order in (None, 1):
-        sheet = SHEET if order is None else messy.shuffled(SHEET, order)
+        sheet = messy_sheet() if order is None else messy.shuffled(messy_sheet(), order)
         records, findings = read_records(csv_table(sheet, tmp_path), MAPPING)
         dup = {r.row for r in sheet.rows if r.duplicate_id}
         got = {n: cols for n, cols in rejects(findings).items() if n in dup}
@@ -355,8 +370,8 @@ def test_a_repeated_row_id_rejects_both_rows_in_any_order(tmp_path: Path) -> Non
 def test_an_amount_in_dollars_is_not_written_as_roubles(tmp_path: Path) -> None:
     """«$1 200», «950 евро»: the parser reads the currency, and the deal must not get the
     number as roubles: the row is rejected, naming the currency."""
-    records, findings = read_records(csv_table(CLEAN, tmp_path), MAPPING)
-    rows = {r.row for r in CLEAN.rows if r.foreign_currency}
+    records, findings = read_records(csv_table(clean_sheet(), tmp_path), MAPPING)
+    rows = {r.row for r in clean_sheet().rows if r.foreign_currency}
     assert rows
     assert not [r for r in records if r.row in rows]
     said = {f.row: f.reason for f in findings if f.row in rows and f.column == "Цена"}
@@ -388,7 +403,7 @@ def landed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def _land(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("messy")
-    CLEAN.write_csv(tmp / "messy.csv")
+    clean_sheet().write_csv(tmp / "messy.csv")
     mapping = tmp / "messy.mapping.yaml"
     mapping.write_text(yaml.safe_dump(mapping_data(), allow_unicode=True), encoding="utf-8")
     box = deployed()
@@ -427,11 +442,11 @@ def test_every_valid_row_lands_field_for_field(landed: dict[str, Any]) -> None:
     companies = {int(c["ID"]): c for c in landed["companies"]}
     want: dict[str, Any] = {}
     have: dict[str, Any] = {}
-    for row in CLEAN.valid():
+    for row in clean_sheet().valid():
         deal = deals.get(f"row:{row.row_id}")
         assert deal is not None, f"row {row.row} ({row.row_id}) did not land"
         category = pipelines[row.pipeline or ""]
-        client = expected_client(CLEAN, row)
+        client = expected_client(clean_sheet(), row)
         want[row.row_id] = {
             "title": row.title,
             "category": category,
@@ -481,7 +496,7 @@ def test_counts_on_the_portal_are_the_truth_s(landed: dict[str, Any]) -> None:
         "contractors": landed["contractors"],
         "comments": landed["comments"],
     }
-    assert got == CLEAN.counts()
+    assert got == clean_sheet().counts()
 
 
 def test_a_dry_run_after_the_run_plans_no_deal_company_or_contractor(
@@ -490,7 +505,7 @@ def test_a_dry_run_after_the_run_plans_no_deal_company_or_contractor(
     counts = landed["again_counts"]
     for entity in ("parents", "children", "companies", "contractors"):
         assert counts[entity]["created"] == counts[entity]["updated"] == 0, (entity, counts)
-    assert counts["parents"]["unchanged"] == len(CLEAN.valid())
+    assert counts["parents"]["unchanged"] == len(clean_sheet().valid())
 
 
 def test_a_dry_run_after_the_run_changes_nothing(landed: dict[str, Any]) -> None:
@@ -508,6 +523,6 @@ def test_audit_finds_nothing_the_migration_caused(landed: dict[str, Any]) -> Non
 
 def test_the_truth_file_is_json(tmp_path: Path) -> None:
     """The generator's truth, as the script writes it next to the CSV, reads back."""
-    data = json.loads(json.dumps(SHEET.truth(), ensure_ascii=False))
-    assert data["counts"] == SHEET.counts()
-    assert len(data["rows"]) == len(SHEET.rows)
+    data = json.loads(json.dumps(messy_sheet().truth(), ensure_ascii=False))
+    assert data["counts"] == messy_sheet().counts()
+    assert len(data["rows"]) == len(messy_sheet().rows)

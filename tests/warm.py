@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import io
 import json
 import locale
@@ -188,6 +189,13 @@ def _helper_main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     control = socket.socket(fileno=int(sys.argv[1]))
     _preload()
+    # What the helper built is frozen out of the garbage collector's reach: each child's
+    # collections (its exit's included) walked every object it inherited, writing to the
+    # pages it shares with the helper and so copying them, 0.2 s of CPU a child (a
+    # ``--version`` took 0.30 s; frozen, 0.09 s). What the child builds itself is
+    # collected as in a fresh process.
+    gc.collect()
+    gc.freeze()
     control.send(b"ready")
     request = _serve(control)
     if request is None:
