@@ -31,7 +31,7 @@ from b24kit.sandbox.db import Database, dump_bytes
 from b24kit.sandbox.faults import Faults
 from b24kit.sandbox.limits import PLANS, LeakyBucket, OperatingBudget
 from b24kit.sandbox.methods.system import ALL_SCOPES
-from b24kit.sandbox.portal import Portal
+from b24kit.sandbox.portal import Portal, new_portal_db
 from b24kit.sandbox.readings import parse_readings
 from b24kit.sandbox.registry import GLOBAL, METHODS, CallContext, Paged
 from b24kit.sandbox.values import intval, now_iso, parse_tz
@@ -164,7 +164,10 @@ class Sandbox:
         self.workers = Workers(self.config.workers)
         self.tz = parse_tz(self.config.timezone)
         self.faults = Faults.parse(self.config.faults)
-        self.db = Database(self.config.db, copy_of=copy_of)
+        if copy_of is None and self.config.db == ":memory:":
+            self.db = new_portal_db()
+        else:
+            self.db = Database(self.config.db, copy_of=copy_of)
         self.readings = parse_readings(self.config.readings)
         self.portal = Portal(
             self.db, self.tz, self.clock, self.readings, self.config.language, self.costs
