@@ -343,12 +343,16 @@ class B24Client:
 
     def _decode(self, method: str, response: httpx.Response) -> dict[str, Any]:
         status = response.status_code
-        text = response.text
-        if not text.strip():
+        body = response.content
+        if not body.strip():
             raise self._bare(method, status, "empty response body")
         try:
-            data = response.json()
+            # JSON from the bytes (UTF-8, or UTF-16/32 by its first bytes, RFC 8259), as
+            # httpx's Response.json does: not through Response.text, whose charset lookup
+            # cost each answer as much as decoding it
+            data = json.loads(body)
         except ValueError:
+            text = response.text  # decoded only to tell an HTML page from other text
             kind = "an HTML page" if "<html" in text[:500].lower() else "a non-JSON body"
             raise self._bare(method, status, f"the portal answered with {kind}") from None
         if not isinstance(data, dict):
