@@ -82,3 +82,39 @@ def test_a_file_another_connection_just_made_keeps_what_it_wrote(tmp_path: Path)
     finally:
         first.close()
         second.close()
+
+
+def _tables(db: Database) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table but the webhook's (its token differs per portal)."""
+    names = [
+        r[0]
+        for r in db.all("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        if r[0] not in ("webhooks", "sqlite_stat1")
+    ]
+    out = {n: sorted(tuple(r) for r in db.all(f'SELECT * FROM "{n}"')) for n in names}
+    out["meta"] = [r for r in out["meta"] if r[0] != "webhook_token"]
+    return out
+
+
+def test_a_new_portal_is_what_its_settings_would_build_from_scratch() -> None:
+    """A new in-memory sandbox starts as a copy of one portal made once per process
+    (sandbox/portal.py new_portal_db); under every language and reading it holds what
+    that sandbox's own settings make from an empty schema: a setting that comes to shape
+    the new portal must not be lost in the copy."""
+    from datetime import UTC
+
+    from b24kit.sandbox.portal import Portal
+    from b24kit.sandbox.readings import READINGS
+
+    for language in ("en", "ru"):
+        for readings in ([], sorted(READINGS)):
+            box = Sandbox(limits="off", language=language, readings=readings)
+            scratch = Database.__new__(Database)  # an empty schema, no template
+            scratch._connect(":memory:")
+            scratch._make_schema()
+            Portal(scratch, UTC, box.clock, frozenset(readings), language)
+            try:
+                assert _tables(box.db) == _tables(scratch), (language, readings)
+            finally:
+                box.close()
+                scratch.close()
