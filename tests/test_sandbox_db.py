@@ -1,4 +1,4 @@
-"""A new in-memory sandbox database is a copy of one empty portal made once per process,
+"""A new in-memory sandbox's database is a copy of one new portal made once per process,
 and new databases share nothing; a new file is in WAL mode with the planner's statistics,
 and a file that holds a portal, or one another process has just made, is opened, never
 overwritten."""
@@ -109,9 +109,7 @@ def test_a_new_portal_is_what_its_settings_would_build_from_scratch() -> None:
     for language in ("en", "ru"):
         for readings in ([], sorted(READINGS)):
             box = Sandbox(limits="off", language=language, readings=readings)
-            scratch = Database.__new__(Database)  # an empty schema, no template
-            scratch._connect(":memory:")
-            scratch._make_schema()
+            scratch = Database()  # an empty schema, no template
             Portal(scratch, UTC, box.clock, frozenset(readings), language)
             try:
                 assert _tables(box.db) == _tables(scratch), (language, readings)

@@ -118,13 +118,11 @@ class Database:
     def __init__(self, path: str | Path = ":memory:", copy_of: Database | None = None) -> None:
         """The database at ``path``, or (``copy_of``) a new in-memory one holding a copy of
         that one: its schema, data and planner statistics come with the copy, so none of
-        them is made again (a test's clone of a 10 MB portal, issue 12)."""
+        them is made again (a test's clone of a 10 MB portal, issue 12; a new sandbox's
+        portal, sandbox/portal.py new_portal_db). A file is never made as a copy: two
+        processes may make one at once, and a copy replaces the whole database, where the
+        schema's IF NOT EXISTS leaves what another process wrote."""
         self._connect(":memory:" if copy_of is not None else str(path))
-        if copy_of is None and self.path == ":memory:":
-            # a new portal in memory: the schema, made once per process. Not a file: two
-            # processes may make one at once, and a copy replaces the whole database,
-            # where the schema's IF NOT EXISTS leaves what another process wrote.
-            copy_of = _pristine()
         if copy_of is not None:
             with copy_of._lock:  # not in the middle of another thread's transaction
                 copy_of.conn.backup(self.conn)
@@ -272,24 +270,6 @@ class Database:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
-
-
-_PRISTINE: Database | None = None
-_PRISTINE_LOCK = threading.Lock()
-
-
-def _pristine() -> Database:
-    """An empty portal's database (the schema and the planner's statistics, no rows), made
-    once per process: a new one is a copy of it, not the schema made again (0.1 ms, not
-    3; the tests make a thousand, issue 12)."""
-    global _PRISTINE
-    with _PRISTINE_LOCK:
-        if _PRISTINE is None:
-            pristine = Database.__new__(Database)  # not __init__: it would copy this one
-            pristine._connect(":memory:")
-            pristine._make_schema()
-            _PRISTINE = pristine
-        return _PRISTINE
 
 
 class DatabaseBusy(Exception):
