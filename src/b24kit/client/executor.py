@@ -406,6 +406,17 @@ class _Run:
             return False
         return True
 
+    def sent_again(self, name: str, error: PortalError, method: str | None = None) -> bool:
+        """``name`` (or its lookup, a call of ``method``) was refused by a limit: it did
+        not run. True: it is to be sent again (waiting for the limit is bounded by time,
+        the client's max_limit_wait, not by attempts); False: it has waited that long, and
+        its outcome is the failure."""
+        if self.keeps_waiting(name, method or self.by_name[name].method, error):
+            return True
+        self.attempts[name] += 1
+        self.finish(name, False, error=error)
+        return False
+
     def keeps_waiting(self, name: str, method: str, error: PortalError) -> bool:
         """``name`` (or its lookup, a call of ``method``) was refused by a limit: it did
         not run. True: send it again (the client waits for the limit); False once it has
@@ -580,13 +591,8 @@ class _Run:
             elif name in result.error:
                 error = result.error[name]
                 if isinstance(error, (OperationTimeLimit, QueryLimitExceeded)):
-                    # refused by a limit: it did not run. Wait and send again; bounded by
-                    # time (the client's max_limit_wait), not by attempts.
-                    if self.keeps_waiting(name, self.by_name[name].method, error):
+                    if self.sent_again(name, error):
                         not_run.append(name)
-                    else:
-                        self.attempts[name] += 1
-                        self.finish(name, False, error=error)
                 elif self.lookups.whether_gone(name, error):
                     self.attempts[name] += 1
                 else:
@@ -601,14 +607,7 @@ class _Run:
         to the queue, to leave in batches sized by the bucket as it now is (full: whole
         batches at the sustained rate), within the wait for a limit (``keeps_waiting``)."""
         self.calm = False
-        again: list[str] = []
-        for name in batch:
-            if self.keeps_waiting(name, self.by_name[name].method, exc):
-                again.append(name)
-            else:
-                self.attempts[name] += 1
-                self.finish(name, False, error=exc)
-        self.requeue(again)
+        self.requeue([name for name in batch if self.sent_again(name, exc)])
         for a in asked.values():
             self.lookups.refused(a, exc)
 
@@ -776,14 +775,10 @@ class _Lookups:
         a limit, within the wait for it (as a refused command)."""
         limited = isinstance(error, (OperationTimeLimit, QueryLimitExceeded))
         for m in a.members:
-            if not limited:
-                again = self.run.count_attempt(m.name, error)
-            elif self.run.keeps_waiting(m.name, a.method, error):
-                again = True
+            if limited:
+                again = self.run.sent_again(m.name, error, a.method)
             else:
-                self.run.attempts[m.name] += 1
-                self.run.finish(m.name, False, error=error)
-                again = False
+                again = self.run.count_attempt(m.name, error)
             if again:
                 self.due.append(m.name)
 
