@@ -54,7 +54,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
       a second each);
     - rewrite the test modules' asserts, as pytest does on import, into pytest's own cache
       (__pycache__/*-pytest-*.pyc). On a fresh clone there is none, and each worker
-      rewrote all 74 modules itself, both at once: 2.7 s of each core before the first test.
+      rewrote every test module itself, both at once: 2.7 s of each core before the first
+      test (74 modules then).
 
     Stale or missing cache files only: a second run does nothing here."""
     if hasattr(session.config, "workerinput"):
