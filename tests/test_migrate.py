@@ -347,6 +347,68 @@ contact: {{name: Клиент / Название, phone: Клиент / Теле
     )
 
 
+def test_a_gspread_sheet_with_cells_merged_down_its_projects(tmp_path: Path) -> None:
+    """A client, a manager and a status written once and merged down a group of projects
+    (Google keeps the value in the top cell only) reach every project of the group; a
+    project number merged down several rows is refused with the reason, on every row."""
+    box = deployed()
+    rows = [
+        ["№", "Клиент", "Телефон", "Менеджер", "Что везём", "Статус"],
+        [1, "ООО Ромашка", 79001234567, "Иванов", "трактор", "Оценить"],  # row 2
+        [2, "", "", "", "каток", ""],  # row 3: B, C, D and F merged from row 2
+        [3, "ИП Петров", "8 912 222-33-44", "Петрова", "кран", "новая"],  # row 4
+        ["", "", "", "", "", ""],  # row 5: nothing of its own (D4:D5 drawn a row too far)
+        [5, "ИП Орлов", "8 913 000-11-22", "Смирнов", "экскаватор", "новая"],  # row 6
+        ["", "", "", "", "погрузчик", ""],  # row 7: № merged from row 6
+    ]
+    merges = [(1, 3, c, c + 1) for c in (1, 2, 3, 5)]
+    merges += [(3, 5, 3, 4), (5, 7, 0, 1)]  # D4:D5, A6:A7
+    box.sheets.add("KEY456", "Проекты", {"Лист1": rows}, {"Лист1": merges})
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        f"""
+version: 1
+blueprint: {COMPANY_PATH}
+source: {{sheet: "https://docs.google.com/spreadsheets/d/KEY456/edit"}}
+originator: merged
+row_id: "№"
+users: {{Иванов: 3, Петрова: 4, Смирнов: 5}}
+parent:
+  pipeline: sales_turnkey
+  title: "{{Что везём}}"
+  stage: {{column: Статус, default: NEW, values: {{NEW: [новая], ESTIMATE: [оценить]}}}}
+  fields:
+    ASSIGNED_BY_ID: {{column: Менеджер, parse: user}}
+contact: {{name: Клиент, phone: Телефон}}
+""",
+        encoding="utf-8",
+    )
+    running = start_in_thread(box)
+    try:
+        result = migrate(box, mapping, sheets_endpoint=running.base_url)
+    finally:
+        running.stop()
+    deals = box.call(
+        "crm.deal.list",
+        {
+            "filter": {"ORIGINATOR_ID": "merged"},
+            "select": ["TITLE", "STAGE_ID", "ASSIGNED_BY_ID", "ORIGIN_ID", "COMPANY_ID"],
+        },
+    )
+    parents = {d["TITLE"]: d for d in deals if d["ORIGIN_ID"].count(":") == 1}
+    assert sorted(parents) == ["каток", "кран", "трактор"], "rows 2-4 migrate, row 5 is blank"
+    assert parents["каток"]["ASSIGNED_BY_ID"] == parents["трактор"]["ASSIGNED_BY_ID"] == "3"
+    assert parents["каток"]["STAGE_ID"] == parents["трактор"]["STAGE_ID"]
+    assert parents["каток"]["STAGE_ID"].endswith(":ESTIMATE")
+    company = parents["каток"]["COMPANY_ID"]
+    assert company and company == parents["трактор"]["COMPANY_ID"], "one client, an ООО"
+    assert box.call("crm.company.get", {"id": company})["TITLE"] == "ООО Ромашка"
+    rejected = {f.row: f.reason for f in result.findings if f.kind == "rejected"}
+    assert rejected[5] == "blank row"
+    for row in (6, 7):
+        assert "row id 5 is one cell merged over rows 6, 7" in rejected[row]
+
+
 def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:
     import yaml
 

@@ -145,6 +145,54 @@ def test_header_names_without_text_and_duplicates() -> None:
     assert table.repeated == {"A": ["A", "C"]}, "which columns share a name"
 
 
+def test_a_cell_merged_down_data_rows_is_each_row_s() -> None:
+    """People write a client, a manager or a status once for a group of projects and
+    merge it down; the sheet keeps it in the top cell only. Each row it spans reads it,
+    in the merge's first column, and says where it came from."""
+    rows: list[list[object]] = [
+        ["№", "Клиент", "Менеджер", "Цена", "Примечание", ""],
+        [1, "ООО Ромашка", "Иванов", 100, "срочно", None],  # row 2
+        [2, "", "", 200, "", None],  # row 3
+        [3, "ИП Петров", "", 300, "", None],  # row 4
+        [4, None, None, None, None, None],  # row 5
+        [None, None, None, None, None, None],  # row 6: a merge drawn one row too far
+        [5, "", "Сидоров", None, None, None],  # row 7: its own value under no merge
+    ]
+    merges = [
+        (1, 3, 1, 2),  # Клиент B2:B3
+        (1, 6, 2, 3),  # Менеджер C2:C6
+        (1, 2, 4, 6),  # Примечание E2:F2, across columns
+        (3, 5, 3, 5),  # D4:E5, down and across
+    ]
+    table = to_table(Grid("x", "Лист1", rows, merges))
+    by = {row.number: row for row in table.rows}
+    assert by[3].value("Клиент") == "ООО Ромашка"
+    assert by[3].cells["Клиент"].where == "Лист1!B3 (Клиент, merged with B2)"
+    assert by[2].cells["Клиент"].where == "Лист1!B2 (Клиент)", "the top cell is its own"
+    assert [by[n].value("Менеджер") for n in (2, 3, 4, 5, 6, 7)] == [
+        "Иванов",
+        "Иванов",
+        "Иванов",
+        "Иванов",
+        "Иванов",
+        "Сидоров",
+    ]
+    assert by[2].value("column F") is None, "a merge across columns is its first column's"
+    assert by[5].value("Цена") == 300 and by[5].value("Примечание") is None
+    assert by[4].value("Клиент") == "ИП Петров", "a row's own value is never replaced"
+    assert by[6].blank, "a row with nothing but a merge's value from above is blank"
+    assert not by[5].blank, "row 5 has its own number"
+    assert by[7].carried == {}
+
+
+def test_a_header_merged_into_the_data_is_no_value() -> None:
+    """A header cell merged down into the first data row names the column; the data row
+    does not read the header's text as its value."""
+    table = to_table(Grid("x", "s", [["Клиент", "Статус"], ["А", None]], [(0, 2, 1, 2)]))
+    assert table.headers == ["Клиент", "Статус"]
+    assert table.rows[0].value("Статус") is None
+
+
 def test_a_sheet_of_blank_cells_is_empty() -> None:
     table = to_table(Grid("x", "s", [[], ["", " ", None], ["", ""]]))
     assert table.headers == [] and table.rows == []

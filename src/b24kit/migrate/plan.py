@@ -441,13 +441,18 @@ def _repeated_ids(table: Table, mapping: Mapping, no_rows: dict[int, str]) -> di
     """The rows whose row id another row has, with the reason: a number on two projects
     names neither, so every one of them is rejected, whatever the rows' order; a row that
     repeats another cell for cell is a copy, and only the copies are. Only rows that are
-    projects (a client name or phone: project_columns) count."""
+    projects (a client name or phone: project_columns) count, and the rows a row id cell
+    is merged down: one project on several rows, refused whole, never half-read."""
     rows: dict[str, list[SheetRow]] = {}
     wanted = project_columns(mapping)  # a note or a total is no project: rejected as such
     for row in table.rows:
         if row.number in no_rows:
             continue
-        if not wanted or any(row.value(c) is not None for c in wanted):
+        if (
+            not wanted
+            or any(row.value(c) is not None for c in wanted)
+            or (mapping.row_id is not None and mapping.row_id in row.carried)
+        ):
             rows.setdefault(_row_id(mapping, row), []).append(row)
     out: dict[int, str] = {}
     for row_id, same in rows.items():
@@ -457,6 +462,14 @@ def _repeated_ids(table: Table, mapping: Mapping, no_rows: dict[int, str]) -> di
         if len(contents) == 1:  # copies: the first row stands
             for copy in same[1:]:
                 out[copy.number] = f"row id {row_id} repeats row {same[0].number}, cell for cell"
+            continue
+        if mapping.row_id and any(mapping.row_id in r.carried for r in same):
+            numbers = ", ".join(str(r.number) for r in same)
+            for row in same:
+                out[row.number] = (
+                    f"row id {row_id} is one cell merged over rows {numbers}: each row is a "
+                    "project of its own; unmerge it and give each row its own number"
+                )
             continue
         for row in same:
             others = ", ".join(str(r.number) for r in same if r is not row)

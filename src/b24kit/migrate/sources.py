@@ -42,6 +42,7 @@ class Cell:
     row: int  # 1-based, as the sheet shows it
     column: str  # letter, as the sheet shows it
     header: str
+    merged_from: str | None = None  # the merge's top cell ("B5"), when the value is its
 
     @property
     def blank(self) -> bool:
@@ -49,7 +50,8 @@ class Cell:
 
     @property
     def where(self) -> str:
-        return f"{self.worksheet}!{self.column}{self.row} ({self.header})"
+        merged = f", merged with {self.merged_from}" if self.merged_from else ""
+        return f"{self.worksheet}!{self.column}{self.row} ({self.header}{merged})"
 
 
 @dataclass
@@ -63,11 +65,16 @@ class SheetRow:
     values: dict[str, Any]  # header -> the cell's value as read (None past the row's end)
     worksheet: str = ""
     letters: dict[str, str] = field(default_factory=dict)  # header -> its column's letter
+    # header -> the cell above it whose value it shows: a cell of a vertical merge ("B5")
+    carried: dict[str, str] = field(default_factory=dict)
     # the non-blank values: worked out once, when the row is made
     filled: dict[str, Any] = field(init=False, repr=False, compare=False)
+    # the row has a value of its own, not only ones carried down from a merge above
+    own: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.filled = {h: v for h, v in self.values.items() if not _is_blank(v)}
+        self.own = any(h not in self.carried for h in self.filled)
 
     def value(self, header: str) -> Any:
         """The cell's value, None when blank or not in the sheet."""
@@ -76,13 +83,22 @@ class SheetRow:
     @property
     def cells(self) -> dict[str, Cell]:
         return {
-            header: Cell(value, self.worksheet, self.number, self.letters[header], header)
+            header: Cell(
+                value,
+                self.worksheet,
+                self.number,
+                self.letters[header],
+                header,
+                self.carried.get(header),
+            )
             for header, value in self.values.items()
         }
 
     @property
     def blank(self) -> bool:
-        return not self.filled
+        """No value of its own: a row whose only values are a merge's from above (a merge
+        drawn one row too far) is blank, as it looks, and never a project."""
+        return not self.own
 
     def repeats_header(self, headers: list[str]) -> bool:
         """A header pasted again in the middle of the data: at least two thirds of its
@@ -174,14 +190,48 @@ def to_table(grid: Grid, header_rows: int = 1) -> Table:
     rows = []
     first = start + header_rows
     letters_of = {header: column_letter(col) for col, header in enumerate(headers)}
+    carried = _carried(grid, first, width)
+    shared = (grid.worksheet, letters_of)
     for index in range(first, len(grid.rows)):  # (width: one header a column)
         raw = grid.rows[index]
         # a short row's missing cells are None; a long row's extra ones have no header
         line = raw[:width] if len(raw) >= width else [*raw, *[None] * (width - len(raw))]
+        down = carried.get(index)
+        if down is None:
+            rows.append(SheetRow(index + 1, dict(zip(headers, line, strict=True)), *shared))
+            continue
+        line = list(line)
+        for col, (value, _) in down.items():
+            line[col] = value
         values = dict(zip(headers, line, strict=True))
-        rows.append(SheetRow(index + 1, values, grid.worksheet, letters_of))
+        origin = {headers[col]: top for col, (_, top) in down.items()}
+        rows.append(SheetRow(index + 1, values, grid.worksheet, letters_of, origin))
     repeated = {name: cols for name, cols in letters.items() if len(cols) > 1}
     return Table(grid.source, grid.worksheet, headers, rows, first + 1, repeated)
+
+
+def _carried(grid: Grid, first: int, width: int) -> dict[int, dict[int, tuple[Any, str]]]:
+    """Data rows' cells under a vertical merge, by row index then column: the merge's value
+    and its top cell ("B5"). People read a cell merged down several projects' rows as each
+    row's (a client, a manager, a status written once for a group); the sheet holds it
+    only in the top cell. It is carried down the merge's first column only: a merge
+    across columns shows one value, which is that column's (copied into the next
+    columns, a note would become a price). Merges that start in the header are the
+    header's (``_filled``); cells that hold a value of their own keep it."""
+    out: dict[int, dict[int, tuple[Any, str]]] = {}
+    for r0, r1, c0, _c1 in grid.merges:
+        if r0 < first or r1 - r0 < 2 or r0 >= len(grid.rows) or c0 >= width:
+            continue
+        top = grid.rows[r0]
+        value = top[c0] if c0 < len(top) else None
+        if _is_blank(value):
+            continue
+        where = f"{column_letter(c0)}{r0 + 1}"
+        for r in range(r0 + 1, min(r1, len(grid.rows))):
+            row = grid.rows[r]
+            if c0 >= len(row) or _is_blank(row[c0]):
+                out.setdefault(r, {})[c0] = (value, where)
+    return out
 
 
 def _has_text(value: Any) -> bool:
