@@ -124,6 +124,67 @@ def test_html_or_empty_bodies_are_clear_errors(
     asyncio.run(go())
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (501, "<html><body>Unsupported method ('POST')</body></html>", BadResponse),
+        (505, "", BadResponse),
+        (404, "<html><body>Not Found</body></html>", BadResponse),
+        (403, "<html><body>Forbidden</body></html>", BadResponse),
+        (501, '{"error": "NOT_IMPLEMENTED", "error_description": "x"}', PortalError),
+    ],
+)
+def test_an_answer_that_will_not_change_is_not_asked_again(
+    status: int, body: str, error: type[Exception]
+) -> None:
+    """A web server that is no portal (a 404 or 403 page, a 501 or 505) answers the same
+    however often it is asked: a read fails at once, naming the status, instead of
+    retrying for most of a minute."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status, content=body.encode())
+
+    client = _edge(httpx.MockTransport(handler))
+
+    async def go() -> None:
+        with pytest.raises(error) as info:
+            await client.call("crm.deal.list")
+        assert type(info.value) is error, "not a transient ServerError"
+        assert f"HTTP {status}" in str(info.value)
+        if error is BadResponse:
+            assert "check the portal's address" in str(info.value)
+
+    asyncio.run(go())
+    assert len(seen) == 1, "asked once"
+
+
+@pytest.mark.parametrize("status", [408, 429, 200])
+def test_an_answer_that_may_change_is_asked_again(status: int) -> None:
+    """A bare 408 or 429 from a proxy, or a 200 with a cut body, may be different next
+    time: a read is asked again, and gets the portal's answer."""
+    answers = [httpx.Response(status, content=b"<html>wait</html>")]
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if answers:
+            return answers.pop()
+        return httpx.Response(200, json={"result": [], "total": 0, "time": {}})
+
+    clock = FakeClock()  # the back-off wait takes no real time
+    box = Sandbox(limits="off", clock=clock.time)
+
+    async def go() -> None:
+        transport = httpx.MockTransport(handler)
+        with client_for(box, clock=clock, transport=transport) as client:
+            assert await client.call("crm.deal.list") == []
+
+    asyncio.run(go())
+    assert len(seen) == 2
+
+
 def test_reads_retry_server_errors_and_writes_do_not() -> None:
     clock = FakeClock()  # the retries' back-off waits take no real time
     box = Sandbox(limits="off", faults="500=0.5,drop=0.2,seed=4", clock=clock.time)

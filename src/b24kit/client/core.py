@@ -25,6 +25,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from b24kit.client.address import redact
 from b24kit.client.auth import Auth
 from b24kit.client.errors import (
+    NEVER_TRANSIENT,
     UNKNOWN,
     UNRESOLVED,
     AuthError,
@@ -66,8 +67,9 @@ def _bare(method: str, status: int, detail: str) -> BadResponse | ServerError:
     """An answer without the envelope. From a 5xx it is a proxy's (nginx's 502/503/504 page:
     no worker took the request, or it ran and the answer was lost): a transient server
     error whose outcome is unknown for a write, as a 500. Never the leaky bucket's
-    refusal, which always carries QUERY_LIMIT_EXCEEDED."""
-    if status >= 500:
+    refusal, which always carries QUERY_LIMIT_EXCEEDED. A 501 or 505 is no such error:
+    the server cannot serve the request at all (``NEVER_TRANSIENT``)."""
+    if status >= 500 and status not in NEVER_TRANSIENT:
         return ServerError(method, status, "", detail)
     return BadResponse(method, status, detail)
 
@@ -377,6 +379,8 @@ class B24Client:
             if isinstance(exc, AuthError) and exc.upper_code == "EXPIRED_TOKEN":
                 return True
             if isinstance(exc, TransportFailure) and exc.permanent:
+                return False
+            if isinstance(exc, BadResponse) and exc.final:
                 return False
             return safe and isinstance(exc, UNKNOWN)
 

@@ -67,13 +67,25 @@ class ServerError(PortalError):
         return self.status in (502, 504) and not self.code
 
 
+# 5xx statuses that say the server cannot serve such a request at all, now or later: 501
+# Not Implemented (a server that is no portal: `python -m http.server` answers a POST so),
+# 505 HTTP Version Not Supported. Sent again, they answer the same: one is final.
+NEVER_TRANSIENT = frozenset({501, 505})
+# 4xx statuses that say "not now" (a time-out, too early, too many): worth asking again
+LATER = frozenset({408, 425, 429})
+
+
 class BadResponse(B24Error):
-    """The portal answered with something that is not the JSON envelope (HTML, empty)."""
+    """The portal answered with something that is not the JSON envelope (HTML, empty).
+    ``final``: asked again, it answers the same (a web server's 404 or 403 page, a 501):
+    the address is no portal, or not this one, and a read is not retried."""
 
     def __init__(self, method: str, status: int, detail: str) -> None:
         self.method = method
         self.status = status
-        super().__init__(f"{method}: HTTP {status}: {detail}")
+        self.final = status in NEVER_TRANSIENT or (400 <= status < 500 and status not in LATER)
+        hint = " (no Bitrix24 answer: check the portal's address)" if self.final else ""
+        super().__init__(f"{method}: HTTP {status}: {detail}{hint}")
 
 
 class TransportFailure(B24Error):
@@ -157,6 +169,6 @@ def classify(method: str, status: int, code: Any, description: str) -> PortalErr
         or status == 401
     ):
         return AuthError(method, status, code, description)
-    if status >= 500:
+    if status >= 500 and status not in NEVER_TRANSIENT:
         return ServerError(method, status, code, description)
     return PortalError(method, status, code, description)
