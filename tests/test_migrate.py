@@ -409,6 +409,47 @@ contact: {{name: Клиент, phone: Телефон}}
         assert "row id 5 is one cell merged over rows 6, 7" in rejected[row]
 
 
+def test_a_formula_error_in_a_cell_rejects_its_row(tmp_path: Path) -> None:
+    """A CSV saved from a Russian Excel where lookups failed: "#Н/Д" in a client's name and
+    "#REF!" in a price are no values. Each such row is rejected naming the cell and the
+    code; nothing named "#Н/Д" reaches the portal; an unread column's error is no matter."""
+    box = deployed()
+    (tmp_path / "p.csv").write_bytes(
+        "№;Клиент;Телефон;Цена;Заметки\n"
+        "1;#Н/Д;8 900 111-22-33;1000;\n"
+        "2;ООО Ромашка;8 900 222-33-44;#REF!;\n"
+        "3;ИП Петров;8 900 333-44-55;3000;#ЗНАЧ!\n".encode("cp1251")
+    )
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        f"""
+version: 1
+blueprint: {COMPANY_PATH}
+source: {{csv: p.csv}}
+originator: errors
+row_id: "№"
+parent:
+  pipeline: sales_turnkey
+  title: "{{Клиент}}"
+  stage: {{default: NEW}}
+  fields:
+    OPPORTUNITY: {{column: Цена, parse: money}}
+contact: {{name: Клиент, phone: Телефон}}
+""",
+        encoding="utf-8",
+    )
+    result = migrate(box, mapping)
+    rejected = [(f.row, f.column, f.value, f.reason) for f in result.findings]
+    assert (2, "Клиент", "#Н/Д") in [r[:3] for r in rejected]
+    assert (3, "Цена", "#REF!") in [r[:3] for r in rejected]
+    assert all("formula error" in r[3] for r in rejected if r[2] in ("#Н/Д", "#REF!"))
+    assert result.rejected_rows == 2 and result.records == 1
+    deals = box.call("crm.deal.list", {"filter": {"ORIGINATOR_ID": "errors"}})
+    assert sorted(d["TITLE"] for d in deals) == ["ИП Петров"]
+    names = [c["NAME"] for c in box.call("crm.contact.list", {"select": ["NAME"]})]
+    assert not any("#" in (n or "") for n in names)
+
+
 def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:
     import yaml
 

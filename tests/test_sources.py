@@ -185,6 +185,33 @@ def test_a_cell_merged_down_data_rows_is_each_row_s() -> None:
     assert by[7].carried == {}
 
 
+def test_a_formula_error_is_no_value(tmp_path: Path) -> None:
+    """A cell whose formula failed holds "#N/A" or "#REF!" in an XLSX file (Excel stores
+    the code), in a CSV export and in the values the Sheets API gives: the row keeps it
+    as an error, never as a value, and is no blank row for it."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Лист1"
+    sheet.append(["Клиент", "Цена", "Телефон"])
+    sheet.append(["#N/A", 100, "#REF!"])
+    sheet.append(["ООО Ромашка", " #div/0! ", "#хэштег"])
+    path = tmp_path / "errors.xlsx"
+    book.save(path)
+    first, second = to_table(read_xlsx(path)).rows
+    assert first.errors == {"Клиент": "#N/A", "Телефон": "#REF!"}
+    assert first.value("Клиент") is None and first.value("Цена") == 100
+    assert not first.blank
+    assert second.errors == {"Цена": "#DIV/0!"}, "as Excel shows it, whatever the case"
+    assert second.value("Телефон") == "#хэштег", "text that only starts with # is text"
+    csv = tmp_path / "errors.csv"
+    csv.write_bytes("Клиент;Цена\n#Н/Д;#ЗНАЧ!\n".encode("cp1251"))
+    (row,) = to_table(read_csv(csv)).rows
+    assert row.errors == {"Клиент": "#Н/Д", "Цена": "#ЗНАЧ!"}, "a Russian Excel's codes"
+    assert row.filled == {}
+
+
 def test_a_header_merged_into_the_data_is_no_value() -> None:
     """A header cell merged down into the first data row names the column; the data row
     does not read the header's text as its value."""

@@ -30,6 +30,7 @@ from b24kit.migrate.clients import (
     organisation,
     person_name,
 )
+from b24kit.migrate.columns import named_columns
 from b24kit.migrate.mapping import TEMPLATE, ChildRule, Column, Mapping, StageRule
 from b24kit.migrate.parsers import (
     Enumeration,
@@ -134,6 +135,8 @@ class _Shared:
 
     def __init__(self, mapping: Mapping) -> None:
         self.users = {normalize_word(k): v for k, v in mapping.users.items()}
+        # every column the mapping reads, each once, in the mapping's order
+        self.columns = list(dict.fromkeys(column for _, column in named_columns(mapping)))
         self._enums: dict[int, Enumeration] = {}
         self._templates: dict[str, list[str]] = {}
 
@@ -342,6 +345,24 @@ def _row_rules(reader: _RowReader, mapping: Mapping) -> None:
             )
 
 
+def _formula_errors(reader: _RowReader, columns: list[str]) -> None:
+    """Reject a row where a column the mapping reads holds a formula's error (``#N/A``,
+    ``#REF!``): the value it stands for is not in the sheet, and the error's text is no
+    value (it reads as blank to every other rule)."""
+    for column in columns:
+        code = reader.row.errors.get(column)
+        if code is not None:
+            reader.errors.append(
+                reader.finding(
+                    "rejected",
+                    column,
+                    code,
+                    f"the cell shows a formula error ({code}), not a value: fix the "
+                    "formula in the sheet, or clear the cell",
+                )
+            )
+
+
 def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Finding]]:
     """Validate every row. A row with any error is rejected whole (each problem listed);
     nothing is dropped silently."""
@@ -361,6 +382,8 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
             continue
         if mapping.row_id and row.value(mapping.row_id) is not None:
             reader.row_id = row_id
+        if row.errors:
+            _formula_errors(reader, shared.columns)
         contact = mapping.contact
         _row_rules(reader, mapping)
         name = reader.cell_text(contact.name) if contact.name else None

@@ -35,6 +35,34 @@ def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+# What a spreadsheet shows in a cell whose formula failed: Google Sheets' and Excel's codes
+# (the values API, an XLSX file's cached value and a CSV export all give the text), and
+# Excel's Russian ones, which a CSV saved from a Russian Excel holds. Never a name or a
+# number: read as such, "#N/A" became a client.
+FORMULA_ERRORS = frozenset(
+    {
+        "#N/A",
+        "#REF!",
+        "#VALUE!",
+        "#DIV/0!",
+        "#NAME?",
+        "#NUM!",
+        "#NULL!",
+        "#ERROR!",
+        "#SPILL!",
+        "#CALC!",
+        "#GETTING_DATA",
+        "#Н/Д",
+        "#ССЫЛКА!",
+        "#ЗНАЧ!",
+        "#ДЕЛ/0!",
+        "#ИМЯ?",
+        "#ЧИСЛО!",
+        "#ПУСТО!",
+    }
+)
+
+
 @dataclass(frozen=True)
 class Cell:
     value: Any
@@ -67,14 +95,24 @@ class SheetRow:
     letters: dict[str, str] = field(default_factory=dict)  # header -> its column's letter
     # header -> the cell above it whose value it shows: a cell of a vertical merge ("B5")
     carried: dict[str, str] = field(default_factory=dict)
-    # the non-blank values: worked out once, when the row is made
+    # the non-blank values: worked out once, when the row is made (no formula error: it
+    # is no value, and reads as blank; ``errors`` keeps it, for the rejection)
     filled: dict[str, Any] = field(init=False, repr=False, compare=False)
+    errors: dict[str, str] = field(init=False, repr=False, compare=False)
     # the row has a value of its own, not only ones carried down from a merge above
     own: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.filled = {h: v for h, v in self.values.items() if not _is_blank(v)}
-        self.own = any(h not in self.carried for h in self.filled)
+        filled = {h: v for h, v in self.values.items() if not _is_blank(v)}
+        self.errors = {
+            h: v.strip().upper()
+            for h, v in filled.items()
+            if type(v) is str and "#" in v and v.strip().upper() in FORMULA_ERRORS
+        }
+        for header in self.errors:
+            del filled[header]
+        self.filled = filled
+        self.own = bool(self.errors) or any(h not in self.carried for h in filled)
 
     def value(self, header: str) -> Any:
         """The cell's value, None when blank or not in the sheet."""
