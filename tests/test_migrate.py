@@ -450,6 +450,63 @@ contact: {{name: Клиент, phone: Телефон}}
     assert not any("#" in (n or "") for n in names)
 
 
+SHEET_A = "Клиент;Телефон;Цена\nООО Ромашка;8 900 111-22-33;1000\nИП Петров;8 900 222-33-44;2000\n"
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        # another sheet (next month's tab, say) under the first one's originator
+        "Клиент;Телефон;Цена\nООО Лютик;8 900 555-22-33;5000\nИП Петров;8 900 222-33-44;6000\n",
+        # the same sheet sorted: with no row_id, a row's number is its key
+        "Клиент;Телефон;Цена\nИП Петров;8 900 222-33-44;2000\nООО Ромашка;8 900 111-22-33;1000\n",
+    ],
+    ids=["another-sheet", "sorted"],
+)
+def test_a_run_never_hands_a_deal_to_another_client_unasked(tmp_path: Path, second: str) -> None:
+    """A sheet migrated under an originator, then a second sheet under the same one (or
+    the same sheet re-sorted, its rows keyed by their numbers): the second run rewrote
+    the first sheet's deals as its own projects, for other clients. It is refused before
+    anything is written, naming each deal and both clients; --reassign-clients (here
+    ``reassign_clients``) lets it go on."""
+    from b24kit.migrate.plan import ClientsChanged
+
+    box = deployed()
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        f"""
+version: 1
+blueprint: {COMPANY_PATH}
+source: {{csv: p.csv}}
+originator: projects
+parent:
+  pipeline: sales_turnkey
+  title: "{{Клиент}}"
+  stage: {{default: NEW}}
+  fields:
+    OPPORTUNITY: {{column: Цена, parse: money}}
+contact: {{name: Клиент, phone: Телефон}}
+""",
+        encoding="utf-8",
+    )
+    (tmp_path / "p.csv").write_text(SHEET_A, encoding="utf-8")
+    assert migrate(box, mapping).records == 2
+    select = ["ID", "TITLE", "ORIGIN_ID", "OPPORTUNITY", "COMPANY_ID", "DATE_MODIFY"]
+    deals = {"filter": {"ORIGINATOR_ID": "projects"}, "select": select}
+    first = box.call("crm.deal.list", deals)
+    (tmp_path / "p.csv").write_text(second, encoding="utf-8")
+    with pytest.raises(ClientsChanged) as refused:
+        migrate(box, mapping)
+    message = str(refused.value)
+    assert f"row 2: deal #{first[0]['ID']} belongs to company #" in message
+    assert "«ООО Ромашка», the row names " in message
+    assert box.call("crm.deal.list", deals) == first, "nothing written"
+    migrate(box, mapping, reassign_clients=True)
+    moved = {d["ORIGIN_ID"]: d for d in box.call("crm.deal.list", deals)}
+    assert len(moved) == 2, "the same deals, each now the row's client's"
+    assert moved["row:r2"]["TITLE"] == second.splitlines()[1].split(";")[0]
+
+
 def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:
     import yaml
 

@@ -340,3 +340,38 @@ def test_a_run_writes_the_directory_s_stats_and_nothing_else_there(home: Path) -
     rerun(home)
     after = call("crm.item.get", {"entityTypeId": etid, "id": dup})["item"]
     assert "FAIL" not in after["stageId"], "a duplicate is sync's to merge, not a run's"
+
+
+def test_a_row_that_names_another_client_is_refused_until_asked(home: Path) -> None:
+    """A re-run gave a deal b24kit made to whatever client its row named now: a second
+    sheet under the same originator, or a sorted sheet without row ids, handed every deal
+    to another client. A deal changes hands only with --reassign-clients; refused, the
+    run (and its dry run) writes nothing and says which deal and which clients."""
+    number = first(home, client("ООО Тяжмаш"))
+    before = deal(f"row:{number}")
+
+    def change(row: dict[str, str]) -> bool:
+        if row["№"] != number:
+            return False
+        row.update({"Клиент": "ООО Новый Заказчик", "Телефон": "8 999 123-45-67", "Email": ""})
+        return True
+
+    edit_rows(home, change)
+    mapping = "examples/projects.mapping.yaml"
+    for extra in ("--dry-run", "--yes"):
+        refused = cli("migrate", "run", mapping, "-p", "sandbox", extra)
+        assert refused.code == 2, refused.stdout + refused.stderr
+        error, hint = refused.stderr.strip().splitlines()[-2:]
+        assert "1 deal(s) made earlier under originator 'legacy-projects' would go to " in error
+        assert (
+            f"deal #{before['ID']} belongs to company #{before['COMPANY_ID']} «ООО Тяжмаш», "
+            "the row names a new company «ООО Новый Заказчик»"
+        ) in error
+        assert "own originator" in hint and "--reassign-clients" in hint
+    assert deal(f"row:{number}") == before, "nothing written"
+    moved = cli("migrate", "run", mapping, "-p", "sandbox", "--yes", "--reassign-clients")
+    assert moved.code == 0, moved.stdout + moved.stderr
+    after = deal(f"row:{number}")
+    assert after["ID"] == before["ID"] and after["COMPANY_ID"] != before["COMPANY_ID"]
+    assert call("crm.company.get", {"id": after["COMPANY_ID"]})["TITLE"] == "ООО Новый Заказчик"
+    audit_clean()

@@ -20,9 +20,11 @@ def one_line(text: str) -> str:
 
 
 class Error(Exception):
-    """Something b24kit could not do. Unknown kinds are bugs: exit 4."""
+    """Something b24kit could not do. Unknown kinds are bugs: exit 4. ``hint``: one line
+    on what to do, shown under the error's own line."""
 
     exit_code = 4
+    hint: str | None = None
 
 
 class InputError(Error, ValueError):

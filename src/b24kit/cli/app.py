@@ -163,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 err.print(str(issue), highlight=False, markup=False)
         else:
             err.print(f"error: {one_line(_redact(str(exc)))}", highlight=False, markup=False)
+        if exc.hint:
+            err.print(f"  {one_line(_redact(exc.hint))}", highlight=False, markup=False)
         code = exc.exit_code
     except OSError as exc:  # a file the user named: cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""

@@ -239,4 +239,5 @@ def run_portal(
     except BlueprintError:
         raise  # its issues are listed by main, each with file:line
     except Error as exc:  # the hierarchy decides: input 2, portal 3
-        raise fail(redact(str(exc)), code=exc.exit_code) from None
+        hint = redact(exc.hint) if exc.hint else None
+        raise fail(redact(str(exc)), hint, code=exc.exit_code) from None

@@ -120,13 +120,23 @@ def run(
             help="Google service-account or OAuth client JSON, as gspread reads them.",
         ),
     ] = None,
+    reassign_clients: Annotated[
+        bool,
+        typer.Option(
+            "--reassign-clients",
+            metavar="",
+            help="Let a re-run give deals it made earlier to the clients the sheet names "
+            "now (refused without it: usually another sheet under the same originator).",
+        ),
+    ] = False,
     lock_wait: LockWaitOption = LOCK_WAIT,
     format: FormatOption = Format.text,
     mapping_alias: Annotated[Path | None, typer.Option("--mapping", "-m", hidden=True)] = None,
 ) -> None:
     """Read the sheet, reject what cannot be read (with row, column and reason), and create
     or update parent deals, child deals, contacts and contractors. Safe to re-run: rows
-    already migrated are updated, never created twice; a killed run resumes.
+    already migrated are updated, never created twice; a killed run resumes. A re-run
+    never gives a deal to another client unless --reassign-clients.
 
     Exit codes: 0 done (rejected rows are listed and written to --report), 2 bad mapping
     or sheet, 3 portal error (the run can simply be repeated).
@@ -162,7 +172,12 @@ def run(
     async def work(conn: "Connection") -> "MigrationResult":
         with phase(f"reading the sheet and {conn.label}"):
             result = await prepare(
-                conn.client, mapping, mapping_file.parent, sheets_endpoint, credentials
+                conn.client,
+                mapping,
+                mapping_file.parent,
+                sheets_endpoint,
+                credentials,
+                reassign_clients=reassign_clients,
             )
         narrate(format, lambda: _print_before(result, dry_run))
         if dry_run or not result.plan.commands:

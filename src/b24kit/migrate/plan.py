@@ -774,11 +774,47 @@ async def read_markers(
     return markers
 
 
+@dataclass(frozen=True)
+class Rebind:
+    """A deal made earlier (found by its key) that the row would give to another client:
+    a deal is a client's history, never moved to another one without being asked."""
+
+    row: int
+    row_id: str
+    deal: int
+    was: str  # the deal's client now: "company #4 «ООО Ромашка»"
+    now: str  # the row's client: "a new company «ООО Лютик»"
+
+    def __str__(self) -> str:
+        return f"row {self.row}: deal #{self.deal} belongs to {self.was}, the row names {self.now}"
+
+
+class ClientsChanged(InputError):
+    """A run would give deals it made earlier to other clients: usually another sheet
+    under the same ``originator`` (its rows' keys are the first sheet's), or rows whose
+    numbers (no ``row_id``) moved since the last run. Nothing is written."""
+
+    def __init__(self, rebinds: list[Rebind], originator: str) -> None:
+        self.rebinds = rebinds
+        shown = "; ".join(str(r) for r in rebinds[:3])
+        more = f"; and {len(rebinds) - 3} more" if len(rebinds) > 3 else ""
+        super().__init__(
+            f"{len(rebinds)} deal(s) made earlier under originator {originator!r} would go "
+            f"to another client: {shown}{more}"
+        )
+        self.hint = (
+            "if this sheet is not the one those deals were made from, give its mapping its "
+            "own originator (and a row_id column: row numbers move); to move the deals to "
+            "the sheet's clients, run again with --reassign-clients"
+        )
+
+
 @dataclass
 class MigrationPlan:
     commands: list[Command] = field(default_factory=list)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)  # what planning found: conflicts
+    rebinds: list[Rebind] = field(default_factory=list)  # deals the run gives other clients
 
     def count(self, entity: str, outcome: str) -> None:
         self.counts.setdefault(entity, {"created": 0, "updated": 0, "unchanged": 0})
@@ -940,6 +976,8 @@ class _Planner:
         parent_fields.update(client)
         origin = f"row:{record.row_id}"
         have = self.existing.deals.get(origin)
+        if have is not None:
+            self._rebinds(record, have, client)
         move, stage_now = self._parent_stage(record, code, pipeline, parent_fields, have)
         parent = self.deal(origin, parent_fields, "parents", move)
         kids: list[str] = []
@@ -1019,6 +1057,37 @@ class _Planner:
                 {k: f"{v}|RUB" if k in target.money_fields else v for k, v in quote.items()}
             )
         return move, stage_now
+
+    def _rebinds(self, record: Record, have: dict[str, Any], client: dict[str, Any]) -> None:
+        """Note the parent deal ``have`` if the row gives it another client than it has: a
+        contact or company other than the one it names (one it lacks may be added)."""
+        # an organisation's deal is its company's (its contact person may change)
+        key, kind = (
+            ("COMPANY_ID", "company") if "COMPANY_ID" in client else ("CONTACT_ID", "contact")
+        )
+        if key in client and str(have.get(key) or "0") not in ("", "0"):
+            was, now = int(have[key]), client[key]
+            if now == was:
+                return
+            name = self.clients[record.row_id].name or ""
+            self.plan.rebinds.append(
+                Rebind(
+                    record.row,
+                    record.row_id,
+                    int(have["ID"]),
+                    f"{kind} #{was} «{self._name(kind, was)}»",
+                    f"a new {kind} «{name}»"
+                    if isinstance(now, Ref)
+                    else f"{kind} #{now} «{self._name(kind, int(now))}»",
+                )
+            )
+
+    def _name(self, kind: str, entity: int) -> str:
+        if kind == "company":
+            return str((self.existing.companies.get(entity) or {}).get("TITLE") or "")
+        have = self.existing.contacts.get(entity) or {}
+        parts = (have.get(k) for k in ("LAST_NAME", "NAME", "SECOND_NAME"))
+        return " ".join(str(p) for p in parts if p)
 
     def warn(self, record: Record, reason: str) -> None:
         self.plan.findings.append(
