@@ -194,10 +194,15 @@ def test_fixed_token_and_memory_db() -> None:
 
 
 def test_bad_flags_are_clear() -> None:
+    """Refused before anything is written: a bad --faults or --reading made the
+    database's lock file (and its folder) first."""
     result = runner.invoke(app, ["sandbox", "serve", "--limits", "huge"])
     assert result.exit_code == 2 and "standard, enterprise or off" in result.output
     result = runner.invoke(app, ["sandbox", "serve", "--faults", "boom=1"])
     assert result.exit_code == 2 and "unknown fault kind" in result.output
+    result = runner.invoke(app, ["sandbox", "serve", "--reading", "no-such-reading"])
+    assert result.exit_code == 2 and "unknown sandbox reading" in result.output
+    assert not Path(".b24kit").exists(), "nothing written"
 
 
 def test_seed_and_reset(tmp_path: Path) -> None:

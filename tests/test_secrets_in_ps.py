@@ -68,3 +68,4 @@ def test_serve_without_a_token_says_where_it_comes_from(tmp_path: Path) -> None:
         env={"B24_APP_TOKEN": "", "XDG_CONFIG_HOME": str(tmp_path)},
     )
     assert result.exit_code == 2 and "set B24_APP_TOKEN" in result.output, result.output
+    assert not Path(".b24kit").exists(), "refused before a sandbox portal was made"

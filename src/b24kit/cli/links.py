@@ -278,6 +278,11 @@ def sync(
     if once == serve:
         raise fail("choose --once or --serve")
     bp = _blueprint(blueprint, blueprint_alias)
+    if not once and not app_token:  # checked before the portal is opened (a sandbox made)
+        raise fail(
+            "--serve needs the outbound webhook's application token: set B24_APP_TOKEN "
+            "(or pass --app-token)"
+        )
     conn = open_portal(portal, plan_name, writes=True)
     state = conn.state_dir(state_dir)  # the marks are per portal
     lock = conn.lock_path(state_dir)  # one writer per portal host
@@ -322,11 +327,6 @@ def sync(
         if failed:
             raise fail(f"{len(failed)} command(s) failed: {failed[0].error}", code=3)
         return
-    if not app_token:
-        raise fail(
-            "--serve needs the outbound webhook's application token: set B24_APP_TOKEN "
-            "(or pass --app-token)"
-        )
     source = ctx.get_parameter_source("app_token")  # typer may carry its own click
     if source is not None and source.name == "COMMANDLINE":
         err.print(

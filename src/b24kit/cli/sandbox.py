@@ -81,6 +81,20 @@ def _open(db: str, **kwargs: object) -> "Sandbox":
         raise fail(str(exc)) from exc
 
 
+def _check_spec(faults: str | None, readings: list[str] | None) -> None:
+    """A bad --faults or --reading is refused before anything is written (the lock file,
+    a new database)."""
+    from b24kit.sandbox import FaultSpecError
+    from b24kit.sandbox.faults import Faults
+    from b24kit.sandbox.readings import parse_readings
+
+    try:
+        Faults.parse(faults)
+        parse_readings(readings or ())
+    except (FaultSpecError, ValueError) as exc:
+        raise fail(str(exc)) from None
+
+
 @app.command()
 def serve(
     host: Annotated[
@@ -193,6 +207,7 @@ def serve(
         raise fail(f"--cost-model must be one of {', '.join(PRESETS)}, not {cost_model!r}")
     if workers < 1:
         raise fail(f"--workers must be at least 1, not {workers}")
+    _check_spec(faults, reading)  # before the database is locked or made
     with _locked(db, "serve"):
         sandbox = _open(
             db,
