@@ -6,6 +6,7 @@ import compileall
 import gc
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -253,6 +254,31 @@ def call_error(sandbox: Sandbox, method: str, params: dict[str, Any]) -> Any:
     with pytest.raises(ApiError) as info:
         sandbox.call(method, params)
     return info.value
+
+
+_FOLDER: list[Path] = []  # the folder every test of this process starts in (made once)
+
+
+@pytest.fixture(autouse=True)
+def _in_a_folder_of_its_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test starts in an empty folder, never the checkout: b24kit keeps its local
+    sandbox and each portal's state (run locks, sync marks) in ./.b24kit, and a test must
+    neither read nor write a developer's own (tests pass from any folder). The folder is
+    emptied after each test, so no test sees what another left."""
+    if not _FOLDER:
+        _FOLDER.append(tmp_path_factory.mktemp("cwd"))
+    folder = _FOLDER[0]
+    before = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+        for entry in folder.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True)

@@ -24,13 +24,13 @@ from b24kit.portal.snapshot import read_snapshot
 from b24kit.sandbox import Sandbox
 from b24kit.sandbox.server import start_in_thread
 from tests import warm
-from tests.cli import CliResult, run_cli
+from tests.cli import ROOT, CliResult, run_cli
 from tests.clients import client_for
 from tests.once import once
 from tests.servers import served
 
-COMPANY = Path("blueprints/company.yaml")
-EXAMPLE = Path("blueprints/example.yaml")
+COMPANY = ROOT / "blueprints" / "company.yaml"
+EXAMPLE = ROOT / "blueprints" / "example.yaml"
 
 
 def load(path: Path) -> Blueprint:
@@ -505,7 +505,7 @@ def test_cli_plan_apply_saved_plan(tmp_path: Path) -> None:
 def test_committed_schema_is_current() -> None:
     from b24kit.blueprint.model import json_schema
 
-    committed = json.loads(Path("schema/blueprint.schema.json").read_text(encoding="utf-8"))
+    committed = json.loads((ROOT / "schema" / "blueprint.schema.json").read_text(encoding="utf-8"))
     assert committed == json_schema(), (
         "run: b24kit blueprint schema --out schema/blueprint.schema.json"
     )

@@ -18,6 +18,7 @@ from b24kit.blueprint.model import Blueprint
 from b24kit.client import Command, Executor, Outcome
 from b24kit.portal import commands as cmd
 from b24kit.sandbox import Sandbox
+from tests.cli import ROOT
 from tests.clients import ScriptedFaults, client_for
 from tests.test_blueprint_apply import apply, export, plan
 
@@ -221,7 +222,7 @@ def test_a_delete_that_really_fails_after_a_lost_attempt_is_a_failure() -> None:
 
 # ------------------------------------------------ the five unsettled points, worse reading
 def _company(tmp_path: Path) -> Blueprint:
-    return load_blueprint(Path("blueprints/company.yaml"))[0]
+    return load_blueprint(ROOT / "blueprints" / "company.yaml")[0]
 
 
 def test_status_list_paging_at_50(tmp_path: Path) -> None:

@@ -13,9 +13,10 @@ from b24kit.blueprint.apply import ApplyReport, apply_blueprint, make_plan
 from b24kit.blueprint.loader import load_blueprint
 from b24kit.blueprint.plan import Plan
 from b24kit.sandbox import Sandbox
+from tests.cli import ROOT
 from tests.clients import client_for
 
-BLUEPRINTS = sorted(Path("blueprints").glob("*.yaml"))
+BLUEPRINTS = sorted((ROOT / "blueprints").glob("*.yaml"))
 
 
 def plan_and_apply(box: Sandbox, path: Path) -> tuple[Plan, ApplyReport, Plan]:
