@@ -327,6 +327,7 @@ def sync(
         if failed:
             raise fail(f"{len(failed)} command(s) failed: {failed[0].error}", code=3)
         return
+    assert app_token  # refused above, before the portal was opened
     source = ctx.get_parameter_source("app_token")  # typer may carry its own click
     if source is not None and source.name == "COMMANDLINE":
         err.print(
