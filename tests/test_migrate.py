@@ -467,9 +467,9 @@ def test_a_run_never_hands_a_deal_to_another_client_unasked(tmp_path: Path, seco
     """A sheet migrated under an originator, then a second sheet under the same one (or
     the same sheet re-sorted, its rows keyed by their numbers): the second run rewrote
     the first sheet's deals as its own projects, for other clients. It is refused before
-    anything is written, naming each deal and both clients; --reassign-clients (here
-    ``reassign_clients``) lets it go on."""
-    from b24kit.migrate.plan import ClientsChanged
+    anything is written, naming each deal and both clients; --reassign-deals (here
+    ``reassign_deals``) lets it go on."""
+    from b24kit.migrate.plan import DealsMoved
 
     box = deployed()
     mapping = tmp_path / "m.yaml"
@@ -495,16 +495,79 @@ contact: {{name: Клиент, phone: Телефон}}
     deals = {"filter": {"ORIGINATOR_ID": "projects"}, "select": select}
     first = box.call("crm.deal.list", deals)
     (tmp_path / "p.csv").write_text(second, encoding="utf-8")
-    with pytest.raises(ClientsChanged) as refused:
+    with pytest.raises(DealsMoved) as refused:
         migrate(box, mapping)
     message = str(refused.value)
     assert f"row 2: deal #{first[0]['ID']} belongs to company #" in message
     assert "«ООО Ромашка», the row names " in message
     assert box.call("crm.deal.list", deals) == first, "nothing written"
-    migrate(box, mapping, reassign_clients=True)
+    migrate(box, mapping, reassign_deals=True)
     moved = {d["ORIGIN_ID"]: d for d in box.call("crm.deal.list", deals)}
     assert len(moved) == 2, "the same deals, each now the row's client's"
     assert moved["row:r2"]["TITLE"] == second.splitlines()[1].split(";")[0]
+
+
+def test_rows_keyed_by_their_number_never_become_other_projects(tmp_path: Path) -> None:
+    """A sheet with no row id column, its rows keyed by their numbers, all for one repeat
+    customer: a row deleted between runs turned each deal below it into the next row's
+    project (same client, so nothing noticed), the last project twice and the deleted one
+    gone. Such a run is refused, naming each deal's title and the row's; a row added at
+    the end, a resumed run and a copy pasted twice change no project. A copy (a row
+    repeating another cell for cell) is rejected, as it is with a row id."""
+    from b24kit.migrate.plan import DealsMoved
+
+    box = deployed()
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        f"""
+version: 1
+blueprint: {COMPANY_PATH}
+source: {{csv: p.csv}}
+originator: numbered
+parent:
+  pipeline: sales_turnkey
+  title: "{{Что везём}}"
+  stage: {{default: NEW}}
+  fields:
+    OPPORTUNITY: {{column: Цена, parse: money}}
+contact: {{name: Клиент, phone: Телефон}}
+""",
+        encoding="utf-8",
+    )
+    head = "Клиент;Телефон;Что везём;Цена\n"
+    rows = [
+        f"ООО Ромашка;8 900 111-22-33;{what};{price}\n"
+        for what, price in (("экскаватор", 100000), ("кран", 250000), ("трал", 50000))
+    ]
+    sheet = tmp_path / "p.csv"
+    sheet.write_text(head + "".join(rows) + rows[1], encoding="utf-8")  # row 5: a copy
+    first = migrate(box, mapping)
+    assert first.records == 3
+    assert [(f.row, f.reason) for f in first.findings] == [
+        (5, "repeats row 3, cell for cell (a copy)")
+    ]
+    select = {"filter": {"ORIGINATOR_ID": "numbered"}, "select": ["ID", "TITLE", "DATE_MODIFY"]}
+    deals = box.call("crm.deal.list", select)
+    assert sorted(d["TITLE"] for d in deals) == ["кран", "трал", "экскаватор"]
+    sheet.write_text(head + "".join(rows) + "ООО Ромашка;8 900 111-22-33;каток;70000\n")
+    assert migrate(box, mapping).plan.counts["parents"] == {
+        "created": 1,
+        "updated": 0,
+        "unchanged": 3,
+    }, "a row added at the end: made, nothing else touched"
+    deals = box.call("crm.deal.list", select)
+    sheet.write_text(head + "".join(rows[1:]) + "ООО Ромашка;8 900 111-22-33;каток;70000\n")
+    with pytest.raises(DealsMoved) as refused:
+        migrate(box, mapping)
+    message = str(refused.value)
+    assert (
+        "3 deal(s) made earlier under originator 'numbered' would become other projects" in message
+    )
+    assert (
+        "row 2: deal #" in message
+        and " is «экскаватор», the row (keyed by its number) is «кран»" in message
+    )
+    assert box.call("crm.deal.list", select) == deals, "nothing written"
 
 
 def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:

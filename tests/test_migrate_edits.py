@@ -345,7 +345,7 @@ def test_a_run_writes_the_directory_s_stats_and_nothing_else_there(home: Path) -
 def test_a_row_that_names_another_client_is_refused_until_asked(home: Path) -> None:
     """A re-run gave a deal b24kit made to whatever client its row named now: a second
     sheet under the same originator, or a sorted sheet without row ids, handed every deal
-    to another client. A deal changes hands only with --reassign-clients; refused, the
+    to another client. A deal changes hands only with --reassign-deals; refused, the
     run (and its dry run) writes nothing and says which deal and which clients."""
     number = first(home, client("ООО Тяжмаш"))
     before = deal(f"row:{number}")
@@ -362,14 +362,14 @@ def test_a_row_that_names_another_client_is_refused_until_asked(home: Path) -> N
         refused = cli("migrate", "run", mapping, "-p", "sandbox", extra)
         assert refused.code == 2, refused.stdout + refused.stderr
         error, hint = refused.stderr.strip().splitlines()[-2:]
-        assert "1 deal(s) made earlier under originator 'legacy-projects' would go to " in error
+        assert "1 deal(s) made earlier under originator 'legacy-projects' would become " in error
         assert (
             f"deal #{before['ID']} belongs to company #{before['COMPANY_ID']} «ООО Тяжмаш», "
             "the row names a new company «ООО Новый Заказчик»"
         ) in error
-        assert "own originator" in hint and "--reassign-clients" in hint
+        assert "own originator" in hint and "--reassign-deals" in hint
     assert deal(f"row:{number}") == before, "nothing written"
-    moved = cli("migrate", "run", mapping, "-p", "sandbox", "--yes", "--reassign-clients")
+    moved = cli("migrate", "run", mapping, "-p", "sandbox", "--yes", "--reassign-deals")
     assert moved.code == 0, moved.stdout + moved.stderr
     after = deal(f"row:{number}")
     assert after["ID"] == before["ID"] and after["COMPANY_ID"] != before["COMPANY_ID"]

@@ -120,13 +120,14 @@ def run(
             help="Google service-account or OAuth client JSON, as gspread reads them.",
         ),
     ] = None,
-    reassign_clients: Annotated[
+    reassign_deals: Annotated[
         bool,
         typer.Option(
-            "--reassign-clients",
+            "--reassign-deals",
             metavar="",
-            help="Let a re-run give deals it made earlier to the clients the sheet names "
-            "now (refused without it: usually another sheet under the same originator).",
+            help="Let a re-run rewrite deals it made earlier as the projects their rows "
+            "name now: another client, or, rows keyed by number, another title (refused "
+            "without it: usually another sheet under the same originator, or moved rows).",
         ),
     ] = False,
     lock_wait: LockWaitOption = LOCK_WAIT,
@@ -136,7 +137,7 @@ def run(
     """Read the sheet, reject what cannot be read (with row, column and reason), and create
     or update parent deals, child deals, contacts and contractors. Safe to re-run: rows
     already migrated are updated, never created twice; a killed run resumes. A re-run
-    never gives a deal to another client unless --reassign-clients.
+    never makes a deal it made another project (another client) unless --reassign-deals.
 
     Exit codes: 0 done (rejected rows are listed and written to --report), 2 bad mapping
     or sheet, 3 portal error (the run can simply be repeated).
@@ -177,7 +178,7 @@ def run(
                 mapping_file.parent,
                 sheets_endpoint,
                 credentials,
-                reassign_clients=reassign_clients,
+                reassign_deals=reassign_deals,
             )
         narrate(format, lambda: _print_before(result, dry_run))
         if dry_run or not result.plan.commands:

@@ -460,10 +460,16 @@ def _no_rows(table: Table) -> dict[int, str]:
     return out
 
 
+def _cells(row: SheetRow) -> str:
+    """The row's cells as compared for a copy (spaces around each aside)."""
+    return "\x1f".join(str(v).strip() for v in row.values.values())
+
+
 def _repeated_ids(table: Table, mapping: Mapping, no_rows: dict[int, str]) -> dict[int, str]:
     """The rows whose row id another row has, with the reason: a number on two projects
     names neither, so every one of them is rejected, whatever the rows' order; a row that
-    repeats another cell for cell is a copy, and only the copies are. Only rows that are
+    repeats another cell for cell is a copy, and only the copies are (with no row_id
+    too, where each row's id is its own number). Only rows that are
     projects (a client name or phone: project_columns) count, and the rows a row id cell
     is merged down: one project on several rows, refused whole, never half-read."""
     rows: dict[str, list[SheetRow]] = {}
@@ -476,15 +482,21 @@ def _repeated_ids(table: Table, mapping: Mapping, no_rows: dict[int, str]) -> di
             or any(row.value(c) is not None for c in wanted)
             or (mapping.row_id is not None and mapping.row_id in row.carried)
         ):
-            rows.setdefault(_row_id(mapping, row), []).append(row)
+            # with no row_id a row's id is its number, never repeated: copies are told by
+            # their cells alone
+            key = _row_id(mapping, row) if mapping.row_id else _cells(row)
+            rows.setdefault(key, []).append(row)
     out: dict[int, str] = {}
     for row_id, same in rows.items():
         if len(same) < 2:
             continue
-        contents = {tuple(str(v).strip() for v in r.values.values()) for r in same}
-        if len(contents) == 1:  # copies: the first row stands
+        if len({_cells(r) for r in same}) == 1:  # copies: the first row stands
             for copy in same[1:]:
-                out[copy.number] = f"row id {row_id} repeats row {same[0].number}, cell for cell"
+                out[copy.number] = (
+                    f"row id {row_id} repeats row {same[0].number}, cell for cell"
+                    if mapping.row_id
+                    else f"repeats row {same[0].number}, cell for cell (a copy)"
+                )
             continue
         if mapping.row_id and any(mapping.row_id in r.carried for r in same):
             numbers = ", ".join(str(r.number) for r in same)
@@ -776,36 +788,38 @@ async def read_markers(
 
 @dataclass(frozen=True)
 class Rebind:
-    """A deal made earlier (found by its key) that the row would give to another client:
-    a deal is a client's history, never moved to another one without being asked."""
+    """A deal made earlier (found by its key) that the row would make another project: it
+    gives the deal to another client, or, where rows are keyed by their number (no
+    ``row_id``), another title. A deal is a client's history: never rewritten as another
+    project without being asked."""
 
     row: int
     row_id: str
     deal: int
-    was: str  # the deal's client now: "company #4 «ООО Ромашка»"
-    now: str  # the row's client: "a new company «ООО Лютик»"
+    what: str  # "deal #1 belongs to company #4 «ООО Ромашка», the row names …"
 
     def __str__(self) -> str:
-        return f"row {self.row}: deal #{self.deal} belongs to {self.was}, the row names {self.now}"
+        return f"row {self.row}: {self.what}"
 
 
-class ClientsChanged(InputError):
-    """A run would give deals it made earlier to other clients: usually another sheet
-    under the same ``originator`` (its rows' keys are the first sheet's), or rows whose
-    numbers (no ``row_id``) moved since the last run. Nothing is written."""
+class DealsMoved(InputError):
+    """A run would rewrite deals it made earlier as other projects: usually another sheet
+    under the same ``originator`` (its rows' keys are the first sheet's), or rows keyed by
+    their number (no ``row_id``) that moved since the last run. Nothing is written."""
 
     def __init__(self, rebinds: list[Rebind], originator: str) -> None:
         self.rebinds = rebinds
         shown = "; ".join(str(r) for r in rebinds[:3])
         more = f"; and {len(rebinds) - 3} more" if len(rebinds) > 3 else ""
         super().__init__(
-            f"{len(rebinds)} deal(s) made earlier under originator {originator!r} would go "
-            f"to another client: {shown}{more}"
+            f"{len(rebinds)} deal(s) made earlier under originator {originator!r} would "
+            f"become other projects: {shown}{more}"
         )
         self.hint = (
             "if this sheet is not the one those deals were made from, give its mapping its "
-            "own originator (and a row_id column: row numbers move); to move the deals to "
-            "the sheet's clients, run again with --reassign-clients"
+            "own originator; rows keyed by their number move when rows are inserted, deleted "
+            "or sorted (give the mapping a row_id column); if those projects really changed, "
+            "run again with --reassign-deals"
         )
 
 
@@ -814,11 +828,17 @@ class MigrationPlan:
     commands: list[Command] = field(default_factory=list)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)  # what planning found: conflicts
-    rebinds: list[Rebind] = field(default_factory=list)  # deals the run gives other clients
+    rebinds: list[Rebind] = field(default_factory=list)  # deals it would make other projects
 
     def count(self, entity: str, outcome: str) -> None:
         self.counts.setdefault(entity, {"created": 0, "updated": 0, "unchanged": 0})
         self.counts[entity][outcome] += 1
+
+
+def _same_title(have: str, want: str) -> bool:
+    """A deal's title as the portal keeps it and as a row makes it, spaces aside and up to
+    the 255 characters a title column holds."""
+    return " ".join(have.split())[:255] == " ".join(want.split())[:255]
 
 
 def _same(have: Any, want: Any) -> bool:
@@ -1059,26 +1079,36 @@ class _Planner:
         return move, stage_now
 
     def _rebinds(self, record: Record, have: dict[str, Any], client: dict[str, Any]) -> None:
-        """Note the parent deal ``have`` if the row gives it another client than it has: a
-        contact or company other than the one it names (one it lacks may be added)."""
+        """Note the parent deal ``have`` if the row makes it another project: another
+        client (a contact or company other than the one it names; one it lacks may be
+        added), or, with rows keyed by their number, another title."""
+        deal = int(have["ID"])
         # an organisation's deal is its company's (its contact person may change)
         key, kind = (
             ("COMPANY_ID", "company") if "COMPANY_ID" in client else ("CONTACT_ID", "contact")
         )
         if key in client and str(have.get(key) or "0") not in ("", "0"):
             was, now = int(have[key]), client[key]
-            if now == was:
+            if now != was:
+                name = self.clients[record.row_id].name or ""
+                names = (
+                    f"a new {kind} «{name}»"
+                    if isinstance(now, Ref)
+                    else f"{kind} #{now} «{self._name(kind, int(now))}»"
+                )
+                what = f"deal #{deal} belongs to {kind} #{was} «{self._name(kind, was)}», "
+                self.plan.rebinds.append(
+                    Rebind(record.row, record.row_id, deal, f"{what}the row names {names}")
+                )
                 return
-            name = self.clients[record.row_id].name or ""
+        title = str(have.get("TITLE") or "")
+        if not self.mapping.row_id and not _same_title(title, record.title):
             self.plan.rebinds.append(
                 Rebind(
                     record.row,
                     record.row_id,
-                    int(have["ID"]),
-                    f"{kind} #{was} «{self._name(kind, was)}»",
-                    f"a new {kind} «{name}»"
-                    if isinstance(now, Ref)
-                    else f"{kind} #{now} «{self._name(kind, int(now))}»",
+                    deal,
+                    f"deal #{deal} is «{title}», the row (keyed by its number) is «{record.title}»",
                 )
             )
 

@@ -28,7 +28,7 @@ from b24kit.links.directory import refresh_stats
 from b24kit.migrate.columns import missing_columns, repeated_columns
 from b24kit.migrate.mapping import Mapping
 from b24kit.migrate.plan import (
-    ClientsChanged,
+    DealsMoved,
     Finding,
     MigrationPlan,
     plan_migration,
@@ -168,11 +168,11 @@ async def prepare(
     mapping_dir: Path,
     sheets_endpoint: str | None = None,
     credentials: Path | None = None,
-    reassign_clients: bool = False,
+    reassign_deals: bool = False,
 ) -> MigrationResult:
     """Read the sheet and the portal and plan the run; nothing is written. Refused
-    (``ClientsChanged``) when the plan gives deals made earlier to other clients, unless
-    ``reassign_clients``."""
+    (``DealsMoved``) when the plan would make deals it made earlier other projects,
+    unless ``reassign_deals``."""
     table = load_table(mapping, mapping_dir, sheets_endpoint, credentials)
     check_table(mapping, table)
     records, findings = read_records(table, mapping)
@@ -213,8 +213,8 @@ async def prepare(
         commented={str(r.row_id) for r in records if r.comment},
     )
     plan = plan_migration(records, mapping, target, existing)
-    if plan.rebinds and not reassign_clients:
-        raise ClientsChanged(plan.rebinds, mapping.originator)
+    if plan.rebinds and not reassign_deals:
+        raise DealsMoved(plan.rebinds, mapping.originator)
     findings = findings + plan.findings  # the clients whose rows name them differently
     changes: Counter[str] = sum((r.changes for r in records), Counter())
     return MigrationResult(
