@@ -191,6 +191,8 @@ PHONES: list[tuple[Any, list[str], bool]] = [
     ("9001234567", ["+79001234567"], False),
     (79001234567, ["+79001234567"], False),
     ("8(495)123-45-67", ["+74951234567"], False),
+    ("(843) 123-45-67", ["+78431234567"], False),  # Kazan's area code: 8 and 4, no 8 prefix
+    ("8 800 555-35-35", ["+78005553535"], False),
     ("8 900 123-45-67, 8 (901) 765 43 21", ["+79001234567", "+79017654321"], False),
     ("89001234567; +79001234567", ["+79001234567"], False),  # the same number once
     ("8 900 123 45 67 или 8 912 000 00 00", ["+79001234567", "+79120000000"], False),
@@ -218,6 +220,10 @@ def test_phones(raw: Any, expected: list[str], warned: bool) -> None:
         "8 926 1O1-22-33",
         "8 9OO 123 45 67",
         "+7 926 l23 45 67",
+        # a mobile number one digit short: no area code starts 89 or 88, so it is not
+        # +7 892 611-12-23 (read so, it made a second contact for the same person)
+        "8 926 111-22-3",
+        "8 881 111 22 3",
     ],
 )
 def test_phone_errors(raw: str) -> None:

@@ -376,6 +376,13 @@ def parse_phone_one(raw: str) -> Parsed:
         return Parsed("+" + digits, warning)
     if len(digits) == 11 and digits[0] in "78":
         digits = "7" + digits[1:]
+    elif len(digits) == 10 and digits.startswith(("88", "89")):
+        # no Russian area code starts 88 or 89 (they run 811-879): «8 926 111-22-3» is a
+        # mobile number, 8 9xx …, one digit short; read as +7 892 …, it made a new client
+        raise ParseError(
+            f"{raw.strip()!r}: 10 digits starting with {digits[:2]}: a mobile number "
+            "(8 9xx …) with a digit missing?"
+        )
     elif len(digits) == 10 and digits[0] in "3489":
         digits = "7" + digits
     else:
