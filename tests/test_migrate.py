@@ -570,6 +570,50 @@ contact: {{name: Клиент, phone: Телефон}}
     assert box.call("crm.deal.list", select) == deals, "nothing written"
 
 
+def test_a_cleared_cell_and_a_deleted_row_are_said_not_silent(tmp_path: Path) -> None:
+    """A run never clears a deal's value nor deletes a deal: a price cleared in the sheet
+    stayed on the deal and a deleted row's deal stayed, and the dry run counted both as
+    unchanged, saying nothing. Each is now a warning naming the deal and what it keeps."""
+    box = deployed()
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        f"""
+version: 1
+blueprint: {COMPANY_PATH}
+source: {{csv: p.csv}}
+originator: kept
+row_id: "№"
+parent:
+  pipeline: sales_turnkey
+  title: "{{Что везём}}"
+  stage: {{default: NEW}}
+  fields:
+    OPPORTUNITY: {{column: Цена, parse: money}}
+contact: {{name: Клиент, phone: Телефон}}
+""",
+        encoding="utf-8",
+    )
+    sheet = tmp_path / "p.csv"
+    head = "№;Клиент;Телефон;Что везём;Цена\n"
+    sheet.write_text(
+        head + "1;ООО Ромашка;8 900 111-22-33;кран;250000\n2;ИП Петров;8 900 222-33-44;трал;5\n",
+        encoding="utf-8",
+    )
+    assert not [f for f in migrate(box, mapping).findings if f.kind == "warning"]
+    deals = {"filter": {"ORIGINATOR_ID": "kept"}, "select": ["ID", "TITLE", "OPPORTUNITY"]}
+    made = {d["TITLE"]: d for d in box.call("crm.deal.list", deals)}
+    sheet.write_text(head + "1;ООО Ромашка;8 900 111-22-33;кран;\n", encoding="utf-8")
+    again = migrate(box, mapping)
+    warned = sorted(f.reason for f in again.findings if f.kind == "warning")
+    assert warned == [
+        f"deal #{made['трал']['ID']} «трал» (row:2) has no row in the sheet any more: left "
+        "as it is (a run never deletes; migrate undo removes what the mapping made)",
+        f"empty in the sheet; deal #{made['кран']['ID']} keeps OPPORTUNITY «250000.00» (a "
+        "run never clears a value: clear it on the portal if it should go)",
+    ]
+    assert {d["TITLE"]: d for d in box.call("crm.deal.list", deals)} == made, "nothing changed"
+
+
 def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:
     import yaml
 

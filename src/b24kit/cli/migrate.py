@@ -252,8 +252,9 @@ def _print_before(result: "MigrationResult", dry_run: bool) -> None:
     shown = len(rejected) if dry_run else 20  # a dry run shows every one
     for finding in rejected[:shown] + (warnings if dry_run else []):
         number = f" (№ {finding.row_id})" if finding.row_id else ""  # the project's own number
+        where = f" row {finding.row}{number}" if finding.row else ""  # 0: of no one row
         err.print(
-            f"{finding.kind} row {finding.row}{number}"
+            f"{finding.kind}{where}"
             f"{' ' + finding.column if finding.column else ''}: {finding.reason}",
             highlight=False,
             markup=False,

@@ -8,6 +8,7 @@ a re-run update instead of create, and a run killed at any point resumable.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -460,6 +461,31 @@ def _no_rows(table: Table) -> dict[int, str]:
     return out
 
 
+def rows_gone(table: Table, mapping: Mapping, existing: Existing) -> list[Finding]:
+    """A warning for each parent deal this mapping made whose row the sheet no longer has
+    (deleted, or renumbered): a run never deletes a deal, and says which it left."""
+    ids = {_row_id(mapping, row) for row in table.rows if not row.blank}
+    out = []
+    for origin, deal in sorted(existing.deals.items(), key=lambda item: int(item[1]["ID"])):
+        kind, _, row_id = origin.partition(":")
+        if kind != "row" or ":" in row_id or row_id in ids:
+            continue
+        out.append(
+            Finding(
+                "warning",
+                table.worksheet,
+                0,
+                None,
+                row_id,
+                f"deal #{deal['ID']} «{deal.get('TITLE') or ''}» ({origin}) has no row in the "
+                "sheet any more: left as it is (a run never deletes; migrate undo removes "
+                "what the mapping made)",
+                row_id,
+            )
+        )
+    return out
+
+
 def _cells(row: SheetRow) -> str:
     """The row's cells as compared for a copy (spaces around each aside)."""
     return "\x1f".join(str(v).strip() for v in row.values.values())
@@ -835,6 +861,17 @@ class MigrationPlan:
         self.counts[entity][outcome] += 1
 
 
+_NO_DEFAULT = frozenset({"text", "money", "number", "date", "phone", "email"})
+_ZERO = re.compile(r"0+(?:[.,]0+)?(?:\|[A-Z]{3})?")
+
+
+def _blank_value(value: Any) -> bool:
+    """A deal's field with nothing in it: empty, zero, a zero amount ("0.00|RUB")."""
+    if value in (None, "", 0, False) or value == []:
+        return True
+    return isinstance(value, str) and _ZERO.fullmatch(value.strip()) is not None
+
+
 def _same_title(have: str, want: str) -> bool:
     """A deal's title as the portal keeps it and as a row makes it, spaces aside and up to
     the 255 characters a title column holds."""
@@ -998,6 +1035,7 @@ class _Planner:
         have = self.existing.deals.get(origin)
         if have is not None:
             self._rebinds(record, have, client)
+            self._kept(record, have)
         move, stage_now = self._parent_stage(record, code, pipeline, parent_fields, have)
         parent = self.deal(origin, parent_fields, "parents", move)
         kids: list[str] = []
@@ -1109,6 +1147,30 @@ class _Planner:
                     record.row_id,
                     deal,
                     f"deal #{deal} is «{title}», the row (keyed by its number) is «{record.title}»",
+                )
+            )
+
+    def _kept(self, record: Record, have: dict[str, Any]) -> None:
+        """Warn of each value the row's cell no longer has that the deal still does: a run
+        never clears a value (the portal's may be newer than the sheet), and says so, for
+        the kinds a portal gives no default (text, money, number, date, phone, e-mail)."""
+        for key, spec in self.mapping.parent.fields.items():
+            if key in record.fields or spec.parse not in _NO_DEFAULT:
+                continue
+            value = have.get(key)
+            if _blank_value(value):
+                continue
+            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            self.plan.findings.append(
+                Finding(
+                    "warning",
+                    "",
+                    record.row,
+                    spec.column,
+                    None,
+                    f"empty in the sheet; deal #{have['ID']} keeps {key} «{shown[:60]}» (a "
+                    "run never clears a value: clear it on the portal if it should go)",
+                    record.row_id,
                 )
             )
 

@@ -35,6 +35,7 @@ from b24kit.migrate.plan import (
     read_existing,
     read_records,
     resolve_target,
+    rows_gone,
     select_fields,
 )
 from b24kit.migrate.rules import check_portal_fields, check_rules, check_users, status_lists
@@ -215,7 +216,8 @@ async def prepare(
     plan = plan_migration(records, mapping, target, existing)
     if plan.rebinds and not reassign_deals:
         raise DealsMoved(plan.rebinds, mapping.originator)
-    findings = findings + plan.findings  # the clients whose rows name them differently
+    # the clients whose rows name them differently, the values kept, the rows gone
+    findings = findings + plan.findings + rows_gone(table, mapping, existing)
     changes: Counter[str] = sum((r.changes for r in records), Counter())
     return MigrationResult(
         len(table.rows),
