@@ -144,6 +144,10 @@ DATES: list[tuple[Any, date, bool]] = [
     ("28 апреля 2024 года", date(2024, 4, 28), False),
     ("01.02.2024 г. 10:30", date(2024, 2, 1), False),
     ("1.2.1990", date(1990, 2, 1), False),
+    # a two-digit year as a spreadsheet reads it (00-29: 20xx, 30-99: 19xx): 95 was 2095
+    ("01.02.95", date(1995, 2, 1), False),
+    ("31.12.29", date(2029, 12, 31), False),
+    ("1/2/99", date(1999, 2, 1), True),
 ]
 
 DATES_REFUSED: list[tuple[Any, str]] = [
@@ -154,6 +158,7 @@ DATES_REFUSED: list[tuple[Any, str]] = [
     # a typo'd year was taken as written
     ("1.2.1024", "the year 1024 is outside 1990 to 2100"),
     ("01.02.20244", "is not a date"),
+    ("01.02.85", "the year 1985 is outside"),  # 1985 as a spreadsheet reads it, not 2085
     (5, "the year 1900 is outside"),  # a spreadsheet serial of 1900
     (date(1900, 1, 1), "the year 1900 is outside"),
     ("1 маяка 2024", "unknown month"),  # not any word that starts like a month

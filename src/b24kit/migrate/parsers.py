@@ -271,12 +271,13 @@ MONTHS = {
 
 
 # The grammar (anything else is rejected with the reason): 01.02.2024 and 1.2.24 (day
-# first, a two-digit year is 20xx), 2024-02-01, 1/2/2024 (day first, as in Russia; warned
+# first, a two-digit year as a spreadsheet reads it: 00-29 is 20xx, 30-99 19xx), 2024-02-01, 1/2/2024 (day first, as in Russia; warned
 # when the day could be a month), 1 февраля 2024; «г.» or «года» after the year of the
 # first and the last (01.02.2024 г., 1 февраля 2024 года), a time after any of these
 # (10:30, 10:30:15, T10:30:15Z) ignored, spreadsheet serial numbers and date cells. Years
 # outside FIRST_YEAR..LAST_YEAR are refused: a typo (1024, 20244), not a project's date.
 FIRST_YEAR, LAST_YEAR = 1990, 2100
+TWO_DIGIT_PIVOT = 30  # Excel's and Google Sheets' default: a two-digit year below it is 20xx
 _TIME = r"(?:[ t]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?"
 # «г.», «г» or «года» after the year, as Russian documents write a date
 _YEAR_WORD = r"(?:\s*г(?:ода|\.)?)?"
@@ -294,8 +295,12 @@ def _month_word(word: str, stem: str) -> bool:
 
 
 def _year(text: str) -> int:
+    """A two-digit year as Excel and Google Sheets read one typed in a cell: 00-29 is
+    20xx, 30-99 is 19xx (01.02.95 is 1995, never 2095)."""
     year = int(text)
-    return year + 2000 if year < 100 else year
+    if year >= 100:
+        return year
+    return year + (2000 if year < TWO_DIGIT_PIVOT else 1900)
 
 
 def _plausible(day: date, raw: Any) -> Parsed:
