@@ -47,6 +47,11 @@ MONEY: list[tuple[Any, str, str, bool]] = [
     ("0", "0", "RUB", False),
     ("10,5", "10.5", "RUB", False),
     ("1 000,555", "1000.56", "RUB", True),  # rounded to kopecks, and said so
+    # grouped thousands, then three digits after the last separator: a decimal part, but
+    # 1 250 000 may have been meant, and read exactly it was silent
+    ("1 250.000", "1250", "RUB", True),
+    ("1.250,000", "1250", "RUB", True),
+    ("125000.500", "125000.5", "RUB", False),  # no thousands grouped: a decimal point
     (125000, "125000", "RUB", False),
     (99.5, "99.5", "RUB", False),
     (0.125, "0.13", "RUB", True),
@@ -60,6 +65,15 @@ def test_money(raw: Any, amount: str, currency: str, warned: bool) -> None:
     parsed = parse_money(raw)
     assert parsed.value == (Decimal(amount), currency)
     assert (parsed.warning is not None) is warned
+
+
+def test_three_digits_after_grouped_thousands_say_both_readings() -> None:
+    assert parse_money("1 250.000").warning == (
+        "read '1 250.000' as 1 250, not 1 250 000: three digits after the last separator"
+    )
+    assert parse_money("1 250,500").warning == (
+        "read '1 250,500' as 1 250,5, not 1 250 500: three digits after the last separator"
+    )
 
 
 MONEY_REFUSED: list[tuple[Any, str]] = [

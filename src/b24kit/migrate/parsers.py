@@ -171,6 +171,26 @@ def _number(text: str) -> tuple[Decimal, bool]:
     return Decimal(f"{digits}.{decimal}" if decimal else digits), guess
 
 
+def _three_decimals(text: str, number: Decimal) -> str | None:
+    """A warning when grouped thousands end in a separator and three digits read as a
+    decimal part (1 250.000 is 1 250, where 1 250 000 may have been meant); an exact one
+    is otherwise silent (a rounded one is warned as rounded)."""
+    last = max(text.rfind(","), text.rfind("."))
+    head = text[:last].strip()
+    if last < 0 or len(text) - last - 1 != 3 or number.as_tuple().exponent != -3:
+        return None
+    if head.isdigit() or not _GROUPED.fullmatch(head):
+        return None
+    whole = f"{int(number):,}".replace(",", " ")
+    meant = f"{int(_SEPARATORS.sub('', text)):,}".replace(",", " ")
+    return f"read {text!r} as {whole}{_fraction(number)}, not {meant}: three digits after the last separator"
+
+
+def _fraction(number: Decimal) -> str:
+    tail = str(number).split(".")[1].rstrip("0") if "." in str(number) else ""
+    return f",{tail}" if tail else ""
+
+
 def parse_money(
     raw: Any,
     default_currency: str = "RUB",
@@ -225,7 +245,7 @@ def _parse_money(raw: Any, default_currency: str, negative: bool, places: int | 
         if sign in "-−–" and sign:
             value = -value
         currency = found.pop() if found else default_currency
-        warning = None
+        warning = _three_decimals(match["num"], number) if not match["mul"] else None
         if guessed and not match["mul"]:
             head, tail = _DECIMAL_POINT.split(match["num"])
             raise ParseError(
