@@ -326,6 +326,33 @@ def test_emails() -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "expected", "warned"),
+    [
+        # brackets, quotes, a label or a full stop around an address were written with it
+        ("[anna@mail.ru]", ["anna@mail.ru"], False),
+        ("mailto:a@b.ru", ["a@b.ru"], False),
+        ("E-mail:a@b.ru", ["a@b.ru"], False),
+        ("e-mail: a@b.ru.", ["a@b.ru"], False),
+        ("«Zakaz@Tyazhmash.ru»", ["zakaz@tyazhmash.ru"], False),
+        # a slash between two addresses made one address the portal refused, at run time
+        ("ivan@mail.ru/petr@mail.ru", ["ivan@mail.ru", "petr@mail.ru"], False),
+        ("Анна anna@mail.ru", ["anna@mail.ru"], True),  # the name dropped, and said so
+        ("ivan.p+zakaz@mail.ru", ["ivan.p+zakaz@mail.ru"], False),
+        ("почта@пример.рф", ["почта@пример.рф"], False),
+    ],
+)
+def test_emails_as_people_write_them(raw: str, expected: list[str], warned: bool) -> None:
+    parsed = parse_emails(raw)
+    assert parsed.value == expected and (parsed.warning is not None) is warned
+
+
+@pytest.mark.parametrize("raw", ["a@b", "a@@b.ru", "ivan@mail", "anna@mail.ru petr@"])
+def test_an_address_that_is_none_is_rejected(raw: str) -> None:
+    with pytest.raises(ParseError, match="is not an e-mail address"):
+        parse_emails(raw)
+
+
+@pytest.mark.parametrize(
     ("text", "folded"),
     [
         ("Oценить", "Оценить"),  # a Latin O

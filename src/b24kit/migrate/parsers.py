@@ -448,15 +448,35 @@ def _phones_text(text: str) -> tuple[tuple[str, ...], str | None]:
     return tuple(out), "; ".join(warnings) or None
 
 
-_EMAIL = re.compile(r"[^\s,;<>()]+@[^\s,;<>()]+\.[a-zA-Zа-яА-Я]{2,}")
+# Addresses in a cell: separated by spaces, commas, semicolons or slashes; each may sit in
+# brackets or quotes, after a label (e-mail:, mailto:, почта:), before a full stop. What is
+# left must be an address as written (ivan.p+zakaz@mail.ru, почта@пример.рф), or the cell
+# is rejected: "[anna@mail.ru" or "ivan@mail.ru/petr@mail.ru" as one address was written to
+# the portal as is, or failed there, the dry run having passed.
+_EMAIL_SPLIT = re.compile(r"[\s,;/|]+")
+_EMAIL_LABEL = re.compile(r"^(?:mailto|e-?mail|почта|эл\.?почта|email)\s*:\s*", re.IGNORECASE)
+_EMAIL_LABELS = {"e-mail", "email", "mail", "почта", "эл", "эл.", "эл.почта", "адрес"}
+_ADDRESS = re.compile(r"[\w.%+'-]+@(?:[\w-]+\.)+[^\W\d_]{2,}")
 
 
 def parse_emails(raw: Any) -> Parsed:
     text = _text(raw)
-    found = [e.lower() for e in _EMAIL.findall(text)]
+    found: list[str] = []
+    dropped: list[str] = []
+    for token in _EMAIL_SPLIT.split(text):
+        token = _EMAIL_LABEL.sub("", token.strip("<>()[]{}\"'«».:"))
+        if not token or token.lower().rstrip(":") in _EMAIL_LABELS:
+            continue
+        if "@" not in token:
+            dropped.append(token)  # a name or a note beside the address
+        elif _ADDRESS.fullmatch(token):
+            found.append(token.lower())
+        else:
+            raise ParseError(f"{token!r} in {text.strip()!r} is not an e-mail address")
     if not found:
         raise ParseError(f"no e-mail address in {text!r}")
-    return Parsed(list(dict.fromkeys(found)))
+    warning = f"{' '.join(dropped)[:30]!r} dropped from {text.strip()!r}" if dropped else None
+    return Parsed(list(dict.fromkeys(found)), warning)
 
 
 # ------------------------------------------------------------------ INN
