@@ -52,6 +52,23 @@ def test_one_client_with_two_names_is_a_conflict_and_the_commonest_name_wins() -
     assert group_clients(ROWS)["5"].conflict is None, "the same name twice is no conflict"
 
 
+def test_one_company_name_with_two_inns_is_a_conflict() -> None:
+    """Two legal entities that share a name (ООО «Стройсервис» in Moscow and in Kazan,
+    each with its own valid INN) were grouped as one company, silently; the group is
+    still one (rows sharing a name are one client), and the dry run now warns, naming
+    both INNs."""
+    rows = [
+        ClientRow("1", "ООО Стройсервис", ("+79001112233",), (), inn="7707083893"),
+        ClientRow("2", 'ООО "Стройсервис"', ("+78432223344",), (), inn="1655000010"),
+        ClientRow("3", "ООО Стройсервис", ("+79001112233",), (), inn="7707083893"),
+    ]
+    client = group_clients(rows)["2"]
+    assert client.conflict is not None
+    assert "2 INNs (1655000010, 7707083893): two companies?" in client.conflict
+    same = [ClientRow("1", "ООО Ромашка", (), (), inn="7707083893")] * 2
+    assert group_clients(same)["1"].conflict is None, "one INN twice is no conflict"
+
+
 def test_the_planner_makes_one_contact_per_client_with_all_its_identifiers() -> None:
     """A row joined the first contact sharing any phone, which never gained the row's
     other phones; now the group is one contact made with all of them, whichever row

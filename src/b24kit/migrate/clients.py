@@ -323,7 +323,13 @@ class Client:
 
     @property
     def conflict(self) -> str | None:
-        """Two or more different names for one client, in words."""
+        """Two or more different INNs or names for one client, in words. Two INNs are two
+        legal entities that share a name, a phone or an e-mail here: grouped as one, and
+        said so (the rows to check, with the INNs)."""
+        if len(self.inns) > 1:
+            names = ", ".join(f"«{n}»" for n in sorted(self.orgs or self.names)) or self.key
+            inns = ", ".join(self.inns)
+            return f"one client {names} with {len(self.inns)} INNs ({inns}): two companies?"
         if self.orgs:
             distinct = {(organisation(n) or Organisation("", n)).key for n in self.orgs}
             shown_names = self.orgs
