@@ -614,6 +614,67 @@ contact: {{name: Клиент, phone: Телефон}}
     assert {d["TITLE"]: d for d in box.call("crm.deal.list", deals)} == made, "nothing changed"
 
 
+def test_one_contractor_however_its_name_is_written_and_a_shared_phone_said(
+    tmp_path: Path,
+) -> None:
+    """The directory split one contractor three ways (with a phone, without one, and as
+    «ООО "ТралСпецТранс"»), so its history was split too; and a second contractor on
+    the first one's phone was silently taken as it. Now one entry, found by phone or by
+    name (legal form and quotes aside), and a warning for two names on one phone."""
+    box = deployed()
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        f"""
+version: 1
+blueprint: {COMPANY_PATH}
+source: {{csv: p.csv}}
+originator: directory
+row_id: "№"
+users: {{Кузнецова: 6}}
+parent:
+  pipeline: sales_turnkey
+  title: "{{Клиент}}: {{Что везём}}"
+  stage: {{column: Статус, default: NEW, values: {{ESTIMATE_READY: [оценено]}}}}
+contact: {{name: Клиент, phone: Телефон}}
+contractor: {{type: contractors, title: Подрядчик, phone: Телефон подрядчика}}
+children:
+  - link: estimate
+    when: [Логист, Подрядчик]
+    title: "Оценка: {{Что везём}}"
+    contractor: true
+    stage: {{column: Статус, default: NEW, values: {{APPROVAL: [оценено]}}}}
+""",
+        encoding="utf-8",
+    )
+    (tmp_path / "p.csv").write_text(
+        "№;Клиент;Телефон;Что везём;Статус;Логист;Подрядчик;Телефон подрядчика\n"
+        "1;ООО Ромашка;8 900 111-22-33;экскаватор;оценено;Кузнецова;ТралСпецТранс;"
+        "8 911 333-22-11\n"
+        "2;ООО Лютик;8 900 222-33-44;кран;оценено;Кузнецова;ТралСпецТранс;\n"
+        '3;ООО Вектор;8 900 333-44-55;трал;оценено;Кузнецова;ООО "ТралСпецТранс";\n'
+        "4;ООО Нива;8 900 444-55-66;каток;оценено;Кузнецова;АвтоДорСервис;8 911 333-22-11\n"
+        "5;ООО Заря;8 900 555-66-77;кран;оценено;Кузнецова;ТралСпецТранс;8 911 999-00-00\n",
+        encoding="utf-8",
+    )
+    result = migrate(box, mapping)
+    assert result.records == 5
+    items = box.call("crm.item.list", {"entityTypeId": 1030, "select": ["id", "title"]})
+    assert [i["title"] for i in items["items"]] == ["ТралСпецТранс"], "one entry"
+    warned = [(f.row, f.reason) for f in result.findings if f.kind == "warning"]
+    assert warned == [
+        (
+            5,
+            "contractor «АвтоДорСервис» shares a phone with the directory's «ТралСпецТранс»: "
+            "taken as it (two names for one phone)",
+        ),
+        (
+            6,
+            "contractor «ТралСпецТранс»: taken as the directory's «ТралСпецТранс» by its "
+            "name; its phone +79119990000 is not on that entry",
+        ),
+    ]
+
+
 def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:
     import yaml
 

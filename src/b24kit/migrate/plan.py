@@ -656,6 +656,7 @@ class Existing:
     # (company id, the person's name as compared) -> the contact, for contact persons
     persons: dict[tuple[int, str], int] = field(default_factory=dict)
     contractors_by_key: dict[str, int] = field(default_factory=dict)
+    contractor_titles: dict[int, str] = field(default_factory=dict)  # item id -> its title
     # b24kit's marker -> (the comment's id, its text): an edited comment updates that one
     markers: dict[str, tuple[int, str]] = field(default_factory=dict)
 
@@ -737,9 +738,8 @@ async def read_existing(
             for phone in str(item.get(phone_field) or "").split(","):
                 if phone.strip():
                     out.contractors_by_key.setdefault(identifier(phone.strip()), int(item["id"]))
-            out.contractors_by_key.setdefault(
-                f"title:{normalize_word(str(item['title']))}", int(item["id"])
-            )
+            out.contractors_by_key.setdefault(contractor_key(str(item["title"])), int(item["id"]))
+            out.contractor_titles[int(item["id"])] = str(item["title"])
     if mapping.comment:
         parents = [
             int(d["ID"])
@@ -872,6 +872,13 @@ def _blank_value(value: Any) -> bool:
     return isinstance(value, str) and _ZERO.fullmatch(value.strip()) is not None
 
 
+def contractor_key(title: str) -> str:
+    """The key a contractor's name is compared by: without its legal form and quotes, as
+    an organisation's («ООО "ТралСпецТранс"» is «ТралСпецТранс»)."""
+    org = organisation(title)
+    return f"title:{normalize_word(org.core if org else title)}"
+
+
 def _same_title(have: str, want: str) -> bool:
     """A deal's title as the portal keeps it and as a row makes it, spaces aside and up to
     the 255 characters a title column holds."""
@@ -965,6 +972,7 @@ class _Planner:
         # what earlier records made, found by the same keys as what the portal has
         self.contacts: dict[str, Any] = dict(existing.contacts_by_comm)
         self.contractors: dict[str, Any] = dict(existing.contractors_by_key)
+        self.contractor_titles: dict[str, str] = {}  # a new contractor's Ref -> its title
         self.companies: dict[str, Any] = dict(existing.companies_by_key)
         self.persons: dict[tuple[str, str], Any] = {}  # (company, name) -> contact
         self.seq = 0
@@ -1350,10 +1358,27 @@ class _Planner:
         target, mapping = self.target, self.mapping
         if not (record.contractor and target.contractor_etid is not None and mapping.contractor):
             return None
-        keys = [identifier(p) for p in record.contractor["phones"]] or [
-            f"title:{normalize_word(record.contractor['title'])}"
-        ]
+        title = record.contractor["title"]
+        by_name = contractor_key(title)
+        keys = [identifier(p) for p in record.contractor["phones"]] or [by_name]
         contractor = next((self.contractors[k] for k in keys if k in self.contractors), None)
+        if contractor is None and by_name in self.contractors:
+            # the same name with another phone: the same contractor (its entry keeps the
+            # phones it has), said so
+            contractor = self.contractors[by_name]
+            self.warn(
+                record,
+                f"contractor «{title}»: taken as the directory's «{self._titled(contractor)}» "
+                f"by its name; its phone {', '.join(record.contractor['phones'])} is not "
+                "on that entry",
+            )
+        elif contractor is not None and contractor_key(self._titled(contractor)) != by_name:
+            # one phone, two names: two contractors sharing a dispatcher, or a typo
+            self.warn(
+                record,
+                f"contractor «{title}» shares a phone with the directory's "
+                f"«{self._titled(contractor)}»: taken as it (two names for one phone)",
+            )
         if contractor is not None:
             self.plan.count("contractors", "unchanged")
             return contractor
@@ -1377,7 +1402,15 @@ class _Planner:
         contractor = Ref(command.name, ("item", "id"))
         for k in keys:
             self.contractors[k] = contractor
+        self.contractors.setdefault(by_name, contractor)  # a later row naming it, no phone
+        self.contractor_titles[str(contractor)] = title
         return contractor
+
+    def _titled(self, contractor: Any) -> str:
+        """A contractor's title: one this run makes, or the portal's."""
+        if isinstance(contractor, Ref):
+            return self.contractor_titles.get(str(contractor), "")
+        return self.existing.contractor_titles.get(int(contractor), "")
 
     def child(
         self,
