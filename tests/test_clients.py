@@ -69,6 +69,20 @@ def test_one_company_name_with_two_inns_is_a_conflict() -> None:
     assert group_clients(same)["1"].conflict is None, "one INN twice is no conflict"
 
 
+def test_an_organisation_written_short_is_no_contact_person() -> None:
+    """«Ромашка» on the phone of «ООО Ромашка» was made a contact person named «Ромашка»
+    and set on the deals; it is the organisation written without its legal form."""
+    rows = [
+        ClientRow("1", "ООО Ромашка", ("+79001112233",), ()),
+        ClientRow("2", "Ромашка", ("+79001112233",), ()),
+        ClientRow("3", "Иван Петров", ("+79001112233",), ()),
+    ]
+    client = group_clients(rows)["2"]
+    assert client.is_organisation and client.name == "ООО Ромашка"
+    assert client.persons == {"3": "Иван Петров"}, "a real person stays the contact"
+    assert client.conflict is None
+
+
 def test_the_planner_makes_one_contact_per_client_with_all_its_identifiers() -> None:
     """A row joined the first contact sharing any phone, which never gained the row's
     other phones; now the group is one contact made with all of them, whichever row

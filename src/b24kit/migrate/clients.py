@@ -434,4 +434,19 @@ def group_clients(rows: Iterable[ClientRow]) -> dict[str, Client]:
         if row.inn:
             client.inns = sorted({*client.inns, row.inn})
         by_row[row.row_id] = client
+    for client in clients.values():
+        _no_person_named_as_the_organisation(client)
     return by_row
+
+
+def _no_person_named_as_the_organisation(client: Client) -> None:
+    """«Ромашка» on a row of «ООО Ромашка»'s phone is the organisation written short, not
+    a contact person named «Ромашка» (who was made, and set on the deals)."""
+    cores = {_plain(found.core) for name in client.orgs if (found := organisation(name))}
+    for row_id, person in list(client.persons.items()):
+        if _plain(person) in cores:
+            del client.persons[row_id]
+            spaced = " ".join(person.split())
+            client.names[spaced] -= 1
+            if client.names[spaced] <= 0:
+                del client.names[spaced]
