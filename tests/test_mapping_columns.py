@@ -65,6 +65,16 @@ def test_a_misspelt_column_is_one_line_at_its_place(project: Path) -> None:
     assert "Traceback" not in out
 
 
+@pytest.mark.parametrize("key", ["person", "inn"])
+def test_a_misspelt_person_or_inn_column_is_refused(project: Path, key: str) -> None:
+    """contact.person and contact.inn were left out of the check: a misspelt one read
+    as empty on every row (no contact person, no INN), silently."""
+    line = edit(project, "contact: {name: Клиент,", f"contact: {{{key}: Кантакт, name: Клиент,")
+    code, out = dry_run(project)
+    assert code == 2, out
+    assert f"projects.mapping.yaml:{line}:" in out and f"contact.{key}: no column «Кантакт»" in out
+
+
 def test_a_title_template_with_an_unknown_column(project: Path) -> None:
     edit(project, '"{Клиент}: {Что везём}"', '"{Клиент}: {Что везем}"')
     code, out = dry_run(project)

@@ -415,10 +415,11 @@ def test_a_formula_error_in_a_cell_rejects_its_row(tmp_path: Path) -> None:
     code; nothing named "#Н/Д" reaches the portal; an unread column's error is no matter."""
     box = deployed()
     (tmp_path / "p.csv").write_bytes(
-        "№;Клиент;Телефон;Цена;Заметки\n"
-        "1;#Н/Д;8 900 111-22-33;1000;\n"
-        "2;ООО Ромашка;8 900 222-33-44;#REF!;\n"
-        "3;ИП Петров;8 900 333-44-55;3000;#ЗНАЧ!\n".encode("cp1251")
+        "№;Клиент;Телефон;Цена;Заметки;ИНН\n"
+        "1;#Н/Д;8 900 111-22-33;1000;;\n"
+        "2;ООО Ромашка;8 900 222-33-44;#REF!;;\n"
+        "3;ИП Петров;8 900 333-44-55;3000;#ЗНАЧ!;\n"
+        "4;ИП Сидоров;8 900 444-55-66;4000;;#N/A\n".encode("cp1251")
     )
     mapping = tmp_path / "m.yaml"
     mapping.write_text(
@@ -434,7 +435,7 @@ parent:
   stage: {{default: NEW}}
   fields:
     OPPORTUNITY: {{column: Цена, parse: money}}
-contact: {{name: Клиент, phone: Телефон}}
+contact: {{name: Клиент, phone: Телефон, inn: ИНН}}
 """,
         encoding="utf-8",
     )
@@ -442,8 +443,9 @@ contact: {{name: Клиент, phone: Телефон}}
     rejected = [(f.row, f.column, f.value, f.reason) for f in result.findings]
     assert (2, "Клиент", "#Н/Д") in [r[:3] for r in rejected]
     assert (3, "Цена", "#REF!") in [r[:3] for r in rejected]
-    assert all("formula error" in r[3] for r in rejected if r[2] in ("#Н/Д", "#REF!"))
-    assert result.rejected_rows == 2 and result.records == 1
+    assert (5, "ИНН", "#N/A") in [r[:3] for r in rejected], "every column the mapping reads"
+    assert all("formula error" in r[3] for r in rejected if r[2] in ("#Н/Д", "#REF!", "#N/A"))
+    assert result.rejected_rows == 3 and result.records == 1
     deals = box.call("crm.deal.list", {"filter": {"ORIGINATOR_ID": "errors"}})
     assert sorted(d["TITLE"] for d in deals) == ["ИП Петров"]
     names = [c["NAME"] for c in box.call("crm.contact.list", {"select": ["NAME"]})]

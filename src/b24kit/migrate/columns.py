@@ -39,7 +39,7 @@ def named_columns(mapping: Mapping) -> list[Named]:
     if mapping.parent.route is not None:
         out.append((("parent", "route", "column"), mapping.parent.route.column))
     out += _fields(("parent", "fields"), mapping.parent.fields)
-    for key in ("name", "phone", "email", "company"):
+    for key in ("name", "phone", "email", "company", "person", "inn"):
         value = getattr(mapping.contact, key)
         if value:
             out.append((("contact", key), value))
