@@ -352,14 +352,17 @@ def test_a_gspread_sheet_with_cells_merged_down_its_projects(tmp_path: Path) -> 
     (Google keeps the value in the top cell only) reach every project of the group; a
     project number merged down several rows is refused with the reason, on every row."""
     box = deployed()
+    # «Маржа», a formula filled down the sheet, is a column the mapping does not read
     rows = [
-        ["№", "Клиент", "Телефон", "Менеджер", "Что везём", "Статус"],
-        [1, "ООО Ромашка", 79001234567, "Иванов", "трактор", "Оценить"],  # row 2
-        [2, "", "", "", "каток", ""],  # row 3: B, C, D and F merged from row 2
-        [3, "ИП Петров", "8 912 222-33-44", "Петрова", "кран", "новая"],  # row 4
-        ["", "", "", "", "", ""],  # row 5: nothing of its own (D4:D5 drawn a row too far)
-        [5, "ИП Орлов", "8 913 000-11-22", "Смирнов", "экскаватор", "новая"],  # row 6
-        ["", "", "", "", "погрузчик", ""],  # row 7: № merged from row 6
+        ["№", "Клиент", "Телефон", "Менеджер", "Что везём", "Статус", "Маржа"],
+        [1, "ООО Ромашка", 79001234567, "Иванов", "трактор", "Оценить", 10],  # row 2
+        [2, "", "", "", "каток", "", 5],  # row 3: B, C, D and F merged from row 2
+        [3, "ИП Петров", "8 912 222-33-44", "Петрова", "кран", "новая", 7],  # row 4
+        # row 5: nothing of its own the mapping reads (D4:D5 drawn a row too far), the
+        # formula's #DIV/0! beside it: a project made of the merge's values, before
+        ["", "", "", "", "", "", "#DIV/0!"],
+        [5, "ИП Орлов", "8 913 000-11-22", "Смирнов", "экскаватор", "новая", 3],  # row 6
+        ["", "", "", "", "погрузчик", "", 0],  # row 7: № merged from row 6
     ]
     merges = [(1, 3, c, c + 1) for c in (1, 2, 3, 5)]
     merges += [(3, 5, 3, 4), (5, 7, 0, 1)]  # D4:D5, A6:A7
@@ -404,7 +407,8 @@ contact: {{name: Клиент, phone: Телефон}}
     assert company and company == parents["трактор"]["COMPANY_ID"], "one client, an ООО"
     assert box.call("crm.company.get", {"id": company})["TITLE"] == "ООО Ромашка"
     rejected = {f.row: f.reason for f in result.findings if f.kind == "rejected"}
-    assert rejected[5] == "blank row"
+    assert rejected[5].startswith("blank row: nothing of its own in the columns the mapping")
+    assert "(its value is A6's, merged down to this row)" in rejected[7], "where it is"
     for row in (6, 7):
         assert "row id 5 is one cell merged over rows 6, 7" in rejected[row]
 

@@ -212,6 +212,14 @@ def test_a_formula_error_is_no_value(tmp_path: Path) -> None:
     assert row.filled == {}
 
 
+def test_a_formula_error_merged_down_is_not_a_row_s_own() -> None:
+    """A merge whose top cell shows #N/A made each row under it non-blank."""
+    grid = Grid("x", "s", [["Клиент", "Цена"], ["#N/A", 1], [None, None]], [(1, 3, 0, 1)])
+    first, second = to_table(grid).rows
+    assert first.errors == {"Клиент": "#N/A"} and not first.blank
+    assert second.errors == {"Клиент": "#N/A"} and second.blank
+
+
 def test_a_header_merged_into_the_data_is_no_value() -> None:
     """A header cell merged down into the first data row names the column; the data row
     does not read the header's text as its value."""

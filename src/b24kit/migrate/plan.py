@@ -172,6 +172,9 @@ class _RowReader:
         self._counted: set[str] = set()  # a cell read twice (a name, a title) counts once
 
     def finding(self, kind: str, column: str | None, value: Any, reason: str) -> Finding:
+        top = self.row.carried.get(column) if column is not None else None
+        if top is not None:  # the row shows it, the sheet holds it in the merge's top cell
+            reason = f"{reason} (its value is {top}'s, merged down to this row)"
         return Finding(kind, self.worksheet, self.row.number, column, value, reason, self.row_id)
 
     def raw(self, column: str) -> Any:
@@ -370,7 +373,7 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
     records: list[Record] = []
     findings: list[Finding] = []
     shared = _Shared(mapping)
-    no_rows = _no_rows(table)
+    no_rows = _no_rows(table, shared.columns)
     twins = _repeated_ids(table, mapping, no_rows)
     for row in table.rows:
         reader = _RowReader(mapping, table.worksheet, row, shared)
@@ -449,13 +452,23 @@ def read_records(table: Table, mapping: Mapping) -> tuple[list[Record], list[Fin
     return records, findings
 
 
-def _no_rows(table: Table) -> dict[int, str]:
-    """The rows that are no rows, by number: blank ones and a header pasted again, each
-    with its reason (asked once per row: both read_records and _repeated_ids skip them)."""
+def _no_rows(table: Table, columns: list[str]) -> dict[int, str]:
+    """The rows that are no rows, by number: blank ones, a header pasted again, and a row
+    under a merge with nothing of its own in the ``columns`` the mapping reads (a client
+    merged one row too far, beside a filled-down formula: it was a project made of the
+    merge's values), each with its reason (asked once per row: both read_records and
+    _repeated_ids skip them)."""
     out = {}
     for row in table.rows:
         if row.blank:
             out[row.number] = "blank row"
+        elif row.carried and not any(
+            c not in row.carried and (c in row.filled or c in row.errors) for c in columns
+        ):
+            out[row.number] = (
+                "blank row: nothing of its own in the columns the mapping reads, only cells "
+                "merged down from above"
+            )
         elif row.repeats_header(table.headers):
             out[row.number] = "repeated header row"
     return out

@@ -112,7 +112,7 @@ class SheetRow:
         for header in self.errors:
             del filled[header]
         self.filled = filled
-        self.own = bool(self.errors) or any(h not in self.carried for h in filled)
+        self.own = any(h not in self.carried for h in (*filled, *self.errors))
 
     def value(self, header: str) -> Any:
         """The cell's value, None when blank or not in the sheet."""
