@@ -513,6 +513,67 @@ contact: {{name: Клиент, phone: Телефон}}
     assert moved["row:r2"]["TITLE"] == second.splitlines()[1].split(";")[0]
 
 
+def _one_row_mapping(tmp_path: Path, originator: str) -> Path:
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        f"""
+version: 1
+blueprint: {COMPANY_PATH}
+source: {{csv: p.csv}}
+originator: {originator}
+row_id: "№"
+parent: {{pipeline: sales_turnkey, title: "{{Клиент}}", stage: {{default: NEW}}}}
+contact: {{name: Клиент, phone: Телефон}}
+""",
+        encoding="utf-8",
+    )
+    return mapping
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "said"),
+    [
+        ("Иванов Иван;8 900 111-22-33", "ООО Лютик;8 900 555-22-33", "contact #"),
+        ("ООО Ромашка;8 900 111-22-33", "Петров Пётр;8 900 777-22-33", "company #"),
+    ],
+    ids=["person-to-organisation", "organisation-to-person"],
+)
+def test_a_deal_never_changes_from_a_person_s_to_an_organisation_s(
+    tmp_path: Path, first: str, second: str, said: str
+) -> None:
+    """A person's deal, its row now naming an organisation (or the other way round), kept
+    the old client and gained the new one: two clients on one deal, silently."""
+    from b24kit.migrate.plan import DealsMoved
+
+    box = deployed()
+    mapping = _one_row_mapping(tmp_path, "kinds")
+    sheet = tmp_path / "p.csv"
+    sheet.write_text(f"№;Клиент;Телефон\n1;{first}\n", encoding="utf-8")
+    migrate(box, mapping)
+    sheet.write_text(f"№;Клиент;Телефон\n1;{second}\n", encoding="utf-8")
+    with pytest.raises(DealsMoved, match=f"belongs to {said}"):
+        migrate(box, mapping)
+
+
+def test_a_duplicate_client_on_the_portal_moves_no_deal(tmp_path: Path) -> None:
+    """A company the portal already had («Ромашка», older) gained the client's phone: the
+    re-run of the unchanged sheet picked it, the lower id, and moved the deal there (then
+    was refused for it). The deal keeps the client it has when that one still matches."""
+    box = deployed()
+    older = box.call("crm.company.add", {"fields": {"TITLE": "Ромашка"}})
+    mapping = _one_row_mapping(tmp_path, "duplicates")
+    (tmp_path / "p.csv").write_text("№;Клиент;Телефон\n1;ООО Ромашка;8 900 111-22-33\n")
+    migrate(box, mapping)
+    select = {"filter": {"ORIGINATOR_ID": "duplicates"}, "select": ["ID", "COMPANY_ID"]}
+    [deal] = box.call("crm.deal.list", select)
+    assert int(deal["COMPANY_ID"]) != older
+    phone = [{"VALUE": "+79001112233", "VALUE_TYPE": "WORK"}]
+    box.call("crm.company.update", {"id": older, "fields": {"PHONE": phone}})
+    again = migrate(box, mapping)
+    assert again.plan.counts["parents"]["updated"] == 0
+    assert box.call("crm.deal.list", select) == [deal], "the deal keeps its company"
+
+
 def test_rows_keyed_by_their_number_never_become_other_projects(tmp_path: Path) -> None:
     """A sheet with no row id column, its rows keyed by their numbers, all for one repeat
     customer: a row deleted between runs turned each deal below it into the next row's

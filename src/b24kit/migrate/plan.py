@@ -885,6 +885,12 @@ def _blank_value(value: Any) -> bool:
     return isinstance(value, str) and _ZERO.fullmatch(value.strip()) is not None
 
 
+def _id_of(deal: dict[str, Any] | None, key: str) -> int | None:
+    """A deal's CONTACT_ID or COMPANY_ID as a number; None when it has none."""
+    value = str((deal or {}).get(key) or "0")
+    return int(value) if value.isdigit() and value != "0" else None
+
+
 def contractor_key(title: str) -> str:
     """The key a contractor's name is compared by: without its legal form and quotes, as
     an organisation's («ООО "ТралСпецТранс"» is «ТралСпецТранс»)."""
@@ -1040,7 +1046,7 @@ class _Planner:
     def record(self, record: Record) -> None:
         """Everything one record makes, in order: contact, contractor, parent, children,
         comment."""
-        client = self.client(record)
+        client = self.client(record, self.existing.deals.get(f"row:{record.row_id}"))
         contractor = self.contractor(record)
         target = self.target
         code = record.pipeline or self.mapping.parent.pipeline
@@ -1139,27 +1145,48 @@ class _Planner:
 
     def _rebinds(self, record: Record, have: dict[str, Any], client: dict[str, Any]) -> None:
         """Note the parent deal ``have`` if the row makes it another project: another
-        client (a contact or company other than the one it names; one it lacks may be
-        added), or, with rows keyed by their number, another title."""
+        client (a company, or a person's contact, other than the one it has; one it lacks
+        may be added, and an organisation's contact person may change), a person's deal
+        given to an organisation or the other way round, or, with rows keyed by their
+        number, another title."""
         deal = int(have["ID"])
-        # an organisation's deal is its company's (its contact person may change)
-        key, kind = (
-            ("COMPANY_ID", "company") if "COMPANY_ID" in client else ("CONTACT_ID", "contact")
-        )
-        if key in client and str(have.get(key) or "0") not in ("", "0"):
-            was, now = int(have[key]), client[key]
-            if now != was:
-                name = self.clients[record.row_id].name or ""
-                names = (
-                    f"a new {kind} «{name}»"
-                    if isinstance(now, Ref)
-                    else f"{kind} #{now} «{self._name(kind, int(now))}»"
+        company, contact = _id_of(have, "COMPANY_ID"), _id_of(have, "CONTACT_ID")
+        name = self.clients[record.row_id].name or ""
+        if "COMPANY_ID" in client:  # an organisation's row
+            now = client["COMPANY_ID"]
+            if company is not None and now != company:
+                was = f"company #{company} «{self._name('company', company)}»"
+            elif company is None and contact is not None and client.get("CONTACT_ID") != contact:
+                was = f"contact #{contact} «{self._name('contact', contact)}»"
+            else:
+                was = ""
+            kind = "company"
+        else:  # a person's row (or none)
+            now = client.get("CONTACT_ID")
+            if now is None or now == contact:
+                was = ""
+            elif contact is not None:
+                was = f"contact #{contact} «{self._name('contact', contact)}»"
+            elif company is not None:  # an organisation's deal, given to a person
+                was = f"company #{company} «{self._name('company', company)}»"
+            else:
+                was = ""
+            kind = "contact"
+        if was:
+            names = (
+                f"a new {kind} «{name}»"
+                if isinstance(now, Ref)
+                else f"{kind} #{now} «{self._name(kind, int(now))}»"
+            )
+            self.plan.rebinds.append(
+                Rebind(
+                    record.row,
+                    record.row_id,
+                    deal,
+                    f"deal #{deal} belongs to {was}, the row names {names}",
                 )
-                what = f"deal #{deal} belongs to {kind} #{was} «{self._name(kind, was)}», "
-                self.plan.rebinds.append(
-                    Rebind(record.row, record.row_id, deal, f"{what}the row names {names}")
-                )
-                return
+            )
+            return
         title = str(have.get("TITLE") or "")
         if not self.mapping.row_id and not _same_title(title, record.title):
             self.plan.rebinds.append(
@@ -1207,22 +1234,23 @@ class _Planner:
             Finding("warning", "", record.row, None, None, reason, record.row_id)
         )
 
-    def client(self, record: Record) -> dict[str, Any]:
+    def client(self, record: Record, have: dict[str, Any] | None = None) -> dict[str, Any]:
         """The deal's COMPANY_ID and CONTACT_ID for the record's client: an organisation is
         a company, with the row's contact person as a contact of it; a person is a contact.
-        Empty when the row names no client."""
+        Empty when the row names no client. Where the portal has the client twice, the
+        deal ``have`` (made earlier) keeps the one it has."""
         client = self.clients[record.row_id]
         if not client.is_organisation:
-            contact = self.contact(client)
+            contact = self.contact(client, _id_of(have, "CONTACT_ID"))
             return {} if contact is None else {"CONTACT_ID": contact}
-        company = self.company(client)
+        company = self.company(client, _id_of(have, "COMPANY_ID"))
         out: dict[str, Any] = {"COMPANY_ID": company}
         person = client.persons.get(record.row_id)
         if person:
             out["CONTACT_ID"] = self.person(client, person, company)
         return out
 
-    def contact(self, client: Client) -> Any:
+    def contact(self, client: Client, prefer: int | None = None) -> Any:
         """A person client as one contact: every row of its group (rows sharing a phone
         or an e-mail, migrate/clients.py) gets the same one. An existing contact found by
         any of the group's phones or e-mails gains the ones it lacks; otherwise a new one
@@ -1239,7 +1267,7 @@ class _Planner:
             made = [self.existing.contacts_by_origin.get(k) for k in keys]
             found = sorted({m for m in made if m is not None})[:1]
         if found:
-            contact = found[0]
+            contact = prefer if prefer in found else found[0]
             fields = self._missing(client, self.contacts)
             if isinstance(contact, int):
                 fields.update(self._renamed(contact, client.name))
@@ -1274,7 +1302,7 @@ class _Planner:
             [v for v in missing if not v.startswith("+")],
         )
 
-    def company(self, client: Client) -> Any:
+    def company(self, client: Client, prefer: int | None = None) -> Any:
         """An organisation client as one company (crm.company), found by any of its
         phones, e-mails or its name in another spelling («АгроМир ООО»); it gains the
         phones and e-mails it lacks, and one b24kit made is renamed with the sheet."""
@@ -1288,7 +1316,7 @@ class _Planner:
         if not found and made is not None:  # one with no phone, e-mail or legal form
             found = [made]
         if found:
-            company = found[0]
+            company = prefer if prefer in found else found[0]
             fields = self._missing(client, self.companies)
             have = self.existing.companies.get(company) if isinstance(company, int) else None
             if (
