@@ -63,7 +63,7 @@ READ_METHODS = {"scope", "methods", "method.get", "server.time", "profile", "use
 IDEMPOTENT_SUFFIXES = (".update", ".items.set")
 
 
-def _bare(method: str, status: int, detail: str) -> BadResponse | ServerError:
+def _bare(method: str, status: int, detail: str, page: bool = False) -> BadResponse | ServerError:
     """An answer without the envelope. From a 5xx it is a proxy's (nginx's 502/503/504 page:
     no worker took the request, or it ran and the answer was lost): a transient server
     error whose outcome is unknown for a write, as a 500. Never the leaky bucket's
@@ -71,7 +71,7 @@ def _bare(method: str, status: int, detail: str) -> BadResponse | ServerError:
     the server cannot serve the request at all (``NEVER_TRANSIENT``)."""
     if status >= 500 and status not in NEVER_TRANSIENT:
         return ServerError(method, status, "", detail)
-    return BadResponse(method, status, detail)
+    return BadResponse(method, status, detail, page=page)
 
 
 def is_read(method: str) -> bool:
@@ -338,10 +338,12 @@ class B24Client:
             self.bucket.not_counted()
         return error
 
-    def _bare(self, method: str, status: int, detail: str) -> BadResponse | ServerError:
-        """An answer without the envelope (module ``_bare``), its place in our bucket given
-        back as ``_given_back`` says."""
-        return self._given_back(_bare(method, status, detail))
+    def _bare(
+        self, method: str, status: int, detail: str, page: bool = False
+    ) -> BadResponse | ServerError:
+        """An answer without the envelope (module ``_bare``; ``page``: a web page), its
+        place in our bucket given back as ``_given_back`` says."""
+        return self._given_back(_bare(method, status, detail, page))
 
     def _decode(self, method: str, response: httpx.Response) -> dict[str, Any]:
         status = response.status_code
@@ -356,7 +358,8 @@ class B24Client:
         except ValueError:
             text = response.text  # decoded only to tell an HTML page from other text
             kind = "an HTML page" if "<html" in text[:500].lower() else "a non-JSON body"
-            raise self._bare(method, status, f"the portal answered with {kind}") from None
+            page = kind == "an HTML page"
+            raise self._bare(method, status, f"the portal answered with {kind}", page) from None
         if not isinstance(data, dict):
             raise BadResponse(method, status, "the answer is not a JSON object")
         if "error" in data and "result" not in data:

@@ -73,19 +73,35 @@ class ServerError(PortalError):
 NEVER_TRANSIENT = frozenset({501, 505})
 # 4xx statuses that say "not now" (a time-out, too early, too many): worth asking again
 LATER = frozenset({408, 425, 429})
+# what a web server in front of the portal says of a request too large for it (a batch's
+# body, a URL): final, but no sign of a wrong address
+TOO_LARGE = frozenset({413, 414, 431})
 
 
 class BadResponse(B24Error):
     """The portal answered with something that is not the JSON envelope (HTML, empty).
-    ``final``: asked again, it answers the same (a web server's 404 or 403 page, a 501):
-    the address is no portal, or not this one, and a read is not retried."""
+    ``final``: asked again, it answers the same (a redirect, a web server's 404 or 403
+    page, a 501, a web page where the API should be): the address is no portal, or not
+    this one, and a read is not retried."""
 
-    def __init__(self, method: str, status: int, detail: str) -> None:
+    def __init__(self, method: str, status: int, detail: str, *, page: bool = False) -> None:
         self.method = method
         self.status = status
-        self.final = status in NEVER_TRANSIENT or (400 <= status < 500 and status not in LATER)
-        hint = " (no Bitrix24 answer: check the portal's address)" if self.final else ""
-        super().__init__(f"{method}: HTTP {status}: {detail}{hint}")
+        self.final = (
+            status in NEVER_TRANSIENT
+            or 300 <= status < 400
+            or (400 <= status < 500 and status not in LATER)
+            or (page and status < 300)  # a login or captive page, not a cut answer
+        )
+        super().__init__(f"{method}: HTTP {status}: {detail}{_hint(status) if self.final else ''}")
+
+
+def _hint(status: int) -> str:
+    if 300 <= status < 400:
+        return " (the address redirects: give the portal's own https:// address)"
+    if status in TOO_LARGE:
+        return " (the request is too large for the portal's web server)"
+    return " (no Bitrix24 answer: check the portal's address)"
 
 
 class TransportFailure(B24Error):
