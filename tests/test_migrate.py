@@ -363,6 +363,7 @@ def test_a_gspread_sheet_with_cells_merged_down_its_projects(tmp_path: Path) -> 
         ["", "", "", "", "", "", "#DIV/0!"],
         [5, "ИП Орлов", "8 913 000-11-22", "Смирнов", "экскаватор", "новая", 3],  # row 6
         ["", "", "", "", "погрузчик", "", 0],  # row 7: № merged from row 6
+        [5, "ИП Заря", "8 914 000-11-22", "Смирнов", "кран", "новая", 1],  # row 8: № typed
     ]
     merges = [(1, 3, c, c + 1) for c in (1, 2, 3, 5)]
     merges += [(3, 5, 3, 4), (5, 7, 0, 1)]  # D4:D5, A6:A7
@@ -410,7 +411,8 @@ contact: {{name: Клиент, phone: Телефон}}
     assert rejected[5].startswith("blank row: nothing of its own in the columns the mapping")
     assert "(its value is A6's, merged down to this row)" in rejected[7], "where it is"
     for row in (6, 7):
-        assert "row id 5 is one cell merged over rows 6, 7" in rejected[row]
+        assert "row id 5 is one cell merged over rows 6, 7:" in rejected[row]
+    assert rejected[8].startswith("row id 5 repeats row 6, 7 with other cells"), "typed"
 
 
 def test_a_formula_error_in_a_cell_rejects_its_row(tmp_path: Path) -> None:

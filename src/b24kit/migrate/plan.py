@@ -537,15 +537,20 @@ def _repeated_ids(table: Table, mapping: Mapping, no_rows: dict[int, str]) -> di
                     else f"repeats row {same[0].number}, cell for cell (a copy)"
                 )
             continue
-        if mapping.row_id and any(mapping.row_id in r.carried for r in same):
-            numbers = ", ".join(str(r.number) for r in same)
-            for row in same:
-                out[row.number] = (
-                    f"row id {row_id} is one cell merged over rows {numbers}: each row is a "
-                    "project of its own; unmerge it and give each row its own number"
-                )
-            continue
-        for row in same:
+        tops = {
+            int(re.sub(r"\D", "", r.carried[mapping.row_id]))
+            for r in same
+            if mapping.row_id and mapping.row_id in r.carried
+        }
+        merged = [r for r in same if r.number in tops or (mapping.row_id or "") in r.carried]
+        numbers = ", ".join(str(r.number) for r in merged)
+        for row in merged:
+            out[row.number] = (
+                f"row id {row_id} is one cell merged over rows {numbers}: each row is a "
+                "project of its own; unmerge it and give each row its own number"
+            )
+        in_merge = {r.number for r in merged}
+        for row in (r for r in same if r.number not in in_merge):  # the number typed again
             others = ", ".join(str(r.number) for r in same if r is not row)
             out[row.number] = (
                 f"row id {row_id} repeats row {others} with other cells: one number, two "
