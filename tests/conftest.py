@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,12 @@ def pytest_configure(config: pytest.Config) -> None:
     are ignored by git; b24kit's own are written by pytest_sessionstart below.)"""
     os.chdir(ROOT)
     sys.dont_write_bytecode = False
+    # a real portal's run lock lives in a folder every user of the machine shares
+    # (/run/lock/b24kit): the tests' portals (sandboxes served on loopback ports) keep
+    # theirs in one folder of this run's, shared by its workers, removed at its end
+    if "B24KIT_LOCK_DIR" not in os.environ:
+        os.environ["B24KIT_LOCK_DIR"] = tempfile.mkdtemp(prefix="b24kit-test-locks-")
+        config.add_cleanup(lambda: shutil.rmtree(os.environ.pop("B24KIT_LOCK_DIR"), True))
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

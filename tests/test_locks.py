@@ -190,6 +190,36 @@ def test_one_lock_per_portal_whichever_webhook_or_user_reaches_it() -> None:
     assert lock("https://beta.bitrix24.ru/rest/1/aaaaaaaaaaaa/") != one
 
 
+def test_a_real_portal_s_lock_is_the_same_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock was ./.b24kit/locks/<host>.lock: a cron job started in one folder and a
+    person's migrate in another each took its own, and wrote at once. A real portal's
+    lock is in a folder the machine's users share (B24KIT_LOCK_DIR names it here, as the
+    tests do for their portals; B24KIT_STATE_DIR still puts it under that state folder);
+    the local sandbox's stays beside its database."""
+    from b24kit.client import B24Client, WebhookAuth, parse_webhook
+    from b24kit.connect import Connection, shared_lock_dir
+
+    client = B24Client(WebhookAuth(parse_webhook("https://acme.bitrix24.ru/rest/1/aaaa1111/")))
+    conn = Connection(client, client.portal, "standard")
+    monkeypatch.delenv("B24KIT_STATE_DIR", raising=False)
+    monkeypatch.setenv("B24KIT_LOCK_DIR", str(tmp_path / "shared"))
+    paths = set()
+    for folder in ("cron", "person"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        paths.add(conn.lock_path().resolve())
+    assert paths == {tmp_path / "shared" / "acme.bitrix24.ru.lock"}
+    monkeypatch.setenv("B24KIT_STATE_DIR", str(tmp_path / "state"))
+    assert conn.lock_path() == tmp_path / "state" / "locks" / "acme.bitrix24.ru.lock"
+    monkeypatch.delenv("B24KIT_STATE_DIR")
+    monkeypatch.delenv("B24KIT_LOCK_DIR")
+    shared = shared_lock_dir()
+    assert shared.is_absolute() and shared.name == "b24kit", "a machine-wide folder"
+    assert shared.stat().st_mode & 0o1777 == 0o1777 or shared.stat().st_uid != os.getuid()
+
+
 def test_a_stopping_service_does_not_wait_for_the_lock(tmp_path: Path) -> None:
     """The review: stop() waited out --lock-wait (120 s) when another run held the lock."""
     lock = tmp_path / "run.lock"

@@ -33,6 +33,7 @@ import json
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,28 @@ SANDBOX_DIR = Path(".b24kit")
 def state_root() -> Path:
     """Where every portal's local state lives: ``$B24KIT_STATE_DIR`` or ``./.b24kit``."""
     return Path(os.environ.get("B24KIT_STATE_DIR") or SANDBOX_DIR)
+
+
+def shared_lock_dir() -> Path:
+    """A folder for run locks that every user of this machine can reach: ``/run/lock``'s
+    (the system's place for lock files, shared by services with a private /tmp), else the
+    temp folder's; made open to all with the sticky bit, as those are, so that each user
+    can add a lock and none can remove another's. ``./.b24kit/locks`` where neither can be
+    written. ``$B24KIT_LOCK_DIR`` names another (every run on the machine must use it)."""
+    chosen = os.environ.get("B24KIT_LOCK_DIR")
+    if chosen:
+        return Path(chosen)
+    for base in (Path("/run/lock"), Path(tempfile.gettempdir())):
+        folder = base / "b24kit"
+        try:
+            folder.mkdir(exist_ok=True)
+            if folder.stat().st_uid == os.getuid():
+                folder.chmod(0o1777)
+        except OSError:
+            continue
+        if os.access(folder, os.W_OK | os.X_OK):
+            return folder
+    return SANDBOX_DIR / "locks"
 
 
 def config_dir(env: Mapping[str, str]) -> Path:
@@ -91,9 +114,15 @@ class Connection:
         return re.sub(r"[^a-z0-9.-]+", "-", host).strip("-") or "portal"
 
     def lock_path(self, root: Path | None = None) -> Path:
-        """The portal's run lock (b24kit.locks): one file per portal host under ``root``
-        (``$B24KIT_STATE_DIR`` or ``./.b24kit``), shared by every webhook and user of it."""
-        return (root or state_root()) / "locks" / f"{self.portal_key}.lock"
+        """The portal's run lock (b24kit.locks): one file per portal host, shared by every
+        webhook and user of it, under ``root`` or ``$B24KIT_STATE_DIR``; else, for a real
+        portal, in a folder every user of this machine shares (``shared_lock_dir``), so a
+        cron job started in one folder and a person's run in another take the same lock
+        (under ``./.b24kit`` they did not); the local sandbox's, beside its database."""
+        name = f"{self.portal_key}.lock"
+        if root is not None or os.environ.get("B24KIT_STATE_DIR") or self.is_sandbox:
+            return (root or state_root()) / "locks" / name
+        return shared_lock_dir() / name
 
     def state_dir(self, root: Path | None = None) -> Path:
         """This portal's local state folder (sync marks, the run lock) under ``root``:
