@@ -574,6 +574,14 @@ def test_a_duplicate_client_on_the_portal_moves_no_deal(tmp_path: Path) -> None:
     again = migrate(box, mapping)
     assert again.plan.counts["parents"]["updated"] == 0
     assert box.call("crm.deal.list", select) == [deal], "the deal keeps its company"
+    # a new project of the same client, above the old one: its first row chose the lower
+    # id, and the old deal was to move (refused)
+    (tmp_path / "p.csv").write_text(
+        "№;Клиент;Телефон\n2;ООО Ромашка;8 900 111-22-33\n1;ООО Ромашка;8 900 111-22-33\n"
+    )
+    migrate(box, mapping)
+    companies = {d["COMPANY_ID"] for d in box.call("crm.deal.list", select)}
+    assert companies == {deal["COMPANY_ID"]}, "the new deal joins the old one's company"
 
 
 def test_rows_keyed_by_their_number_never_become_other_projects(tmp_path: Path) -> None:
@@ -630,13 +638,42 @@ contact: {{name: Клиент, phone: Телефон}}
         migrate(box, mapping)
     message = str(refused.value)
     assert (
-        "3 deal(s) made earlier under originator 'numbered' would become other projects" in message
+        "2 deal(s) made earlier under originator 'numbered' would become other projects" in message
     )
     assert (
-        "row 2: deal #" in message
-        and " is «экскаватор», the row (keyed by its number) is «кран»" in message
+        "row 3: deal #" in message
+        and " is «кран», which row 2 holds now, and this row (keyed by its number) is «трал»"
+        in message
     )
     assert box.call("crm.deal.list", select) == deals, "nothing written"
+    # a title only its own row changed is no move: a manager's rename on the portal, or
+    # a word of the title edited in the sheet
+    crane = next(d for d in deals if d["TITLE"] == "кран")
+    box.call("crm.deal.update", {"id": crane["ID"], "fields": {"TITLE": "кран 25 т"}})
+    sheet.write_text(
+        head
+        + "".join(rows).replace("трал", "трал 3-осный")
+        + "ООО Ромашка;8 900 111-22-33;каток;70000\n"
+    )
+    assert not migrate(box, mapping).plan.rebinds
+
+
+def test_an_empty_row_id_cell_keys_its_row_by_number_and_is_guarded(tmp_path: Path) -> None:
+    """With a row_id column, a row whose id cell is empty is keyed by its number too: a
+    row deleted above such rows made each deal the next one's project, silently."""
+    from b24kit.migrate.plan import DealsMoved
+
+    box = deployed()
+    mapping = _one_row_mapping(tmp_path, "blank-ids")
+    text = mapping.read_text(encoding="utf-8").replace('title: "{Клиент}"', 'title: "{Что}"')
+    mapping.write_text(text, encoding="utf-8")
+    sheet = tmp_path / "p.csv"
+    head, client = "№;Клиент;Телефон;Что\n", ";ООО Ромашка;8 900 111-22-33;"
+    sheet.write_text(head + f"{client}экскаватор\n{client}кран\n{client}трал\n")
+    migrate(box, mapping)
+    sheet.write_text(head + f"{client}кран\n{client}трал\n")  # the first row deleted
+    with pytest.raises(DealsMoved, match="is «кран», which row 2 holds now"):
+        migrate(box, mapping)
 
 
 def test_a_cleared_cell_and_a_deleted_row_are_said_not_silent(tmp_path: Path) -> None:
@@ -658,20 +695,21 @@ parent:
   stage: {{default: NEW}}
   fields:
     OPPORTUNITY: {{column: Цена, parse: money}}
+    BEGINDATE: {{column: Дата, parse: date}}
 contact: {{name: Клиент, phone: Телефон}}
 """,
         encoding="utf-8",
     )
     sheet = tmp_path / "p.csv"
-    head = "№;Клиент;Телефон;Что везём;Цена\n"
+    head = "№;Клиент;Телефон;Что везём;Цена;Дата\n"  # no date: the portal fills one in
     sheet.write_text(
-        head + "1;ООО Ромашка;8 900 111-22-33;кран;250000\n2;ИП Петров;8 900 222-33-44;трал;5\n",
+        head + "1;ООО Ромашка;8 900 111-22-33;кран;250000;\n2;ИП Петров;8 900 222-33-44;трал;5;\n",
         encoding="utf-8",
     )
     assert not [f for f in migrate(box, mapping).findings if f.kind == "warning"]
     deals = {"filter": {"ORIGINATOR_ID": "kept"}, "select": ["ID", "TITLE", "OPPORTUNITY"]}
     made = {d["TITLE"]: d for d in box.call("crm.deal.list", deals)}
-    sheet.write_text(head + "1;ООО Ромашка;8 900 111-22-33;кран;\n", encoding="utf-8")
+    sheet.write_text(head + "1;ООО Ромашка;8 900 111-22-33;кран;;\n", encoding="utf-8")
     again = migrate(box, mapping)
     warned = sorted(f.reason for f in again.findings if f.kind == "warning")
     assert warned == [

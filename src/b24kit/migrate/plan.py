@@ -879,7 +879,8 @@ class MigrationPlan:
         self.counts[entity][outcome] += 1
 
 
-_NO_DEFAULT = frozenset({"text", "money", "number", "date", "phone", "email"})
+# (not dates: a portal fills BEGINDATE and CLOSEDATE in itself when a deal is made)
+_NO_DEFAULT = frozenset({"text", "money", "number", "phone", "email"})
 _ZERO = re.compile(r"0+(?:[.,]0+)?(?:\|[A-Z]{3})?")
 
 
@@ -903,10 +904,14 @@ def contractor_key(title: str) -> str:
     return f"title:{normalize_word(org.core if org else title)}"
 
 
+def _title_key(title: str) -> str:
+    """A deal's title as compared: spaces aside, up to the 255 characters a title holds."""
+    return " ".join(title.split())[:255]
+
+
 def _same_title(have: str, want: str) -> bool:
-    """A deal's title as the portal keeps it and as a row makes it, spaces aside and up to
-    the 255 characters a title column holds."""
-    return " ".join(have.split())[:255] == " ".join(want.split())[:255]
+    """A deal's title as the portal keeps it and as a row makes it."""
+    return _title_key(have) == _title_key(want)
 
 
 def _same(have: Any, want: Any) -> bool:
@@ -951,6 +956,8 @@ def plan_migration(
         for r in records
     )
     planner = _Planner(mapping, target, existing, clients)
+    for r in records:  # which rows make which titles: a deal's title on another row moved
+        planner.titles.setdefault(_title_key(r.title), []).append(r.row)
     for record in records:
         planner.record(record)
     rows = {r.row_id: r for r in records}
@@ -997,6 +1004,7 @@ class _Planner:
         self.contacts: dict[str, Any] = dict(existing.contacts_by_comm)
         self.contractors: dict[str, Any] = dict(existing.contractors_by_key)
         self.contractor_titles: dict[str, str] = {}  # a new contractor's Ref -> its title
+        self.titles: dict[str, list[int]] = {}  # a title as compared -> the rows making it
         self.companies: dict[str, Any] = dict(existing.companies_by_key)
         self.persons: dict[tuple[str, str], Any] = {}  # (company, name) -> contact
         self.seq = 0
@@ -1051,7 +1059,7 @@ class _Planner:
     def record(self, record: Record) -> None:
         """Everything one record makes, in order: contact, contractor, parent, children,
         comment."""
-        client = self.client(record, self.existing.deals.get(f"row:{record.row_id}"))
+        client = self.client(record)
         contractor = self.contractor(record)
         target = self.target
         code = record.pipeline or self.mapping.parent.pipeline
@@ -1156,7 +1164,6 @@ class _Planner:
         number, another title."""
         deal = int(have["ID"])
         company, contact = _id_of(have, "COMPANY_ID"), _id_of(have, "CONTACT_ID")
-        name = self.clients[record.row_id].name or ""
         if "COMPANY_ID" in client:  # an organisation's row
             now = client["COMPANY_ID"]
             if company is not None and now != company:
@@ -1178,6 +1185,7 @@ class _Planner:
                 was = ""
             kind = "contact"
         if was:
+            name = self.clients[record.row_id].name or ""  # (worked out only when said)
             names = (
                 f"a new {kind} «{name}»"
                 if isinstance(now, Ref)
@@ -1192,21 +1200,31 @@ class _Planner:
                 )
             )
             return
+        # a row keyed by its number (no row_id, or its id cell empty): if the deal's title is
+        # now another row's, the rows moved (inserted, deleted, sorted) and this deal would
+        # become that row's neighbour's project. A title only this row changed (a price in
+        # it, a manager's rename on the portal) is no move.
+        if record.row_id != f"r{record.row}":
+            return
         title = str(have.get("TITLE") or "")
-        if not self.mapping.row_id and not _same_title(title, record.title):
+        if _same_title(title, record.title):
+            return
+        moved_to = [n for n in self.titles.get(_title_key(title), ()) if n != record.row]
+        if moved_to:
             self.plan.rebinds.append(
                 Rebind(
                     record.row,
                     record.row_id,
                     deal,
-                    f"deal #{deal} is «{title}», the row (keyed by its number) is «{record.title}»",
+                    f"deal #{deal} is «{title}», which row {moved_to[0]} holds now, and this "
+                    f"row (keyed by its number) is «{record.title}»",
                 )
             )
 
     def _kept(self, record: Record, have: dict[str, Any]) -> None:
         """Warn of each value the row's cell no longer has that the deal still does: a run
         never clears a value (the portal's may be newer than the sheet), and says so, for
-        the kinds a portal gives no default (text, money, number, date, phone, e-mail)."""
+        the kinds a portal gives no default (text, money, number, phone, e-mail)."""
         for key, spec in self.mapping.parent.fields.items():
             if key in record.fields or spec.parse not in _NO_DEFAULT:
                 continue
@@ -1239,21 +1257,37 @@ class _Planner:
             Finding("warning", "", record.row, None, None, reason, record.row_id)
         )
 
-    def client(self, record: Record, have: dict[str, Any] | None = None) -> dict[str, Any]:
+    def client(self, record: Record) -> dict[str, Any]:
         """The deal's COMPANY_ID and CONTACT_ID for the record's client: an organisation is
         a company, with the row's contact person as a contact of it; a person is a contact.
-        Empty when the row names no client. Where the portal has the client twice, the
-        deal ``have`` (made earlier) keeps the one it has."""
+        Empty when the row names no client. Where the portal has the client twice, the one
+        the client's deals made earlier have is kept (``_preferred``)."""
         client = self.clients[record.row_id]
         if not client.is_organisation:
-            contact = self.contact(client, _id_of(have, "CONTACT_ID"))
+            contact = self.contact(client, self._preferred(client, "CONTACT_ID"))
             return {} if contact is None else {"CONTACT_ID": contact}
-        company = self.company(client, _id_of(have, "COMPANY_ID"))
+        company = self.company(client, self._preferred(client, "COMPANY_ID"))
         out: dict[str, Any] = {"COMPANY_ID": company}
         person = client.persons.get(record.row_id)
         if person:
             out["CONTACT_ID"] = self.person(client, person, company)
         return out
+
+    def _preferred(self, client: Client, key: str) -> int | None:
+        """The contact or company (``key``) most of the client's deals made earlier have,
+        whichever of its rows comes first in the sheet (a new row first chose the lower id
+        of two, and every older deal of the client was then to move)."""
+        if client.key in self.made_clients:
+            return None  # chosen already, for all its rows
+        had = Counter(
+            i
+            for r in client.rows
+            if (i := _id_of(self.existing.deals.get(f"row:{r}"), key)) is not None
+        )
+        if not had:
+            return None
+        most = max(had.values())
+        return min(i for i, n in had.items() if n == most)
 
     def contact(self, client: Client, prefer: int | None = None) -> Any:
         """A person client as one contact: every row of its group (rows sharing a phone
