@@ -782,6 +782,57 @@ children:
     ]
 
 
+def test_a_contractor_s_legal_form_and_a_phone_typed_by_hand_count(tmp_path: Path) -> None:
+    """«ООО Вектор» and «АО Вектор» (their names the same without the form) became one
+    entry; an entry whose phone a person typed (8 911 …) was never found by it; a row
+    whose phones are two entries' took the first, silently."""
+    box = deployed()
+    typed = box.call(
+        "crm.item.add",
+        {
+            "entityTypeId": 1030,
+            "fields": {"title": "Ручной Ввод", "ufCrm1Phone": "8 911 555-55-55"},
+        },
+    )["item"]["id"]
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        f"""
+version: 1
+blueprint: {COMPANY_PATH}
+source: {{csv: p.csv}}
+originator: forms
+row_id: "№"
+users: {{Кузнецова: 6}}
+parent: {{pipeline: sales_turnkey, title: "{{Клиент}}", stage: {{default: NEW}}}}
+contact: {{name: Клиент, phone: Телефон}}
+contractor: {{type: contractors, title: Подрядчик, phone: Телефон подрядчика}}
+children:
+  - {{link: estimate, when: [Подрядчик], title: "Оценка", contractor: true}}
+""",
+        encoding="utf-8",
+    )
+    (tmp_path / "p.csv").write_text(
+        "№;Клиент;Телефон;Подрядчик;Телефон подрядчика\n"
+        "1;ООО А;8 900 111-22-33;ООО Вектор;8 911 111-11-11\n"
+        "2;ООО Б;8 900 222-33-44;АО Вектор;8 911 222-22-22\n"
+        "3;ООО В;8 900 333-44-55;Ручной Ввод;+7 911 555-55-55\n"
+        "4;ООО Г;8 900 444-55-66;Вектор;8 911 111-11-11, 8 911 222-22-22\n",
+        encoding="utf-8",
+    )
+    result = migrate(box, mapping)
+    items = box.call("crm.item.list", {"entityTypeId": 1030, "select": ["id", "title"]})
+    assert sorted(i["title"] for i in items["items"]) == ["АО Вектор", "ООО Вектор", "Ручной Ввод"]
+    assert [i["id"] for i in items["items"] if i["title"] == "Ручной Ввод"] == [typed]
+    warned = [(f.row, f.reason) for f in result.findings if f.kind == "warning"]
+    assert warned == [
+        (
+            5,
+            "contractor «Вектор»: its phones are on the directory's «ООО Вектор» and «АО "
+            "Вектор»: taken as the first",
+        )
+    ]
+
+
 def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:
     import yaml
 

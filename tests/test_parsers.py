@@ -50,7 +50,8 @@ MONEY: list[tuple[Any, str, str, bool]] = [
     # grouped thousands, then three digits after the last separator: a decimal part, but
     # 1 250 000 may have been meant, and read exactly it was silent
     ("1 250.000", "1250", "RUB", True),
-    ("1.250,000", "1250", "RUB", True),
+    ("1.250,000", "1250", "RUB", False),  # thousands by points: the comma is decimal
+    ("1,250.000", "1250", "RUB", False),  # and the other way round
     ("125000.500", "125000.5", "RUB", False),  # no thousands grouped: a decimal point
     (125000, "125000", "RUB", False),
     (99.5, "99.5", "RUB", False),
@@ -339,6 +340,8 @@ def test_emails() -> None:
         ("Анна anna@mail.ru", ["anna@mail.ru"], True),  # the name dropped, and said so
         ("ivan.p+zakaz@mail.ru", ["ivan.p+zakaz@mail.ru"], False),
         ("почта@пример.рф", ["почта@пример.рф"], False),
+        ("ivan@xn--80a1acny.xn--p1ai", ["ivan@xn--80a1acny.xn--p1ai"], False),  # punycode
+        ("a@b.ru\u200b", ["a@b.ru"], False),  # a zero-width space pasted with it
     ],
 )
 def test_emails_as_people_write_them(raw: str, expected: list[str], warned: bool) -> None:
@@ -346,7 +349,11 @@ def test_emails_as_people_write_them(raw: str, expected: list[str], warned: bool
     assert parsed.value == expected and (parsed.warning is not None) is warned
 
 
-@pytest.mark.parametrize("raw", ["a@b", "a@@b.ru", "ivan@mail", "anna@mail.ru petr@"])
+@pytest.mark.parametrize(
+    "raw",
+    # ".ivan@mail.ru" was quietly written as another address, ivan@mail.ru
+    ["a@b", "a@@b.ru", "ivan@mail", "anna@mail.ru petr@", ".ivan@mail.ru"],
+)
 def test_an_address_that_is_none_is_rejected(raw: str) -> None:
     with pytest.raises(ParseError, match="is not an e-mail address"):
         parse_emails(raw)

@@ -179,8 +179,8 @@ def _three_decimals(text: str, number: Decimal) -> str | None:
     head = text[:last].strip()
     if last < 0 or len(text) - last - 1 != 3 or number.as_tuple().exponent != -3:
         return None
-    if head.isdigit() or not _GROUPED.fullmatch(head):
-        return None
+    if head.isdigit() or not _GROUPED.fullmatch(head) or re.search(r"[.,]", head):
+        return None  # (1,250.000: thousands by commas, so the point is a decimal one)
     whole = f"{int(number):,}".replace(",", " ")
     meant = f"{int(_SEPARATORS.sub('', text)):,}".replace(",", " ")
     return f"read {text!r} as {whole}{_fraction(number)}, not {meant}: three digits after the last separator"
@@ -456,15 +456,16 @@ def _phones_text(text: str) -> tuple[tuple[str, ...], str | None]:
 _EMAIL_SPLIT = re.compile(r"[\s,;/|]+")
 _EMAIL_LABEL = re.compile(r"^(?:mailto|e-?mail|почта|эл\.?почта|email)\s*:\s*", re.IGNORECASE)
 _EMAIL_LABELS = {"e-mail", "email", "mail", "почта", "эл", "эл.", "эл.почта", "адрес"}
-_ADDRESS = re.compile(r"[\w.%+'-]+@(?:[\w-]+\.)+[^\W\d_]{2,}")
+_ADDRESS = re.compile(r"[\w%+'-][\w.%+'-]*@(?:[\w-]+\.)+(?:[^\W\d_]{2,}|xn--[\w-]+)")
+_INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")
 
 
 def parse_emails(raw: Any) -> Parsed:
-    text = _text(raw)
+    text = _INVISIBLE.sub("", _text(raw))  # a zero-width space pasted with an address
     found: list[str] = []
     dropped: list[str] = []
     for token in _EMAIL_SPLIT.split(text):
-        token = _EMAIL_LABEL.sub("", token.strip("<>()[]{}\"'«».:"))
+        token = _EMAIL_LABEL.sub("", token.strip("<>()[]{}\"'«»").rstrip(".:"))
         if not token or token.lower().rstrip(":") in _EMAIL_LABELS:
             continue
         if "@" not in token:

@@ -42,6 +42,7 @@ from b24kit.migrate.parsers import (
     parse_emails,
     parse_inn,
     parse_money,
+    parse_phone_one,
     parse_phones,
     parse_yes_no,
 )
@@ -753,9 +754,8 @@ async def read_existing(
                 "select": ["id", "xmlId", "title", phone_field],
             },
         ):
-            for phone in str(item.get(phone_field) or "").split(","):
-                if phone.strip():
-                    out.contractors_by_key.setdefault(identifier(phone.strip()), int(item["id"]))
+            for phone in _directory_phones(str(item.get(phone_field) or "")):
+                out.contractors_by_key.setdefault(identifier(phone), int(item["id"]))
             out.contractors_by_key.setdefault(contractor_key(str(item["title"])), int(item["id"]))
             out.contractor_titles[int(item["id"])] = str(item["title"])
     if mapping.comment:
@@ -895,6 +895,27 @@ def _id_of(deal: dict[str, Any] | None, key: str) -> int | None:
     """A deal's CONTACT_ID or COMPANY_ID as a number; None when it has none."""
     value = str((deal or {}).get(key) or "0")
     return int(value) if value.isdigit() and value != "0" else None
+
+
+def _directory_phones(text: str) -> list[str]:
+    """The phones of a directory entry as b24kit compares them (+7…): typed by a person
+    (8 911 …) too, which were never matched; one that is no phone, as written."""
+    out = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            out.append(parse_phone_one(part).value)
+        except ParseError:
+            out.append(part.strip())
+    return out
+
+
+def _same_form(one: str, other: str) -> bool:
+    """Two names of one organisation as far as their legal forms go: a form missing on
+    either is no difference, two different ones are (ООО Вектор is no АО Вектор)."""
+    a, b = organisation(one), organisation(other)
+    return a is None or b is None or a.form == b.form
 
 
 def contractor_key(title: str) -> str:
@@ -1441,8 +1462,19 @@ class _Planner:
         title = record.contractor["title"]
         by_name = contractor_key(title)
         keys = [identifier(p) for p in record.contractor["phones"]] or [by_name]
-        contractor = next((self.contractors[k] for k in keys if k in self.contractors), None)
-        if contractor is None and by_name in self.contractors:
+        owners = list(dict.fromkeys(self.contractors[k] for k in keys if k in self.contractors))
+        contractor = owners[0] if owners else None
+        if len(owners) > 1:  # its phones are two entries': the first one's is taken
+            self.warn(
+                record,
+                f"contractor «{title}»: its phones are on the directory's "
+                f"{' and '.join(f'«{self._titled(o)}»' for o in owners)}: taken as the first",
+            )
+        if (
+            contractor is None
+            and by_name in self.contractors
+            and _same_form(title, self._titled(self.contractors[by_name]))
+        ):
             # the same name with another phone: the same contractor (its entry keeps the
             # phones it has), said so
             contractor = self.contractors[by_name]
