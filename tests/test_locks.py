@@ -220,6 +220,33 @@ def test_a_real_portal_s_lock_is_the_same_from_any_folder(
     assert shared.stat().st_mode & 0o1777 == 0o1777 or shared.stat().st_uid != os.getuid()
 
 
+def test_sync_takes_the_lock_the_other_writers_take(project: Path) -> None:
+    """sync defaulted its state folder to ./.b24kit and so locked ./.b24kit/locks while
+    audit --fix, apply and migrate locked the machine's shared folder: a cron sync and an
+    audit --fix made the same child twice. Every writer on a real portal takes one lock."""
+    from b24kit.sandbox import Sandbox
+    from b24kit.sandbox.server import start_in_thread
+
+    box = Sandbox(limits="off")
+    server = start_in_thread(box)
+    try:
+        url = box.webhook_url(server.base_url)
+        host = server.base_url.split("//")[1].replace(":", "-")
+        lock = Path(os.environ["B24KIT_LOCK_DIR"]) / f"{host}.lock"
+        bp = "blueprints/company.yaml"
+        assert run_cli("apply", bp, "-p", url, "--yes").returncode == 0
+        held = hold(lock, job="audit", pid=4242, host="ops-1", since=ago(minutes=1))
+        try:
+            for args in (["sync", bp, "--once", "-q"], ["audit", bp, "--fix", "--yes"]):
+                result = run_cli(*args, "-p", url, "--lock-wait", "0")
+                assert result.returncode == 3, (args, result.stderr)
+                assert "audit (pid 4242 on ops-1" in result.stderr, result.stderr
+        finally:
+            held.close()
+    finally:
+        server.stop()
+
+
 def test_a_stopping_service_does_not_wait_for_the_lock(tmp_path: Path) -> None:
     """The review: stop() waited out --lock-wait (120 s) when another run held the lock."""
     lock = tmp_path / "run.lock"

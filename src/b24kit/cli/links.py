@@ -233,15 +233,17 @@ def sync(
         float, typer.Option(metavar="SECONDS", help="--serve: seconds between safety-net passes.")
     ] = 300.0,
     state_dir: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--state-dir",
             envvar="B24KIT_STATE_DIR",
             metavar="DIR",
             help="Where each portal's last pass and run lock live (a folder per portal "
-            "inside); migrate, apply and audit --fix read B24KIT_STATE_DIR for the same lock.",
+            "inside; default ./.b24kit for the marks, the machine's shared lock folder for "
+            "the lock); migrate, apply and audit --fix read B24KIT_STATE_DIR for the same lock.",
+            show_default=False,
         ),
-    ] = Path(".b24kit"),
+    ] = None,
     deadline: Annotated[
         float,
         typer.Option(
