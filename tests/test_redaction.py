@@ -182,3 +182,21 @@ def test_config_file_is_checked_and_secret_kept(tmp_path: Path) -> None:
     assert "readable by other users" in result.stderr, "a world-readable config is flagged"
     assert result.returncode == 3
     assert_clean(result, SECRET)
+
+
+def test_a_broken_config_file_shows_no_secret_of_it(tmp_path: Path) -> None:
+    """A YAML error quoted the line around it: an OAuth client secret and refresh token
+    were printed (a webhook's was masked by the URL rule)."""
+    cfg = tmp_path / "b24kit"
+    cfg.mkdir()
+    (cfg / "config.yaml").write_text(
+        "default: acme\nprofiles:\n  acme:\n    oauth: {portal: https://acme.bitrix24.ru, "
+        "client_id: app.1, client_secret: CLIENTSECRETXYZ: 1, refresh_token: REFRESHTOKENABC}\n",
+        encoding="utf-8",
+    )
+    (cfg / "config.yaml").chmod(0o600)
+    result = run_cli("call", "user.current", env={"XDG_CONFIG_HOME": str(tmp_path)})
+    assert result.returncode == 2, result.stderr
+    assert "config.yaml:4:" in result.stderr and "not valid YAML" in result.stderr
+    assert_clean(result, "CLIENTSECRETXYZ")
+    assert_clean(result, "REFRESHTOKENABC")

@@ -148,7 +148,12 @@ def _load_config(path: Path) -> tuple[dict[str, Any], list[str]]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        # where and what, never the text around it: a config file holds webhook URLs, OAuth
+        # client secrets and refresh tokens, which a YAML error quotes
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "a syntax error"
+        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with 'profiles'")
     return data, warnings
