@@ -232,13 +232,13 @@ def test_audit_finds_each_rule_exactly_and_fix_converges(tmp_path: Path) -> None
     server = start_in_thread(co.box)
     url = co.box.webhook_url(server.base_url)
 
-    def audit(*args: str) -> tuple[int, str, dict[str, Any]]:
+    def audit(*args: str) -> tuple[int, Any, dict[str, Any]]:
         out = tmp_path / "audit.json"
         result = run_cli(
             "audit", "-b", str(COMPANY), "--portal", url, "-f", "json", "-o", str(out), *args,
             cwd=tmp_path, env={"XDG_CONFIG_HOME": str(tmp_path)}, clock=FakeClock(),
         )  # fmt: skip
-        return result.returncode, result.stdout, json.loads(out.read_text(encoding="utf-8"))
+        return result.returncode, result, json.loads(out.read_text(encoding="utf-8"))
 
     try:
         fixed = audit("--fix", "--yes")
@@ -248,8 +248,10 @@ def test_audit_finds_each_rule_exactly_and_fix_converges(tmp_path: Path) -> None
         server.stop()
     assert fixed[0] == 1, "D001 stays: an error, not repairable"
     assert fixed[2]["counts"] == {"D001": 1}, fixed
-    assert "3 safe repair(s)" in fixed[1] and "6 repaired" in fixed[1], fixed[1]
-    assert again[2]["counts"] == {"D001": 1} and "0 repaired" in again[1], "converged"
+    assert "3 safe repair(s)" in fixed[1].stderr, "the repairs beside the question"
+    assert "6 repair write(s) done" in fixed[1].stdout, fixed[1].stdout
+    assert again[2]["counts"] == {"D001": 1}
+    assert "0 repair write(s) done" in again[1].stdout, "converged"
     assert code == 1
     finding = data["findings"][0]
     assert (finding["rule"], finding["name"], finding["severity"]) == (

@@ -4,6 +4,7 @@ concurrency, and the estimates report."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -188,11 +189,35 @@ def test_fix_repairs_what_is_safe_and_deletes_nothing(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert result.returncode == 1, result.stderr  # unrepairable findings remain
+    report = json.loads(result.stdout)  # stdout is the report alone: the repairs were on it
+    assert report["counts"] and "safe repair(s):" in result.stderr
     after = audit(box).counts()
     assert after == {"L002": 2, "L003": 1, "L006": 1, "L007": 1, "L008": 1}, (
         "repairable rules are clean; the others remain and are reported"
     )
     assert box.portal.count_items(2) == seeded["deals"] + 2, "two children made, nothing deleted"
+
+
+def test_a_report_file_that_cannot_be_written_stops_fix_before_it_writes(
+    tmp_path: Path,
+) -> None:
+    """--fix repaired the portal, then exited 2 ("nothing was written") on an -o it could
+    not write: the file is checked first."""
+    box = deployed()
+    seed_every_inconsistency(box)
+    before = audit(box).counts()
+    server = start_in_thread(box)
+    try:
+        for out in (tmp_path / "no-such-folder" / "a.json", tmp_path):
+            result = run_cli(
+                "audit", "-b", str(EXAMPLE), "--fix", "--yes", "-o", str(out),
+                "--portal", box.webhook_url(server.base_url),
+                cwd=tmp_path, env={"XDG_CONFIG_HOME": str(tmp_path)}, clock=FakeClock(),
+            )  # fmt: skip
+            assert result.returncode == 2 and str(out) in result.stderr, result.stderr
+    finally:
+        server.stop()
+    assert audit(box).counts() == before, "nothing repaired"
 
 
 def test_exit_codes_formats_and_quiet(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ notice, error handling with exit codes, and running the async core."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -102,6 +103,18 @@ YesOption = Annotated[
     bool,
     typer.Option("--yes", "-y", metavar="", help="Do not ask before writing (cron, CI)."),
 ]
+
+
+def writable(path: Path) -> None:
+    """Refuse (exit 2) a file that cannot be written: its folder missing or not writable,
+    or a folder by that name. Checked before the work, whose result it would hold."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise fail(f"{path}: is a folder; name a file")
+    if not folder.is_dir():
+        raise fail(f"{path}: no folder {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise fail(f"{path}: cannot be written here (permission)")
 
 
 def out_option(help_text: str) -> object:

@@ -27,6 +27,7 @@ from b24kit.cli.common import (
     open_portal,
     out_option,
     run_portal,
+    writable,
 )
 from b24kit.cli.output import console, err, fail, phase
 from b24kit.cli.report import Output, show
@@ -113,6 +114,8 @@ def audit(
             "--fix asks before writing, and there is no terminal to ask on",
             "pass --yes to repair without asking (cron)",
         )
+    if output is not None:  # before any repair: a report that cannot be written failed
+        writable(output)  # the run after it had written (exit 2, "nothing was written")
     conn = open_portal(portal, plan_name, writes=do_fix)
     base = _portal_base(conn)
 
@@ -122,10 +125,10 @@ def audit(
         fixed = 0
         if do_fix:
             safe_ones = repairable(result.findings)
-            if safe_ones and not quiet:
-                console.print(f"{len(safe_ones)} safe repair(s):", highlight=False)
+            if safe_ones and not quiet:  # on stderr, beside the question: stdout is the report
+                err.print(f"{len(safe_ones)} safe repair(s):", highlight=False)
                 for f in safe_ones:
-                    console.print(
+                    err.print(
                         f"  {f.rule} {f.name} {f.deals}: " + "; ".join(c.method for c in f.repair),
                         highlight=False,
                     )
@@ -140,7 +143,7 @@ def audit(
     summary = (
         f"audit: {result.deals_read} deals, {len(result.findings)} finding(s)"
         + (f" ({', '.join(f'{r} {n}' for r, n in counts.items())})" if counts else "")
-        + (f", {fixed} repaired" if do_fix else "")
+        + (f", {fixed} repair write(s) done" if do_fix else "")
         + ("" if over else ", clean" if not result.findings else ", below --fail-on")
         + (f" on {conn.label}" if do_fix else "")
     )
