@@ -220,6 +220,30 @@ def test_a_report_file_that_cannot_be_written_stops_fix_before_it_writes(
     assert audit(box).counts() == before, "nothing repaired"
 
 
+def test_a_link_field_the_portal_lacks_is_refused_not_repaired(tmp_path: Path) -> None:
+    """A link's field deleted on the portal: writes to it were dropped there, silently, so
+    --fix said it had repaired 807 things every run and each sync pass wrote the same
+    deals again. The field is checked with the pipelines: exit 2, apply the blueprint."""
+    box = deployed()
+    seed_every_inconsistency(box)
+    [field] = box.call("crm.deal.userfield.list", {"filter": {"FIELD_NAME": "UF_CRM_CHILD_DEAL"}})
+    box.call("crm.deal.userfield.delete", {"id": field["ID"]})
+    server = start_in_thread(box)
+    try:
+        for args in (
+            ["audit", "-b", str(EXAMPLE), "--fix", "--yes"],
+            ["sync", str(EXAMPLE), "--once"],
+        ):
+            result = run_cli(
+                *args, "--portal", box.webhook_url(server.base_url),
+                cwd=tmp_path, env={"XDG_CONFIG_HOME": str(tmp_path)}, clock=FakeClock(),
+            )  # fmt: skip
+            assert result.returncode == 2, (args, result.stderr)
+            assert "the portal has no deal field UF_CRM_CHILD_DEAL" in result.stderr
+    finally:
+        server.stop()
+
+
 def test_exit_codes_formats_and_quiet(tmp_path: Path) -> None:
     box = deployed()
     server = start_in_thread(box)

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from b24kit.blueprint.locate import deal_pipeline, stage_id
 from b24kit.blueprint.model import Blueprint, Link
+from b24kit.errors import InputError
 from b24kit.links.children import ChildLink
 from b24kit.portal.ids import uf_name
 from b24kit.portal.snapshot import PipelineSnap, Snapshot
@@ -153,6 +154,7 @@ def resolve_links(
             continue
         parents = [pipeline(code) for code in link.parent.codes]
         child = pipeline(link.child.pipeline)
+        _fields_exist(link, snap)
         out.append(
             ResolvedLink(
                 link,
@@ -174,6 +176,25 @@ def resolve_links(
             )
         )
     return out
+
+
+def _fields_exist(link: Link, snap: Snapshot) -> None:
+    """The link's custom fields are on the portal: one missing (deleted there, or the
+    blueprint not applied) took writes the portal silently drops, so --fix said it had
+    repaired what it had not, and every sync pass wrote the same deals again."""
+    named = [link.child_field, link.parent_field, link.mirror_field]  # codes of custom fields
+    named += [
+        f for m in link.moves if m.record is not None for f in (m.record.price, m.record.time)
+    ]
+    names = [uf_name(code) for code in named if code]
+    names += [f for f in link.copy_fields if f.upper().startswith("UF_")]  # (or standard ones)
+    have = {f.name for f in snap.deal_fields}
+    for name in names:
+        if name.upper() not in have:
+            raise InputError(
+                f"link {link.name!r}: the portal has no deal field {name}: apply the "
+                "blueprint first (b24kit apply)"
+            )
 
 
 def _quotes(bp: Blueprint, link: Link, child: PipelineSnap) -> dict[str, QuoteFields]:
