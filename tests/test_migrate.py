@@ -777,9 +777,15 @@ children:
         (
             6,
             "contractor «ТралСпецТранс»: taken as the directory's «ТралСпецТранс» by its "
-            "name; its phone +79119990000 is not on that entry",
+            "name; its phone +79119990000 is added to that entry",
         ),
     ]
+    [item] = box.call("crm.item.list", {"entityTypeId": 1030, "select": ["id", "ufCrm1Phone"]})[
+        "items"
+    ]
+    assert item["ufCrm1Phone"] == "+79113332211, +79119990000", "the new phone is kept"
+    again = migrate(box, mapping)
+    assert [f.row for f in again.findings if f.kind == "warning"] == [5], "said once"
 
 
 def test_a_contractor_s_legal_form_and_a_phone_typed_by_hand_count(tmp_path: Path) -> None:

@@ -676,6 +676,7 @@ class Existing:
     persons: dict[tuple[int, str], int] = field(default_factory=dict)
     contractors_by_key: dict[str, int] = field(default_factory=dict)
     contractor_titles: dict[int, str] = field(default_factory=dict)  # item id -> its title
+    contractor_phones: dict[int, str] = field(default_factory=dict)  # item id -> its phones
     # b24kit's marker -> (the comment's id, its text): an edited comment updates that one
     markers: dict[str, tuple[int, str]] = field(default_factory=dict)
 
@@ -758,6 +759,7 @@ async def read_existing(
                 out.contractors_by_key.setdefault(identifier(phone), int(item["id"]))
             out.contractors_by_key.setdefault(contractor_key(str(item["title"])), int(item["id"]))
             out.contractor_titles[int(item["id"])] = str(item["title"])
+            out.contractor_phones[int(item["id"])] = str(item.get(phone_field) or "")
     if mapping.comment:
         parents = [
             int(d["ID"])
@@ -1025,6 +1027,7 @@ class _Planner:
         self.contacts: dict[str, Any] = dict(existing.contacts_by_comm)
         self.contractors: dict[str, Any] = dict(existing.contractors_by_key)
         self.contractor_titles: dict[str, str] = {}  # a new contractor's Ref -> its title
+        self.contractor_phones: dict[str, str] = {}  # an entry (id or Ref) -> its phone field
         self.titles: dict[str, list[int]] = {}  # a title as compared -> the rows making it
         self.companies: dict[str, Any] = dict(existing.companies_by_key)
         self.persons: dict[tuple[str, str], Any] = {}  # (company, name) -> contact
@@ -1475,15 +1478,20 @@ class _Planner:
             and by_name in self.contractors
             and _same_form(title, self._titled(self.contractors[by_name]))
         ):
-            # the same name with another phone: the same contractor (its entry keeps the
-            # phones it has), said so
+            # the same name with another phone: the same contractor, which gains the phone
+            # (it was lost, and warned of again on every run), said so
             contractor = self.contractors[by_name]
+            phones = record.contractor["phones"]
+            self._add_phones(contractor, phones)
+            for key in keys:
+                self.contractors.setdefault(key, contractor)
             self.warn(
                 record,
                 f"contractor «{title}»: taken as the directory's «{self._titled(contractor)}» "
-                f"by its name; its phone {', '.join(record.contractor['phones'])} is not "
-                "on that entry",
+                f"by its name; its phone {', '.join(phones)} is added to that entry",
             )
+            self.plan.count("contractors", "updated")
+            return contractor
         elif contractor is not None and contractor_key(self._titled(contractor)) != by_name:
             # one phone, two names: two contractors sharing a dispatcher, or a typo
             self.warn(
@@ -1516,7 +1524,35 @@ class _Planner:
             self.contractors[k] = contractor
         self.contractors.setdefault(by_name, contractor)  # a later row naming it, no phone
         self.contractor_titles[str(contractor)] = title
+        self.contractor_phones[str(contractor)] = ", ".join(record.contractor["phones"])
         return contractor
+
+    def _add_phones(self, contractor: Any, phones: list[str]) -> None:
+        """Write a directory entry's phone field with ``phones`` added (those it lacks),
+        keeping the ones it has as they are written."""
+        have = self.contractor_phones.setdefault(
+            str(contractor),
+            self.existing.contractor_phones.get(contractor, "")
+            if not isinstance(contractor, Ref)
+            else "",
+        )
+        known = {identifier(p) for p in _directory_phones(have)}
+        new = [p for p in phones if identifier(p) not in known]
+        if not new or self.mapping.contractor is None or self.target.contractor_etid is None:
+            return
+        text = ", ".join(p for p in (have.strip(), *new) if p)
+        self.contractor_phones[str(contractor)] = text
+        prefix = spa_uf_prefix(self.target.contractor_type_id or 0)
+        field_name = prefix + self.mapping.contractor.phone_field
+        self.plan.commands.append(
+            cmd.item_update(
+                self.target.contractor_etid,
+                contractor,
+                {field_name: text},
+                name=self.name("kp"),
+                original_names=True,
+            )
+        )
 
     def _titled(self, contractor: Any) -> str:
         """A contractor's title: one this run makes, or the portal's."""
