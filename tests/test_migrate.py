@@ -839,6 +839,38 @@ children:
     ]
 
 
+def test_a_company_known_by_name_alone_is_found_again_once_it_has_a_phone(
+    tmp_path: Path,
+) -> None:
+    """A company column with no legal form («Стройтрест») and no phone: the company was
+    made keyed by its name, and once the row gained a phone the re-run looked for it by
+    the phone's key, made another and was refused for moving the deal to it."""
+    box = deployed()
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        f"""
+version: 1
+blueprint: {COMPANY_PATH}
+source: {{csv: p.csv}}
+originator: by-name
+row_id: "№"
+parent: {{pipeline: sales_turnkey, title: "{{Что}}", stage: {{default: NEW}}}}
+contact: {{name: Клиент, company: Компания, phone: Телефон}}
+""",
+        encoding="utf-8",
+    )
+    sheet = tmp_path / "p.csv"
+    head = "№;Клиент;Компания;Телефон;Что\n"
+    sheet.write_text(head + "1;Иванов Иван;Стройтрест;;кран\n", encoding="utf-8")
+    migrate(box, mapping)
+    sheet.write_text(head + "1;Иванов Иван;Стройтрест;8 900 111-22-33;кран\n", encoding="utf-8")
+    again = migrate(box, mapping)
+    assert again.plan.counts["companies"] == {"created": 0, "updated": 1, "unchanged": 0}
+    [company] = box.call("crm.company.list", {"select": ["ID", "TITLE", "PHONE"]})
+    assert company["TITLE"] == "Стройтрест"
+    assert [p["VALUE"] for p in company["PHONE"]] == ["+79001112233"], "it gained the phone"
+
+
 def test_migrate_init_drafts_a_usable_mapping(tmp_path: Path) -> None:
     import yaml
 

@@ -741,8 +741,13 @@ async def read_existing(
         if company.get("ORIGINATOR_ID") == mapping.originator and company.get("ORIGIN_ID"):
             out.companies_by_origin[str(company["ORIGIN_ID"])] = cid
         out.companies[cid] = {k: company.get(k) for k in ("TITLE", "ORIGINATOR_ID")}
-        org = organisation(str(company.get("TITLE") or ""))
-        for key in [*_comm_keys(company), *([org.key] if org else [])]:
+        title = str(company.get("TITLE") or "")
+        org = organisation(title)
+        # by its name as a sheet's company column names it: with its legal form's key, or,
+        # without one («Стройтрест»), the name's (a company made from such a row, its key
+        # the name then, was not found again once the row gained a phone)
+        name_key = org.key if org else (f"org::{normalize_word(title)}" if title.strip() else "")
+        for key in [*_comm_keys(company), *([name_key] if name_key else [])]:
             out.companies_by_key.setdefault(key, cid)
     if target.contractor_etid is not None and mapping.contractor is not None:
         phone_field = spa_uf_prefix(target.contractor_type_id or 0) + mapping.contractor.phone_field
