@@ -346,6 +346,22 @@ def test_a_portal_that_always_refuses_cannot_outlast_the_deadline(tmp_path: Path
     assert portal.requests > 1, "it did wait and retry within the deadline"
 
 
+def test_an_audit_from_cron_ends_at_its_deadline(tmp_path: Path) -> None:
+    """audit had no deadline: a portal that kept refusing held a cron audit for about ten
+    minutes of retries. --deadline ends it (fake clock: no real waiting), exit 3."""
+    portal = Refusing()
+    clock = FakeClock()
+    with served(portal) as base:
+        result = run_cli(
+            "audit", str(COMPANY), "-q", "--deadline", "120",
+            "--portal", f"{base}/rest/1/abcdefghij123456/",
+            clock=clock, cwd=tmp_path, env={"XDG_CONFIG_HOME": str(tmp_path)},
+        )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "deadline of 120 s" in result.stderr.strip().splitlines()[-1]
+    assert clock.elapsed <= 120, f"{clock.elapsed} s of waiting"
+
+
 def test_a_portal_that_never_answers_cannot_outlast_the_deadline(tmp_path: Path) -> None:
     """It kept a run busy 527 s (8 attempts of a 60-second time-out); now the deadline
     cuts the request's time-out and the retries."""

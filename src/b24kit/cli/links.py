@@ -93,6 +93,17 @@ def audit(
     ] = False,
     yes: YesOption = False,
     lock_wait: LockWaitOption = LOCK_WAIT,
+    deadline: Annotated[
+        float | None,
+        typer.Option(
+            "--deadline",
+            metavar="SECONDS",
+            min=1,
+            help="The audit (and --fix's repairs) ends within this time, whatever the portal "
+            "does; past it, exit 3 (run it again to finish). For cron; default: none.",
+            show_default=False,
+        ),
+    ] = None,
     blueprint_alias: BlueprintAlias = None,
 ) -> None:
     """Check that parents and children agree, by the blueprint's links.
@@ -120,6 +131,10 @@ def audit(
     base = _portal_base(conn)
 
     async def work(conn: "Connection") -> "tuple[AuditResult, int]":
+        with conn.client.within(deadline):
+            return await audit_and_fix(conn)
+
+    async def audit_and_fix(conn: "Connection") -> "tuple[AuditResult, int]":
         with phase(f"reading {conn.label}"):
             result = await audit_portal(conn.client, bp, link)
         fixed = 0
