@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from b24kit.blueprint.model import Blueprint
 from b24kit.blueprint.plan import PlanOptions, diff
 from b24kit.client.executor import Join, Ref
+from b24kit.errors import InputError
 from b24kit.portal.snapshot import FieldSnap, PipelineSnap, Snapshot, SpaSnap, StageSnap
 
 
@@ -134,6 +137,15 @@ def test_prune_refuses_a_stage_with_items_and_moves_them_when_told() -> None:
     assert [c.method for c in change.commands] == ["crm.deal.update"] * 2 + ["crm.status.delete"]
     assert change.commands[0].params == {"id": 11, "fields": {"STAGE_ID": "C7:NEW"}}
     assert set(change.commands[-1].after) == {c.name for c in change.commands[:2]}
+
+
+def test_a_move_stage_naming_no_pipeline_of_the_blueprint_is_refused() -> None:
+    """--move-stage sales_turnky:WORK=NEW was ignored, silently: the stage stayed refused
+    and nothing said why."""
+    bp = blueprint()
+    snap = Snapshot([default(), sales()])
+    with pytest.raises(InputError, match="no pipeline 'salse' in the blueprint"):
+        diff(bp, snap, PlanOptions(prune=True, move_stage={"salse:WORK": "NEW"}))
 
 
 def test_a_new_smart_process_refers_to_itself_everywhere() -> None:
