@@ -364,6 +364,26 @@ def test_prune_deletes_only_with_the_flag(deployed: tuple[Sandbox, Path]) -> Non
     assert "UF_CRM_NOTE" not in {f["FIELD_NAME"] for f in box.call("crm.deal.userfield.list")}
 
 
+def test_prune_never_deletes_an_enumeration_value(deployed: tuple[Sandbox, Path]) -> None:
+    """An enumeration value dropped from the blueprint: --prune deleted it (emptying it on
+    every deal holding it, which no count showed), and its plan line crashed the text
+    plan (exit 4). Kept without --prune, refused with it; the plan shows the value."""
+    from b24kit.cli.blueprint import render_change
+
+    box, tmp = deployed
+    smaller = from_text(tmp, BASE.replace(", {value: Плохо, xml_id: BAD}", ""))
+    assert not plan(box, smaller).changes, "kept without --prune"
+    pruned = plan(box, smaller, prune=True)
+    [refused] = pruned.refused
+    assert refused.address == "UF_CRM_RATING" and "«Плохо»" in str(refused.refused)
+    assert "values: - Плохо" in render_change(refused), "one line, no IndexError"
+    report = apply(box, smaller, prune=True)
+    assert report.refused and report.outcomes == [], "nothing written"
+    [rating] = box.call("crm.deal.userfield.list", {"filter": {"FIELD_NAME": "UF_CRM_RATING"}})
+    values = box.call("crm.deal.userfield.get", {"id": rating["ID"]})["LIST"]
+    assert [v["VALUE"] for v in values] == ["Хорошо", "Плохо"]
+
+
 def test_prune_refuses_a_stage_that_holds_deals(deployed: tuple[Sandbox, Path]) -> None:
     box, tmp = deployed
     cid = deal_pipeline(box, "Продажи")["id"]

@@ -238,6 +238,14 @@ def _update(
     if not upper:
         return
     change = ctx.add(Change("update", "field", group, have.name, attrs))
+    dropped = [line[2:] for line in (values[0] if values else []) if line.startswith("- ")]
+    if dropped:
+        change.refused = (
+            f"--prune would delete the value(s) {', '.join(f'«{v}»' for v in dropped)}, "
+            "emptying them on every item that holds one: remove them on the portal by "
+            "hand, or name them in the blueprint again"
+        )
+        return
     if owner.spa is None:
         change.commands = [cmd.deal_field_update(have.id, upper, name=ctx.name("upd_uf"))]
         return
@@ -316,17 +324,18 @@ def value_changes(
     for e in have.values:
         if e.id in matched:
             continue
+        # kept on the portal, --prune or not: named, so a replacing update keeps it too.
+        # Deleting a value empties it on every item that holds it, and which items do is
+        # not read here (a stage's deals are): --prune is refused for it (the caller).
         if ctx.options.prune:
             shown.append(f"- {e.value}")
-            items.append({"ID": e.id, "DEL": "Y"})
-        else:  # kept on the portal: named, so a replacing update keeps it too
-            items.append(
-                {
-                    "ID": e.id,
-                    "VALUE": e.value,
-                    "XML_ID": e.xml_id,
-                    "SORT": e.sort,
-                    "DEF": "Y" if e.default else "N",
-                }
-            )
+        items.append(
+            {
+                "ID": e.id,
+                "VALUE": e.value,
+                "XML_ID": e.xml_id,
+                "SORT": e.sort,
+                "DEF": "Y" if e.default else "N",
+            }
+        )
     return (shown, items) if shown else None

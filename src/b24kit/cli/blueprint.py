@@ -113,12 +113,19 @@ def _value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else f'"{value}"'
 
 
+def _changed(key: str, value: Any) -> str:
+    """One attribute of an update: before -> after; an enumeration's values as the lines
+    the plan made of them ("+ new", "~ old -> new", "= kept"): read as a pair, one line
+    was an IndexError (exit 4) and two were shown as a change of one into the other."""
+    if key == "values" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return f"values: {'; '.join(value)}"
+    return f"{key}: {_value(value[0])} -> {_value(value[1])}"
+
+
 def render_change(change: "Change") -> str:
     symbol, colour = SYMBOL[change.action]
     if change.action in ("update", "rename"):
-        detail = ", ".join(
-            f"{k}: {_value(v[0])} -> {_value(v[1])}" for k, v in change.attrs.items()
-        )
+        detail = ", ".join(_changed(k, v) for k, v in change.attrs.items())
     else:
         detail = " ".join(f"{k}={_value(v)}" for k, v in change.attrs.items())
     # names come from the blueprint or the portal: never markup, never control characters
