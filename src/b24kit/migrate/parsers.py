@@ -143,9 +143,12 @@ def _why_not(text: str) -> str:
     return "not one amount written the usual way"
 
 
-def _number(text: str) -> tuple[Decimal, bool]:
-    """The number part: (value, whether a lone separator before three digits was read as a
-    decimal point, a guess). ValueError when the grouping is not the usual one."""
+def _number(text: str) -> tuple[Decimal, str]:
+    """The number part: (value, what of it was a guess). A separator before the last three
+    digits was read as a decimal point: "lone", with nothing before it but one to three
+    digits (1,250: thousands or decimals?); "grouped", after thousands grouped by spaces
+    (1 250.000: 1 250, or 1 250 000 with mixed separators?); "" when the separators settle
+    it (1,250.000; 125000.500; 0,125). ValueError when the grouping is not the usual one."""
     text = _SPACES_RUN.sub(" ", text)
     decimal = ""
     last = max(text.rfind(","), text.rfind("."))
@@ -161,34 +164,23 @@ def _number(text: str) -> tuple[Decimal, bool]:
     if head and not head.isdigit() and not _GROUPED.fullmatch(head):
         raise ValueError("groups of digits")
     digits = _SEPARATORS.sub("", head)
-    guess = (  # 1,250: a thousands separator or a decimal one? (0,125 is no thousands)
-        bool(decimal)
-        and len(decimal) == 3
-        and head.isdigit()
-        and len(head) <= 3
-        and not head.startswith("0")
-    )
-    return Decimal(f"{digits}.{decimal}" if decimal else digits), guess
+    value = Decimal(f"{digits}.{decimal}" if decimal else digits)
+    if len(decimal) != 3:
+        return value, ""
+    if head.isdigit():
+        return value, "lone" if len(head) <= 3 and not head.startswith("0") else ""
+    return value, "" if re.search(r"[.,]", head) else "grouped"
 
 
-def _three_decimals(text: str, number: Decimal) -> str | None:
-    """A warning when grouped thousands end in a separator and three digits read as a
-    decimal part (1 250.000 is 1 250, where 1 250 000 may have been meant); an exact one
-    is otherwise silent (a rounded one is warned as rounded)."""
-    last = max(text.rfind(","), text.rfind("."))
-    head = text[:last].strip()
-    if last < 0 or len(text) - last - 1 != 3 or number.as_tuple().exponent != -3:
-        return None
-    if head.isdigit() or not _GROUPED.fullmatch(head) or re.search(r"[.,]", head):
-        return None  # (1,250.000: thousands by commas, so the point is a decimal one)
+def _both_readings(text: str, number: Decimal) -> str:
+    """The warning for a "grouped" guess: the reading taken, and the other."""
     whole = f"{int(number):,}".replace(",", " ")
+    tail = str(number).split(".")[1].rstrip("0")
     meant = f"{int(_SEPARATORS.sub('', text)):,}".replace(",", " ")
-    return f"read {text!r} as {whole}{_fraction(number)}, not {meant}: three digits after the last separator"
-
-
-def _fraction(number: Decimal) -> str:
-    tail = str(number).split(".")[1].rstrip("0") if "." in str(number) else ""
-    return f",{tail}" if tail else ""
+    return (
+        f"read {text!r} as {whole}{f',{tail}' if tail else ''}, not {meant}: three digits "
+        "after the last separator"
+    )
 
 
 def parse_money(
@@ -245,14 +237,16 @@ def _parse_money(raw: Any, default_currency: str, negative: bool, places: int | 
         if sign in "-−–" and sign:
             value = -value
         currency = found.pop() if found else default_currency
-        warning = _three_decimals(match["num"], number) if not match["mul"] else None
-        if guessed and not match["mul"]:
-            head, tail = _DECIMAL_POINT.split(match["num"])
-            raise ParseError(
-                f"{_text(raw)!r}: {head}{tail} or {head}.{tail}? a lone separator before "
-                "three digits could be either: write the thousands without it (or with a "
-                "space), a decimal part with one or two digits"
-            )
+        warning = None
+        if guessed and not match["mul"]:  # a multiplier settles it: 1,250 млн is 1.25 million
+            if guessed == "lone":
+                head, tail = _DECIMAL_POINT.split(match["num"])
+                raise ParseError(
+                    f"{_text(raw)!r}: {head}{tail} or {head}.{tail}? a lone separator before "
+                    "three digits could be either: write the thousands without it (or with a "
+                    "space), a decimal part with one or two digits"
+                )
+            warning = _both_readings(match["num"], number)
     if value < 0 and not negative:
         raise ParseError(
             f"{_text(raw)!r}: a negative amount (say negative: true on the column to allow it)"
@@ -291,11 +285,12 @@ MONTHS = {
 
 
 # The grammar (anything else is rejected with the reason): 01.02.2024 and 1.2.24 (day
-# first, a two-digit year as a spreadsheet reads it: 00-29 is 20xx, 30-99 19xx), 2024-02-01, 1/2/2024 (day first, as in Russia; warned
-# when the day could be a month), 1 февраля 2024; «г.» or «года» after the year of the
-# first and the last (01.02.2024 г., 1 февраля 2024 года), a time after any of these
-# (10:30, 10:30:15, T10:30:15Z) ignored, spreadsheet serial numbers and date cells. Years
-# outside FIRST_YEAR..LAST_YEAR are refused: a typo (1024, 20244), not a project's date.
+# first, a two-digit year as a spreadsheet reads it: 00-29 is 20xx, 30-99 19xx),
+# 2024-02-01, 1/2/2024 (day first, as in Russia; warned when the day could be a month),
+# 1 февраля 2024; «г.» or «года» after the year of the first and the last (01.02.2024 г.,
+# 1 февраля 2024 года), a time after any of these (10:30, 10:30:15, T10:30:15Z) ignored,
+# spreadsheet serial numbers and date cells. Years outside FIRST_YEAR..LAST_YEAR are
+# refused: a typo (1024, 20244), not a project's date.
 FIRST_YEAR, LAST_YEAR = 1990, 2100
 TWO_DIGIT_PIVOT = 30  # Excel's and Google Sheets' default: a two-digit year below it is 20xx
 _TIME = r"(?:[ t]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?"
@@ -454,7 +449,7 @@ def _phones_text(text: str) -> tuple[tuple[str, ...], str | None]:
 # is rejected: "[anna@mail.ru" or "ivan@mail.ru/petr@mail.ru" as one address was written to
 # the portal as is, or failed there, the dry run having passed.
 _EMAIL_SPLIT = re.compile(r"[\s,;/|]+")
-_EMAIL_LABEL = re.compile(r"^(?:mailto|e-?mail|почта|эл\.?почта|email)\s*:\s*", re.IGNORECASE)
+_EMAIL_LABEL = re.compile(r"^(?:mailto|e-?mail|почта|эл\.?почта)\s*:\s*", re.IGNORECASE)
 _EMAIL_LABELS = {"e-mail", "email", "mail", "почта", "эл", "эл.", "эл.почта", "адрес"}
 _ADDRESS = re.compile(r"[\w%+'-][\w.%+'-]*@(?:[\w-]+\.)+(?:[^\W\d_]{2,}|xn--[\w-]+)")
 _INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")
