@@ -730,9 +730,10 @@ async def read_existing(
         }
         if contact.get("ORIGINATOR_ID") == mapping.originator and contact.get("ORIGIN_ID"):
             out.contacts_by_origin[str(contact["ORIGIN_ID"])] = cid
-        if str(contact.get("COMPANY_ID") or "0") not in ("", "0"):
+        of = _id_of(contact, "COMPANY_ID")
+        if of is not None:
             full = " ".join(str(contact.get(k) or "") for k in ("LAST_NAME", "NAME", "SECOND_NAME"))
-            out.persons.setdefault((int(contact["COMPANY_ID"]), _plain_name(full)), cid)
+            out.persons.setdefault((of, _plain_name(full)), cid)
         for key in _comm_keys(contact):
             out.contacts_by_comm.setdefault(key, cid)
     select = ["ID", "TITLE", "PHONE", "EMAIL", "ORIGINATOR_ID", "ORIGIN_ID"]
@@ -937,11 +938,6 @@ def _title_key(title: str) -> str:
     return " ".join(title.split())[:255]
 
 
-def _same_title(have: str, want: str) -> bool:
-    """A deal's title as the portal keeps it and as a row makes it."""
-    return _title_key(have) == _title_key(want)
-
-
 def _same(have: Any, want: Any) -> bool:
     if want is None:
         return True
@@ -1031,8 +1027,10 @@ class _Planner:
         # what earlier records made, found by the same keys as what the portal has
         self.contacts: dict[str, Any] = dict(existing.contacts_by_comm)
         self.contractors: dict[str, Any] = dict(existing.contractors_by_key)
-        self.contractor_titles: dict[str, str] = {}  # a new contractor's Ref -> its title
-        self.contractor_phones: dict[str, str] = {}  # an entry (id or Ref) -> its phone field
+        # a directory entry (its id, or the Ref of one this run makes) -> its title, and
+        # its phone field as written
+        self.contractor_titles: dict[Any, str] = dict(existing.contractor_titles)
+        self.contractor_phones: dict[Any, str] = dict(existing.contractor_phones)
         self.titles: dict[str, list[int]] = {}  # a title as compared -> the rows making it
         self.companies: dict[str, Any] = dict(existing.companies_by_key)
         self.persons: dict[tuple[str, str], Any] = {}  # (company, name) -> contact
@@ -1236,7 +1234,7 @@ class _Planner:
         if record.row_id != f"r{record.row}":
             return
         title = str(have.get("TITLE") or "")
-        if _same_title(title, record.title):
+        if _title_key(title) == _title_key(record.title):
             return
         moved_to = [n for n in self.titles.get(_title_key(title), ()) if n != record.row]
         if moved_to:
@@ -1528,25 +1526,20 @@ class _Planner:
         for k in keys:
             self.contractors[k] = contractor
         self.contractors.setdefault(by_name, contractor)  # a later row naming it, no phone
-        self.contractor_titles[str(contractor)] = title
-        self.contractor_phones[str(contractor)] = ", ".join(record.contractor["phones"])
+        self.contractor_titles[contractor] = title
+        self.contractor_phones[contractor] = ", ".join(record.contractor["phones"])
         return contractor
 
     def _add_phones(self, contractor: Any, phones: list[str]) -> None:
         """Write a directory entry's phone field with ``phones`` added (those it lacks),
         keeping the ones it has as they are written."""
-        have = self.contractor_phones.setdefault(
-            str(contractor),
-            self.existing.contractor_phones.get(contractor, "")
-            if not isinstance(contractor, Ref)
-            else "",
-        )
+        have = self.contractor_phones.get(contractor, "")
         known = {identifier(p) for p in _directory_phones(have)}
         new = [p for p in phones if identifier(p) not in known]
         if not new or self.mapping.contractor is None or self.target.contractor_etid is None:
             return
         text = ", ".join(p for p in (have.strip(), *new) if p)
-        self.contractor_phones[str(contractor)] = text
+        self.contractor_phones[contractor] = text
         prefix = spa_uf_prefix(self.target.contractor_type_id or 0)
         field_name = prefix + self.mapping.contractor.phone_field
         self.plan.commands.append(
@@ -1560,10 +1553,8 @@ class _Planner:
         )
 
     def _titled(self, contractor: Any) -> str:
-        """A contractor's title: one this run makes, or the portal's."""
-        if isinstance(contractor, Ref):
-            return self.contractor_titles.get(str(contractor), "")
-        return self.existing.contractor_titles.get(int(contractor), "")
+        """A contractor's title: the portal's, or that of one this run makes."""
+        return self.contractor_titles.get(contractor, "")
 
     def child(
         self,
