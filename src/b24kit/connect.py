@@ -70,11 +70,11 @@ def shared_lock_dir() -> Path:
             folder.mkdir(exist_ok=True)
             if folder.stat().st_uid == os.getuid():
                 folder.chmod(0o1777)
-            mode = folder.stat().st_mode
+            info = folder.stat()
         except OSError:
             continue
         # one another user made without the sticky bit would let them remove a held lock
-        shared = folder.stat().st_uid in (0, os.getuid()) or mode & stat.S_ISVTX
+        shared = info.st_uid in (0, os.getuid()) or info.st_mode & stat.S_ISVTX
         if shared and os.access(folder, os.W_OK | os.X_OK):
             return folder
     return SANDBOX_DIR / "locks"

@@ -229,20 +229,14 @@ def to_table(grid: Grid, header_rows: int = 1) -> Table:
     first = start + header_rows
     letters_of = {header: column_letter(col) for col, header in enumerate(headers)}
     carried = _carried(grid, first, width)
-    shared = (grid.worksheet, letters_of)
     for index in range(first, len(grid.rows)):  # (width: one header a column)
         raw = grid.rows[index]
         # a short row's missing cells are None; a long row's extra ones have no header
         line = raw[:width] if len(raw) >= width else [*raw, *[None] * (width - len(raw))]
-        down = carried.get(index)
-        if down is None:
-            rows.append(SheetRow(index + 1, dict(zip(headers, line, strict=True)), *shared))
-            continue
-        line = list(line)
-        for col, (value, _) in down.items():
-            line[col] = value
         values = dict(zip(headers, line, strict=True))
-        origin = {headers[col]: top for col, (_, top) in down.items()}
+        origin = {}
+        for col, (value, top) in carried.get(index, {}).items():
+            values[headers[col]], origin[headers[col]] = value, top
         rows.append(SheetRow(index + 1, values, grid.worksheet, letters_of, origin))
     repeated = {name: cols for name, cols in letters.items() if len(cols) > 1}
     return Table(grid.source, grid.worksheet, headers, rows, first + 1, repeated)
