@@ -238,10 +238,9 @@ def _update(
     if not upper:
         return
     change = ctx.add(Change("update", "field", group, have.name, attrs))
-    dropped = [line[2:] for line in (values[0] if values else []) if line.startswith("- ")]
-    if dropped:
+    if values is not None and values[2]:
         change.refused = (
-            f"--prune would delete the value(s) {', '.join(f'«{v}»' for v in dropped)}, "
+            f"--prune would delete the value(s) {', '.join(f'«{v}»' for v in values[2])}, "
             "emptying them on every item that holds one: remove them on the portal by "
             "hand, or name them in the blueprint again"
         )
@@ -275,17 +274,18 @@ def _update(
 
 def value_changes(
     ctx: Context, f: CustomField, have: FieldSnap
-) -> tuple[list[str], list[Any]] | None:
-    """The list values to send. Every value the field keeps is named by its id, changed
-    or not: the current userfieldconfig-update.md reads as a partial update, but an
-    earlier text and the main module's source replace the whole list with what is sent
-    (docs/sandbox.md, "uf-enum-replaces"); naming them all is right under both. A pruned
-    value is sent with DEL (partial reading); under the other reading it is kept, which
-    the next plan shows again, so nothing is lost either way."""
+) -> tuple[list[str], list[Any], list[str]] | None:
+    """The list values to send, the plan's lines for them, and the values --prune would
+    drop (the caller refuses those). Every value on the portal is named by its id, changed
+    or not, the ones the blueprint no longer names too: the current
+    userfieldconfig-update.md reads as a partial update, but an earlier text and the main
+    module's source replace the whole list with what is sent (docs/sandbox.md,
+    "uf-enum-replaces"); naming them all keeps each under both readings."""
     if f.type != "enumeration" or not f.values:
         return None
     shown: list[str] = []
     items: list[dict[str, Any]] = []
+    dropped: list[str] = []
     matched: set[int] = set()
     for i, v in enumerate(f.values):
         sort = v.sort or (i + 1) * 10
@@ -329,6 +329,7 @@ def value_changes(
         # not read here (a stage's deals are): --prune is refused for it (the caller).
         if ctx.options.prune:
             shown.append(f"- {e.value}")
+            dropped.append(e.value)
         items.append(
             {
                 "ID": e.id,
@@ -338,4 +339,4 @@ def value_changes(
                 "DEF": "Y" if e.default else "N",
             }
         )
-    return (shown, items) if shown else None
+    return (shown, items, dropped) if shown else None

@@ -115,7 +115,7 @@ def _value(value: Any) -> str:
 
 def _changed(key: str, value: Any) -> str:
     """One attribute of an update: before -> after; an enumeration's values as the lines
-    the plan made of them ("+ new", "~ old -> new", "= kept"): read as a pair, one line
+    the plan made of them ("+ new", "~ old -> new", "- dropped"): read as a pair, one line
     was an IndexError (exit 4) and two were shown as a change of one into the other."""
     if key == "values" and isinstance(value, list) and all(isinstance(v, str) for v in value):
         return f"values: {'; '.join(value)}"
