@@ -25,7 +25,6 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from b24kit.client.address import redact
 from b24kit.client.auth import Auth
 from b24kit.client.errors import (
-    NEVER_TRANSIENT,
     UNKNOWN,
     UNRESOLVED,
     AuthError,
@@ -39,6 +38,7 @@ from b24kit.client.errors import (
     ServerError,
     TransportFailure,
     classify,
+    transient,
 )
 from b24kit.client.limiter import Bucket, OperatingTracker
 from b24kit.clock import Clock, current
@@ -68,8 +68,8 @@ def _bare(method: str, status: int, detail: str, page: bool = False) -> BadRespo
     no worker took the request, or it ran and the answer was lost): a transient server
     error whose outcome is unknown for a write, as a 500. Never the leaky bucket's
     refusal, which always carries QUERY_LIMIT_EXCEEDED. A 501 or 505 is no such error:
-    the server cannot serve the request at all (``NEVER_TRANSIENT``)."""
-    if status >= 500 and status not in NEVER_TRANSIENT:
+    the server cannot serve the request at all (``transient``)."""
+    if transient(status):
         return ServerError(method, status, "", detail)
     return BadResponse(method, status, detail, page=page)
 
@@ -356,9 +356,9 @@ class B24Client:
             # cost each answer as much as decoding it
             data = json.loads(body)
         except ValueError:
-            text = response.text  # decoded only to tell an HTML page from other text
-            kind = "an HTML page" if "<html" in text[:500].lower() else "a non-JSON body"
-            page = kind == "an HTML page"
+            # (the text decoded only to tell an HTML page from other text)
+            page = "<html" in response.text[:500].lower()
+            kind = "an HTML page" if page else "a non-JSON body"
             raise self._bare(method, status, f"the portal answered with {kind}", page) from None
         if not isinstance(data, dict):
             raise BadResponse(method, status, "the answer is not a JSON object")

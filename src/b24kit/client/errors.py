@@ -71,6 +71,14 @@ class ServerError(PortalError):
 # Not Implemented (a server that is no portal: `python -m http.server` answers a POST so),
 # 505 HTTP Version Not Supported. Sent again, they answer the same: one is final.
 NEVER_TRANSIENT = frozenset({501, 505})
+
+
+def transient(status: int) -> bool:
+    """A 5xx that may be answered otherwise when asked again: a server error (a 500, a
+    proxy's 502/503/504), whether the portal's envelope came with it or not."""
+    return status >= 500 and status not in NEVER_TRANSIENT
+
+
 # 4xx statuses that say "not now" (a time-out, too early, too many): worth asking again
 LATER = frozenset({408, 425, 429})
 # what a web server in front of the portal says of a request too large for it (a batch's
@@ -185,6 +193,6 @@ def classify(method: str, status: int, code: Any, description: str) -> PortalErr
         or status == 401
     ):
         return AuthError(method, status, code, description)
-    if status >= 500 and status not in NEVER_TRANSIENT:
+    if transient(status):
         return ServerError(method, status, code, description)
     return PortalError(method, status, code, description)
