@@ -415,6 +415,18 @@ contact: {{name: Клиент, phone: Телефон}}
     assert rejected[8].startswith("row id 5 repeats row 6, 7 with other cells"), "typed"
 
 
+def csv_mapping(tmp_path: Path, originator: str, rest: str) -> Path:
+    """tmp_path/m.yaml: a mapping of tmp_path/p.csv into the company blueprint under
+    ``originator``, then ``rest`` (YAML)."""
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        f"version: 1\nblueprint: {COMPANY_PATH}\nsource: {{csv: p.csv}}\n"
+        f"originator: {originator}\n{rest}",
+        encoding="utf-8",
+    )
+    return mapping
+
+
 def test_a_formula_error_in_a_cell_rejects_its_row(tmp_path: Path) -> None:
     """A CSV saved from a Russian Excel where lookups failed: "#Н/Д" in a client's name and
     "#REF!" in a price are no values. Each such row is rejected naming the cell and the
@@ -427,23 +439,19 @@ def test_a_formula_error_in_a_cell_rejects_its_row(tmp_path: Path) -> None:
         "3;ИП Петров;8 900 333-44-55;3000;#ЗНАЧ!;\n"
         "4;ИП Сидоров;8 900 444-55-66;4000;;#N/A\n".encode("cp1251")
     )
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text(
-        f"""
-version: 1
-blueprint: {COMPANY_PATH}
-source: {{csv: p.csv}}
-originator: errors
+    mapping = csv_mapping(
+        tmp_path,
+        "errors",
+        """
 row_id: "№"
 parent:
   pipeline: sales_turnkey
-  title: "{{Клиент}}"
-  stage: {{default: NEW}}
+  title: "{Клиент}"
+  stage: {default: NEW}
   fields:
-    OPPORTUNITY: {{column: Цена, parse: money}}
-contact: {{name: Клиент, phone: Телефон, inn: ИНН}}
+    OPPORTUNITY: {column: Цена, parse: money}
+contact: {name: Клиент, phone: Телефон, inn: ИНН}
 """,
-        encoding="utf-8",
     )
     result = migrate(box, mapping)
     rejected = [(f.row, f.column, f.value, f.reason) for f in result.findings]
@@ -480,22 +488,18 @@ def test_a_run_never_hands_a_deal_to_another_client_unasked(tmp_path: Path, seco
     from b24kit.migrate.plan import DealsMoved
 
     box = deployed()
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text(
-        f"""
-version: 1
-blueprint: {COMPANY_PATH}
-source: {{csv: p.csv}}
-originator: projects
+    mapping = csv_mapping(
+        tmp_path,
+        "projects",
+        """
 parent:
   pipeline: sales_turnkey
-  title: "{{Клиент}}"
-  stage: {{default: NEW}}
+  title: "{Клиент}"
+  stage: {default: NEW}
   fields:
-    OPPORTUNITY: {{column: Цена, parse: money}}
-contact: {{name: Клиент, phone: Телефон}}
+    OPPORTUNITY: {column: Цена, parse: money}
+contact: {name: Клиент, phone: Телефон}
 """,
-        encoding="utf-8",
     )
     (tmp_path / "p.csv").write_text(SHEET_A, encoding="utf-8")
     assert migrate(box, mapping).records == 2
@@ -516,20 +520,15 @@ contact: {{name: Клиент, phone: Телефон}}
 
 
 def _one_row_mapping(tmp_path: Path, originator: str) -> Path:
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text(
-        f"""
-version: 1
-blueprint: {COMPANY_PATH}
-source: {{csv: p.csv}}
-originator: {originator}
+    return csv_mapping(
+        tmp_path,
+        originator,
+        """
 row_id: "№"
-parent: {{pipeline: sales_turnkey, title: "{{Клиент}}", stage: {{default: NEW}}}}
-contact: {{name: Клиент, phone: Телефон}}
+parent: {pipeline: sales_turnkey, title: "{Клиент}", stage: {default: NEW}}
+contact: {name: Клиент, phone: Телефон}
 """,
-        encoding="utf-8",
     )
-    return mapping
 
 
 @pytest.mark.parametrize(
@@ -594,22 +593,18 @@ def test_rows_keyed_by_their_number_never_become_other_projects(tmp_path: Path) 
     from b24kit.migrate.plan import DealsMoved
 
     box = deployed()
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text(
-        f"""
-version: 1
-blueprint: {COMPANY_PATH}
-source: {{csv: p.csv}}
-originator: numbered
+    mapping = csv_mapping(
+        tmp_path,
+        "numbered",
+        """
 parent:
   pipeline: sales_turnkey
-  title: "{{Что везём}}"
-  stage: {{default: NEW}}
+  title: "{Что везём}"
+  stage: {default: NEW}
   fields:
-    OPPORTUNITY: {{column: Цена, parse: money}}
-contact: {{name: Клиент, phone: Телефон}}
+    OPPORTUNITY: {column: Цена, parse: money}
+contact: {name: Клиент, phone: Телефон}
 """,
-        encoding="utf-8",
     )
     head = "Клиент;Телефон;Что везём;Цена\n"
     rows = [
@@ -681,24 +676,20 @@ def test_a_cleared_cell_and_a_deleted_row_are_said_not_silent(tmp_path: Path) ->
     stayed on the deal and a deleted row's deal stayed, and the dry run counted both as
     unchanged, saying nothing. Each is now a warning naming the deal and what it keeps."""
     box = deployed()
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text(
-        f"""
-version: 1
-blueprint: {COMPANY_PATH}
-source: {{csv: p.csv}}
-originator: kept
+    mapping = csv_mapping(
+        tmp_path,
+        "kept",
+        """
 row_id: "№"
 parent:
   pipeline: sales_turnkey
-  title: "{{Что везём}}"
-  stage: {{default: NEW}}
+  title: "{Что везём}"
+  stage: {default: NEW}
   fields:
-    OPPORTUNITY: {{column: Цена, parse: money}}
-    BEGINDATE: {{column: Дата, parse: date}}
-contact: {{name: Клиент, phone: Телефон}}
+    OPPORTUNITY: {column: Цена, parse: money}
+    BEGINDATE: {column: Дата, parse: date}
+contact: {name: Клиент, phone: Телефон}
 """,
-        encoding="utf-8",
     )
     sheet = tmp_path / "p.csv"
     head = "№;Клиент;Телефон;Что везём;Цена;Дата\n"  # no date: the portal fills one in
@@ -729,29 +720,25 @@ def test_one_contractor_however_its_name_is_written_and_a_shared_phone_said(
     the first one's phone was silently taken as it. Now one entry, found by phone or by
     name (legal form and quotes aside), and a warning for two names on one phone."""
     box = deployed()
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text(
-        f"""
-version: 1
-blueprint: {COMPANY_PATH}
-source: {{csv: p.csv}}
-originator: directory
+    mapping = csv_mapping(
+        tmp_path,
+        "directory",
+        """
 row_id: "№"
-users: {{Кузнецова: 6}}
+users: {Кузнецова: 6}
 parent:
   pipeline: sales_turnkey
-  title: "{{Клиент}}: {{Что везём}}"
-  stage: {{column: Статус, default: NEW, values: {{ESTIMATE_READY: [оценено]}}}}
-contact: {{name: Клиент, phone: Телефон}}
-contractor: {{type: contractors, title: Подрядчик, phone: Телефон подрядчика}}
+  title: "{Клиент}: {Что везём}"
+  stage: {column: Статус, default: NEW, values: {ESTIMATE_READY: [оценено]}}
+contact: {name: Клиент, phone: Телефон}
+contractor: {type: contractors, title: Подрядчик, phone: Телефон подрядчика}
 children:
   - link: estimate
     when: [Логист, Подрядчик]
-    title: "Оценка: {{Что везём}}"
+    title: "Оценка: {Что везём}"
     contractor: true
-    stage: {{column: Статус, default: NEW, values: {{APPROVAL: [оценено]}}}}
+    stage: {column: Статус, default: NEW, values: {APPROVAL: [оценено]}}
 """,
-        encoding="utf-8",
     )
     (tmp_path / "p.csv").write_text(
         "№;Клиент;Телефон;Что везём;Статус;Логист;Подрядчик;Телефон подрядчика\n"
@@ -800,22 +787,18 @@ def test_a_contractor_s_legal_form_and_a_phone_typed_by_hand_count(tmp_path: Pat
             "fields": {"title": "Ручной Ввод", "ufCrm1Phone": "8 911 555-55-55"},
         },
     )["item"]["id"]
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text(
-        f"""
-version: 1
-blueprint: {COMPANY_PATH}
-source: {{csv: p.csv}}
-originator: forms
+    mapping = csv_mapping(
+        tmp_path,
+        "forms",
+        """
 row_id: "№"
-users: {{Кузнецова: 6}}
-parent: {{pipeline: sales_turnkey, title: "{{Клиент}}", stage: {{default: NEW}}}}
-contact: {{name: Клиент, phone: Телефон}}
-contractor: {{type: contractors, title: Подрядчик, phone: Телефон подрядчика}}
+users: {Кузнецова: 6}
+parent: {pipeline: sales_turnkey, title: "{Клиент}", stage: {default: NEW}}
+contact: {name: Клиент, phone: Телефон}
+contractor: {type: contractors, title: Подрядчик, phone: Телефон подрядчика}
 children:
-  - {{link: estimate, when: [Подрядчик], title: "Оценка", contractor: true}}
+  - {link: estimate, when: [Подрядчик], title: "Оценка", contractor: true}
 """,
-        encoding="utf-8",
     )
     (tmp_path / "p.csv").write_text(
         "№;Клиент;Телефон;Подрядчик;Телефон подрядчика\n"
@@ -846,18 +829,14 @@ def test_a_company_known_by_name_alone_is_found_again_once_it_has_a_phone(
     made keyed by its name, and once the row gained a phone the re-run looked for it by
     the phone's key, made another and was refused for moving the deal to it."""
     box = deployed()
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text(
-        f"""
-version: 1
-blueprint: {COMPANY_PATH}
-source: {{csv: p.csv}}
-originator: by-name
+    mapping = csv_mapping(
+        tmp_path,
+        "by-name",
+        """
 row_id: "№"
-parent: {{pipeline: sales_turnkey, title: "{{Что}}", stage: {{default: NEW}}}}
-contact: {{name: Клиент, company: Компания, phone: Телефон}}
+parent: {pipeline: sales_turnkey, title: "{Что}", stage: {default: NEW}}
+contact: {name: Клиент, company: Компания, phone: Телефон}
 """,
-        encoding="utf-8",
     )
     sheet = tmp_path / "p.csv"
     head = "№;Клиент;Компания;Телефон;Что\n"
