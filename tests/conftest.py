@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """The tests run from the project folder, wherever pytest was started: some name the
-    blueprints and examples by relative paths (last, so that options naming files, such as
-    --junitxml, were already read relative to where pytest was started).
+    """The tests are collected from the project folder, wherever pytest was started (last,
+    so that options naming files, such as --junitxml, were already read relative to where
+    pytest was started); each test then runs in an empty folder of its own
+    (``_in_a_folder_of_its_own``).
 
     And the test modules pytest rewrites for its assertions are kept in __pycache__, as
     pytest does by default: it keeps them only where bytecode may be written, so with
